@@ -1,0 +1,42 @@
+// Package all builds backends by name. Adding a backend is a new package
+// under backends/ plus one case here (and its name in config.KnownBackends).
+package all
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+
+	"github.com/garner-metrics/garner/backends"
+	"github.com/garner-metrics/garner/backends/graphite"
+	"github.com/garner-metrics/garner/backends/null"
+	"github.com/garner-metrics/garner/backends/stdout"
+	"github.com/garner-metrics/garner/config"
+)
+
+// New builds every backend named in cfg.Backends.
+func New(cfg *config.Config, log logrus.FieldLogger, reg prometheus.Registerer) ([]backends.Backend, error) {
+	var out []backends.Backend
+	for _, name := range cfg.Backends {
+		b, err := newOne(name, cfg, log, reg)
+		if err != nil {
+			return nil, fmt.Errorf("backend %q: %w", name, err)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+func newOne(name string, cfg *config.Config, log logrus.FieldLogger, reg prometheus.Registerer) (backends.Backend, error) {
+	switch name {
+	case stdout.Name:
+		return stdout.New(os.Stdout), nil
+	case null.Name:
+		return null.Backend{}, nil
+	case graphite.Name:
+		return graphite.New(cfg.Graphite, log, reg)
+	}
+	return nil, fmt.Errorf("unknown backend (known: %v)", config.KnownBackends)
+}

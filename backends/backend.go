@@ -1,0 +1,40 @@
+// Package backends defines the interface every output of garner implements.
+// Each backend is its own package under backends/; cmd/garner picks them by
+// name from the registry in backends/all.
+package backends
+
+import (
+	"context"
+
+	"github.com/garner-metrics/garner/pkg/metrics"
+)
+
+// Backend receives every flush and every event.
+//
+// The flusher calls SendMetrics for one snapshot at a time per backend, with a
+// context that carries the backend's deadline; a call that has not returned
+// when the next flush is due makes that flush be dropped for this backend (and
+// counted), never queued without bound. SendEvent may be called concurrently
+// with SendMetrics. Backends must not modify the snapshot or the event.
+type Backend interface {
+	// Name is the backend's name as written in the backends config key.
+	Name() string
+	// SendMetrics delivers one flush. It returns when the data was handed to
+	// the destination (or queued in the backend's own bounded buffer).
+	SendMetrics(ctx context.Context, s *metrics.Snapshot) error
+	// SendEvent delivers one event. Backends without events return nil.
+	SendEvent(ctx context.Context, e *metrics.Event) error
+}
+
+// ServiceCheckSender is implemented by backends that accept DogStatsD
+// service checks. The others never see them.
+type ServiceCheckSender interface {
+	SendServiceCheck(ctx context.Context, c *metrics.ServiceCheck) error
+}
+
+// Runner is implemented by backends with background work (a connection, a
+// send queue). Run returns only after that work has stopped; it returns when
+// ctx is cancelled, after a best-effort delivery of what is still queued.
+type Runner interface {
+	Run(ctx context.Context) error
+}

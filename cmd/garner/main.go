@@ -1,0 +1,202 @@
+// Command garner is a statsd-compatible metrics aggregation server.
+//
+// main only wires components together. Shutdown order (SIGTERM/SIGINT):
+//
+//  1. receivers stop reading after draining what the kernel already queued;
+//     the periodic flush loop stops;
+//  2. the final flush collects everything the shards hold (their queues
+//     included) and delivers it to every backend, bounded by shutdown-timeout;
+//  3. shards, the event dispatcher and backends stop; garner exits 0.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/garner-metrics/garner/backends"
+	"github.com/garner-metrics/garner/backends/all"
+	"github.com/garner-metrics/garner/config"
+	"github.com/garner-metrics/garner/pkg/aggregator"
+	"github.com/garner-metrics/garner/pkg/flush"
+	"github.com/garner-metrics/garner/pkg/receiver"
+	"github.com/garner-metrics/garner/pkg/version"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitRuntime = 1 // could not start (port taken, ...) or failed while running
+	exitConfig  = 2 // bad flags or configuration
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cfg, err := config.Load(args)
+	if errors.Is(err, config.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "garner: %v\n", err)
+		return exitConfig
+	}
+	if cfg.ShowVersion {
+		fmt.Println(version.Get())
+		return exitOK
+	}
+	log := newLogger(cfg)
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	bs, err := all.New(cfg, log, reg)
+	if err != nil {
+		log.WithError(err).Error("cannot configure backends")
+		return exitConfig
+	}
+	events := flush.NewEvents(4096, cfg.BackendTimeout, bs, log, reg)
+	agg := aggregator.New(aggregator.Options{
+		Shards:            cfg.MaxWorkers,
+		QueueLines:        cfg.MaxQueueSize,
+		PercentThresholds: cfg.PercentThreshold,
+		Expiry:            aggregator.Expiry(cfg.Expiry),
+		IgnoreHost:        cfg.IgnoreHost,
+		Namespace:         cfg.Namespace,
+		DefaultTags:       cfg.DefaultTags,
+		GaugeDeltas:       cfg.GaugeDeltas,
+		HistogramLimit:    cfg.HistogramLimit,
+		Disabled:          cfg.DisabledSubMetric,
+		BadLinesPerMinute: cfg.BadLinesPerMinute,
+	}, events, log, reg)
+	flusher := flush.New(flush.Options{
+		Interval: cfg.FlushInterval, Aligned: cfg.FlushAligned, Offset: cfg.FlushOffset, Timeout: cfg.BackendTimeout,
+	}, agg, bs, log, reg)
+
+	receivers, err := listen(cfg, agg, log, reg)
+	if err != nil {
+		log.WithError(err).Error("cannot start receivers")
+		return exitRuntime
+	}
+	log.WithFields(logrus.Fields{
+		"version": version.Get().Version, "backends": cfg.Backends, "flush_interval": cfg.FlushInterval.String(),
+		"shards": cfg.MaxWorkers,
+	}).Info("garner started")
+
+	sigCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stopSignals()
+
+	// Background components live until after the final flush.
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	var bg errgroup.Group
+	bg.Go(func() error { return agg.Run(bgCtx) })
+	bg.Go(func() error { return events.Run(bgCtx) })
+	for _, b := range bs {
+		if r, ok := b.(backends.Runner); ok {
+			bg.Go(func() error { return r.Run(bgCtx) })
+		}
+	}
+
+	// Receivers and the flush loop stop at the signal, or when one fails.
+	g, gctx := errgroup.WithContext(sigCtx)
+	for _, r := range receivers {
+		g.Go(func() error { return r.Run(gctx) })
+	}
+	g.Go(func() error { return flusher.Run(gctx) })
+	code := exitOK
+	if err := g.Wait(); err != nil {
+		log.WithError(err).Error("garner failed")
+		code = exitRuntime
+	}
+
+	log.WithField("queued_lines", agg.QueuedLines()).Info("shutting down: final flush")
+	fctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	if err := flusher.Final(fctx); err != nil {
+		log.WithError(err).Error("final flush incomplete")
+	}
+	cancel()
+	stopBackground()
+	_ = bg.Wait()
+	for _, b := range bs {
+		if c, ok := b.(io.Closer); ok {
+			_ = c.Close()
+		}
+	}
+	log.Info("garner stopped")
+	return code
+}
+
+type runner interface {
+	Run(ctx context.Context) error
+}
+
+// listen binds every configured receiver; a failure closes those already bound.
+func listen(cfg *config.Config, agg *aggregator.Aggregator, log logrus.FieldLogger, reg prometheus.Registerer) ([]runner, error) {
+	var rs []runner
+	fail := func(err error) ([]runner, error) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		for _, r := range rs {
+			_ = r.Run(ctx) // cancelled: closes at once
+		}
+		return nil, err
+	}
+	if cfg.MetricsAddr != "" {
+		if receiver.IsUnixPath(cfg.MetricsAddr) {
+			u, err := receiver.ListenUnixgram(cfg.MetricsAddr, cfg.MaxDatagramSize, agg, log)
+			if err != nil {
+				return fail(err)
+			}
+			log.WithField("address", u.Addr().String()).Info("listening for statsd on unix datagram socket")
+			rs = append(rs, u)
+		} else {
+			u, err := receiver.ListenUDP(receiver.UDPOptions{
+				Addr: cfg.MetricsAddr, Readers: cfg.MaxReaders, BatchSize: cfg.ReceiveBatchSize,
+				DatagramSize: cfg.MaxDatagramSize, ReceiveBuffer: cfg.SocketReceiveBuffer,
+			}, agg, log)
+			if err != nil {
+				return fail(err)
+			}
+			log.WithFields(logrus.Fields{"address": u.Addr().String(), "readers": cfg.MaxReaders}).Info("listening for statsd on udp")
+			rs = append(rs, u)
+		}
+	}
+	if cfg.TCPMetricsAddr != "" {
+		t, err := receiver.ListenTCP(receiver.TCPOptions{
+			Addr: cfg.TCPMetricsAddr, MaxLineLength: cfg.TCPMaxLineLength,
+			MaxConnections: cfg.TCPMaxConnections, IdleTimeout: cfg.TCPIdleTimeout,
+		}, agg, log, reg)
+		if err != nil {
+			return fail(err)
+		}
+		log.WithField("address", t.Addr().String()).Info("listening for statsd on tcp")
+		rs = append(rs, t)
+	}
+	return rs, nil
+}
+
+func newLogger(cfg *config.Config) *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(os.Stderr)
+	if lvl, err := logrus.ParseLevel(cfg.LogLevel); err == nil {
+		l.SetLevel(lvl)
+	}
+	if cfg.LogJSON {
+		l.SetFormatter(&logrus.JSONFormatter{})
+	}
+	return l
+}

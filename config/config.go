@@ -1,0 +1,557 @@
+// Package config reads garner's configuration from flags, GARNER_*
+// environment variables and a TOML/YAML/JSON file into a typed Config.
+// It is the only package that uses viper.
+//
+// Precedence is flag > environment > file > default. Every key garner knows is
+// declared once, in a section table (keys.go and the section files); a key
+// garner does not know, or a value that does not parse, makes Load fail with an
+// error that names the key.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/garner-metrics/garner/pkg/metrics"
+)
+
+// ErrHelp is returned by Load when --help was asked for; the usage was printed.
+var ErrHelp = pflag.ErrHelp
+
+// Config is garner's whole configuration. The zero value is not useful; use Load
+// or Default.
+type Config struct {
+	ConfigPath  string
+	ShowVersion bool
+	LogLevel    string // panic|fatal|error|warn|info|debug|trace
+	LogJSON     bool
+
+	MetricsAddr         string        // UDP listen address, or a unix datagram socket path; "" = off
+	TCPMetricsAddr      string        // TCP listen address; "" = off
+	MaxReaders          int           // UDP sockets (SO_REUSEPORT), one reading goroutine each
+	MaxWorkers          int           // aggregation shards
+	ReceiveBatchSize    int           // datagrams per recvmmsg call
+	SocketReceiveBuffer int           // SO_RCVBUF in bytes
+	MaxDatagramSize     int           // read buffer per datagram, bytes
+	MaxQueueSize        int           // lines buffered per shard before drops
+	TCPMaxLineLength    int           // bytes
+	TCPMaxConnections   int           // concurrent TCP clients
+	TCPIdleTimeout      time.Duration // a TCP client silent this long is disconnected
+	BadLinesPerMinute   float64       // bad-line log lines per minute (burst of 10); 0 = never log
+
+	Backends          []string
+	FlushInterval     time.Duration
+	FlushAligned      bool
+	FlushOffset       time.Duration
+	BackendTimeout    time.Duration // per-backend deadline of one flush
+	ShutdownTimeout   time.Duration // bound on the final flush at shutdown
+	PercentThreshold  []float64
+	Expiry            Expiry
+	IgnoreHost        bool
+	Hostname          string
+	Namespace         string
+	DefaultTags       []string
+	GaugeDeltas       bool
+	HistogramLimit    int
+	DisabledSubMetric metrics.SubMetrics
+
+	Graphite Graphite
+
+	// Warnings lists what Load accepted but wants the operator to know (keys
+	// ignored on purpose). The caller logs each once.
+	Warnings []string
+}
+
+// Expiry holds the per-type idle expiry intervals: 0 = never expire,
+// negative = drop every series after each flush.
+type Expiry struct {
+	Counter, Gauge, Set, Timer time.Duration
+}
+
+// KnownBackends lists the backend names the backends key accepts.
+var KnownBackends = []string{"stdout", "null", "graphite"}
+
+// Error is a configuration error; Key names the offending key.
+type Error struct {
+	Key string
+	Err error
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("config key %q: %v", e.Key, e.Err) }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Default returns the configuration with every key at its default.
+func Default() *Config {
+	c, err := Load(nil)
+	if err != nil {
+		panic(fmt.Sprintf("config: defaults do not load: %v", err)) // a bug in this package
+	}
+	return c
+}
+
+// Load builds the configuration from command-line args (without the program
+// name), the process environment and the file named by --config-path. It
+// fails with an *Error naming the first bad key, or with ErrHelp after
+// printing usage for --help.
+func Load(args []string) (*Config, error) {
+	fs := pflag.NewFlagSet("garner", pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.String("config-path", "", "Path to a config file (TOML, YAML or JSON, chosen by extension)")
+	fs.Bool("version", false, "Print version, commit and build date, then exit")
+	for _, k := range allKeys() {
+		if k.flag {
+			k.addFlag(fs)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+
+	v := viper.New()
+	v.SetEnvPrefix("GARNER")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
+	v.AutomaticEnv()
+	for _, k := range allKeys() {
+		if k.def != nil && !strings.Contains(k.name, "*") {
+			v.SetDefault(k.name, k.def)
+		}
+		if k.flag {
+			if err := v.BindPFlag(k.name, fs.Lookup(k.name)); err != nil {
+				return nil, fmt.Errorf("cannot bind flag %q: %w", k.name, err)
+			}
+		}
+	}
+	for _, e := range os.Environ() {
+		name, _, _ := strings.Cut(e, "=")
+		if strings.HasPrefix(name, "GARNER_") {
+			if err := checkEnvKnown(name); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	c := &Config{}
+	c.ConfigPath, _ = fs.GetString("config-path")
+	c.ShowVersion, _ = fs.GetBool("version")
+	var warnings []string
+	if c.ConfigPath != "" {
+		fileKeys, err := readFileKeys(c.ConfigPath)
+		if err != nil {
+			return nil, &Error{Key: "config-path", Err: err}
+		}
+		for _, fk := range fileKeys {
+			if ignoredKeys[fk] {
+				warnings = append(warnings, fmt.Sprintf("config key %q is a gostatsd key garner ignores on purpose", fk))
+				continue
+			}
+			if !isKnown(fk) {
+				return nil, &Error{Key: fk, Err: errors.New("unknown key (see config/garner.example.toml for every key)")}
+			}
+		}
+		v.SetConfigFile(c.ConfigPath)
+		if err := v.ReadInConfig(); err != nil {
+			return nil, &Error{Key: "config-path", Err: err}
+		}
+	}
+
+	r := &reader{v: v}
+	for _, s := range sections {
+		s(c, r)
+		if r.err != nil {
+			return nil, r.err
+		}
+	}
+	c.Warnings = warnings
+	return c, nil
+}
+
+// sections fill the Config from the reader, one per config area. A section
+// records the first bad key in r.err.
+var sections = []func(*Config, *reader){
+	(*Config).loadCore,
+	(*Config).loadGraphite,
+}
+
+func (c *Config) loadCore(r *reader) {
+	c.LogLevel = r.oneOf("log-level", "panic", "fatal", "error", "warn", "warning", "info", "debug", "trace")
+	if r.bool("verbose") {
+		c.LogLevel = "debug"
+	}
+	c.LogJSON = r.bool("json")
+	c.MetricsAddr = r.str("metrics-addr")
+	c.TCPMetricsAddr = r.str("tcp-metrics-addr")
+	c.MaxReaders = r.positiveInt("max-readers")
+	c.MaxWorkers = r.positiveInt("max-workers")
+	c.ReceiveBatchSize = r.positiveInt("receive-batch-size")
+	c.SocketReceiveBuffer = r.size("socket-receive-buffer")
+	c.MaxDatagramSize = r.size("max-datagram-size")
+	if c.MaxDatagramSize < 512 || c.MaxDatagramSize > 65536 {
+		r.fail("max-datagram-size", fmt.Errorf("must be between 512 and 65536 bytes, got %d", c.MaxDatagramSize))
+	}
+	c.MaxQueueSize = r.positiveInt("max-queue-size")
+	c.TCPMaxLineLength = r.size("tcp-max-line-length")
+	c.TCPMaxConnections = r.positiveInt("tcp-max-connections")
+	c.TCPIdleTimeout = r.positiveDuration("tcp-idle-timeout")
+	c.BadLinesPerMinute = r.float("bad-lines-per-minute")
+	if c.BadLinesPerMinute < 0 {
+		r.fail("bad-lines-per-minute", errors.New("must not be negative"))
+	}
+
+	c.Backends = r.list("backends")
+	for _, b := range c.Backends {
+		if !contains(KnownBackends, b) {
+			r.fail("backends", fmt.Errorf("unknown backend %q (known: %s)", b, strings.Join(KnownBackends, ", ")))
+		}
+	}
+	c.FlushInterval = r.positiveDuration("flush-interval")
+	c.FlushAligned = r.bool("flush-aligned")
+	c.FlushOffset = r.duration("flush-offset")
+	if c.FlushOffset < 0 || (c.FlushInterval > 0 && c.FlushOffset >= c.FlushInterval) {
+		r.fail("flush-offset", fmt.Errorf("must be in [0, flush-interval=%s)", c.FlushInterval))
+	}
+	c.BackendTimeout = r.duration("backend-timeout")
+	if c.BackendTimeout <= 0 {
+		c.BackendTimeout = c.FlushInterval
+	}
+	c.ShutdownTimeout = r.positiveDuration("shutdown-timeout")
+	c.PercentThreshold = r.floatList("percent-threshold")
+	for _, p := range c.PercentThreshold {
+		if p == 0 || p < -100 || p > 100 || p != p {
+			r.fail("percent-threshold", fmt.Errorf("%v is not a percentile: want a non-zero number in [-100, 100]", p))
+		}
+	}
+	all := r.duration("expiry-interval")
+	c.Expiry = Expiry{
+		Counter: r.durationOr("expiry-interval-counter", all),
+		Gauge:   r.durationOr("expiry-interval-gauge", all),
+		Set:     r.durationOr("expiry-interval-set", all),
+		Timer:   r.durationOr("expiry-interval-timer", all),
+	}
+	c.IgnoreHost = r.bool("ignore-host")
+	c.Hostname = r.str("hostname")
+	if c.Hostname == "" {
+		c.Hostname, _ = os.Hostname()
+	}
+	c.Namespace = strings.Trim(r.str("namespace"), ".")
+	c.DefaultTags = r.list("default-tags")
+	c.GaugeDeltas = r.bool("gauge-deltas")
+	c.HistogramLimit = r.positiveInt("histogram-limit")
+	for name, bit := range metrics.SubMetricKeys {
+		if r.bool("disabled-sub-metrics." + name) {
+			c.DisabledSubMetric |= bit
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// reader converts viper's untyped values strictly: a value that does not parse
+// records an *Error for its key instead of silently becoming a zero.
+type reader struct {
+	v   *viper.Viper
+	err error
+}
+
+func (r *reader) fail(key string, err error) {
+	if r.err == nil {
+		r.err = &Error{Key: key, Err: err}
+	}
+}
+
+func (r *reader) str(key string) string {
+	switch x := r.v.Get(key).(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case []any, map[string]any:
+		r.fail(key, fmt.Errorf("want a string, got %v", x))
+		return ""
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
+func (r *reader) oneOf(key string, allowed ...string) string {
+	s := strings.ToLower(r.str(key))
+	if !contains(allowed, s) {
+		r.fail(key, fmt.Errorf("%q is not one of %s", s, strings.Join(allowed, ", ")))
+	}
+	return s
+}
+
+func (r *reader) bool(key string) bool {
+	switch x := r.v.Get(key).(type) {
+	case nil:
+		return false
+	case bool:
+		return x
+	case string:
+		b, err := strconv.ParseBool(strings.TrimSpace(x))
+		if err != nil {
+			r.fail(key, fmt.Errorf("%q is not a boolean (true or false)", x))
+		}
+		return b
+	default:
+		r.fail(key, fmt.Errorf("%v is not a boolean (true or false)", x))
+		return false
+	}
+}
+
+func (r *reader) int(key string) int {
+	switch x := r.v.Get(key).(type) {
+	case nil:
+		return 0
+	case int:
+		return x
+	case int64:
+		return int(x)
+	case float64:
+		if x != float64(int(x)) {
+			r.fail(key, fmt.Errorf("%v is not a whole number", x))
+		}
+		return int(x)
+	case string:
+		n, err := strconv.Atoi(strings.TrimSpace(x))
+		if err != nil {
+			r.fail(key, fmt.Errorf("%q is not a whole number", x))
+		}
+		return n
+	default:
+		r.fail(key, fmt.Errorf("%v is not a whole number", x))
+		return 0
+	}
+}
+
+func (r *reader) positiveInt(key string) int {
+	n := r.int(key)
+	if n <= 0 {
+		r.fail(key, fmt.Errorf("must be at least 1, got %d", n))
+	}
+	return n
+}
+
+func (r *reader) float(key string) float64 {
+	switch x := r.v.Get(key).(type) {
+	case nil:
+		return 0
+	case int:
+		return float64(x)
+	case int64:
+		return float64(x)
+	case float64:
+		return x
+	case string:
+		f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+		if err != nil || f != f {
+			r.fail(key, fmt.Errorf("%q is not a number", x))
+		}
+		return f
+	default:
+		r.fail(key, fmt.Errorf("%v is not a number", x))
+		return 0
+	}
+}
+
+// duration accepts Go durations ("10s", "1m30s"); "0" is zero. A bare number
+// is refused: "10" could mean seconds or milliseconds.
+func (r *reader) duration(key string) time.Duration {
+	switch x := r.v.Get(key).(type) {
+	case nil:
+		return 0
+	case time.Duration:
+		return x
+	case string:
+		s := strings.TrimSpace(x)
+		if s == "0" || s == "" {
+			return 0
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			r.fail(key, fmt.Errorf("%q is not a duration (write it with a unit, e.g. \"10s\", \"500ms\", \"5m\")", x))
+		}
+		return d
+	case int, int64, float64:
+		if fmt.Sprint(x) == "0" {
+			return 0
+		}
+		r.fail(key, fmt.Errorf("%v has no unit: write a duration such as \"%vs\"", x, x))
+		return 0
+	default:
+		r.fail(key, fmt.Errorf("%v is not a duration", x))
+		return 0
+	}
+}
+
+func (r *reader) positiveDuration(key string) time.Duration {
+	d := r.duration(key)
+	if d <= 0 {
+		r.fail(key, fmt.Errorf("must be a positive duration, got %s", d))
+	}
+	return d
+}
+
+func (r *reader) durationOr(key string, def time.Duration) time.Duration {
+	if !r.v.IsSet(key) {
+		return def
+	}
+	return r.duration(key)
+}
+
+var sizeRE = regexp.MustCompile(`^([0-9]+)\s*([KMG]i?B?|B)?$`)
+
+// size accepts a byte count: 8388608, "8MiB", "512KiB", "1GB" (powers of 1024
+// either way: socket buffers and limits are not sold by the kilo).
+func (r *reader) size(key string) int {
+	switch x := r.v.Get(key).(type) {
+	case int, int64, float64:
+		return r.int(key)
+	case string:
+		m := sizeRE.FindStringSubmatch(strings.TrimSpace(x))
+		if m == nil {
+			r.fail(key, fmt.Errorf("%q is not a size (e.g. 8388608, \"8MiB\", \"512KiB\")", x))
+			return 0
+		}
+		n, err := strconv.Atoi(m[1])
+		if err != nil {
+			r.fail(key, fmt.Errorf("%q is not a size: %w", x, err))
+		}
+		switch strings.ToUpper(m[2])[:min(1, len(m[2]))] {
+		case "K":
+			n <<= 10
+		case "M":
+			n <<= 20
+		case "G":
+			n <<= 30
+		}
+		return n
+	case nil:
+		return 0
+	default:
+		r.fail(key, fmt.Errorf("%v is not a size", x))
+		return 0
+	}
+}
+
+// list accepts a TOML/YAML/JSON array or a string of items separated by spaces
+// or commas (gostatsd writes "graphite stdout").
+func (r *reader) list(key string) []string {
+	var items []string
+	switch x := r.v.Get(key).(type) {
+	case nil:
+	case string:
+		items = strings.FieldsFunc(x, func(c rune) bool { return c == ' ' || c == ',' || c == '\t' || c == '\n' })
+	case []string:
+		items = x
+	case []any:
+		for _, e := range x {
+			items = append(items, strings.TrimSpace(fmt.Sprint(e)))
+		}
+	default:
+		r.fail(key, fmt.Errorf("%v is not a list", x))
+	}
+	out := items[:0:0]
+	for _, s := range items {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (r *reader) floatList(key string) []float64 {
+	var out []float64
+	for _, s := range r.list(key) {
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			r.fail(key, fmt.Errorf("%q is not a number", s))
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// readFileKeys returns every leaf key of the config file, lower-cased and
+// dotted as viper names them.
+func readFileKeys(path string) ([]string, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, err
+	}
+	fv := viper.New()
+	fv.SetConfigFile(path)
+	if err := fv.ReadInConfig(); err != nil {
+		return nil, err
+	}
+	keys := fv.AllKeys()
+	sort.Strings(keys)
+	return keys, nil
+}
+
+func isKnown(name string) bool {
+	for _, k := range allKeys() {
+		if matchKey(k.name, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchKey matches a dotted key against a pattern where "*" is one segment.
+func matchKey(pattern, name string) bool {
+	if !strings.Contains(pattern, "*") {
+		return pattern == name
+	}
+	ps, ns := strings.Split(pattern, "."), strings.Split(name, ".")
+	if len(ps) != len(ns) {
+		return false
+	}
+	for i := range ps {
+		if ps[i] != "*" && ps[i] != ns[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// envName is the environment variable that sets key.
+func envName(key string) string {
+	return "GARNER_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(key))
+}
+
+func checkEnvKnown(name string) error {
+	for _, k := range allKeys() {
+		if strings.Contains(k.name, "*") {
+			// A dynamic section ([filter.<name>]) cannot be named by one
+			// variable; accept anything under its prefix.
+			prefix := envName(k.name[:strings.Index(k.name, "*")])
+			if strings.HasPrefix(name, prefix) {
+				return nil
+			}
+			continue
+		}
+		if envName(k.name) == name {
+			return nil
+		}
+	}
+	return &Error{Key: name, Err: errors.New("unknown environment variable (GARNER_ variables name config keys, e.g. GARNER_FLUSH_INTERVAL)")}
+}
+
+func defaultReaders() int { return min(8, runtime.NumCPU()) }

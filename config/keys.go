@@ -1,0 +1,121 @@
+package config
+
+import (
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+type kind uint8
+
+const (
+	kString kind = iota
+	kBool
+	kInt
+	kFloat
+	kDuration
+	kList // space- or comma-separated string, or an array
+	kSize // bytes: 8388608 or "8MiB"
+)
+
+// key declares one config key: its dotted name ("*" stands for a dynamic
+// section name), kind, default and help. Keys with flag set are also
+// command-line flags of the same name.
+type key struct {
+	name  string
+	kind  kind
+	def   any
+	usage string
+	flag  bool
+}
+
+func (k key) addFlag(fs *pflag.FlagSet) {
+	switch k.kind {
+	case kBool:
+		fs.Bool(k.name, k.def.(bool), k.usage)
+	case kInt:
+		fs.Int(k.name, k.def.(int), k.usage)
+	case kDuration:
+		fs.Duration(k.name, k.def.(time.Duration), k.usage)
+	default:
+		fs.String(k.name, fmt.Sprint(k.def), k.usage)
+	}
+}
+
+// coreKeys are the top-level keys. Names and defaults follow gostatsd where
+// gostatsd has the key.
+var coreKeys = []key{
+	{"log-level", kString, "info", "Log level: error, warn, info, debug, trace", true},
+	{"verbose", kBool, false, "Log at debug level (gostatsd's flag; same as --log-level=debug)", true},
+	{"json", kBool, false, "Log in JSON", true},
+	{"metrics-addr", kString, ":8125", "UDP address to receive statsd on, or a path for a unix datagram socket; empty = off", true},
+	{"tcp-metrics-addr", kString, "", "TCP address to receive newline-delimited statsd on; empty = off", true},
+	{"max-readers", kInt, defaultReaders(), "UDP sockets bound with SO_REUSEPORT, one reading goroutine each (default min(8, CPUs))", true},
+	{"max-workers", kInt, runtime.NumCPU(), "Aggregation shards, one goroutine each (default CPUs)", true},
+	{"receive-batch-size", kInt, 50, "Datagrams read per recvmmsg call", true},
+	{"max-datagram-size", kSize, "64KiB", "UDP/unixgram read buffer per datagram; longer datagrams are truncated, their last line counted as bad", true},
+	{"socket-receive-buffer", kSize, "8MiB", "SO_RCVBUF asked for each UDP socket (warned when the kernel grants less; raise net.core.rmem_max)", true},
+	{"max-queue-size", kInt, 262144, "Lines buffered per shard; beyond it lines are dropped and counted in garner_aggregator_queue_dropped_lines_total", true},
+	{"tcp-max-line-length", kSize, "64KiB", "Longest TCP statsd line; a client that sends a longer one is disconnected", true},
+	{"tcp-max-connections", kInt, 1024, "Concurrent TCP statsd clients; further ones are refused", true},
+	{"tcp-idle-timeout", kDuration, 5 * time.Minute, "A TCP statsd client that sends nothing for this long is disconnected", true},
+	{"bad-lines-per-minute", kFloat, 60.0, "Bad lines logged per minute (burst 10); every bad line is counted regardless; 0 = never log", true},
+	{"backends", kList, "stdout", "Backends to flush to, space-separated: stdout, null, graphite", true},
+	{"flush-interval", kDuration, 10 * time.Second, "How often aggregates are flushed to the backends", true},
+	{"flush-aligned", kBool, false, "Align flushes to multiples of flush-interval on the wall clock", true},
+	{"flush-offset", kDuration, time.Duration(0), "With flush-aligned, flush this long after each multiple", true},
+	{"backend-timeout", kDuration, time.Duration(0), "Deadline of one backend's flush; 0 = flush-interval", true},
+	{"shutdown-timeout", kDuration, 10 * time.Second, "Bound on the final flush on SIGTERM/SIGINT", true},
+	{"percent-threshold", kList, "90", "Timer percentiles, space-separated; negative = highest values (lower_-P); decimals allowed (99.9 → _99_9)", true},
+	{"expiry-interval", kDuration, 5 * time.Minute, "An idle series is sent as zero (gauges: last value) until idle this long; 0 = never expire; negative = every flush", true},
+	{"expiry-interval-counter", kDuration, nil, "expiry-interval for counters (default expiry-interval)", false},
+	{"expiry-interval-gauge", kDuration, nil, "expiry-interval for gauges (default expiry-interval)", false},
+	{"expiry-interval-set", kDuration, nil, "expiry-interval for sets (default expiry-interval)", false},
+	{"expiry-interval-timer", kDuration, nil, "expiry-interval for timers (default expiry-interval)", false},
+	{"ignore-host", kBool, false, "Use a metric's host: tag as its source (and drop the tag) instead of the sender IP", true},
+	{"hostname", kString, "", "This host's name, for garner's own events and metrics (default os.Hostname)", true},
+	{"namespace", kString, "", "Prefix for every metric name: <namespace>.<name>", true},
+	{"default-tags", kList, "", "Tags added to every metric and event, space-separated", true},
+	{"gauge-deltas", kBool, true, "A gauge value with a leading + or - changes the current value (statsd); false = absolute (gostatsd)", true},
+	{"histogram-limit", kInt, 64, "Most buckets a gsd_histogram tag may ask for; extra bounds are ignored", true},
+	{"disabled-sub-metrics.lower", kBool, false, "Do not emit timers' lower", false},
+	{"disabled-sub-metrics.lower-pct", kBool, false, "Do not emit timers' lower_-P", false},
+	{"disabled-sub-metrics.upper", kBool, false, "Do not emit timers' upper", false},
+	{"disabled-sub-metrics.upper-pct", kBool, false, "Do not emit timers' upper_P", false},
+	{"disabled-sub-metrics.count", kBool, false, "Do not emit timers' count", false},
+	{"disabled-sub-metrics.count-pct", kBool, false, "Do not emit timers' count_P", false},
+	{"disabled-sub-metrics.count-per-second", kBool, false, "Do not emit timers' count_ps", false},
+	{"disabled-sub-metrics.mean", kBool, false, "Do not emit timers' mean", false},
+	{"disabled-sub-metrics.mean-pct", kBool, false, "Do not emit timers' mean_P", false},
+	{"disabled-sub-metrics.median", kBool, false, "Do not emit timers' median", false},
+	{"disabled-sub-metrics.std", kBool, false, "Do not emit timers' std", false},
+	{"disabled-sub-metrics.sum", kBool, false, "Do not emit timers' sum", false},
+	{"disabled-sub-metrics.sum-pct", kBool, false, "Do not emit timers' sum_P", false},
+	{"disabled-sub-metrics.sum-squares", kBool, false, "Do not emit timers' sum_squares", false},
+	{"disabled-sub-metrics.sum-squares-pct", kBool, false, "Do not emit timers' sum_squares_P", false},
+}
+
+// ignoredKeys are gostatsd keys garner accepts in a file and ignores on
+// purpose: cloud-provider lookups and knobs of gostatsd's internals that
+// garner's design has no use for. Each logs one warning.
+var ignoredKeys = map[string]bool{
+	"cloud-provider": true, "max-cloud-requests": true, "burst-cloud-requests": true,
+	"cloud-cache-refresh-period": true, "cloud-cache-evict-after-idle-period": true,
+	"cloud-cache-ttl": true, "cloud-cache-negative-ttl": true,
+	"max-parsers": true, "max-concurrent-events": true, "estimated-tags": true,
+	"conn-per-reader": true, "heartbeat-interval": true, "profile": true,
+	"lambda-extension-manual-flush": true, "lambda-extension-telemetry-address": true,
+}
+
+// keyTables lists every section's keys; a section file adds its table here.
+var keyTables = [][]key{coreKeys, graphiteKeys}
+
+func allKeys() []key {
+	var out []key
+	for _, t := range keyTables {
+		out = append(out, t...)
+	}
+	return out
+}

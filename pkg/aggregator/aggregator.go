@@ -1,0 +1,267 @@
+// Package aggregator holds garner's in-memory state: N shards, each one
+// goroutine that owns the series maps of its share of the series keys.
+//
+// Readers parse lines with a Router (one per reading goroutine), which routes
+// each sample by the hash of its series key to a shard, in batches of small
+// fixed-size records handed over bounded queues. A full queue drops the batch
+// and counts it; a reader never blocks on a shard. Flush asks every shard for
+// its aggregates and resets them.
+package aggregator
+
+import (
+	"context"
+	"hash/maphash"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+
+	"github.com/garner-metrics/garner/pkg/metrics"
+)
+
+// Expiry holds the idle expiry interval per type: 0 = never, negative = every flush.
+type Expiry struct {
+	Counter, Gauge, Set, Timer time.Duration
+}
+
+// Options configures an Aggregator.
+type Options struct {
+	Shards            int       // number of shards (goroutines); at least 1
+	QueueLines        int       // samples queued per shard before drops
+	PercentThresholds []float64 // timer percentiles
+	Expiry            Expiry
+	IgnoreHost        bool     // the host: tag is the source instead of the sender IP
+	Namespace         string   // prefix of every name, without the dot
+	DefaultTags       []string // added to every metric and event
+	GaugeDeltas       bool     // +N / -N on a gauge is relative
+	HistogramLimit    int      // most buckets per gsd_histogram tag
+	Disabled          metrics.SubMetrics
+	BadLinesPerMinute float64 // rate limit of the bad-line log (burst 10)
+}
+
+// EventSink receives events and service checks as they are parsed. It must
+// not block: a full queue drops and counts.
+type EventSink interface {
+	Event(e *metrics.Event)
+	ServiceCheck(c *metrics.ServiceCheck)
+}
+
+// Aggregator is the set of shards. Routers feed it; Flush drains it. Flush and
+// NewRouter are safe for concurrent use.
+type Aggregator struct {
+	opts     Options
+	log      logrus.FieldLogger
+	seed     maphash.Seed
+	shards   []*shard
+	pcts     []pct
+	defTags  [][]byte
+	ns       []byte
+	events   EventSink
+	m        *aggMetrics
+	badLog   *limiter
+	started  time.Time
+	lastMu   sync.Mutex
+	lastTime time.Time
+}
+
+type aggMetrics struct {
+	queueDropped prometheus.Counter
+	series       *prometheus.GaugeVec
+	receiver     receiverMetrics
+}
+
+// New builds an aggregator; Run must be running for Flush to answer.
+func New(opts Options, events EventSink, log logrus.FieldLogger, reg prometheus.Registerer) *Aggregator {
+	if opts.Shards < 1 {
+		opts.Shards = 1
+	}
+	if opts.QueueLines < batchRecords {
+		opts.QueueLines = batchRecords
+	}
+	a := &Aggregator{
+		opts:     opts,
+		log:      log,
+		seed:     maphash.MakeSeed(),
+		events:   events,
+		badLog:   newLimiter(opts.BadLinesPerMinute/60, 10),
+		started:  time.Now(),
+		lastTime: time.Now(),
+	}
+	if opts.Namespace != "" {
+		a.ns = []byte(opts.Namespace + ".")
+	}
+	for _, t := range opts.DefaultTags {
+		a.defTags = append(a.defTags, []byte(t))
+	}
+	for _, p := range opts.PercentThresholds {
+		a.pcts = append(a.pcts, newPct(p))
+	}
+	a.m = &aggMetrics{
+		queueDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "garner_aggregator_queue_dropped_lines_total",
+			Help: "Samples dropped because a shard's queue was full (max-queue-size).",
+		}),
+		series: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "garner_aggregator_series",
+			Help: "Series held at the last flush, by type.",
+		}, []string{"type"}),
+		receiver: newReceiverMetrics(),
+	}
+	reg.MustRegister(a.m.queueDropped, a.m.series)
+	a.m.receiver.register(reg)
+	for i := 0; i < opts.Shards; i++ {
+		a.shards = append(a.shards, newShard(a, opts.QueueLines))
+	}
+	return a
+}
+
+// Run runs the shards until ctx is cancelled and returns when they have all
+// stopped. Cancel it only after the final Flush: samples still queued then
+// are lost.
+func (a *Aggregator) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, s := range a.shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.run(ctx)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// Flush collects every shard's aggregates since the previous flush and resets
+// them. Samples queued before Flush was called are included. It returns
+// ctx.Err() if ctx ends before every shard answered.
+func (a *Aggregator) Flush(ctx context.Context, now time.Time) (*metrics.Snapshot, error) {
+	a.lastMu.Lock()
+	interval := now.Sub(a.lastTime)
+	if interval <= 0 {
+		interval = time.Millisecond
+	}
+	a.lastTime = now
+	a.lastMu.Unlock()
+
+	replies := make(chan *metrics.Snapshot, len(a.shards))
+	req := flushReq{now: now, interval: interval, reply: replies}
+	for _, s := range a.shards {
+		select {
+		case s.ctl <- req:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	snap := &metrics.Snapshot{Time: now, Interval: interval, Disabled: a.opts.Disabled}
+	parts := make([]*metrics.Snapshot, 0, len(a.shards))
+	for range a.shards {
+		select {
+		case p := <-replies:
+			parts = append(parts, p)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	var nc, ng, ns, nt int
+	for _, p := range parts {
+		nc += len(p.Counters)
+		ng += len(p.Gauges)
+		ns += len(p.Sets)
+		nt += len(p.Timers)
+	}
+	snap.Counters = make([]metrics.Counter, 0, nc)
+	snap.Gauges = make([]metrics.Gauge, 0, ng)
+	snap.Sets = make([]metrics.Set, 0, ns)
+	snap.Timers = make([]metrics.Timer, 0, nt)
+	for _, p := range parts {
+		snap.Counters = append(snap.Counters, p.Counters...)
+		snap.Gauges = append(snap.Gauges, p.Gauges...)
+		snap.Sets = append(snap.Sets, p.Sets...)
+		snap.Timers = append(snap.Timers, p.Timers...)
+	}
+	a.m.series.WithLabelValues("counter").Set(float64(nc))
+	a.m.series.WithLabelValues("gauge").Set(float64(ng))
+	a.m.series.WithLabelValues("set").Set(float64(ns))
+	a.m.series.WithLabelValues("timer").Set(float64(nt))
+	return snap, nil
+}
+
+// QueuedLines is the number of samples waiting in the shards' queues.
+func (a *Aggregator) QueuedLines() int64 {
+	var n int64
+	for _, s := range a.shards {
+		n += s.queued.Load()
+	}
+	return n
+}
+
+// pct is one percent-threshold with its sub-metric names computed once.
+type pct struct {
+	p                                   float64
+	count, mean, sum, sumSquares, bound string
+}
+
+func newPct(p float64) pct {
+	s := strings.ReplaceAll(strconv.FormatFloat(p, 'f', -1, 64), ".", "_")
+	b := "upper_" + s
+	if p < 0 {
+		b = "lower_" + s
+	}
+	return pct{p: p, count: "count_" + s, mean: "mean_" + s, sum: "sum_" + s, sumSquares: "sum_squares_" + s, bound: b}
+}
+
+// limiter is a token bucket for log lines; safe for concurrent use.
+type limiter struct {
+	mu     sync.Mutex
+	rate   float64 // tokens per second
+	burst  float64
+	tokens float64
+	last   time.Time
+	// suppressed counts events refused since the last allowed one.
+	suppressed atomic.Int64
+}
+
+func newLimiter(perSecond, burst float64) *limiter {
+	return &limiter{rate: perSecond, burst: burst, tokens: burst, last: time.Now()}
+}
+
+// allow reports whether one more event may be logged now, and how many were
+// suppressed since the last allowed one.
+func (l *limiter) allow() (bool, int64) {
+	if l.rate <= 0 {
+		return false, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	l.tokens = math.Min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+	l.last = now
+	if l.tokens < 1 {
+		l.suppressed.Add(1)
+		return false, 0
+	}
+	l.tokens--
+	return true, l.suppressed.Swap(0)
+}
+
+// withDefaultTags returns tags with the default tags added, without duplicates.
+func (a *Aggregator) withDefaultTags(tags []string) []string {
+	for _, d := range a.opts.DefaultTags {
+		dup := false
+		for _, t := range tags {
+			if t == d {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			tags = append(tags, d)
+		}
+	}
+	return tags
+}

@@ -1,0 +1,327 @@
+package aggregator
+
+import (
+	"context"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/statsd"
+)
+
+type flushReq struct {
+	now      time.Time
+	interval time.Duration
+	reply    chan<- *metrics.Snapshot
+}
+
+type counterState struct {
+	metrics.Series
+	value float64
+	seen  int64
+}
+
+type gaugeState struct {
+	metrics.Series
+	value float64
+	seen  int64
+}
+
+type setState struct {
+	metrics.Series
+	members map[string]struct{}
+	seen    int64
+}
+
+type timerState struct {
+	metrics.Series
+	values  []float64
+	sampled float64
+	bounds  []float64 // gsd_histogram bucket bounds; nil = plain timer
+	hist    bool
+	seen    int64
+}
+
+// shard owns a share of the series. Only its goroutine touches the maps.
+type shard struct {
+	a      *Aggregator
+	in     chan *batch
+	ctl    chan flushReq
+	queued atomic.Int64 // samples in batches sent to in and not yet applied
+	limit  int
+
+	counters map[string]*counterState
+	gauges   map[string]*gaugeState
+	sets     map[string]*setState
+	timers   map[string]*timerState
+}
+
+func newShard(a *Aggregator, queueLines int) *shard {
+	return &shard{
+		a:        a,
+		in:       make(chan *batch, queueLines/16+16),
+		ctl:      make(chan flushReq),
+		limit:    queueLines,
+		counters: make(map[string]*counterState),
+		gauges:   make(map[string]*gaugeState),
+		sets:     make(map[string]*setState),
+		timers:   make(map[string]*timerState),
+	}
+}
+
+func (s *shard) run(ctx context.Context) {
+	for {
+		select {
+		case b := <-s.in:
+			s.apply(b)
+		case req := <-s.ctl:
+			s.drain()
+			req.reply <- s.snapshot(req)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// drain applies what is queued now, so that a flush includes every sample
+// that was handed over before it was asked for.
+func (s *shard) drain() {
+	for n := len(s.in); n > 0; n-- {
+		s.apply(<-s.in)
+	}
+}
+
+func (s *shard) apply(b *batch) {
+	for i := range b.recs {
+		rec := &b.recs[i]
+		key := b.arena[rec.off : rec.off+rec.klen]
+		switch rec.typ {
+		case statsd.Counter:
+			c := s.counters[string(key)]
+			if c == nil {
+				k := string(key)
+				c = &counterState{Series: seriesOf(k, rec)}
+				s.counters[k] = c
+			}
+			c.value += rec.val / rec.rate
+			c.seen = b.now
+		case statsd.Gauge:
+			g := s.gauges[string(key)]
+			if g == nil {
+				k := string(key)
+				g = &gaugeState{Series: seriesOf(k, rec)}
+				s.gauges[k] = g
+			}
+			if rec.delta {
+				g.value += rec.val
+			} else {
+				g.value = rec.val
+			}
+			g.seen = b.now
+		case statsd.Timer:
+			t := s.timers[string(key)]
+			if t == nil {
+				k := string(key)
+				t = &timerState{Series: seriesOf(k, rec)}
+				t.bounds, t.hist = histogramBounds(t.Tags, s.a.opts.HistogramLimit)
+				s.timers[k] = t
+			}
+			t.values = append(t.values, rec.val)
+			t.sampled += 1 / rec.rate
+			t.seen = b.now
+		case statsd.Set:
+			st := s.sets[string(key)]
+			if st == nil {
+				k := string(key)
+				st = &setState{Series: seriesOf(k, rec), members: make(map[string]struct{})}
+				s.sets[k] = st
+			}
+			m := b.arena[rec.moff : rec.moff+rec.mlen]
+			if _, ok := st.members[string(m)]; !ok {
+				st.members[string(m)] = struct{}{}
+			}
+			st.seen = b.now
+		}
+	}
+	s.queued.Add(-int64(len(b.recs)))
+	putBatch(b)
+}
+
+// seriesOf splits a series key into name, tags and source. The strings share
+// the key's memory.
+func seriesOf(key string, rec *record) metrics.Series {
+	name := key[:rec.nlen]
+	tagStr := key[rec.nlen+1 : rec.nlen+1+rec.tlen]
+	src := key[rec.nlen+1+rec.tlen+1:]
+	var tags []string
+	if tagStr != "" {
+		tags = strings.Split(tagStr, ",")
+	}
+	return metrics.Series{Name: name, Tags: tags, Source: src}
+}
+
+const histogramTag = "gsd_histogram:"
+
+// histogramBounds parses gsd_histogram:5_10_20 (bounds that do not parse
+// are skipped, as gostatsd does) and keeps at most limit of them.
+func histogramBounds(tags []string, limit int) ([]float64, bool) {
+	for _, t := range tags {
+		if !strings.HasPrefix(t, histogramTag) {
+			continue
+		}
+		var bounds []float64
+		for _, p := range strings.Split(t[len(histogramTag):], "_") {
+			if f, err := strconv.ParseFloat(p, 64); err == nil && !math.IsNaN(f) && len(bounds) < limit {
+				bounds = append(bounds, f)
+			}
+		}
+		return bounds, true
+	}
+	return nil, false
+}
+
+func expired(exp time.Duration, now, seen int64) bool {
+	return exp != 0 && time.Duration(now-seen) > exp
+}
+
+// snapshot emits every series, then resets per-interval state and deletes
+// series idle longer than their expiry.
+func (s *shard) snapshot(req flushReq) *metrics.Snapshot {
+	now := req.now.UnixNano()
+	secs := req.interval.Seconds()
+	exp := s.a.opts.Expiry
+	out := &metrics.Snapshot{
+		Counters: make([]metrics.Counter, 0, len(s.counters)),
+		Gauges:   make([]metrics.Gauge, 0, len(s.gauges)),
+		Sets:     make([]metrics.Set, 0, len(s.sets)),
+		Timers:   make([]metrics.Timer, 0, len(s.timers)),
+	}
+	for k, c := range s.counters {
+		out.Counters = append(out.Counters, metrics.Counter{Series: c.Series, Value: c.value, PerSecond: c.value / secs})
+		c.value = 0
+		if expired(exp.Counter, now, c.seen) {
+			delete(s.counters, k)
+		}
+	}
+	for k, g := range s.gauges {
+		out.Gauges = append(out.Gauges, metrics.Gauge{Series: g.Series, Value: g.value})
+		if expired(exp.Gauge, now, g.seen) {
+			delete(s.gauges, k)
+		}
+	}
+	for k, st := range s.sets {
+		out.Sets = append(out.Sets, metrics.Set{Series: st.Series, Members: st.members})
+		if expired(exp.Set, now, st.seen) {
+			delete(s.sets, k)
+		} else {
+			st.members = make(map[string]struct{}, len(st.members))
+		}
+	}
+	for k, t := range s.timers {
+		out.Timers = append(out.Timers, s.timerAggregate(t, secs))
+		if expired(exp.Timer, now, t.seen) {
+			delete(s.timers, k)
+		} else {
+			t.values = make([]float64, 0, len(t.values))
+			t.sampled = 0
+		}
+	}
+	return out
+}
+
+// timerAggregate computes a timer's statistics as gostatsd does, minus its
+// crash on negative percentiles. It hands t.values over to the result.
+func (s *shard) timerAggregate(t *timerState, secs float64) metrics.Timer {
+	vals := t.values
+	out := metrics.Timer{Series: t.Series, Values: vals}
+	if t.hist {
+		out.Histogram = make([]metrics.Bucket, 0, len(t.bounds)+1)
+		for _, b := range t.bounds {
+			var n uint64
+			for _, v := range vals {
+				if v <= b {
+					n++
+				}
+			}
+			out.Histogram = append(out.Histogram, metrics.Bucket{Le: b, Count: n})
+		}
+		out.Histogram = append(out.Histogram, metrics.Bucket{Le: math.Inf(1), Count: uint64(len(vals))})
+		return out
+	}
+	n := len(vals)
+	if n == 0 {
+		return out
+	}
+	slices.Sort(vals)
+	out.SampledCount = t.sampled
+	out.Count = math.Floor(t.sampled + 0.5)
+	out.PerSecond = t.sampled / secs
+	out.Lower, out.Upper = vals[0], vals[n-1]
+
+	// cumulative sums, for the percentiles
+	var sum, sumSq float64
+	cum := make([]float64, n)
+	cumSq := make([]float64, n)
+	for i, v := range vals {
+		sum += v
+		sumSq += v * v
+		cum[i], cumSq[i] = sum, sumSq
+	}
+	dis := s.a.opts.Disabled
+	count := float64(n)
+	for _, p := range s.a.pcts {
+		k := n
+		pSum, pSumSq, bound := sum, sumSq, vals[n-1]
+		if n > 1 {
+			k = int(math.Floor(math.Abs(p.p)/100*count + 0.5))
+			if k == 0 {
+				continue
+			}
+			if p.p > 0 {
+				bound, pSum, pSumSq = vals[k-1], cum[k-1], cumSq[k-1]
+			} else {
+				bound = vals[n-k]
+				pSum, pSumSq = sum, sumSq
+				if n-k-1 >= 0 {
+					pSum -= cum[n-k-1]
+					pSumSq -= cumSq[n-k-1]
+				}
+			}
+		} else if p.p < 0 {
+			bound = vals[0]
+		}
+		add := func(sub metrics.SubMetrics, name string, v float64) {
+			if !dis.Has(sub) {
+				out.Percentiles = append(out.Percentiles, metrics.Percentile{Name: name, Value: v})
+			}
+		}
+		add(metrics.SubCountPct, p.count, float64(k))
+		add(metrics.SubMeanPct, p.mean, pSum/float64(k))
+		add(metrics.SubSumPct, p.sum, pSum)
+		add(metrics.SubSumSquaresPct, p.sumSquares, pSumSq)
+		if p.p > 0 {
+			add(metrics.SubUpperPct, p.bound, bound)
+		} else {
+			add(metrics.SubLowerPct, p.bound, bound)
+		}
+	}
+	mean := sum / count
+	var diffs float64
+	for _, v := range vals {
+		diffs += (v - mean) * (v - mean)
+	}
+	if n%2 == 0 {
+		out.Median = (vals[n/2-1] + vals[n/2]) / 2
+	} else {
+		out.Median = vals[n/2]
+	}
+	out.Mean = mean
+	out.Std = math.Sqrt(diffs / count)
+	out.Sum = sum
+	out.SumSquares = sumSq
+	return out
+}

@@ -1,0 +1,216 @@
+// Package flush schedules flushes and fans each snapshot out to the backends
+// in parallel. A slow or dead backend delays only itself: each backend has its
+// own goroutine, a one-flush queue and a deadline; a flush that finds the
+// backend still busy with the previous one is dropped for that backend and
+// counted.
+package flush
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+
+	"github.com/garner-metrics/garner/backends"
+	"github.com/garner-metrics/garner/pkg/metrics"
+)
+
+// Source produces the snapshot of one flush (the aggregator).
+type Source interface {
+	Flush(ctx context.Context, now time.Time) (*metrics.Snapshot, error)
+}
+
+// Options configures a Flusher.
+type Options struct {
+	Interval time.Duration // time between flushes
+	Aligned  bool          // flush at multiples of Interval on the wall clock (+ Offset)
+	Offset   time.Duration
+	Timeout  time.Duration // per-backend deadline of one flush
+}
+
+// Flusher runs the flush loop. Run and Final must not be called concurrently.
+type Flusher struct {
+	opts    Options
+	src     Source
+	log     logrus.FieldLogger
+	outs    []*output
+	m       flushMetrics
+	lastMu  sync.Mutex
+	last    time.Time // when the last flush completed (for health checks)
+	lastDur time.Duration
+}
+
+type flushMetrics struct {
+	duration prometheus.Histogram
+	flushes  prometheus.Counter
+	series   prometheus.Gauge
+}
+
+// output is one backend with its queue and counters.
+type output struct {
+	b       backends.Backend
+	queue   chan *metrics.Snapshot
+	timeout time.Duration
+	log     logrus.FieldLogger
+
+	sends, errs, dropped prometheus.Counter
+	series               prometheus.Counter
+	dur                  prometheus.Observer
+}
+
+// New builds a Flusher over src and the backends.
+func New(opts Options, src Source, bs []backends.Backend, log logrus.FieldLogger, reg prometheus.Registerer) *Flusher {
+	f := &Flusher{opts: opts, src: src, log: log, last: time.Now()}
+	f.m = flushMetrics{
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "garner_flush_duration_seconds",
+			Help:    "Time to collect a snapshot from the shards.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
+		}),
+		flushes: prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_flush_total", Help: "Flushes run."}),
+		series:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "garner_flush_series", Help: "Series in the last flush."}),
+	}
+	sends := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "garner_backend_sends_total", Help: "Flushes delivered to a backend."}, []string{"backend"})
+	errs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "garner_backend_errors_total", Help: "Flushes a backend failed to deliver."}, []string{"backend"})
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "garner_backend_dropped_flushes_total", Help: "Flushes skipped because the backend was still busy with the previous one."}, []string{"backend"})
+	series := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "garner_backend_series_total", Help: "Series handed to a backend."}, []string{"backend"})
+	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "garner_backend_send_duration_seconds", Help: "Time a backend took to take one flush.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 9),
+	}, []string{"backend"})
+	reg.MustRegister(f.m.duration, f.m.flushes, f.m.series, sends, errs, dropped, series, dur)
+	for _, b := range bs {
+		n := b.Name()
+		f.outs = append(f.outs, &output{
+			b: b, queue: make(chan *metrics.Snapshot, 1), timeout: opts.Timeout,
+			log:   log.WithField("backend", n),
+			sends: sends.WithLabelValues(n), errs: errs.WithLabelValues(n), dropped: dropped.WithLabelValues(n),
+			series: series.WithLabelValues(n), dur: dur.WithLabelValues(n),
+		})
+	}
+	return f
+}
+
+// Run flushes every interval until ctx is cancelled, then returns nil after
+// the backend goroutines finished their current send. It does not run the
+// final flush: call Final after the receivers have stopped.
+func (f *Flusher) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, o := range f.outs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o.run(ctx)
+		}()
+	}
+	defer wg.Wait()
+	t := time.NewTimer(f.untilNext(time.Now()))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			t.Reset(f.untilNext(time.Now()))
+			snap, err := f.collect(ctx, now)
+			if err != nil {
+				continue
+			}
+			for _, o := range f.outs {
+				select {
+				case o.queue <- snap:
+				default:
+					o.dropped.Inc()
+					o.log.Warn("backend still busy with the previous flush; dropping this flush for it")
+				}
+			}
+		}
+	}
+}
+
+// untilNext is the wait before the next flush.
+func (f *Flusher) untilNext(now time.Time) time.Duration {
+	if !f.opts.Aligned {
+		return f.opts.Interval
+	}
+	next := now.Truncate(f.opts.Interval).Add(f.opts.Offset)
+	for !next.After(now) {
+		next = next.Add(f.opts.Interval)
+	}
+	return next.Sub(now)
+}
+
+func (f *Flusher) collect(ctx context.Context, now time.Time) (*metrics.Snapshot, error) {
+	start := time.Now()
+	snap, err := f.src.Flush(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	d := time.Since(start)
+	f.m.duration.Observe(d.Seconds())
+	f.m.flushes.Inc()
+	f.m.series.Set(float64(snap.Len()))
+	f.lastMu.Lock()
+	f.last, f.lastDur = time.Now(), d
+	f.lastMu.Unlock()
+	return snap, nil
+}
+
+// LastFlush returns when the last flush completed and how long collecting it
+// took. Safe for concurrent use.
+func (f *Flusher) LastFlush() (time.Time, time.Duration) {
+	f.lastMu.Lock()
+	defer f.lastMu.Unlock()
+	return f.last, f.lastDur
+}
+
+// Final runs one last flush and delivers it to every backend, waiting for
+// them (bounded by ctx). It returns the errors of the backends that failed.
+func (f *Flusher) Final(ctx context.Context) error {
+	snap, err := f.collect(ctx, time.Now())
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, len(f.outs))
+	for _, o := range f.outs {
+		go func() { errc <- o.send(ctx, snap) }()
+	}
+	var errs []error
+	for range f.outs {
+		if err := <-errc; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (o *output) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case snap := <-o.queue:
+			sctx, cancel := context.WithTimeout(ctx, o.timeout)
+			if err := o.send(sctx, snap); err != nil {
+				o.log.WithError(err).Warn("flush to backend failed")
+			}
+			cancel()
+		}
+	}
+}
+
+func (o *output) send(ctx context.Context, snap *metrics.Snapshot) error {
+	start := time.Now()
+	err := o.b.SendMetrics(ctx, snap)
+	o.dur.Observe(time.Since(start).Seconds())
+	if err != nil {
+		o.errs.Inc()
+		return err
+	}
+	o.sends.Inc()
+	o.series.Add(float64(snap.Len()))
+	return nil
+}

@@ -1,0 +1,203 @@
+// Package receiver holds garner's statsd listeners: UDP (several sockets
+// bound with SO_REUSEPORT, batched reads with recvmmsg), TCP
+// (newline-delimited) and unix datagram sockets. Each reading goroutine owns
+// an aggregator.Router and its buffers; nothing on the read path is shared.
+package receiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
+
+	"github.com/garner-metrics/garner/pkg/aggregator"
+)
+
+// drainTime is how long a reader keeps reading after it was told to stop,
+// to take in what the kernel had already queued for it.
+const drainTime = 200 * time.Millisecond
+
+// UDPOptions configures the UDP receiver.
+type UDPOptions struct {
+	Addr          string // host:port
+	Readers       int    // sockets, one goroutine each
+	BatchSize     int    // datagrams per recvmmsg
+	DatagramSize  int    // read buffer per datagram; longer datagrams are truncated and counted
+	ReceiveBuffer int    // SO_RCVBUF asked for, bytes
+}
+
+// UDP is the UDP statsd listener.
+type UDP struct {
+	opts  UDPOptions
+	agg   *aggregator.Aggregator
+	log   logrus.FieldLogger
+	conns []*net.UDPConn
+}
+
+// ListenUDP binds the sockets, so that a taken port fails the start before
+// anything runs. Run reads them.
+func ListenUDP(opts UDPOptions, agg *aggregator.Aggregator, log logrus.FieldLogger) (*UDP, error) {
+	if opts.Readers < 1 {
+		opts.Readers = 1
+	}
+	u := &UDP{opts: opts, agg: agg, log: log.WithField("receiver", "udp")}
+	lc := net.ListenConfig{Control: reusePort}
+	addr := opts.Addr
+	for i := 0; i < opts.Readers; i++ {
+		pc, err := lc.ListenPacket(context.Background(), "udp", addr)
+		if err != nil {
+			u.Close()
+			return nil, fmt.Errorf("cannot listen on udp %q: %w", opts.Addr, err)
+		}
+		conn := pc.(*net.UDPConn)
+		if i == 0 {
+			addr = conn.LocalAddr().String() // port 0: the others join the port the first got
+		}
+		if err := setReceiveBuffer(conn, opts.ReceiveBuffer); err != nil {
+			u.log.WithError(err).Warn("socket receive buffer is smaller than socket-receive-buffer asks; bursts may be dropped by the kernel (raise net.core.rmem_max)")
+		}
+		u.conns = append(u.conns, conn)
+	}
+	return u, nil
+}
+
+// Addr is the bound address (useful with port 0).
+func (u *UDP) Addr() net.Addr { return u.conns[0].LocalAddr() }
+
+// Close closes the sockets. Run closes them itself when it returns.
+func (u *UDP) Close() {
+	for _, c := range u.conns {
+		_ = c.Close()
+	}
+}
+
+// Run reads until ctx is cancelled, then keeps reading for a short drain
+// period (what the kernel already queued), closes the sockets and returns nil
+// once every reader has handed its last batch to the aggregator.
+func (u *UDP) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for i, c := range u.conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			u.read(c, u.agg.NewRouter("udp"), i)
+		}()
+	}
+	<-ctx.Done()
+	for _, c := range u.conns {
+		_ = c.SetReadDeadline(time.Now().Add(drainTime))
+	}
+	wg.Wait()
+	u.Close()
+	return nil
+}
+
+type batchReader interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+func (u *UDP) read(c *net.UDPConn, r *aggregator.Router, idx int) {
+	var br batchReader
+	if la, ok := c.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() == nil && la.IP != nil && !la.IP.IsUnspecified() {
+		br = ipv6.NewPacketConn(c)
+	} else {
+		br = ipv4.NewPacketConn(c)
+	}
+	size := max(u.opts.DatagramSize, 512)
+	msgs := make([]ipv4.Message, max(u.opts.BatchSize, 1))
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, size)}
+	}
+	log := u.log.WithField("reader", idx)
+	backoff := 5 * time.Millisecond
+	for {
+		n, err := br.ReadBatch(msgs, 0)
+		for i := 0; i < n; i++ {
+			m := &msgs[i]
+			r.HandleDatagram(m.Buffers[0][:m.N], addrOf(m.Addr), m.Flags&unix.MSG_TRUNC != 0)
+		}
+		if n > 0 {
+			r.Flush()
+		}
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return
+			}
+			log.WithError(err).Warn("udp read failed; retrying")
+			time.Sleep(backoff)
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
+	}
+}
+
+func addrOf(a net.Addr) netip.Addr {
+	if ua, ok := a.(*net.UDPAddr); ok {
+		ip, _ := netip.AddrFromSlice(ua.IP)
+		return ip.Unmap()
+	}
+	return netip.Addr{}
+}
+
+func reusePort(network, address string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// setReceiveBuffer asks for SO_RCVBUF (forcing past rmem_max when allowed)
+// and returns an error when the kernel grants less.
+func setReceiveBuffer(c *net.UDPConn, want int) error {
+	if want <= 0 {
+		return nil
+	}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var got int
+	cerr := rc.Control(func(fd uintptr) {
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, want) != nil {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, want)
+		}
+		got, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+	})
+	if cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		return err
+	}
+	// Linux reports twice the usable size it granted.
+	if got/2 < want {
+		return fmt.Errorf("asked for %d bytes, kernel granted %d", want, got/2)
+	}
+	return nil
+}
+
+// IsUnixPath reports whether a metrics-addr names a unix socket path rather
+// than host:port.
+func IsUnixPath(addr string) bool {
+	return strings.HasPrefix(addr, "/") || strings.HasPrefix(addr, "./") || strings.HasPrefix(addr, "unix:")
+}

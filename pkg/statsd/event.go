@@ -1,0 +1,164 @@
+package statsd
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+
+	"github.com/garner-metrics/garner/pkg/metrics"
+)
+
+// parseEvent parses _e{<title len>,<text len>}:<title>|<text>|d:..|h:..|k:..|p:..|s:..|t:..|#tags.
+// Lengths are in bytes; "\n" written as the two bytes \ and n in the text is
+// a newline. Unknown attributes are skipped.
+func parseEvent(line []byte) (*metrics.Event, error) {
+	rest := line[3:] // after "_e{"
+	comma := bytes.IndexByte(rest, ',')
+	if comma < 0 {
+		return nil, ErrBadEvent
+	}
+	titleLen, err := strconv.ParseUint(string(rest[:comma]), 10, 31)
+	if err != nil {
+		return nil, ErrBadEvent
+	}
+	rest = rest[comma+1:]
+	brace := bytes.IndexByte(rest, '}')
+	if brace < 0 {
+		return nil, ErrBadEvent
+	}
+	textLen, err := strconv.ParseUint(string(rest[:brace]), 10, 31)
+	if err != nil {
+		return nil, ErrBadEvent
+	}
+	rest = rest[brace+1:]
+	if len(rest) == 0 || rest[0] != ':' {
+		return nil, ErrBadEvent
+	}
+	rest = rest[1:]
+	if titleLen == 0 || uint64(len(rest)) < titleLen+1+textLen || rest[titleLen] != '|' {
+		return nil, ErrBadEvent
+	}
+	e := &metrics.Event{
+		Title: string(rest[:titleLen]),
+		Text:  strings.ReplaceAll(string(rest[titleLen+1:titleLen+1+textLen]), `\n`, "\n"),
+	}
+	rest = rest[titleLen+1+textLen:]
+	if len(rest) > 0 && rest[0] != '|' {
+		return nil, ErrBadEvent
+	}
+	for len(rest) > 0 {
+		rest = rest[1:] // the '|'
+		var attr []byte
+		if p := bytes.IndexByte(rest, '|'); p < 0 {
+			attr, rest = rest, nil
+		} else {
+			attr, rest = rest[:p], rest[p:]
+		}
+		if len(attr) == 0 {
+			continue
+		}
+		if attr[0] == '#' {
+			e.Tags = splitTags(attr[1:])
+			continue
+		}
+		if len(attr) < 2 || attr[1] != ':' {
+			continue
+		}
+		val := attr[2:]
+		switch attr[0] {
+		case 'd':
+			ts, err := strconv.ParseInt(string(val), 10, 64)
+			if err != nil {
+				return nil, ErrBadEvent
+			}
+			e.DateHappened = ts
+		case 'h':
+			e.Hostname = string(val)
+		case 'k':
+			e.AggregationKey = string(val)
+		case 's':
+			e.SourceTypeName = string(val)
+		case 'p':
+			switch string(val) {
+			case "normal":
+				e.Priority = metrics.PriorityNormal
+			case "low":
+				e.Priority = metrics.PriorityLow
+			default:
+				return nil, ErrBadEvent
+			}
+		case 't':
+			switch string(val) {
+			case "info":
+				e.AlertType = metrics.AlertInfo
+			case "warning":
+				e.AlertType = metrics.AlertWarning
+			case "error":
+				e.AlertType = metrics.AlertError
+			case "success":
+				e.AlertType = metrics.AlertSuccess
+			default:
+				return nil, ErrBadEvent
+			}
+		}
+	}
+	return e, nil
+}
+
+// parseServiceCheck parses _sc|<name>|<status>|d:<ts>|h:<host>|#tags|m:<message>.
+// m: is the last field: the message runs to the end of the line.
+func parseServiceCheck(line []byte) (*metrics.ServiceCheck, error) {
+	fields := line[4:]
+	p := bytes.IndexByte(fields, '|')
+	if p <= 0 {
+		return nil, ErrBadCheck
+	}
+	sc := &metrics.ServiceCheck{Name: string(fields[:p])}
+	fields = fields[p+1:]
+	var status []byte
+	if p = bytes.IndexByte(fields, '|'); p < 0 {
+		status, fields = fields, nil
+	} else {
+		status, fields = fields[:p], fields[p+1:]
+	}
+	if len(status) != 1 || status[0] < '0' || status[0] > '3' {
+		return nil, ErrBadCheck
+	}
+	sc.Status = metrics.CheckStatus(status[0] - '0')
+	for len(fields) > 0 {
+		if bytes.HasPrefix(fields, []byte("m:")) {
+			sc.Message = strings.ReplaceAll(string(fields[2:]), `\n`, "\n")
+			break
+		}
+		var f []byte
+		if p = bytes.IndexByte(fields, '|'); p < 0 {
+			f, fields = fields, nil
+		} else {
+			f, fields = fields[:p], fields[p+1:]
+		}
+		switch {
+		case len(f) == 0:
+		case f[0] == '#':
+			sc.Tags = splitTags(f[1:])
+		case len(f) > 2 && f[0] == 'd' && f[1] == ':':
+			ts, err := strconv.ParseInt(string(f[2:]), 10, 64)
+			if err != nil {
+				return nil, ErrBadCheck
+			}
+			sc.Timestamp = ts
+		case len(f) > 2 && f[0] == 'h' && f[1] == ':':
+			sc.Hostname = string(f[2:])
+		}
+	}
+	return sc, nil
+}
+
+func splitTags(b []byte) []string {
+	var tags []string
+	for _, t := range bytes.Split(b, []byte{','}) {
+		if len(t) > 0 && len(tags) < MaxTags {
+			tags = append(tags, string(t))
+		}
+	}
+	return tags
+}

@@ -1,0 +1,379 @@
+// Package statsd parses the statsd / DogStatsD line protocol.
+//
+// Parsing a metric line allocates nothing in steady state: a Metric is reused
+// from line to line, and its byte slices alias the line. Events and service
+// checks (rare) are parsed into freshly allocated values.
+package statsd
+
+import (
+	"bytes"
+	"math"
+	"strconv"
+
+	"github.com/garner-metrics/garner/pkg/metrics"
+)
+
+// Type is a metric type.
+type Type uint8
+
+// Metric types. Timer covers ms, h and d.
+const (
+	Counter Type = iota + 1
+	Gauge
+	Timer
+	Set
+)
+
+func (t Type) String() string {
+	switch t {
+	case Counter:
+		return "counter"
+	case Gauge:
+		return "gauge"
+	case Timer:
+		return "timer"
+	case Set:
+		return "set"
+	}
+	return "unknown"
+}
+
+// Kind says what a line held.
+type Kind uint8
+
+// Line kinds.
+const (
+	KindMetric Kind = iota + 1
+	KindEvent
+	KindServiceCheck
+)
+
+// Error is a parse error; Reason is a short stable label for metrics.
+type Error struct {
+	Reason string
+	msg    string
+}
+
+func (e *Error) Error() string { return e.msg }
+
+// Parse errors. Each is a reason a line is counted as bad.
+var (
+	ErrEmptyName    = &Error{"empty_name", "metric name is empty"}
+	ErrNoValue      = &Error{"missing_value", "missing ':' between name and value"}
+	ErrNoType       = &Error{"missing_type", "missing '|' before the type"}
+	ErrBadType      = &Error{"bad_type", "unknown metric type (want c, g, ms, h, d or s)"}
+	ErrBadValue     = &Error{"bad_value", "value is not a finite number"}
+	ErrBadRate      = &Error{"bad_sample_rate", "sample rate is not a number greater than 0"}
+	ErrTooManyTags  = &Error{"too_many_tags", "too many tags"}
+	ErrBadEvent     = &Error{"bad_event", "malformed event (_e{title_len,text_len}:title|text|...)"}
+	ErrBadCheck     = &Error{"bad_service_check", "malformed service check (_sc|name|status|...)"}
+	ErrLineTooLong  = &Error{"line_too_long", "line longer than the limit"}
+	ErrTooManyValue = &Error{"too_many_values", "too many packed values"}
+)
+
+// Reasons lists every Error.Reason, so metrics can be created up front.
+var Reasons = []string{
+	ErrEmptyName.Reason, ErrNoValue.Reason, ErrNoType.Reason, ErrBadType.Reason,
+	ErrBadValue.Reason, ErrBadRate.Reason, ErrTooManyTags.Reason, ErrBadEvent.Reason,
+	ErrBadCheck.Reason, ErrLineTooLong.Reason, ErrTooManyValue.Reason,
+}
+
+// MaxTags is the most tags one line may carry.
+const MaxTags = 256
+
+// MaxValues is the most packed values (name:1:2:3|ms) one line may carry.
+const MaxValues = 4096
+
+// Metric is one parsed line. Byte slices alias the parsed line (whose name
+// part Parse sanitises in place) and are valid until that buffer is reused.
+// A Metric is not safe for concurrent use.
+type Metric struct {
+	Kind Kind
+	Name []byte
+	Type Type
+	// Values holds the numeric values (several when packed); for gauges,
+	// Delta[i] says Values[i] had a leading sign (+3, -2).
+	Values []float64
+	Delta  []bool
+	// Member is the raw value of a set.
+	Member      []byte
+	Rate        float64 // 1 when absent
+	Tags        [][]byte
+	ContainerID []byte
+	Timestamp   int64 // |T<unix>, 0 when absent or malformed
+	Unknown     int   // sections skipped because garner does not know them
+
+	Event *metrics.Event        // set when Kind == KindEvent
+	Check *metrics.ServiceCheck // set when Kind == KindServiceCheck
+}
+
+func (m *Metric) reset() {
+	m.Kind = 0
+	m.Name = nil
+	m.Type = 0
+	m.Values = m.Values[:0]
+	m.Delta = m.Delta[:0]
+	m.Member = nil
+	m.Rate = 1
+	m.Tags = m.Tags[:0]
+	m.ContainerID = nil
+	m.Timestamp = 0
+	m.Unknown = 0
+	m.Event = nil
+	m.Check = nil
+}
+
+// Parse parses one line, without its '\n' (a trailing '\r' is ignored). It
+// rewrites the name in the line in place to its sanitised form: '/' becomes
+// '-', space and tab become '_', other bytes outside [A-Za-z0-9._-] are
+// dropped. On error m's content is undefined.
+func (m *Metric) Parse(line []byte) error {
+	m.reset()
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	if len(line) > 2 && line[0] == '_' {
+		if line[1] == 'e' && line[2] == '{' {
+			m.Kind = KindEvent
+			ev, err := parseEvent(line)
+			m.Event = ev
+			return err
+		}
+		if len(line) > 3 && line[1] == 's' && line[2] == 'c' && line[3] == '|' {
+			m.Kind = KindServiceCheck
+			sc, err := parseServiceCheck(line)
+			m.Check = sc
+			return err
+		}
+	}
+	m.Kind = KindMetric
+
+	colon := bytes.IndexByte(line, ':')
+	if colon < 0 {
+		return ErrNoValue
+	}
+	m.Name = sanitizeName(line[:colon])
+	if len(m.Name) == 0 {
+		return ErrEmptyName
+	}
+	rest := line[colon+1:]
+	pipe := bytes.IndexByte(rest, '|')
+	if pipe < 0 {
+		return ErrNoType
+	}
+	value := rest[:pipe]
+	rest = rest[pipe+1:]
+
+	var typ []byte
+	if pipe = bytes.IndexByte(rest, '|'); pipe < 0 {
+		typ, rest = rest, nil
+	} else {
+		typ, rest = rest[:pipe], rest[pipe+1:]
+	}
+	switch string(typ) {
+	case "c":
+		m.Type = Counter
+	case "g":
+		m.Type = Gauge
+	case "ms", "h", "d":
+		m.Type = Timer
+	case "s":
+		m.Type = Set
+	default:
+		return ErrBadType
+	}
+
+	for rest != nil {
+		var sec []byte
+		if pipe = bytes.IndexByte(rest, '|'); pipe < 0 {
+			sec, rest = rest, nil
+		} else {
+			sec, rest = rest[:pipe], rest[pipe+1:]
+		}
+		if len(sec) == 0 {
+			m.Unknown++
+			continue
+		}
+		switch sec[0] {
+		case '@':
+			r, ok := parseFloat(sec[1:])
+			if !ok || !(r > 0) {
+				return ErrBadRate
+			}
+			m.Rate = r
+		case '#':
+			if err := m.parseTags(sec[1:]); err != nil {
+				return err
+			}
+		case 'c':
+			if len(sec) > 1 && sec[1] == ':' {
+				m.ContainerID = sec[2:]
+			} else {
+				m.Unknown++
+			}
+		case 'T':
+			if ts, err := strconv.ParseInt(string(sec[1:]), 10, 64); err == nil {
+				m.Timestamp = ts
+			} else {
+				m.Unknown++
+			}
+		default:
+			m.Unknown++
+		}
+	}
+
+	if m.Type == Set {
+		if len(value) == 0 {
+			return ErrBadValue
+		}
+		m.Member = value
+		return nil
+	}
+	for {
+		var v []byte
+		c := bytes.IndexByte(value, ':')
+		if c < 0 {
+			v = value
+		} else {
+			v, value = value[:c], value[c+1:]
+		}
+		f, ok := parseFloat(v)
+		if !ok {
+			return ErrBadValue
+		}
+		if len(m.Values) == MaxValues {
+			return ErrTooManyValue
+		}
+		m.Values = append(m.Values, f)
+		m.Delta = append(m.Delta, v[0] == '+' || v[0] == '-')
+		if c < 0 {
+			return nil
+		}
+	}
+}
+
+func (m *Metric) parseTags(b []byte) error {
+	for len(b) > 0 {
+		var t []byte
+		if c := bytes.IndexByte(b, ','); c < 0 {
+			t, b = b, nil
+		} else {
+			t, b = b[:c], b[c+1:]
+		}
+		if len(t) == 0 {
+			continue
+		}
+		if len(m.Tags) == MaxTags {
+			return ErrTooManyTags
+		}
+		m.Tags = append(m.Tags, t)
+	}
+	return nil
+}
+
+var validName = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	t['.'], t['_'], t['-'] = true, true, true
+	return t
+}()
+
+// sanitizeName rewrites b in place as gostatsd does and returns the result.
+func sanitizeName(b []byte) []byte {
+	i := 0
+	for ; i < len(b); i++ {
+		if !validName[b[i]] {
+			break
+		}
+	}
+	if i == len(b) {
+		return b
+	}
+	out := b[:i]
+	for ; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case validName[c]:
+			out = append(out, c)
+		case c == '/':
+			out = append(out, '-')
+		case c == ' ' || c == '\t':
+			out = append(out, '_')
+		}
+	}
+	return out
+}
+
+// SanitizeName returns s sanitised as metric names are: '/' → '-', space and
+// tab → '_', other bytes outside [A-Za-z0-9._-] dropped.
+func SanitizeName(s string) string {
+	for i := 0; i < len(s); i++ {
+		if !validName[s[i]] {
+			return string(sanitizeName([]byte(s)))
+		}
+	}
+	return s
+}
+
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// parseFloat parses a finite decimal number. Plain decimals of up to 15
+// significant digits take an exact fast path (one correctly rounded division);
+// anything else goes to strconv. NaN and ±Inf are refused.
+func parseFloat(b []byte) (float64, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	i := 0
+	neg := false
+	if b[0] == '+' || b[0] == '-' {
+		neg = b[0] == '-'
+		i = 1
+	}
+	var mant uint64
+	digits, frac := 0, -1 // significant digits; digits after '.' (-1: no '.')
+	sawDigit := false
+	for ; i < len(b); i++ {
+		c := b[i]
+		if c >= '0' && c <= '9' {
+			sawDigit = true
+			if mant == 0 && c == '0' && frac < 0 {
+				continue // leading zero of the integer part
+			}
+			mant = mant*10 + uint64(c-'0')
+			digits++
+			if frac >= 0 {
+				frac++
+			}
+			continue
+		}
+		if c == '.' && frac < 0 {
+			frac = 0
+			continue
+		}
+		break
+	}
+	if i == len(b) && sawDigit && digits <= 15 && frac <= 22 {
+		f := float64(mant)
+		if frac > 0 {
+			f /= pow10[frac]
+		}
+		if neg {
+			f = -f
+		}
+		return f, true
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, false
+	}
+	return f, true
+}
