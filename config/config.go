@@ -65,7 +65,15 @@ type Config struct {
 	HistogramLimit    int
 	DisabledSubMetric metrics.SubMetrics
 
-	Graphite Graphite
+	Graphite    Graphite
+	InfluxDB    InfluxDB
+	Datadog     Datadog
+	Prometheus  Prometheus
+	OTLP        OTLP
+	Statsdaemon Statsdaemon
+	Admin       Admin
+	Forward     Forward
+	Filters     Filters
 
 	// Warnings lists what Load accepted but wants the operator to know (keys
 	// ignored on purpose). The caller logs each once.
@@ -180,6 +188,14 @@ func Load(args []string) (*Config, error) {
 var sections = []func(*Config, *reader){
 	(*Config).loadCore,
 	(*Config).loadGraphite,
+	(*Config).loadInfluxDB,
+	(*Config).loadDatadog,
+	(*Config).loadPrometheus,
+	(*Config).loadOTLP,
+	(*Config).loadStatsdaemon,
+	(*Config).loadAdmin,
+	(*Config).loadForward,
+	(*Config).loadFilters,
 }
 
 func (c *Config) loadCore(r *reader) {

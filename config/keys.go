@@ -110,7 +110,10 @@ var ignoredKeys = map[string]bool{
 }
 
 // keyTables lists every section's keys; a section file adds its table here.
-var keyTables = [][]key{coreKeys, graphiteKeys}
+var keyTables = [][]key{
+	coreKeys, graphiteKeys, influxdbKeys, datadogKeys, prometheusKeys, otlpKeys, statsdaemonKeys,
+	adminKeys, forwardKeys, filterKeys,
+}
 
 func allKeys() []key {
 	var out []key
