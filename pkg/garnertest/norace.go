@@ -1,0 +1,5 @@
+//go:build !race
+
+package garnertest
+
+const raceEnabled = false
