@@ -87,7 +87,7 @@ type Expiry struct {
 }
 
 // KnownBackends lists the backend names the backends key accepts.
-var KnownBackends = []string{"stdout", "null", "graphite"}
+var KnownBackends = []string{"stdout", "null", "graphite", "influxdb", "datadog", "prometheus", "otlp", "statsdaemon"}
 
 // Error is a configuration error; Key names the offending key.
 type Error struct {
