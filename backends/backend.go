@@ -6,6 +6,9 @@ package backends
 import (
 	"context"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
@@ -37,4 +40,24 @@ type ServiceCheckSender interface {
 // ctx is cancelled, after a best-effort delivery of what is still queued.
 type Runner interface {
 	Run(ctx context.Context) error
+}
+
+// HealthChecker is implemented by backends that can tell whether their
+// destination is reachable (a cheap connect or ping, bounded by ctx). garner
+// registers it as a soft dependency in the admin server's dependency
+// registry; it is called by a background prober, never on the ingest path.
+type HealthChecker interface {
+	CheckHealth(ctx context.Context) error
+}
+
+// Deps is what every backend constructor gets besides its config section.
+type Deps struct {
+	Log logrus.FieldLogger
+	// Registerer is for the backend's own self-metrics; names must be unique
+	// to the backend (garner_<backend>_...).
+	Registerer prometheus.Registerer
+	// DroppedSeries is the backend's child of
+	// garner_backend_dropped_series_total{backend=<name>}: add every series
+	// the backend gives up on (buffer full, retries exhausted, rejected).
+	DroppedSeries prometheus.Counter
 }

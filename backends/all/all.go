@@ -18,9 +18,15 @@ import (
 
 // New builds every backend named in cfg.Backends.
 func New(cfg *config.Config, log logrus.FieldLogger, reg prometheus.Registerer) ([]backends.Backend, error) {
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "garner_backend_dropped_series_total",
+		Help: "Series a backend gave up on: buffer full, retries exhausted or rejected by the destination.",
+	}, []string{"backend"})
+	reg.MustRegister(dropped)
 	var out []backends.Backend
 	for _, name := range cfg.Backends {
-		b, err := newOne(name, cfg, log, reg)
+		deps := backends.Deps{Log: log.WithField("backend", name), Registerer: reg, DroppedSeries: dropped.WithLabelValues(name)}
+		b, err := newOne(name, cfg, deps)
 		if err != nil {
 			return nil, fmt.Errorf("backend %q: %w", name, err)
 		}
@@ -29,14 +35,14 @@ func New(cfg *config.Config, log logrus.FieldLogger, reg prometheus.Registerer) 
 	return out, nil
 }
 
-func newOne(name string, cfg *config.Config, log logrus.FieldLogger, reg prometheus.Registerer) (backends.Backend, error) {
+func newOne(name string, cfg *config.Config, deps backends.Deps) (backends.Backend, error) {
 	switch name {
 	case stdout.Name:
 		return stdout.New(os.Stdout), nil
 	case null.Name:
 		return null.Backend{}, nil
 	case graphite.Name:
-		return graphite.New(cfg.Graphite, log, reg)
+		return graphite.New(cfg.Graphite, deps)
 	}
 	return nil, fmt.Errorf("unknown backend (known: %v)", config.KnownBackends)
 }

@@ -41,18 +41,23 @@ type Client struct {
 	legacy, tags                  bool
 	log                           logrus.FieldLogger
 	dropped, droppedBytes, dialed prometheus.Counter
+	droppedSeries                 prometheus.Counter
 
 	mu      sync.Mutex
 	conn    net.Conn
-	pending [][]byte // payloads not yet written, oldest first
+	pending []pendingPayload // not yet written, oldest first
 	pendLen int
 }
 
-var _ backends.Backend = (*Client)(nil)
+var (
+	_ backends.Backend       = (*Client)(nil)
+	_ backends.HealthChecker = (*Client)(nil)
+)
 
 // New builds the backend from the [graphite] section.
-func New(cfg config.Graphite, log logrus.FieldLogger, reg prometheus.Registerer) (*Client, error) {
-	c := &Client{cfg: cfg, log: log.WithField("backend", Name)}
+func New(cfg config.Graphite, deps backends.Deps) (*Client, error) {
+	c := &Client{cfg: cfg, log: deps.Log, droppedSeries: deps.DroppedSeries}
+	reg := deps.Registerer
 	switch cfg.Mode {
 	case "legacy":
 		c.legacy = true
@@ -99,13 +104,16 @@ func (c *Client) SendMetrics(ctx context.Context, s *metrics.Snapshot) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(payload) > 0 {
-		c.pending = append(c.pending, payload)
+		c.pending = append(c.pending, pendingPayload{payload, s.Len()})
 		c.pendLen += len(payload)
 	}
 	for c.pendLen > c.cfg.MaxBufferSize && len(c.pending) > 1 {
+		old := c.pending[0]
 		c.dropped.Inc()
-		c.droppedBytes.Add(float64(len(c.pending[0])))
-		c.pendLen -= len(c.pending[0])
+		c.droppedBytes.Add(float64(len(old.b)))
+		c.droppedSeries.Add(float64(old.series))
+		c.log.WithField("bytes", len(old.b)).Warn("graphite send buffer full: dropping the oldest unsent flush")
+		c.pendLen -= len(old.b)
 		c.pending = c.pending[1:]
 	}
 	return c.writePendingLocked(ctx)
@@ -133,12 +141,12 @@ func (c *Client) writePendingLocked(ctx context.Context) error {
 	}
 	_ = c.conn.SetWriteDeadline(deadline)
 	for len(c.pending) > 0 {
-		p := c.pending[0]
+		p := c.pending[0].b
 		n, err := c.conn.Write(p)
 		if err != nil {
 			// Keep the unwritten rest; carbon may see a partial line, which
 			// it drops, never a wrong value.
-			c.pending[0] = p[n:]
+			c.pending[0].b = p[n:]
 			c.pendLen -= n
 			_ = c.conn.Close()
 			c.conn = nil
@@ -149,6 +157,21 @@ func (c *Client) writePendingLocked(ctx context.Context) error {
 	}
 	c.pending = nil
 	return nil
+}
+
+type pendingPayload struct {
+	b      []byte
+	series int
+}
+
+// CheckHealth dials carbon (bounded by ctx and dial_timeout) and hangs up.
+func (c *Client) CheckHealth(ctx context.Context) error {
+	d := net.Dialer{Timeout: c.cfg.DialTimeout}
+	conn, err := d.DialContext(ctx, "tcp", c.cfg.Address)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
 }
 
 // Close closes the connection.
