@@ -32,13 +32,13 @@ type key struct {
 }
 
 func (k key) addFlag(fs *pflag.FlagSet) {
-	switch k.kind {
-	case kBool:
-		fs.Bool(k.name, k.def.(bool), k.usage)
-	case kInt:
-		fs.Int(k.name, k.def.(int), k.usage)
-	case kDuration:
-		fs.Duration(k.name, k.def.(time.Duration), k.usage)
+	// Only booleans are typed flags (so --ignore-host works without a value);
+	// every other value is parsed by the strict reader, whose errors name the key.
+	switch d := k.def.(type) {
+	case bool:
+		fs.Bool(k.name, d, k.usage)
+	case time.Duration:
+		fs.String(k.name, shortDuration(d), k.usage)
 	default:
 		fs.String(k.name, fmt.Sprint(k.def), k.usage)
 	}
