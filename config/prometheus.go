@@ -1,9 +1,117 @@
 package config
 
-// Prometheus is the configuration of this area. (Stub: filled in by the issue that
-// builds it.)
-type Prometheus struct{}
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
 
-var prometheusKeys = []key{}
+	"golang.org/x/net/http/httpguts"
+)
 
-func (c *Config) loadPrometheus(r *reader) {}
+// Prometheus is the [prometheus] section: where and how the prometheus
+// backend sends Prometheus remote write 1.0 requests.
+type Prometheus struct {
+	RemoteWriteURL    string            // http(s) URL of the remote write endpoint; required with the backend
+	Headers           map[string]string // extra request headers, name → value (names as written, lower-cased by the file reader)
+	BasicAuthUsername string            // HTTP basic auth; exclusive with BearerToken
+	BasicAuthPassword string
+	BearerToken       string        // sent as "Authorization: Bearer <token>"
+	MetricsPerBatch   int           // time series per request, default 1000
+	MaxRequests       int           // concurrent requests, default 4
+	Timeout           time.Duration // bound on one request attempt, default 5s
+}
+
+var prometheusKeys = []key{
+	{"prometheus.remote-write-url", kString, "", "Remote write endpoint, e.g. http://127.0.0.1:9090/api/v1/write (Prometheus with --web.enable-remote-write-receiver) or http://127.0.0.1:8428/api/v1/write (VictoriaMetrics); required with the prometheus backend", false},
+	{"prometheus.basic-auth-username", kString, "", "HTTP basic auth user name for remote write; empty = no basic auth", false},
+	{"prometheus.basic-auth-password", kString, "", "HTTP basic auth password for remote write", false},
+	{"prometheus.bearer-token", kString, "", "Bearer token sent as \"Authorization: Bearer <token>\"; not with basic auth; empty = none", false},
+	{"prometheus.metrics-per-batch", kInt, 1000, "Most time series (one sample each) per remote write request; a flush is split into several requests beyond it", false},
+	{"prometheus.max-requests", kInt, 4, "Most remote write requests in flight at once", false},
+	{"prometheus.timeout", kDuration, 5 * time.Second, "Bound on one remote write request attempt; failed attempts are retried with backoff until backend-timeout", false},
+	{"prometheus.headers.*", kString, nil, "Extra HTTP headers for remote write, one per line in a [prometheus.headers] table: <Header-Name> = \"value\" (e.g. X-Scope-OrgID = \"tenant-1\"); Authorization is set by the auth keys above", false},
+}
+
+func (c *Config) loadPrometheus(r *reader) {
+	p := &c.Prometheus
+	p.RemoteWriteURL = strings.TrimSpace(r.str("prometheus.remote-write-url"))
+	p.BasicAuthUsername = r.str("prometheus.basic-auth-username")
+	p.BasicAuthPassword = r.str("prometheus.basic-auth-password")
+	p.BearerToken = r.str("prometheus.bearer-token")
+	p.MetricsPerBatch = r.positiveInt("prometheus.metrics-per-batch")
+	p.MaxRequests = r.positiveInt("prometheus.max-requests")
+	p.Timeout = r.positiveDuration("prometheus.timeout")
+	p.Headers = r.headers("prometheus.headers")
+
+	if p.BearerToken != "" && (p.BasicAuthUsername != "" || p.BasicAuthPassword != "") {
+		r.fail("prometheus.bearer-token", errors.New("set either bearer-token or basic-auth-username/-password, not both"))
+	}
+	if p.BasicAuthPassword != "" && p.BasicAuthUsername == "" {
+		r.fail("prometheus.basic-auth-username", errors.New("required when basic-auth-password is set"))
+	}
+	if p.RemoteWriteURL != "" {
+		if err := checkHTTPURL(p.RemoteWriteURL); err != nil {
+			r.fail("prometheus.remote-write-url", err)
+		}
+	} else if contains(c.Backends, "prometheus") {
+		r.fail("prometheus.remote-write-url", errors.New("required when the prometheus backend is enabled"))
+	}
+}
+
+// checkHTTPURL accepts an absolute http or https URL with a host.
+func checkHTTPURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %w", s, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http:// or https:// URL with a host", s)
+	}
+	return nil
+}
+
+// headers reads a table of HTTP headers (name = "value"). Names must be
+// valid header names, values valid header values.
+func (r *reader) headers(key string) map[string]string {
+	var raw map[string]any
+	switch x := r.v.Get(key).(type) {
+	case nil:
+		return nil
+	case map[string]any:
+		raw = x
+	case map[string]string:
+		raw = make(map[string]any, len(x))
+		for k, v := range x {
+			raw[k] = v
+		}
+	default:
+		r.fail(key, fmt.Errorf("want a table of header = \"value\", got %v", x))
+		return nil
+	}
+	names := make([]string, 0, len(raw))
+	for k := range raw {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	out := make(map[string]string, len(raw))
+	for _, name := range names {
+		v, ok := raw[name].(string)
+		if !ok {
+			r.fail(key+"."+name, fmt.Errorf("want a string header value, got %v", raw[name]))
+			continue
+		}
+		if !httpguts.ValidHeaderFieldName(name) {
+			r.fail(key+"."+name, fmt.Errorf("%q is not a valid HTTP header name", name))
+			continue
+		}
+		if !httpguts.ValidHeaderFieldValue(v) {
+			r.fail(key+"."+name, fmt.Errorf("%q is not a valid HTTP header value", v))
+			continue
+		}
+		out[name] = v
+	}
+	return out
+}
