@@ -44,7 +44,7 @@ func (c *Config) loadPrometheus(r *reader) {
 	p.MetricsPerBatch = r.positiveInt("prometheus.metrics-per-batch")
 	p.MaxRequests = r.positiveInt("prometheus.max-requests")
 	p.Timeout = r.positiveDuration("prometheus.timeout")
-	p.Headers = r.headers("prometheus.headers")
+	p.Headers = r.headerTable("prometheus.headers")
 
 	if p.BearerToken != "" && (p.BasicAuthUsername != "" || p.BasicAuthPassword != "") {
 		r.fail("prometheus.bearer-token", errors.New("set either bearer-token or basic-auth-username/-password, not both"))
@@ -73,9 +73,9 @@ func checkHTTPURL(s string) error {
 	return nil
 }
 
-// headers reads a table of HTTP headers (name = "value"). Names must be
+// headerTable reads a table of HTTP headers (name = "value"). Names must be
 // valid header names, values valid header values.
-func (r *reader) headers(key string) map[string]string {
+func (r *reader) headerTable(key string) map[string]string {
 	var raw map[string]any
 	switch x := r.v.Get(key).(type) {
 	case nil:
