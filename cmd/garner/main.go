@@ -167,7 +167,7 @@ func listen(cfg *config.Config, agg *aggregator.Aggregator, log logrus.FieldLogg
 			u, err := receiver.ListenUDP(receiver.UDPOptions{
 				Addr: cfg.MetricsAddr, Readers: cfg.MaxReaders, BatchSize: cfg.ReceiveBatchSize,
 				DatagramSize: cfg.MaxDatagramSize, ReceiveBuffer: cfg.SocketReceiveBuffer,
-			}, agg, log)
+			}, agg, log, reg)
 			if err != nil {
 				return fail(err)
 			}

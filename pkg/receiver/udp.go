@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -43,11 +44,13 @@ type UDP struct {
 	agg   *aggregator.Aggregator
 	log   logrus.FieldLogger
 	conns []*net.UDPConn
+	drops *kernelDrops
 }
 
 // ListenUDP binds the sockets, so that a taken port fails the start before
-// anything runs. Run reads them.
-func ListenUDP(opts UDPOptions, agg *aggregator.Aggregator, log logrus.FieldLogger) (*UDP, error) {
+// anything runs, and registers garner_receiver_kernel_drops_total with reg
+// (nil: not exported). Run reads them.
+func ListenUDP(opts UDPOptions, agg *aggregator.Aggregator, log logrus.FieldLogger, reg prometheus.Registerer) (*UDP, error) {
 	if opts.Readers < 1 {
 		opts.Readers = 1
 	}
@@ -69,8 +72,29 @@ func ListenUDP(opts UDPOptions, agg *aggregator.Aggregator, log logrus.FieldLogg
 		}
 		u.conns = append(u.conns, conn)
 	}
+	inodes := make([]uint64, 0, len(u.conns))
+	for _, c := range u.conns {
+		ino, err := SocketInode(c)
+		if err != nil {
+			u.Close()
+			return nil, fmt.Errorf("cannot identify udp socket %q: %w", opts.Addr, err)
+		}
+		inodes = append(inodes, ino)
+	}
+	u.drops = newKernelDrops(ProcNetUDP(), inodes)
+	if reg != nil {
+		if err := reg.Register(u.drops.collector()); err != nil {
+			u.Close()
+			return nil, fmt.Errorf("cannot register udp kernel drops metric: %w", err)
+		}
+	}
 	return u, nil
 }
+
+// KernelDrops returns the datagrams the kernel dropped so far on the
+// receiver's sockets because they were full (see ReadUDPDrops). Safe for
+// concurrent use; it reads /proc, so call it at most every few seconds.
+func (u *UDP) KernelDrops() (uint64, error) { return u.drops.Total() }
 
 // Addr is the bound address (useful with port 0).
 func (u *UDP) Addr() net.Addr { return u.conns[0].LocalAddr() }
@@ -94,6 +118,11 @@ func (u *UDP) Run(ctx context.Context) error {
 			u.read(c, u.agg.NewRouter("udp"), i)
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		u.watchDrops(ctx, dropCheckInterval)
+	}()
 	<-ctx.Done()
 	for _, c := range u.conns {
 		_ = c.SetReadDeadline(time.Now().Add(drainTime))
