@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -35,7 +36,13 @@ func WriteExample(w io.Writer) error {
 # space-separated strings ("graphite stdout") or arrays.
 `)
 	section := ""
-	for _, k := range allKeys() {
+	// Top-level keys first, whichever table declares them: in TOML a key
+	// after a [section] header belongs to that section.
+	keys := allKeys()
+	sort.SliceStable(keys, func(i, j int) bool {
+		return !strings.Contains(keys[i].name, ".") && strings.Contains(keys[j].name, ".")
+	})
+	for _, k := range keys {
 		sec, name := "", k.name
 		if i := strings.LastIndexByte(k.name, '.'); i >= 0 {
 			sec, name = k.name[:i], k.name[i+1:]

@@ -1,0 +1,134 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestForwardDefaults(t *testing.T) {
+	c, err := Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := c.Forward
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"server-mode", f.ServerMode == ModeStandalone},
+		{"protocol", f.Protocol == "v3"},
+		{"flush-interval", f.FlushInterval == time.Second},
+		{"max-requests", f.MaxRequests == 1000},
+		{"max-request-elapsed-time", f.MaxRequestTime == 30*time.Second},
+		{"compression", f.Compression == "zlib" && f.CompressionLevel == 9},
+		{"client-timeout", f.ClientTimeout == 10*time.Second},
+		{"custom-headers", len(f.CustomHeaders) == 0},
+		{"max-buffer-size", f.MaxBufferSize == 64<<20},
+		{"ingestion limits", f.MaxBodyBytes == 16<<20 && f.MaxDecompressedBytes == 64<<20},
+		{"ingestion v3", f.ServeV3},
+		{"dedup-window", f.DedupWindow == 5*time.Minute},
+	}
+	for _, ch := range checks {
+		if !ch.ok {
+			t.Errorf("default of %s is wrong: %+v", ch.name, f)
+		}
+	}
+}
+
+func TestForwardFile(t *testing.T) {
+	cases := []struct {
+		name  string
+		file  string
+		env   [2]string
+		check func(f Forward) bool
+	}{
+		{
+			name: "gostatsd forwarder file",
+			file: `server-mode = "forwarder"
+[http-transport]
+api-endpoint = "http://agg-1:8080 http://agg-2:8080/"
+max-request-elapsed-time = -1
+consolidator-slots = 4
+compress = false
+dynamic-headers = ["region", "service"]
+[http-transport.custom-headers]
+x-region = "us-east-1"
+`,
+			check: func(f Forward) bool {
+				return f.ServerMode == ModeForwarder && len(f.Endpoints) == 2 && f.Endpoints[1] == "http://agg-2:8080" &&
+					f.MaxRequestTime < 0 && f.Compression == "none" && f.CustomHeaders["X-Region"] == "us-east-1" &&
+					len(f.DynamicHeaders) == 2 && f.ConsolidatorSlot == 4
+			},
+		},
+		{
+			name: "custom headers as inline table",
+			file: "[http-transport]\ncustom-headers = {service = \"api\"}\n",
+			check: func(f Forward) bool {
+				return f.CustomHeaders["Service"] == "api"
+			},
+		},
+		{
+			name: "zstd v3 and ingestion section",
+			file: "[http-transport]\ncompression-type = \"zstd\"\ncompression-level = 3\n[ingestion]\nv3 = false\nmax-body-bytes = \"1MiB\"\n",
+			check: func(f Forward) bool {
+				return f.Compression == "zstd" && f.CompressionLevel == 3 && !f.ServeV3 && f.MaxBodyBytes == 1<<20
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var args []string
+			if tc.file != "" {
+				args = []string{"--config-path", writeFile(t, "c.toml", tc.file)}
+			}
+			if tc.env[0] != "" {
+				t.Setenv(tc.env[0], tc.env[1])
+			}
+			c, err := Load(args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(c.Forward) {
+				t.Fatalf("unexpected: %+v", c.Forward)
+			}
+		})
+	}
+}
+
+func TestForwardBadConfig(t *testing.T) {
+	cases := []struct {
+		name    string
+		file    string
+		wantKey string
+	}{
+		{"forwarder without endpoint", "server-mode = \"forwarder\"\n", "http-transport.api-endpoint"},
+		{"bad server mode", "server-mode = \"relay\"\n", "server-mode"},
+		{"endpoint without scheme", "[http-transport]\napi-endpoint = \"agg:8080\"\n", "http-transport.api-endpoint"},
+		{"endpoint with query", "[http-transport]\napi-endpoint = \"http://agg:8080/?x=1\"\n", "http-transport.api-endpoint"},
+		{"bad protocol", "[http-transport]\nprotocol = \"v4\"\n", "http-transport.protocol"},
+		{"zstd with v2", "[http-transport]\nprotocol = \"v2\"\ncompression-type = \"zstd\"\n", "http-transport.compression-type"},
+		{"lz4", "[http-transport]\ncompression-type = \"lz4\"\n", "http-transport.compression-type"},
+		{"level out of range", "[http-transport]\ncompression-level = 11\n", "http-transport.compression-level"},
+		{"zero retry budget", "[http-transport]\nmax-request-elapsed-time = \"0s\"\n", "http-transport.max-request-elapsed-time"},
+		{"negative dns refresh", "[http-transport]\ndns-refresh = \"-1s\"\n", "http-transport.dns-refresh"},
+		{"custom headers not a table", "[http-transport]\ncustom-headers = \"{oops\"\n", "http-transport.custom-headers"},
+		{"bad header name", "[http-transport.custom-headers]\n\"x a\" = \"b\"\n", "http-transport.custom-headers.x a"},
+		{"header not a string", "[http-transport.custom-headers]\nx-a = 1\n", "http-transport.custom-headers.x-a"},
+		{"unknown key", "[http-transport]\nmax-request = 3\n", "http-transport.max-request"},
+		{"zero body limit", "[ingestion]\nmax-body-bytes = 0\n", "ingestion.max-body-bytes"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load([]string{"--config-path", writeFile(t, "c.toml", tc.file)})
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("want a config error naming %q, got %v", tc.wantKey, err)
+			}
+			if ce.Key != tc.wantKey || !strings.Contains(err.Error(), tc.wantKey) {
+				t.Fatalf("error names %q (%v), want %q", ce.Key, err, tc.wantKey)
+			}
+		})
+	}
+}
