@@ -116,7 +116,7 @@ type Registry struct {
 	deps     map[string]*dependency
 	order    []string // dependency names, sorted
 	internal map[string]InternalFunc
-	iorder   []string // internal check names, sorted
+	iorder   []string        // internal check names, sorted
 	runCtx   context.Context // set by Run
 	wg       *sync.WaitGroup
 	stopped  bool // Run is returning: no new probe goroutines
