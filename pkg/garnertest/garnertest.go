@@ -90,7 +90,10 @@ func StartBinary(t testing.TB, bin string, args ...string) *Process {
 	p := &Process{t: t, cmd: exec.Command(bin, args...), done: make(chan struct{})}
 	p.cmd.Stdout = lockedWriter{&p.mu, &p.stdout}
 	p.cmd.Stderr = lockedWriter{&p.mu, &p.stderr}
-	p.cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
+	// The admin server defaults to 127.0.0.1:8126 and garner refuses to
+	// start when that is taken, so concurrent tests would collide: give each
+	// one a free port unless the test chooses (a flag beats the environment).
+	p.cmd.Env = append(os.Environ(), "GOMAXPROCS=2", "GARNER_ADMIN_ADDR=127.0.0.1:0")
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
 	}
