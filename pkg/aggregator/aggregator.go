@@ -67,6 +67,7 @@ type Aggregator struct {
 	started  time.Time
 	lastMu   sync.Mutex
 	lastTime time.Time
+	running  atomic.Int32 // shard goroutines running (health.go)
 }
 
 type aggMetrics struct {
@@ -129,6 +130,8 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			a.running.Add(1)
+			defer a.running.Add(-1)
 			s.run(ctx)
 		}()
 	}
