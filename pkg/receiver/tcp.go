@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,7 @@ type TCP struct {
 
 	refused, closedBad prometheus.Counter
 	active             prometheus.Gauge
+	accepting          atomic.Bool // Run's accept loop is running (health.go)
 }
 
 // ListenTCP binds the listener.
@@ -73,6 +75,8 @@ func (t *TCP) Addr() net.Addr { return t.ln.Addr() }
 // every connection read what is already buffered for a short drain period,
 // and returns nil when all connection goroutines have finished.
 func (t *TCP) Run(ctx context.Context) error {
+	t.accepting.Store(true)
+	defer t.accepting.Store(false)
 	var wg sync.WaitGroup
 	done := make(chan struct{})
 	go func() {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -40,11 +41,12 @@ type UDPOptions struct {
 
 // UDP is the UDP statsd listener.
 type UDP struct {
-	opts  UDPOptions
-	agg   *aggregator.Aggregator
-	log   logrus.FieldLogger
-	conns []*net.UDPConn
-	drops *kernelDrops
+	opts    UDPOptions
+	agg     *aggregator.Aggregator
+	log     logrus.FieldLogger
+	conns   []*net.UDPConn
+	drops   *kernelDrops
+	reading atomic.Int32 // reader goroutines in their read loop (health.go)
 }
 
 // ListenUDP binds the sockets, so that a taken port fails the start before
@@ -115,6 +117,8 @@ func (u *UDP) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			u.reading.Add(1)
+			defer u.reading.Add(-1)
 			u.read(c, u.agg.NewRouter("udp"), i)
 		}()
 	}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,6 +25,7 @@ type Unixgram struct {
 	conn         *net.UnixConn
 	agg          *aggregator.Aggregator
 	log          logrus.FieldLogger
+	reading      atomic.Bool // the reading goroutine runs (health.go)
 }
 
 // ListenUnixgram binds the socket at path, replacing a stale socket file left
@@ -52,6 +54,8 @@ func (u *Unixgram) Run(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		u.reading.Store(true)
+		defer u.reading.Store(false)
 		r := u.agg.NewRouter("unixgram")
 		buf := make([]byte, u.datagramSize)
 		for {
