@@ -1,0 +1,110 @@
+package aggregator
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/sirupsen/logrus"
+)
+
+// TestRawMergesWithLines checks that raw series from forwarders land in the
+// same series as statsd lines with the same name, tags and source.
+func TestRawMergesWithLines(t *testing.T) {
+	h := newHarness(t, Options{DefaultTags: []string{"dc:1"}, Namespace: "ns"})
+	// A line from 10.0.0.7: the namespace applies to lines only.
+	h.send("c:1|c|#b:2,a:1", "t:10|ms", "s:x|s", "g:5|g")
+	w := h.a.NewRawWriter("http")
+	w.Counter("ns.c", []string{"a:1", "b:2", "b:2"}, "10.0.0.7", 2.5)
+	w.Timer("ns.t", nil, "10.0.0.7", []float64{20, 30}, 4) // sampled at 0.5
+	w.Set("ns.s", nil, "10.0.0.7", []string{"x", "y"})
+	w.Gauge("ns.g", nil, "10.0.0.7", 7)
+	w.Counter("other", []string{"z,y", ""}, "", 1)
+	if d := w.FlushWait(context.Background()); d != 0 {
+		t.Fatalf("dropped %d", d)
+	}
+	s := h.flush(time.Second)
+	cs := counters(s)
+	if c := cs["ns.c|a:1,b:2,dc:1|10.0.0.7"]; c.Value != 3.5 {
+		t.Errorf("counter = %v, want 3.5 (one series for line and raw): %v", c.Value, cs)
+	}
+	if c, ok := cs["other|dc:1,z_y|"]; !ok || c.Value != 1 {
+		t.Errorf("a comma in a tag must become _ and empty tags go: %v", cs)
+	}
+	tm := timers(s)["ns.t|dc:1|10.0.0.7"]
+	if tm.SampledCount != 5 || len(tm.Values) != 3 || tm.Upper != 30 || tm.Sum != 60 {
+		t.Errorf("timer: count %v values %v", tm.SampledCount, tm.Values)
+	}
+	if g := gauges(s)["ns.g|dc:1|10.0.0.7"]; g != 7 {
+		t.Errorf("gauge = %v, want the raw value written last", g)
+	}
+	for _, st := range s.Sets {
+		if st.Name == "ns.s" && len(st.Members) != 2 {
+			t.Errorf("set members = %v", st.Members)
+		}
+	}
+	if len(s.Sets) != 1 || len(s.Gauges) != 1 || len(s.Timers) != 1 || len(s.Counters) != 2 {
+		t.Errorf("series: %d counters %d gauges %d sets %d timers", len(s.Counters), len(s.Gauges), len(s.Sets), len(s.Timers))
+	}
+}
+
+// TestRawLargeRequests crosses batch boundaries: many series and a set and a
+// timer with more members than one batch holds.
+func TestRawLargeRequests(t *testing.T) {
+	h := newHarness(t, Options{})
+	w := h.a.NewRawWriter("http")
+	members := make([]string, 3*batchRecords+7)
+	values := make([]float64, 2*batchRecords+3)
+	for i := range members {
+		members[i] = fmt.Sprintf("member-%d", i)
+	}
+	for i := range values {
+		values[i] = float64(i)
+	}
+	for i := 0; i < 2000; i++ {
+		w.Counter(fmt.Sprintf("c.%d", i), []string{"k:v"}, "src", 1)
+	}
+	w.Set("big.set", nil, "", members)
+	w.Timer("big.timer", nil, "", values, float64(len(values)))
+	w.FlushWait(context.Background())
+	// The writer is reusable.
+	w.Counter("c.0", []string{"k:v"}, "src", 1)
+	w.FlushWait(context.Background())
+	s := h.flush(time.Second)
+	if len(s.Counters) != 2000 || counters(s)["c.0|k:v|src"].Value != 2 {
+		t.Fatalf("counters: %d, c.0 = %v", len(s.Counters), counters(s)["c.0|k:v|src"].Value)
+	}
+	if len(s.Sets) != 1 || len(s.Sets[0].Members) != len(members) {
+		t.Fatalf("set: %d sets", len(s.Sets))
+	}
+	tm := s.Timers[0]
+	if len(tm.Values) != len(values) || tm.SampledCount != float64(len(values)) || !sort.Float64sAreSorted(tm.Values) {
+		t.Fatalf("timer: %d values, count %v", len(tm.Values), tm.SampledCount)
+	}
+}
+
+// TestRawFlushWaitGivesUp checks that a request stuck on a full shard queue
+// gives up when its context ends, and counts what it dropped.
+func TestRawFlushWaitGivesUp(t *testing.T) {
+	// The aggregator is not running, so nothing drains its queues.
+	log := logrus.New()
+	log.SetLevel(logrus.ErrorLevel)
+	a := New(Options{Shards: 1, QueueLines: batchRecords}, nil, log, prometheus.NewRegistry())
+	w := a.NewRawWriter("http")
+	for i := 0; i < 200*batchRecords; i++ {
+		w.Counter(fmt.Sprintf("c.%d", i%50), nil, "", 1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	dropped := w.FlushWait(ctx)
+	if dropped == 0 {
+		t.Fatal("want drops when the shard does not drain")
+	}
+	if got := testutil.ToFloat64(a.m.queueDropped); got != float64(dropped) {
+		t.Fatalf("queue dropped counter = %v, want %d", got, dropped)
+	}
+}
