@@ -1,9 +1,92 @@
 package config
 
-// InfluxDB is the configuration of this area. (Stub: filled in by the issue that
-// builds it.)
-type InfluxDB struct{}
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
 
-var influxdbKeys = []key{}
+// InfluxDB is the [influxdb] section: where and how the influxdb backend
+// writes line protocol. Key names and defaults follow gostatsd.
+type InfluxDB struct {
+	APIEndpoint     string // base URL, e.g. http://127.0.0.1:8086; required with the backend
+	APIVersion      int    // 1 (/write?db=&rp=&consistency=) or 2 (/api/v2/write?org=&bucket=); default 2
+	Database        string // v1: required
+	RetentionPolicy string // v1: optional
+	Consistency     string // v1: "", any, one, quorum or all
+	Org             string // v2: required
+	Bucket          string // v2: required
+	// Credentials is sent as "Authorization: Token <credentials>" (v2 API
+	// token, or "user:password" for v1); empty = no Authorization header.
+	Credentials           string
+	CompressPayload       bool          // gzip request bodies; default true
+	MetricsPerBatch       int           // series (lines) per request; default 5000
+	MaxRequests           int           // concurrent requests; default 10
+	MaxRequestElapsedTime time.Duration // retry budget of one request; default 15s
+	Timeout               time.Duration // bound on one request attempt; default 10s
+}
 
-func (c *Config) loadInfluxDB(r *reader) {}
+var influxdbKeys = []key{
+	{"influxdb.api-endpoint", kString, "", "Base URL of InfluxDB (or anything that takes its line protocol, e.g. VictoriaMetrics), e.g. http://127.0.0.1:8086; required with the influxdb backend", false},
+	{"influxdb.api-version", kInt, 2, "Write API: 1 = POST /write?db=&rp=&consistency=, 2 = POST /api/v2/write?org=&bucket=", false},
+	{"influxdb.database", kString, "", "Database to write to (api-version 1; required there)", false},
+	{"influxdb.retention-policy", kString, "", "Retention policy (api-version 1); empty = the database's default", false},
+	{"influxdb.consistency", kString, "", "Write consistency (api-version 1, InfluxDB Enterprise): any, one, quorum, all; empty = server default", false},
+	{"influxdb.org", kString, "", "Organization (api-version 2; required there)", false},
+	{"influxdb.bucket", kString, "", "Bucket (api-version 2; required there)", false},
+	{"influxdb.credentials", kString, "", "Sent as \"Authorization: Token <credentials>\": an API token (v2) or \"user:password\" (v1); empty = none", false},
+	{"influxdb.compress-payload", kBool, true, "Gzip request bodies", false},
+	{"influxdb.metrics-per-batch", kInt, 5000, "Most series (one line each) per write request; a flush is split into several requests beyond it", false},
+	{"influxdb.max-requests", kInt, 10, "Most write requests in flight at once (gostatsd's default is 10 per CPU)", false},
+	{"influxdb.max-request-elapsed-time", kDuration, 15 * time.Second, "Time budget of one request, retries with exponential backoff included (connection errors, 408, 429, 5xx are retried); the batch is dropped and counted after it", false},
+	{"influxdb.timeout", kDuration, 10 * time.Second, "Bound on one write request attempt", false},
+}
+
+func (c *Config) loadInfluxDB(r *reader) {
+	x := &c.InfluxDB
+	x.APIEndpoint = strings.TrimRight(strings.TrimSpace(r.str("influxdb.api-endpoint")), "/")
+	x.APIVersion = r.int("influxdb.api-version")
+	x.Database = r.str("influxdb.database")
+	x.RetentionPolicy = r.str("influxdb.retention-policy")
+	x.Consistency = strings.ToLower(r.str("influxdb.consistency"))
+	x.Org = r.str("influxdb.org")
+	x.Bucket = r.str("influxdb.bucket")
+	x.Credentials = r.str("influxdb.credentials")
+	x.CompressPayload = r.bool("influxdb.compress-payload")
+	x.MetricsPerBatch = r.positiveInt("influxdb.metrics-per-batch")
+	x.MaxRequests = r.positiveInt("influxdb.max-requests")
+	x.MaxRequestElapsedTime = r.positiveDuration("influxdb.max-request-elapsed-time")
+	x.Timeout = r.positiveDuration("influxdb.timeout")
+
+	if x.APIVersion != 1 && x.APIVersion != 2 {
+		r.fail("influxdb.api-version", fmt.Errorf("must be 1 or 2, got %d", x.APIVersion))
+	}
+	if !contains([]string{"", "any", "one", "quorum", "all"}, x.Consistency) {
+		r.fail("influxdb.consistency", fmt.Errorf("%q is not one of any, one, quorum, all (or empty)", x.Consistency))
+	}
+	if x.APIEndpoint != "" {
+		if err := checkHTTPURL(x.APIEndpoint); err != nil {
+			r.fail("influxdb.api-endpoint", err)
+		}
+	}
+	if !contains(c.Backends, "influxdb") {
+		return
+	}
+	if x.APIEndpoint == "" {
+		r.fail("influxdb.api-endpoint", errors.New("required when the influxdb backend is enabled"))
+	}
+	switch x.APIVersion {
+	case 1:
+		if x.Database == "" {
+			r.fail("influxdb.database", errors.New("required with api-version 1"))
+		}
+	case 2:
+		if x.Org == "" {
+			r.fail("influxdb.org", errors.New("required with api-version 2"))
+		}
+		if x.Bucket == "" {
+			r.fail("influxdb.bucket", errors.New("required with api-version 2"))
+		}
+	}
+}
