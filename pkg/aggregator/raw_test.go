@@ -3,22 +3,60 @@ package aggregator
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sirupsen/logrus"
+
+	"github.com/garner-metrics/garner/pkg/metrics"
 )
+
+
+// rawAgg runs an aggregator for the raw tests (self-contained: no helpers
+// shared with the other test files).
+func rawAgg(t *testing.T, opts Options) *Aggregator {
+	t.Helper()
+	opts.Shards = 3
+	opts.QueueLines = 1 << 16
+	opts.HistogramLimit = 64
+	opts.PercentThresholds = []float64{90}
+	log := logrus.New()
+	log.SetLevel(logrus.ErrorLevel)
+	a := New(opts, nil, log, prometheus.NewRegistry())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = a.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return a
+}
+
+func rawFlush(t *testing.T, a *Aggregator) *metrics.Snapshot {
+	t.Helper()
+	s, err := a.Flush(context.Background(), time.Now().Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func rawKey(s metrics.Series) string {
+	return s.Name + "|" + strings.Join(s.Tags, ",") + "|" + s.Source
+}
 
 // TestRawMergesWithLines checks that raw series from forwarders land in the
 // same series as statsd lines with the same name, tags and source.
 func TestRawMergesWithLines(t *testing.T) {
-	h := newHarness(t, Options{DefaultTags: []string{"dc:1"}, Namespace: "ns"})
+	a := rawAgg(t, Options{DefaultTags: []string{"dc:1"}, Namespace: "ns"})
 	// A line from 10.0.0.7: the namespace applies to lines only.
-	h.send("c:1|c|#b:2,a:1", "t:10|ms", "s:x|s", "g:5|g")
-	w := h.a.NewRawWriter("http")
+	r := a.NewRouter("udp")
+	r.HandleDatagram([]byte("c:1|c|#b:2,a:1\nt:10|ms\ns:x|s\ng:5|g"), netip.MustParseAddr("10.0.0.7"), false)
+	r.Flush()
+	w := a.NewRawWriter("http")
 	w.Counter("ns.c", []string{"a:1", "b:2", "b:2"}, "10.0.0.7", 2.5)
 	w.Timer("ns.t", nil, "10.0.0.7", []float64{20, 30}, 4) // sampled at 0.5
 	w.Set("ns.s", nil, "10.0.0.7", []string{"x", "y"})
@@ -27,19 +65,25 @@ func TestRawMergesWithLines(t *testing.T) {
 	if d := w.FlushWait(context.Background()); d != 0 {
 		t.Fatalf("dropped %d", d)
 	}
-	s := h.flush(time.Second)
-	cs := counters(s)
+	s := rawFlush(t, a)
+	if len(s.Sets) != 1 || len(s.Gauges) != 1 || len(s.Timers) != 1 || len(s.Counters) != 2 {
+		t.Fatalf("series: %d counters %d gauges %d sets %d timers", len(s.Counters), len(s.Gauges), len(s.Sets), len(s.Timers))
+	}
+	cs := map[string]metrics.Counter{}
+	for _, c := range s.Counters {
+		cs[rawKey(c.Series)] = c
+	}
 	if c := cs["ns.c|a:1,b:2,dc:1|10.0.0.7"]; c.Value != 3.5 {
 		t.Errorf("counter = %v, want 3.5 (one series for line and raw): %v", c.Value, cs)
 	}
 	if c, ok := cs["other|dc:1,z_y|"]; !ok || c.Value != 1 {
 		t.Errorf("a comma in a tag must become _ and empty tags go: %v", cs)
 	}
-	tm := timers(s)["ns.t|dc:1|10.0.0.7"]
+	tm := s.Timers[0]
 	if tm.SampledCount != 5 || len(tm.Values) != 3 || tm.Upper != 30 || tm.Sum != 60 {
 		t.Errorf("timer: count %v values %v", tm.SampledCount, tm.Values)
 	}
-	if g := gauges(s)["ns.g|dc:1|10.0.0.7"]; g != 7 {
+	if g := s.Gauges[0]; rawKey(g.Series) != "ns.g|dc:1|10.0.0.7" || g.Value != 7 {
 		t.Errorf("gauge = %v, want the raw value written last", g)
 	}
 	for _, st := range s.Sets {
@@ -47,16 +91,13 @@ func TestRawMergesWithLines(t *testing.T) {
 			t.Errorf("set members = %v", st.Members)
 		}
 	}
-	if len(s.Sets) != 1 || len(s.Gauges) != 1 || len(s.Timers) != 1 || len(s.Counters) != 2 {
-		t.Errorf("series: %d counters %d gauges %d sets %d timers", len(s.Counters), len(s.Gauges), len(s.Sets), len(s.Timers))
-	}
 }
 
 // TestRawLargeRequests crosses batch boundaries: many series and a set and a
 // timer with more members than one batch holds.
 func TestRawLargeRequests(t *testing.T) {
-	h := newHarness(t, Options{})
-	w := h.a.NewRawWriter("http")
+	a := rawAgg(t, Options{})
+	w := a.NewRawWriter("http")
 	members := make([]string, 3*batchRecords+7)
 	values := make([]float64, 2*batchRecords+3)
 	for i := range members {
@@ -74,9 +115,15 @@ func TestRawLargeRequests(t *testing.T) {
 	// The writer is reusable.
 	w.Counter("c.0", []string{"k:v"}, "src", 1)
 	w.FlushWait(context.Background())
-	s := h.flush(time.Second)
-	if len(s.Counters) != 2000 || counters(s)["c.0|k:v|src"].Value != 2 {
-		t.Fatalf("counters: %d, c.0 = %v", len(s.Counters), counters(s)["c.0|k:v|src"].Value)
+	s := rawFlush(t, a)
+	var c0 float64
+	for _, c := range s.Counters {
+		if rawKey(c.Series) == "c.0|k:v|src" {
+			c0 = c.Value
+		}
+	}
+	if len(s.Counters) != 2000 || c0 != 2 {
+		t.Fatalf("counters: %d, c.0 = %v", len(s.Counters), c0)
 	}
 	if len(s.Sets) != 1 || len(s.Sets[0].Members) != len(members) {
 		t.Fatalf("set: %d sets", len(s.Sets))
