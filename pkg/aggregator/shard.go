@@ -58,7 +58,14 @@ type shard struct {
 	gauges   map[string]*gaugeState
 	sets     map[string]*setState
 	timers   map[string]*timerState
+
+	// flush scratch, reused from flush to flush
+	cum, cumSq []float64
 }
+
+// noMembers is the Members of a set that saw nothing this interval; it is
+// never written to.
+var noMembers = map[string]struct{}{}
 
 func newShard(a *Aggregator, queueLines int) *shard {
 	return &shard{
@@ -137,8 +144,11 @@ func (s *shard) apply(b *batch) {
 			st := s.sets[string(key)]
 			if st == nil {
 				k := string(key)
-				st = &setState{Series: seriesOf(k, rec), members: make(map[string]struct{})}
+				st = &setState{Series: seriesOf(k, rec)}
 				s.sets[k] = st
+			}
+			if st.members == nil {
+				st.members = make(map[string]struct{})
 			}
 			m := b.arena[rec.moff : rec.moff+rec.mlen]
 			if _, ok := st.members[string(m)]; !ok {
@@ -214,28 +224,41 @@ func (s *shard) snapshot(req flushReq) *metrics.Snapshot {
 		}
 	}
 	for k, st := range s.sets {
-		out.Sets = append(out.Sets, metrics.Set{Series: st.Series, Members: st.members})
+		members := st.members
+		if members == nil {
+			members = noMembers
+		}
+		out.Sets = append(out.Sets, metrics.Set{Series: st.Series, Members: members})
+		st.members = nil // allocated again by the next sample
 		if expired(exp.Set, now, st.seen) {
 			delete(s.sets, k)
-		} else {
-			st.members = make(map[string]struct{}, len(st.members))
 		}
 	}
+	// Percentiles and buckets of all timers share one backing array each.
+	npct := 0
+	for _, t := range s.timers {
+		if len(t.values) > 0 && !t.hist {
+			npct += 5 * len(s.a.pcts)
+		}
+	}
+	pctBuf := make([]metrics.Percentile, 0, npct)
 	for k, t := range s.timers {
-		out.Timers = append(out.Timers, s.timerAggregate(t, secs))
+		var tm metrics.Timer
+		tm, pctBuf = s.timerAggregate(t, secs, pctBuf)
+		out.Timers = append(out.Timers, tm)
+		t.values = nil // handed over; allocated again by the next sample
+		t.sampled = 0
 		if expired(exp.Timer, now, t.seen) {
 			delete(s.timers, k)
-		} else {
-			t.values = make([]float64, 0, len(t.values))
-			t.sampled = 0
 		}
 	}
 	return out
 }
 
 // timerAggregate computes a timer's statistics as gostatsd does, minus its
-// crash on negative percentiles. It hands t.values over to the result.
-func (s *shard) timerAggregate(t *timerState, secs float64) metrics.Timer {
+// crash on negative percentiles. It hands t.values over to the result and
+// appends the percentiles to pctBuf, which it returns.
+func (s *shard) timerAggregate(t *timerState, secs float64, pctBuf []metrics.Percentile) (metrics.Timer, []metrics.Percentile) {
 	vals := t.values
 	out := metrics.Timer{Series: t.Series, Values: vals}
 	if t.hist {
@@ -250,11 +273,11 @@ func (s *shard) timerAggregate(t *timerState, secs float64) metrics.Timer {
 			out.Histogram = append(out.Histogram, metrics.Bucket{Le: b, Count: n})
 		}
 		out.Histogram = append(out.Histogram, metrics.Bucket{Le: math.Inf(1), Count: uint64(len(vals))})
-		return out
+		return out, pctBuf
 	}
 	n := len(vals)
 	if n == 0 {
-		return out
+		return out, pctBuf
 	}
 	slices.Sort(vals)
 	out.SampledCount = t.sampled
@@ -264,8 +287,10 @@ func (s *shard) timerAggregate(t *timerState, secs float64) metrics.Timer {
 
 	// cumulative sums, for the percentiles
 	var sum, sumSq float64
-	cum := make([]float64, n)
-	cumSq := make([]float64, n)
+	if cap(s.cum) < n {
+		s.cum, s.cumSq = make([]float64, n), make([]float64, n)
+	}
+	cum, cumSq := s.cum[:n], s.cumSq[:n]
 	for i, v := range vals {
 		sum += v
 		sumSq += v * v
@@ -273,6 +298,7 @@ func (s *shard) timerAggregate(t *timerState, secs float64) metrics.Timer {
 	}
 	dis := s.a.opts.Disabled
 	count := float64(n)
+	first := len(pctBuf)
 	for _, p := range s.a.pcts {
 		k := n
 		pSum, pSumSq, bound := sum, sumSq, vals[n-1]
@@ -296,7 +322,7 @@ func (s *shard) timerAggregate(t *timerState, secs float64) metrics.Timer {
 		}
 		add := func(sub metrics.SubMetrics, name string, v float64) {
 			if !dis.Has(sub) {
-				out.Percentiles = append(out.Percentiles, metrics.Percentile{Name: name, Value: v})
+				pctBuf = append(pctBuf, metrics.Percentile{Name: name, Value: v})
 			}
 		}
 		add(metrics.SubCountPct, p.count, float64(k))
@@ -308,6 +334,9 @@ func (s *shard) timerAggregate(t *timerState, secs float64) metrics.Timer {
 		} else {
 			add(metrics.SubLowerPct, p.bound, bound)
 		}
+	}
+	if len(pctBuf) > first {
+		out.Percentiles = pctBuf[first:len(pctBuf):len(pctBuf)]
 	}
 	mean := sum / count
 	var diffs float64
@@ -323,5 +352,5 @@ func (s *shard) timerAggregate(t *timerState, secs float64) metrics.Timer {
 	out.Std = math.Sqrt(diffs / count)
 	out.Sum = sum
 	out.SumSquares = sumSq
-	return out
+	return out, pctBuf
 }

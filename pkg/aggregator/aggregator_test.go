@@ -1,0 +1,380 @@
+package aggregator
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/netip"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/sirupsen/logrus"
+
+	"github.com/garner-metrics/garner/pkg/metrics"
+)
+
+var src = netip.MustParseAddr("10.0.0.7")
+
+type harness struct {
+	t   *testing.T
+	a   *Aggregator
+	r   *Router
+	reg *prometheus.Registry
+	now time.Time
+}
+
+func newHarness(t *testing.T, opts Options) *harness {
+	t.Helper()
+	if opts.PercentThresholds == nil {
+		opts.PercentThresholds = []float64{90}
+	}
+	if opts.HistogramLimit == 0 {
+		opts.HistogramLimit = 64
+	}
+	if opts.Shards == 0 {
+		opts.Shards = 3
+	}
+	if opts.QueueLines == 0 {
+		opts.QueueLines = 1 << 16
+	}
+	log := logrus.New()
+	log.SetLevel(logrus.ErrorLevel)
+	reg := prometheus.NewRegistry()
+	a := New(opts, nil, log, reg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = a.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	h := &harness{t: t, a: a, r: a.NewRouter("test"), reg: reg, now: time.Now()}
+	a.lastTime = h.now
+	return h
+}
+
+// send feeds one datagram from src.
+func (h *harness) send(lines ...string) {
+	h.r.HandleDatagram([]byte(strings.Join(lines, "\n")), src, false)
+	h.r.Flush()
+}
+
+// flush advances the clock by d and flushes.
+func (h *harness) flush(d time.Duration) *metrics.Snapshot {
+	h.t.Helper()
+	h.now = h.now.Add(d)
+	s, err := h.a.Flush(context.Background(), h.now)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return s
+}
+
+func key(s metrics.Series) string {
+	return s.Name + "|" + strings.Join(s.Tags, ",") + "|" + s.Source
+}
+
+func counters(s *metrics.Snapshot) map[string]metrics.Counter {
+	out := map[string]metrics.Counter{}
+	for _, c := range s.Counters {
+		out[key(c.Series)] = c
+	}
+	return out
+}
+
+func gauges(s *metrics.Snapshot) map[string]float64 {
+	out := map[string]float64{}
+	for _, g := range s.Gauges {
+		out[key(g.Series)] = g.Value
+	}
+	return out
+}
+
+func timers(s *metrics.Snapshot) map[string]metrics.Timer {
+	out := map[string]metrics.Timer{}
+	for _, x := range s.Timers {
+		out[key(x.Series)] = x
+	}
+	return out
+}
+
+func pcts(t metrics.Timer) map[string]float64 {
+	out := map[string]float64{}
+	for _, p := range t.Percentiles {
+		out[p.Name] = p.Value
+	}
+	return out
+}
+
+func TestCounters(t *testing.T) {
+	h := newHarness(t, Options{})
+	h.send("c:0.4|c", "c:0.4|c", "r:1|c|@0.1", "p:1:2:3|c", "n:5|c", "n:-2|c")
+	s := h.flush(10 * time.Second)
+	cs := counters(s)
+	for name, want := range map[string]float64{"c||10.0.0.7": 0.8, "r||10.0.0.7": 10, "p||10.0.0.7": 6, "n||10.0.0.7": 3} {
+		c, ok := cs[name]
+		if !ok {
+			t.Fatalf("missing %s in %v", name, cs)
+		}
+		if math.Abs(c.Value-want) > 1e-12 || math.Abs(c.PerSecond-want/10) > 1e-12 {
+			t.Errorf("%s = %v (%v/s), want %v (%v/s)", name, c.Value, c.PerSecond, want, want/10)
+		}
+	}
+}
+
+func TestGauges(t *testing.T) {
+	h := newHarness(t, Options{GaugeDeltas: true})
+	// Last value in arrival order wins, within one datagram too.
+	h.send("g:1|g", "g:7|g", "g:3|g", "d:10|g", "d:+5|g", "d:-2|g", "p:1:2:9|g", "new:-4|g")
+	gs := gauges(h.flush(time.Second))
+	for k, want := range map[string]float64{"g||10.0.0.7": 3, "d||10.0.0.7": 13, "p||10.0.0.7": 9, "new||10.0.0.7": -4} {
+		if gs[k] != want {
+			t.Errorf("%s = %v, want %v", k, gs[k], want)
+		}
+	}
+	h.send("d:+1|g")
+	if got := gauges(h.flush(time.Second))["d||10.0.0.7"]; got != 14 {
+		t.Errorf("delta across flushes: %v, want 14", got)
+	}
+
+	abs := newHarness(t, Options{GaugeDeltas: false})
+	abs.send("d:10|g", "d:+5|g", "e:10|g", "e:-2|g")
+	gs = gauges(abs.flush(time.Second))
+	if gs["d||10.0.0.7"] != 5 || gs["e||10.0.0.7"] != -2 {
+		t.Errorf("gauge-deltas=false must be absolute: %v", gs)
+	}
+}
+
+func TestTimers(t *testing.T) {
+	h := newHarness(t, Options{PercentThresholds: []float64{90, 99.9, -10, 50}})
+	var lines []string
+	for i := 1; i <= 10; i++ {
+		lines = append(lines, fmt.Sprintf("t:%d|ms", i))
+	}
+	lines = append(lines, "packed:1:2:3|ms", "rate:5|ms|@0.5", "one:4|ms")
+	h.send(lines...)
+	ts := timers(h.flush(2 * time.Second))
+
+	tm := ts["t||10.0.0.7"]
+	if tm.Count != 10 || tm.Lower != 1 || tm.Upper != 10 || tm.Mean != 5.5 || tm.Median != 5.5 || tm.Sum != 55 || tm.SumSquares != 385 || tm.PerSecond != 5 {
+		t.Errorf("timer stats wrong: %+v", tm)
+	}
+	if math.Abs(tm.Std-math.Sqrt(8.25)) > 1e-12 {
+		t.Errorf("std = %v", tm.Std)
+	}
+	p := pcts(tm)
+	want := map[string]float64{
+		"count_90": 9, "mean_90": 5, "sum_90": 45, "sum_squares_90": 285, "upper_90": 9,
+		"count_99_9": 10, "upper_99_9": 10,
+		"count_-10": 1, "mean_-10": 10, "sum_-10": 10, "lower_-10": 10,
+		"count_50": 5, "upper_50": 5,
+	}
+	for k, v := range want {
+		if got, ok := p[k]; !ok || got != v {
+			t.Errorf("%s = %v (present %v), want %v", k, got, ok, v)
+		}
+	}
+	if pk := ts["packed||10.0.0.7"]; pk.Count != 3 || pk.Sum != 6 {
+		t.Errorf("packed values must each count: %+v", pk)
+	}
+	if rt := ts["rate||10.0.0.7"]; rt.Count != 2 || rt.SampledCount != 2 || rt.PerSecond != 1 {
+		t.Errorf("sample rate must scale the count: %+v", rt)
+	}
+	if one := pcts(ts["one||10.0.0.7"]); one["lower_-10"] != 4 || one["upper_90"] != 4 || one["count_90"] != 1 {
+		t.Errorf("one value: %v", one)
+	}
+
+	// Idle: zeros, no percentiles.
+	idle := timers(h.flush(time.Second))["t||10.0.0.7"]
+	if idle.Count != 0 || idle.Upper != 0 || len(idle.Percentiles) != 0 {
+		t.Errorf("idle timer: %+v", idle)
+	}
+}
+
+// TestNegativePercentileAllValues is gostatsd's crash: -100 with a few values.
+func TestNegativePercentileAllValues(t *testing.T) {
+	h := newHarness(t, Options{PercentThresholds: []float64{-100, 100}})
+	h.send("t:1|ms", "t:2|ms", "t:3|ms")
+	p := pcts(timers(h.flush(time.Second))["t||10.0.0.7"])
+	if p["count_-100"] != 3 || p["sum_-100"] != 6 || p["lower_-100"] != 1 || p["upper_100"] != 3 {
+		t.Fatalf("got %v", p)
+	}
+}
+
+func TestDisabledSubMetrics(t *testing.T) {
+	h := newHarness(t, Options{Disabled: metrics.SubMeanPct | metrics.SubUpperPct})
+	h.send("t:1|ms", "t:2|ms")
+	p := pcts(timers(h.flush(time.Second))["t||10.0.0.7"])
+	if _, ok := p["mean_90"]; ok {
+		t.Error("mean_90 disabled but present")
+	}
+	if _, ok := p["upper_90"]; ok {
+		t.Error("upper_90 disabled but present")
+	}
+	if _, ok := p["count_90"]; !ok {
+		t.Error("count_90 missing")
+	}
+}
+
+func TestHistogram(t *testing.T) {
+	h := newHarness(t, Options{HistogramLimit: 3})
+	h.send("h:1|ms|#gsd_histogram:5_10_20_50", "h:7|ms|#gsd_histogram:5_10_20_50", "h:100|ms|#gsd_histogram:5_10_20_50")
+	tm := timers(h.flush(time.Second))["h|gsd_histogram:5_10_20_50|10.0.0.7"]
+	want := []metrics.Bucket{{Le: 5, Count: 1}, {Le: 10, Count: 2}, {Le: 20, Count: 2}, {Le: math.Inf(1), Count: 3}}
+	if fmt.Sprint(tm.Histogram) != fmt.Sprint(want) {
+		t.Fatalf("buckets %v, want %v (limit 3 keeps the first three bounds)", tm.Histogram, want)
+	}
+}
+
+func TestSets(t *testing.T) {
+	h := newHarness(t, Options{})
+	h.send("s:a|s", "s:b|s", "s:a|s", "s:a:b|s")
+	s := h.flush(time.Second)
+	if len(s.Sets) != 1 || len(s.Sets[0].Members) != 3 {
+		t.Fatalf("sets: %+v", s.Sets)
+	}
+	s = h.flush(time.Second)
+	if len(s.Sets) != 1 || len(s.Sets[0].Members) != 0 {
+		t.Fatalf("idle set must be 0: %+v", s.Sets)
+	}
+}
+
+func TestSeriesIdentity(t *testing.T) {
+	h := newHarness(t, Options{Namespace: "ns", DefaultTags: []string{"dc:1", "env:prod"}})
+	h.send("c:1|c|#z:1,a:2,z:1,env:prod", "c:1|c|#a:2,z:1")
+	cs := counters(h.flush(time.Second))
+	if len(cs) != 1 {
+		t.Fatalf("tag order and duplicates must not split a series: %v", cs)
+	}
+	c, ok := cs["ns.c|a:2,dc:1,env:prod,z:1|10.0.0.7"]
+	if !ok || c.Value != 2 {
+		t.Fatalf("got %v", cs)
+	}
+}
+
+func TestIgnoreHost(t *testing.T) {
+	h := newHarness(t, Options{IgnoreHost: true})
+	h.send("c:1|c|#host:web1,env:prod", "c:1|c|#env:prod", "c:1|c|#host:web2,host:web3")
+	cs := counters(h.flush(time.Second))
+	for _, k := range []string{"c|env:prod|web1", "c|env:prod|", "c|host:web3|web2"} {
+		if cs[k].Value != 1 {
+			t.Errorf("missing %q in %v", k, cs)
+		}
+	}
+}
+
+func TestExpiry(t *testing.T) {
+	h := newHarness(t, Options{Expiry: Expiry{Counter: 3 * time.Second, Gauge: 0, Set: -1, Timer: 3 * time.Second}})
+	h.send("c:1|c", "g:5|g", "s:x|s", "t:1|ms")
+	s := h.flush(time.Second)
+	if s.Len() != 4 {
+		t.Fatalf("first flush: %d series", s.Len())
+	}
+	// The set expires at once (negative); the counter and timer live 3s idle;
+	// the gauge never expires and repeats its value.
+	for i, want := range []int{3, 3, 3, 1, 1} {
+		s = h.flush(time.Second)
+		if s.Len() != want {
+			t.Fatalf("flush %d: %d series, want %d", i+2, s.Len(), want)
+		}
+	}
+	if gauges(s)["g||10.0.0.7"] != 5 {
+		t.Fatalf("gauge must keep its value: %v", gauges(s))
+	}
+}
+
+func TestBadLinesCounted(t *testing.T) {
+	h := newHarness(t, Options{})
+	h.send("good:1|c", "bad", "x:1|q", "", "good:1|c")
+	if got := counters(h.flush(time.Second))["good||10.0.0.7"].Value; got != 2 {
+		t.Fatalf("good lines around bad ones lost: %v", got)
+	}
+	if n := testutil.ToFloat64(h.r.cBad["missing_value"]); n != 1 {
+		t.Errorf("missing_value = %v", n)
+	}
+	if n := testutil.ToFloat64(h.r.cBad["bad_type"]); n != 1 {
+		t.Errorf("bad_type = %v", n)
+	}
+	if n := testutil.ToFloat64(h.r.cLines); n != 4 {
+		t.Errorf("lines = %v, want 4 (empty lines are not lines)", n)
+	}
+}
+
+func TestTruncatedDatagram(t *testing.T) {
+	h := newHarness(t, Options{})
+	h.r.HandleDatagram([]byte("a:1|c\nb:2|c\nc:3|"), src, true)
+	h.r.Flush()
+	cs := counters(h.flush(time.Second))
+	if len(cs) != 2 {
+		t.Fatalf("the complete lines of a truncated datagram must be kept: %v", cs)
+	}
+	if testutil.ToFloat64(h.r.cTruncated) != 1 || testutil.ToFloat64(h.r.cBad["line_too_long"]) != 1 {
+		t.Fatal("truncation not counted")
+	}
+}
+
+func TestQueueFullDropsAndCounts(t *testing.T) {
+	log := logrus.New()
+	reg := prometheus.NewRegistry()
+	a := New(Options{Shards: 1, QueueLines: batchRecords}, nil, log, reg) // shards not running
+	r := a.NewRouter("test")
+	for i := 0; i < 3*batchRecords; i++ {
+		r.HandleLine([]byte("c:1|c"))
+	}
+	r.Flush()
+	if got := testutil.ToFloat64(a.m.queueDropped); got != 2*batchRecords {
+		t.Fatalf("dropped %v, want %d", got, 2*batchRecords)
+	}
+}
+
+func TestShardsSplitSeries(t *testing.T) {
+	h := newHarness(t, Options{Shards: 4})
+	var lines []string
+	for i := 0; i < 1000; i++ {
+		lines = append(lines, fmt.Sprintf("c%d:1|c", i%100))
+	}
+	h.send(lines...)
+	cs := counters(h.flush(time.Second))
+	if len(cs) != 100 {
+		t.Fatalf("%d series, want 100", len(cs))
+	}
+	for k, c := range cs {
+		if c.Value != 10 {
+			t.Fatalf("%s = %v, want 10 (a series split across shards?)", k, c.Value)
+		}
+	}
+	var n []int
+	for _, s := range h.a.shards {
+		n = append(n, len(s.counters))
+	}
+	sort.Ints(n)
+	if n[0] == 0 {
+		t.Errorf("a shard got no series: %v", n)
+	}
+}
+
+func TestRouterAllocations(t *testing.T) {
+	h := newHarness(t, Options{Shards: 2})
+	var lines []string
+	for i := 0; i < 100; i++ {
+		lines = append(lines, fmt.Sprintf("api.req.%d:1|c|#env:prod,region:us", i%10), fmt.Sprintf("lat.%d:%d|ms", i%10, i), "g:+1|g", fmt.Sprintf("s:%d|s", i%5))
+	}
+	dg := []byte(strings.Join(lines, "\n"))
+	buf := make([]byte, len(dg))
+	for i := 0; i < 100; i++ { // warm up: series and pooled batches exist
+		copy(buf, dg)
+		h.r.HandleDatagram(buf, src, false)
+		h.r.Flush()
+	}
+	allocs := testing.AllocsPerRun(200, func() {
+		copy(buf, dg)
+		h.r.HandleDatagram(buf, src, false)
+		h.r.Flush()
+	})
+	// Timer values grow their slices between flushes (amortised appends);
+	// everything else must not allocate.
+	if perLine := allocs / float64(len(lines)); perLine > 0.05 {
+		t.Fatalf("%.3f allocations per line; want ~0", perLine)
+	}
+}
