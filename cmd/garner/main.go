@@ -2,6 +2,8 @@
 //
 // main only wires components together. Shutdown order (SIGTERM/SIGINT):
 //
+//  0. readiness answers 503 at once; ingestion goes on for shutdown-grace,
+//     then HTTP ingestion stops (admin.go);
 //  1. receivers stop reading after draining what the kernel already queued;
 //     the periodic flush loop stops;
 //  2. the final flush collects everything the shards hold (their queues
@@ -86,12 +88,19 @@ func run(args []string) int {
 	flusher := flush.New(flush.Options{
 		Interval: cfg.FlushInterval, Aligned: cfg.FlushAligned, Offset: cfg.FlushOffset, Timeout: cfg.BackendTimeout,
 	}, agg, bs, log, reg)
+	adm, err := newAdmin(cfg, log, reg, agg, flusher, bs) // before the statsd port: see newAdmin
+	if err != nil {
+		log.WithError(err).Error("cannot start the http servers")
+		return exitConfig
+	}
+	defer adm.close()
 
 	receivers, err := listen(cfg, agg, log, reg)
 	if err != nil {
 		log.WithError(err).Error("cannot start receivers")
 		return exitRuntime
 	}
+	adm.setReceivers(receivers)
 	log.WithFields(logrus.Fields{
 		"version": version.Get().Version, "backends": cfg.Backends, "flush_interval": cfg.FlushInterval.String(),
 		"shards": cfg.MaxWorkers,
@@ -105,6 +114,7 @@ func run(args []string) int {
 	var bg errgroup.Group
 	bg.Go(func() error { return agg.Run(bgCtx) })
 	bg.Go(func() error { return events.Run(bgCtx) })
+	bg.Go(func() error { return adm.run(bgCtx) })
 	for _, b := range bs {
 		if r, ok := b.(backends.Runner); ok {
 			bg.Go(func() error { return r.Run(bgCtx) })
@@ -112,7 +122,7 @@ func run(args []string) int {
 	}
 
 	// Receivers and the flush loop stop at the signal, or when one fails.
-	g, gctx := errgroup.WithContext(sigCtx)
+	g, gctx := errgroup.WithContext(adm.graceful(sigCtx)) // shutdown-grace after the signal
 	for _, r := range receivers {
 		g.Go(func() error { return r.Run(gctx) })
 	}

@@ -21,7 +21,7 @@ type Totals struct {
 	// Drops is every garner_*dropped*_total counter, summed over its labels,
 	// by metric name (the units differ: lines, flushes, series, bytes).
 	Drops      map[string]float64 `json:"drops"`
-	DropsTotal float64            `json:"drops_total"` // sum of the line and series drops
+	DropsTotal float64            `json:"drops_total"` // lines, series and datagrams lost (not flushes or bytes)
 	Series     map[string]float64 `json:"series"`      // by type, at the last flush
 	Flushes    float64            `json:"flushes"`
 }
@@ -57,15 +57,21 @@ func readTotals(g prometheus.Gatherer) Totals {
 		case "garner_flush_total":
 			t.Flushes = sum(mf)
 		}
-		if strings.HasPrefix(name, "garner_") && strings.Contains(name, "dropped") && strings.HasSuffix(name, "_total") {
+		if isDropCounter(name) {
 			v := sum(mf)
 			t.Drops[name] = v
-			if strings.HasSuffix(name, "_lines_total") || strings.HasSuffix(name, "_series_total") {
+			if strings.HasSuffix(name, "_lines_total") || strings.HasSuffix(name, "_series_total") || name == "garner_receiver_kernel_drops_total" {
 				t.DropsTotal += v
 			}
 		}
 	}
 	return t
+}
+
+// isDropCounter matches garner_*_dropped_*_total and garner_*_drops_total.
+func isDropCounter(name string) bool {
+	return strings.HasPrefix(name, "garner_") && strings.HasSuffix(name, "_total") &&
+		(strings.Contains(name, "_dropped_") || strings.HasSuffix(name, "_drops_total"))
 }
 
 func sum(mf *dto.MetricFamily) float64 {
