@@ -1,0 +1,515 @@
+package forwarder
+
+import (
+	"math"
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/garner-metrics/garner/pkg/metrics"
+)
+
+// The encoders below write the protobuf wire format straight from a
+// snapshot, without building the generated message structs: no allocation
+// per series once the encoder's buffers have grown. The generated types in
+// proto/pb and proto/garnerpb are the specification; codec_test.go checks
+// that they decode what these functions write.
+
+// selection picks series of one snapshot by index.
+type selection struct {
+	counters, gauges, sets, timers []int32
+}
+
+func (s *selection) len() int {
+	return len(s.counters) + len(s.gauges) + len(s.sets) + len(s.timers)
+}
+
+func (s *selection) reset() {
+	s.counters, s.gauges, s.sets, s.timers = s.counters[:0], s.gauges[:0], s.sets[:0], s.timers[:0]
+}
+
+// encoder holds reusable buffers; it is not safe for concurrent use.
+type encoder struct {
+	idx []int32 // series indices sorted by name (v2)
+}
+
+// Field numbers of garner.v3.
+const (
+	v3BatchID   = 1
+	v3Counters  = 2
+	v3Gauges    = 3
+	v3Sets      = 4
+	v3Timers    = 5
+	v3Forwarder = 6
+
+	v3Name   = 1
+	v3Tags   = 2
+	v3Source = 3
+	v3Value  = 4 // counter, gauge value; set members; timer sample_count
+	v3Values = 5 // timer values
+)
+
+// seriesSize is the size of the name, tags and source fields of a v3 series
+// message (Counter, Gauge, Set, Timer).
+func seriesSize(s *metrics.Series) int {
+	n := protowire.SizeTag(v3Name) + protowire.SizeBytes(len(s.Name))
+	for _, t := range s.Tags {
+		n += protowire.SizeTag(v3Tags) + protowire.SizeBytes(len(t))
+	}
+	if s.Source != "" {
+		n += protowire.SizeTag(v3Source) + protowire.SizeBytes(len(s.Source))
+	}
+	return n
+}
+
+func appendSeries(b []byte, s *metrics.Series) []byte {
+	b = protowire.AppendTag(b, v3Name, protowire.BytesType)
+	b = protowire.AppendString(b, s.Name)
+	for _, t := range s.Tags {
+		b = protowire.AppendTag(b, v3Tags, protowire.BytesType)
+		b = protowire.AppendString(b, t)
+	}
+	if s.Source != "" {
+		b = protowire.AppendTag(b, v3Source, protowire.BytesType)
+		b = protowire.AppendString(b, s.Source)
+	}
+	return b
+}
+
+func sizeDouble(num protowire.Number, v float64) int {
+	if v == 0 && !math.Signbit(v) {
+		return 0
+	}
+	return protowire.SizeTag(num) + 8
+}
+
+func appendDouble(b []byte, num protowire.Number, v float64) []byte {
+	if v == 0 && !math.Signbit(v) {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.Fixed64Type)
+	return protowire.AppendFixed64(b, math.Float64bits(v))
+}
+
+func appendPackedDoubles(b []byte, num protowire.Number, vs []float64) []byte {
+	if len(vs) == 0 {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(8*len(vs)))
+	for _, v := range vs {
+		b = protowire.AppendFixed64(b, math.Float64bits(v))
+	}
+	return b
+}
+
+func sizePackedDoubles(num protowire.Number, n int) int {
+	if n == 0 {
+		return 0
+	}
+	return protowire.SizeTag(num) + protowire.SizeBytes(8*n)
+}
+
+// timerCount is the sample count to forward: Σ 1/rate, or the number of
+// values when the snapshot did not fill it in (histogram timers).
+func timerCount(t *metrics.Timer) float64 {
+	if t.SampledCount == 0 && len(t.Values) > 0 {
+		return float64(len(t.Values))
+	}
+	return t.SampledCount
+}
+
+// appendV3 appends a garner.v3.RawBatch with the selected series to b.
+func (e *encoder) appendV3(b []byte, id []byte, forwarder string, snap *metrics.Snapshot, sel *selection) []byte {
+	if len(id) > 0 {
+		b = protowire.AppendTag(b, v3BatchID, protowire.BytesType)
+		b = protowire.AppendBytes(b, id)
+	}
+	for _, i := range sel.counters {
+		c := &snap.Counters[i]
+		b = protowire.AppendTag(b, v3Counters, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(seriesSize(&c.Series)+sizeDouble(v3Value, c.Value)))
+		b = appendSeries(b, &c.Series)
+		b = appendDouble(b, v3Value, c.Value)
+	}
+	for _, i := range sel.gauges {
+		g := &snap.Gauges[i]
+		b = protowire.AppendTag(b, v3Gauges, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(seriesSize(&g.Series)+sizeDouble(v3Value, g.Value)))
+		b = appendSeries(b, &g.Series)
+		b = appendDouble(b, v3Value, g.Value)
+	}
+	for _, i := range sel.sets {
+		s := &snap.Sets[i]
+		n := seriesSize(&s.Series)
+		for m := range s.Members {
+			n += protowire.SizeTag(v3Value) + protowire.SizeBytes(len(m))
+		}
+		b = protowire.AppendTag(b, v3Sets, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(n))
+		b = appendSeries(b, &s.Series)
+		for m := range s.Members {
+			b = protowire.AppendTag(b, v3Value, protowire.BytesType)
+			b = protowire.AppendString(b, m)
+		}
+	}
+	for _, i := range sel.timers {
+		t := &snap.Timers[i]
+		count := timerCount(t)
+		n := seriesSize(&t.Series) + sizeDouble(v3Value, count) + sizePackedDoubles(v3Values, len(t.Values))
+		b = protowire.AppendTag(b, v3Timers, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(n))
+		b = appendSeries(b, &t.Series)
+		b = appendDouble(b, v3Value, count)
+		b = appendPackedDoubles(b, v3Values, t.Values)
+	}
+	if forwarder != "" {
+		b = protowire.AppendTag(b, v3Forwarder, protowire.BytesType)
+		b = protowire.AppendString(b, forwarder)
+	}
+	return b
+}
+
+// Field numbers of pb.RawMessageV2 and its parts.
+const (
+	v2Counters = 1
+	v2Gauges   = 2
+	v2Sets     = 3
+	v2Timers   = 4
+
+	v2TagMap   = 1 // XxxTagV2.TagMap
+	v2MapKey   = 1 // map entry key
+	v2MapValue = 2 // map entry value
+
+	v2Tags     = 1
+	v2Hostname = 2
+	v2Val      = 3 // counter (int64), gauge (double), set values (strings), timer SampleCount (double)
+	v2Vals     = 4 // timer values
+)
+
+// tagsKeyLen is the length of gostatsd's tags key of a series: the sorted
+// tags joined with ",", then ",s:<source>" when the source is not empty.
+func tagsKeyLen(s *metrics.Series) int {
+	n := 0
+	for i, t := range s.Tags {
+		if i > 0 {
+			n++
+		}
+		n += len(t)
+	}
+	if s.Source != "" {
+		n += 3 + len(s.Source)
+	}
+	return n
+}
+
+func appendTagsKey(b []byte, s *metrics.Series) []byte {
+	for i, t := range s.Tags {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, t...)
+	}
+	if s.Source != "" {
+		b = append(b, ",s:"...)
+		b = append(b, s.Source...)
+	}
+	return b
+}
+
+// v2SeriesSize is the size of Tags and Hostname in a RawXxxV2.
+func v2SeriesSize(s *metrics.Series) int {
+	n := 0
+	for _, t := range s.Tags {
+		n += protowire.SizeTag(v2Tags) + protowire.SizeBytes(len(t))
+	}
+	if s.Source != "" {
+		n += protowire.SizeTag(v2Hostname) + protowire.SizeBytes(len(s.Source))
+	}
+	return n
+}
+
+func appendV2Series(b []byte, s *metrics.Series) []byte {
+	for _, t := range s.Tags {
+		b = protowire.AppendTag(b, v2Tags, protowire.BytesType)
+		b = protowire.AppendString(b, t)
+	}
+	if s.Source != "" {
+		b = protowire.AppendTag(b, v2Hostname, protowire.BytesType)
+		b = protowire.AppendString(b, s.Source)
+	}
+	return b
+}
+
+// v2Kind encodes the type-specific fields of one RawXxxV2.
+type v2Kind interface {
+	series(i int32) *metrics.Series
+	valueSize(i int32) int
+	appendValue(b []byte, i int32) []byte
+}
+
+type v2CounterKind struct{ s []metrics.Counter }
+
+func (v v2CounterKind) series(i int32) *metrics.Series { return &v.s[i].Series }
+func (v v2CounterKind) valueSize(i int32) int {
+	n := counterV2(v.s[i].Value)
+	if n == 0 {
+		return 0
+	}
+	return protowire.SizeTag(v2Val) + protowire.SizeVarint(uint64(n))
+}
+func (v v2CounterKind) appendValue(b []byte, i int32) []byte {
+	n := counterV2(v.s[i].Value)
+	if n == 0 {
+		return b
+	}
+	b = protowire.AppendTag(b, v2Val, protowire.VarintType)
+	return protowire.AppendVarint(b, uint64(n))
+}
+
+// counterV2 rounds a counter for v2, whose counters are integers.
+func counterV2(v float64) int64 {
+	r := math.Round(v)
+	switch {
+	case r >= math.MaxInt64:
+		return math.MaxInt64
+	case r <= math.MinInt64:
+		return math.MinInt64
+	}
+	return int64(r)
+}
+
+type v2GaugeKind struct{ s []metrics.Gauge }
+
+func (v v2GaugeKind) series(i int32) *metrics.Series { return &v.s[i].Series }
+func (v v2GaugeKind) valueSize(i int32) int          { return sizeDouble(v2Val, v.s[i].Value) }
+func (v v2GaugeKind) appendValue(b []byte, i int32) []byte {
+	return appendDouble(b, v2Val, v.s[i].Value)
+}
+
+type v2SetKind struct{ s []metrics.Set }
+
+func (v v2SetKind) series(i int32) *metrics.Series { return &v.s[i].Series }
+func (v v2SetKind) valueSize(i int32) int {
+	n := 0
+	for m := range v.s[i].Members {
+		n += protowire.SizeTag(v2Val) + protowire.SizeBytes(len(m))
+	}
+	return n
+}
+func (v v2SetKind) appendValue(b []byte, i int32) []byte {
+	for m := range v.s[i].Members {
+		b = protowire.AppendTag(b, v2Val, protowire.BytesType)
+		b = protowire.AppendString(b, m)
+	}
+	return b
+}
+
+type v2TimerKind struct{ s []metrics.Timer }
+
+func (v v2TimerKind) series(i int32) *metrics.Series { return &v.s[i].Series }
+func (v v2TimerKind) valueSize(i int32) int {
+	t := &v.s[i]
+	return sizeDouble(v2Val, timerCount(t)) + sizePackedDoubles(v2Vals, len(t.Values))
+}
+func (v v2TimerKind) appendValue(b []byte, i int32) []byte {
+	t := &v.s[i]
+	b = appendDouble(b, v2Val, timerCount(t))
+	return appendPackedDoubles(b, v2Vals, t.Values)
+}
+
+// appendV2 appends a pb.RawMessageV2 with the selected series to b.
+func (e *encoder) appendV2(b []byte, snap *metrics.Snapshot, sel *selection) []byte {
+	b = e.appendV2Type(b, v2Counters, v2CounterKind{snap.Counters}, sel.counters)
+	b = e.appendV2Type(b, v2Gauges, v2GaugeKind{snap.Gauges}, sel.gauges)
+	b = e.appendV2Type(b, v2Sets, v2SetKind{snap.Sets}, sel.sets)
+	b = e.appendV2Type(b, v2Timers, v2TimerKind{snap.Timers}, sel.timers)
+	return b
+}
+
+// appendV2Type writes one map<name, XxxTagV2> field: the series grouped by
+// name, each group one map entry whose TagMap is keyed by the tags key.
+func (e *encoder) appendV2Type(b []byte, field protowire.Number, v v2Kind, sel []int32) []byte {
+	if len(sel) == 0 {
+		return b
+	}
+	e.idx = append(e.idx[:0], sel...)
+	slices.SortFunc(e.idx, func(x, y int32) int { return strings.Compare(v.series(x).Name, v.series(y).Name) })
+	for start := 0; start < len(e.idx); {
+		name := v.series(e.idx[start]).Name
+		end := start + 1
+		for end < len(e.idx) && v.series(e.idx[end]).Name == name {
+			end++
+		}
+		group := e.idx[start:end]
+		// XxxTagV2 size: one TagMap entry per series.
+		tagMap := 0
+		for _, i := range group {
+			tagMap += protowire.SizeTag(v2TagMap) + protowire.SizeBytes(v2EntrySize(v, i))
+		}
+		entry := protowire.SizeTag(v2MapKey) + protowire.SizeBytes(len(name)) +
+			protowire.SizeTag(v2MapValue) + protowire.SizeBytes(tagMap)
+		b = protowire.AppendTag(b, field, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(entry))
+		b = protowire.AppendTag(b, v2MapKey, protowire.BytesType)
+		b = protowire.AppendString(b, name)
+		b = protowire.AppendTag(b, v2MapValue, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(tagMap))
+		for _, i := range group {
+			s := v.series(i)
+			raw := v2SeriesSize(s) + v.valueSize(i)
+			b = protowire.AppendTag(b, v2TagMap, protowire.BytesType)
+			b = protowire.AppendVarint(b, uint64(v2EntrySize(v, i)))
+			b = protowire.AppendTag(b, v2MapKey, protowire.BytesType)
+			b = protowire.AppendVarint(b, uint64(tagsKeyLen(s)))
+			b = appendTagsKey(b, s)
+			b = protowire.AppendTag(b, v2MapValue, protowire.BytesType)
+			b = protowire.AppendVarint(b, uint64(raw))
+			b = appendV2Series(b, s)
+			b = v.appendValue(b, i)
+		}
+		start = end
+	}
+	return b
+}
+
+// v2EntrySize is the size of one TagMap entry: tags key and RawXxxV2.
+func v2EntrySize(v v2Kind, i int32) int {
+	s := v.series(i)
+	return protowire.SizeTag(v2MapKey) + protowire.SizeBytes(tagsKeyLen(s)) +
+		protowire.SizeTag(v2MapValue) + protowire.SizeBytes(v2SeriesSize(s)+v.valueSize(i))
+}
+
+// Field numbers of pb.EventV2 and garner.v3.Event (the same up to 10).
+const (
+	evTitle          = 1
+	evText           = 2
+	evDateHappened   = 3
+	evHostname       = 4
+	evAggregationKey = 5
+	evSourceTypeName = 6
+	evTags           = 7
+	evSourceIP       = 8
+	evPriority       = 9
+	evAlertType      = 10
+)
+
+func appendStringField(b []byte, num protowire.Number, s string) []byte {
+	if s == "" {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendString(b, s)
+}
+
+func sizeStringField(num protowire.Number, s string) int {
+	if s == "" {
+		return 0
+	}
+	return protowire.SizeTag(num) + protowire.SizeBytes(len(s))
+}
+
+func appendVarintField(b []byte, num protowire.Number, v uint64) []byte {
+	if v == 0 {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.VarintType)
+	return protowire.AppendVarint(b, v)
+}
+
+func sizeVarintField(num protowire.Number, v uint64) int {
+	if v == 0 {
+		return 0
+	}
+	return protowire.SizeTag(num) + protowire.SizeVarint(v)
+}
+
+// eventSize is the size of an EventV2 (or garner.v3.Event) holding e.
+func eventSize(e *metrics.Event) int {
+	n := sizeStringField(evTitle, e.Title) + sizeStringField(evText, e.Text) +
+		sizeVarintField(evDateHappened, uint64(e.DateHappened)) + sizeStringField(evHostname, e.Hostname) +
+		sizeStringField(evAggregationKey, e.AggregationKey) + sizeStringField(evSourceTypeName, e.SourceTypeName) +
+		sizeStringField(evSourceIP, e.Source) + sizeVarintField(evPriority, uint64(e.Priority)) +
+		sizeVarintField(evAlertType, uint64(e.AlertType))
+	for _, t := range e.Tags {
+		n += protowire.SizeTag(evTags) + protowire.SizeBytes(len(t))
+	}
+	return n
+}
+
+// appendEvent appends the fields of an EventV2 (or garner.v3.Event).
+func appendEvent(b []byte, e *metrics.Event) []byte {
+	b = appendStringField(b, evTitle, e.Title)
+	b = appendStringField(b, evText, e.Text)
+	b = appendVarintField(b, evDateHappened, uint64(e.DateHappened))
+	b = appendStringField(b, evHostname, e.Hostname)
+	b = appendStringField(b, evAggregationKey, e.AggregationKey)
+	b = appendStringField(b, evSourceTypeName, e.SourceTypeName)
+	for _, t := range e.Tags {
+		b = protowire.AppendTag(b, evTags, protowire.BytesType)
+		b = protowire.AppendString(b, t)
+	}
+	b = appendStringField(b, evSourceIP, e.Source)
+	b = appendVarintField(b, evPriority, uint64(e.Priority))
+	b = appendVarintField(b, evAlertType, uint64(e.AlertType))
+	return b
+}
+
+// Field numbers of garner.v3.EventBatch and garner.v3.ServiceCheck.
+const (
+	ebBatchID       = 1
+	ebEvents        = 2
+	ebServiceChecks = 3
+
+	scName      = 1
+	scStatus    = 2
+	scTimestamp = 3
+	scHostname  = 4
+	scTags      = 5
+	scMessage   = 6
+	scSourceIP  = 7
+)
+
+func checkSize(c *metrics.ServiceCheck) int {
+	n := sizeStringField(scName, c.Name) + sizeVarintField(scStatus, uint64(c.Status)) +
+		sizeVarintField(scTimestamp, uint64(c.Timestamp)) + sizeStringField(scHostname, c.Hostname) +
+		sizeStringField(scMessage, c.Message) + sizeStringField(scSourceIP, c.Source)
+	for _, t := range c.Tags {
+		n += protowire.SizeTag(scTags) + protowire.SizeBytes(len(t))
+	}
+	return n
+}
+
+func appendCheck(b []byte, c *metrics.ServiceCheck) []byte {
+	b = appendStringField(b, scName, c.Name)
+	b = appendVarintField(b, scStatus, uint64(c.Status))
+	b = appendVarintField(b, scTimestamp, uint64(c.Timestamp))
+	b = appendStringField(b, scHostname, c.Hostname)
+	for _, t := range c.Tags {
+		b = protowire.AppendTag(b, scTags, protowire.BytesType)
+		b = protowire.AppendString(b, t)
+	}
+	b = appendStringField(b, scMessage, c.Message)
+	b = appendStringField(b, scSourceIP, c.Source)
+	return b
+}
+
+// appendEventBatch appends a garner.v3.EventBatch.
+func appendEventBatch(b []byte, id []byte, events []*metrics.Event, checks []*metrics.ServiceCheck) []byte {
+	if len(id) > 0 {
+		b = protowire.AppendTag(b, ebBatchID, protowire.BytesType)
+		b = protowire.AppendBytes(b, id)
+	}
+	for _, e := range events {
+		b = protowire.AppendTag(b, ebEvents, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(eventSize(e)))
+		b = appendEvent(b, e)
+	}
+	for _, c := range checks {
+		b = protowire.AppendTag(b, ebServiceChecks, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(checkSize(c)))
+		b = appendCheck(b, c)
+	}
+	return b
+}
