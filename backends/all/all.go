@@ -11,6 +11,7 @@ import (
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/backends/graphite"
+	"github.com/garner-metrics/garner/backends/influxdb"
 	"github.com/garner-metrics/garner/backends/null"
 	"github.com/garner-metrics/garner/backends/stdout"
 	"github.com/garner-metrics/garner/config"
@@ -43,6 +44,8 @@ func newOne(name string, cfg *config.Config, deps backends.Deps) (backends.Backe
 		return null.Backend{}, nil
 	case graphite.Name:
 		return graphite.New(cfg.Graphite, deps)
+	case influxdb.Name:
+		return influxdb.New(cfg.InfluxDB, deps)
 	}
 	return nil, fmt.Errorf("unknown backend (known: %v)", config.KnownBackends)
 }

@@ -1,0 +1,347 @@
+// Package realtest starts real storage servers for the HTTP backends'
+// integration tests: VictoriaMetrics and InfluxDB 1.x from their Debian
+// packages, each on a free loopback port with its data in a temporary
+// folder, stopped when the test ends.
+//
+// A missing server binary skips the test, except under CI=true where it
+// fails it: CI installs the packages (.ci/run).
+package realtest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// need finds bin on PATH (or at /usr/bin) or skips the test (fails under CI=true).
+func need(t testing.TB, bin, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(bin)
+	if err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/bin/" + bin); err == nil {
+		return "/usr/bin/" + bin
+	}
+	msg := fmt.Sprintf("%s not found: install the Debian package %q (apt-get install -y %s)", bin, pkg, pkg)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// lockedBuffer collects a server's output for the failure log.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.b.Len() > 1<<20 {
+		return len(p), nil
+	}
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// start runs the server and waits until GET readyURL answers 2xx.
+func start(t testing.TB, name, readyURL string, cmd *exec.Cmd) {
+	t.Helper()
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, tail(out.String(), 4000))
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(readyURL)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode/100 == 2 {
+				return
+			}
+		}
+		select {
+		case <-done:
+			t.Fatalf("%s exited before it was ready:\n%s", name, tail(out.String(), 4000))
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready at %s after 30s:\n%s", name, readyURL, tail(out.String(), 4000))
+		}
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// VictoriaMetrics is a running single-node VictoriaMetrics.
+type VictoriaMetrics struct {
+	URL string // http://127.0.0.1:<port>
+}
+
+// StartVictoriaMetrics starts victoria-metrics on a free loopback port with
+// a temporary storage folder.
+func StartVictoriaMetrics(t testing.TB) *VictoriaMetrics {
+	t.Helper()
+	bin := need(t, "victoria-metrics", "victoria-metrics")
+	port := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cmd := exec.Command(bin,
+		"-httpListenAddr", addr,
+		"-storageDataPath", filepath.Join(t.TempDir(), "vm"),
+		"-retentionPeriod", "100y", // accept any timestamp a test sends
+		"-loggerLevel", "ERROR",
+	)
+	vm := &VictoriaMetrics{URL: "http://" + addr}
+	start(t, "victoria-metrics", vm.URL+"/health", cmd)
+	return vm
+}
+
+// Series is one exported series: its labels (__name__ included) and samples.
+type Series struct {
+	Metric     map[string]string `json:"metric"`
+	Values     []float64         `json:"values"`
+	Timestamps []int64           `json:"timestamps"`
+}
+
+// Name is the series' __name__.
+func (s Series) Name() string { return s.Metric["__name__"] }
+
+// Sum adds the series' values.
+func (s Series) Sum() float64 {
+	var x float64
+	for _, v := range s.Values {
+		x += v
+	}
+	return x
+}
+
+// Export flushes VictoriaMetrics' buffers and returns every series matching
+// the selector (e.g. `{__name__=~"app.*"}`), sorted by name and labels.
+func (vm *VictoriaMetrics) Export(t testing.TB, selector string) []Series {
+	t.Helper()
+	resp, err := http.Get(vm.URL + "/internal/force_flush")
+	if err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	}
+	resp, err = http.PostForm(vm.URL+"/api/v1/export", url.Values{"match[]": {selector}})
+	if err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		t.Fatalf("export %q: %s: %s", selector, resp.Status, b)
+	}
+	var out []Series
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
+		}
+		var s Series
+		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
+			t.Fatalf("export line %q: %v", sc.Text(), err)
+		}
+		out = append(out, s)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].key() < out[j].key() })
+	return out
+}
+
+func (s Series) key() string {
+	keys := make([]string, 0, len(s.Metric))
+	for k := range s.Metric {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k + "=" + s.Metric[k] + ",")
+	}
+	return b.String()
+}
+
+// WaitExport polls Export until cond holds (or 20s pass) and returns the
+// last result.
+func (vm *VictoriaMetrics) WaitExport(t testing.TB, selector string, cond func([]Series) bool) []Series {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := vm.Export(t, selector)
+		if cond(got) || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// InfluxDB is a running InfluxDB 1.x.
+type InfluxDB struct {
+	URL string // http://127.0.0.1:<port>
+}
+
+// StartInfluxDB starts influxd (1.x) with a generated config: HTTP on a free
+// loopback port, everything else off, data in a temporary folder.
+func StartInfluxDB(t testing.TB) *InfluxDB {
+	t.Helper()
+	bin := need(t, "influxd", "influxdb")
+	dir := t.TempDir()
+	port, rpc := freePort(t), freePort(t)
+	conf := fmt.Sprintf(`reporting-disabled = true
+bind-address = "127.0.0.1:%d"
+[meta]
+  dir = %q
+  logging-enabled = false
+[data]
+  dir = %q
+  wal-dir = %q
+  query-log-enabled = false
+[coordinator]
+  log-queries-after = "0s"
+[retention]
+  enabled = false
+[shard-precreation]
+  enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:%d"
+  auth-enabled = false
+  log-enabled = false
+  flux-enabled = false
+[logging]
+  level = "error"
+[subscriber]
+  enabled = false
+[continuous_queries]
+  enabled = false
+`, rpc, filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), port)
+	path := filepath.Join(dir, "influxdb.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-config", path)
+	cmd.Env = append(os.Environ(), "INFLUXDB_CONFIG_PATH="+path)
+	db := &InfluxDB{URL: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	start(t, "influxd", db.URL+"/ping", cmd)
+	return db
+}
+
+// Query runs an InfluxQL statement against db and returns the decoded
+// response. A statement error fails the test.
+func (db *InfluxDB) Query(t testing.TB, database, q string) InfluxResult {
+	t.Helper()
+	resp, err := http.PostForm(db.URL+"/query", url.Values{"db": {database}, "q": {q}, "epoch": {"ms"}})
+	if err != nil {
+		t.Fatalf("influx query %q: %v", q, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if resp.StatusCode != 200 {
+		t.Fatalf("influx query %q: %s: %s", q, resp.Status, body)
+	}
+	var r InfluxResult
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Fatalf("influx query %q: %v: %s", q, err, body)
+	}
+	for _, res := range r.Results {
+		if res.Error != "" {
+			t.Fatalf("influx query %q: %s", q, res.Error)
+		}
+	}
+	return r
+}
+
+// InfluxResult is the JSON answer of /query.
+type InfluxResult struct {
+	Results []struct {
+		Error  string `json:"error"`
+		Series []struct {
+			Name    string            `json:"name"`
+			Tags    map[string]string `json:"tags"`
+			Columns []string          `json:"columns"`
+			Values  [][]any           `json:"values"`
+		} `json:"series"`
+	} `json:"results"`
+}
+
+// Rows flattens the first statement's result into one map per row
+// (column → value), with the series' name under "_measurement" and its tags
+// (GROUP BY) merged in.
+func (r InfluxResult) Rows() []map[string]any {
+	var out []map[string]any
+	if len(r.Results) == 0 {
+		return nil
+	}
+	for _, s := range r.Results[0].Series {
+		for _, v := range s.Values {
+			row := map[string]any{"_measurement": s.Name}
+			for k, tv := range s.Tags {
+				row[k] = tv
+			}
+			for i, c := range s.Columns {
+				if i < len(v) {
+					row[c] = v[i]
+				}
+			}
+			out = append(out, row)
+		}
+	}
+	return out
+}
