@@ -39,6 +39,8 @@ func (k key) addFlag(fs *pflag.FlagSet) {
 		fs.Bool(k.name, d, k.usage)
 	case time.Duration:
 		fs.String(k.name, shortDuration(d), k.usage)
+	case nil:
+		fs.String(k.name, "", k.usage)
 	default:
 		fs.String(k.name, fmt.Sprint(k.def), k.usage)
 	}
@@ -70,10 +72,10 @@ var coreKeys = []key{
 	{"shutdown-timeout", kDuration, 10 * time.Second, "Bound on the final flush on SIGTERM/SIGINT", true},
 	{"percent-threshold", kList, "90", "Timer percentiles, space-separated; negative = highest values (lower_-P); decimals allowed (99.9 → _99_9)", true},
 	{"expiry-interval", kDuration, 5 * time.Minute, "An idle series is sent as zero (gauges: last value) until idle this long; 0 = never expire; negative = every flush", true},
-	{"expiry-interval-counter", kDuration, nil, "expiry-interval for counters (default expiry-interval)", false},
-	{"expiry-interval-gauge", kDuration, nil, "expiry-interval for gauges (default expiry-interval)", false},
-	{"expiry-interval-set", kDuration, nil, "expiry-interval for sets (default expiry-interval)", false},
-	{"expiry-interval-timer", kDuration, nil, "expiry-interval for timers (default expiry-interval)", false},
+	{"expiry-interval-counter", kDuration, nil, "expiry-interval for counters (default expiry-interval)", true},
+	{"expiry-interval-gauge", kDuration, nil, "expiry-interval for gauges (default expiry-interval)", true},
+	{"expiry-interval-set", kDuration, nil, "expiry-interval for sets (default expiry-interval)", true},
+	{"expiry-interval-timer", kDuration, nil, "expiry-interval for timers (default expiry-interval)", true},
 	{"ignore-host", kBool, false, "Use a metric's host: tag as its source (and drop the tag) instead of the sender IP", true},
 	{"hostname", kString, "", "This host's name, for garner's own events and metrics (default os.Hostname)", true},
 	{"namespace", kString, "", "Prefix for every metric name: <namespace>.<name>", true},

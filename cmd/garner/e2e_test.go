@@ -1,0 +1,331 @@
+package main_test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/garner-metrics/garner/pkg/garnertest"
+)
+
+// startWithGraphite runs garner with the graphite backend pointing at a
+// fresh listener, UDP and TCP receivers on free loopback ports, plus args.
+func startWithGraphite(t *testing.T, args ...string) (*garnertest.Process, *garnertest.Graphite, string, string) {
+	t.Helper()
+	g := garnertest.NewGraphite(t)
+	udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
+	tcp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
+	cfg := filepath.Join(t.TempDir(), "garner.toml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\n", g.Addr())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	all := append([]string{"--config-path", cfg, "--metrics-addr", udp, "--tcp-metrics-addr", tcp, "--flush-interval", "1h", "--shutdown-grace", "0s"}, args...)
+	p := garnertest.Start(t, all...)
+	if !p.WaitStderr("garner started", 10*time.Second) {
+		t.Fatalf("garner did not start:\n%s", p.Stderr())
+	}
+	return p, g, udp, tcp
+}
+
+// stop sends SIGTERM and requires exit 0.
+func stop(t *testing.T, p *garnertest.Process) {
+	t.Helper()
+	if code := p.Stop(20 * time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM\n%s", code, p.Stderr())
+	}
+}
+
+// values maps "name;tags" to its value, for the last flush that has it.
+func values(g *garnertest.Graphite) map[string]string {
+	out := map[string]string{}
+	for _, p := range g.Points() {
+		out[p.Name] = p.Value
+	}
+	return out
+}
+
+func sendTCP(t *testing.T, addr, payload string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte(payload)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close()
+}
+
+// TestProtocolAndAggregates sends one line of every kind the protocol has
+// and checks garner's Graphite output name by name, value by value, against
+// what gostatsd writes (with garner's documented bug fixes).
+func TestProtocolAndAggregates(t *testing.T) {
+	p, g, udp, _ := startWithGraphite(t, "--percent-threshold", "90 99.9 -50", "--default-tags", "dc:x")
+	garnertest.SendUDP(t, udp,
+		// counters: floats add up, sample rate scales, packed values each count
+		"cnt:0.4|c\ncnt:0.4|c\nsampled:1|c|@0.1\npacked:1:2:3|c\ntagged:1|c|#b:2,a:1,a:1",
+		// gauges: last in arrival order within one datagram, deltas, negative
+		"gau:1|g\ngau:7|g\ngau:3|g\ndelta:10|g\ndelta:+5|g\ndelta:-2|g",
+		// timers (ms, h, d), sets, histogram, sanitising, sections in any order
+		"tim:1:2:3:4|ms\nhis:5|h\ndist:7|d|@0.5\nset:a|s\nset:b|s\nset:a|s",
+		"lat:3|ms|#gsd_histogram:5_10\nlat:7|ms|#gsd_histogram:5_10\nlat:70|ms|#gsd_histogram:5_10",
+		"we ird/na*me:1|c\nsections:1|c|T1700000000|#k:v|c:cid|x:y|@0.5\r\n",
+		// bad lines in the middle lose nothing around them
+		"good:1|c\nthis is bad\nbad:1|zz\nbad:x|c\ngood:1|c",
+		"_e{5,4}:title|text\n_sc|check|0",
+	)
+	time.Sleep(300 * time.Millisecond)
+	stop(t, p)
+
+	got := values(g)
+	const h = ";dc=x;host=127.0.0.1"
+	want := map[string]string{
+		"stats.counters.cnt.count" + h:               "0.8",
+		"stats.counters.sampled.count" + h:           "10",
+		"stats.counters.packed.count" + h:            "6",
+		"stats.counters.tagged.count;a=1;b=2" + h:    "1",
+		"stats.gauges.gau" + h:                       "3.000000",
+		"stats.gauges.delta" + h:                     "13.000000",
+		"stats.timers.tim.count" + h:                 "4",
+		"stats.timers.tim.lower" + h:                 "1.000000",
+		"stats.timers.tim.upper" + h:                 "4.000000",
+		"stats.timers.tim.mean" + h:                  "2.500000",
+		"stats.timers.tim.median" + h:                "2.500000",
+		"stats.timers.tim.sum" + h:                   "10.000000",
+		"stats.timers.tim.sum_squares" + h:           "30.000000",
+		"stats.timers.tim.std" + h:                   "1.118034",
+		"stats.timers.tim.count_90" + h:              "4.000000",
+		"stats.timers.tim.upper_90" + h:              "4.000000",
+		"stats.timers.tim.count_99_9" + h:            "4.000000",
+		"stats.timers.tim.count_-50" + h:             "2.000000",
+		"stats.timers.tim.lower_-50" + h:             "3.000000",
+		"stats.timers.tim.sum_-50" + h:               "7.000000",
+		"stats.timers.his.count" + h:                 "1",
+		"stats.timers.dist.count" + h:                "2",
+		"stats.sets.set" + h:                         "2",
+		"stats.counters.lat.histogram;dc=x;gsd_histogram=5_10;le=5;host=127.0.0.1":    "1",
+		"stats.counters.lat.histogram;dc=x;gsd_histogram=5_10;le=10;host=127.0.0.1":   "2",
+		"stats.counters.lat.histogram;dc=x;gsd_histogram=5_10;le=+Inf;host=127.0.0.1": "3",
+		"stats.counters.we_ird-name.count" + h:                                          "1",
+		"stats.counters.sections.count;dc=x;k=v;host=127.0.0.1":                        "2",
+		"stats.counters.good.count" + h:                                                "2",
+	}
+	for name, v := range want {
+		if got[name] != v {
+			t.Errorf("%s = %q, want %q", name, got[name], v)
+		}
+	}
+	for name := range got {
+		if strings.Contains(name, ".bad") || strings.Contains(name, "this") {
+			t.Errorf("bad line produced output: %s", name)
+		}
+	}
+	// Rates use the measured interval: positive and consistent with counts.
+	rate, err := strconv.ParseFloat(got["stats.counters.sampled.rate"+h], 64)
+	if err != nil || rate <= 0 {
+		t.Errorf("sampled.rate = %q", got["stats.counters.sampled.rate"+h])
+	}
+}
+
+// TestTotalsAcrossFlushesUDPAndTCP checks that counter totals summed over
+// many flushes equal what was sent, over UDP and TCP, and that the final
+// flush on SIGTERM delivers the tail.
+func TestTotalsAcrossFlushesUDPAndTCP(t *testing.T) {
+	p, g, udp, tcp := startWithGraphite(t, "--flush-interval", "200ms")
+	const rounds, perRound = 20, 50
+	for r := 0; r < rounds; r++ {
+		var b strings.Builder
+		for i := 0; i < perRound; i++ {
+			fmt.Fprintf(&b, "u.total:1|c\nu.timer:%d|ms\n", i)
+		}
+		garnertest.SendUDP(t, udp, b.String())
+		sendTCP(t, tcp, strings.ReplaceAll(b.String(), "u.", "t."))
+		time.Sleep(30 * time.Millisecond)
+	}
+	stop(t, p)
+	sums := map[string]float64{}
+	for _, pt := range g.Points() {
+		base := pt.Name[:strings.IndexByte(pt.Name+";", ';')]
+		if strings.HasSuffix(base, ".count") {
+			v, _ := strconv.ParseFloat(pt.Value, 64)
+			sums[base] += v
+		}
+	}
+	for _, name := range []string{"stats.counters.u.total.count", "stats.counters.t.total.count", "stats.timers.u.timer.count", "stats.timers.t.timer.count"} {
+		if sums[name] != rounds*perRound {
+			t.Errorf("%s summed over flushes = %v, want %d", name, sums[name], rounds*perRound)
+		}
+	}
+}
+
+// TestSigtermFinalFlush: with an hour-long interval only the final flush on
+// SIGTERM can deliver anything.
+func TestSigtermFinalFlush(t *testing.T) {
+	p, g, udp, _ := startWithGraphite(t)
+	var dgs []string
+	for i := 0; i < 200; i++ {
+		dgs = append(dgs, strings.Repeat("final:1|c\n", 10))
+	}
+	garnertest.SendUDP(t, udp, dgs...)
+	stop(t, p)
+	if v := values(g)["stats.counters.final.count;host=127.0.0.1"]; v != "2000" {
+		t.Fatalf("final flush delivered %q, want 2000\n%s", v, p.Stderr())
+	}
+}
+
+func TestAlignedFlush(t *testing.T) {
+	p, g, udp, _ := startWithGraphite(t, "--flush-interval", "2s", "--flush-aligned", "--flush-offset", "1s")
+	deadline := time.Now().Add(7 * time.Second)
+	for time.Now().Before(deadline) && len(g.Points()) < 6 {
+		garnertest.SendUDP(t, udp, "aligned:1|c")
+		time.Sleep(200 * time.Millisecond)
+	}
+	g.Close()
+	pts := g.Points()
+	if len(pts) < 4 {
+		t.Fatalf("only %d points", len(pts))
+	}
+	for _, pt := range pts {
+		if pt.Time%2 != 1 {
+			t.Errorf("flush at %d: not on an odd second (interval 2s, offset 1s)", pt.Time)
+		}
+	}
+	_ = p
+}
+
+func TestExpiryAndIdleSeries(t *testing.T) {
+	p, g, udp, _ := startWithGraphite(t, "--flush-interval", "300ms", "--expiry-interval", "1s", "--expiry-interval-gauge", "0")
+	garnertest.SendUDP(t, udp, "idle.c:5|c\nidle.g:42|g\nidle.t:1|ms")
+	time.Sleep(2500 * time.Millisecond)
+	stop(t, p)
+	var counts, gaugesSeen []string
+	for _, pt := range g.Points() {
+		switch {
+		case strings.HasPrefix(pt.Name, "stats.counters.idle.c.count"):
+			counts = append(counts, pt.Value)
+		case strings.HasPrefix(pt.Name, "stats.gauges.idle.g"):
+			gaugesSeen = append(gaugesSeen, pt.Value)
+		}
+	}
+	// 5 once, zeros while idle, then gone after ~1s: 2500ms/300ms = 8 flushes.
+	if len(counts) < 3 || counts[0] != "5" || counts[1] != "0" || len(counts) > 6 {
+		t.Errorf("counter over flushes: %v (want 5, then 0s, then expired)", counts)
+	}
+	// expiry-interval-gauge=0: never expires, repeats its value every flush.
+	if len(gaugesSeen) < 7 {
+		t.Errorf("gauge seen %d times, want every flush: %v", len(gaugesSeen), gaugesSeen)
+	}
+	for _, v := range gaugesSeen {
+		if v != "42.000000" {
+			t.Fatalf("gauge value %s", v)
+		}
+	}
+}
+
+func TestGraphiteModes(t *testing.T) {
+	for mode, want := range map[string][]string{
+		"basic":  {"pre.c.x.count.suf", "pre.c.x.rate.suf", "pre.g.y.suf"},
+		"legacy": {"stats_counts.x.suf", "stats.x.suf", "stats.gauges.y.suf"}, // gostatsd ignores the prefixes in legacy mode, not the suffix
+	} {
+		t.Run(mode, func(t *testing.T) {
+			g := garnertest.NewGraphite(t)
+			udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
+			cfg := filepath.Join(t.TempDir(), "g.toml")
+			_ = os.WriteFile(cfg, []byte(fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\nmode = %q\nglobal_prefix = \"pre\"\nprefix_counter = \"c\"\nprefix_gauge = \"g\"\nglobal_suffix = \"suf\"\n", g.Addr(), mode)), 0o644)
+			p := garnertest.Start(t, "--config-path", cfg, "--metrics-addr", udp, "--flush-interval", "1h")
+			p.WaitStderr("garner started", 10*time.Second)
+			garnertest.SendUDP(t, udp, "x:1|c|#k:v\ny:2|g")
+			time.Sleep(200 * time.Millisecond)
+			stop(t, p)
+			var names []string
+			for _, pt := range g.Points() {
+				names = append(names, pt.Name)
+			}
+			sort.Strings(names)
+			sort.Strings(want)
+			if strings.Join(names, " ") != strings.Join(want, " ") {
+				t.Fatalf("names %v, want %v", names, want)
+			}
+		})
+	}
+}
+
+func TestUnixgramAndIPv6(t *testing.T) {
+	g := garnertest.NewGraphite(t)
+	sock := filepath.Join(t.TempDir(), "statsd.sock")
+	cfg := filepath.Join(t.TempDir(), "g.toml")
+	_ = os.WriteFile(cfg, []byte(fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\n", g.Addr())), 0o644)
+	p := garnertest.Start(t, "--config-path", cfg, "--metrics-addr", sock, "--flush-interval", "1h")
+	if !p.WaitStderr("garner started", 10*time.Second) {
+		t.Fatal(p.Stderr())
+	}
+	c, err := net.Dial("unixgram", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = c.Write([]byte("unix.c:3|c"))
+	_ = c.Close()
+
+	port := garnertest.FreePort(t)
+	p6 := garnertest.Start(t, "--config-path", cfg, "--metrics-addr", fmt.Sprintf("[::1]:%d", port), "--flush-interval", "1h")
+	if !p6.WaitStderr("garner started", 10*time.Second) {
+		t.Skipf("no IPv6 loopback here: %s", p6.Stderr())
+	}
+	garnertest.SendUDP(t, fmt.Sprintf("[::1]:%d", port), "v6.c:4|c")
+	time.Sleep(200 * time.Millisecond)
+	stop(t, p)
+	stop(t, p6)
+	got := values(g)
+	if got["stats.counters.unix.c.count"] != "3" {
+		t.Errorf("unixgram: %v", got)
+	}
+	if got["stats.counters.v6.c.count;host=::1"] != "4" {
+		t.Errorf("ipv6: %v", got)
+	}
+}
+
+func TestBadConfigExitsTwo(t *testing.T) {
+	for _, tc := range []struct{ name, want string }{
+		{"--flush-interval=soon", `"flush-interval"`},
+		{"--backends=graphite nosuch", `"backends"`},
+		{"--no-such-flag", "no-such-flag"},
+	} {
+		p := garnertest.Start(t, tc.name)
+		if code := p.Wait(10 * time.Second); code != 2 {
+			t.Errorf("%s: exit %d, want 2", tc.name, code)
+		}
+		if !strings.Contains(p.Stderr(), tc.want) {
+			t.Errorf("%s: message does not name %s: %s", tc.name, tc.want, p.Stderr())
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	p := garnertest.Start(t, "--version")
+	if code := p.Wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if out := p.Stdout(); !strings.HasPrefix(out, "garner ") || !strings.Contains(out, "commit ") || !strings.Contains(out, "built ") {
+		t.Fatalf("--version printed %q", out)
+	}
+}
+
+// TestStdoutDefault runs the embedded default config's backend.
+func TestStdoutDefault(t *testing.T) {
+	udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
+	p := garnertest.Start(t, "--metrics-addr", udp, "--flush-interval", "1h")
+	p.WaitStderr("garner started", 10*time.Second)
+	garnertest.SendUDP(t, udp, "hello.world:1|c|#k:v\n_e{2,3}:hi|you")
+	time.Sleep(200 * time.Millisecond)
+	stop(t, p)
+	out := p.Stdout()
+	if !strings.Contains(out, "counter hello.world;k=v;host=127.0.0.1 value=1 ") || !strings.Contains(out, `event title="hi" text="you"`) {
+		t.Fatalf("stdout backend printed:\n%s", out)
+	}
+}
