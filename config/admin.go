@@ -99,7 +99,6 @@ func (c *Config) loadAdmin(r *reader) {
 		addrs[a.Addr] = "admin-addr"
 	}
 	for _, name := range names {
-		key := "http." + name
 		switch {
 		case !serverNameRE.MatchString(name):
 			r.fail("http-servers", fmt.Errorf("%q: a server name is letters, digits, '-' and '_'", name))
@@ -110,7 +109,7 @@ func (c *Config) loadAdmin(r *reader) {
 		}
 		seen[strings.ToLower(name)] = true
 		name = strings.ToLower(name) // viper lower-cases section names
-		key = "http." + name
+		key := "http." + name
 		s := HTTPServer{
 			Name:              name,
 			Address:           "127.0.0.1:8080",

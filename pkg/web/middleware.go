@@ -152,9 +152,8 @@ func writeText(w http.ResponseWriter, code int, text string) {
 // handlers, accept errors) to logrus, rate-limited: a client can trigger
 // these at will.
 type errorLogWriter struct {
-	log  logrus.FieldLogger
-	lim  *rateLimit
-	last time.Time
+	log logrus.FieldLogger
+	lim *rateLimit
 }
 
 func (e *errorLogWriter) Write(p []byte) (int, error) {

@@ -47,15 +47,15 @@ func (s *Server) pprofRoutes(sv *served) {
 	s.route(sv, "GET /debug/pprof/cmdline", "pprof_cmdline", false, http.HandlerFunc(pprof.Cmdline))
 	s.route(sv, "GET /debug/pprof/symbol", "pprof_symbol", false, http.HandlerFunc(pprof.Symbol))
 	s.route(sv, "POST /debug/pprof/symbol", "pprof_symbol", false, http.HandlerFunc(pprof.Symbol))
-	s.route(sv, "GET /debug/pprof/profile", "pprof_profile", false, s.singleFlight(sv, "profile", 30, http.HandlerFunc(pprof.Profile)))
-	s.route(sv, "GET /debug/pprof/trace", "pprof_trace", false, s.singleFlight(sv, "trace", 1, http.HandlerFunc(pprof.Trace)))
+	s.route(sv, "GET /debug/pprof/profile", "pprof_profile", false, s.singleFlight(sv, "profile", 30, true, http.HandlerFunc(pprof.Profile)))
+	s.route(sv, "GET /debug/pprof/trace", "pprof_trace", false, s.singleFlight(sv, "trace", 1, false, http.HandlerFunc(pprof.Trace)))
 }
 
 // pprofIndex serves the index and the named profiles (heap, allocs,
 // goroutine, block, mutex, threadcreate). A named profile asked with
 // ?seconds= is a delta profile that takes that long: it takes the slot.
 func (s *Server) pprofIndex(sv *served) http.Handler {
-	delta := s.singleFlight(sv, "delta profile", 0, http.HandlerFunc(pprof.Index))
+	delta := s.singleFlight(sv, "delta profile", 0, true, http.HandlerFunc(pprof.Index))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("seconds") != "" && len(r.URL.Path) > len("/debug/pprof/") {
 			delta.ServeHTTP(w, r)
@@ -66,15 +66,21 @@ func (s *Server) pprofIndex(sv *served) http.Handler {
 }
 
 // singleFlight runs h only when the profile slot is free. defSeconds is the
-// handler's default duration (net/http/pprof's) when ?seconds= is absent.
-func (s *Server) singleFlight(sv *served, what string, defSeconds int, h http.Handler) http.Handler {
+// handler's default duration (net/http/pprof's) when ?seconds= is absent;
+// whole says the handler reads ?seconds= as an integer (net/http/pprof
+// silently turns "0.5" into its default there, so it is refused instead).
+func (s *Server) singleFlight(sv *served, what string, defSeconds int, whole bool, h http.Handler) http.Handler {
 	busy := s.m.refused.WithLabelValues(sv.l.Name, "profile_busy")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		secs := float64(defSeconds)
 		if v := r.URL.Query().Get("seconds"); v != "" {
 			f, err := strconv.ParseFloat(v, 64)
-			if err != nil || f <= 0 || math.IsNaN(f) {
-				writeError(w, http.StatusBadRequest, "bad_request", "seconds: want a positive number, got "+strconv.Quote(v))
+			if err != nil || f <= 0 || math.IsNaN(f) || (whole && f != math.Trunc(f)) {
+				kind := "a positive number"
+				if whole {
+					kind = "a positive whole number"
+				}
+				writeError(w, http.StatusBadRequest, "bad_request", "seconds: want "+kind+", got "+strconv.Quote(v))
 				return
 			}
 			secs = f
@@ -95,4 +101,11 @@ func (s *Server) singleFlight(sv *served, what string, defSeconds int, h http.Ha
 		defer release()
 		h.ServeHTTP(w, r)
 	})
+}
+
+// isBusy reports whether a timed profile runs (for tests).
+func (p *profSlot) isBusy() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.busy
 }
