@@ -10,6 +10,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/backends"
+	"github.com/garner-metrics/garner/backends/datadog"
 	"github.com/garner-metrics/garner/backends/graphite"
 	"github.com/garner-metrics/garner/backends/influxdb"
 	"github.com/garner-metrics/garner/backends/null"
@@ -46,6 +47,8 @@ func newOne(name string, cfg *config.Config, deps backends.Deps) (backends.Backe
 		return graphite.New(cfg.Graphite, deps)
 	case influxdb.Name:
 		return influxdb.New(cfg.InfluxDB, deps)
+	case datadog.Name:
+		return datadog.New(cfg.Datadog, deps)
 	}
 	return nil, fmt.Errorf("unknown backend (known: %v)", config.KnownBackends)
 }

@@ -1,0 +1,190 @@
+package datadog
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	logtest "github.com/sirupsen/logrus/hooks/test"
+
+	"github.com/garner-metrics/garner/backends"
+	"github.com/garner-metrics/garner/backends/httpsend/realtest"
+	"github.com/garner-metrics/garner/config"
+	"github.com/garner-metrics/garner/pkg/metrics"
+)
+
+func newClient(t *testing.T, cfg config.Datadog) (*Client, prometheus.Counter) {
+	t.Helper()
+	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped", Help: "x"})
+	log, _ := logtest.NewNullLogger()
+	c, err := New(cfg, backends.Deps{Log: log, Registerer: prometheus.NewRegistry(), DroppedSeries: dropped})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, dropped
+}
+
+func vmConfig(vm *realtest.VictoriaMetrics, compression string) config.Datadog {
+	return config.Datadog{
+		APIKey: "test-key", APIEndpoint: vm.URL + "/datadog", Compression: compression, MetricsPerBatch: 2,
+		MaxRequests: 2, MaxRequestElapsedTime: 2 * time.Second, ClientTimeout: 2 * time.Second, UserAgent: "garner-test",
+	}
+}
+
+func labels(s realtest.Series) string {
+	var parts []string
+	for k, v := range s.Metric {
+		if k != "__name__" {
+			parts = append(parts, fmt.Sprintf("%s=%q", k, v))
+		}
+	}
+	sort.Strings(parts)
+	return s.Name() + "{" + strings.Join(parts, ",") + "}"
+}
+
+// TestVictoriaMetrics posts to a real VictoriaMetrics' Datadog API
+// (/datadog/api/v1/series) and reads the series back with /api/v1/export.
+// VictoriaMetrics 1.79 keeps Datadog names as sent (dots included), makes
+// "k:v" tags labels k="v", a bare tag t the label t="no_label_value", and
+// host a label.
+func TestVictoriaMetrics(t *testing.T) {
+	vm := realtest.StartVictoriaMetrics(t)
+	for _, comp := range []string{"deflate", "gzip", ""} {
+		t.Run("compression="+comp, func(t *testing.T) {
+			c, dropped := newClient(t, vmConfig(vm, comp))
+			if err := c.CheckHealth(context.Background()); err != nil {
+				t.Fatalf("health check: %v", err)
+			}
+			now := time.Now().Truncate(time.Second)
+			prefix := "dd_" + map[string]string{"deflate": "z", "gzip": "g", "": "n"}[comp]
+			snap := &metrics.Snapshot{
+				Time: now, Interval: 10 * time.Second,
+				Counters: []metrics.Counter{
+					{Series: metrics.Series{Name: prefix + ".req", Tags: []string{"bare", "env:prod"}, Source: "10.0.0.7"}, Value: 42, PerSecond: 4.2},
+					{Series: metrics.Series{Name: prefix + ".req", Tags: []string{"env:dev"}, Source: "10.0.0.8"}, Value: 0.5, PerSecond: 0.05},
+				},
+				Gauges: []metrics.Gauge{{Series: metrics.Series{Name: prefix + ".temp", Tags: []string{"path:a:b"}}, Value: -3}},
+				Sets:   []metrics.Set{{Series: metrics.Series{Name: prefix + ".users"}, Members: map[string]struct{}{"x": {}}}},
+				Timers: []metrics.Timer{{Series: metrics.Series{Name: prefix + ".lat"}, Count: 2, PerSecond: 0.2, Lower: 1, Upper: 3, Mean: 2, Median: 2, Std: 1, Sum: 4, SumSquares: 10,
+					Percentiles: []metrics.Percentile{{Name: "upper_90", Value: 3}}}},
+			}
+			if err := c.SendMetrics(context.Background(), snap); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.SendServiceCheck(context.Background(), &metrics.ServiceCheck{Name: "db.up", Status: metrics.CheckOK, Timestamp: now.Unix(), Hostname: "h"}); err != nil {
+				t.Errorf("service check: %v", err)
+			}
+			if v := testutil.ToFloat64(dropped); v != 0 {
+				t.Errorf("dropped = %v", v)
+			}
+			want := map[string]float64{
+				prefix + `.req{bare="no_label_value",env="prod",host="10.0.0.7"}`:       4.2,
+				prefix + `.req.count{bare="no_label_value",env="prod",host="10.0.0.7"}`: 42,
+				prefix + `.req{env="dev",host="10.0.0.8"}`:                              0.05,
+				prefix + `.req.count{env="dev",host="10.0.0.8"}`:                        0.5,
+				prefix + `.temp{path="a:b"}`:                                            -3,
+				prefix + `.users{}`:                                                     1,
+				prefix + `.lat.count{}`:                                                 2,
+				prefix + `.lat.count_ps{}`:                                              0.2,
+				prefix + `.lat.upper_90{}`:                                              3,
+				prefix + `.lat.sum_squares{}`:                                           10,
+			}
+			got := vm.WaitExport(t, `{__name__=~"`+prefix+`\\..*"}`, func(s []realtest.Series) bool { return len(s) >= 16 })
+			have := map[string]realtest.Series{}
+			for _, s := range got {
+				have[labels(s)] = s
+			}
+			if len(got) != 16 {
+				t.Errorf("%d series, want 16 (4 counter, 1 gauge, 1 set, 10 timer): %v", len(got), keys(have))
+			}
+			for k, v := range want {
+				s, ok := have[k]
+				if !ok {
+					t.Errorf("missing %s; have %v", k, keys(have))
+					continue
+				}
+				if len(s.Values) != 1 || s.Values[0] != v || s.Timestamps[0] != now.UnixMilli() {
+					t.Errorf("%s = %v at %v, want %v at %d", k, s.Values, s.Timestamps, v, now.UnixMilli())
+				}
+			}
+		})
+	}
+}
+
+func keys(m map[string]realtest.Series) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestEventsRefusedByVictoriaMetricsAreCounted: VictoriaMetrics has no
+// /api/v1/events; its 400 must fail the event without retries.
+func TestEventsRefusedByVictoriaMetricsAreCounted(t *testing.T) {
+	vm := realtest.StartVictoriaMetrics(t)
+	c, dropped := newClient(t, vmConfig(vm, "deflate"))
+	start := time.Now()
+	err := c.SendEvent(context.Background(), &metrics.Event{Title: "t", Text: "x", DateHappened: time.Now().Unix()})
+	if err == nil || !strings.Contains(err.Error(), "400") {
+		t.Fatalf("error = %v, want VictoriaMetrics' 400", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("took %s: a 400 must not be retried", d)
+	}
+	if v := testutil.ToFloat64(dropped); v != 1 {
+		t.Errorf("dropped = %v, want 1", v)
+	}
+}
+
+func TestDownIsBoundedAndCounted(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	cfg := config.Datadog{APIKey: "k", APIEndpoint: "http://" + addr, Compression: "deflate", MetricsPerBatch: 1,
+		MaxRequests: 2, MaxRequestElapsedTime: 400 * time.Millisecond, ClientTimeout: time.Second}
+	c, dropped := newClient(t, cfg)
+	if err := c.CheckHealth(context.Background()); err == nil {
+		t.Error("health check of a closed port succeeded")
+	}
+	snap := &metrics.Snapshot{Time: time.Now(), Gauges: []metrics.Gauge{{Series: metrics.Series{Name: "a"}}, {Series: metrics.Series{Name: "b"}}, {Series: metrics.Series{Name: "c"}}}}
+	start := time.Now()
+	if err := c.SendMetrics(context.Background(), snap); err == nil {
+		t.Fatal("want an error")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("took %s with a 400ms budget", d)
+	}
+	if v := testutil.ToFloat64(dropped); v != 3 {
+		t.Errorf("dropped = %v, want 3", v)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  config.Datadog
+	}{
+		{"no key", config.Datadog{APIEndpoint: "http://x"}},
+		{"no endpoint", config.Datadog{APIKey: "k"}},
+		{"bad compression", config.Datadog{APIKey: "k", APIEndpoint: "http://x", Compression: "lz4"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			log, _ := logtest.NewNullLogger()
+			if _, err := New(tc.cfg, backends.Deps{Log: log, Registerer: prometheus.NewRegistry()}); err == nil {
+				t.Error("want an error")
+			}
+		})
+	}
+}
