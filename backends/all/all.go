@@ -14,6 +14,7 @@ import (
 	"github.com/garner-metrics/garner/backends/graphite"
 	"github.com/garner-metrics/garner/backends/influxdb"
 	"github.com/garner-metrics/garner/backends/null"
+	"github.com/garner-metrics/garner/backends/statsdaemon"
 	"github.com/garner-metrics/garner/backends/stdout"
 	"github.com/garner-metrics/garner/config"
 )
@@ -49,6 +50,8 @@ func newOne(name string, cfg *config.Config, deps backends.Deps) (backends.Backe
 		return influxdb.New(cfg.InfluxDB, deps)
 	case datadog.Name:
 		return datadog.New(cfg.Datadog, deps)
+	case statsdaemon.Name:
+		return statsdaemon.New(cfg.Statsdaemon, deps)
 	}
 	return nil, fmt.Errorf("unknown backend (known: %v)", config.KnownBackends)
 }
