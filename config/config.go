@@ -62,6 +62,9 @@ type Config struct {
 	Namespace         string
 	DefaultTags       []string
 	GaugeDeltas       bool
+	MaxSeries         int  // 0 = unlimited
+	MaxSeriesPerName  int  // max-series-per-metric; 0 = unlimited
+	CardinalityOver   bool // cardinality-overflow
 	HistogramLimit    int
 	DisabledSubMetric metrics.SubMetrics
 
@@ -261,6 +264,12 @@ func (c *Config) loadCore(r *reader) {
 	c.Namespace = strings.Trim(r.str("namespace"), ".")
 	c.DefaultTags = r.list("default-tags")
 	c.GaugeDeltas = r.bool("gauge-deltas")
+	c.MaxSeries = r.int("max-series")
+	c.MaxSeriesPerName = r.int("max-series-per-metric")
+	c.CardinalityOver = r.bool("cardinality-overflow")
+	if c.MaxSeries < 0 || c.MaxSeriesPerName < 0 {
+		r.fail("max-series", errors.New("limits must not be negative (0 = unlimited)"))
+	}
 	c.HistogramLimit = r.positiveInt("histogram-limit")
 	for name, bit := range metrics.SubMetricKeys {
 		if r.bool("disabled-sub-metrics." + name) {

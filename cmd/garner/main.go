@@ -84,6 +84,9 @@ func run(args []string) int {
 		HistogramLimit:    cfg.HistogramLimit,
 		Disabled:          cfg.DisabledSubMetric,
 		BadLinesPerMinute: cfg.BadLinesPerMinute,
+		MaxSeries:         cfg.MaxSeries,
+		MaxSeriesPerName:  cfg.MaxSeriesPerName,
+		Overflow:          cfg.CardinalityOver,
 	}, events, log, reg)
 	flusher := flush.New(flush.Options{
 		Interval: cfg.FlushInterval, Aligned: cfg.FlushAligned, Offset: cfg.FlushOffset, Timeout: cfg.BackendTimeout,

@@ -42,6 +42,9 @@ type Options struct {
 	HistogramLimit    int      // most buckets per gsd_histogram tag
 	Disabled          metrics.SubMetrics
 	BadLinesPerMinute float64 // rate limit of the bad-line log (burst 10)
+	MaxSeries         int     // series in all; 0 = unlimited
+	MaxSeriesPerName  int     // series (tag sets × sources) of one metric name; 0 = unlimited
+	Overflow          bool    // fold refused series into <name>.__overflow__
 }
 
 // EventSink receives events and service checks as they are parsed. It must
@@ -64,6 +67,7 @@ type Aggregator struct {
 	events   EventSink
 	m        *aggMetrics
 	badLog   *limiter
+	card     *cardinality
 	started  time.Time
 	lastMu   sync.Mutex
 	lastTime time.Time
@@ -115,6 +119,7 @@ func New(opts Options, events EventSink, log logrus.FieldLogger, reg prometheus.
 	}
 	reg.MustRegister(a.m.queueDropped, a.m.series)
 	a.m.receiver.register(reg)
+	a.card = newCardinality(opts.MaxSeries, opts.MaxSeriesPerName, opts.Overflow, log, reg)
 	for i := 0; i < opts.Shards; i++ {
 		a.shards = append(a.shards, newShard(a, opts.QueueLines))
 	}
@@ -151,25 +156,33 @@ func (a *Aggregator) Flush(ctx context.Context, now time.Time) (*metrics.Snapsho
 	a.lastTime = now
 	a.lastMu.Unlock()
 
-	replies := make(chan *metrics.Snapshot, len(a.shards))
-	req := flushReq{now: now, interval: interval, reply: replies}
-	for _, s := range a.shards {
-		select {
-		case s.ctl <- req:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+	// Two phases: every shard first applies what is queued (samples passed
+	// between shards included), then every shard snapshots. Without the
+	// barrier a shard could expire series, freeing cardinality slots, before
+	// another applied samples that arrived earlier.
+	var parts []*metrics.Snapshot
+	for _, drainOnly := range []bool{true, false} {
+		replies := make(chan *metrics.Snapshot, len(a.shards))
+		req := flushReq{drainOnly: drainOnly, now: now, interval: interval, reply: replies}
+		for _, s := range a.shards {
+			select {
+			case s.ctl <- req:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		for range a.shards {
+			select {
+			case p := <-replies:
+				if p != nil {
+					parts = append(parts, p)
+				}
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 		}
 	}
 	snap := &metrics.Snapshot{Time: now, Interval: interval, Disabled: a.opts.Disabled}
-	parts := make([]*metrics.Snapshot, 0, len(a.shards))
-	for range a.shards {
-		select {
-		case p := <-replies:
-			parts = append(parts, p)
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
 	var nc, ng, ns, nt int
 	for _, p := range parts {
 		nc += len(p.Counters)
@@ -193,6 +206,16 @@ func (a *Aggregator) Flush(ctx context.Context, now time.Time) (*metrics.Snapsho
 	a.m.series.WithLabelValues("timer").Set(float64(nt))
 	return snap, nil
 }
+
+// shardIndex is the shard that owns a series key.
+func (a *Aggregator) shardIndex(key []byte) int {
+	if len(a.shards) == 1 {
+		return 0
+	}
+	return int(maphash.Bytes(a.seed, key) % uint64(len(a.shards)))
+}
+
+func (a *Aggregator) shardOf(key []byte) *shard { return a.shards[a.shardIndex(key)] }
 
 // QueuedLines is the number of samples waiting in the shards' queues.
 func (a *Aggregator) QueuedLines() int64 {

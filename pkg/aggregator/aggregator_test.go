@@ -378,3 +378,56 @@ func TestRouterAllocations(t *testing.T) {
 		t.Fatalf("%.3f allocations per line; want ~0", perLine)
 	}
 }
+
+func TestCardinalityLimits(t *testing.T) {
+	h := newHarness(t, Options{MaxSeries: 6, MaxSeriesPerName: 3, Overflow: true})
+	var lines []string
+	for i := 0; i < 5; i++ {
+		lines = append(lines, fmt.Sprintf("req:1|c|#user:%d", i))
+	}
+	h.send(lines...)
+	cs := counters(h.flush(time.Second))
+	// 3 series of req, the 2 refused samples folded into req.__overflow__.
+	if len(cs) != 4 || cs["req.__overflow__||"].Value != 2 {
+		t.Fatalf("per-metric limit: %v", cs)
+	}
+	if got := testutil.ToFloat64(h.a.card.rejected[rejectMaxSeriesPerMetric]); got != 2 {
+		t.Errorf("rejected samples = %v, want 2", got)
+	}
+	// max-series: 6 in all (4 taken), no overflow series beyond it.
+	lines = lines[:0]
+	for i := 0; i < 4; i++ {
+		lines = append(lines, fmt.Sprintf("m%d:1|c", i))
+	}
+	h.send(lines...)
+	h.flush(time.Second)
+	total, top := h.a.Cardinality(2)
+	if total != 6 || len(top) != 2 || top[0].Name != "req" || top[0].Series != 3 {
+		t.Fatalf("max-series: total %d, top %v", total, top)
+	}
+	if got := testutil.ToFloat64(h.a.card.rejected[rejectMaxSeries]); got != 2 {
+		t.Errorf("max_series rejections = %v, want 2", got)
+	}
+}
+
+func TestCardinalityExpiryFreesSlots(t *testing.T) {
+	h := newHarness(t, Options{MaxSeries: 3, Expiry: Expiry{Counter: -1}})
+	h.send("a:1|c", "b:1|c", "c:1|c", "d:1|c")
+	if n := len(h.flush(time.Second).Counters); n != 3 {
+		t.Fatalf("%d series, want 3", n)
+	}
+	h.send("e:1|c", "f:1|c", "g:1|c")
+	if n := len(h.flush(time.Second).Counters); n != 3 {
+		t.Fatalf("expired series must free their slots: %d series, want 3", n)
+	}
+}
+
+func TestCardinalityTopNames(t *testing.T) {
+	h := newHarness(t, Options{})
+	h.send("a:1|c|#x:1", "a:1|c|#x:2", "a:1|g|#x:3", "b:1|c", "c:1|ms|#k:1", "c:1|ms|#k:2")
+	h.flush(time.Second) // make sure the shards applied everything
+	total, top := h.a.Cardinality(2)
+	if total != 6 || fmt.Sprint(top) != "[{a 3} {c 2}]" {
+		t.Fatalf("total %d top %v", total, top)
+	}
+}

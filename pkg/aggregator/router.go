@@ -2,7 +2,6 @@ package aggregator
 
 import (
 	"bytes"
-	"hash/maphash"
 	"net/netip"
 	"sync"
 	"time"
@@ -210,10 +209,7 @@ func (r *Router) HandleLine(line []byte) {
 	key = append(key, src...)
 	r.key = key
 
-	si := 0
-	if len(a.shards) > 1 {
-		si = int(maphash.Bytes(a.seed, key) % uint64(len(a.shards)))
-	}
+	si := a.shardIndex(key)
 	b := r.pending[si]
 	if b == nil {
 		b = batchPool.Get().(*batch)

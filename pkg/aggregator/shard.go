@@ -14,9 +14,10 @@ import (
 )
 
 type flushReq struct {
-	now      time.Time
-	interval time.Duration
-	reply    chan<- *metrics.Snapshot
+	drainOnly bool // phase 1 of a flush: apply what is queued, reply nil
+	now       time.Time
+	interval  time.Duration
+	reply     chan<- *metrics.Snapshot
 }
 
 type counterState struct {
@@ -61,6 +62,12 @@ type shard struct {
 
 	// flush scratch, reused from flush to flush
 	cum, cumSq []float64
+
+	// cardinality overflow (cardinality.go)
+	scratch []byte            // overflow keys
+	passed  map[*shard]*batch // samples for other shards' overflow series
+	now     int64             // arrival time of the batch being applied
+	member  []byte            // set member of the sample being applied
 }
 
 // noMembers is the Members of a set that saw nothing this interval; it is
@@ -87,7 +94,11 @@ func (s *shard) run(ctx context.Context) {
 			s.apply(b)
 		case req := <-s.ctl:
 			s.drain()
-			req.reply <- s.snapshot(req)
+			if req.drainOnly {
+				req.reply <- nil
+			} else {
+				req.reply <- s.snapshot(req)
+			}
 		case <-ctx.Done():
 			return
 		}
@@ -103,25 +114,29 @@ func (s *shard) drain() {
 }
 
 func (s *shard) apply(b *batch) {
+	s.now = b.now
 	for i := range b.recs {
 		rec := &b.recs[i]
 		key := b.arena[rec.off : rec.off+rec.klen]
+		if rec.typ == statsd.Set {
+			s.member = b.arena[rec.moff : rec.moff+rec.mlen]
+		}
 		switch rec.typ {
 		case statsd.Counter:
 			c := s.counters[string(key)]
 			if c == nil {
-				k := string(key)
-				c = &counterState{Series: seriesOf(k, rec)}
-				s.counters[k] = c
+				if c = newSeries(s, s.counters, key, rec, newCounterState); c == nil {
+					continue
+				}
 			}
 			c.value += rec.val / rec.rate
 			c.seen = b.now
 		case statsd.Gauge:
 			g := s.gauges[string(key)]
 			if g == nil {
-				k := string(key)
-				g = &gaugeState{Series: seriesOf(k, rec)}
-				s.gauges[k] = g
+				if g = newSeries(s, s.gauges, key, rec, newGaugeState); g == nil {
+					continue
+				}
 			}
 			if rec.delta {
 				g.value += rec.val
@@ -132,10 +147,9 @@ func (s *shard) apply(b *batch) {
 		case statsd.Timer:
 			t := s.timers[string(key)]
 			if t == nil {
-				k := string(key)
-				t = &timerState{Series: seriesOf(k, rec)}
-				t.bounds, t.hist = histogramBounds(t.Tags, s.a.opts.HistogramLimit)
-				s.timers[k] = t
+				if t = newSeries(s, s.timers, key, rec, s.newTimerState); t == nil {
+					continue
+				}
 			}
 			t.values = append(t.values, rec.val)
 			t.sampled += 1 / rec.rate
@@ -143,9 +157,9 @@ func (s *shard) apply(b *batch) {
 		case statsd.Set:
 			st := s.sets[string(key)]
 			if st == nil {
-				k := string(key)
-				st = &setState{Series: seriesOf(k, rec)}
-				s.sets[k] = st
+				if st = newSeries(s, s.sets, key, rec, newSetState); st == nil {
+					continue
+				}
 			}
 			if st.members == nil {
 				st.members = make(map[string]struct{})
@@ -159,6 +173,19 @@ func (s *shard) apply(b *batch) {
 	}
 	s.queued.Add(-int64(len(b.recs)))
 	putBatch(b)
+	if len(s.passed) > 0 {
+		s.sendPassed()
+	}
+}
+
+func newCounterState(se metrics.Series) *counterState { return &counterState{Series: se} }
+func newGaugeState(se metrics.Series) *gaugeState     { return &gaugeState{Series: se} }
+func newSetState(se metrics.Series) *setState         { return &setState{Series: se} }
+
+func (s *shard) newTimerState(se metrics.Series) *timerState {
+	t := &timerState{Series: se}
+	t.bounds, t.hist = histogramBounds(se.Tags, s.a.opts.HistogramLimit)
+	return t
 }
 
 // seriesOf splits a series key into name, tags and source. The strings share
@@ -215,12 +242,14 @@ func (s *shard) snapshot(req flushReq) *metrics.Snapshot {
 		c.value = 0
 		if expired(exp.Counter, now, c.seen) {
 			delete(s.counters, k)
+			s.a.card.remove(c.Name)
 		}
 	}
 	for k, g := range s.gauges {
 		out.Gauges = append(out.Gauges, metrics.Gauge{Series: g.Series, Value: g.value})
 		if expired(exp.Gauge, now, g.seen) {
 			delete(s.gauges, k)
+			s.a.card.remove(g.Name)
 		}
 	}
 	for k, st := range s.sets {
@@ -232,6 +261,7 @@ func (s *shard) snapshot(req flushReq) *metrics.Snapshot {
 		st.members = nil // allocated again by the next sample
 		if expired(exp.Set, now, st.seen) {
 			delete(s.sets, k)
+			s.a.card.remove(st.Name)
 		}
 	}
 	// Percentiles and buckets of all timers share one backing array each.
@@ -250,6 +280,7 @@ func (s *shard) snapshot(req flushReq) *metrics.Snapshot {
 		t.sampled = 0
 		if expired(exp.Timer, now, t.seen) {
 			delete(s.timers, k)
+			s.a.card.remove(t.Name)
 		}
 	}
 	return out
