@@ -54,7 +54,7 @@ func labels(s realtest.Series) string {
 // "k:v" tags labels k="v", a bare tag t the label t="no_label_value", and
 // host a label.
 func TestVictoriaMetrics(t *testing.T) {
-	vm := realtest.StartVictoriaMetrics(t)
+	vm := realtest.StartVictoriaMetrics(t, false)
 	for _, comp := range []string{"deflate", "gzip", ""} {
 		t.Run("compression="+comp, func(t *testing.T) {
 			c, dropped := newClient(t, vmConfig(vm, comp))
@@ -129,7 +129,7 @@ func keys(m map[string]realtest.Series) []string {
 // TestEventsRefusedByVictoriaMetricsAreCounted: VictoriaMetrics has no
 // /api/v1/events; its 400 must fail the event without retries.
 func TestEventsRefusedByVictoriaMetricsAreCounted(t *testing.T) {
-	vm := realtest.StartVictoriaMetrics(t)
+	vm := realtest.StartVictoriaMetrics(t, false)
 	c, dropped := newClient(t, vmConfig(vm, "deflate"))
 	start := time.Now()
 	err := c.SendEvent(context.Background(), &metrics.Event{Title: "t", Text: "x", DateHappened: time.Now().Unix()})

@@ -172,7 +172,7 @@ func TestInfluxDBv1UnknownDatabaseIsDroppedNotRetried(t *testing.T) {
 }
 
 func TestInfluxDBv2VictoriaMetrics(t *testing.T) {
-	vm := realtest.StartVictoriaMetrics(t)
+	vm := realtest.StartVictoriaMetrics(t, false)
 	cfg := baseConfig(vm.URL)
 	cfg.APIVersion, cfg.Database, cfg.Org, cfg.Bucket, cfg.Credentials = 2, "", "o", "b", "secret-token"
 	c, dropped := newClient(t, cfg)

@@ -125,23 +125,29 @@ func tail(s string, n int) string {
 
 // VictoriaMetrics is a running single-node VictoriaMetrics.
 type VictoriaMetrics struct {
-	URL string // http://127.0.0.1:<port>
+	URL          string // http://127.0.0.1:<port>
+	GraphiteAddr string // 127.0.0.1:<port> of the Graphite listener, if asked for
 }
 
 // StartVictoriaMetrics starts victoria-metrics on a free loopback port with
-// a temporary storage folder.
-func StartVictoriaMetrics(t testing.TB) *VictoriaMetrics {
+// a temporary storage folder. With graphite set it also listens for Graphite
+// plaintext on another free loopback port (GraphiteAddr).
+func StartVictoriaMetrics(t testing.TB, graphite bool) *VictoriaMetrics {
 	t.Helper()
 	bin := need(t, "victoria-metrics", "victoria-metrics")
-	port := freePort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command(bin,
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	args := []string{
 		"-httpListenAddr", addr,
 		"-storageDataPath", filepath.Join(t.TempDir(), "vm"),
 		"-retentionPeriod", "100y", // accept any timestamp a test sends
 		"-loggerLevel", "ERROR",
-	)
+	}
 	vm := &VictoriaMetrics{URL: "http://" + addr}
+	if graphite {
+		vm.GraphiteAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		args = append(args, "-graphiteListenAddr", vm.GraphiteAddr)
+	}
+	cmd := exec.Command(bin, args...)
 	start(t, "victoria-metrics", vm.URL+"/health", cmd)
 	return vm
 }

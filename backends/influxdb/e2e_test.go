@@ -1,0 +1,81 @@
+package influxdb
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/garner-metrics/garner/backends/httpsend/realtest"
+	"github.com/garner-metrics/garner/pkg/garnertest"
+)
+
+// TestE2EGarnerToInfluxDB runs the real garner binary with the influxdb
+// backend (api-version 1) against a real influxd, sends statsd datagrams and
+// reads the totals back with InfluxQL.
+func TestE2EGarnerToInfluxDB(t *testing.T) {
+	db := realtest.StartInfluxDB(t)
+	db.Query(t, "", `CREATE DATABASE "e2e"`)
+	udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
+	cfg := filepath.Join(t.TempDir(), "garner.toml")
+	toml := fmt.Sprintf(`backends = "influxdb"
+metrics-addr = %q
+flush-interval = "300ms"
+[influxdb]
+api-endpoint = %q
+api-version = 1
+database = "e2e"
+metrics-per-batch = 2
+`, udp, db.URL)
+	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := garnertest.Start(t, "--config-path", cfg)
+	if !p.WaitStderr("garner started", 20*time.Second) {
+		t.Fatalf("garner did not start:\n%s", p.Stderr())
+	}
+	const n = 40
+	for i := range n {
+		garnertest.SendUDP(t, udp, "e2e.cnt:1|c|#env:test\ne2e.cnt:2|c|@0.5|#env:test\ne2e.lat:10|ms\ne2e.lat:30|ms|@0.25\ne2e.g:"+fmt.Sprint(i)+"|g\ne2e.users:u"+fmt.Sprint(i%5)+"|s")
+		if i%10 == 9 {
+			time.Sleep(100 * time.Millisecond) // spread over several flushes
+		}
+	}
+	time.Sleep(400 * time.Millisecond)
+	if code := p.Stop(20 * time.Second); code != 0 {
+		t.Fatalf("exit code %d:\n%s", code, p.Stderr())
+	}
+
+	one := func(q string) any {
+		rows := db.Query(t, "e2e", q).Rows()
+		if len(rows) != 1 {
+			t.Fatalf("%s: %d rows %v, want 1", q, len(rows), rows)
+		}
+		for k, v := range rows[0] {
+			if k != "time" && k != "_measurement" {
+				return v
+			}
+		}
+		return nil
+	}
+	checks := []struct {
+		q    string
+		want any
+	}{
+		{`SELECT sum("count") FROM "e2e.cnt" WHERE env='test' AND host='127.0.0.1'`, float64(n * 5)},
+		{`SELECT sum("count") FROM "e2e.lat"`, float64(n * 5)},
+		{`SELECT max("upper") FROM "e2e.lat"`, float64(30)},
+		{`SELECT last("value") FROM "e2e.g"`, float64(n - 1)},
+		{`SELECT max("count") FROM "e2e.users"`, float64(5)},
+	}
+	for _, c := range checks {
+		if got := one(c.q); got != c.want {
+			t.Errorf("%s = %v, want %v", c.q, got, c.want)
+		}
+	}
+	if strings.Contains(p.Stderr(), "level=warn") || strings.Contains(p.Stderr(), "level=error") {
+		t.Errorf("garner logged warnings:\n%s", p.Stderr())
+	}
+}
