@@ -115,7 +115,7 @@ func newAdmin(cfg *config.Config, log logrus.FieldLogger, reg *prometheus.Regist
 		Gatherer:   reg,
 		Health:     a.health,
 		Flush:      flusher.LastFlush,
-		Started:    a.started.Load,
+		Started:    a.startupComplete,
 		Ready:      a.checkReceivers,
 	})
 	if err != nil {
@@ -203,6 +203,11 @@ func (a *admin) checkReceivers() error {
 	}
 	a.started.Store(true)
 	return nil
+}
+
+// startupComplete reports whether every receiver was reading at least once.
+func (a *admin) startupComplete() bool {
+	return a.started.Load() || a.checkReceivers() == nil
 }
 
 // graceful returns a context for the receivers that ends shutdown-grace
