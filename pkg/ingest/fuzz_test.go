@@ -1,0 +1,41 @@
+package ingest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/garner-metrics/garner/proto/garnerpb"
+	"github.com/garner-metrics/garner/proto/pb"
+)
+
+// The decoders of outside input: whatever the body, decoding and applying
+// it must not panic and must end. Seed corpus: testdata/fuzz/FuzzRawV2 and
+// testdata/fuzz/FuzzRawV3, plus the messages below.
+
+func FuzzRawV2(f *testing.F) {
+	f.Add(mustMarshal(f, gostatsdBody()))
+	f.Add(mustMarshal(f, &pb.RawMessageV2{Counters: map[string]*pb.CounterTagV2{"": {TagMap: map[string]*pb.RawCounterV2{"x": nil}}}}))
+	f.Add([]byte{})
+	fx := newFixture(f, Options{ServeV3: true})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		_, _ = fx.h.rawV2(context.Background(), body)
+		_, _ = fx.h.eventV2(context.Background(), body)
+	})
+}
+
+func FuzzRawV3(f *testing.F) {
+	f.Add(mustMarshal(f, &garnerpb.RawBatch{
+		BatchId:  []byte("0123456789abcdef"),
+		Counters: []*garnerpb.Counter{{Name: "c", Tags: []string{"a:b", "a,b", ""}, Source: "s", Value: 1.5}},
+		Gauges:   []*garnerpb.Gauge{{Name: "g", Value: -1}},
+		Sets:     []*garnerpb.Set{{Name: "s", Members: []string{"x", "y"}}},
+		Timers:   []*garnerpb.Timer{{Name: "t", SampleCount: -1, Values: []float64{1, 2}}},
+	}))
+	f.Add(mustMarshal(f, &garnerpb.EventBatch{Events: []*garnerpb.Event{{Title: "e"}}, ServiceChecks: []*garnerpb.ServiceCheck{{Status: 9}}}))
+	f.Add([]byte{})
+	fx := newFixture(f, Options{ServeV3: true})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		_, _ = fx.h.rawV3(context.Background(), body)
+		_, _ = fx.h.eventV3(context.Background(), body)
+	})
+}

@@ -1,0 +1,539 @@
+// Package ingest serves the aggregator side of the forwarding protocol:
+// POST /v2/raw and /v2/event (gostatsd's wire format) and POST /v3/raw and
+// /v3/event (garner's). Forwarded series go into the aggregator's shards
+// through aggregator.RawWriter, so they aggregate exactly like statsd lines;
+// events and service checks go to the event dispatcher.
+//
+// Every request is answered 202 once applied; 400 when the body does not
+// decode; 413 when the body or its decompressed form is over its limit
+// (decompression stops at the limit: a deflate bomb costs at most
+// MaxDecompressedBytes); 415 on an unknown Content-Encoding. /v3 batches
+// carry an id: a batch seen within DedupWindow is answered 202 again
+// without being applied twice.
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zlib"
+	"github.com/klauspost/compress/zstd"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/garner-metrics/garner/pkg/aggregator"
+	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/proto/garnerpb"
+	"github.com/garner-metrics/garner/proto/pb"
+)
+
+// Options configures the handlers.
+type Options struct {
+	MaxBodyBytes         int64         // request body as sent; default 16 MiB
+	MaxDecompressedBytes int64         // body after decompression; default 64 MiB
+	DedupWindow          time.Duration // how long v3 batch ids are remembered; default 5m
+	MaxBatchIDs          int           // most ids remembered (oldest forgotten first); default 1<<20
+	ServeV3              bool          // mount /v3/raw and /v3/event
+	ApplyTimeout         time.Duration // wait for full shard queues; default 5s
+}
+
+func (o *Options) setDefaults() {
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 16 << 20
+	}
+	if o.MaxDecompressedBytes <= 0 {
+		o.MaxDecompressedBytes = 64 << 20
+	}
+	if o.DedupWindow <= 0 {
+		o.DedupWindow = 5 * time.Minute
+	}
+	if o.MaxBatchIDs <= 0 {
+		o.MaxBatchIDs = 1 << 20
+	}
+	if o.ApplyTimeout <= 0 {
+		o.ApplyTimeout = 5 * time.Second
+	}
+}
+
+// Route is one handler to mount, with its net/http ServeMux pattern
+// ("POST /v2/raw": other methods get 405 from the mux).
+type Route struct {
+	Pattern string
+	Handler http.Handler
+}
+
+// Handler holds the ingestion endpoints. Its routes are safe for concurrent
+// use.
+type Handler struct {
+	opts    Options
+	agg     *aggregator.Aggregator
+	log     logrus.FieldLogger
+	writers sync.Pool // *aggregator.RawWriter
+	bufs    sync.Pool // *bytes.Buffer
+	zstd    *zstd.Decoder
+	dedup   *dedup
+	logLim  *logLimiter
+	m       ingestMetrics
+}
+
+type ingestMetrics struct {
+	requests *prometheus.CounterVec // endpoint, result
+	series   map[string]prometheus.Counter
+	events   prometheus.Counter
+	checks   prometheus.Counter
+	invalid  prometheus.Counter
+	body     prometheus.Counter
+	inflated prometheus.Counter
+	dropped  prometheus.Counter
+}
+
+// Request results, the result label of garner_ingest_requests_total.
+const (
+	resAccepted    = "accepted"
+	resDuplicate   = "duplicate"
+	resBadRequest  = "bad_request"
+	resTooLarge    = "too_large"
+	resBadEncoding = "unsupported_encoding"
+)
+
+// New builds the handlers over agg. Self-metrics are registered on reg.
+func New(opts Options, agg *aggregator.Aggregator, log logrus.FieldLogger, reg prometheus.Registerer) (*Handler, error) {
+	opts.setDefaults()
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(uint64(opts.MaxDecompressedBytes)), zstd.WithDecoderConcurrency(0))
+	if err != nil {
+		return nil, fmt.Errorf("cannot create the zstd decoder: %w", err)
+	}
+	h := &Handler{
+		opts:   opts,
+		agg:    agg,
+		log:    log,
+		zstd:   dec,
+		dedup:  newDedup(opts.DedupWindow, opts.MaxBatchIDs),
+		logLim: newLogLimiter(10 * time.Second),
+	}
+	h.writers.New = func() any { return agg.NewRawWriter("http") }
+	h.bufs.New = func() any { return new(bytes.Buffer) }
+	series := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "garner_ingest_series_total", Help: "Forwarded series applied to the shards, by type.",
+	}, []string{"type"})
+	h.m = ingestMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "garner_ingest_requests_total",
+			Help: "Forwarding requests (/v2/raw, /v3/raw, /v2/event, /v3/event) by endpoint and result: accepted, duplicate (a v3 batch already applied), bad_request, too_large, unsupported_encoding.",
+		}, []string{"endpoint", "result"}),
+		series: map[string]prometheus.Counter{
+			"counter": series.WithLabelValues("counter"), "gauge": series.WithLabelValues("gauge"),
+			"set": series.WithLabelValues("set"), "timer": series.WithLabelValues("timer"),
+		},
+		events:   prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_events_total", Help: "Forwarded events handed to the event dispatcher."}),
+		checks:   prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_service_checks_total", Help: "Forwarded service checks handed to the event dispatcher."}),
+		invalid:  prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_invalid_series_total", Help: "Forwarded series skipped because they have no name."}),
+		body:     prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_body_bytes_total", Help: "Request body bytes received, as sent (compressed)."}),
+		inflated: prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_decompressed_bytes_total", Help: "Request body bytes after decompression."}),
+		dropped:  prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_dropped_samples_total", Help: "Forwarded samples dropped because the shards' queues stayed full for ingestion.apply-timeout (also in garner_aggregator_queue_dropped_lines_total)."}),
+	}
+	if err := registerAll(reg, h.m.requests, series, h.m.events, h.m.checks, h.m.invalid, h.m.body, h.m.inflated, h.m.dropped); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+func registerAll(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("cannot register ingestion metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// Routes returns the handlers to mount: /v2/raw and /v2/event always,
+// /v3/raw and /v3/event with Options.ServeV3 (without them a garner
+// forwarder falls back to v2 on the 404).
+func (h *Handler) Routes() []Route {
+	rs := []Route{
+		{"POST /v2/raw", h.endpoint("/v2/raw", false, h.rawV2)},
+		{"POST /v2/event", h.endpoint("/v2/event", false, h.eventV2)},
+	}
+	if h.opts.ServeV3 {
+		rs = append(rs,
+			Route{"POST /v3/raw", h.endpoint("/v3/raw", true, h.rawV3)},
+			Route{"POST /v3/event", h.endpoint("/v3/event", true, h.eventV3)},
+		)
+	}
+	return rs
+}
+
+// Close releases the decoder's goroutines.
+func (h *Handler) Close() { h.zstd.Close() }
+
+// errTooLarge is a body over one of the limits (413).
+var errTooLarge = errors.New("request body too large")
+
+// errDecode is a body that does not decode (400).
+var errDecode = errors.New("cannot decode the body")
+
+// applyFunc decodes a decompressed body and applies it. It returns the
+// result label (resAccepted or resDuplicate) or an error wrapping errDecode.
+type applyFunc func(ctx context.Context, body []byte) (string, error)
+
+func (h *Handler) endpoint(name string, v3 bool, apply applyFunc) http.Handler {
+	res := map[string]prometheus.Counter{}
+	for _, r := range []string{resAccepted, resDuplicate, resBadRequest, resTooLarge, resBadEncoding} {
+		res[r] = h.m.requests.WithLabelValues(name, r)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		code, result, err := h.serve(r, v3, apply)
+		res[result].Inc()
+		if err != nil {
+			if ok, suppressed := h.logLim.allow(); ok {
+				h.log.WithFields(logrus.Fields{"endpoint": name, "remote": r.RemoteAddr, "status": code, "suppressed": suppressed}).
+					WithError(err).Warn("refusing a forwarding request")
+			}
+			http.Error(w, err.Error(), code)
+			return
+		}
+		if result == resDuplicate {
+			w.Header().Set("X-Garner-Duplicate", "true")
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+}
+
+// serve reads, decompresses, decodes and applies one request.
+func (h *Handler) serve(r *http.Request, v3 bool, apply applyFunc) (int, string, error) {
+	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
+	switch enc {
+	case "", "identity", "deflate":
+	case "zstd":
+		if !v3 {
+			return http.StatusUnsupportedMediaType, resBadEncoding, errors.New("zstd is only accepted on /v3 endpoints; use deflate or identity")
+		}
+	default:
+		if len(enc) > 32 {
+			enc = enc[:32]
+		}
+		return http.StatusUnsupportedMediaType, resBadEncoding, fmt.Errorf("unsupported Content-Encoding %q: use deflate, identity (or zstd on /v3)", enc)
+	}
+	if r.ContentLength > h.opts.MaxBodyBytes {
+		return http.StatusRequestEntityTooLarge, resTooLarge, fmt.Errorf("%w: %d bytes, ingestion.max-body-bytes is %d", errTooLarge, r.ContentLength, h.opts.MaxBodyBytes)
+	}
+	raw := h.bufs.Get().(*bytes.Buffer)
+	defer h.putBuf(raw)
+	raw.Reset()
+	if _, err := raw.ReadFrom(io.LimitReader(r.Body, h.opts.MaxBodyBytes+1)); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return http.StatusRequestEntityTooLarge, resTooLarge, fmt.Errorf("%w: over %d bytes", errTooLarge, mbe.Limit)
+		}
+		return http.StatusBadRequest, resBadRequest, fmt.Errorf("cannot read the body: %w", err)
+	}
+	if int64(raw.Len()) > h.opts.MaxBodyBytes {
+		return http.StatusRequestEntityTooLarge, resTooLarge, fmt.Errorf("%w: over ingestion.max-body-bytes (%d)", errTooLarge, h.opts.MaxBodyBytes)
+	}
+	h.m.body.Add(float64(raw.Len()))
+
+	body := raw.Bytes()
+	if enc == "deflate" || enc == "zstd" {
+		out := h.bufs.Get().(*bytes.Buffer)
+		defer h.putBuf(out)
+		out.Reset()
+		var err error
+		if body, err = h.decompress(out, body, enc); err != nil {
+			if errors.Is(err, errTooLarge) {
+				return http.StatusRequestEntityTooLarge, resTooLarge, err
+			}
+			return http.StatusBadRequest, resBadRequest, err
+		}
+	}
+	h.m.inflated.Add(float64(len(body)))
+
+	ctx, cancel := context.WithTimeout(r.Context(), h.opts.ApplyTimeout)
+	defer cancel()
+	result, err := apply(ctx, body)
+	if err != nil {
+		return http.StatusBadRequest, resBadRequest, err
+	}
+	return http.StatusAccepted, result, nil
+}
+
+// maxPooledBuf keeps huge one-off bodies from staying in the pool.
+const maxPooledBuf = 4 << 20
+
+func (h *Handler) putBuf(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBuf {
+		h.bufs.Put(b)
+	}
+}
+
+// decompress inflates body (into out's memory where it can), stopping at
+// MaxDecompressedBytes.
+func (h *Handler) decompress(out *bytes.Buffer, body []byte, enc string) ([]byte, error) {
+	limit := h.opts.MaxDecompressedBytes
+	tooLarge := fmt.Errorf("%w: decompressed over ingestion.max-decompressed-bytes (%d)", errTooLarge, limit)
+	if enc == "zstd" {
+		dst, err := h.zstd.DecodeAll(body, out.Bytes()[:0])
+		if err != nil {
+			if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+				return nil, tooLarge
+			}
+			return nil, fmt.Errorf("cannot decompress zstd: %w", err)
+		}
+		if int64(len(dst)) > limit {
+			return nil, tooLarge
+		}
+		return dst, nil
+	}
+	// deflate: the zlib format, as gostatsd sends it.
+	zr, err := zlib.NewReader(bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("cannot decompress deflate (zlib): %w", err)
+	}
+	defer zr.Close()
+	n, err := out.ReadFrom(io.LimitReader(zr, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("cannot decompress deflate (zlib): %w", err)
+	}
+	if n > limit {
+		return nil, tooLarge
+	}
+	return out.Bytes(), nil
+}
+
+// rawV2 applies a pb.RawMessageV2.
+func (h *Handler) rawV2(ctx context.Context, body []byte) (string, error) {
+	var msg pb.RawMessageV2
+	if err := proto.Unmarshal(body, &msg); err != nil {
+		return "", fmt.Errorf("%w as a v2 RawMessageV2: %w", errDecode, err)
+	}
+	w := h.writers.Get().(*aggregator.RawWriter)
+	defer h.writers.Put(w)
+	var nc, ng, ns, nt, bad int
+	for name, tm := range msg.Counters {
+		for _, c := range tm.GetTagMap() {
+			if name == "" || c == nil {
+				bad++
+				continue
+			}
+			w.Counter(name, c.Tags, c.Hostname, float64(c.Value))
+			nc++
+		}
+	}
+	for name, tm := range msg.Gauges {
+		for _, g := range tm.GetTagMap() {
+			if name == "" || g == nil {
+				bad++
+				continue
+			}
+			w.Gauge(name, g.Tags, g.Hostname, g.Value)
+			ng++
+		}
+	}
+	for name, tm := range msg.Sets {
+		for _, s := range tm.GetTagMap() {
+			if name == "" || s == nil {
+				bad++
+				continue
+			}
+			w.Set(name, s.Tags, s.Hostname, s.Values)
+			ns++
+		}
+	}
+	for name, tm := range msg.Timers {
+		for _, t := range tm.GetTagMap() {
+			if name == "" || t == nil {
+				bad++
+				continue
+			}
+			w.Timer(name, t.Tags, t.Hostname, t.Values, t.SampleCount)
+			nt++
+		}
+	}
+	h.finish(ctx, w, nc, ng, ns, nt, bad)
+	return resAccepted, nil
+}
+
+// rawV3 applies a garner.v3.RawBatch, once per batch id.
+func (h *Handler) rawV3(ctx context.Context, body []byte) (string, error) {
+	var msg garnerpb.RawBatch
+	if err := proto.Unmarshal(body, &msg); err != nil {
+		return "", fmt.Errorf("%w as a v3 RawBatch: %w", errDecode, err)
+	}
+	if !h.dedup.firstTime(msg.BatchId, time.Now()) {
+		return resDuplicate, nil
+	}
+	w := h.writers.Get().(*aggregator.RawWriter)
+	defer h.writers.Put(w)
+	var nc, ng, ns, nt, bad int
+	for _, c := range msg.Counters {
+		if c.Name == "" {
+			bad++
+			continue
+		}
+		w.Counter(c.Name, c.Tags, c.Source, c.Value)
+		nc++
+	}
+	for _, g := range msg.Gauges {
+		if g.Name == "" {
+			bad++
+			continue
+		}
+		w.Gauge(g.Name, g.Tags, g.Source, g.Value)
+		ng++
+	}
+	for _, s := range msg.Sets {
+		if s.Name == "" {
+			bad++
+			continue
+		}
+		w.Set(s.Name, s.Tags, s.Source, s.Members)
+		ns++
+	}
+	for _, t := range msg.Timers {
+		if t.Name == "" {
+			bad++
+			continue
+		}
+		w.Timer(t.Name, t.Tags, t.Source, t.Values, t.SampleCount)
+		nt++
+	}
+	h.finish(ctx, w, nc, ng, ns, nt, bad)
+	return resAccepted, nil
+}
+
+func (h *Handler) finish(ctx context.Context, w *aggregator.RawWriter, nc, ng, ns, nt, bad int) {
+	if dropped := w.FlushWait(ctx); dropped > 0 {
+		h.m.dropped.Add(float64(dropped))
+		if ok, suppressed := h.logLim.allow(); ok {
+			h.log.WithFields(logrus.Fields{"dropped_samples": dropped, "suppressed": suppressed}).
+				Warn("shard queues stayed full for ingestion.apply-timeout: dropping forwarded samples")
+		}
+	}
+	h.m.series["counter"].Add(float64(nc))
+	h.m.series["gauge"].Add(float64(ng))
+	h.m.series["set"].Add(float64(ns))
+	h.m.series["timer"].Add(float64(nt))
+	if bad > 0 {
+		h.m.invalid.Add(float64(bad))
+	}
+}
+
+// eventV2 hands one pb.EventV2 to the event dispatcher.
+func (h *Handler) eventV2(_ context.Context, body []byte) (string, error) {
+	var msg pb.EventV2
+	if err := proto.Unmarshal(body, &msg); err != nil {
+		return "", fmt.Errorf("%w as a v2 EventV2: %w", errDecode, err)
+	}
+	e := &metrics.Event{
+		Title: msg.Title, Text: msg.Text, DateHappened: msg.DateHappened, Hostname: msg.Hostname,
+		AggregationKey: msg.AggregationKey, SourceTypeName: msg.SourceTypeName, Tags: msg.Tags, Source: msg.SourceIP,
+	}
+	if msg.Priority == pb.EventV2_Low {
+		e.Priority = metrics.PriorityLow
+	}
+	switch msg.Type {
+	case pb.EventV2_Warning:
+		e.AlertType = metrics.AlertWarning
+	case pb.EventV2_Error:
+		e.AlertType = metrics.AlertError
+	case pb.EventV2_Success:
+		e.AlertType = metrics.AlertSuccess
+	}
+	h.event(e)
+	return resAccepted, nil
+}
+
+// eventV3 hands a garner.v3.EventBatch to the event dispatcher, once per
+// batch id.
+func (h *Handler) eventV3(_ context.Context, body []byte) (string, error) {
+	var msg garnerpb.EventBatch
+	if err := proto.Unmarshal(body, &msg); err != nil {
+		return "", fmt.Errorf("%w as a v3 EventBatch: %w", errDecode, err)
+	}
+	if !h.dedup.firstTime(msg.BatchId, time.Now()) {
+		return resDuplicate, nil
+	}
+	for _, m := range msg.Events {
+		e := &metrics.Event{
+			Title: m.Title, Text: m.Text, DateHappened: m.DateHappened, Hostname: m.Hostname,
+			AggregationKey: m.AggregationKey, SourceTypeName: m.SourceTypeName, Tags: m.Tags, Source: m.SourceIp,
+		}
+		if m.Priority == garnerpb.Event_LOW {
+			e.Priority = metrics.PriorityLow
+		}
+		switch m.AlertType {
+		case garnerpb.Event_WARNING:
+			e.AlertType = metrics.AlertWarning
+		case garnerpb.Event_ERROR:
+			e.AlertType = metrics.AlertError
+		case garnerpb.Event_SUCCESS:
+			e.AlertType = metrics.AlertSuccess
+		}
+		h.event(e)
+	}
+	for _, m := range msg.ServiceChecks {
+		c := &metrics.ServiceCheck{
+			Name: m.Name, Timestamp: m.Timestamp, Hostname: m.Hostname, Tags: m.Tags, Message: m.Message, Source: m.SourceIp,
+		}
+		switch m.Status {
+		case garnerpb.ServiceCheck_OK:
+			c.Status = metrics.CheckOK
+		case garnerpb.ServiceCheck_WARNING:
+			c.Status = metrics.CheckWarning
+		case garnerpb.ServiceCheck_CRITICAL:
+			c.Status = metrics.CheckCritical
+		default:
+			c.Status = metrics.CheckUnknown
+		}
+		if c.Timestamp == 0 {
+			c.Timestamp = time.Now().Unix()
+		}
+		w := h.writers.Get().(*aggregator.RawWriter)
+		w.ServiceCheck(c)
+		h.writers.Put(w)
+		h.m.checks.Inc()
+	}
+	return resAccepted, nil
+}
+
+func (h *Handler) event(e *metrics.Event) {
+	if e.DateHappened == 0 {
+		e.DateHappened = time.Now().Unix()
+	}
+	w := h.writers.Get().(*aggregator.RawWriter)
+	w.Event(e)
+	h.writers.Put(w)
+	h.m.events.Inc()
+}
+
+// logLimiter allows one log line per interval and counts the others.
+type logLimiter struct {
+	mu         sync.Mutex
+	every      time.Duration
+	last       time.Time
+	suppressed int
+}
+
+func newLogLimiter(every time.Duration) *logLimiter { return &logLimiter{every: every} }
+
+func (l *logLimiter) allow() (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if now.Sub(l.last) < l.every {
+		l.suppressed++
+		return false, 0
+	}
+	l.last = now
+	n := l.suppressed
+	l.suppressed = 0
+	return true, n
+}
