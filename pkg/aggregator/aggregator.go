@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
+	"github.com/garner-metrics/garner/pkg/filter"
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
@@ -45,6 +46,10 @@ type Options struct {
 	MaxSeries         int     // series in all; 0 = unlimited
 	MaxSeriesPerName  int     // series (tag sets × sources) of one metric name; 0 = unlimited
 	Overflow          bool    // fold refused series into <name>.__overflow__
+
+	// Rules shape every line and forwarded series before aggregation:
+	// filters, tag rules and name mappings (package filter). nil = none.
+	Rules *filter.Rules
 }
 
 // EventSink receives events and service checks as they are parsed. It must

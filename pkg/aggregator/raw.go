@@ -13,8 +13,9 @@ import (
 
 // Raw series from forwarders (/v2/raw, /v3/raw) enter the shards through the
 // same Router and records as statsd lines, so they aggregate exactly as if
-// one host had sent every sample. What differs from HandleLine, as in
-// gostatsd's HTTP receiver:
+// one host had sent every sample. Filters, tag rules and name mappings apply
+// to them as to lines (gostatsd runs its filters on forwarded series too).
+// What differs from HandleLine, as in gostatsd's HTTP receiver:
 //   - the name is used as it is: the forwarder already applied its namespace;
 //   - the source comes from the message (the forwarder's sender IP or host
 //     tag); the host: tag is not looked at, whatever ignore-host says;
@@ -47,7 +48,7 @@ func (a *Aggregator) NewRawWriter(name string) *RawWriter {
 
 // Counter adds value (already divided by its sample rate) to a counter.
 func (w *RawWriter) Counter(name string, tags []string, source string, value float64) {
-	if math.IsNaN(value) || math.IsInf(value, 0) {
+	if math.IsNaN(value) || math.IsInf(value, 0) || !w.shape(&name, &tags, &source) {
 		return
 	}
 	b, rec := w.record(name, tags, source, statsd.Counter)
@@ -58,7 +59,7 @@ func (w *RawWriter) Counter(name string, tags []string, source string, value flo
 
 // Gauge sets a gauge (absolute, last write wins).
 func (w *RawWriter) Gauge(name string, tags []string, source string, value float64) {
-	if math.IsNaN(value) || math.IsInf(value, 0) {
+	if math.IsNaN(value) || math.IsInf(value, 0) || !w.shape(&name, &tags, &source) {
 		return
 	}
 	b, rec := w.record(name, tags, source, statsd.Gauge)
@@ -69,7 +70,7 @@ func (w *RawWriter) Gauge(name string, tags []string, source string, value float
 
 // Set adds members to a set (nothing without members).
 func (w *RawWriter) Set(name string, tags []string, source string, members []string) {
-	if len(members) == 0 {
+	if len(members) == 0 || !w.shape(&name, &tags, &source) {
 		return
 	}
 	b, rec := w.record(name, tags, source, statsd.Set)
@@ -92,7 +93,7 @@ func (w *RawWriter) Set(name string, tags []string, source string, members []str
 // sampleCount. A sampleCount that is not positive and finite counts each
 // value once.
 func (w *RawWriter) Timer(name string, tags []string, source string, values []float64, sampleCount float64) {
-	if len(values) == 0 {
+	if len(values) == 0 || !w.shape(&name, &tags, &source) {
 		return
 	}
 	rate := 1.0
@@ -116,6 +117,19 @@ func (w *RawWriter) Timer(name string, tags []string, source string, values []fl
 	w.done()
 }
 
+// shape applies the filters, tag rules and name mappings to a series, as
+// gostatsd applies its filters to forwarded series, and adds the default
+// tags. It reports false when a filter dropped the series.
+func (w *RawWriter) shape(name *string, tags *[]string, source *string) bool {
+	sh := w.r.shaper
+	if sh == nil {
+		return true
+	}
+	var keep bool
+	*name, *tags, *source, keep = sh.ApplyStrings(*name, *tags, *source)
+	return keep
+}
+
 // record builds the series key in the pending batch of its shard and
 // returns that batch with a record template pointing at the key.
 func (w *RawWriter) record(name string, tags []string, source string, typ statsd.Type) (*batch, record) {
@@ -131,7 +145,9 @@ func (w *RawWriter) record(name string, tags []string, source string, typ statsd
 			st = append(st, t)
 		}
 	}
-	st = append(st, a.opts.DefaultTags...)
+	if r.shaper == nil { // the shaper added them (see shape)
+		st = append(st, a.opts.DefaultTags...)
+	}
 	st = sortDedupStrings(st)
 	w.tags = st
 	for i, t := range st {

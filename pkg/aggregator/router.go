@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
+	"github.com/garner-metrics/garner/pkg/filter"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
 
@@ -85,6 +86,9 @@ type Router struct {
 	srcOK   bool
 	badRun  int // bad lines in a row
 
+	shaper *filter.Shaper // nil without filters, tag rules or mappings
+	shaped filter.Metric  // the shaper's argument, kept to avoid an allocation
+
 	// counts since the last Flush, added to the metrics there
 	nDatagrams, nLines, nBytes, nUnknown, nTruncated, nDropped, nEvents, nChecks uint64
 	nBad                                                                         map[string]uint64
@@ -110,6 +114,7 @@ func (a *Aggregator) NewRouter(name string) *Router {
 		cTruncated: rm.truncated.WithLabelValues(name),
 		cEvents:    rm.events.WithLabelValues(name, "event"),
 		cChecks:    rm.events.WithLabelValues(name, "service_check"),
+		shaper:     a.opts.Rules.NewShaper(a.ns, a.defTags),
 	}
 	for _, reason := range statsd.Reasons {
 		r.cBad[reason] = rm.bad.WithLabelValues(name, reason)
@@ -173,11 +178,6 @@ func (r *Router) HandleLine(line []byte) {
 
 	// Series key: name \x00 tags \x00 source.
 	a := r.a
-	key := append(r.key[:0], a.ns...)
-	key = append(key, m.Name...)
-	nlen := len(key)
-	key = append(key, 0)
-
 	var src []byte
 	if r.srcOK {
 		src = r.src
@@ -195,7 +195,25 @@ func (r *Router) HandleLine(line []byte) {
 		}
 		tags = append(tags, t)
 	}
-	tags = append(tags, a.defTags...)
+	key := r.key[:0]
+	if r.shaper != nil { // filters, tag rules, mappings; namespace and default tags
+		sm := &r.shaped
+		sm.Name, sm.Tags, sm.Source = m.Name, tags, src
+		var keep bool
+		key, keep = r.shaper.Apply(key, sm)
+		tags, src = sm.Tags, sm.Source
+		*sm = filter.Metric{}
+		if !keep {
+			r.tags = tags[:0]
+			return
+		}
+	} else {
+		key = append(key, a.ns...)
+		key = append(key, m.Name...)
+		tags = append(tags, a.defTags...)
+	}
+	nlen := len(key)
+	key = append(key, 0)
 	tags = sortDedup(tags)
 	r.tags = tags
 	for i, t := range tags {
@@ -313,6 +331,9 @@ func (r *Router) Flush() {
 	add(r.cEvents, &r.nEvents)
 	add(r.cChecks, &r.nChecks)
 	add(r.a.m.queueDropped, &r.nDropped)
+	if r.shaper != nil {
+		r.shaper.Publish()
+	}
 	for reason, n := range r.nBad {
 		if n > 0 {
 			r.cBad[reason].Add(float64(n))

@@ -1,0 +1,153 @@
+package config
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/garner-metrics/garner/pkg/filter"
+)
+
+func TestFiltersDefaults(t *testing.T) {
+	c, err := Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := c.Filters
+	if !f.Rules.Empty() || f.StatserType != StatserNull || f.InternalNamespace != "statsd" || len(f.InternalTags) != 0 {
+		t.Fatalf("defaults: %+v", f)
+	}
+}
+
+// TestFiltersGostatsdExample loads gostatsd's filtering example (its
+// FILTERING.md and tag handler tests) unchanged, plus garner's keys.
+func TestFiltersGostatsdExample(t *testing.T) {
+	path := writeFile(t, "f.toml", `
+filters='make-global noisy-tag drop-subset Drop-Noisy-Metric-With-Tag'
+drop-tag-keys = ["request_id", "trace_id"]
+max-tag-value-length = 64
+mappings = "http db"
+statser-type = "internal"
+internal-namespace = ".garner."
+internal-tags = "role:agg"
+
+[filter.make-global]
+match-metrics='global.*'
+drop-host=true
+drop-tags='host:*'
+
+[filter.noisy-tag]
+drop-tags='request_path:*'
+
+[filter.drop-subset]
+match-metrics='noisy.*'
+exclude-metrics='noisy.quiet.* noisy.ok.*'
+drop-metric=true
+
+[filter.drop-noisy-metric-with-tag]
+match-metrics='noisy.*'
+match-tags='noisy-tag:*'
+drop-metric=true
+
+[filter.unused]
+drop-metric=true
+
+[mapping.http]
+match = '^http\.(?P<method>[a-z]+)\.([0-9]{3})$'
+name = "http_requests"
+tags = "method:${method} code:$2"
+
+[mapping.db]
+match = '^db\.(\w+)$'
+name = "db_${1}_seconds"
+`)
+	c, err := Load([]string{"--config-path", path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := c.Filters
+	want := filter.Config{
+		Filters: []filter.FilterConfig{
+			{Name: "make-global", MatchMetrics: []string{"global.*"}, DropHost: true, DropTags: []string{"host:*"}},
+			{Name: "noisy-tag", DropTags: []string{"request_path:*"}},
+			{Name: "drop-subset", MatchMetrics: []string{"noisy.*"}, ExcludeMetrics: []string{"noisy.quiet.*", "noisy.ok.*"}, DropMetric: true},
+			{Name: "drop-noisy-metric-with-tag", MatchMetrics: []string{"noisy.*"}, MatchTags: []string{"noisy-tag:*"}, DropMetric: true},
+		},
+		DropTagKeys:       []string{"request_id", "trace_id"},
+		MaxTagValueLength: 64,
+		Mappings: []filter.MappingConfig{
+			{Name: "http", Match: `^http\.(?P<method>[a-z]+)\.([0-9]{3})$`, As: "http_requests", Tags: []string{"method:${method}", "code:$2"}},
+			{Name: "db", Match: `^db\.(\w+)$`, As: "db_${1}_seconds"},
+		},
+	}
+	for i := range want.Filters { // r.list returns empty, not nil, slices
+		normalize(&want.Filters[i].MatchMetrics, &want.Filters[i].ExcludeMetrics, &want.Filters[i].MatchTags, &want.Filters[i].DropTags)
+		normalize(&f.Rules.Filters[i].MatchMetrics, &f.Rules.Filters[i].ExcludeMetrics, &f.Rules.Filters[i].MatchTags, &f.Rules.Filters[i].DropTags)
+	}
+	normalize(&want.Mappings[1].Tags)
+	normalize(&f.Rules.Mappings[1].Tags)
+	if !reflect.DeepEqual(f.Rules, want) {
+		t.Fatalf("rules:\n%+v\nwant\n%+v", f.Rules, want)
+	}
+	if f.StatserType != StatserInternal || f.InternalNamespace != "garner" || !reflect.DeepEqual(f.InternalTags, []string{"role:agg"}) {
+		t.Fatalf("statser: %+v", f)
+	}
+	if _, err := filter.New(f.Rules, prometheus.NewRegistry()); err != nil {
+		t.Fatalf("validated config does not compile: %v", err)
+	}
+}
+
+func normalize(ls ...*[]string) {
+	for _, l := range ls {
+		if len(*l) == 0 {
+			*l = nil
+		}
+	}
+}
+
+func TestFiltersFlags(t *testing.T) {
+	c, err := Load([]string{"--drop-tag-keys", "a b", "--max-tag-value-length", "10", "--statser-type", "logging", "--internal-tags", "x:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := c.Filters
+	if !reflect.DeepEqual(f.Rules.DropTagKeys, []string{"a", "b"}) || f.Rules.MaxTagValueLength != 10 || f.StatserType != StatserLogging || !reflect.DeepEqual(f.InternalTags, []string{"x:1"}) {
+		t.Fatalf("%+v", f)
+	}
+}
+
+func TestFiltersBadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name, file, wantKey, wantMsg string
+	}{
+		{"unknown filter name", "filters = 'a b'\n[filter.a]\ndrop-metric = true\n", "filters", `"b" has no [filter.b] section`},
+		{"filter listed twice", "filters = 'a A'\n[filter.a]\ndrop-metric = true\n", "filters", "listed twice"},
+		{"bad filter name", "filters = 'a.b'\n", "filters", "a name is letters"},
+		{"bad regex in match-metrics", "filters = 'a'\n[filter.a]\nmatch-metrics = 'regex:('\n", "filter.a.match-metrics", "invalid regular expression"},
+		{"bad regex in drop-tags", "filters = 'a'\n[filter.a]\ndrop-tags = 'x:* !regex:a['\n", "filter.a.drop-tags", "invalid regular expression"},
+		{"bad drop-metric", "filters = 'a'\n[filter.a]\ndrop-metric = 'yes please'\n", "filter.a.drop-metric", "not a boolean"},
+		{"unknown filter key", "filters = 'a'\n[filter.a]\ndrop-metrics = true\n", "filter.a.drop-metrics", "unknown key"},
+		{"negative max length", "max-tag-value-length = -1\n", "max-tag-value-length", "must not be negative"},
+		{"bad statser", "statser-type = 'datadog'\n", "statser-type", "not one of"},
+		{"unknown mapping", "mappings = 'm'\n", "mappings", "has no [mapping.m] section"},
+		{"unlisted mapping", "[mapping.m]\nmatch = 'a'\nname = 'b'\n", "mapping.m", "not listed in mappings"},
+		{"mapping without match", "mappings = 'm'\n[mapping.m]\nname = 'b'\n", "mapping.m.match", "required"},
+		{"mapping bad regex", "mappings = 'm'\n[mapping.m]\nmatch = '(x'\nname = 'b'\n", "mapping.m.match", "invalid regular expression"},
+		{"mapping bad name template", "mappings = 'm'\n[mapping.m]\nmatch = '(x)'\nname = '$1y'\n", "mapping.m.name", "write ${1}x"},
+		{"mapping bad tag", "mappings = 'm'\n[mapping.m]\nmatch = '(x)'\nname = 'y'\ntags = 'a:$1|b'\n", "mapping.m.tags", "not allowed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load([]string{"--config-path", writeFile(t, "c.toml", tc.file)})
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("want a config error naming %q, got %v", tc.wantKey, err)
+			}
+			if ce.Key != tc.wantKey || !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Fatalf("error %v (key %q), want key %q and %q", err, ce.Key, tc.wantKey, tc.wantMsg)
+			}
+		})
+	}
+}
