@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -19,8 +18,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 
 	"github.com/garner-metrics/garner/pkg/aggregator"
@@ -45,6 +42,7 @@ type UDP struct {
 	agg     *aggregator.Aggregator
 	log     logrus.FieldLogger
 	conns   []*net.UDPConn
+	rds     []datagramReader // one per conn
 	drops   *kernelDrops
 	reading atomic.Int32 // reader goroutines in their read loop (health.go)
 }
@@ -76,6 +74,12 @@ func ListenUDP(opts UDPOptions, agg *aggregator.Aggregator, log logrus.FieldLogg
 	}
 	inodes := make([]uint64, 0, len(u.conns))
 	for _, c := range u.conns {
+		dr, err := newDatagramReader(c, opts.BatchSize, max(opts.DatagramSize, 512))
+		if err != nil {
+			u.Close()
+			return nil, fmt.Errorf("cannot read udp %q: %w", opts.Addr, err)
+		}
+		u.rds = append(u.rds, dr)
 		ino, err := SocketInode(c)
 		if err != nil {
 			u.Close()
@@ -113,13 +117,13 @@ func (u *UDP) Close() {
 // once every reader has handed its last batch to the aggregator.
 func (u *UDP) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	for i, c := range u.conns {
+	for i := range u.conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			u.reading.Add(1)
 			defer u.reading.Add(-1)
-			u.read(c, u.agg.NewRouter("udp"), i)
+			u.read(u.rds[i], u.agg.NewRouter("udp"), i)
 		}()
 	}
 	wg.Add(1)
@@ -136,29 +140,13 @@ func (u *UDP) Run(ctx context.Context) error {
 	return nil
 }
 
-type batchReader interface {
-	ReadBatch(ms []ipv4.Message, flags int) (int, error)
-}
-
-func (u *UDP) read(c *net.UDPConn, r *aggregator.Router, idx int) {
-	var br batchReader
-	if la, ok := c.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() == nil && la.IP != nil && !la.IP.IsUnspecified() {
-		br = ipv6.NewPacketConn(c)
-	} else {
-		br = ipv4.NewPacketConn(c)
-	}
-	size := max(u.opts.DatagramSize, 512)
-	msgs := make([]ipv4.Message, max(u.opts.BatchSize, 1))
-	for i := range msgs {
-		msgs[i].Buffers = [][]byte{make([]byte, size)}
-	}
+func (u *UDP) read(dr datagramReader, r *aggregator.Router, idx int) {
 	log := u.log.WithField("reader", idx)
 	backoff := 5 * time.Millisecond
 	for {
-		n, err := br.ReadBatch(msgs, 0)
+		n, err := dr.read()
 		for i := 0; i < n; i++ {
-			m := &msgs[i]
-			r.HandleDatagram(m.Buffers[0][:m.N], addrOf(m.Addr), m.Flags&unix.MSG_TRUNC != 0)
+			r.HandleDatagram(dr.datagram(i))
 		}
 		if n > 0 {
 			r.Flush()
@@ -178,14 +166,6 @@ func (u *UDP) read(c *net.UDPConn, r *aggregator.Router, idx int) {
 		}
 		backoff = 5 * time.Millisecond
 	}
-}
-
-func addrOf(a net.Addr) netip.Addr {
-	if ua, ok := a.(*net.UDPAddr); ok {
-		ip, _ := netip.AddrFromSlice(ua.IP)
-		return ip.Unmap()
-	}
-	return netip.Addr{}
 }
 
 func reusePort(network, address string, c syscall.RawConn) error {
