@@ -25,7 +25,9 @@ type datagramReader interface {
 // datagram per call elsewhere). It allocates the sender address of every
 // datagram; the Linux reader does not.
 type xnetReader struct {
-	br   interface{ ReadBatch([]ipv4.Message, int) (int, error) }
+	br interface {
+		ReadBatch([]ipv4.Message, int) (int, error)
+	}
 	msgs []ipv4.Message
 }
 
