@@ -91,11 +91,13 @@ func (s *Server) wrap(sv *served) http.Handler {
 }
 
 // ingestion wraps a handler mounted with HandleIngestion.
-func (s *Server) ingestion(h http.Handler) http.Handler {
+func (s *Server) ingestion(sv *served, h http.Handler) http.Handler {
+	refused := s.m.refused.WithLabelValues(sv.l.Name, "shutting_down")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.ingestMu.RLock()
 		if s.ingestionClosed.Load() {
 			s.ingestMu.RUnlock()
+			refused.Inc()
 			w.Header().Set("Retry-After", "1")
 			w.Header().Set("Connection", "close")
 			writeError(w, http.StatusServiceUnavailable, "shutting_down", "garner is shutting down and takes no more data; send to another instance")
@@ -112,7 +114,7 @@ func (s *Server) ingestion(h http.Handler) http.Handler {
 // mountIngestion routes the ingestion pattern through auth and metrics.
 // (HandleIngestion calls it for each server with ingestion enabled.)
 func (s *Server) mountIngestion(sv *served, pattern string, h http.Handler) {
-	s.route(sv, pattern, "ingestion "+pattern, false, s.ingestion(h))
+	s.route(sv, pattern, "ingestion "+pattern, false, s.ingestion(sv, h))
 }
 
 type errorBody struct {
