@@ -114,6 +114,8 @@ type benchOptions struct {
 	Commit        string
 	ProfileDir    string
 	Progress      time.Duration
+
+	loadAvg string // host load average around the runs, for the table
 }
 
 func parseBenchFlags(args []string, stderr io.Writer) (*benchOptions, error) {
@@ -141,8 +143,8 @@ table into BENCHMARKS.md between the bench-e2e markers.
 	fs.StringArrayVar(&runs, "run", nil, "A run RATE[:TYPES[:SERIES]], repeatable; RATE in lines/s with k/M suffix, or max (default \""+defaultRuns+"\")")
 	fs.StringVar(&types, "types", "c", "Types of runs that do not name theirs")
 	fs.IntVar(&series, "series", 10000, "Series per type of runs that do not name theirs")
-	fs.DurationVar(&o.Duration, "duration", 15*time.Second, "Load time of each run")
-	fs.DurationVar(&o.FlushInterval, "flush-interval", 5*time.Second, "garner's flush-interval")
+	fs.DurationVar(&o.Duration, "duration", 20*time.Second, "Load time of each run")
+	fs.DurationVar(&o.FlushInterval, "flush-interval", 10*time.Second, "garner's flush-interval (the default of garner and gostatsd)")
 	fs.DurationVar(&o.Drain, "drain", time.Second, "Wait after the load before reading garner's CPU, memory and drops")
 	fs.DurationVar(&o.StopTimeout, "stop-timeout", time.Minute, "Bound on garner's shutdown (final flush) after SIGTERM")
 	fs.IntVar(&o.Senders, "senders", 1, "Sending goroutines")
@@ -211,6 +213,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if o.Commit == "" {
 		o.Commit = garnerVersion(o.Garner)
 	}
+	loadBefore := loadAverage()
 	var reports []*runReport
 	for i, r := range o.Runs {
 		fmt.Fprintf(stderr, "garner-load bench: run %d/%d: %s, %s × %d series, %s\n", i+1, len(o.Runs), r.label(), strings.Join(r.Types, ","), r.Series, o.Duration)
@@ -222,6 +225,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "garner-load bench: %s\n", rep.summary())
 		reports = append(reports, rep)
 	}
+	o.loadAvg = fmt.Sprintf("%s before, %s after", loadBefore, loadAverage())
 	section := renderSection(o, reports, time.Now())
 	fmt.Fprint(stdout, section)
 	if o.Out != "" {
@@ -484,7 +488,11 @@ func (rep *runReport) account(counters, timers map[string]float64) {
 // renderSection is the markdown that goes between the bench-e2e markers.
 func renderSection(o *benchOptions, reps []*runReport, now time.Time) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured %s on %s.\n\n", now.UTC().Format("2006-01-02"), machine())
+	fmt.Fprintf(&b, "Measured %s on %s.", now.UTC().Format("2006-01-02"), machine())
+	if o.loadAvg != "" {
+		fmt.Fprintf(&b, " Host 1-minute load average %s (other work on the host makes CPU figures noisy).", o.loadAvg)
+	}
+	b.WriteString("\n\n")
 	fmt.Fprintf(&b, "garner: `%s`; flags `%s`.\n", o.Commit, strings.Join(append([]string{"--backends=graphite", "--flush-interval=" + o.FlushInterval.String()}, o.GarnerArgs...), " "))
 	fmt.Fprintf(&b, "Load: %s per run, %d sender(s), datagrams of at most %d bytes, %d tag(s) per line, batches of %d datagrams per sendmmsg.\n\n",
 		o.Duration, o.Senders, o.DatagramSize, o.Tags, o.Batch)

@@ -85,7 +85,7 @@ func parseSendFlags(args []string, stderr io.Writer) (*Options, error) {
 	}
 	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8125", "Statsd server, host:port")
 	fs.StringVar(&o.Proto, "proto", "udp", "udp or tcp")
-	fs.Float64Var(&o.Rate, "rate", 100000, "Target lines per second over all senders; 0 = as fast as possible")
+	rate := fs.String("rate", "100k", "Target lines per second over all senders, with an optional k or M suffix; 0 or max = as fast as possible")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "Stop after this long; 0 = no time bound (then --lines is required)")
 	fs.Int64Var(&o.Lines, "lines", 0, "Stop after exactly this many lines; 0 = no count bound")
 	fs.IntVar(&o.Senders, "senders", 1, "Sending goroutines, each with its own socket")
@@ -104,6 +104,11 @@ func parseSendFlags(args []string, stderr io.Writer) (*Options, error) {
 		return nil, err
 	}
 	o.Types = t
+	if *rate != "0" {
+		if o.Rate, err = parseRate(*rate); err != nil {
+			return nil, err
+		}
+	}
 	if err := o.validate(); err != nil {
 		return nil, err
 	}

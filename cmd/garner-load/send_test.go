@@ -267,10 +267,12 @@ func TestRunCommandLine(t *testing.T) {
 		stderr   string
 		wantJSON bool
 	}{
-		{"sends and prints JSON", []string{"--addr", addr, "--lines", "1000", "--duration", "0", "--types", "c,ms", "--series", "10", "--progress", "0"}, exitOK, "", true},
+		{"sends and prints JSON", []string{"--addr", addr, "--lines", "1000", "--duration", "0", "--rate", "200k", "--types", "c,ms", "--series", "10", "--progress", "0"}, exitOK, "", true},
+		{"flat out", []string{"--addr", addr, "--lines", "1000", "--rate", "max", "--types", "c,ms", "--series", "10", "--progress", "0"}, exitOK, "", true},
 		{"unbounded", []string{"--addr", addr, "--duration", "0"}, exitUsage, "unbounded", false},
 		{"bad type", []string{"--addr", addr, "--types", "c,x"}, exitUsage, `unknown statsd type "x"`, false},
 		{"bad protocol", []string{"--addr", addr, "--proto", "sctp"}, exitUsage, "sctp", false},
+		{"bad rate", []string{"--addr", addr, "--rate", "fast"}, exitUsage, `rate "fast"`, false},
 		{"stray argument", []string{"--addr", addr, "oops"}, exitUsage, "oops", false},
 		{"unreachable tcp", []string{"--addr", "127.0.0.1:1", "--proto", "tcp", "--lines", "10"}, exitError, "cannot connect", false},
 	}
