@@ -62,6 +62,7 @@ type Config struct {
 	Namespace         string
 	DefaultTags       []string
 	GaugeDeltas       bool
+	MemoryLimit       int  // bytes; 0 = none
 	MaxSeries         int  // 0 = unlimited
 	MaxSeriesPerName  int  // max-series-per-metric; 0 = unlimited
 	CardinalityOver   bool // cardinality-overflow
@@ -165,6 +166,9 @@ func Load(args []string) (*Config, error) {
 				warnings = append(warnings, fmt.Sprintf("config key %q is a gostatsd key garner ignores on purpose", fk))
 				continue
 			}
+			if fk == "" || strings.HasPrefix(fk, ".") || strings.HasSuffix(fk, ".") || strings.Contains(fk, "..") {
+				return nil, &Error{Key: "config-path", Err: fmt.Errorf("%s has an empty key name", c.ConfigPath)}
+			}
 			if !isKnown(fk) {
 				return nil, &Error{Key: fk, Err: errors.New("unknown key (see config/garner.example.toml for every key)")}
 			}
@@ -264,6 +268,7 @@ func (c *Config) loadCore(r *reader) {
 	c.Namespace = strings.Trim(r.str("namespace"), ".")
 	c.DefaultTags = r.list("default-tags")
 	c.GaugeDeltas = r.bool("gauge-deltas")
+	c.MemoryLimit = r.size("memory-limit")
 	c.MaxSeries = r.int("max-series")
 	c.MaxSeriesPerName = r.int("max-series-per-metric")
 	c.CardinalityOver = r.bool("cardinality-overflow")

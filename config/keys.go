@@ -80,6 +80,7 @@ var coreKeys = []key{
 	{"hostname", kString, "", "This host's name, for garner's own events and metrics (default os.Hostname)", true},
 	{"namespace", kString, "", "Prefix for every metric name: <namespace>.<name>", true},
 	{"default-tags", kList, "", "Tags added to every metric and event, space-separated", true},
+	{"memory-limit", kSize, "0", "Soft memory limit for the Go runtime (sets GOMEMLIMIT; the GC works harder near it instead of growing the heap), e.g. \"512MiB\"; 0 = GOMEMLIMIT from the environment or none", true},
 	{"max-series", kInt, 0, "Most series held at once (all types); samples of new series beyond it are counted in garner_series_rejected_total{reason=\"max_series\"}; 0 = unlimited", true},
 	{"max-series-per-metric", kInt, 0, "Most series (tag sets and sources) of one metric name; beyond it new series are refused and counted; 0 = unlimited", true},
 	{"cardinality-overflow", kBool, false, "Fold the samples of series refused by max-series-per-metric into one <name>.__overflow__ series, so totals stay visible", true},

@@ -1,0 +1,51 @@
+package aggregator
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+)
+
+// FuzzDatagram feeds whole datagrams through a Router into running shards:
+// whatever arrives, nothing panics, and every good counter line of the
+// datagram is counted.
+func FuzzDatagram(f *testing.F) {
+	for _, s := range []string{
+		"a:1|c\nb:2|g\nc:3|ms|#x:y\nd:e|s",
+		"a:1|c\r\nbad\n\n_e{1,1}:a|b\n_sc|x|0\nz:1|c|#host:h",
+		"t:1|ms|#gsd_histogram:1_2_x_\nt:2|ms|#gsd_histogram:",
+		"\x00\xff:1|c\n:\n|\n@\n#",
+	} {
+		f.Add([]byte(s), false)
+	}
+	log := logrus.New()
+	log.SetLevel(logrus.PanicLevel)
+	a := New(Options{Shards: 2, QueueLines: 1 << 16, PercentThresholds: []float64{90, -50}, HistogramLimit: 8,
+		Expiry: Expiry{-1, -1, -1, -1}, IgnoreHost: true, MaxSeries: 1000, MaxSeriesPerName: 10, Overflow: true, DefaultTags: []string{"d:1"}}, nil, log, prometheus.NewRegistry())
+	ctx, cancel := context.WithCancel(context.Background())
+	f.Cleanup(cancel)
+	go func() { _ = a.Run(ctx) }()
+	r := a.NewRouter("fuzz")
+	f.Fuzz(func(t *testing.T, dg []byte, truncated bool) {
+		dg = append([]byte("fz:1|c|#good:yes\n"), bytes.ReplaceAll(dg, []byte("good:yes"), nil)...)
+		r.HandleDatagram(dg, src, truncated)
+		r.Flush()
+		s, err := a.Flush(context.Background(), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got float64
+		for _, c := range s.Counters {
+			if c.Name == "fz" && len(c.Tags) == 2 && c.Tags[1] == "good:yes" {
+				got += c.Value
+			}
+		}
+		if got != 1 {
+			t.Fatalf("the good line before the fuzzed bytes was not counted once: %v", got)
+		}
+	})
+}
