@@ -29,6 +29,7 @@ import (
 	"github.com/garner-metrics/garner/backends/all"
 	"github.com/garner-metrics/garner/config"
 	"github.com/garner-metrics/garner/pkg/aggregator"
+	"github.com/garner-metrics/garner/pkg/filter"
 	"github.com/garner-metrics/garner/pkg/flush"
 	"github.com/garner-metrics/garner/pkg/receiver"
 	"github.com/garner-metrics/garner/pkg/version"
@@ -72,6 +73,11 @@ func run(args []string) int {
 		return exitConfig
 	}
 	events := flush.NewEvents(4096, cfg.BackendTimeout, bs, log, reg)
+	rules, err := filter.New(cfg.Filters.Rules, reg)
+	if err != nil {
+		log.WithError(err).Error("cannot compile the filters")
+		return exitConfig
+	}
 	agg := aggregator.New(aggregator.Options{
 		Shards:            cfg.MaxWorkers,
 		QueueLines:        cfg.MaxQueueSize,
@@ -87,6 +93,7 @@ func run(args []string) int {
 		MaxSeries:         cfg.MaxSeries,
 		MaxSeriesPerName:  cfg.MaxSeriesPerName,
 		Overflow:          cfg.CardinalityOver,
+		Rules:             rules,
 	}, events, log, reg)
 	flusher := flush.New(flush.Options{
 		Interval: cfg.FlushInterval, Aligned: cfg.FlushAligned, Offset: cfg.FlushOffset, Timeout: cfg.BackendTimeout,
@@ -130,6 +137,9 @@ func run(args []string) int {
 		g.Go(func() error { return r.Run(gctx) })
 	}
 	g.Go(func() error { return flusher.Run(gctx) })
+	if st := newStatser(cfg, reg, agg, log); st != nil {
+		g.Go(func() error { return st.Run(gctx) })
+	}
 	code := exitOK
 	if err := g.Wait(); err != nil {
 		log.WithError(err).Error("garner failed")
