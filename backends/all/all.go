@@ -14,6 +14,7 @@ import (
 	"github.com/garner-metrics/garner/backends/graphite"
 	"github.com/garner-metrics/garner/backends/influxdb"
 	"github.com/garner-metrics/garner/backends/null"
+	promrw "github.com/garner-metrics/garner/backends/prometheus"
 	"github.com/garner-metrics/garner/backends/statsdaemon"
 	"github.com/garner-metrics/garner/backends/stdout"
 	"github.com/garner-metrics/garner/config"
@@ -52,6 +53,8 @@ func newOne(name string, cfg *config.Config, deps backends.Deps) (backends.Backe
 		return datadog.New(cfg.Datadog, deps)
 	case statsdaemon.Name:
 		return statsdaemon.New(cfg.Statsdaemon, deps)
+	case promrw.Name:
+		return promrw.New(cfg.Prometheus, cfg.PercentThreshold, deps)
 	}
 	return nil, fmt.Errorf("unknown backend (known: %v)", config.KnownBackends)
 }

@@ -1,0 +1,375 @@
+// Package prometheus sends aggregates to a Prometheus remote write 1.0
+// endpoint (Prometheus with --web.enable-remote-write-receiver,
+// VictoriaMetrics, Mimir, Thanos receive, ...): protobuf WriteRequest,
+// snappy block compression, X-Prometheus-Remote-Write-Version: 0.1.0.
+//
+// # Mapping
+//
+// Names follow the Prometheus rules: every byte outside [a-zA-Z0-9_:]
+// becomes '_' ("api.req-time" → "api_req_time") and a leading digit gets a
+// '_' in front. Every sample of a flush carries the flush time.
+//
+//   - counter → <name>_total, the running total since garner started (or
+//     since the series last reappeared): a Prometheus counter.
+//   - gauge → <name>; set → <name> = number of unique members this interval.
+//   - timer → <name>{quantile="0.5"} (the median) and one quantile per
+//     positive percent-threshold P (quantile="P/100", the nearest-rank value
+//     of this interval's samples, as upper_P), plus the running
+//     <name>_sum (sum of the values) and <name>_count (samples, sample rate
+//     applied) since start: a Prometheus summary. An interval without
+//     samples sends no quantiles, only _sum and _count.
+//   - timer with a gsd_histogram tag → <name>_bucket{le="..."} with running
+//     bucket counts, <name>_sum and <name>_count: a Prometheus histogram.
+//
+// Labels: tag k:v → k="v", bare tag x → unnamed="x", host="<source>"
+// unless a tag names the host; see seriesLabels for the edge cases.
+//
+// Running totals are kept per series in the backend. A series absent from
+// a snapshot (expired in the aggregator) is forgotten, so memory follows the
+// aggregator's live series; if it comes back its totals restart at zero,
+// which Prometheus' rate() and increase() read as a counter reset. Because
+// the totals are cumulative, a flush that fails loses no counts: the next
+// flush that gets through carries them.
+//
+// NaN and ±Inf: both servers store ±Inf, which is sent as is. A NaN sample
+// is not sent (NaN is how Prometheus marks staleness), and a NaN or ±Inf
+// increment is not added to a running total (it would stay NaN or Inf for
+// good); each is counted in garner_prometheus_nonfinite_values_total and in
+// garner_backend_dropped_series_total.
+package prometheus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+
+	prom "github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+
+	"github.com/garner-metrics/garner/backends"
+	"github.com/garner-metrics/garner/backends/httpsend"
+	"github.com/garner-metrics/garner/config"
+	"github.com/garner-metrics/garner/pkg/metrics"
+)
+
+// Name is the backend's name in the backends key.
+const Name = "prometheus"
+
+// Client is the Prometheus remote write backend. Safe for concurrent use;
+// the flusher calls SendMetrics for one snapshot at a time.
+type Client struct {
+	cfg       config.Prometheus
+	quantiles []quantile
+	log       logrus.FieldLogger
+	sender    *httpsend.Sender
+	req       httpsend.Request
+	dropped   prom.Counter // garner_backend_dropped_series_total{backend="prometheus"}
+	nonFinite prom.Counter
+	tracked   prom.Gauge
+
+	mu     sync.Mutex
+	totals map[string]*running // by series key; see key
+	gen    uint64              // flushes seen, to forget absent series
+	keyBuf []byte
+}
+
+// quantile is one timer quantile sent as <name>{quantile="label"}.
+type quantile struct {
+	q     float64
+	label string
+}
+
+// running holds a series' totals since it appeared.
+type running struct {
+	gen     uint64    // last flush that had the series
+	sum     float64   // counter total, or timer sum
+	count   float64   // timer sample count
+	buckets []float64 // histogram bucket counts (cumulative over le, and over time)
+}
+
+var (
+	_ backends.Backend       = (*Client)(nil)
+	_ backends.HealthChecker = (*Client)(nil)
+)
+
+// New builds the backend from the [prometheus] section. percentThreshold is
+// the percent-threshold key: each positive P adds the quantile P/100 to
+// timers (0.5 is always sent).
+func New(cfg config.Prometheus, percentThreshold []float64, deps backends.Deps) (*Client, error) {
+	if cfg.RemoteWriteURL == "" {
+		return nil, errors.New("prometheus.remote-write-url is required")
+	}
+	c := &Client{cfg: cfg, log: deps.Log, dropped: deps.DroppedSeries, totals: make(map[string]*running)}
+	if c.dropped == nil {
+		c.dropped = prom.NewCounter(prom.CounterOpts{Name: "unused"})
+	}
+	qs := []float64{0.5}
+	for _, p := range percentThreshold {
+		if p > 0 && p <= 100 {
+			qs = append(qs, math.Round(p*1e7)/1e9) // 99.9 → 0.999, not 0.9990000000000001
+		}
+	}
+	slices.Sort(qs)
+	for _, q := range slices.Compact(qs) {
+		c.quantiles = append(c.quantiles, quantile{q, strconv.FormatFloat(q, 'f', -1, 64)})
+	}
+
+	h := make(http.Header)
+	for k, v := range cfg.Headers {
+		h.Set(k, v)
+	}
+	h.Set("Content-Type", "application/x-protobuf")
+	h.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	switch {
+	case cfg.BearerToken != "":
+		h.Set("Authorization", "Bearer "+cfg.BearerToken)
+	case cfg.BasicAuthUsername != "":
+		r, _ := http.NewRequest(http.MethodPost, cfg.RemoteWriteURL, nil)
+		if r != nil {
+			r.SetBasicAuth(cfg.BasicAuthUsername, cfg.BasicAuthPassword)
+			h.Set("Authorization", r.Header.Get("Authorization"))
+		}
+	}
+	c.req = httpsend.Request{URL: cfg.RemoteWriteURL, Header: h}
+
+	var err error
+	c.sender, err = httpsend.New(httpsend.Options{
+		Subsystem:     Name,
+		MaxRequests:   cfg.MaxRequests,
+		Timeout:       cfg.Timeout,
+		Compression:   httpsend.Snappy,
+		Log:           deps.Log,
+		Registerer:    deps.Registerer,
+		DroppedSeries: deps.DroppedSeries,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.nonFinite = prom.NewCounter(prom.CounterOpts{
+		Name: "garner_prometheus_nonfinite_values_total",
+		Help: "NaN samples not sent, and NaN or ±Inf increments not added to a running total, by the prometheus backend.",
+	})
+	c.tracked = prom.NewGauge(prom.GaugeOpts{
+		Name: "garner_prometheus_running_series",
+		Help: "Series whose running totals (counters, timer sums and counts, histogram buckets) the prometheus backend keeps.",
+	})
+	for _, col := range []prom.Collector{c.nonFinite, c.tracked} {
+		if err := deps.Registerer.Register(col); err != nil {
+			return nil, fmt.Errorf("cannot register prometheus backend metrics: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// Name implements backends.Backend.
+func (c *Client) Name() string { return Name }
+
+// SendEvent discards events: remote write has none.
+func (c *Client) SendEvent(context.Context, *metrics.Event) error { return nil }
+
+// SendMetrics updates the running totals with the snapshot, then posts it
+// in requests of at most metrics-per-batch time series, at most
+// max-requests at once, each attempt bounded by timeout and retried until
+// ctx ends. Batches not delivered are counted as dropped series.
+func (c *Client) SendMetrics(ctx context.Context, s *metrics.Snapshot) error {
+	c.mu.Lock()
+	plan := c.planLocked(s)
+	c.mu.Unlock()
+	if len(plan) == 0 {
+		return nil
+	}
+	ts := s.Time.UnixMilli()
+	p := httpsend.Split(len(plan), c.cfg.MetricsPerBatch, func(dst []byte, lo, hi int) ([]byte, error) {
+		return c.encode(dst, s, plan[lo:hi], ts), nil
+	})
+	return c.sender.Send(ctx, c.req, p)
+}
+
+// CheckHealth sends a GET to the remote write URL: any answer but an auth
+// refusal (401, 403) or a server error (5xx) means the endpoint is there
+// (a write endpoint answers a GET with 405).
+func (c *Client) CheckHealth(ctx context.Context) error {
+	code, err := c.sender.Probe(ctx, c.cfg.RemoteWriteURL, c.authHeader())
+	if err != nil {
+		return err
+	}
+	if code == http.StatusUnauthorized || code == http.StatusForbidden || code >= 500 {
+		return fmt.Errorf("remote write endpoint answered %d %s", code, http.StatusText(code))
+	}
+	return nil
+}
+
+func (c *Client) authHeader() http.Header {
+	h := c.req.Header.Clone()
+	h.Del("Content-Type")
+	return h
+}
+
+// Sample kinds of a plan.
+const (
+	kindCounter uint8 = iota
+	kindGauge
+	kindSet
+	kindQuantile // sub = quantile index
+	kindSum      // timer or histogram _sum
+	kindCount    // timer or histogram _count
+	kindBucket   // sub = bucket index
+)
+
+// sample is one time series of the write request: which aggregate it comes
+// from and its value (running totals applied).
+type sample struct {
+	kind  uint8
+	sub   int32 // quantile or bucket index
+	idx   int32 // index into the snapshot's slice of that type
+	value float64
+}
+
+// planLocked lists the time series of a snapshot, updating the running
+// totals, and forgets the totals of series the snapshot no longer has.
+func (c *Client) planLocked(s *metrics.Snapshot) []sample {
+	c.gen++
+	plan := make([]sample, 0, s.Len()+len(s.Timers)*(len(c.quantiles)+2))
+	for i := range s.Counters {
+		x := &s.Counters[i]
+		r := c.runningLocked('c', &x.Series, 0)
+		c.addLocked(&r.sum, x.Value)
+		plan = append(plan, sample{kind: kindCounter, idx: int32(i), value: r.sum})
+	}
+	for i := range s.Gauges {
+		g := &s.Gauges[i]
+		if c.finite(g.Value, true) {
+			plan = append(plan, sample{kind: kindGauge, idx: int32(i), value: g.Value})
+		}
+	}
+	for i := range s.Sets {
+		plan = append(plan, sample{kind: kindSet, idx: int32(i), value: float64(len(s.Sets[i].Members))})
+	}
+	for i := range s.Timers {
+		t := &s.Timers[i]
+		if t.Histogram != nil {
+			r := c.runningLocked('h', &t.Series, len(t.Histogram))
+			var sum float64
+			for _, v := range t.Values {
+				sum += v
+			}
+			c.addLocked(&r.sum, sum)
+			for j, b := range t.Histogram {
+				r.buckets[j] += float64(b.Count)
+				plan = append(plan, sample{kind: kindBucket, sub: int32(j), idx: int32(i), value: r.buckets[j]})
+			}
+			r.count += float64(t.Histogram[len(t.Histogram)-1].Count)
+			plan = append(plan,
+				sample{kind: kindSum, idx: int32(i), value: r.sum},
+				sample{kind: kindCount, idx: int32(i), value: r.count})
+			continue
+		}
+		r := c.runningLocked('t', &t.Series, 0)
+		if n := len(t.Values); n > 0 {
+			for j, q := range c.quantiles {
+				v := t.Median
+				if q.q != 0.5 {
+					k := min(max(int(math.Floor(q.q*float64(n)+0.5)), 1), n)
+					v = t.Values[k-1]
+				}
+				if c.finite(v, true) {
+					plan = append(plan, sample{kind: kindQuantile, sub: int32(j), idx: int32(i), value: v})
+				}
+			}
+		}
+		c.addLocked(&r.sum, t.Sum)
+		c.addLocked(&r.count, t.SampledCount)
+		plan = append(plan,
+			sample{kind: kindSum, idx: int32(i), value: r.sum},
+			sample{kind: kindCount, idx: int32(i), value: r.count})
+	}
+	for k, r := range c.totals {
+		if r.gen != c.gen {
+			delete(c.totals, k)
+		}
+	}
+	c.tracked.Set(float64(len(c.totals)))
+	return plan
+}
+
+// finite reports whether v may be sent: NaN never, ±Inf when inf is true.
+// Refused values are counted.
+func (c *Client) finite(v float64, inf bool) bool {
+	if math.IsNaN(v) || (!inf && math.IsInf(v, 0)) {
+		c.nonFinite.Inc()
+		c.dropped.Inc()
+		return false
+	}
+	return true
+}
+
+// addLocked adds a finite increment to a running total.
+func (c *Client) addLocked(total *float64, inc float64) {
+	if c.finite(inc, false) {
+		*total += inc
+	}
+}
+
+// runningLocked returns the running totals of a series, creating them.
+// kind separates counters ('c'), timers ('t') and histograms ('h') of the
+// same name; buckets sizes a histogram's bucket counts.
+func (c *Client) runningLocked(kind byte, s *metrics.Series, buckets int) *running {
+	b := append(c.keyBuf[:0], kind)
+	b = append(b, s.Name...)
+	for _, t := range s.Tags {
+		b = append(b, 0)
+		b = append(b, t...)
+	}
+	b = append(b, 1)
+	b = append(b, s.Source...)
+	c.keyBuf = b
+	r := c.totals[string(b)]
+	if r == nil {
+		r = &running{}
+		c.totals[string(b)] = r
+	}
+	if len(r.buckets) != buckets {
+		r.buckets = make([]float64, buckets)
+	}
+	r.gen = c.gen
+	return r
+}
+
+// encode appends the WriteRequest of the samples to dst. It only reads the
+// snapshot and the plan, so batches are encoded concurrently.
+func (c *Client) encode(dst []byte, s *metrics.Snapshot, plan []sample, ts int64) []byte {
+	var ls []label
+	for i := range plan {
+		p := &plan[i]
+		var (
+			ser         *metrics.Series
+			suffix      string
+			xName, xVal string
+		)
+		switch p.kind {
+		case kindCounter:
+			ser, suffix = &s.Counters[p.idx].Series, "_total"
+		case kindGauge:
+			ser = &s.Gauges[p.idx].Series
+		case kindSet:
+			ser = &s.Sets[p.idx].Series
+		case kindQuantile:
+			ser, xName, xVal = &s.Timers[p.idx].Series, "quantile", c.quantiles[p.sub].label
+		case kindSum:
+			ser, suffix = &s.Timers[p.idx].Series, "_sum"
+		case kindCount:
+			ser, suffix = &s.Timers[p.idx].Series, "_count"
+		case kindBucket:
+			t := &s.Timers[p.idx]
+			ser, suffix, xName, xVal = &t.Series, "_bucket", "le", metrics.FormatBound(t.Histogram[p.sub].Le)
+		}
+		ls = seriesLabels(ls[:0], ser, sanitizeMetricName(ser.Name)+suffix, xName, xVal)
+		dst = appendTimeSeries(dst, ls, p.value, ts)
+	}
+	return dst
+}
