@@ -128,7 +128,13 @@ func Run(ctx context.Context, o Options, progressOut io.Writer) (*Result, error)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// Unblocks a TCP write to a server that stopped reading.
+	// A write blocked on a server that stopped reading (TCP) ends a second
+	// after the run's deadline, or at once when ctx is cancelled.
+	if !deadline.IsZero() {
+		for _, c := range conns {
+			_ = c.SetWriteDeadline(deadline.Add(time.Second))
+		}
+	}
 	go func() {
 		<-ctx.Done()
 		for _, c := range conns {

@@ -332,3 +332,39 @@ func (s *syncBuf) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+func TestRunEndsAgainstATCPServerThatDoesNotRead(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c // held open, never read
+		}
+	}()
+	defer func() {
+		select {
+		case c := <-accepted:
+			_ = c.Close()
+		default:
+		}
+	}()
+	start := time.Now()
+	res, err := Run(context.Background(), Options{
+		Workload: Workload{Prefix: "gl", Types: []string{"c"}, Series: 100, DatagramSize: 65536},
+		Proto:    "tcp", Addr: ln.Addr().String(), Duration: 300 * time.Millisecond, Senders: 1, Batch: 64,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("run against a stuck server took %s", d)
+	}
+	if res.SendErrors != 1 || !strings.Contains(res.LastError, "timeout") {
+		t.Fatalf("send errors %d (%q), want the one write that timed out", res.SendErrors, res.LastError)
+	}
+}
