@@ -65,10 +65,10 @@ func (c *Config) loadFilters(r *reader) {
 		p := "filter." + name
 		fc := filter.FilterConfig{
 			Name:           name,
-			MatchMetrics:   r.list(p + ".match-metrics"),
-			ExcludeMetrics: r.list(p + ".exclude-metrics"),
-			MatchTags:      r.list(p + ".match-tags"),
-			DropTags:       r.list(p + ".drop-tags"),
+			MatchMetrics:   r.matchers(p + ".match-metrics"),
+			ExcludeMetrics: r.matchers(p + ".exclude-metrics"),
+			MatchTags:      r.matchers(p + ".match-tags"),
+			DropTags:       r.matchers(p + ".drop-tags"),
 			DropMetric:     r.bool(p + ".drop-metric"),
 			DropHost:       r.bool(p + ".drop-host"),
 		}
@@ -102,6 +102,16 @@ func (c *Config) loadFilters(r *reader) {
 			}
 		}
 	}
+}
+
+// matchers reads a list of filter matchers: an array, or a string split at
+// whitespace only, as gostatsd does, so that a regex such as
+// "regex:^a{1,3}$" keeps its comma.
+func (r *reader) matchers(key string) []string {
+	if s, ok := r.v.Get(key).(string); ok {
+		return strings.Fields(s)
+	}
+	return r.list(key)
 }
 
 // sectionNames reads the list key naming [<section>.<name>] sections and

@@ -26,7 +26,7 @@ func TestFiltersDefaults(t *testing.T) {
 // FILTERING.md and tag handler tests) unchanged, plus garner's keys.
 func TestFiltersGostatsdExample(t *testing.T) {
 	path := writeFile(t, "f.toml", `
-filters='make-global noisy-tag drop-subset Drop-Noisy-Metric-With-Tag'
+filters='make-global noisy-tag drop-subset Drop-Noisy-Metric-With-Tag regex-with-comma'
 drop-tag-keys = ["request_id", "trace_id"]
 max-tag-value-length = 64
 mappings = "http db"
@@ -52,6 +52,9 @@ match-metrics='noisy.*'
 match-tags='noisy-tag:*'
 drop-metric=true
 
+[filter.regex-with-comma]
+match-metrics = 'regex:^api\.[0-9]{1,3}$  other'
+
 [filter.unused]
 drop-metric=true
 
@@ -75,6 +78,7 @@ name = "db_${1}_seconds"
 			{Name: "noisy-tag", DropTags: []string{"request_path:*"}},
 			{Name: "drop-subset", MatchMetrics: []string{"noisy.*"}, ExcludeMetrics: []string{"noisy.quiet.*", "noisy.ok.*"}, DropMetric: true},
 			{Name: "drop-noisy-metric-with-tag", MatchMetrics: []string{"noisy.*"}, MatchTags: []string{"noisy-tag:*"}, DropMetric: true},
+			{Name: "regex-with-comma", MatchMetrics: []string{`regex:^api\.[0-9]{1,3}$`, "other"}},
 		},
 		DropTagKeys:       []string{"request_id", "trace_id"},
 		MaxTagValueLength: 64,
