@@ -203,8 +203,8 @@ func (r *Router) HandleLine(line []byte) {
 		key, keep = r.shaper.Apply(key, sm)
 		tags, src = sm.Tags, sm.Source
 		*sm = filter.Metric{}
-		if !keep {
-			r.tags = tags[:0]
+		if !keep { // dropped by a filter: no series
+			r.key, r.tags = key, tags[:0]
 			return
 		}
 	} else {
@@ -365,6 +365,11 @@ func (r *Router) bad(err error, line []byte) {
 		reason = pe.Reason
 	}
 	r.nBad[reason]++
+	src := ""
+	if r.srcOK {
+		src = string(r.src)
+	}
+	r.a.bad.add(r.name, src, reason, line)
 	if ok, suppressed := r.a.badLog.allow(); ok {
 		if len(line) > 256 {
 			line = line[:256]
