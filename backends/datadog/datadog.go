@@ -230,7 +230,11 @@ func (e *encoder) point(dst []byte, s *metrics.Series, suffix, typ string, v flo
 	}
 	e.n++
 	dst = append(dst, `{"metric":`...)
-	dst = appendJSONString(dst, s.Name+suffix)
+	dst = appendJSONString(dst, s.Name)
+	if suffix != "" { // names are sanitised: the suffix needs no escaping
+		dst = append(dst[:len(dst)-1], suffix...)
+		dst = append(dst, '"')
+	}
 	dst = append(dst, `,"points":[[`...)
 	dst = append(dst, e.ts...)
 	dst = append(dst, ',')

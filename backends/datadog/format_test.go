@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"reflect"
+	"strconv"
 	"testing"
 	"time"
 
@@ -177,4 +178,29 @@ func TestEventAndServiceCheckBodies(t *testing.T) {
 	if !reflect.DeepEqual(gotSC, wantSC) {
 		t.Errorf("service check body %v\nwant %v", gotSC, wantSC)
 	}
+}
+
+func BenchmarkEncode(b *testing.B) {
+	snap := benchSnapshot()
+	var dst []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		e := encoder{snap: snap}
+		dst = e.appendSeriesBody(dst[:0], 0, snap.Len())
+	}
+	b.SetBytes(int64(len(dst)))
+}
+
+// benchSnapshot is 1000 counters, 100 timers and 100 gauges.
+func benchSnapshot() *metrics.Snapshot {
+	s := &metrics.Snapshot{Time: time.Unix(ts, 0), Interval: 10 * time.Second}
+	for i := range 1000 {
+		s.Counters = append(s.Counters, metrics.Counter{Series: metrics.Series{Name: "app.requests." + strconv.Itoa(i), Tags: []string{"env:prod", "region:eu"}, Source: "10.0.0.1"}, Value: float64(i), PerSecond: float64(i) / 10})
+	}
+	for i := range 100 {
+		s.Timers = append(s.Timers, metrics.Timer{Series: metrics.Series{Name: "app.lat." + strconv.Itoa(i), Source: "10.0.0.1"}, Count: 10, Lower: 1, Upper: 100, Mean: 50.5,
+			Percentiles: []metrics.Percentile{{Name: "upper_90", Value: 90}}})
+		s.Gauges = append(s.Gauges, metrics.Gauge{Series: metrics.Series{Name: "app.g." + strconv.Itoa(i)}, Value: 1.5})
+	}
+	return s
 }

@@ -2,6 +2,7 @@ package influxdb
 
 import (
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -143,4 +144,25 @@ func TestEventLine(t *testing.T) {
 			}
 		})
 	}
+}
+
+func BenchmarkEncode(b *testing.B) {
+	s := &metrics.Snapshot{Time: flushTime}
+	for i := range 1000 {
+		s.Counters = append(s.Counters, metrics.Counter{Series: metrics.Series{Name: "app.requests." + strconv.Itoa(i), Tags: []string{"env:prod", "region:eu"}, Source: "10.0.0.1"}, Value: float64(i), PerSecond: float64(i) / 10})
+	}
+	for i := range 100 {
+		s.Timers = append(s.Timers, metrics.Timer{Series: metrics.Series{Name: "app.lat." + strconv.Itoa(i), Source: "10.0.0.1"}, Count: 10, Lower: 1, Upper: 100, Mean: 50.5,
+			Percentiles: []metrics.Percentile{{Name: "upper_90", Value: 90}}})
+	}
+	var dst []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		e := encoder{}
+		dst = dst[:0]
+		for k := range s.Len() {
+			dst = e.appendSeries(dst, s, k)
+		}
+	}
+	b.SetBytes(int64(len(dst)))
 }
