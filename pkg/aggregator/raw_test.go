@@ -16,7 +16,6 @@ import (
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
-
 // rawAgg runs an aggregator for the raw tests (self-contained: no helpers
 // shared with the other test files).
 func rawAgg(t *testing.T, opts Options) *Aggregator {
