@@ -110,7 +110,11 @@ func (c *Client) SendMetrics(ctx context.Context, s *metrics.Snapshot) error {
 	}
 	p := httpsend.Split(n, c.perBatch, func(dst []byte, lo, hi int) ([]byte, error) {
 		e := encoder{snap: s, nonFinite: c.nonFinite}
-		return e.appendSeriesBody(dst, lo, hi), nil
+		out := e.appendSeriesBody(dst, lo, hi)
+		if e.n == 0 {
+			return dst, nil // every point was NaN: nothing to post
+		}
+		return out, nil
 	})
 	return c.sender.Send(ctx, httpsend.Request{URL: c.endpoint + "/api/v1/series", Header: c.header}, p)
 }

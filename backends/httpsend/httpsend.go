@@ -139,7 +139,7 @@ type Payload interface {
 	// if it cannot be delivered.
 	Series(i int) int
 	// Encode appends batch i's uncompressed body to dst. An error drops the
-	// batch without sending it.
+	// batch without sending it; an empty body is not sent.
 	Encode(dst []byte, i int) ([]byte, error)
 }
 
@@ -350,6 +350,9 @@ func (s *Sender) sendBatch(ctx context.Context, req Request, p Payload, i int) e
 	b.raw = raw // keep the grown buffer for reuse
 	if err != nil {
 		return fmt.Errorf("cannot encode batch %d: %w", i, err)
+	}
+	if len(raw) == 0 {
+		return nil // nothing to send (every series of the batch was skipped)
 	}
 	body := raw
 	if s.opts.Compression != None {

@@ -442,3 +442,22 @@ func TestNewValidates(t *testing.T) {
 		t.Error("want an error for an unknown compression")
 	}
 }
+
+func TestEmptyBatchIsNotSent(t *testing.T) {
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
+	defer srv.Close()
+	f := newSender(t, Options{Compression: Gzip})
+	p := Split(3, 1, func(dst []byte, lo, hi int) ([]byte, error) {
+		if lo == 1 {
+			return dst, nil
+		}
+		return append(dst, 'x'), nil
+	})
+	if err := f.s.Send(context.Background(), Request{URL: srv.URL}, p); err != nil {
+		t.Fatal(err)
+	}
+	if calls.Load() != 2 {
+		t.Errorf("requests = %d, want 2 (the empty batch skipped)", calls.Load())
+	}
+}
