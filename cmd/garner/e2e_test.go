@@ -1,8 +1,10 @@
 package main_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -327,5 +329,60 @@ func TestStdoutDefault(t *testing.T) {
 	out := p.Stdout()
 	if !strings.Contains(out, "counter hello.world;k=v;host=127.0.0.1 value=1 ") || !strings.Contains(out, `event title="hi" text="you"`) {
 		t.Fatalf("stdout backend printed:\n%s", out)
+	}
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCardinalityAndBadLinesEndpoints: limits fold refused series into
+// <name>.__overflow__ on the wire, and the debug endpoints show the top names
+// and the last bad lines with reason and source.
+func TestCardinalityAndBadLinesEndpoints(t *testing.T) {
+	admin := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
+	p, g, udp, _ := startWithGraphite(t, "--admin-addr", admin, "--max-series-per-metric", "3", "--cardinality-overflow")
+	var b strings.Builder
+	for i := 0; i < 10; i++ {
+		fmt.Fprintf(&b, "req:1|c|#user:%d\n", i)
+	}
+	b.WriteString("other:1|c\nnot a line\nx:1|qq\nbin\x00\xff:1|zz\n")
+	garnertest.SendUDP(t, udp, b.String())
+	time.Sleep(300 * time.Millisecond)
+
+	var card struct {
+		Series int `json:"series"`
+		Top    []struct {
+			Name   string `json:"name"`
+			Series int    `json:"series"`
+		} `json:"top"`
+	}
+	getJSON(t, "http://"+admin+"/debug/cardinality?limit=1", &card)
+	if card.Series != 5 || len(card.Top) != 1 || card.Top[0].Name != "req" || card.Top[0].Series != 3 {
+		t.Errorf("/debug/cardinality: %+v", card)
+	}
+	var bad struct {
+		Lines []struct{ Reason, Source, Line, Receiver string } `json:"lines"`
+	}
+	getJSON(t, "http://"+admin+"/debug/bad-lines", &bad)
+	if len(bad.Lines) != 3 || bad.Lines[0].Reason != "bad_type" || bad.Lines[0].Line != "bin\x00\xff:1|zz" && !strings.HasPrefix(bad.Lines[0].Line, "bin") ||
+		bad.Lines[2].Reason != "missing_value" || bad.Lines[2].Source != "127.0.0.1" || bad.Lines[2].Receiver != "udp" {
+		t.Errorf("/debug/bad-lines: %+v", bad.Lines)
+	}
+	stop(t, p)
+	got := values(g)
+	if got["stats.counters.req.__overflow__.count"] != "7" || got["stats.counters.other.count;host=127.0.0.1"] != "1" {
+		t.Errorf("overflow on the wire: %v", got)
 	}
 }

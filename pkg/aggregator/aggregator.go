@@ -73,6 +73,7 @@ type Aggregator struct {
 	m        *aggMetrics
 	badLog   *limiter
 	card     *cardinality
+	bad      badLines
 	started  time.Time
 	lastMu   sync.Mutex
 	lastTime time.Time

@@ -365,6 +365,11 @@ func (r *Router) bad(err error, line []byte) {
 		reason = pe.Reason
 	}
 	r.nBad[reason]++
+	src := ""
+	if r.srcOK {
+		src = string(r.src)
+	}
+	r.a.bad.add(r.name, src, reason, line)
 	if ok, suppressed := r.a.badLog.allow(); ok {
 		if len(line) > 256 {
 			line = line[:256]

@@ -216,6 +216,18 @@ func (s *Server) HandleIngestion(pattern string, h http.Handler) {
 	}
 }
 
+// HandleAdmin mounts h at pattern (e.g. "GET /debug/cardinality") on every
+// admin server, behind the token check (when admin-token is set) and with
+// request metrics labelled name. Like HandleIngestion it may be called at
+// any time and panics on a conflicting pattern.
+func (s *Server) HandleAdmin(pattern, name string, h http.Handler) {
+	for _, sv := range s.servers {
+		if sv.l.Admin {
+			s.route(sv, pattern, name, false, h)
+		}
+	}
+}
+
 // IngestionEnabled reports whether any server serves ingestion handlers.
 func (s *Server) IngestionEnabled() bool {
 	for _, sv := range s.servers {

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/garner-metrics/garner/config"
+	"github.com/garner-metrics/garner/pkg/aggregator"
+	"github.com/garner-metrics/garner/pkg/web"
+)
+
+// mountDebug adds the admin endpoints that look inside the aggregator:
+// /debug/cardinality (top metric names by series) and /debug/bad-lines
+// (the last skipped lines, with reason and source). Both read state kept for
+// them; neither touches the shards.
+func mountDebug(srv *web.Server, cfg *config.Config, agg *aggregator.Aggregator) {
+	srv.HandleAdmin("GET /debug/cardinality", "debug_cardinality", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := 20
+		if s := r.URL.Query().Get("limit"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 || n > 10000 {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad_request", "message": "limit must be a whole number from 1 to 10000"})
+				return
+			}
+			limit = n
+		}
+		total, top := agg.Cardinality(limit)
+		writeJSON(w, http.StatusOK, map[string]any{
+			"series": total, "max_series": cfg.MaxSeries, "max_series_per_metric": cfg.MaxSeriesPerName,
+			"cardinality_overflow": cfg.CardinalityOver, "top": top,
+		})
+	}))
+	srv.HandleAdmin("GET /debug/bad-lines", "debug_bad_lines", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"lines": agg.RecentBadLines()})
+	}))
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
