@@ -1,0 +1,166 @@
+package prometheus
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/garner-metrics/garner/backends/httpsend/realtest"
+	"github.com/garner-metrics/garner/pkg/garnertest"
+)
+
+// sendHits sends n datagrams of counter increments to udp, pausing now and
+// then so that they span several flushes, and returns the totals sent for
+// e2e.hits{env:test} and e2e.other.
+func sendHits(t *testing.T, udp string, n int) (hits, other float64) {
+	for i := range n {
+		// 1 + 3/0.5 on one series, 0..2 on another
+		garnertest.SendUDP(t, udp, fmt.Sprintf("e2e.hits:1|c|#env:test\ne2e.hits:3|c|@0.5|#env:test\ne2e.other:%d|c", i%3))
+		hits += 1 + 6
+		other += float64(i % 3)
+		if i%20 == 19 {
+			time.Sleep(150 * time.Millisecond)
+		}
+	}
+	return hits, other
+}
+
+func startGarner(t *testing.T, toml string) *garnertest.Process {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "garner.toml")
+	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := garnertest.Start(t, "--config-path", cfg)
+	if !p.WaitStderr("garner started", 20*time.Second) {
+		t.Fatalf("garner did not start:\n%s", p.Stderr())
+	}
+	return p
+}
+
+// TestE2EFourPathsToVictoriaMetrics is the issue's acceptance check: one
+// real garner with backends graphite, influxdb, datadog and prometheus, all
+// writing to one real VictoriaMetrics, must deliver every counter increment
+// through each path, read back with /api/v1/export. The graphite, influxdb
+// and datadog paths carry per-interval counts (their samples add up to the
+// total); the prometheus path carries the running total (its last sample is
+// the total).
+func TestE2EFourPathsToVictoriaMetrics(t *testing.T) {
+	vm := realtest.StartVictoriaMetrics(t, true)
+	udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
+	p := startGarner(t, fmt.Sprintf(`backends = "graphite influxdb datadog prometheus"
+metrics-addr = %q
+flush-interval = "300ms"
+[graphite]
+address = %q
+[influxdb]
+api-endpoint = %q
+api-version = 2
+org = "o"
+bucket = "b"
+[datadog]
+api_key = "e2e"
+api_endpoint = "%s/datadog"
+[prometheus]
+remote-write-url = "%s/api/v1/write"
+metrics-per-batch = 2
+`, udp, vm.GraphiteAddr, vm.URL, vm.URL, vm.URL))
+	hits, other := sendHits(t, udp, 60)
+	time.Sleep(400 * time.Millisecond)
+	if code := p.Stop(20 * time.Second); code != 0 {
+		t.Fatalf("exit code %d:\n%s", code, p.Stderr())
+	}
+
+	sum := func(ss []realtest.Series) float64 {
+		var s float64
+		for _, x := range ss {
+			s += x.Sum()
+		}
+		return s
+	}
+	last := func(ss []realtest.Series) float64 {
+		if len(ss) != 1 || len(ss[0].Values) == 0 {
+			return -1
+		}
+		return ss[0].Values[len(ss[0].Values)-1]
+	}
+	paths := []struct {
+		name     string
+		selector string
+		read     func([]realtest.Series) float64
+		want     float64
+	}{
+		{"prometheus", `{__name__="e2e_hits_total",env="test"}`, last, hits},
+		{"prometheus other", `{__name__="e2e_other_total"}`, last, other},
+		{"graphite", `{__name__="stats.counters.e2e.hits.count",env="test"}`, sum, hits},
+		{"influxdb", `{__name__="e2e.hits_count",env="test"}`, sum, hits},
+		{"datadog", `{__name__="e2e.hits.count",env="test"}`, sum, hits},
+		{"graphite other", `{__name__="stats.counters.e2e.other.count"}`, sum, other},
+		{"influxdb other", `{__name__="e2e.other_count"}`, sum, other},
+		{"datadog other", `{__name__="e2e.other.count"}`, sum, other},
+	}
+	for _, pa := range paths {
+		t.Run(pa.name, func(t *testing.T) {
+			got := vm.WaitExport(t, pa.selector, func(ss []realtest.Series) bool { return pa.read(ss) >= pa.want })
+			if v := pa.read(got); v != pa.want {
+				t.Errorf("%s read %v, want %v (series %+v)", pa.selector, v, pa.want, got)
+			}
+			for _, x := range got {
+				if x.Metric["host"] != "127.0.0.1" {
+					t.Errorf("%s: host label %q, want the sender 127.0.0.1", pa.selector, x.Metric["host"])
+				}
+			}
+		})
+	}
+	// The running total never decreases within one garner run.
+	for _, s := range vm.Export(t, `{__name__="e2e_hits_total"}`) {
+		for i := 1; i < len(s.Values); i++ {
+			if s.Values[i] < s.Values[i-1] {
+				t.Errorf("e2e_hits_total decreased: %v", s.Values)
+				break
+			}
+		}
+	}
+}
+
+// TestE2EToPrometheus runs the real garner with the prometheus backend
+// against a real Prometheus and reads the counter total, a gauge and a
+// timer summary back with PromQL.
+func TestE2EToPrometheus(t *testing.T) {
+	prom := startPrometheus(t)
+	udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
+	p := startGarner(t, fmt.Sprintf(`backends = "prometheus"
+metrics-addr = %q
+flush-interval = "300ms"
+percent-threshold = "90 99"
+[prometheus]
+remote-write-url = "%s/api/v1/write"
+`, udp, prom.URL))
+	hits, _ := sendHits(t, udp, 40)
+	garnertest.SendUDP(t, udp, "e2e.temp:21.5|g|#room:lab", "e2e.rt:10|ms\ne2e.rt:20|ms\ne2e.rt:30|ms")
+	time.Sleep(400 * time.Millisecond)
+	if code := p.Stop(20 * time.Second); code != 0 {
+		t.Fatalf("exit code %d:\n%s", code, p.Stderr())
+	}
+	now := time.Now()
+	cases := []struct {
+		query string
+		want  float64
+	}{
+		{`e2e_hits_total{env="test",host="127.0.0.1"}`, hits},
+		{`e2e_temp{room="lab",host="127.0.0.1"}`, 21.5},
+		{`e2e_rt_count{host="127.0.0.1"}`, 3},
+		{`e2e_rt_sum{host="127.0.0.1"}`, 60},
+		{`e2e_rt{quantile="0.99",host="127.0.0.1"}`, 30},
+	}
+	for _, tc := range cases {
+		t.Run(tc.query, func(t *testing.T) {
+			got := prom.query(t, tc.query, now)
+			if len(got) != 1 || got[0].Value != tc.want {
+				t.Errorf("got %+v, want one sample %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,321 @@
+package prometheus
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	prom "github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/garner-metrics/garner/backends/httpsend/realtest"
+	"github.com/garner-metrics/garner/config"
+	"github.com/garner-metrics/garner/pkg/metrics"
+)
+
+// Integration tests: the backend writes to a REAL VictoriaMetrics and a REAL
+// Prometheus (Debian packages victoria-metrics and prometheus), each
+// started by the test on a loopback port with a temporary data folder, and
+// the values are read back through their query APIs.
+
+// promServer is a running Prometheus with the remote write receiver on.
+type promServer struct {
+	URL string // http://127.0.0.1:<port>
+}
+
+// startPrometheus runs prometheus --web.enable-remote-write-receiver on a
+// free loopback port with a temporary TSDB and a config without scrapes.
+// A missing binary skips the test, or fails it under CI=true.
+func startPrometheus(t *testing.T) *promServer {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		msg := "prometheus not found: install the Debian package \"prometheus\" (apt-get install -y prometheus)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte("global:\n  scrape_interval: 1m\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	cmd := exec.Command(bin,
+		"--config.file="+cfg,
+		"--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
+		"--web.listen-address="+addr,
+		"--web.enable-remote-write-receiver",
+		"--log.level=warn",
+	)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start prometheus: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			t.Logf("prometheus output:\n%s", out.String())
+		}
+	})
+	p := &promServer{URL: "http://" + addr}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(p.URL + "/-/ready")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		select {
+		case <-done:
+			t.Fatalf("prometheus exited before it was ready:\n%s", out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("prometheus not ready after 30s:\n%s", out.String())
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.b.Len() > 1<<20 {
+		return len(p), nil
+	}
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// promSample is one element of an instant query's vector.
+type promSample struct {
+	Metric map[string]string
+	Value  float64
+	Millis int64
+}
+
+// query runs an instant PromQL query at time at.
+func (p *promServer) query(t *testing.T, q string, at time.Time) []promSample {
+	t.Helper()
+	u := p.URL + "/api/v1/query?" + url.Values{"query": {q}, "time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)}}.Encode()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatalf("query %q: %v", q, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	var r struct {
+		Status string
+		Error  string
+		Data   struct {
+			ResultType string
+			Result     []struct {
+				Metric map[string]string
+				Value  [2]any
+			}
+		}
+	}
+	if err := json.Unmarshal(body, &r); err != nil || r.Status != "success" {
+		t.Fatalf("query %q: %v %s", q, err, body)
+	}
+	var out []promSample
+	for _, x := range r.Data.Result {
+		ts, _ := x.Value[0].(float64)
+		vs, _ := x.Value[1].(string)
+		v, err := strconv.ParseFloat(vs, 64)
+		if err != nil {
+			t.Fatalf("query %q: value %q: %v", q, vs, err)
+		}
+		out = append(out, promSample{Metric: x.Metric, Value: v, Millis: int64(math.Round(ts * 1000))})
+	}
+	sort.Slice(out, func(i, j int) bool { return fmt.Sprint(out[i].Metric) < fmt.Sprint(out[j].Metric) })
+	return out
+}
+
+// testSnapshots are two flushes, 10s apart, ending at end.
+func testSnapshots(end time.Time) []*metrics.Snapshot {
+	src := "10.1.2.3"
+	hist := func(vals ...float64) metrics.Timer {
+		t := metrics.Timer{Series: metrics.Series{Name: "it.resp-size", Tags: []string{"gsd_histogram:10_100"}, Source: src}, Values: vals}
+		var b10, b100 uint64
+		for _, v := range vals {
+			if v <= 10 {
+				b10++
+			}
+			if v <= 100 {
+				b100++
+			}
+		}
+		t.Histogram = []metrics.Bucket{{Le: 10, Count: b10}, {Le: 100, Count: b100}, {Le: math.Inf(1), Count: uint64(len(vals))}}
+		return t
+	}
+	timer := func(vals ...float64) metrics.Timer {
+		t := metrics.Timer{Series: metrics.Series{Name: "it.latency", Tags: []string{"route:/api"}, Source: src}, Values: vals,
+			SampledCount: float64(len(vals)), Median: vals[len(vals)/2]}
+		for _, v := range vals {
+			t.Sum += v
+		}
+		return t
+	}
+	mk := func(at time.Time, hits float64, gauge float64, tv []float64, hv []float64) *metrics.Snapshot {
+		return &metrics.Snapshot{
+			Time: at, Interval: 10 * time.Second,
+			Counters: []metrics.Counter{{Series: metrics.Series{Name: "it.hits", Tags: []string{"env:test", "canary"}, Source: src}, Value: hits}},
+			Gauges:   []metrics.Gauge{{Series: metrics.Series{Name: "it.queue", Source: src}, Value: gauge}},
+			Sets:     []metrics.Set{{Series: metrics.Series{Name: "it.users", Source: src}, Members: map[string]struct{}{"a": {}, "b": {}, "c": {}}}},
+			Timers:   []metrics.Timer{timer(tv...), hist(hv...)},
+		}
+	}
+	return []*metrics.Snapshot{
+		mk(end.Add(-10*time.Second), 4, 1.5, []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, []float64{5, 50, 500}),
+		mk(end, 2.5, -3, []float64{20, 30}, []float64{1, 2}),
+	}
+}
+
+// wantAfter are the values of the second flush.
+var wantAfter = []struct {
+	name   string
+	labels map[string]string
+	value  float64
+}{
+	{"it_hits_total", map[string]string{"env": "test", "unnamed": "canary", "host": "10.1.2.3"}, 6.5},
+	{"it_queue", map[string]string{"host": "10.1.2.3"}, -3},
+	{"it_users", map[string]string{"host": "10.1.2.3"}, 3},
+	{"it_latency", map[string]string{"route": "/api", "host": "10.1.2.3", "quantile": "0.5"}, 30},
+	{"it_latency", map[string]string{"route": "/api", "host": "10.1.2.3", "quantile": "0.9"}, 30},
+	{"it_latency_sum", map[string]string{"route": "/api", "host": "10.1.2.3"}, 105},
+	{"it_latency_count", map[string]string{"route": "/api", "host": "10.1.2.3"}, 12},
+	{"it_resp_size_bucket", map[string]string{"gsd_histogram": "10_100", "host": "10.1.2.3", "le": "10"}, 3},
+	{"it_resp_size_bucket", map[string]string{"gsd_histogram": "10_100", "host": "10.1.2.3", "le": "100"}, 4},
+	{"it_resp_size_bucket", map[string]string{"gsd_histogram": "10_100", "host": "10.1.2.3", "le": "+Inf"}, 5},
+	{"it_resp_size_sum", map[string]string{"gsd_histogram": "10_100", "host": "10.1.2.3"}, 558},
+	{"it_resp_size_count", map[string]string{"gsd_histogram": "10_100", "host": "10.1.2.3"}, 5},
+}
+
+func selector(name string, labels map[string]string) string {
+	var parts []string
+	for k, v := range labels {
+		parts = append(parts, fmt.Sprintf("%s=%q", k, v))
+	}
+	sort.Strings(parts)
+	return name + "{" + strings.Join(parts, ",") + "}"
+}
+
+func TestRemoteWriteToVictoriaMetrics(t *testing.T) {
+	vm := realtest.StartVictoriaMetrics(t, false)
+	c, _, dropped := newClient(t, config.Prometheus{RemoteWriteURL: vm.URL + "/api/v1/write", MetricsPerBatch: 4}, 90)
+	end := time.Now().Truncate(time.Second)
+	for _, s := range testSnapshots(end) {
+		if err := c.SendMetrics(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.CheckHealth(context.Background()); err != nil {
+		t.Errorf("CheckHealth: %v", err)
+	}
+	for _, w := range wantAfter {
+		sel := selector(w.name, w.labels)
+		t.Run(sel, func(t *testing.T) {
+			got := vm.WaitExport(t, sel, func(ss []realtest.Series) bool {
+				return len(ss) == 1 && len(ss[0].Timestamps) > 0 && ss[0].Timestamps[len(ss[0].Timestamps)-1] == end.UnixMilli()
+			})
+			if len(got) != 1 {
+				t.Fatalf("want 1 series, got %+v", got)
+			}
+			s := got[0]
+			if len(s.Metric) != len(w.labels)+1 {
+				t.Errorf("labels %v, want exactly %v and __name__", s.Metric, w.labels)
+			}
+			if last := s.Values[len(s.Values)-1]; last != w.value || s.Timestamps[len(s.Timestamps)-1] != end.UnixMilli() {
+				t.Errorf("last sample %v at %d, want %v at %d (all: %v %v)", last, s.Timestamps[len(s.Timestamps)-1], w.value, end.UnixMilli(), s.Values, s.Timestamps)
+			}
+		})
+	}
+	if countOf(dropped) != 0 {
+		t.Errorf("dropped %v series", countOf(dropped))
+	}
+}
+
+func TestRemoteWriteToPrometheus(t *testing.T) {
+	p := startPrometheus(t)
+	c, _, dropped := newClient(t, config.Prometheus{RemoteWriteURL: p.URL + "/api/v1/write", MetricsPerBatch: 5}, 90)
+	end := time.Now().Truncate(time.Second)
+	for _, s := range testSnapshots(end) {
+		if err := c.SendMetrics(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.CheckHealth(context.Background()); err != nil {
+		t.Errorf("CheckHealth: %v", err)
+	}
+	for _, w := range wantAfter {
+		sel := selector(w.name, w.labels)
+		t.Run(sel, func(t *testing.T) {
+			got := p.query(t, sel, end)
+			if len(got) != 1 {
+				t.Fatalf("want 1 sample, got %+v", got)
+			}
+			if got[0].Value != w.value || got[0].Millis != end.UnixMilli() {
+				t.Errorf("got %v at %d, want %v at %d", got[0].Value, got[0].Millis, w.value, end.UnixMilli())
+			}
+			if len(got[0].Metric) != len(w.labels)+1 {
+				t.Errorf("labels %v, want exactly %v and __name__", got[0].Metric, w.labels)
+			}
+		})
+	}
+	// PromQL reads the series as the types they imitate.
+	inc := p.query(t, `increase(it_hits_total[1m])`, end)
+	if len(inc) != 1 || inc[0].Value <= 0 {
+		t.Errorf("increase(it_hits_total[1m]) = %+v, want one positive value", inc)
+	}
+	q := p.query(t, `histogram_quantile(0.5, it_resp_size_bucket)`, end)
+	if len(q) != 1 || q[0].Value <= 0 || q[0].Value > 10 {
+		t.Errorf("histogram_quantile(0.5) = %+v, want one value in (0, 10] (3 of 5 values are <= 10)", q)
+	}
+	if countOf(dropped) != 0 {
+		t.Errorf("dropped %v series", countOf(dropped))
+	}
+}
+
+func countOf(c prom.Counter) float64 { return testutil.ToFloat64(c) }
