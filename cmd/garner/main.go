@@ -67,10 +67,18 @@ func run(args []string) int {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	fwd, err := newForwarder(cfg, log, reg) // forwarder mode: adjusts cfg; see forward.go
+	if err != nil {
+		log.WithError(err).Error("cannot configure the forwarder")
+		return exitConfig
+	}
 	bs, err := all.New(cfg, log, reg)
 	if err != nil {
 		log.WithError(err).Error("cannot configure backends")
 		return exitConfig
+	}
+	if fwd != nil {
+		bs = append(bs, fwd)
 	}
 	events := flush.NewEvents(4096, cfg.BackendTimeout, bs, log, reg)
 	rules, err := filter.New(cfg.Filters.Rules, reg)
@@ -104,6 +112,10 @@ func run(args []string) int {
 		return exitConfig
 	}
 	defer adm.close()
+	if err := mountForwarding(adm, cfg, agg, fwd, log, reg); err != nil {
+		log.WithError(err).Error("cannot set up forwarding ingestion")
+		return exitConfig
+	}
 
 	receivers, err := listen(cfg, agg, log, reg)
 	if err != nil {

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+
+	"github.com/garner-metrics/garner/config"
+	"github.com/garner-metrics/garner/pkg/aggregator"
+	"github.com/garner-metrics/garner/pkg/forwarder"
+	"github.com/garner-metrics/garner/pkg/health"
+	"github.com/garner-metrics/garner/pkg/ingest"
+)
+
+// newForwarder returns the forwarder in forwarder mode (nil in standalone
+// mode), and adjusts cfg for that mode before the pipeline is built from
+// it: the forwarder is the only backend (backends is ignored, as in
+// gostatsd), flushes happen every [http-transport] flush-interval and are
+// never aligned (the aggregators would get every forwarder at once), and
+// every series expires after each flush, so that only what arrived in an
+// interval is forwarded. Gauge deltas (+N/-N) therefore apply within one
+// forwarding interval; the aggregators see absolute values.
+func newForwarder(cfg *config.Config, log logrus.FieldLogger, reg prometheus.Registerer) (*forwarder.Forwarder, error) {
+	if cfg.Forward.ServerMode != config.ModeForwarder {
+		return nil, nil
+	}
+	fc := cfg.Forward
+	cfg.Backends = nil
+	cfg.FlushInterval = fc.FlushInterval
+	cfg.FlushAligned, cfg.FlushOffset = false, 0
+	cfg.BackendTimeout = fc.FlushInterval
+	cfg.Expiry = config.Expiry{Counter: -1, Gauge: -1, Set: -1, Timer: -1}
+	f, err := forwarder.New(forwarder.Options{
+		Endpoints:        fc.Endpoints,
+		Protocol:         fc.Protocol,
+		Compression:      fc.Compression,
+		CompressionLevel: fc.CompressionLevel,
+		MaxRequests:      fc.MaxRequests,
+		RetryBudget:      fc.MaxRequestTime,
+		ClientTimeout:    fc.ClientTimeout,
+		CustomHeaders:    fc.CustomHeaders,
+		DynamicHeaders:   fc.DynamicHeaders,
+		FastFail:         fc.FastFail,
+		DNSRefresh:       fc.DNSRefresh,
+		MaxBufferSize:    fc.MaxBufferSize,
+		MaxSeries:        fc.MaxSeries,
+		UpstreamFailures: fc.UpstreamFailures,
+		ProbeInterval:    fc.ProbeInterval,
+		FlushInterval:    fc.FlushInterval,
+		DrainTimeout:     cfg.ShutdownTimeout,
+		Hostname:         cfg.Hostname,
+	}, log.WithField("component", "forwarder"), reg)
+	if err != nil {
+		return nil, fmt.Errorf("forwarder: %w", err)
+	}
+	log.WithFields(logrus.Fields{
+		"api_endpoint": fc.Endpoints, "protocol": fc.Protocol, "compression": fc.Compression,
+		"flush_interval": fc.FlushInterval.String(),
+	}).Info("forwarder mode: sending aggregates to the upstream aggregators")
+	return f, nil
+}
+
+// mountForwarding mounts the ingestion endpoints (/v2/raw, /v2/event, and
+// /v3/* unless ingestion.v3=false) on the HTTP servers with ingestion
+// enabled, and registers the forwarder's api-endpoints as hard dependencies.
+func mountForwarding(adm *admin, cfg *config.Config, agg *aggregator.Aggregator, fwd *forwarder.Forwarder,
+	log logrus.FieldLogger, reg prometheus.Registerer) error {
+	if fwd != nil {
+		for _, d := range fwd.Dependencies() {
+			if err := adm.health.Register("forward "+d.Name, health.Hard, d.Check); err != nil {
+				return err
+			}
+		}
+	}
+	if !adm.web.IngestionEnabled() {
+		return nil
+	}
+	h, err := ingest.New(ingest.Options{
+		MaxBodyBytes:         int64(cfg.Forward.MaxBodyBytes),
+		MaxDecompressedBytes: int64(cfg.Forward.MaxDecompressedBytes),
+		DedupWindow:          cfg.Forward.DedupWindow,
+		ServeV3:              cfg.Forward.ServeV3,
+		ApplyTimeout:         cfg.Forward.ApplyTimeout,
+	}, agg, log.WithField("component", "ingest"), reg)
+	if err != nil {
+		return err
+	}
+	for _, r := range h.Routes() {
+		adm.web.HandleIngestion(r.Pattern, r.Handler)
+	}
+	return nil
+}
