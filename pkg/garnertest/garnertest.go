@@ -145,6 +145,28 @@ func (p *Process) WaitStderr(s string, timeout time.Duration) bool {
 	return false
 }
 
+// Pid is the process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// RSS returns the process's resident set size and its peak (VmHWM), in
+// bytes, from /proc.
+func (p *Process) RSS() (cur, peak int64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var kb int64
+		if n, _ := fmt.Sscanf(line, "VmRSS: %d kB", &kb); n == 1 {
+			cur = kb << 10
+		}
+		if n, _ := fmt.Sscanf(line, "VmHWM: %d kB", &kb); n == 1 {
+			peak = kb << 10
+		}
+	}
+	return cur, peak
+}
+
 // Signal sends sig to the process.
 func (p *Process) Signal(sig syscall.Signal) {
 	_ = p.cmd.Process.Signal(sig)
@@ -213,14 +235,24 @@ type Graphite struct {
 // NewGraphite listens on a loopback port until the test ends.
 func NewGraphite(t testing.TB) *Graphite {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	g, err := ListenGraphite("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(g.Close)
+	return g
+}
+
+// ListenGraphite listens on addr (for a listener that must come back on the
+// address an earlier one had). The caller closes it.
+func ListenGraphite(addr string) (*Graphite, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
 	g := &Graphite{ln: ln}
 	go g.accept()
-	t.Cleanup(func() { _ = ln.Close() })
-	return g
+	return g, nil
 }
 
 func (g *Graphite) accept() {
