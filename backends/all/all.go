@@ -14,6 +14,7 @@ import (
 	"github.com/garner-metrics/garner/backends/graphite"
 	"github.com/garner-metrics/garner/backends/influxdb"
 	"github.com/garner-metrics/garner/backends/null"
+	"github.com/garner-metrics/garner/backends/otlp"
 	promrw "github.com/garner-metrics/garner/backends/prometheus"
 	"github.com/garner-metrics/garner/backends/statsdaemon"
 	"github.com/garner-metrics/garner/backends/stdout"
@@ -55,6 +56,8 @@ func newOne(name string, cfg *config.Config, deps backends.Deps) (backends.Backe
 		return statsdaemon.New(cfg.Statsdaemon, deps)
 	case promrw.Name:
 		return promrw.New(cfg.Prometheus, cfg.PercentThreshold, deps)
+	case otlp.Name:
+		return otlp.New(cfg.OTLP, deps)
 	}
 	return nil, fmt.Errorf("unknown backend (known: %v)", config.KnownBackends)
 }

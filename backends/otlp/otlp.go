@@ -1,0 +1,528 @@
+// Package otlp sends aggregates to an OpenTelemetry collector (or any
+// OTLP/HTTP receiver) as OTLP/HTTP protobuf metrics, and events as OTLP
+// logs, mapped as gostatsd's otlp backend maps them.
+//
+// # Mapping (as gostatsd)
+//
+// Every series gets a host:<source> tag unless it has a host tag or no
+// source. Tags whose key is in resource_keys become resource attributes
+// (one ResourceMetrics per distinct set), the others data point attributes:
+// k:v → k="v", a bare tag x → x="" and a key given twice → an array of its
+// values. The scope is garner/aggregation with garner's version. Points
+// carry the flush time; delta sums and histograms also the interval start.
+//
+//   - counter → gauge <name> = per-second rate, and sum <name>.count = the
+//     interval's count (delta temporality, not monotonic: statsd counters
+//     may go down), an int when the count is whole.
+//   - gauge → gauge <name>; set → gauge <name> = unique members (int).
+//   - timer, conversion AsGauge (default) → gauges <name>.lower, .upper,
+//     .count (int), .count_ps, .mean, .median, .std, .sum, .sum_squares and
+//     one per percentile (<name>.upper_90, ...), disabled-sub-metrics left
+//     out; a timer with a gsd_histogram tag → gauges <name>.histogram, one
+//     per bucket with an le attribute ("+Inf" for the last), value = the
+//     cumulative count.
+//   - timer, conversion AsHistogram → histogram <name> (delta) with count
+//     (samples, sample rate applied), sum, min and max, and with a
+//     gsd_histogram tag its explicit bounds and per-bucket counts.
+//
+// Events become log records sent to logs_endpoint (not sent when it is
+// empty) with the attributes title, text, source, priority, alert_type,
+// aggregation_key, source_type_name, tags (a key/value list of the
+// non-resource tags) and hostname (when set); resource_keys tags become the
+// resource. garner also sets the body to the text and the severity from the
+// alert type. Service checks are not sent.
+//
+// Request bodies are the official ExportMetricsServiceRequest /
+// ExportLogsServiceRequest messages (encoded through their wire-identical
+// MetricsData / LogsData twins, which spares the binary the gRPC stubs),
+// gzip-compressed with compress_payload.
+//
+// NaN and ±Inf: OTLP carries any IEEE double; ±Inf is sent as is. A NaN
+// data point is not sent (receivers turn it into a staleness marker or
+// reject it) and is counted in garner_otlp_nonfinite_values_total and
+// garner_backend_dropped_series_total; a histogram whose sum is not finite
+// is sent without a sum.
+package otlp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	prom "github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
+	logsv1 "go.opentelemetry.io/proto/otlp/logs/v1"
+	metricsv1 "go.opentelemetry.io/proto/otlp/metrics/v1"
+	resourcev1 "go.opentelemetry.io/proto/otlp/resource/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/garner-metrics/garner/backends"
+	"github.com/garner-metrics/garner/backends/httpsend"
+	"github.com/garner-metrics/garner/config"
+	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/version"
+)
+
+// Name is the backend's name in the backends key.
+const Name = "otlp"
+
+// ScopeName is the instrumentation scope of everything garner sends.
+const ScopeName = "garner/aggregation"
+
+// Client is the OTLP backend. Safe for concurrent use.
+type Client struct {
+	cfg          config.OTLP
+	asHistogram  bool
+	log          logrus.FieldLogger
+	sender       *httpsend.Sender
+	metricsReq   httpsend.Request
+	logsReq      httpsend.Request
+	scope        *commonv1.InstrumentationScope
+	resourceKeys map[string]bool
+	dropped      prom.Counter
+	nonFinite    prom.Counter
+}
+
+var (
+	_ backends.Backend       = (*Client)(nil)
+	_ backends.HealthChecker = (*Client)(nil)
+)
+
+// New builds the backend from the [otlp] section.
+func New(cfg config.OTLP, deps backends.Deps) (*Client, error) {
+	if cfg.MetricsEndpoint == "" {
+		return nil, errors.New("otlp.metrics_endpoint is required")
+	}
+	c := &Client{
+		cfg: cfg, asHistogram: cfg.Conversion == config.OTLPAsHistogram, log: deps.Log,
+		scope:        &commonv1.InstrumentationScope{Name: ScopeName, Version: version.Get().Version},
+		resourceKeys: make(map[string]bool, len(cfg.ResourceKeys)),
+		dropped:      deps.DroppedSeries,
+	}
+	if c.dropped == nil {
+		c.dropped = prom.NewCounter(prom.CounterOpts{Name: "unused"})
+	}
+	for _, k := range cfg.ResourceKeys {
+		c.resourceKeys[k] = true
+	}
+	h := http.Header{"Content-Type": {"application/x-protobuf"}}
+	c.metricsReq = httpsend.Request{URL: cfg.MetricsEndpoint, Header: h}
+	c.logsReq = httpsend.Request{URL: cfg.LogsEndpoint, Header: h}
+	compression := httpsend.None
+	if cfg.CompressPayload {
+		compression = httpsend.Gzip
+	}
+	retries := cfg.MaxRetries
+	if retries == 0 {
+		retries = -1 // httpsend: negative = never retry
+	}
+	var err error
+	c.sender, err = httpsend.New(httpsend.Options{
+		Subsystem:     Name,
+		MaxRequests:   cfg.MaxRequests,
+		Timeout:       min(cfg.MaxElapsed, 10*time.Second),
+		MaxElapsed:    cfg.MaxElapsed,
+		MaxRetries:    retries,
+		Compression:   compression,
+		UserAgent:     cfg.UserAgent,
+		Log:           deps.Log,
+		Registerer:    deps.Registerer,
+		DroppedSeries: deps.DroppedSeries,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.nonFinite = prom.NewCounter(prom.CounterOpts{
+		Name: "garner_otlp_nonfinite_values_total",
+		Help: "NaN data points the otlp backend did not send.",
+	})
+	if err := deps.Registerer.Register(c.nonFinite); err != nil {
+		return nil, fmt.Errorf("cannot register otlp backend metrics: %w", err)
+	}
+	return c, nil
+}
+
+// Name implements backends.Backend.
+func (c *Client) Name() string { return Name }
+
+// CheckHealth sends a GET to the metrics endpoint: any answer but an auth
+// refusal (401, 403) or a server error (5xx) means the receiver is there
+// (an OTLP/HTTP receiver answers a GET with 405).
+func (c *Client) CheckHealth(ctx context.Context) error {
+	code, err := c.sender.Probe(ctx, c.cfg.MetricsEndpoint, nil)
+	if err != nil {
+		return err
+	}
+	if code == http.StatusUnauthorized || code == http.StatusForbidden || code >= 500 {
+		return fmt.Errorf("OTLP metrics endpoint answered %d %s", code, http.StatusText(code))
+	}
+	return nil
+}
+
+// SendMetrics posts the snapshot in requests of at most metrics_per_batch
+// metrics (one data point each), at most max_requests at once, retried as
+// configured. Batches not delivered are counted as dropped series.
+func (c *Client) SendMetrics(ctx context.Context, s *metrics.Snapshot) error {
+	plan := c.plan(s)
+	if len(plan) == 0 {
+		return nil
+	}
+	p := httpsend.Split(len(plan), c.cfg.MetricsPerBatch, func(dst []byte, lo, hi int) ([]byte, error) {
+		return proto.MarshalOptions{}.MarshalAppend(dst, c.metricsData(s, plan[lo:hi]))
+	})
+	return c.sender.Send(ctx, c.metricsReq, p)
+}
+
+// SendEvent posts the event as one log record to logs_endpoint; without a
+// logs_endpoint it does nothing.
+func (c *Client) SendEvent(ctx context.Context, e *metrics.Event) error {
+	if c.cfg.LogsEndpoint == "" {
+		return nil
+	}
+	ld := c.logsData(e, time.Now())
+	return c.sender.Send(ctx, c.logsReq, httpsend.One(1, func(dst []byte) ([]byte, error) {
+		return proto.MarshalOptions{}.MarshalAppend(dst, ld)
+	}))
+}
+
+// Item kinds of a plan.
+const (
+	kindCounterRate  uint8 = iota // gauge <name>
+	kindCounterCount              // sum <name>.count
+	kindGauge
+	kindSet
+	kindTimerStat      // sub = index into metrics.TimerStats
+	kindTimerPct       // sub = index into Percentiles
+	kindTimerBucket    // sub = bucket index
+	kindTimerHistogram // AsHistogram
+)
+
+// item is one OTLP metric (with one data point) of a snapshot.
+type item struct {
+	kind uint8
+	sub  int32
+	idx  int32 // index into the snapshot's slice of that type
+}
+
+// plan lists the metrics of a snapshot, leaving out NaN points.
+func (c *Client) plan(s *metrics.Snapshot) []item {
+	plan := make([]item, 0, 2*len(s.Counters)+len(s.Gauges)+len(s.Sets)+len(s.Timers)*12)
+	ok := func(v float64) bool {
+		if math.IsNaN(v) {
+			c.nonFinite.Inc()
+			c.dropped.Inc()
+			return false
+		}
+		return true
+	}
+	for i := range s.Counters {
+		x := &s.Counters[i]
+		if ok(x.PerSecond) {
+			plan = append(plan, item{kind: kindCounterRate, idx: int32(i)})
+		}
+		if ok(x.Value) {
+			plan = append(plan, item{kind: kindCounterCount, idx: int32(i)})
+		}
+	}
+	for i := range s.Gauges {
+		if ok(s.Gauges[i].Value) {
+			plan = append(plan, item{kind: kindGauge, idx: int32(i)})
+		}
+	}
+	for i := range s.Sets {
+		plan = append(plan, item{kind: kindSet, idx: int32(i)})
+	}
+	for i := range s.Timers {
+		t := &s.Timers[i]
+		switch {
+		case c.asHistogram:
+			plan = append(plan, item{kind: kindTimerHistogram, idx: int32(i)})
+		case t.Histogram != nil:
+			for j := range t.Histogram {
+				plan = append(plan, item{kind: kindTimerBucket, sub: int32(j), idx: int32(i)})
+			}
+		default:
+			for j, st := range metrics.TimerStats {
+				if !s.Disabled.Has(st.Sub) && ok(st.Value(t)) {
+					plan = append(plan, item{kind: kindTimerStat, sub: int32(j), idx: int32(i)})
+				}
+			}
+			for j, p := range t.Percentiles {
+				if ok(p.Value) {
+					plan = append(plan, item{kind: kindTimerPct, sub: int32(j), idx: int32(i)})
+				}
+			}
+		}
+	}
+	return plan
+}
+
+// metricsData builds the request of a batch. It only reads the snapshot
+// and the plan, so batches are built concurrently.
+func (c *Client) metricsData(s *metrics.Snapshot, plan []item) *metricsv1.MetricsData {
+	end := uint64(s.Time.UnixNano())
+	start := uint64(s.Time.Add(-s.Interval).UnixNano())
+	if s.Interval <= 0 {
+		start = 0
+	}
+	md := &metricsv1.MetricsData{}
+	byResource := make(map[string]*metricsv1.ScopeMetrics)
+	var (
+		lastSeries *metrics.Series
+		res, attrs []*commonv1.KeyValue
+		sm         *metricsv1.ScopeMetrics
+	)
+	for _, it := range plan {
+		ser := c.seriesOf(s, it)
+		if ser != lastSeries {
+			lastSeries = ser
+			var resKey string
+			res, attrs, resKey = c.splitTags(ser)
+			sm = byResource[resKey]
+			if sm == nil {
+				sm = &metricsv1.ScopeMetrics{Scope: c.scope}
+				md.ResourceMetrics = append(md.ResourceMetrics, &metricsv1.ResourceMetrics{
+					Resource:     &resourcev1.Resource{Attributes: res},
+					ScopeMetrics: []*metricsv1.ScopeMetrics{sm},
+				})
+				byResource[resKey] = sm
+			}
+		}
+		sm.Metrics = append(sm.Metrics, c.metric(s, it, attrs, start, end))
+	}
+	return md
+}
+
+func (c *Client) seriesOf(s *metrics.Snapshot, it item) *metrics.Series {
+	switch it.kind {
+	case kindCounterRate, kindCounterCount:
+		return &s.Counters[it.idx].Series
+	case kindGauge:
+		return &s.Gauges[it.idx].Series
+	case kindSet:
+		return &s.Sets[it.idx].Series
+	}
+	return &s.Timers[it.idx].Series
+}
+
+// metric builds one metric of the plan.
+func (c *Client) metric(s *metrics.Snapshot, it item, attrs []*commonv1.KeyValue, start, end uint64) *metricsv1.Metric {
+	gauge := func(name string, dp *metricsv1.NumberDataPoint) *metricsv1.Metric {
+		dp.Attributes, dp.TimeUnixNano = attrs, end
+		return &metricsv1.Metric{Name: validUTF8(name), Data: &metricsv1.Metric_Gauge{Gauge: &metricsv1.Gauge{DataPoints: []*metricsv1.NumberDataPoint{dp}}}}
+	}
+	switch it.kind {
+	case kindCounterRate:
+		x := &s.Counters[it.idx]
+		return gauge(x.Name, double(x.PerSecond))
+	case kindCounterCount:
+		x := &s.Counters[it.idx]
+		dp := number(x.Value)
+		dp.Attributes, dp.StartTimeUnixNano, dp.TimeUnixNano = attrs, start, end
+		return &metricsv1.Metric{Name: validUTF8(x.Name + ".count"), Data: &metricsv1.Metric_Sum{Sum: &metricsv1.Sum{
+			AggregationTemporality: metricsv1.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA,
+			DataPoints:             []*metricsv1.NumberDataPoint{dp},
+		}}}
+	case kindGauge:
+		g := &s.Gauges[it.idx]
+		return gauge(g.Name, double(g.Value))
+	case kindSet:
+		st := &s.Sets[it.idx]
+		return gauge(st.Name, integer(int64(len(st.Members))))
+	case kindTimerStat:
+		t := &s.Timers[it.idx]
+		stat := metrics.TimerStats[it.sub]
+		if stat.Sub == metrics.SubCount {
+			return gauge(t.Name+"."+stat.Name, number(t.Count))
+		}
+		return gauge(t.Name+"."+stat.Name, double(stat.Value(t)))
+	case kindTimerPct:
+		t := &s.Timers[it.idx]
+		p := t.Percentiles[it.sub]
+		return gauge(t.Name+"."+p.Name, double(p.Value))
+	case kindTimerBucket:
+		t := &s.Timers[it.idx]
+		b := t.Histogram[it.sub]
+		le := &commonv1.KeyValue{Key: "le", Value: str(metrics.FormatBound(b.Le))}
+		m := gauge(t.Name+".histogram", double(float64(b.Count)))
+		dp := m.GetGauge().DataPoints[0]
+		dp.Attributes = append(append(make([]*commonv1.KeyValue, 0, len(attrs)+1), attrs...), le)
+		return m
+	}
+	t := &s.Timers[it.idx]
+	return &metricsv1.Metric{Name: validUTF8(t.Name), Data: &metricsv1.Metric_Histogram{Histogram: &metricsv1.Histogram{
+		AggregationTemporality: metricsv1.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA,
+		DataPoints:             []*metricsv1.HistogramDataPoint{c.histogramPoint(t, attrs, start, end)},
+	}}}
+}
+
+// histogramPoint is a timer as an OTLP histogram point.
+func (c *Client) histogramPoint(t *metrics.Timer, attrs []*commonv1.KeyValue, start, end uint64) *metricsv1.HistogramDataPoint {
+	dp := &metricsv1.HistogramDataPoint{Attributes: attrs, StartTimeUnixNano: start, TimeUnixNano: end}
+	if t.Histogram != nil {
+		// garner's buckets are cumulative (≤ le); OTLP wants the count of
+		// each bucket and the bounds without +Inf.
+		var prev uint64
+		for _, b := range t.Histogram {
+			dp.BucketCounts = append(dp.BucketCounts, b.Count-prev)
+			prev = b.Count
+			if !math.IsInf(b.Le, 1) {
+				dp.ExplicitBounds = append(dp.ExplicitBounds, b.Le)
+			}
+		}
+		dp.Count = prev
+	} else {
+		dp.Count = uint64(max(t.Count, 0))
+	}
+	if len(t.Values) == 0 {
+		return dp
+	}
+	lo, hi, sum := t.Values[0], t.Values[0], 0.0
+	for _, v := range t.Values {
+		lo, hi, sum = min(lo, v), max(hi, v), sum+v
+	}
+	if !math.IsNaN(sum) && !math.IsInf(sum, 0) {
+		dp.Sum = &sum
+	} else {
+		c.nonFinite.Inc()
+	}
+	dp.Min, dp.Max = &lo, &hi
+	return dp
+}
+
+// splitTags turns a series' tags (plus host:<source>) into resource and
+// data point attributes, and returns a key identifying the resource.
+func (c *Client) splitTags(s *metrics.Series) (res, attrs []*commonv1.KeyValue, resKey string) {
+	var key strings.Builder
+	haveHost := false
+	add := func(k, v string) {
+		if c.resourceKeys[k] {
+			res = putAttr(res, k, v)
+			key.WriteString(k)
+			key.WriteByte(0)
+			key.WriteString(v)
+			key.WriteByte(0)
+		} else {
+			attrs = putAttr(attrs, k, v)
+		}
+	}
+	for _, t := range s.Tags {
+		k, v, _ := strings.Cut(t, ":")
+		if k == "host" {
+			haveHost = true
+		}
+		add(k, v)
+	}
+	if !haveHost && s.Source != "" {
+		add("host", s.Source)
+	}
+	return res, attrs, key.String()
+}
+
+// putAttr adds k=v; a key already there becomes an array of its values.
+func putAttr(kvs []*commonv1.KeyValue, k, v string) []*commonv1.KeyValue {
+	k, v = validUTF8(k), validUTF8(v)
+	for _, kv := range kvs {
+		if kv.Key != k {
+			continue
+		}
+		if arr, ok := kv.Value.Value.(*commonv1.AnyValue_ArrayValue); ok {
+			arr.ArrayValue.Values = append(arr.ArrayValue.Values, str(v))
+		} else {
+			kv.Value = &commonv1.AnyValue{Value: &commonv1.AnyValue_ArrayValue{ArrayValue: &commonv1.ArrayValue{
+				Values: []*commonv1.AnyValue{kv.Value, str(v)},
+			}}}
+		}
+		return kvs
+	}
+	return append(kvs, &commonv1.KeyValue{Key: k, Value: str(v)})
+}
+
+// logsData is an event as one log record.
+func (c *Client) logsData(e *metrics.Event, now time.Time) *logsv1.LogsData {
+	var res, tags []*commonv1.KeyValue
+	for _, t := range e.Tags {
+		k, v, _ := strings.Cut(t, ":")
+		if c.resourceKeys[k] {
+			res = putAttr(res, k, v)
+		} else {
+			tags = putAttr(tags, k, v)
+		}
+	}
+	attrs := []*commonv1.KeyValue{
+		{Key: "title", Value: str(e.Title)},
+		{Key: "text", Value: str(e.Text)},
+		{Key: "source", Value: str(e.Source)},
+		{Key: "priority", Value: str(e.Priority.String())},
+		{Key: "alert_type", Value: str(e.AlertType.String())},
+		{Key: "aggregation_key", Value: str(e.AggregationKey)},
+		{Key: "source_type_name", Value: str(e.SourceTypeName)},
+		{Key: "tags", Value: &commonv1.AnyValue{Value: &commonv1.AnyValue_KvlistValue{KvlistValue: &commonv1.KeyValueList{Values: tags}}}},
+	}
+	if e.Hostname != "" {
+		attrs = append(attrs, &commonv1.KeyValue{Key: "hostname", Value: str(e.Hostname)})
+	}
+	ts := now
+	if e.DateHappened != 0 {
+		ts = time.Unix(e.DateHappened, 0)
+	}
+	sevNum, sevText := severity(e.AlertType)
+	rec := &logsv1.LogRecord{
+		TimeUnixNano:         uint64(ts.UnixNano()),
+		ObservedTimeUnixNano: uint64(now.UnixNano()),
+		SeverityNumber:       sevNum,
+		SeverityText:         sevText,
+		Body:                 str(e.Text),
+		Attributes:           attrs,
+	}
+	return &logsv1.LogsData{ResourceLogs: []*logsv1.ResourceLogs{{
+		Resource:  &resourcev1.Resource{Attributes: res},
+		ScopeLogs: []*logsv1.ScopeLogs{{Scope: c.scope, LogRecords: []*logsv1.LogRecord{rec}}},
+	}}}
+}
+
+func severity(a metrics.AlertType) (logsv1.SeverityNumber, string) {
+	switch a {
+	case metrics.AlertWarning:
+		return logsv1.SeverityNumber_SEVERITY_NUMBER_WARN, "WARN"
+	case metrics.AlertError:
+		return logsv1.SeverityNumber_SEVERITY_NUMBER_ERROR, "ERROR"
+	}
+	return logsv1.SeverityNumber_SEVERITY_NUMBER_INFO, "INFO"
+}
+
+func str(s string) *commonv1.AnyValue {
+	return &commonv1.AnyValue{Value: &commonv1.AnyValue_StringValue{StringValue: validUTF8(s)}}
+}
+
+// validUTF8 replaces invalid UTF-8 (proto3 strings must be valid, or the
+// whole request fails to encode).
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+func double(v float64) *metricsv1.NumberDataPoint {
+	return &metricsv1.NumberDataPoint{Value: &metricsv1.NumberDataPoint_AsDouble{AsDouble: v}}
+}
+
+func integer(v int64) *metricsv1.NumberDataPoint {
+	return &metricsv1.NumberDataPoint{Value: &metricsv1.NumberDataPoint_AsInt{AsInt: v}}
+}
+
+// number is an int point when v is whole (gostatsd's counters are ints),
+// a double otherwise (garner's counters are floats: 0.4|c twice is 0.8).
+func number(v float64) *metricsv1.NumberDataPoint {
+	if v == math.Trunc(v) && math.Abs(v) < 1<<62 {
+		return integer(int64(v))
+	}
+	return double(v)
+}
