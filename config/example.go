@@ -59,6 +59,9 @@ func WriteExample(w io.Writer) error {
 		if !ok {
 			val = tomlValue(k)
 		}
+		if name == "*" {
+			name = "<Header-Name>"
+		}
 		fmt.Fprintf(&b, "#%s = %s\n", name, val)
 	}
 	_, err := io.WriteString(w, b.String())

@@ -64,7 +64,7 @@ var coreKeys = []key{
 	{"tcp-max-connections", kInt, 1024, "Concurrent TCP statsd clients; further ones are refused", true},
 	{"tcp-idle-timeout", kDuration, 5 * time.Minute, "A TCP statsd client that sends nothing for this long is disconnected", true},
 	{"bad-lines-per-minute", kFloat, 60.0, "Bad lines logged per minute (burst 10); every bad line is counted regardless; 0 = never log", true},
-	{"backends", kList, "stdout", "Backends to flush to, space-separated: stdout, null, graphite", true},
+	{"backends", kList, "stdout", "Backends to flush to, space-separated: stdout, null, graphite, influxdb, datadog, prometheus, otlp, statsdaemon", true},
 	{"flush-interval", kDuration, 10 * time.Second, "How often aggregates are flushed to the backends", true},
 	{"flush-aligned", kBool, false, "Align flushes to multiples of flush-interval on the wall clock", true},
 	{"flush-offset", kDuration, time.Duration(0), "With flush-aligned, flush this long after each multiple", true},
