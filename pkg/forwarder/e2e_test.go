@@ -1,0 +1,419 @@
+package forwarder_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zlib"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/garner-metrics/garner/pkg/garnertest"
+	"github.com/garner-metrics/garner/proto/pb"
+)
+
+// End-to-end: real garner processes on loopback — forwarders (server-mode
+// forwarder) → aggregators (HTTP ingestion) → Graphite listeners — fed real
+// statsd datagrams.
+
+// node is one running garner.
+type node struct {
+	p     *garnertest.Process
+	udp   string // statsd address
+	http  string // admin address (ingestion on aggregators)
+	carb  *garnertest.Graphite
+	args  []string
+	start time.Time
+}
+
+func writeConfig(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "garner.toml")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startAggregator runs an aggregator that ingests on its admin address and
+// flushes to carb once a minute (and at SIGTERM: the final flush holds
+// everything). httpAddr "" picks a free port.
+func startAggregator(t *testing.T, carb *garnertest.Graphite, httpAddr, extra string) *node {
+	t.Helper()
+	if httpAddr == "" {
+		httpAddr = fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
+	}
+	n := &node{udp: fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t)), http: httpAddr, carb: carb}
+	cfg := writeConfig(t, fmt.Sprintf("[graphite]\naddress = %q\n%s", carb.Addr(), extra))
+	n.args = []string{
+		"--config-path", cfg, "--metrics-addr", n.udp, "--admin-addr", n.http, "--enable-ingestion",
+		"--backends", "graphite", "--flush-interval", "60s", "--shutdown-grace", "0s", "--max-workers", "2", "--max-readers", "1",
+	}
+	n.run(t)
+	return n
+}
+
+// startForwarder runs a forwarder in front of the given aggregators.
+func startForwarder(t *testing.T, flushInterval string, extra string, aggs ...*node) *node {
+	t.Helper()
+	var eps []string
+	for _, a := range aggs {
+		eps = append(eps, "http://"+a.http)
+	}
+	n := &node{udp: fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t)), http: fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))}
+	cfg := writeConfig(t, fmt.Sprintf("server-mode = \"forwarder\"\n[http-transport]\napi-endpoint = %q\nflush-interval = %q\nprobe-interval = \"200ms\"\n%s",
+		strings.Join(eps, " "), flushInterval, extra))
+	n.args = []string{
+		"--config-path", cfg, "--metrics-addr", n.udp, "--admin-addr", n.http,
+		"--shutdown-grace", "0s", "--max-workers", "2", "--max-readers", "1",
+	}
+	n.run(t)
+	return n
+}
+
+func (n *node) run(t *testing.T) {
+	t.Helper()
+	n.p = garnertest.Start(t, n.args...)
+	n.start = time.Now()
+	if !n.p.WaitStderr("serving http", 30*time.Second) || !n.p.WaitStderr("garner started", 30*time.Second) {
+		t.Fatalf("garner did not start:\n%s", n.p.Stderr())
+	}
+}
+
+func (n *node) stop(t *testing.T) {
+	t.Helper()
+	if code := n.p.Stop(30 * time.Second); code != 0 {
+		t.Fatalf("garner exited with %d:\n%s", code, n.p.Stderr())
+	}
+}
+
+// metric reads one self-metric (the sum over its label sets matching
+// labels) from the node's /metrics.
+func (n *node) metric(t *testing.T, name, labels string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + n.http + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name) || strings.HasPrefix(line, "#") {
+			continue
+		}
+		rest := line[len(name):]
+		if rest[0] != ' ' && rest[0] != '{' {
+			continue
+		}
+		if labels != "" && !strings.Contains(rest, labels) {
+			continue
+		}
+		f := strings.Fields(line)
+		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+		sum += v
+	}
+	return sum
+}
+
+func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// send sends lines in datagrams of at most 20 lines, paced so that loopback
+// UDP does not drop any.
+func send(t *testing.T, addr string, lines []string) {
+	t.Helper()
+	for len(lines) > 0 {
+		k := min(20, len(lines))
+		garnertest.SendUDP(t, addr, strings.Join(lines[:k], "\n"))
+		lines = lines[k:]
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// points maps Graphite names (tags included) to the sum of their values
+// over every line received.
+func points(g *garnertest.Graphite) map[string]float64 {
+	out := map[string]float64{}
+	for _, p := range g.Points() {
+		v, err := strconv.ParseFloat(p.Value, 64)
+		if err == nil {
+			out[p.Name] += v
+		}
+	}
+	return out
+}
+
+// sumPrefix sums the points whose name starts with prefix and, cut at ';',
+// ends with suffix.
+func sumPrefix(pts map[string]float64, prefix, suffix string) (float64, int) {
+	var s float64
+	n := 0
+	for name, v := range pts {
+		base, _, _ := strings.Cut(name, ";")
+		if strings.HasPrefix(base, prefix) && strings.HasSuffix(base, suffix) {
+			s += v
+			n++
+		}
+	}
+	return s, n
+}
+
+// TestTierExactTotals: two forwarders → two aggregators. Every series is on
+// exactly one aggregator, counts and sets add up exactly, and timer
+// percentiles are computed over the values of both forwarders.
+func TestTierExactTotals(t *testing.T) {
+	c1, c2 := garnertest.NewGraphite(t), garnertest.NewGraphite(t)
+	a1 := startAggregator(t, c1, "", "")
+	a2 := startAggregator(t, c2, "", "")
+	f1 := startForwarder(t, "200ms", "", a1, a2)
+	f2 := startForwarder(t, "200ms", "", a1, a2)
+	for fi, f := range []*node{f1, f2} {
+		var lines []string
+		for rep := 0; rep < 3; rep++ {
+			for r := 0; r < 50; r++ {
+				lines = append(lines, fmt.Sprintf("e2e.req:1|c|#route:r%d", r))
+			}
+		}
+		lines = append(lines, "e2e.frac:0.5|c|@0.5")
+		for k := 0; k < 50; k++ {
+			lines = append(lines, fmt.Sprintf("e2e.lat:%d|ms", fi*100+k))
+		}
+		for k := 0; k < 30; k++ {
+			lines = append(lines, fmt.Sprintf("e2e.users:u%d|s", fi*15+k))
+		}
+		lines = append(lines, fmt.Sprintf("e2e.g%d:7|g", fi))
+		send(t, f.udp, lines)
+	}
+	// 50 + 1 + 1 + 1 + 1 series per forwarder.
+	waitUntil(t, "forwarders to deliver", 30*time.Second, func() bool {
+		return f1.metric(t, "garner_forwarder_sent_series_total", `kind="raw"`) >= 54 &&
+			f2.metric(t, "garner_forwarder_sent_series_total", `kind="raw"`) >= 54
+	})
+	f1.stop(t)
+	f2.stop(t)
+	a1.stop(t)
+	a2.stop(t)
+	p1, p2 := points(c1), points(c2)
+
+	// Every e2e.req series on exactly one aggregator, both used.
+	in1, in2 := 0, 0
+	for r := 0; r < 50; r++ {
+		name := fmt.Sprintf("stats.counters.e2e.req.count;route=r%d;host=127.0.0.1", r)
+		v1, ok1 := p1[name]
+		v2, ok2 := p2[name]
+		if ok1 == ok2 {
+			t.Fatalf("%s: on aggregator 1: %v, on 2: %v; want exactly one", name, ok1, ok2)
+		}
+		if v1+v2 != 6 {
+			t.Fatalf("%s = %v, want 6 (3 from each forwarder)", name, v1+v2)
+		}
+		if ok1 {
+			in1++
+		} else {
+			in2++
+		}
+	}
+	if in1 == 0 || in2 == 0 {
+		t.Fatalf("series split %d/%d: want both aggregators used", in1, in2)
+	}
+	all := map[string]float64{}
+	for _, p := range []map[string]float64{p1, p2} {
+		for k, v := range p {
+			all[k] += v
+		}
+	}
+	checks := []struct {
+		name string
+		want float64
+	}{
+		{"stats.counters.e2e.frac.count;host=127.0.0.1", 2},
+		{"stats.sets.e2e.users;host=127.0.0.1", 45},
+		{"stats.gauges.e2e.g0;host=127.0.0.1", 7},
+		{"stats.gauges.e2e.g1;host=127.0.0.1", 7},
+		{"stats.timers.e2e.lat.count;host=127.0.0.1", 100},
+		{"stats.timers.e2e.lat.lower;host=127.0.0.1", 0},
+		{"stats.timers.e2e.lat.upper;host=127.0.0.1", 149},
+		{"stats.timers.e2e.lat.upper_90;host=127.0.0.1", 139},
+		{"stats.timers.e2e.lat.count_90;host=127.0.0.1", 90},
+	}
+	for _, c := range checks {
+		if got, ok := all[c.name]; !ok || got != c.want {
+			t.Errorf("%s = %v (present %v), want %v", c.name, got, ok, c.want)
+		}
+	}
+	if total, _ := sumPrefix(all, "stats.counters.e2e.req", ".count"); total != 300 {
+		t.Errorf("e2e.req total %v, want 300", total)
+	}
+}
+
+// TestAggregatorRestart: the aggregator is stopped while the forwarder runs
+// and started again on the same address; what was sent meanwhile is
+// retried and delivered, nothing twice.
+func TestAggregatorRestart(t *testing.T) {
+	carb := garnertest.NewGraphite(t)
+	agg := startAggregator(t, carb, "", "")
+	fwd := startForwarder(t, "200ms", "", agg)
+	sendBatch := func(tag string, n int) {
+		var lines []string
+		for i := 0; i < n; i++ {
+			lines = append(lines, fmt.Sprintf("restart.c:1|c|#batch:%s", tag), fmt.Sprintf("restart.t:%d|ms", i))
+		}
+		send(t, fwd.udp, lines)
+	}
+	sendBatch("a", 40)
+	waitUntil(t, "batch a delivered", 20*time.Second, func() bool {
+		return fwd.metric(t, "garner_forwarder_sent_series_total", `kind="raw"`) >= 2
+	})
+	agg.stop(t) // final flush: batch a
+	sendBatch("b", 30)
+	waitUntil(t, "the forwarder to notice", 20*time.Second, func() bool {
+		return fwd.metric(t, "garner_forwarder_upstream_down_total", "") >= 1
+	})
+	agg.run(t) // same ports
+	waitUntil(t, "the upstream back", 20*time.Second, func() bool {
+		return fwd.metric(t, "garner_forwarder_upstream_up_total", "") >= 1
+	})
+	sendBatch("c", 20)
+	waitUntil(t, "everything delivered", 20*time.Second, func() bool {
+		return fwd.metric(t, "garner_forwarder_sent_series_total", `kind="raw"`) >= 6
+	})
+	if d := fwd.metric(t, "garner_forwarder_dropped_series_total", ""); d != 0 {
+		t.Errorf("%v series dropped", d)
+	}
+	fwd.stop(t)
+	agg.stop(t)
+	pts := points(carb)
+	for _, c := range []struct {
+		name string
+		want float64
+	}{
+		{"stats.counters.restart.c.count;batch=a;host=127.0.0.1", 40},
+		{"stats.counters.restart.c.count;batch=b;host=127.0.0.1", 30},
+		{"stats.counters.restart.c.count;batch=c;host=127.0.0.1", 20},
+		{"stats.timers.restart.t.count;host=127.0.0.1", 90},
+	} {
+		if got := pts[c.name]; got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestFallbackToV2: an aggregator that serves only v2 (ingestion.v3=false,
+// as gostatsd) gets v2 from a v3 forwarder after one 404.
+func TestFallbackToV2(t *testing.T) {
+	carb := garnertest.NewGraphite(t)
+	agg := startAggregator(t, carb, "", "[ingestion]\nv3 = false\n")
+	fwd := startForwarder(t, "200ms", "compression-type = \"zstd\"\n", agg)
+	send(t, fwd.udp, []string{"fb.c:2.5|c", "fb.t:1|ms", "fb.t:2|ms"})
+	waitUntil(t, "delivery", 20*time.Second, func() bool {
+		return fwd.metric(t, "garner_forwarder_sent_series_total", `kind="raw"`) >= 2
+	})
+	send(t, fwd.udp, []string{"fb.c:1|c"})
+	waitUntil(t, "delivery", 20*time.Second, func() bool {
+		return fwd.metric(t, "garner_forwarder_sent_series_total", `kind="raw"`) >= 3
+	})
+	if n := fwd.metric(t, "garner_forwarder_protocol_fallbacks_total", ""); n != 1 {
+		t.Fatalf("fallbacks %v, want 1", n)
+	}
+	if v3, v2 := agg.metric(t, "garner_ingest_requests_total", `endpoint="/v3/raw"`), agg.metric(t, "garner_ingest_requests_total", `endpoint="/v2/raw",result="accepted"`); v3 != 0 || v2 < 2 {
+		t.Fatalf("aggregator counted %v v3 and %v v2 requests", v3, v2)
+	}
+	if !strings.Contains(fwd.p.Stderr(), "speaking v2") {
+		t.Fatal("no log line about the fallback")
+	}
+	fwd.stop(t)
+	agg.stop(t)
+	pts := points(carb)
+	// v2 counters are integers: 2.5 is sent as 3 (rounded), then 1.
+	if got := pts["stats.counters.fb.c.count;host=127.0.0.1"]; got != 4 {
+		t.Fatalf("fb.c = %v, want 4", got)
+	}
+	if got := pts["stats.timers.fb.t.count;host=127.0.0.1"]; got != 2 {
+		t.Fatalf("fb.t count = %v, want 2", got)
+	}
+}
+
+// TestSigtermDelivers: a forwarder that has not flushed yet sends what it
+// holds when it gets SIGTERM.
+func TestSigtermDelivers(t *testing.T) {
+	carb := garnertest.NewGraphite(t)
+	agg := startAggregator(t, carb, "", "")
+	fwd := startForwarder(t, "1h", "", agg)
+	send(t, fwd.udp, []string{"term.c:5|c", "term.s:a|s", "term.s:b|s", "_e{4,2}:boom|hi"})
+	time.Sleep(300 * time.Millisecond) // let the readers hand the lines to the shards
+	fwd.stop(t)
+	agg.stop(t)
+	pts := points(carb)
+	if pts["stats.counters.term.c.count;host=127.0.0.1"] != 5 || pts["stats.sets.term.s;host=127.0.0.1"] != 2 {
+		t.Fatalf("after SIGTERM: %v", pts)
+	}
+}
+
+// TestGostatsdV2BodyAccepted: a /v2/raw body as a gostatsd forwarder sends
+// it (built from the v2 protos, deflate) is aggregated.
+func TestGostatsdV2BodyAccepted(t *testing.T) {
+	carb := garnertest.NewGraphite(t)
+	agg := startAggregator(t, carb, "", "")
+	msg := &pb.RawMessageV2{
+		Counters: map[string]*pb.CounterTagV2{"gs.req": {TagMap: map[string]*pb.RawCounterV2{
+			"env:prod,s:10.1.1.1": {Tags: []string{"env:prod"}, Hostname: "10.1.1.1", Value: 42},
+		}}},
+		Timers: map[string]*pb.TimerTagV2{"gs.lat": {TagMap: map[string]*pb.RawTimerV2{
+			"": {SampleCount: 4, Values: []float64{10, 20}},
+		}}},
+		Gauges: map[string]*pb.GaugeTagV2{"gs.temp": {TagMap: map[string]*pb.RawGaugeV2{"": {Value: 21.5}}}},
+		Sets:   map[string]*pb.SetTagV2{"gs.users": {TagMap: map[string]*pb.RawSetV2{"": {Values: []string{"x", "y", "z"}}}}},
+	}
+	raw, err := proto.Marshal(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	zw := zlib.NewWriter(&body)
+	_, _ = zw.Write(raw)
+	_ = zw.Close()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+agg.http+"/v2/raw", &body)
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Content-Encoding", "deflate")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("status %d, want 202", resp.StatusCode)
+	}
+	agg.stop(t)
+	pts := points(carb)
+	for _, c := range []struct {
+		name string
+		want float64
+	}{
+		{"stats.counters.gs.req.count;env=prod;host=10.1.1.1", 42},
+		{"stats.timers.gs.lat.count", 4},
+		{"stats.timers.gs.lat.upper", 20},
+		{"stats.gauges.gs.temp", 21.5},
+		{"stats.sets.gs.users", 3},
+	} {
+		if got, ok := pts[c.name]; !ok || got != c.want {
+			t.Errorf("%s = %v (present %v), want %v", c.name, got, ok, c.want)
+		}
+	}
+}
