@@ -3,7 +3,9 @@ package forwarder
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -226,22 +228,28 @@ func TestEncodeEvents(t *testing.T) {
 	})
 }
 
-// bigSnapshot has n series, a quarter of each type, with realistic names
-// and tags.
+// bigSnapshot has n series, a quarter of each type, with realistic names,
+// tags and values (deterministic, not repetitive enough to flatter the
+// compression).
 func bigSnapshot(n int) *metrics.Snapshot {
 	s := &metrics.Snapshot{}
+	rng := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < n/4; i++ {
 		ser := func(kind string) metrics.Series {
 			return metrics.Series{
-				Name:   fmt.Sprintf("service.api.%s.endpoint_%d", kind, i%50),
-				Tags:   []string{"env:prod", fmt.Sprintf("instance:i-%04d", i/50), "region:us-east-1"},
-				Source: "10.1.2.3",
+				Name:   fmt.Sprintf("service_%d.api.%s.endpoint_%d", i%7, kind, i%50),
+				Tags:   []string{"env:prod", fmt.Sprintf("instance:i-%08x", rng.Uint32()), fmt.Sprintf("region:r%d", i%4)},
+				Source: fmt.Sprintf("10.1.%d.%d", i%8, i%250),
 			}
 		}
-		s.Counters = append(s.Counters, metrics.Counter{Series: ser("requests"), Value: float64(i)})
-		s.Gauges = append(s.Gauges, metrics.Gauge{Series: ser("queue"), Value: float64(i) * 1.5})
-		s.Sets = append(s.Sets, metrics.Set{Series: ser("users"), Members: members("u1", "u2", fmt.Sprint(i))})
-		s.Timers = append(s.Timers, metrics.Timer{Series: ser("latency"), Values: []float64{1.5, 2, 3.25, float64(i)}, SampledCount: 4})
+		s.Counters = append(s.Counters, metrics.Counter{Series: ser("requests"), Value: float64(rng.IntN(10000))})
+		s.Gauges = append(s.Gauges, metrics.Gauge{Series: ser("queue"), Value: rng.Float64() * 1000})
+		s.Sets = append(s.Sets, metrics.Set{Series: ser("users"), Members: members(fmt.Sprint("u", rng.IntN(1e6)), fmt.Sprint("u", rng.IntN(1e6)), fmt.Sprint("u", rng.IntN(1e6)))})
+		vals := make([]float64, 4)
+		for k := range vals {
+			vals[k] = float64(rng.IntN(100000)) / 100 // milliseconds with two decimals
+		}
+		s.Timers = append(s.Timers, metrics.Timer{Series: ser("latency"), Values: vals, SampledCount: 4})
 	}
 	return s
 }
@@ -266,10 +274,16 @@ func TestEncodeAllocs(t *testing.T) {
 func BenchmarkEncode(b *testing.B) {
 	snap := bigSnapshot(1000)
 	sel := selectAll(snap)
+	kinds := map[string][]string{ // v2 has no zstd
+		"v2": {"none", "zlib-1", "zlib-9"},
+		"v3": {"none", "zlib-1", "zlib-9", "zstd-1", "zstd-5", "zstd-9"},
+	}
 	for _, v := range []string{"v2", "v3"} {
-		for _, kind := range []string{"none", "zlib", "zstd"} {
+		for _, kind := range kinds[v] {
 			b.Run(v+"/"+kind, func(b *testing.B) {
-				c, err := newCompressor(kind, 9)
+				algo, lvl, _ := strings.Cut(kind, "-")
+				level, _ := strconv.Atoi(lvl)
+				c, err := newCompressor(algo, level)
 				if err != nil {
 					b.Fatal(err)
 				}
