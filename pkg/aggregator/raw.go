@@ -2,7 +2,6 @@ package aggregator
 
 import (
 	"context"
-	"hash/maphash"
 	"math"
 	"strings"
 	"time"
@@ -167,10 +166,7 @@ func (w *RawWriter) record(name string, tags []string, source string, typ statsd
 	key = append(key, source...)
 	r.key = key
 
-	si := 0
-	if len(a.shards) > 1 {
-		si = int(maphash.Bytes(a.seed, key) % uint64(len(a.shards)))
-	}
+	si := a.shardIndex(key) // as HandleLine: one shard per series
 	b := r.pending[si]
 	if b == nil {
 		b = batchPool.Get().(*batch)
