@@ -1,0 +1,334 @@
+package graphite_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/sirupsen/logrus"
+
+	"github.com/garner-metrics/garner/backends"
+	"github.com/garner-metrics/garner/backends/graphite"
+	"github.com/garner-metrics/garner/config"
+	"github.com/garner-metrics/garner/pkg/metrics"
+)
+
+// newClient builds a basic-mode backend for addr with a fresh registry.
+func newClient(t *testing.T, addr string, maxBuffer int, writeTimeout time.Duration) (*graphite.Client, *prometheus.Registry, prometheus.Counter) {
+	t.Helper()
+	return newModeClient(t, "basic", addr, maxBuffer, writeTimeout)
+}
+
+func newModeClient(t *testing.T, mode, addr string, maxBuffer int, writeTimeout time.Duration) (*graphite.Client, *prometheus.Registry, prometheus.Counter) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped_series"})
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	c, err := graphite.New(config.Graphite{
+		Address: addr, Mode: mode, GlobalPrefix: "stats", PrefixCounter: "counters", PrefixTimer: "timers",
+		PrefixGauge: "gauges", PrefixSet: "sets", DialTimeout: time.Second, WriteTimeout: writeTimeout, MaxBufferSize: maxBuffer,
+	}, backends.Deps{Log: log, Registerer: reg, DroppedSeries: dropped})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c, reg, dropped
+}
+
+// counterSnapshot has n counters, m000000..., each with value v, at second ts.
+func counterSnapshot(n int, v float64, ts int64) *metrics.Snapshot {
+	s := &metrics.Snapshot{Time: time.Unix(ts, 0), Interval: 10 * time.Second}
+	for i := 0; i < n; i++ {
+		s.Counters = append(s.Counters, metrics.Counter{Series: metrics.Series{Name: fmt.Sprintf("m%06d", i)}, Value: v, PerSecond: v / 10})
+	}
+	return s
+}
+
+func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("metric %s not registered", name)
+	return 0
+}
+
+// closedAddr is a loopback address nobody listens on (for now).
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	return addr
+}
+
+// readAll accepts one connection on l and returns everything read from it
+// until the sender closes it.
+func readAll(l net.Listener) <-chan []byte {
+	ch := make(chan []byte, 1)
+	go func() {
+		conn, err := l.Accept()
+		if err != nil {
+			ch <- nil
+			return
+		}
+		defer conn.Close()
+		_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		b, _ := io.ReadAll(conn)
+		ch <- b
+	}()
+	return ch
+}
+
+// TestBufferBoundedWhileDown: while carbon is unreachable every flush is
+// kept, up to max_buffer_size bytes; beyond it the oldest flush is dropped and
+// counted. When carbon is back, what is kept arrives, oldest first.
+func TestBufferBoundedWhileDown(t *testing.T) {
+	addr := closedAddr(t)
+	probe, _, _ := newClient(t, addr, 1, time.Second)
+	size := len(probe.Format(nil, counterSnapshot(2, 1, 1700000001)))
+	c, reg, droppedSeries := newClient(t, addr, 2*size+size/2, time.Second) // room for two flushes
+
+	for i := int64(1); i <= 5; i++ {
+		if err := c.SendMetrics(context.Background(), counterSnapshot(2, float64(i), 1700000000+i)); err == nil {
+			t.Fatalf("flush %d: no error with carbon down", i)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		got  float64
+		want float64
+	}{
+		{"dropped flushes", gathered(t, reg, "garner_graphite_dropped_flushes_total"), 3},
+		{"dropped bytes", gathered(t, reg, "garner_graphite_dropped_bytes_total"), float64(3 * size)},
+		{"dropped series", testutil.ToFloat64(droppedSeries), 6},
+		{"connects", gathered(t, reg, "garner_graphite_connects_total"), 0},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen again on %s: %v", addr, err)
+	}
+	defer l.Close()
+	got := readAll(l)
+	if err := c.SendMetrics(context.Background(), counterSnapshot(2, 6, 1700000006)); err != nil {
+		t.Fatalf("flush with carbon up: %v", err)
+	}
+	_ = c.Close()
+	// Kept: flushes 4 and 5; the 6th pushes 4 out.
+	want := string(c.Format(c.Format(nil, counterSnapshot(2, 5, 1700000005)), counterSnapshot(2, 6, 1700000006)))
+	if s := string(<-got); s != want {
+		t.Errorf("carbon got\n%s\nwant\n%s", s, want)
+	}
+	if n := gathered(t, reg, "garner_graphite_dropped_flushes_total"); n != 4 {
+		t.Errorf("dropped flushes = %v, want 4", n)
+	}
+}
+
+// TestPartialWriteResendsWholeLine: a write that times out part way leaves
+// carbon a line without its end, which carbon discards with the connection.
+// The rest must be resent from the start of that line: carbon must never get
+// the tail of a line as a line of its own (a wrong name with a value).
+func TestPartialWriteResendsWholeLine(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c, _, _ := newClient(t, l.Addr().String(), 1<<30, 300*time.Millisecond)
+	// Far more than the socket buffers hold while nobody reads (~100 bytes
+	// a counter): the write times out part way.
+	snap := counterSnapshot(150000, 1, 1700000000)
+	payload := c.Format(nil, snap)
+
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		conn, err := l.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- conn
+	}()
+	if err := c.SendMetrics(context.Background(), snap); err == nil {
+		t.Fatal("no write timeout: the payload fit in the socket buffers")
+	}
+	first, ok := <-accepted
+	if !ok {
+		t.Fatal("no connection")
+	}
+	_ = first.SetReadDeadline(time.Now().Add(20 * time.Second))
+	data1, _ := io.ReadAll(first) // the backend closed it after the timeout
+	_ = first.Close()
+	if len(data1) == 0 || len(data1) >= len(payload) {
+		t.Fatalf("first connection got %d of %d bytes, want a part", len(data1), len(payload))
+	}
+
+	got := readAll(l)
+	if err := c.SendMetrics(context.Background(), &metrics.Snapshot{Time: snap.Time}); err != nil {
+		t.Fatalf("resend: %v", err)
+	}
+	_ = c.Close()
+	data2 := <-got
+
+	whole := data1[:bytes.LastIndexByte(data1, '\n')+1] // carbon drops the unfinished line
+	if !bytes.HasPrefix(payload, whole) {
+		t.Fatal("first connection got something else than the payload's start")
+	}
+	if rest := payload[len(whole):]; !bytes.Equal(data2, rest) {
+		first, _, _ := strings.Cut(string(data2), "\n")
+		t.Errorf("second connection got %d bytes starting %q; want the %d bytes from the start of the cut line %q",
+			len(data2), first, len(rest), strings.SplitN(string(rest), "\n", 2)[0])
+	}
+}
+
+// TestReconnectAfterCarbonClosed: after carbon closed the connection (a
+// restart), the next flush goes on a new connection instead of into the old
+// one, where the kernel would take it and carbon never see it.
+func TestReconnectAfterCarbonClosed(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c, reg, _ := newClient(t, l.Addr().String(), 1<<20, time.Second)
+	first := counterSnapshot(1, 1, 1700000001)
+	want1 := c.Format(nil, first)
+
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		conn, err := l.Accept()
+		if err == nil {
+			accepted <- conn
+		}
+	}()
+	if err := c.SendMetrics(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	var conn net.Conn
+	select {
+	case conn = <-accepted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no connection")
+	}
+	buf := make([]byte, len(want1))
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(conn, buf); err != nil || !bytes.Equal(buf, want1) {
+		t.Fatalf("first flush: %q, %v", buf, err)
+	}
+	_ = conn.Close()                   // carbon goes away...
+	time.Sleep(100 * time.Millisecond) // ...and the backend's side has seen its FIN
+
+	got := readAll(l) // ...and is back
+	second := counterSnapshot(1, 2, 1700000002)
+	if err := c.SendMetrics(context.Background(), second); err != nil {
+		t.Fatalf("second flush: %v", err)
+	}
+	_ = c.Close()
+	select {
+	case b := <-got:
+		if want := c.Format(nil, second); !bytes.Equal(b, want) {
+			t.Errorf("new connection got %q, want %q", b, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second flush never reached carbon: written into the closed connection")
+	}
+	if n := gathered(t, reg, "garner_graphite_connects_total"); n != 2 {
+		t.Errorf("connects = %v, want 2", n)
+	}
+}
+
+// TestFormatWhatCarbonTakes: carbon decodes each line as UTF-8 and takes
+// lines of up to 16384 bytes; on anything else it drops the connection and
+// the rest of the flush with it. Invalid UTF-8 is replaced, longer lines are
+// left out (and counted), and the other series are untouched.
+func TestFormatWhatCarbonTakes(t *testing.T) {
+	const ts = 1700000000
+	// "stats.gauges.g;k=" + v + ";host=h 1.000000 1700000000" is 44 bytes
+	// besides v.
+	fits, over := strings.Repeat("x", graphite.MaxLineLength-44), strings.Repeat("x", graphite.MaxLineLength-43)
+	cases := []struct {
+		name   string
+		tags   []string
+		source string
+		want   string // the gauge's line; "" = left out
+	}{
+		{"valid UTF-8 as it is", []string{"k:é€"}, "h", "stats.gauges.g;k=é€;host=h 1.000000 1700000000\n"},
+		{"invalid value", []string{"k:a\xffb"}, "h", "stats.gauges.g;k=a\uFFFDb;host=h 1.000000 1700000000\n"},
+		{"invalid key", []string{"\xfe\xff:v"}, "h", "stats.gauges.g;\uFFFD=v;host=h 1.000000 1700000000\n"},
+		{"invalid bare tag", []string{"\xc3"}, "h", "stats.gauges.g;unnamed=\uFFFD;host=h 1.000000 1700000000\n"},
+		{"invalid source", nil, "h\xff", "stats.gauges.g;host=h\uFFFD 1.000000 1700000000\n"},
+		{"longest line carbon takes", []string{"k:" + fits}, "h", "stats.gauges.g;k=" + fits + ";host=h 1.000000 1700000000\n"},
+		{"one byte longer", []string{"k:" + over}, "h", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _, _ := newModeClient(t, "tags", closedAddr(t), 1<<20, time.Second)
+			snap := &metrics.Snapshot{Time: time.Unix(ts, 0), Gauges: []metrics.Gauge{
+				{Series: metrics.Series{Name: "a", Source: "h"}, Value: 2},
+				{Series: metrics.Series{Name: "g", Tags: tc.tags, Source: tc.source}, Value: 1},
+				{Series: metrics.Series{Name: "z", Source: "h"}, Value: 3},
+			}}
+			want := "stats.gauges.a;host=h 2.000000 1700000000\n" + tc.want + "stats.gauges.z;host=h 3.000000 1700000000\n"
+			if got := string(c.Format(nil, snap)); got != want {
+				t.Errorf("got\n%q\nwant\n%q", got, want)
+			}
+		})
+	}
+}
+
+// TestSkippedLinesCounted: a series whose lines are too long for carbon is
+// counted once in the dropped series, each line in skipped lines, and the
+// rest of the flush is delivered.
+func TestSkippedLinesCounted(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c, reg, droppedSeries := newModeClient(t, "tags", l.Addr().String(), 1<<20, time.Second)
+	long := "k:" + strings.Repeat("x", graphite.MaxLineLength)
+	snap := &metrics.Snapshot{Time: time.Unix(1700000000, 0),
+		Counters: []metrics.Counter{
+			{Series: metrics.Series{Name: "long", Tags: []string{long}}, Value: 1, PerSecond: 0.1},
+			{Series: metrics.Series{Name: "ok"}, Value: 1, PerSecond: 0.1},
+		},
+		Timers: []metrics.Timer{{Series: metrics.Series{Name: "long", Tags: []string{long}}, Count: 1, Percentiles: []metrics.Percentile{{Name: "upper_90", Value: 1}}}},
+	}
+	got := readAll(l)
+	if err := c.SendMetrics(context.Background(), snap); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close()
+	if s, want := string(<-got), "stats.counters.ok.count 1 1700000000\nstats.counters.ok.rate 0.100000 1700000000\n"; s != want {
+		t.Errorf("carbon got %q, want %q", s, want)
+	}
+	// 2 counter lines + 9 timer stats + 1 percentile.
+	if n := gathered(t, reg, "garner_graphite_skipped_lines_total"); n != 12 {
+		t.Errorf("skipped lines = %v, want 12", n)
+	}
+	if n := testutil.ToFloat64(droppedSeries); n != 2 {
+		t.Errorf("dropped series = %v, want 2", n)
+	}
+}
