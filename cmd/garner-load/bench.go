@@ -213,6 +213,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if o.Commit == "" {
 		o.Commit = garnerVersion(o.Garner)
 	}
+	if o.ProfileDir != "" {
+		if err := os.MkdirAll(o.ProfileDir, 0o755); err != nil {
+			fmt.Fprintf(stderr, "garner-load bench: %v\n", err)
+			return exitError
+		}
+	}
 	loadBefore := loadAverage()
 	var reports []*runReport
 	for i, r := range o.Runs {
