@@ -73,6 +73,7 @@ func startForwarder(t *testing.T, flushInterval string, extra string, aggs ...*n
 	n.args = []string{
 		"--config-path", cfg, "--metrics-addr", n.udp, "--admin-addr", n.http,
 		"--shutdown-grace", "0s", "--max-workers", "2", "--max-readers", "1",
+		"--dependency-check-interval", "200ms", "--dependency-check-timeout", "200ms", "--shutdown-timeout", "3s",
 	}
 	n.run(t)
 	return n
@@ -416,4 +417,31 @@ func TestGostatsdV2BodyAccepted(t *testing.T) {
 			t.Errorf("%s = %v (present %v), want %v", c.name, got, ok, c.want)
 		}
 	}
+}
+
+// TestUndeliverableCounted: with the only aggregator gone for longer than
+// the retry budget, what could not be delivered is counted as dropped, and
+// the upstream shows as a hard dependency that is down.
+func TestUndeliverableCounted(t *testing.T) {
+	dead := &node{http: fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))}
+	fwd := startForwarder(t, "200ms", "max-request-elapsed-time = \"1s\"\n", dead)
+	send(t, fwd.udp, []string{"lost.a:1|c", "lost.b:1|c", "lost.t:1|ms"})
+	waitUntil(t, "the drop to be counted", 20*time.Second, func() bool {
+		return fwd.metric(t, "garner_forwarder_dropped_series_total", "") == 3
+	})
+	if s := fwd.metric(t, "garner_forwarder_sent_series_total", `kind="raw"`); s != 0 {
+		t.Fatalf("%v series counted as sent", s)
+	}
+	waitUntil(t, "the dependency to be down", 20*time.Second, func() bool {
+		resp, err := http.Get("http://" + fwd.http + "/health/dependencies")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		s := b.String()
+		return strings.Contains(s, "forward http://"+dead.http) && strings.Contains(s, `"hard"`) && strings.Contains(s, `"down"`)
+	})
+	fwd.stop(t)
 }
