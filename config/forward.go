@@ -60,6 +60,8 @@ var forwardKeys = []key{
 	{"http-transport.max-requests", kInt, 1000, "Requests in flight, all upstreams together", false},
 	{"http-transport.max-request-elapsed-time", kDuration, 30 * time.Second, "Retry budget of one batch, from its creation (exponential backoff with jitter; Retry-After honoured); \"-1\" = one attempt, no retries", false},
 	{"http-transport.consolidator-slots", kInt, 0, "gostatsd's consolidator slots: accepted for compatibility and unused (garner's shards consolidate; see max-workers)", false},
+	{"http-transport.concurrent-merge", kInt, 1, "gostatsd's merge goroutines: accepted for compatibility and unused (the shards merge)", false},
+	{"http-transport.transport", kString, "default", "gostatsd's [transport.<name>] to use: accepted for compatibility and unused; garner's HTTP client is set by client-timeout and the keys of this section", false},
 	{"http-transport.compress", kBool, true, "Compress request bodies (false = Content-Encoding identity)", false},
 	{"http-transport.compression-type", kString, "zlib", "zlib (Content-Encoding deflate), zstd (v3 only; v2 requests use zlib) or none", false},
 	{"http-transport.compression-level", kInt, 9, "0 (fastest) to 9 (smallest)", false},
@@ -89,6 +91,8 @@ func (c *Config) loadForward(r *reader) {
 	f.MaxRequests = r.positiveInt("http-transport.max-requests")
 	f.MaxRequestTime = r.retryBudget("http-transport.max-request-elapsed-time")
 	f.ConsolidatorSlot = r.int("http-transport.consolidator-slots")
+	_ = r.int("http-transport.concurrent-merge") // validated, unused
+	_ = r.str("http-transport.transport")
 	f.Compression = r.oneOf("http-transport.compression-type", "zlib", "zstd", "none")
 	if !r.bool("http-transport.compress") {
 		f.Compression = "none"

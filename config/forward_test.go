@@ -51,6 +51,8 @@ func TestForwardFile(t *testing.T) {
 api-endpoint = "http://agg-1:8080 http://agg-2:8080/"
 max-request-elapsed-time = -1
 consolidator-slots = 4
+concurrent-merge = 2
+transport = "default"
 compress = false
 dynamic-headers = ["region", "service"]
 [http-transport.custom-headers]
