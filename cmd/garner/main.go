@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,6 +64,10 @@ func run(args []string) int {
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
+	if cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+		log.WithField("bytes", cfg.MemoryLimit).Info("memory-limit set (GOMEMLIMIT)")
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -81,7 +86,8 @@ func run(args []string) int {
 		bs = append(bs, fwd)
 	}
 	events := flush.NewEvents(4096, cfg.BackendTimeout, bs, log, reg)
-	rules, err := filter.New(cfg.Filters.Rules, reg)
+	filterMetrics := filter.NewMetrics(reg)
+	rules, err := filterMetrics.Compile(cfg.Filters.Rules)
 	if err != nil {
 		log.WithError(err).Error("cannot compile the filters")
 		return exitConfig
@@ -137,6 +143,15 @@ func run(args []string) int {
 	bg.Go(func() error { return agg.Run(bgCtx) })
 	bg.Go(func() error { return events.Run(bgCtx) })
 	bg.Go(func() error { return adm.run(bgCtx) })
+	rl := newReloader(args, cfg, log)
+	rl.apply["Filters"] = func(next *config.Config) error {
+		r, err := filterMetrics.Compile(next.Filters.Rules)
+		if err == nil {
+			agg.SetRules(r)
+		}
+		return err
+	}
+	bg.Go(func() error { return rl.Run(bgCtx) })
 	for _, b := range bs {
 		if r, ok := b.(backends.Runner); ok {
 			bg.Go(func() error { return r.Run(bgCtx) })

@@ -74,6 +74,7 @@ type Aggregator struct {
 	badLog   *limiter
 	card     *cardinality
 	bad      badLines
+	rules    atomic.Pointer[filter.Rules] // swapped by SetRules (SIGHUP)
 	started  time.Time
 	lastMu   sync.Mutex
 	lastTime time.Time
@@ -125,6 +126,7 @@ func New(opts Options, events EventSink, log logrus.FieldLogger, reg prometheus.
 	}
 	reg.MustRegister(a.m.queueDropped, a.m.series)
 	a.m.receiver.register(reg)
+	a.rules.Store(opts.Rules)
 	a.card = newCardinality(opts.MaxSeries, opts.MaxSeriesPerName, opts.Overflow, log, reg)
 	for i := 0; i < opts.Shards; i++ {
 		a.shards = append(a.shards, newShard(a, opts.QueueLines))
@@ -212,6 +214,11 @@ func (a *Aggregator) Flush(ctx context.Context, now time.Time) (*metrics.Snapsho
 	a.m.series.WithLabelValues("timer").Set(float64(nt))
 	return snap, nil
 }
+
+// SetRules replaces the filters, tag rules and name mappings. Every Router
+// picks the new rules up after its current read (at its next Flush). Safe
+// for concurrent use.
+func (a *Aggregator) SetRules(r *filter.Rules) { a.rules.Store(r) }
 
 // shardIndex is the shard that owns a series key.
 func (a *Aggregator) shardIndex(key []byte) int {

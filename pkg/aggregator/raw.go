@@ -120,6 +120,7 @@ func (w *RawWriter) Timer(name string, tags []string, source string, values []fl
 // gostatsd applies its filters to forwarded series, and adds the default
 // tags. It reports false when a filter dropped the series.
 func (w *RawWriter) shape(name *string, tags *[]string, source *string) bool {
+	w.r.refreshRules()
 	sh := w.r.shaper
 	if sh == nil {
 		return true

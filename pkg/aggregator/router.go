@@ -86,6 +86,7 @@ type Router struct {
 	srcOK   bool
 	badRun  int // bad lines in a row
 
+	rules  *filter.Rules  // what shaper was built from
 	shaper *filter.Shaper // nil without filters, tag rules or mappings
 	shaped filter.Metric  // the shaper's argument, kept to avoid an allocation
 
@@ -114,8 +115,9 @@ func (a *Aggregator) NewRouter(name string) *Router {
 		cTruncated: rm.truncated.WithLabelValues(name),
 		cEvents:    rm.events.WithLabelValues(name, "event"),
 		cChecks:    rm.events.WithLabelValues(name, "service_check"),
-		shaper:     a.opts.Rules.NewShaper(a.ns, a.defTags),
 	}
+	r.rules = a.rules.Load()
+	r.shaper = r.rules.NewShaper(a.ns, a.defTags)
 	for _, reason := range statsd.Reasons {
 		r.cBad[reason] = rm.bad.WithLabelValues(name, reason)
 	}
@@ -127,6 +129,7 @@ func (a *Aggregator) NewRouter(name string) *Router {
 // reused once HandleDatagram returns. truncated says the datagram did not fit
 // the read buffer: its last line is counted as bad instead of parsed.
 func (r *Router) HandleDatagram(buf []byte, source netip.Addr, truncated bool) {
+	r.refreshRules()
 	r.nDatagrams++
 	r.nBytes += uint64(len(buf))
 	r.setSource(source)
@@ -334,6 +337,7 @@ func (r *Router) Flush() {
 	if r.shaper != nil {
 		r.shaper.Publish()
 	}
+
 	for reason, n := range r.nBad {
 		if n > 0 {
 			r.cBad[reason].Add(float64(n))
@@ -342,9 +346,21 @@ func (r *Router) Flush() {
 	}
 }
 
+// refreshRules picks up rules given to SetRules: one atomic load per read.
+func (r *Router) refreshRules() {
+	if rules := r.a.rules.Load(); rules != r.rules {
+		if r.shaper != nil {
+			r.shaper.Publish()
+		}
+		r.rules = rules
+		r.shaper = rules.NewShaper(r.a.ns, r.a.defTags)
+	}
+}
+
 // CountRead counts one read of n bytes from a stream (TCP), in the
 // datagrams and bytes counters.
 func (r *Router) CountRead(n int) {
+	r.refreshRules()
 	r.nDatagrams++
 	r.nBytes += uint64(n)
 }

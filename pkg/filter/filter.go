@@ -102,24 +102,43 @@ type ruleMetrics struct {
 // New compiles cfg and registers the filter metrics with reg (also when cfg
 // is empty, so dashboards find them).
 func New(cfg Config, reg prometheus.Registerer) (*Rules, error) {
-	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "garner_filter_dropped_metrics_total",
-		Help: "Metric lines and forwarded series dropped by a filter with drop-metric, by filter.",
-	}, []string{"filter"})
-	droppedTags := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "garner_filter_dropped_tags_total",
-		Help: "Tags removed, by rule: drop-tag-keys, or drop-tags of a filter.",
-	}, []string{"rule"})
-	truncated := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "garner_filter_truncated_tags_total",
-		Help: "Tag values cut to max-tag-value-length.",
-	})
-	mapped := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "garner_filter_mapped_metrics_total",
-		Help: "Metric lines and forwarded series renamed by a name mapping, by mapping.",
-	}, []string{"mapping"})
-	reg.MustRegister(dropped, droppedTags, truncated, mapped)
+	return NewMetrics(reg).Compile(cfg)
+}
 
+// Metrics are the filter self-metrics, registered once; rules compiled again
+// (on SIGHUP) count into the same metrics.
+type Metrics struct {
+	dropped, droppedTags, mapped *prometheus.CounterVec
+	truncated                    prometheus.Counter
+}
+
+// NewMetrics creates and registers the filter metrics.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "garner_filter_dropped_metrics_total",
+			Help: "Metric lines and forwarded series dropped by a filter with drop-metric, by filter.",
+		}, []string{"filter"}),
+		droppedTags: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "garner_filter_dropped_tags_total",
+			Help: "Tags removed, by rule: drop-tag-keys, or drop-tags of a filter.",
+		}, []string{"rule"}),
+		truncated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "garner_filter_truncated_tags_total",
+			Help: "Tag values cut to max-tag-value-length.",
+		}),
+		mapped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "garner_filter_mapped_metrics_total",
+			Help: "Metric lines and forwarded series renamed by a name mapping, by mapping.",
+		}, []string{"mapping"}),
+	}
+	reg.MustRegister(m.dropped, m.droppedTags, m.truncated, m.mapped)
+	return m
+}
+
+// Compile compiles cfg into Rules counting into m.
+func (m *Metrics) Compile(cfg Config) (*Rules, error) {
+	dropped, droppedTags, truncated, mapped := m.dropped, m.droppedTags, m.truncated, m.mapped
 	r := &Rules{maxLen: cfg.MaxTagValueLength, m: &ruleMetrics{
 		droppedTagsByKey:    droppedTags.WithLabelValues("drop-tag-keys"),
 		droppedTagsByFilter: droppedTags.WithLabelValues("drop-tags"),

@@ -1,0 +1,68 @@
+package main_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/garner-metrics/garner/pkg/garnertest"
+)
+
+// TestSighupReload: SIGHUP applies new filters and the log level, names
+// what needs a restart, and a broken file changes nothing.
+func TestSighupReload(t *testing.T) {
+	g := garnertest.NewGraphite(t)
+	udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
+	cfg := filepath.Join(t.TempDir(), "g.toml")
+	write := func(extra string) {
+		body := fmt.Sprintf("backends = \"graphite\"\nflush-interval = \"200ms\"\n%s\n[graphite]\naddress = %q\n", extra, g.Addr())
+		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("filters = \"nonoise\"\n[filter.nonoise]\nmatch-metrics = \"noisy.*\"\ndrop-metric = true\n")
+	p := garnertest.Start(t, "--config-path", cfg, "--metrics-addr", udp, "--shutdown-grace", "0s")
+	if !p.WaitStderr("garner started", 10*time.Second) {
+		t.Fatal(p.Stderr())
+	}
+	garnertest.SendUDP(t, udp, "noisy.a:1|c\nquiet:1|c")
+	if !g.WaitFor(3*time.Second, func(l []string) bool { return strings.Contains(strings.Join(l, "\n"), "stats.counters.quiet.count") }) {
+		t.Fatal("quiet never arrived")
+	}
+
+	// A broken file: nothing changes, the error is logged.
+	if err := os.WriteFile(cfg, []byte("flush-interval = \"soon\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.Signal(syscall.SIGHUP)
+	if !p.WaitStderr("the configuration does not load; nothing changed", 5*time.Second) {
+		t.Fatalf("bad reload not reported:\n%s", p.Stderr())
+	}
+
+	write("log-level = \"debug\"\nflush-aligned = true\n")
+	p.Signal(syscall.SIGHUP)
+	if !p.WaitStderr("needs_restart", 5*time.Second) {
+		t.Fatalf("reload not reported:\n%s", p.Stderr())
+	}
+	logs := p.Stderr()
+	if !strings.Contains(logs, "Filters") || !strings.Contains(logs, "LogLevel") || !strings.Contains(logs, "FlushAligned") {
+		t.Errorf("reload log does not name what was applied and what needs a restart:\n%s", logs)
+	}
+	time.Sleep(100 * time.Millisecond)
+	garnertest.SendUDP(t, udp, "noisy.b:1|c")
+	if !g.WaitFor(3*time.Second, func(l []string) bool { return strings.Contains(strings.Join(l, "\n"), "stats.counters.noisy.b.count") }) {
+		t.Fatal("the filter removed by SIGHUP still drops noisy.b")
+	}
+	for _, l := range g.Lines() {
+		if strings.HasPrefix(l, "stats.counters.noisy.a") {
+			t.Fatalf("noisy.a passed the filter before the reload: %s", l)
+		}
+	}
+	if code := p.Stop(20 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
