@@ -291,7 +291,7 @@ func (s *shard) snapshot(req flushReq) *metrics.Snapshot {
 // appends the percentiles to pctBuf, which it returns.
 func (s *shard) timerAggregate(t *timerState, secs float64, pctBuf []metrics.Percentile) (metrics.Timer, []metrics.Percentile) {
 	vals := t.values
-	out := metrics.Timer{Series: t.Series, Values: vals}
+	out := metrics.Timer{Series: t.Series, Values: vals, SampledCount: t.sampled}
 	if t.hist {
 		out.Histogram = make([]metrics.Bucket, 0, len(t.bounds)+1)
 		for _, b := range t.bounds {
@@ -311,7 +311,6 @@ func (s *shard) timerAggregate(t *timerState, secs float64, pctBuf []metrics.Per
 		return out, pctBuf
 	}
 	slices.Sort(vals)
-	out.SampledCount = t.sampled
 	out.Count = math.Floor(t.sampled + 0.5)
 	out.PerSecond = t.sampled / secs
 	out.Lower, out.Upper = vals[0], vals[n-1]

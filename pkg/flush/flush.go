@@ -191,6 +191,18 @@ func (o *output) run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			// A flush collected just before shutdown is still owed to this
+			// backend: deliver it (bounded by the backend's deadline) before
+			// the final flush, which only carries what came after it.
+			select {
+			case snap := <-o.queue:
+				sctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+				if err := o.send(sctx, snap); err != nil {
+					o.log.WithError(err).Warn("flush to backend failed")
+				}
+				cancel()
+			default:
+			}
 			return
 		case snap := <-o.queue:
 			sctx, cancel := context.WithTimeout(ctx, o.timeout)
