@@ -11,7 +11,7 @@ import (
 // parseEvent parses _e{<title len>,<text len>}:<title>|<text>|d:..|h:..|k:..|p:..|s:..|t:..|#tags.
 // Lengths are in bytes; "\n" written as the two bytes \ and n in the text is
 // a newline. Unknown attributes are skipped.
-func parseEvent(line []byte) (*metrics.Event, error) {
+func parseEvent(line []byte, lim *Limits) (*metrics.Event, error) {
 	rest := line[3:] // after "_e{"
 	comma := bytes.IndexByte(rest, ',')
 	if comma < 0 {
@@ -58,7 +58,9 @@ func parseEvent(line []byte) (*metrics.Event, error) {
 			continue
 		}
 		if attr[0] == '#' {
-			e.Tags = splitTags(attr[1:])
+			if e.Tags, err = splitTags(attr[1:], lim); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		if len(attr) < 2 || attr[1] != ':' {
@@ -107,7 +109,7 @@ func parseEvent(line []byte) (*metrics.Event, error) {
 
 // parseServiceCheck parses _sc|<name>|<status>|d:<ts>|h:<host>|#tags|m:<message>.
 // m: is the last field: the message runs to the end of the line.
-func parseServiceCheck(line []byte) (*metrics.ServiceCheck, error) {
+func parseServiceCheck(line []byte, lim *Limits) (*metrics.ServiceCheck, error) {
 	fields := line[4:]
 	p := bytes.IndexByte(fields, '|')
 	if p <= 0 {
@@ -139,7 +141,11 @@ func parseServiceCheck(line []byte) (*metrics.ServiceCheck, error) {
 		switch {
 		case len(f) == 0:
 		case f[0] == '#':
-			sc.Tags = splitTags(f[1:])
+			tags, err := splitTags(f[1:], lim)
+			if err != nil {
+				return nil, err
+			}
+			sc.Tags = tags
 		case len(f) > 2 && f[0] == 'd' && f[1] == ':':
 			ts, err := strconv.ParseInt(string(f[2:]), 10, 64)
 			if err != nil {
@@ -153,12 +159,28 @@ func parseServiceCheck(line []byte) (*metrics.ServiceCheck, error) {
 	return sc, nil
 }
 
-func splitTags(b []byte) []string {
+// splitTags splits a comma-separated tag list; empty tags are skipped and a
+// list over lim is refused as a metric line's would be.
+func splitTags(b []byte, lim *Limits) ([]string, error) {
+	maxTags, maxLen := lim.tags()
 	var tags []string
-	for _, t := range bytes.Split(b, []byte{','}) {
-		if len(t) > 0 && len(tags) < MaxTags {
-			tags = append(tags, string(t))
+	for len(b) > 0 {
+		var t []byte
+		if c := bytes.IndexByte(b, ','); c < 0 {
+			t, b = b, nil
+		} else {
+			t, b = b[:c], b[c+1:]
 		}
+		if len(t) == 0 {
+			continue
+		}
+		if len(tags) == maxTags {
+			return nil, ErrTooManyTags
+		}
+		if len(t) > maxLen {
+			return nil, ErrTagTooLong
+		}
+		tags = append(tags, string(t))
 	}
-	return tags
+	return tags, nil
 }

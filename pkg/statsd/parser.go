@@ -65,6 +65,7 @@ var (
 	ErrBadValue     = &Error{"bad_value", "value is not a finite number"}
 	ErrBadRate      = &Error{"bad_sample_rate", "sample rate is not a number greater than 0"}
 	ErrTooManyTags  = &Error{"too_many_tags", "too many tags"}
+	ErrTagTooLong   = &Error{"tag_too_long", "tag longer than the limit"}
 	ErrBadEvent     = &Error{"bad_event", "malformed event (_e{title_len,text_len}:title|text|...)"}
 	ErrBadCheck     = &Error{"bad_service_check", "malformed service check (_sc|name|status|...)"}
 	ErrLineTooLong  = &Error{"line_too_long", "line longer than the limit"}
@@ -75,14 +76,42 @@ var (
 var Reasons = []string{
 	ErrEmptyName.Reason, ErrNoValue.Reason, ErrNoType.Reason, ErrBadType.Reason,
 	ErrBadValue.Reason, ErrBadRate.Reason, ErrTooManyTags.Reason, ErrBadEvent.Reason,
-	ErrBadCheck.Reason, ErrLineTooLong.Reason, ErrTooManyValue.Reason,
+	ErrBadCheck.Reason, ErrLineTooLong.Reason, ErrTooManyValue.Reason, ErrTagTooLong.Reason,
 }
 
-// MaxTags is the most tags one line may carry.
-const MaxTags = 256
+// Default bounds of one line, used where a Limits field is zero.
+const (
+	MaxTags      = 256  // tags on one line
+	MaxTagLength = 4096 // bytes of one tag
+	MaxValues    = 4096 // packed values (name:1:2:3|ms) on one line
+)
 
-// MaxValues is the most packed values (name:1:2:3|ms) one line may carry.
-const MaxValues = 4096
+// Limits bounds what one line may carry; a line over a bound is refused with
+// ErrTooManyTags, ErrTagTooLong or ErrTooManyValue. A zero field means the
+// default (MaxTags, MaxTagLength, MaxValues).
+type Limits struct {
+	Tags      int // most tags on a line (metric, event or service check)
+	TagLength int // longest tag, bytes
+	Values    int // most packed values on a metric line
+}
+
+func (l *Limits) tags() (n, length int) {
+	n, length = l.Tags, l.TagLength
+	if n <= 0 {
+		n = MaxTags
+	}
+	if length <= 0 {
+		length = MaxTagLength
+	}
+	return n, length
+}
+
+func (l *Limits) values() int {
+	if l.Values <= 0 {
+		return MaxValues
+	}
+	return l.Values
+}
 
 // Metric is one parsed line. Byte slices alias the parsed line (whose name
 // part Parse sanitises in place) and are valid until that buffer is reused.
@@ -105,6 +134,10 @@ type Metric struct {
 
 	Event *metrics.Event        // set when Kind == KindEvent
 	Check *metrics.ServiceCheck // set when Kind == KindServiceCheck
+
+	// Limits bounds the lines Parse accepts. Set it once (a Router does at
+	// construction); Parse only reads it.
+	Limits Limits
 }
 
 func (m *Metric) reset() {
@@ -135,13 +168,13 @@ func (m *Metric) Parse(line []byte) error {
 	if len(line) > 2 && line[0] == '_' {
 		if line[1] == 'e' && line[2] == '{' {
 			m.Kind = KindEvent
-			ev, err := parseEvent(line)
+			ev, err := parseEvent(line, &m.Limits)
 			m.Event = ev
 			return err
 		}
 		if len(line) > 3 && line[1] == 's' && line[2] == 'c' && line[3] == '|' {
 			m.Kind = KindServiceCheck
-			sc, err := parseServiceCheck(line)
+			sc, err := parseServiceCheck(line, &m.Limits)
 			m.Check = sc
 			return err
 		}
@@ -241,18 +274,19 @@ func (m *Metric) Parse(line []byte) error {
 		if !ok {
 			return ErrBadValue
 		}
-		if len(m.Values) == MaxValues {
-			return ErrTooManyValue
-		}
 		m.Values = append(m.Values, f)
 		m.Delta = append(m.Delta, v[0] == '+' || v[0] == '-')
 		if c < 0 {
 			return nil
 		}
+		if len(m.Values) >= m.Limits.values() { // only packed lines get here
+			return ErrTooManyValue
+		}
 	}
 }
 
 func (m *Metric) parseTags(b []byte) error {
+	maxTags, maxLen := m.Limits.tags()
 	for len(b) > 0 {
 		var t []byte
 		if c := bytes.IndexByte(b, ','); c < 0 {
@@ -263,8 +297,11 @@ func (m *Metric) parseTags(b []byte) error {
 		if len(t) == 0 {
 			continue
 		}
-		if len(m.Tags) == MaxTags {
+		if len(m.Tags) == maxTags {
 			return ErrTooManyTags
+		}
+		if len(t) > maxLen {
+			return ErrTagTooLong
 		}
 		m.Tags = append(m.Tags, t)
 	}
