@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/statsd"
 )
 
 // ErrHelp is returned by Load when --help was asked for; the usage was printed.
@@ -48,6 +49,9 @@ type Config struct {
 	TCPMaxConnections   int           // concurrent TCP clients
 	TCPIdleTimeout      time.Duration // a TCP client silent this long is disconnected
 	BadLinesPerMinute   float64       // bad-line log lines per minute (burst of 10); 0 = never log
+	LineLimits          statsd.Limits // max-tags-per-line, max-tag-length, max-packed-values
+	MaxEventLength      int           // bytes of an event's title+text or a service check's message
+	MaxEventQueueSize   int           // events and service checks waiting for the backends
 
 	Backends          []string
 	FlushInterval     time.Duration
@@ -229,6 +233,13 @@ func (c *Config) loadCore(r *reader) {
 	if c.BadLinesPerMinute < 0 {
 		r.fail("bad-lines-per-minute", errors.New("must not be negative"))
 	}
+	c.LineLimits = statsd.Limits{
+		Tags:      r.positiveInt("max-tags-per-line"),
+		TagLength: r.positiveSize("max-tag-length"),
+		Values:    r.positiveInt("max-packed-values"),
+	}
+	c.MaxEventLength = r.positiveSize("max-event-length")
+	c.MaxEventQueueSize = r.positiveInt("max-event-queue-size")
 
 	c.Backends = r.list("backends")
 	for _, b := range c.Backends {
@@ -478,6 +489,14 @@ func (r *reader) size(key string) int {
 		r.fail(key, fmt.Errorf("%v is not a size", x))
 		return 0
 	}
+}
+
+func (r *reader) positiveSize(key string) int {
+	n := r.size(key)
+	if n <= 0 {
+		r.fail(key, fmt.Errorf("must be at least 1 byte, got %d", n))
+	}
+	return n
 }
 
 // list accepts a TOML/YAML/JSON array or a string of items separated by spaces

@@ -85,7 +85,7 @@ func run(args []string) int {
 	if fwd != nil {
 		bs = append(bs, fwd)
 	}
-	events := flush.NewEvents(4096, cfg.BackendTimeout, bs, log, reg)
+	events := flush.NewEvents(flush.EventOptions{QueueLength: cfg.MaxEventQueueSize, MaxLength: cfg.MaxEventLength, Timeout: cfg.BackendTimeout}, bs, log, reg)
 	filterMetrics := filter.NewMetrics(reg)
 	rules, err := filterMetrics.Compile(cfg.Filters.Rules)
 	if err != nil {
@@ -107,6 +107,7 @@ func run(args []string) int {
 		MaxSeries:         cfg.MaxSeries,
 		MaxSeriesPerName:  cfg.MaxSeriesPerName,
 		Overflow:          cfg.CardinalityOver,
+		Limits:            cfg.LineLimits,
 		Rules:             rules,
 	}, events, log, reg)
 	flusher := flush.New(flush.Options{

@@ -23,6 +23,7 @@ import (
 
 	"github.com/garner-metrics/garner/pkg/filter"
 	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/statsd"
 )
 
 // Expiry holds the idle expiry interval per type: 0 = never, negative = every flush.
@@ -46,6 +47,10 @@ type Options struct {
 	MaxSeries         int     // series in all; 0 = unlimited
 	MaxSeriesPerName  int     // series (tag sets × sources) of one metric name; 0 = unlimited
 	Overflow          bool    // fold refused series into <name>.__overflow__
+
+	// Limits bounds what one statsd line may carry: tags, tag length,
+	// packed values (zero fields = the parser's defaults).
+	Limits statsd.Limits
 
 	// Rules shape every line and forwarded series before aggregation:
 	// filters, tag rules and name mappings (package filter). nil = none.

@@ -116,6 +116,7 @@ func (a *Aggregator) NewRouter(name string) *Router {
 		cEvents:    rm.events.WithLabelValues(name, "event"),
 		cChecks:    rm.events.WithLabelValues(name, "service_check"),
 	}
+	r.m.Limits = a.opts.Limits
 	r.rules = a.rules.Load()
 	r.shaper = r.rules.NewShaper(a.ns, a.defTags)
 	for _, reason := range statsd.Reasons {

@@ -11,40 +11,71 @@ import (
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
-// Events queues events and service checks (bounded; a full queue drops and
-// counts) and delivers each to every backend. Event and ServiceCheck are safe
-// for concurrent use and never block.
-type Events struct {
-	queue   chan any
-	bs      []backends.Backend
-	timeout time.Duration
-	log     logrus.FieldLogger
-	dropped prometheus.Counter
-	failed  *prometheus.CounterVec
+// EventOptions bounds the event dispatcher.
+type EventOptions struct {
+	QueueLength int           // items waiting for delivery; at least 1
+	MaxLength   int           // bytes of an event's title+text or a check's message; 0 = unbounded
+	Timeout     time.Duration // bound on one delivery to one backend
 }
 
-// NewEvents builds an event dispatcher with room for queueLen pending items.
-func NewEvents(queueLen int, timeout time.Duration, bs []backends.Backend, log logrus.FieldLogger, reg prometheus.Registerer) *Events {
+// Events queues events and service checks (bounded; a full queue drops and
+// counts, as does an item over the length bound) and delivers each to every
+// backend. Event and ServiceCheck are safe for concurrent use and never block.
+type Events struct {
+	queue     chan any
+	maxLen    int
+	bs        []backends.Backend
+	timeout   time.Duration
+	log       logrus.FieldLogger
+	queueFull prometheus.Counter
+	tooLong   prometheus.Counter
+	failed    *prometheus.CounterVec
+}
+
+// NewEvents builds an event dispatcher; Run delivers what it queues.
+func NewEvents(opts EventOptions, bs []backends.Backend, log logrus.FieldLogger, reg prometheus.Registerer) *Events {
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "garner_events_dropped_total",
+		Help: "Events and service checks dropped, by reason: queue_full (max-event-queue-size), too_long (max-event-length).",
+	}, []string{"reason"})
 	e := &Events{
-		queue: make(chan any, queueLen), bs: bs, timeout: timeout, log: log,
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_events_dropped_total", Help: "Events and service checks dropped because the event queue was full."}),
-		failed:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "garner_backend_event_errors_total", Help: "Events a backend failed to take."}, []string{"backend"}),
+		queue: make(chan any, max(1, opts.QueueLength)), maxLen: opts.MaxLength, bs: bs, timeout: opts.Timeout, log: log,
+		queueFull: dropped.WithLabelValues("queue_full"),
+		tooLong:   dropped.WithLabelValues("too_long"),
+		failed:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "garner_backend_event_errors_total", Help: "Events a backend failed to take."}, []string{"backend"}),
 	}
-	reg.MustRegister(e.dropped, e.failed)
+	queued := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "garner_events_queued",
+		Help: "Events and service checks waiting for delivery to the backends.",
+	}, func() float64 { return float64(len(e.queue)) })
+	reg.MustRegister(dropped, e.failed, queued)
 	return e
 }
 
-// Event queues an event.
-func (e *Events) Event(ev *metrics.Event) { e.put(ev) }
+// Event queues an event, unless its title and text are over the length bound.
+func (e *Events) Event(ev *metrics.Event) {
+	if e.maxLen > 0 && len(ev.Title)+len(ev.Text) > e.maxLen {
+		e.tooLong.Inc()
+		return
+	}
+	e.put(ev)
+}
 
-// ServiceCheck queues a service check.
-func (e *Events) ServiceCheck(c *metrics.ServiceCheck) { e.put(c) }
+// ServiceCheck queues a service check, unless its message is over the
+// length bound.
+func (e *Events) ServiceCheck(c *metrics.ServiceCheck) {
+	if e.maxLen > 0 && len(c.Message) > e.maxLen {
+		e.tooLong.Inc()
+		return
+	}
+	e.put(c)
+}
 
 func (e *Events) put(x any) {
 	select {
 	case e.queue <- x:
 	default:
-		e.dropped.Inc()
+		e.queueFull.Inc()
 	}
 }
 
