@@ -134,7 +134,7 @@ func New(opts Options, events EventSink, log logrus.FieldLogger, reg prometheus.
 	a.rules.Store(opts.Rules)
 	a.card = newCardinality(opts.MaxSeries, opts.MaxSeriesPerName, opts.Overflow, log, reg)
 	for i := 0; i < opts.Shards; i++ {
-		a.shards = append(a.shards, newShard(a, opts.QueueLines))
+		a.shards = append(a.shards, newShard(a, i, opts.QueueLines))
 	}
 	return a
 }
@@ -169,55 +169,105 @@ func (a *Aggregator) Flush(ctx context.Context, now time.Time) (*metrics.Snapsho
 	a.lastTime = now
 	a.lastMu.Unlock()
 
-	// Two phases: every shard first applies what is queued (samples passed
-	// between shards included), then every shard snapshots. Without the
-	// barrier a shard could expire series, freeing cardinality slots, before
-	// another applied samples that arrived earlier.
-	var parts []*metrics.Snapshot
-	for _, drainOnly := range []bool{true, false} {
-		replies := make(chan *metrics.Snapshot, len(a.shards))
-		req := flushReq{drainOnly: drainOnly, now: now, interval: interval, reply: replies}
-		for _, s := range a.shards {
-			select {
-			case s.ctl <- req:
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		}
-		for range a.shards {
-			select {
-			case p := <-replies:
-				if p != nil {
-					parts = append(parts, p)
-				}
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
+	// Phase 1: every shard applies what is queued (samples passed between
+	// shards included). Without this barrier a shard could expire series,
+	// freeing cardinality slots, before another applied samples that arrived
+	// earlier.
+	n := len(a.shards)
+	done := make(chan struct{}, n)
+	drain := flushReq{drainOnly: true, done: done}
+	for _, s := range a.shards {
+		select {
+		case s.ctl <- drain:
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
-	snap := &metrics.Snapshot{Time: now, Interval: interval, Disabled: a.opts.Disabled}
-	var nc, ng, ns, nt int
-	for _, p := range parts {
-		nc += len(p.Counters)
-		ng += len(p.Gauges)
-		ns += len(p.Sets)
-		nt += len(p.Timers)
+	if err := waitN(ctx, done, n); err != nil {
+		return nil, err
 	}
-	snap.Counters = make([]metrics.Counter, 0, nc)
-	snap.Gauges = make([]metrics.Gauge, 0, ng)
-	snap.Sets = make([]metrics.Set, 0, ns)
-	snap.Timers = make([]metrics.Timer, 0, nt)
-	for _, p := range parts {
-		snap.Counters = append(snap.Counters, p.Counters...)
-		snap.Gauges = append(snap.Gauges, p.Gauges...)
-		snap.Sets = append(snap.Sets, p.Sets...)
-		snap.Timers = append(snap.Timers, p.Timers...)
+
+	// Phase 2: every shard says how many series it has and waits; the
+	// snapshot is allocated once at its full size; every shard writes its
+	// series into its own range of it. No per-shard snapshot is built and
+	// copied: at 1M series that copy was as big as the snapshot.
+	counts := make(chan shardCounts, n)
+	abort := make(chan struct{})
+	req := flushReq{now: now, interval: interval, counts: counts, abort: abort, done: done, fill: make([]chan fillSpec, n)}
+	for i := range req.fill {
+		req.fill[i] = make(chan fillSpec, 1)
 	}
-	a.m.series.WithLabelValues("counter").Set(float64(nc))
-	a.m.series.WithLabelValues("gauge").Set(float64(ng))
-	a.m.series.WithLabelValues("set").Set(float64(ns))
-	a.m.series.WithLabelValues("timer").Set(float64(nt))
+	filling := false
+	defer func() {
+		if !filling {
+			close(abort) // shards waiting for their place keep their state
+		}
+	}()
+	for _, s := range a.shards {
+		select {
+		case s.ctl <- req:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	per := make([]shardCounts, n)
+	var total shardCounts
+	for range a.shards {
+		select {
+		case c := <-counts:
+			per[c.shard] = c
+			total.counters += c.counters
+			total.gauges += c.gauges
+			total.sets += c.sets
+			total.timers += c.timers
+			total.pctsMax += c.pctsMax
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	snap := &metrics.Snapshot{Time: now, Interval: interval, Disabled: a.opts.Disabled,
+		Counters: make([]metrics.Counter, total.counters),
+		Gauges:   make([]metrics.Gauge, total.gauges),
+		Sets:     make([]metrics.Set, total.sets),
+		Timers:   make([]metrics.Timer, total.timers),
+	}
+	var pcts []metrics.Percentile
+	if total.pctsMax > 0 {
+		pcts = make([]metrics.Percentile, total.pctsMax)
+	}
+	var off shardCounts
+	for i, c := range per {
+		req.fill[i] <- fillSpec{snap: snap, counters: off.counters, gauges: off.gauges, sets: off.sets, timers: off.timers,
+			pcts: pcts[off.pctsMax : off.pctsMax : off.pctsMax+c.pctsMax]}
+		off.counters += c.counters
+		off.gauges += c.gauges
+		off.sets += c.sets
+		off.timers += c.timers
+		off.pctsMax += c.pctsMax
+	}
+	filling = true
+	// Every shard has its place and resets its state as it writes it: a
+	// flush that ends here by ctx loses this interval, as before the fill.
+	if err := waitN(ctx, done, n); err != nil {
+		return nil, err
+	}
+	a.m.series.WithLabelValues("counter").Set(float64(total.counters))
+	a.m.series.WithLabelValues("gauge").Set(float64(total.gauges))
+	a.m.series.WithLabelValues("set").Set(float64(total.sets))
+	a.m.series.WithLabelValues("timer").Set(float64(total.timers))
 	return snap, nil
+}
+
+// waitN receives n signals from done, or returns ctx.Err().
+func waitN(ctx context.Context, done <-chan struct{}, n int) error {
+	for range n {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // SetRules replaces the filters, tag rules and name mappings. Every Router

@@ -13,11 +13,34 @@ import (
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
 
+// flushReq asks a shard for one phase of a flush. Phase 1 (drainOnly): apply
+// what is queued and signal done. Phase 2: send its counts, wait for its
+// place in the snapshot (fill) and write its series there, then signal done;
+// or, on abort, keep its state for the next flush.
 type flushReq struct {
-	drainOnly bool // phase 1 of a flush: apply what is queued, reply nil
+	drainOnly bool
 	now       time.Time
 	interval  time.Duration
-	reply     chan<- *metrics.Snapshot
+	counts    chan<- shardCounts
+	fill      []chan fillSpec // by shard index, buffered
+	abort     <-chan struct{} // closed when the flush gives up before fill
+	done      chan<- struct{}
+}
+
+// shardCounts is how many entries a shard will write into a snapshot.
+type shardCounts struct {
+	shard                 int
+	counters, gauges      int
+	sets, timers, pctsMax int // pctsMax: percentiles at most
+}
+
+// fillSpec is where a shard writes its series: the snapshot's slices from
+// these offsets on, and pcts (len 0, capacity its pctsMax) for its timers'
+// percentiles.
+type fillSpec struct {
+	snap                           *metrics.Snapshot
+	counters, gauges, sets, timers int
+	pcts                           []metrics.Percentile
 }
 
 type counterState struct {
@@ -50,6 +73,7 @@ type timerState struct {
 // shard owns a share of the series. Only its goroutine touches the maps.
 type shard struct {
 	a      *Aggregator
+	idx    int // in a.shards
 	in     chan *batch
 	ctl    chan flushReq
 	queued atomic.Int64 // samples in batches sent to in and not yet applied
@@ -74,9 +98,10 @@ type shard struct {
 // never written to.
 var noMembers = map[string]struct{}{}
 
-func newShard(a *Aggregator, queueLines int) *shard {
+func newShard(a *Aggregator, idx, queueLines int) *shard {
 	return &shard{
 		a:        a,
+		idx:      idx,
 		in:       make(chan *batch, queueLines/16+16),
 		ctl:      make(chan flushReq),
 		limit:    queueLines,
@@ -95,9 +120,19 @@ func (s *shard) run(ctx context.Context) {
 		case req := <-s.ctl:
 			s.drain()
 			if req.drainOnly {
-				req.reply <- nil
-			} else {
-				req.reply <- s.snapshot(req)
+				req.done <- struct{}{}
+				continue
+			}
+			// Nothing is applied between the counts and the fill: the
+			// counts stay exact.
+			req.counts <- s.counts()
+			select {
+			case f := <-req.fill[s.idx]:
+				s.snapshot(req, f)
+				req.done <- struct{}{}
+			case <-req.abort:
+			case <-ctx.Done():
+				return
 			}
 		case <-ctx.Done():
 			return
@@ -225,57 +260,65 @@ func expired(exp time.Duration, now, seen int64) bool {
 	return exp != 0 && time.Duration(now-seen) > exp
 }
 
-// snapshot emits every series, then resets per-interval state and deletes
-// series idle longer than their expiry.
-func (s *shard) snapshot(req flushReq) *metrics.Snapshot {
-	now := req.now.UnixNano()
-	secs := req.interval.Seconds()
-	exp := s.a.opts.Expiry
-	out := &metrics.Snapshot{
-		Counters: make([]metrics.Counter, 0, len(s.counters)),
-		Gauges:   make([]metrics.Gauge, 0, len(s.gauges)),
-		Sets:     make([]metrics.Set, 0, len(s.sets)),
-		Timers:   make([]metrics.Timer, 0, len(s.timers)),
-	}
-	for k, c := range s.counters {
-		out.Counters = append(out.Counters, metrics.Counter{Series: c.Series, Value: c.value, PerSecond: c.value / secs})
-		c.value = 0
-		if expired(exp.Counter, now, c.seen) {
-			delete(s.counters, k)
-			s.a.card.remove(c.Name)
-		}
-	}
-	for k, g := range s.gauges {
-		out.Gauges = append(out.Gauges, metrics.Gauge{Series: g.Series, Value: g.value})
-		if expired(exp.Gauge, now, g.seen) {
-			delete(s.gauges, k)
-			s.a.card.remove(g.Name)
-		}
-	}
-	for k, st := range s.sets {
-		members := st.members
-		if members == nil {
-			members = noMembers
-		}
-		out.Sets = append(out.Sets, metrics.Set{Series: st.Series, Members: members})
-		st.members = nil // allocated again by the next sample
-		if expired(exp.Set, now, st.seen) {
-			delete(s.sets, k)
-			s.a.card.remove(st.Name)
-		}
-	}
-	// Percentiles and buckets of all timers share one backing array each.
+// counts says how many series the shard holds, and at most how many
+// percentiles its timers will have.
+func (s *shard) counts() shardCounts {
 	npct := 0
 	for _, t := range s.timers {
 		if len(t.values) > 0 && !t.hist {
 			npct += 5 * len(s.a.pcts)
 		}
 	}
-	pctBuf := make([]metrics.Percentile, 0, npct)
+	return shardCounts{shard: s.idx, counters: len(s.counters), gauges: len(s.gauges),
+		sets: len(s.sets), timers: len(s.timers), pctsMax: npct}
+}
+
+// snapshot writes every series at f's offsets in f's snapshot, then resets
+// per-interval state and deletes series idle longer than their expiry. The
+// series are those counts saw.
+func (s *shard) snapshot(req flushReq, f fillSpec) {
+	now := req.now.UnixNano()
+	secs := req.interval.Seconds()
+	exp := s.a.opts.Expiry
+	i := f.counters
+	for k, c := range s.counters {
+		f.snap.Counters[i] = metrics.Counter{Series: c.Series, Value: c.value, PerSecond: c.value / secs}
+		i++
+		c.value = 0
+		if expired(exp.Counter, now, c.seen) {
+			delete(s.counters, k)
+			s.a.card.remove(c.Name)
+		}
+	}
+	i = f.gauges
+	for k, g := range s.gauges {
+		f.snap.Gauges[i] = metrics.Gauge{Series: g.Series, Value: g.value}
+		i++
+		if expired(exp.Gauge, now, g.seen) {
+			delete(s.gauges, k)
+			s.a.card.remove(g.Name)
+		}
+	}
+	i = f.sets
+	for k, st := range s.sets {
+		members := st.members
+		if members == nil {
+			members = noMembers
+		}
+		f.snap.Sets[i] = metrics.Set{Series: st.Series, Members: members}
+		i++
+		st.members = nil // allocated again by the next sample
+		if expired(exp.Set, now, st.seen) {
+			delete(s.sets, k)
+			s.a.card.remove(st.Name)
+		}
+	}
+	// The percentiles of all timers share f.pcts.
+	pctBuf := f.pcts
+	i = f.timers
 	for k, t := range s.timers {
-		var tm metrics.Timer
-		tm, pctBuf = s.timerAggregate(t, secs, pctBuf)
-		out.Timers = append(out.Timers, tm)
+		f.snap.Timers[i], pctBuf = s.timerAggregate(t, secs, pctBuf)
+		i++
 		t.values = nil // handed over; allocated again by the next sample
 		t.sampled = 0
 		if expired(exp.Timer, now, t.seen) {
@@ -283,7 +326,6 @@ func (s *shard) snapshot(req flushReq) *metrics.Snapshot {
 			s.a.card.remove(t.Name)
 		}
 	}
-	return out
 }
 
 // timerAggregate computes a timer's statistics as gostatsd does, minus its
