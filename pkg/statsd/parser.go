@@ -6,7 +6,6 @@
 package statsd
 
 import (
-	"bytes"
 	"math"
 	"strconv"
 
@@ -181,48 +180,81 @@ func (m *Metric) Parse(line []byte) error {
 	}
 	m.Kind = KindMetric
 
-	colon := bytes.IndexByte(line, ':')
-	if colon < 0 {
+	// One forward scan; lines are short, so plain loops beat IndexByte's
+	// call overhead. The name's bytes are checked on the way to ':'.
+	i, clean := 0, true
+	for ; i < len(line); i++ {
+		c := line[i]
+		if c == ':' {
+			break
+		}
+		if !validName[c] {
+			clean = false
+		}
+	}
+	if i == len(line) {
 		return ErrNoValue
 	}
-	m.Name = sanitizeName(line[:colon])
+	m.Name = line[:i]
+	if !clean {
+		m.Name = sanitizeName(m.Name)
+	}
 	if len(m.Name) == 0 {
 		return ErrEmptyName
 	}
-	rest := line[colon+1:]
-	pipe := bytes.IndexByte(rest, '|')
-	if pipe < 0 {
+	i++
+	vstart := i
+	for i < len(line) && line[i] != '|' {
+		i++
+	}
+	if i == len(line) {
 		return ErrNoType
 	}
-	value := rest[:pipe]
-	rest = rest[pipe+1:]
-
-	var typ []byte
-	if pipe = bytes.IndexByte(rest, '|'); pipe < 0 {
-		typ, rest = rest, nil
-	} else {
-		typ, rest = rest[:pipe], rest[pipe+1:]
+	value := line[vstart:i]
+	i++
+	tstart := i
+	for i < len(line) && line[i] != '|' {
+		i++
 	}
-	switch string(typ) {
-	case "c":
-		m.Type = Counter
-	case "g":
-		m.Type = Gauge
-	case "ms", "h", "d":
+	switch typ := line[tstart:i]; len(typ) {
+	case 1:
+		switch typ[0] {
+		case 'c':
+			m.Type = Counter
+		case 'g':
+			m.Type = Gauge
+		case 'h', 'd':
+			m.Type = Timer
+		case 's':
+			m.Type = Set
+		default:
+			return ErrBadType
+		}
+	case 2:
+		if typ[0] != 'm' || typ[1] != 's' {
+			return ErrBadType
+		}
 		m.Type = Timer
-	case "s":
-		m.Type = Set
 	default:
 		return ErrBadType
 	}
 
-	for rest != nil {
-		var sec []byte
-		if pipe = bytes.IndexByte(rest, '|'); pipe < 0 {
-			sec, rest = rest, nil
-		} else {
-			sec, rest = rest[:pipe], rest[pipe+1:]
+	// Sections, in any order: i is at a '|' or at the end.
+	for i < len(line) {
+		i++
+		sstart := i
+		if i < len(line) && line[i] == '#' {
+			i++
+			var err error
+			if i, err = m.scanTags(line, i); err != nil {
+				return err
+			}
+			continue
 		}
+		for i < len(line) && line[i] != '|' {
+			i++
+		}
+		sec := line[sstart:i]
 		if len(sec) == 0 {
 			m.Unknown++
 			continue
@@ -234,10 +266,6 @@ func (m *Metric) Parse(line []byte) error {
 				return ErrBadRate
 			}
 			m.Rate = r
-		case '#':
-			if err := m.parseTags(sec[1:]); err != nil {
-				return err
-			}
 		case 'c':
 			if len(sec) > 1 && sec[1] == ':' {
 				m.ContainerID = sec[2:]
@@ -264,9 +292,12 @@ func (m *Metric) Parse(line []byte) error {
 	}
 	for {
 		var v []byte
-		c := bytes.IndexByte(value, ':')
-		if c < 0 {
-			v = value
+		c := 0
+		for c < len(value) && value[c] != ':' {
+			c++
+		}
+		if c == len(value) {
+			v, c = value, -1
 		} else {
 			v, value = value[:c], value[c+1:]
 		}
@@ -285,27 +316,29 @@ func (m *Metric) Parse(line []byte) error {
 	}
 }
 
-func (m *Metric) parseTags(b []byte) error {
+// scanTags reads the tags of a |#a,b:c section starting at line[i] and
+// returns the index of the '|' that ends the section (or len(line)).
+func (m *Metric) scanTags(line []byte, i int) (int, error) {
 	maxTags, maxLen := m.Limits.tags()
-	for len(b) > 0 {
-		var t []byte
-		if c := bytes.IndexByte(b, ','); c < 0 {
-			t, b = b, nil
-		} else {
-			t, b = b[:c], b[c+1:]
-		}
-		if len(t) == 0 {
+	start := i
+	for ; ; i++ {
+		if i < len(line) && line[i] != ',' && line[i] != '|' {
 			continue
 		}
-		if len(m.Tags) == maxTags {
-			return ErrTooManyTags
+		if t := line[start:i]; len(t) > 0 {
+			if len(m.Tags) == maxTags {
+				return i, ErrTooManyTags
+			}
+			if len(t) > maxLen {
+				return i, ErrTagTooLong
+			}
+			m.Tags = append(m.Tags, t)
 		}
-		if len(t) > maxLen {
-			return ErrTagTooLong
+		if i == len(line) || line[i] == '|' {
+			return i, nil
 		}
-		m.Tags = append(m.Tags, t)
+		start = i + 1
 	}
-	return nil
 }
 
 var validName = func() (t [256]bool) {
