@@ -145,3 +145,82 @@ func TestFlushAllocatesOneSnapshot(t *testing.T) {
 		t.Errorf("flush allocated %d bytes, want under %d (1.25 × the snapshot)", alloc, limit)
 	}
 }
+
+// TestSetMembers: a set's members are deduplicated whether it holds few
+// (kept in a slice) or many (a map from the ninth on), each interval starts
+// empty, and the map a snapshot got never changes afterwards.
+func TestSetMembers(t *testing.T) {
+	memberLines := func(set string, members ...int) []string {
+		var l []string
+		for _, m := range members {
+			l = append(l, fmt.Sprintf("%s:m%d|s", set, m))
+		}
+		return l
+	}
+	seq := func(from, to int) []int {
+		var s []int
+		for i := from; i < to; i++ {
+			s = append(s, i)
+		}
+		return s
+	}
+	cases := []struct {
+		name     string
+		interval [][]int // members sent in each interval, in order
+	}{
+		{"one member, repeated", [][]int{{1, 1, 1}, {1}, {1, 1}}},
+		{"a few, duplicates", [][]int{{1, 2, 1, 3, 2}, {3, 4}, {}}},
+		{"exactly eight", [][]int{append(seq(0, 8), seq(0, 8)...), seq(4, 12)}},
+		{"nine: the ninth switches to a map", [][]int{append(seq(0, 9), seq(0, 9)...), seq(0, 3)}},
+		{"many, then few", [][]int{append(seq(0, 100), seq(50, 150)...), {7, 7}, seq(0, 20)}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, Options{Shards: 2})
+			var got []map[string]struct{}
+			for _, members := range tc.interval {
+				if l := memberLines("users", members...); len(l) > 0 {
+					h.send(l...)
+				}
+				s := h.flush(time.Second)
+				if len(s.Sets) != 1 {
+					t.Fatalf("%d sets, want 1", len(s.Sets))
+				}
+				got = append(got, s.Sets[0].Members)
+			}
+			// Check every interval's map at the end: a later interval must
+			// not have changed an earlier snapshot's.
+			for i, members := range tc.interval {
+				want := map[string]struct{}{}
+				for _, m := range members {
+					want[fmt.Sprintf("m%d", m)] = struct{}{}
+				}
+				if len(got[i]) != len(want) {
+					t.Errorf("interval %d: %d members %v, want %d", i, len(got[i]), got[i], len(want))
+					continue
+				}
+				for m := range want {
+					if _, ok := got[i][m]; !ok {
+						t.Errorf("interval %d: member %s missing", i, m)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestTimerValuesKept: the values a snapshot got are not touched by the
+// next interval's samples (its slice is allocated anew, sized like the last).
+func TestTimerValuesKept(t *testing.T) {
+	h := newHarness(t, Options{Shards: 1})
+	h.send("lat:3|ms", "lat:1|ms", "lat:2|ms")
+	first := h.flush(time.Second)
+	h.send("lat:9|ms", "lat:8|ms", "lat:7|ms", "lat:6|ms")
+	second := h.flush(time.Second)
+	if v := first.Timers[0].Values; fmt.Sprint(v) != "[1 2 3]" {
+		t.Errorf("first snapshot's values %v after the next interval, want [1 2 3]", v)
+	}
+	if v := second.Timers[0].Values; fmt.Sprint(v) != "[6 7 8 9]" {
+		t.Errorf("second snapshot's values %v, want [6 7 8 9]", v)
+	}
+}

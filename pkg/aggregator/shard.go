@@ -57,17 +57,70 @@ type gaugeState struct {
 
 type setState struct {
 	metrics.Series
-	members map[string]struct{}
-	seen    int64
+	// This interval's members: in small while there are at most
+	// smallSetMembers (a map costs ~200 bytes even for one member), then in
+	// large. The snapshot gets a map either way.
+	small []string
+	large map[string]struct{}
+	seen  int64
+}
+
+// smallSetMembers is the most members a set keeps in a slice (linear search)
+// before it switches to a map for the rest of the interval.
+const smallSetMembers = 8
+
+func (st *setState) add(m []byte) {
+	if st.large != nil {
+		if _, ok := st.large[string(m)]; !ok {
+			st.large[string(m)] = struct{}{}
+		}
+		return
+	}
+	for _, x := range st.small {
+		if x == string(m) {
+			return
+		}
+	}
+	if len(st.small) < smallSetMembers {
+		st.small = append(st.small, string(m))
+		return
+	}
+	st.large = make(map[string]struct{}, 2*smallSetMembers)
+	for _, x := range st.small {
+		st.large[x] = struct{}{}
+	}
+	st.large[string(m)] = struct{}{}
+	clear(st.small)
+	st.small = st.small[:0]
+}
+
+// takeMembers returns this interval's members as a map of their own (never
+// nil) and starts the next interval empty. The small slice is kept for it.
+func (st *setState) takeMembers() map[string]struct{} {
+	if st.large != nil {
+		m := st.large
+		st.large = nil
+		return m
+	}
+	if len(st.small) == 0 {
+		return noMembers
+	}
+	m := make(map[string]struct{}, len(st.small))
+	for _, x := range st.small {
+		m[x] = struct{}{}
+	}
+	clear(st.small) // the strings live on in m, not here
+	st.small = st.small[:0]
+	return m
 }
 
 type timerState struct {
 	metrics.Series
 	values  []float64
 	sampled float64
-	bounds  []float64 // gsd_histogram bucket bounds; nil = plain timer
-	hist    bool
+	hist    *[]float64 // gsd_histogram bucket bounds; nil = plain timer
 	seen    int64
+	lastN   int32 // values in the last interval (capped): the capacity of the next one
 }
 
 // shard owns a share of the series. Only its goroutine touches the maps.
@@ -93,6 +146,10 @@ type shard struct {
 	now     int64             // arrival time of the batch being applied
 	member  []byte            // set member of the sample being applied
 }
+
+// maxValuesHint bounds the capacity a timer's values start an interval with,
+// so that one burst does not make every later interval allocate as much.
+const maxValuesHint = 256
 
 // noMembers is the Members of a set that saw nothing this interval; it is
 // never written to.
@@ -186,6 +243,10 @@ func (s *shard) apply(b *batch) {
 					continue
 				}
 			}
+			if t.values == nil {
+				// Sized like the last interval's: no growth on the way.
+				t.values = make([]float64, 0, max(int(t.lastN), 1))
+			}
 			t.values = append(t.values, rec.val)
 			t.sampled += 1 / rec.rate
 			t.seen = b.now
@@ -196,13 +257,7 @@ func (s *shard) apply(b *batch) {
 					continue
 				}
 			}
-			if st.members == nil {
-				st.members = make(map[string]struct{})
-			}
-			m := b.arena[rec.moff : rec.moff+rec.mlen]
-			if _, ok := st.members[string(m)]; !ok {
-				st.members[string(m)] = struct{}{}
-			}
+			st.add(b.arena[rec.moff : rec.moff+rec.mlen])
 			st.seen = b.now
 		}
 	}
@@ -219,7 +274,9 @@ func newSetState(se metrics.Series) *setState         { return &setState{Series:
 
 func (s *shard) newTimerState(se metrics.Series) *timerState {
 	t := &timerState{Series: se}
-	t.bounds, t.hist = histogramBounds(se.Tags, s.a.opts.HistogramLimit)
+	if bounds, ok := histogramBounds(se.Tags, s.a.opts.HistogramLimit); ok {
+		t.hist = &bounds
+	}
 	return t
 }
 
@@ -265,7 +322,7 @@ func expired(exp time.Duration, now, seen int64) bool {
 func (s *shard) counts() shardCounts {
 	npct := 0
 	for _, t := range s.timers {
-		if len(t.values) > 0 && !t.hist {
+		if len(t.values) > 0 && t.hist == nil {
 			npct += 5 * len(s.a.pcts)
 		}
 	}
@@ -301,13 +358,8 @@ func (s *shard) snapshot(req flushReq, f fillSpec) {
 	}
 	i = f.sets
 	for k, st := range s.sets {
-		members := st.members
-		if members == nil {
-			members = noMembers
-		}
-		f.snap.Sets[i] = metrics.Set{Series: st.Series, Members: members}
+		f.snap.Sets[i] = metrics.Set{Series: st.Series, Members: st.takeMembers()}
 		i++
-		st.members = nil // allocated again by the next sample
 		if expired(exp.Set, now, st.seen) {
 			delete(s.sets, k)
 			s.a.card.remove(st.Name)
@@ -319,6 +371,7 @@ func (s *shard) snapshot(req flushReq, f fillSpec) {
 	for k, t := range s.timers {
 		f.snap.Timers[i], pctBuf = s.timerAggregate(t, secs, pctBuf)
 		i++
+		t.lastN = int32(min(len(t.values), maxValuesHint))
 		t.values = nil // handed over; allocated again by the next sample
 		t.sampled = 0
 		if expired(exp.Timer, now, t.seen) {
@@ -334,9 +387,10 @@ func (s *shard) snapshot(req flushReq, f fillSpec) {
 func (s *shard) timerAggregate(t *timerState, secs float64, pctBuf []metrics.Percentile) (metrics.Timer, []metrics.Percentile) {
 	vals := t.values
 	out := metrics.Timer{Series: t.Series, Values: vals, SampledCount: t.sampled}
-	if t.hist {
-		out.Histogram = make([]metrics.Bucket, 0, len(t.bounds)+1)
-		for _, b := range t.bounds {
+	if t.hist != nil {
+		bounds := *t.hist
+		out.Histogram = make([]metrics.Bucket, 0, len(bounds)+1)
+		for _, b := range bounds {
 			var n uint64
 			for _, v := range vals {
 				if v <= b {
