@@ -131,6 +131,10 @@ func TestFlushAllocatesOneSnapshot(t *testing.T) {
 	waitDrained(h.a)
 	snapBytes := n * (unsafe.Sizeof(metrics.Counter{}) + unsafe.Sizeof(metrics.Gauge{}) + unsafe.Sizeof(metrics.Timer{}) +
 		5*unsafe.Sizeof(metrics.Percentile{}))
+	// collectFirst goes by the same figure.
+	if est := (&shardCounts{counters: n, gauges: n, timers: n, pctsMax: 5 * n}).bytes(); est != uint64(snapBytes) {
+		t.Errorf("snapshot estimate %d bytes, want %d", est, snapBytes)
+	}
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -141,13 +145,12 @@ func TestFlushAllocatesOneSnapshot(t *testing.T) {
 	}
 	alloc := after.TotalAlloc - before.TotalAlloc
 	t.Logf("flush of %d series allocated %d bytes; the snapshot is %d", s.Len(), alloc, snapBytes)
-	if limit := snapBytes * 5 / 4; alloc > uint64(limit) {
-		t.Errorf("flush allocated %d bytes, want under %d (1.25 × the snapshot)", alloc, limit)
+	if limit := snapBytes * 5 / 4; alloc > uint64(limit) || alloc < uint64(snapBytes) {
+		t.Errorf("flush allocated %d bytes, want between %d (the snapshot) and %d (1.25 × it)", alloc, snapBytes, limit)
 	}
 }
 
-// TestSetMembers: a set's members are deduplicated whether it holds few
-// (kept in a slice) or many (a map from the ninth on), each interval starts
+// TestSetMembers: a set's members are deduplicated, each interval starts
 // empty, and the map a snapshot got never changes afterwards.
 func TestSetMembers(t *testing.T) {
 	memberLines := func(set string, members ...int) []string {
@@ -171,7 +174,7 @@ func TestSetMembers(t *testing.T) {
 		{"one member, repeated", [][]int{{1, 1, 1}, {1}, {1, 1}}},
 		{"a few, duplicates", [][]int{{1, 2, 1, 3, 2}, {3, 4}, {}}},
 		{"exactly eight", [][]int{append(seq(0, 8), seq(0, 8)...), seq(4, 12)}},
-		{"nine: the ninth switches to a map", [][]int{append(seq(0, 9), seq(0, 9)...), seq(0, 3)}},
+		{"nine", [][]int{append(seq(0, 9), seq(0, 9)...), seq(0, 3)}},
 		{"many, then few", [][]int{append(seq(0, 100), seq(50, 150)...), {7, 7}, seq(0, 20)}},
 	}
 	for _, tc := range cases {
@@ -222,5 +225,32 @@ func TestTimerValuesKept(t *testing.T) {
 	}
 	if v := second.Timers[0].Values; fmt.Sprint(v) != "[6 7 8 9]" {
 		t.Errorf("second snapshot's values %v, want [6 7 8 9]", v)
+	}
+}
+
+// TestCollectFirst: no collection for a small snapshot; one, reported, when
+// the snapshot could never fit under the heap goal.
+func TestCollectFirst(t *testing.T) {
+	cases := []struct {
+		name string
+		need uint64
+		want bool
+	}{
+		{"small snapshot", minCollectFirst - 1, false},
+		{"larger than any heap goal", 1 << 50, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			got := collectFirst(tc.need)
+			runtime.ReadMemStats(&after)
+			if got != tc.want {
+				t.Errorf("collectFirst(%d) = %v, want %v", tc.need, got, tc.want)
+			}
+			if ran := after.NumForcedGC > before.NumForcedGC; ran != tc.want {
+				t.Errorf("forced collection ran: %v, want %v", ran, tc.want)
+			}
+		})
 	}
 }

@@ -14,9 +14,10 @@ import (
 )
 
 // flushReq asks a shard for one phase of a flush. Phase 1 (drainOnly): apply
-// what is queued and signal done. Phase 2: send its counts, wait for its
-// place in the snapshot (fill) and write its series there, then signal done;
-// or, on abort, keep its state for the next flush.
+// what is queued and send its sizes (an estimate of its counts). Phase 2:
+// send its counts, wait for its place in the snapshot (fill) and write its
+// series there, then signal done; or, on abort, keep its state for the next
+// flush.
 type flushReq struct {
 	drainOnly bool
 	now       time.Time
@@ -57,61 +58,8 @@ type gaugeState struct {
 
 type setState struct {
 	metrics.Series
-	// This interval's members: in small while there are at most
-	// smallSetMembers (a map costs ~200 bytes even for one member), then in
-	// large. The snapshot gets a map either way.
-	small []string
-	large map[string]struct{}
-	seen  int64
-}
-
-// smallSetMembers is the most members a set keeps in a slice (linear search)
-// before it switches to a map for the rest of the interval.
-const smallSetMembers = 8
-
-func (st *setState) add(m []byte) {
-	if st.large != nil {
-		if _, ok := st.large[string(m)]; !ok {
-			st.large[string(m)] = struct{}{}
-		}
-		return
-	}
-	for _, x := range st.small {
-		if x == string(m) {
-			return
-		}
-	}
-	if len(st.small) < smallSetMembers {
-		st.small = append(st.small, string(m))
-		return
-	}
-	st.large = make(map[string]struct{}, 2*smallSetMembers)
-	for _, x := range st.small {
-		st.large[x] = struct{}{}
-	}
-	st.large[string(m)] = struct{}{}
-	clear(st.small)
-	st.small = st.small[:0]
-}
-
-// takeMembers returns this interval's members as a map of their own (never
-// nil) and starts the next interval empty. The small slice is kept for it.
-func (st *setState) takeMembers() map[string]struct{} {
-	if st.large != nil {
-		m := st.large
-		st.large = nil
-		return m
-	}
-	if len(st.small) == 0 {
-		return noMembers
-	}
-	m := make(map[string]struct{}, len(st.small))
-	for _, x := range st.small {
-		m[x] = struct{}{}
-	}
-	clear(st.small) // the strings live on in m, not here
-	st.small = st.small[:0]
-	return m
+	members map[string]struct{}
+	seen    int64
 }
 
 type timerState struct {
@@ -177,7 +125,7 @@ func (s *shard) run(ctx context.Context) {
 		case req := <-s.ctl:
 			s.drain()
 			if req.drainOnly {
-				req.done <- struct{}{}
+				req.counts <- s.sizes()
 				continue
 			}
 			// Nothing is applied between the counts and the fill: the
@@ -257,7 +205,13 @@ func (s *shard) apply(b *batch) {
 					continue
 				}
 			}
-			st.add(b.arena[rec.moff : rec.moff+rec.mlen])
+			if st.members == nil {
+				st.members = make(map[string]struct{})
+			}
+			m := b.arena[rec.moff : rec.moff+rec.mlen]
+			if _, ok := st.members[string(m)]; !ok {
+				st.members[string(m)] = struct{}{}
+			}
 			st.seen = b.now
 		}
 	}
@@ -317,6 +271,13 @@ func expired(exp time.Duration, now, seen int64) bool {
 	return exp != 0 && time.Duration(now-seen) > exp
 }
 
+// sizes is counts without the walk over the timers: every timer counted
+// with its percentiles.
+func (s *shard) sizes() shardCounts {
+	return shardCounts{shard: s.idx, counters: len(s.counters), gauges: len(s.gauges),
+		sets: len(s.sets), timers: len(s.timers), pctsMax: 5 * len(s.a.pcts) * len(s.timers)}
+}
+
 // counts says how many series the shard holds, and at most how many
 // percentiles its timers will have.
 func (s *shard) counts() shardCounts {
@@ -358,8 +319,16 @@ func (s *shard) snapshot(req flushReq, f fillSpec) {
 	}
 	i = f.sets
 	for k, st := range s.sets {
-		f.snap.Sets[i] = metrics.Set{Series: st.Series, Members: st.takeMembers()}
+		members := st.members
+		if members == nil {
+			members = noMembers
+		}
+		f.snap.Sets[i] = metrics.Set{Series: st.Series, Members: members}
 		i++
+		// Handed over; allocated again by the next sample, during the
+		// interval: allocating it here would add to what a flush allocates
+		// at once (see collectFirst).
+		st.members = nil
 		if expired(exp.Set, now, st.seen) {
 			delete(s.sets, k)
 			s.a.card.remove(st.Name)
