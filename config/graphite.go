@@ -17,11 +17,11 @@ type Graphite struct {
 	GlobalSuffix  string        // default ""
 	DialTimeout   time.Duration // default 5s
 	WriteTimeout  time.Duration // default 30s
-	MaxBufferSize int           // bytes of unsent lines kept while carbon is unreachable; oldest flush dropped beyond it
+	MaxBufferSize int           // bytes of unsent lines kept while carbon is unreachable; the oldest queued data is dropped beyond it
 }
 
 var graphiteKeys = []key{
-	{"graphite.address", kString, "localhost:2003", "Carbon plaintext address", false},
+	{"graphite.address", kString, "localhost:2003", "Carbon plaintext listener, host:port (default localhost:2003)", false},
 	{"graphite.mode", kString, "tags", "Naming: tags (;k=v tags), basic (no tags), legacy (stats_counts.<name>)", false},
 	{"graphite.global_prefix", kString, "stats", "First name component", false},
 	{"graphite.prefix_counter", kString, "counters", "Name component for counters", false},
@@ -29,9 +29,9 @@ var graphiteKeys = []key{
 	{"graphite.prefix_gauge", kString, "gauges", "Name component for gauges", false},
 	{"graphite.prefix_set", kString, "sets", "Name component for sets", false},
 	{"graphite.global_suffix", kString, "", "Last name component (before tags)", false},
-	{"graphite.dial_timeout", kDuration, 5 * time.Second, "TCP connect timeout", false},
-	{"graphite.write_timeout", kDuration, 30 * time.Second, "Timeout of one flush's write; 0 = none", false},
-	{"graphite.max_buffer_size", kSize, "64MiB", "Unsent data kept while carbon is unreachable; the oldest flush is dropped beyond it", false},
+	{"graphite.dial_timeout", kDuration, 5 * time.Second, "TCP connect timeout (default 5s); carbon is dialled at most once per flush", false},
+	{"graphite.write_timeout", kDuration, 30 * time.Second, "Timeout of one flush's writes (default 30s; also bounded by backend-timeout); 0 = none", false},
+	{"graphite.max_buffer_size", kSize, "64MiB", "Unsent data kept while carbon is unreachable or slow, in bytes (default 64MiB); beyond it the oldest queued data is dropped and counted in garner_graphite_dropped_bytes_total", false},
 }
 
 func (c *Config) loadGraphite(r *reader) {

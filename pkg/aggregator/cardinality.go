@@ -130,9 +130,9 @@ func (a *Aggregator) Cardinality(n int) (int, []NameCount) {
 func newSeries[T any](s *shard, m map[string]*T, key []byte, rec *record, mk func(metrics.Series) *T) *T {
 	card := s.a.card
 	name := key[:rec.nlen]
-	reason := card.add(string(name), bytes.HasSuffix(name, []byte(overflowSuffix)))
+	k := string(key) // the name in the cardinality index shares its bytes
+	reason := card.add(k[:rec.nlen], bytes.HasSuffix(name, []byte(overflowSuffix)))
 	if reason == "" {
-		k := string(key)
 		v := mk(seriesOf(k, rec))
 		m[k] = v
 		return v
@@ -155,12 +155,12 @@ func newSeries[T any](s *shard, m map[string]*T, key []byte, rec *record, mk fun
 	if v := m[string(ok)]; v != nil {
 		return v
 	}
-	if card.add(string(ok[:nlen]), true) != "" {
+	ko := string(ok)
+	if card.add(ko[:nlen], true) != "" {
 		return nil
 	}
-	k := string(ok)
-	v := mk(seriesOf(k, &orec))
-	m[k] = v
+	v := mk(seriesOf(ko, &orec))
+	m[ko] = v
 	return v
 }
 
