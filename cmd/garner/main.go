@@ -48,6 +48,10 @@ func main() {
 }
 
 func run(args []string) int {
+	// Catch the stop signals first: one that arrives while garner starts
+	// must still end in a final flush and exit 0, not kill the process.
+	sigCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stopSignals()
 	cfg, err := config.Load(args)
 	if errors.Is(err, config.ErrHelp) {
 		return exitOK
@@ -61,6 +65,7 @@ func run(args []string) int {
 		return exitOK
 	}
 	log := newLogger(cfg)
+	rl := newReloader(args, cfg, log) // catches SIGHUP from here on
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
@@ -135,8 +140,6 @@ func run(args []string) int {
 		"shards": cfg.MaxWorkers,
 	}).Info("garner started")
 
-	sigCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stopSignals()
 
 	// Background components live until after the final flush.
 	bgCtx, stopBackground := context.WithCancel(context.Background())
@@ -144,7 +147,6 @@ func run(args []string) int {
 	bg.Go(func() error { return agg.Run(bgCtx) })
 	bg.Go(func() error { return events.Run(bgCtx) })
 	bg.Go(func() error { return adm.run(bgCtx) })
-	rl := newReloader(args, cfg, log)
 	rl.apply["Filters"] = func(next *config.Config) error {
 		r, err := filterMetrics.Compile(next.Filters.Rules)
 		if err == nil {
