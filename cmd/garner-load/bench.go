@@ -96,7 +96,7 @@ func humanRate(v float64) string {
 // loss at increasing offered rates (gostatsd's anchors 200k, 400k, 800k),
 // the 2M target, goodput with the sender flat out, and 400k series (100k each
 // of c, g, ms, s) at 200k lines/s for memory.
-const defaultRuns = "200k 400k 800k 2M max 200k:c,g,ms,s:100000"
+const defaultRuns = "200k 400k 800k 2M 4M max 200k:c,g,ms,s:100000"
 
 type benchOptions struct {
 	Garner        string
