@@ -4,11 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"sort"
 	"strings"
 	"time"
-
-	"golang.org/x/net/http/httpguts"
 )
 
 // Prometheus is the [prometheus] section: where and how the prometheus
@@ -44,7 +41,7 @@ func (c *Config) loadPrometheus(r *reader) {
 	p.MetricsPerBatch = r.positiveInt("prometheus.metrics-per-batch")
 	p.MaxRequests = r.positiveInt("prometheus.max-requests")
 	p.Timeout = r.positiveDuration("prometheus.timeout")
-	p.Headers = r.headerTable("prometheus.headers")
+	p.Headers = r.headerMap("prometheus.headers")
 
 	if p.BearerToken != "" && (p.BasicAuthUsername != "" || p.BasicAuthPassword != "") {
 		r.fail("prometheus.bearer-token", errors.New("set either bearer-token or basic-auth-username/-password, not both"))
@@ -71,47 +68,4 @@ func checkHTTPURL(s string) error {
 		return fmt.Errorf("%q is not an http:// or https:// URL with a host", s)
 	}
 	return nil
-}
-
-// headerTable reads a table of HTTP headers (name = "value"). Names must be
-// valid header names, values valid header values.
-func (r *reader) headerTable(key string) map[string]string {
-	var raw map[string]any
-	switch x := r.v.Get(key).(type) {
-	case nil:
-		return nil
-	case map[string]any:
-		raw = x
-	case map[string]string:
-		raw = make(map[string]any, len(x))
-		for k, v := range x {
-			raw[k] = v
-		}
-	default:
-		r.fail(key, fmt.Errorf("want a table of header = \"value\", got %v", x))
-		return nil
-	}
-	names := make([]string, 0, len(raw))
-	for k := range raw {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	out := make(map[string]string, len(raw))
-	for _, name := range names {
-		v, ok := raw[name].(string)
-		if !ok {
-			r.fail(key+"."+name, fmt.Errorf("want a string header value, got %v", raw[name]))
-			continue
-		}
-		if !httpguts.ValidHeaderFieldName(name) {
-			r.fail(key+"."+name, fmt.Errorf("%q is not a valid HTTP header name", name))
-			continue
-		}
-		if !httpguts.ValidHeaderFieldValue(v) {
-			r.fail(key+"."+name, fmt.Errorf("%q is not a valid HTTP header value", v))
-			continue
-		}
-		out[name] = v
-	}
-	return out
 }

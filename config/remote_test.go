@@ -30,7 +30,7 @@ X-Other = "a, b"
 		p.MetricsPerBatch != 250 || p.MaxRequests != 2 || p.Timeout != 3*time.Second {
 		t.Fatalf("got %+v", p)
 	}
-	if len(p.Headers) != 2 || p.Headers["x-scope-orgid"] != "tenant-1" || p.Headers["x-other"] != "a, b" {
+	if len(p.Headers) != 2 || p.Headers["X-Scope-Orgid"] != "tenant-1" || p.Headers["X-Other"] != "a, b" {
 		t.Fatalf("headers = %v", p.Headers)
 	}
 
