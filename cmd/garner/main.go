@@ -140,7 +140,6 @@ func run(args []string) int {
 		"shards": cfg.MaxWorkers,
 	}).Info("garner started")
 
-
 	// Background components live until after the final flush.
 	bgCtx, stopBackground := context.WithCancel(context.Background())
 	var bg errgroup.Group
