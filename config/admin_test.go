@@ -1,9 +1,7 @@
 package config
 
 import (
-	"errors"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 )
@@ -102,13 +100,7 @@ func TestBadAdminConfig(t *testing.T) {
 				args = append(args, "--config-path", writeFile(t, "c.toml", tc.file))
 			}
 			_, err := Load(args)
-			var ce *Error
-			if !errors.As(err, &ce) {
-				t.Fatalf("want a config error naming %q, got %v", tc.wantKey, err)
-			}
-			if ce.Key != tc.wantKey || !strings.Contains(err.Error(), tc.wantKey) {
-				t.Fatalf("error names %q (%v), want %q", ce.Key, err, tc.wantKey)
-			}
+			requireKeyError(t, err, tc.wantKey)
 		})
 	}
 }

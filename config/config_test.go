@@ -210,14 +210,20 @@ func TestBadConfig(t *testing.T) {
 				t.Setenv(tc.env[0], tc.env[1])
 			}
 			_, err := Load(args)
-			var ce *Error
-			if !errors.As(err, &ce) {
-				t.Fatalf("want a config error naming %q, got %v", tc.wantKey, err)
-			}
-			if ce.Key != tc.wantKey || !strings.Contains(err.Error(), tc.wantKey) {
-				t.Fatalf("error names %q (%v), want %q", ce.Key, err, tc.wantKey)
-			}
+			requireKeyError(t, err, tc.wantKey)
 		})
+	}
+}
+
+// requireKeyError fails unless err is a config error that names wantKey.
+func requireKeyError(t *testing.T, err error, wantKey string) {
+	t.Helper()
+	var ce *Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("want a config error naming %q, got %v", wantKey, err)
+	}
+	if ce.Key != wantKey || !strings.Contains(err.Error(), wantKey) {
+		t.Fatalf("error names %q (%v), want %q", ce.Key, err, wantKey)
 	}
 }
 

@@ -1,8 +1,6 @@
 package config
 
 import (
-	"errors"
-	"strings"
 	"testing"
 	"time"
 )
@@ -103,13 +101,7 @@ func TestRemoteBackendsBadConfig(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load([]string{"--config-path", writeFile(t, "c.toml", tc.file)})
-			var ce *Error
-			if !errors.As(err, &ce) {
-				t.Fatalf("want a config error naming %q, got %v", tc.wantKey, err)
-			}
-			if ce.Key != tc.wantKey || !strings.Contains(err.Error(), tc.wantKey) {
-				t.Fatalf("error names %q (%v), want %q", ce.Key, err, tc.wantKey)
-			}
+			requireKeyError(t, err, tc.wantKey)
 		})
 	}
 }
