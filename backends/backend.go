@@ -5,6 +5,8 @@ package backends
 
 import (
 	"context"
+	"net"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
@@ -60,4 +62,16 @@ type Deps struct {
 	// garner_backend_dropped_series_total{backend=<name>}: add every series
 	// the backend gives up on (buffer full, retries exhausted, rejected).
 	DroppedSeries prometheus.Counter
+}
+
+// DialCheck is a HealthChecker body for backends that speak plain TCP or
+// UDP: it dials address (bounded by ctx and timeout) and hangs up. Over UDP
+// it only proves that the address resolves.
+func DialCheck(ctx context.Context, network, address string, timeout time.Duration) error {
+	d := net.Dialer{Timeout: timeout}
+	conn, err := d.DialContext(ctx, network, address)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
 }

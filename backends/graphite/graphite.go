@@ -327,12 +327,7 @@ func peerClosed(conn net.Conn) bool {
 
 // CheckHealth dials carbon (bounded by ctx and dial_timeout) and hangs up.
 func (c *Client) CheckHealth(ctx context.Context) error {
-	d := net.Dialer{Timeout: c.cfg.DialTimeout}
-	conn, err := d.DialContext(ctx, "tcp", c.cfg.Address)
-	if err != nil {
-		return err
-	}
-	return conn.Close()
+	return backends.DialCheck(ctx, "tcp", c.cfg.Address, c.cfg.DialTimeout)
 }
 
 // Close closes the connection.

@@ -181,12 +181,7 @@ func (c *Client) SendServiceCheck(ctx context.Context, sc *metrics.ServiceCheck)
 // CheckHealth dials the address (bounded by ctx and dial_timeout) and hangs
 // up. Over UDP that only proves the address resolves: UDP has no handshake.
 func (c *Client) CheckHealth(ctx context.Context) error {
-	d := net.Dialer{Timeout: c.cfg.DialTimeout}
-	conn, err := d.DialContext(ctx, c.network, c.cfg.Address)
-	if err != nil {
-		return err
-	}
-	return conn.Close()
+	return backends.DialCheck(ctx, c.network, c.cfg.Address, c.cfg.DialTimeout)
 }
 
 // Close closes the connection. Safe to call more than once.
