@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
+
+	"github.com/garner-metrics/garner/pkg/ratelog"
 )
 
 type httpMetrics struct {
@@ -155,12 +157,12 @@ func writeText(w http.ResponseWriter, code int, text string) {
 // these at will.
 type errorLogWriter struct {
 	log logrus.FieldLogger
-	lim *rateLimit
+	lim *ratelog.Limiter
 }
 
 func (e *errorLogWriter) Write(p []byte) (int, error) {
-	if e.lim.allow() {
-		e.log.Warn(string(trimNewline(p)))
+	if l := e.lim.Entry(e.log); l != nil {
+		l.Warn(string(trimNewline(p)))
 	}
 	return len(p), nil
 }
@@ -173,5 +175,5 @@ func trimNewline(p []byte) []byte {
 }
 
 func newErrorLog(l logrus.FieldLogger) *log.Logger {
-	return log.New(&errorLogWriter{log: l, lim: newRateLimit(10, time.Minute)}, "", 0)
+	return log.New(&errorLogWriter{log: l, lim: ratelog.Every(time.Minute, 10)}, "", 0)
 }
