@@ -1,0 +1,246 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/viper"
+)
+
+// reader converts viper's untyped values strictly: a value that does not parse
+// records an *Error for its key instead of silently becoming a zero.
+type reader struct {
+	v   *viper.Viper
+	err error
+}
+
+func (r *reader) fail(key string, err error) {
+	if r.err == nil {
+		r.err = &Error{Key: key, Err: err}
+	}
+}
+
+func (r *reader) str(key string) string {
+	switch x := r.v.Get(key).(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case []any, map[string]any:
+		r.fail(key, fmt.Errorf("want a string, got %v", x))
+		return ""
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
+func (r *reader) oneOf(key string, allowed ...string) string {
+	s := strings.ToLower(r.str(key))
+	if !contains(allowed, s) {
+		r.fail(key, fmt.Errorf("%q is not one of %s", s, strings.Join(allowed, ", ")))
+	}
+	return s
+}
+
+func (r *reader) bool(key string) bool {
+	switch x := r.v.Get(key).(type) {
+	case nil:
+		return false
+	case bool:
+		return x
+	case string:
+		b, err := strconv.ParseBool(strings.TrimSpace(x))
+		if err != nil {
+			r.fail(key, fmt.Errorf("%q is not a boolean (true or false)", x))
+		}
+		return b
+	default:
+		r.fail(key, fmt.Errorf("%v is not a boolean (true or false)", x))
+		return false
+	}
+}
+
+func (r *reader) int(key string) int {
+	switch x := r.v.Get(key).(type) {
+	case nil:
+		return 0
+	case int:
+		return x
+	case int64:
+		return int(x)
+	case float64:
+		if x != float64(int(x)) {
+			r.fail(key, fmt.Errorf("%v is not a whole number", x))
+		}
+		return int(x)
+	case string:
+		n, err := strconv.Atoi(strings.TrimSpace(x))
+		if err != nil {
+			r.fail(key, fmt.Errorf("%q is not a whole number", x))
+		}
+		return n
+	default:
+		r.fail(key, fmt.Errorf("%v is not a whole number", x))
+		return 0
+	}
+}
+
+func (r *reader) positiveInt(key string) int {
+	n := r.int(key)
+	if n <= 0 {
+		r.fail(key, fmt.Errorf("must be at least 1, got %d", n))
+	}
+	return n
+}
+
+func (r *reader) float(key string) float64 {
+	switch x := r.v.Get(key).(type) {
+	case nil:
+		return 0
+	case int:
+		return float64(x)
+	case int64:
+		return float64(x)
+	case float64:
+		return x
+	case string:
+		f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+		if err != nil || f != f {
+			r.fail(key, fmt.Errorf("%q is not a number", x))
+		}
+		return f
+	default:
+		r.fail(key, fmt.Errorf("%v is not a number", x))
+		return 0
+	}
+}
+
+// duration accepts Go durations ("10s", "1m30s"); "0" is zero. A bare number
+// is refused: "10" could mean seconds or milliseconds.
+func (r *reader) duration(key string) time.Duration {
+	switch x := r.v.Get(key).(type) {
+	case nil:
+		return 0
+	case time.Duration:
+		return x
+	case string:
+		s := strings.TrimSpace(x)
+		if s == "0" || s == "" {
+			return 0
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			r.fail(key, fmt.Errorf("%q is not a duration (write it with a unit, e.g. \"10s\", \"500ms\", \"5m\")", x))
+		}
+		return d
+	case int, int64, float64:
+		if fmt.Sprint(x) == "0" {
+			return 0
+		}
+		r.fail(key, fmt.Errorf("%v has no unit: write a duration such as \"%vs\"", x, x))
+		return 0
+	default:
+		r.fail(key, fmt.Errorf("%v is not a duration", x))
+		return 0
+	}
+}
+
+func (r *reader) positiveDuration(key string) time.Duration {
+	d := r.duration(key)
+	if d <= 0 {
+		r.fail(key, fmt.Errorf("must be a positive duration, got %s", d))
+	}
+	return d
+}
+
+func (r *reader) durationOr(key string, def time.Duration) time.Duration {
+	if !r.v.IsSet(key) {
+		return def
+	}
+	return r.duration(key)
+}
+
+var sizeRE = regexp.MustCompile(`^([0-9]+)\s*([KMG]i?B?|B)?$`)
+
+// size accepts a byte count: 8388608, "8MiB", "512KiB", "1GB" (powers of 1024
+// either way: socket buffers and limits are not sold by the kilo).
+func (r *reader) size(key string) int {
+	switch x := r.v.Get(key).(type) {
+	case int, int64, float64:
+		return r.int(key)
+	case string:
+		m := sizeRE.FindStringSubmatch(strings.TrimSpace(x))
+		if m == nil {
+			r.fail(key, fmt.Errorf("%q is not a size (e.g. 8388608, \"8MiB\", \"512KiB\")", x))
+			return 0
+		}
+		n, err := strconv.Atoi(m[1])
+		if err != nil {
+			r.fail(key, fmt.Errorf("%q is not a size: %w", x, err))
+		}
+		switch strings.ToUpper(m[2])[:min(1, len(m[2]))] {
+		case "K":
+			n <<= 10
+		case "M":
+			n <<= 20
+		case "G":
+			n <<= 30
+		}
+		return n
+	case nil:
+		return 0
+	default:
+		r.fail(key, fmt.Errorf("%v is not a size", x))
+		return 0
+	}
+}
+
+func (r *reader) positiveSize(key string) int {
+	n := r.size(key)
+	if n <= 0 {
+		r.fail(key, fmt.Errorf("must be at least 1 byte, got %d", n))
+	}
+	return n
+}
+
+// list accepts a TOML/YAML/JSON array or a string of items separated by spaces
+// or commas (gostatsd writes "graphite stdout").
+func (r *reader) list(key string) []string {
+	var items []string
+	switch x := r.v.Get(key).(type) {
+	case nil:
+	case string:
+		items = strings.FieldsFunc(x, func(c rune) bool { return c == ' ' || c == ',' || c == '\t' || c == '\n' })
+	case []string:
+		items = x
+	case []any:
+		for _, e := range x {
+			items = append(items, strings.TrimSpace(fmt.Sprint(e)))
+		}
+	default:
+		r.fail(key, fmt.Errorf("%v is not a list", x))
+	}
+	out := items[:0:0]
+	for _, s := range items {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (r *reader) floatList(key string) []float64 {
+	var out []float64
+	for _, s := range r.list(key) {
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			r.fail(key, fmt.Errorf("%q is not a number", s))
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
