@@ -111,12 +111,8 @@ func (c *Config) loadAdmin(r *reader) {
 		name = strings.ToLower(name) // viper lower-cases section names
 		key := "http." + name
 		s := HTTPServer{
-			Name:              name,
-			Address:           "127.0.0.1:8080",
-			EnableHealthcheck: true,
-		}
-		if r.v.IsSet(key + ".address") {
-			s.Address = strings.TrimSpace(r.str(key + ".address"))
+			Name:    name,
+			Address: strings.TrimSpace(r.strOr(key+".address", "127.0.0.1:8080")),
 		}
 		if _, _, err := net.SplitHostPort(s.Address); err != nil {
 			r.fail(key+".address", fmt.Errorf("%q is not host:port: %w", s.Address, err))
@@ -125,18 +121,10 @@ func (c *Config) loadAdmin(r *reader) {
 			r.fail(key+".address", fmt.Errorf("%q is already used by %s", s.Address, other))
 		}
 		addrs[s.Address] = key + ".address"
-		if r.v.IsSet(key + ".enable-prof") {
-			s.EnableProf = r.bool(key + ".enable-prof")
-		}
-		if r.v.IsSet(key + ".enable-expvar") {
-			s.EnableExpvar = r.bool(key + ".enable-expvar")
-		}
-		if r.v.IsSet(key + ".enable-ingestion") {
-			s.EnableIngestion = r.bool(key + ".enable-ingestion")
-		}
-		if r.v.IsSet(key + ".enable-healthcheck") {
-			s.EnableHealthcheck = r.bool(key + ".enable-healthcheck")
-		}
+		s.EnableProf = r.boolOr(key+".enable-prof", false)
+		s.EnableExpvar = r.boolOr(key+".enable-expvar", false)
+		s.EnableIngestion = r.boolOr(key+".enable-ingestion", false)
+		s.EnableHealthcheck = r.boolOr(key+".enable-healthcheck", true)
 		a.HTTPServers = append(a.HTTPServers, s)
 	}
 	// A [http.<name>] section that http-servers does not list would be

@@ -81,6 +81,10 @@ type Config struct {
 	Forward     Forward
 	Filters     Filters
 
+	// values holds each key's effective value as Load read it (see
+	// ChangedKeys); config-path and version are not keys.
+	values map[string]string
+
 	// Warnings lists what Load accepted but wants the operator to know (keys
 	// ignored on purpose). The caller logs each once.
 	Warnings []string
@@ -188,6 +192,14 @@ func Load(args []string) (*Config, error) {
 			return nil, r.err
 		}
 	}
+	// Keys no accessor read (an unlisted [filter.<name>], header tables)
+	// still count for ChangedKeys, with viper's value.
+	for _, k := range v.AllKeys() {
+		if _, ok := r.values[k]; !ok && isKnown(k) {
+			r.note(k, fmt.Sprint(v.Get(k)))
+		}
+	}
+	c.values = r.values
 	c.Warnings = warnings
 	return c, nil
 }

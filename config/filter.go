@@ -109,7 +109,9 @@ func (c *Config) loadFilters(r *reader) {
 // "regex:^a{1,3}$" keeps its comma.
 func (r *reader) matchers(key string) []string {
 	if s, ok := r.v.Get(key).(string); ok {
-		return strings.Fields(s)
+		out := strings.Fields(s)
+		r.note(key, fmt.Sprintf("%q", out))
+		return out
 	}
 	return r.list(key)
 }

@@ -82,7 +82,8 @@ func (c *Config) loadOTLP(r *reader) {
 
 // secondsOrDuration reads a duration that gostatsd wrote as a whole number
 // of seconds: 15 (or "15") is 15s; "1m" and other Go durations work too.
-func (r *reader) secondsOrDuration(key string) time.Duration {
+func (r *reader) secondsOrDuration(key string) (d time.Duration) {
+	defer func() { r.note(key, d.String()) }()
 	switch x := r.v.Get(key).(type) {
 	case int, int64, float64:
 		n := r.int(key)

@@ -12,9 +12,22 @@ import (
 
 // reader converts viper's untyped values strictly: a value that does not parse
 // records an *Error for its key instead of silently becoming a zero.
+//
+// Every accessor also notes the key's effective value in values, as a
+// canonical string ("10s" and "10000ms" both note "10s"), so that two loads
+// can be compared key by key (ChangedKeys). When an accessor calls another
+// for the same key, the outer one notes last and wins.
 type reader struct {
-	v   *viper.Viper
-	err error
+	v      *viper.Viper
+	err    error
+	values map[string]string
+}
+
+func (r *reader) note(key, value string) {
+	if r.values == nil {
+		r.values = map[string]string{}
+	}
+	r.values[key] = value
 }
 
 func (r *reader) fail(key string, err error) {
@@ -23,7 +36,8 @@ func (r *reader) fail(key string, err error) {
 	}
 }
 
-func (r *reader) str(key string) string {
+func (r *reader) str(key string) (s string) {
+	defer func() { r.note(key, s) }()
 	switch x := r.v.Get(key).(type) {
 	case nil:
 		return ""
@@ -39,13 +53,15 @@ func (r *reader) str(key string) string {
 
 func (r *reader) oneOf(key string, allowed ...string) string {
 	s := strings.ToLower(r.str(key))
+	r.note(key, s)
 	if !contains(allowed, s) {
 		r.fail(key, fmt.Errorf("%q is not one of %s", s, strings.Join(allowed, ", ")))
 	}
 	return s
 }
 
-func (r *reader) bool(key string) bool {
+func (r *reader) bool(key string) (b bool) {
+	defer func() { r.note(key, strconv.FormatBool(b)) }()
 	switch x := r.v.Get(key).(type) {
 	case nil:
 		return false
@@ -63,7 +79,8 @@ func (r *reader) bool(key string) bool {
 	}
 }
 
-func (r *reader) int(key string) int {
+func (r *reader) int(key string) (n int) {
+	defer func() { r.note(key, strconv.Itoa(n)) }()
 	switch x := r.v.Get(key).(type) {
 	case nil:
 		return 0
@@ -96,7 +113,8 @@ func (r *reader) positiveInt(key string) int {
 	return n
 }
 
-func (r *reader) float(key string) float64 {
+func (r *reader) float(key string) (f float64) {
+	defer func() { r.note(key, strconv.FormatFloat(f, 'g', -1, 64)) }()
 	switch x := r.v.Get(key).(type) {
 	case nil:
 		return 0
@@ -120,7 +138,8 @@ func (r *reader) float(key string) float64 {
 
 // duration accepts Go durations ("10s", "1m30s"); "0" is zero. A bare number
 // is refused: "10" could mean seconds or milliseconds.
-func (r *reader) duration(key string) time.Duration {
+func (r *reader) duration(key string) (d time.Duration) {
+	defer func() { r.note(key, d.String()) }()
 	switch x := r.v.Get(key).(type) {
 	case nil:
 		return 0
@@ -156,18 +175,39 @@ func (r *reader) positiveDuration(key string) time.Duration {
 	return d
 }
 
-func (r *reader) durationOr(key string, def time.Duration) time.Duration {
+func (r *reader) durationOr(key string, def time.Duration) (d time.Duration) {
+	defer func() { r.note(key, d.String()) }()
 	if !r.v.IsSet(key) {
 		return def
 	}
 	return r.duration(key)
 }
 
+// strOr is str for a key of a dynamic section, whose default viper does not
+// know: def when the key is not set.
+func (r *reader) strOr(key, def string) string {
+	if !r.v.IsSet(key) {
+		r.note(key, def)
+		return def
+	}
+	return r.str(key)
+}
+
+// boolOr is bool for a key of a dynamic section: def when the key is not set.
+func (r *reader) boolOr(key string, def bool) bool {
+	if !r.v.IsSet(key) {
+		r.note(key, strconv.FormatBool(def))
+		return def
+	}
+	return r.bool(key)
+}
+
 var sizeRE = regexp.MustCompile(`^([0-9]+)\s*([KMG]i?B?|B)?$`)
 
 // size accepts a byte count: 8388608, "8MiB", "512KiB", "1GB" (powers of 1024
 // either way: socket buffers and limits are not sold by the kilo).
-func (r *reader) size(key string) int {
+func (r *reader) size(key string) (n int) {
+	defer func() { r.note(key, strconv.Itoa(n)) }()
 	switch x := r.v.Get(key).(type) {
 	case int, int64, float64:
 		return r.int(key)
@@ -208,7 +248,8 @@ func (r *reader) positiveSize(key string) int {
 
 // list accepts a TOML/YAML/JSON array or a string of items separated by spaces
 // or commas (gostatsd writes "graphite stdout").
-func (r *reader) list(key string) []string {
+func (r *reader) list(key string) (out []string) {
+	defer func() { r.note(key, fmt.Sprintf("%q", out)) }()
 	var items []string
 	switch x := r.v.Get(key).(type) {
 	case nil:
@@ -223,7 +264,7 @@ func (r *reader) list(key string) []string {
 	default:
 		r.fail(key, fmt.Errorf("%v is not a list", x))
 	}
-	out := items[:0:0]
+	out = items[:0:0]
 	for _, s := range items {
 		if s != "" {
 			out = append(out, s)

@@ -146,13 +146,13 @@ func run(args []string) int {
 	bg.Go(func() error { return agg.Run(bgCtx) })
 	bg.Go(func() error { return events.Run(bgCtx) })
 	bg.Go(func() error { return adm.run(bgCtx) })
-	rl.apply["Filters"] = func(next *config.Config) error {
+	rl.on(func(next *config.Config) error {
 		r, err := filterMetrics.Compile(next.Filters.Rules)
 		if err == nil {
 			agg.SetRules(r)
 		}
 		return err
-	}
+	}, "filters", "filter.*", "drop-tag-keys", "max-tag-value-length", "mappings", "mapping.*")
 	bg.Go(func() error { return rl.Run(bgCtx) })
 	for _, b := range bs {
 		if r, ok := b.(backends.Runner); ok {
@@ -247,8 +247,13 @@ func newLogger(cfg *config.Config) *logrus.Logger {
 	if lvl, err := logrus.ParseLevel(cfg.LogLevel); err == nil {
 		l.SetLevel(lvl)
 	}
-	if cfg.LogJSON {
-		l.SetFormatter(&logrus.JSONFormatter{})
-	}
+	l.SetFormatter(newFormatter(cfg))
 	return l
+}
+
+func newFormatter(cfg *config.Config) logrus.Formatter {
+	if cfg.LogJSON {
+		return &logrus.JSONFormatter{}
+	}
+	return &logrus.TextFormatter{}
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"os"
 	"os/signal"
-	"reflect"
-	"sort"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/sirupsen/logrus"
@@ -14,42 +14,59 @@ import (
 )
 
 // reloader re-reads the configuration on SIGHUP and applies what can change
-// without a restart. What it cannot apply it names in the log, so the
-// operator knows a restart is needed; the running configuration stays as it
-// was for those parts.
+// without a restart, through hooks registered per config key. It logs the
+// keys whose values changed, by key name: those a hook applied, and those
+// that have no hook and only take effect after a restart (needs_restart).
+// A key that needs a restart keeps its old value in the running state, so a
+// later SIGHUP names it again.
 type reloader struct {
-	hup   chan os.Signal
-	args  []string
-	cfg   *config.Config
-	log   *logrus.Logger
-	apply map[string]func(*config.Config) error // Config field name → applier
+	hup     chan os.Signal
+	args    []string
+	running map[string]string // key → the effective value in force (config.Values)
+	log     *logrus.Logger
+	hooks   []reloadHook
+}
+
+// reloadHook applies the keys it covers from a newly loaded Config. It runs
+// once per SIGHUP, whichever and however many of its keys changed; on error
+// none of its keys is taken as applied.
+type reloadHook struct {
+	keys  []string // key names; one ending in "*" covers every key with that prefix ("filter.*")
+	apply func(next *config.Config) error
+}
+
+func (h reloadHook) covers(key string) bool {
+	for _, k := range h.keys {
+		if k == key || (strings.HasSuffix(k, "*") && strings.HasPrefix(key, k[:len(k)-1])) {
+			return true
+		}
+	}
+	return false
 }
 
 // newReloader starts catching SIGHUP (so that from now on it never kills
-// the process) and knows how to apply the log settings; main adds appliers
-// (r.apply, by Config field name) for what its components can swap at run
-// time. It keeps its own copy of cfg.
+// the process) and applies the log keys itself; main adds hooks (on) for
+// what its components can swap at run time.
 func newReloader(args []string, cfg *config.Config, log *logrus.Logger) *reloader {
-	own := *cfg
-	r := &reloader{hup: make(chan os.Signal, 1), args: args, cfg: &own, log: log, apply: map[string]func(*config.Config) error{}}
+	r := &reloader{hup: make(chan os.Signal, 1), args: args, running: cfg.Values(), log: log}
 	signal.Notify(r.hup, syscall.SIGHUP)
-	r.apply["LogLevel"] = func(c *config.Config) error {
+	r.on(func(c *config.Config) error {
 		lvl, err := logrus.ParseLevel(c.LogLevel)
 		if err == nil {
 			log.SetLevel(lvl)
 		}
 		return err
-	}
-	r.apply["LogJSON"] = func(c *config.Config) error {
-		if c.LogJSON {
-			log.SetFormatter(&logrus.JSONFormatter{})
-		} else {
-			log.SetFormatter(&logrus.TextFormatter{})
-		}
+	}, "log-level", "verbose")
+	r.on(func(c *config.Config) error {
+		log.SetFormatter(newFormatter(c))
 		return nil
-	}
-	r.apply["Warnings"] = func(*config.Config) error { return nil }
+	}, "json")
 	return r
+}
+
+// on registers apply for keys (see reloadHook). Register before Run.
+func (r *reloader) on(apply func(next *config.Config) error, keys ...string) {
+	r.hooks = append(r.hooks, reloadHook{keys: keys, apply: apply})
 }
 
 // Run reloads on each SIGHUP until ctx ends.
@@ -71,32 +88,39 @@ func (r *reloader) reload() {
 		r.log.WithError(err).Error("SIGHUP: the configuration does not load; nothing changed")
 		return
 	}
+	values := next.Values()
+	byHook := make([][]string, len(r.hooks))
 	var applied, restart []string
-	ov, nv := reflect.ValueOf(r.cfg).Elem(), reflect.ValueOf(next).Elem()
-	for i := 0; i < ov.NumField(); i++ {
-		name := ov.Type().Field(i).Name
-		if reflect.DeepEqual(ov.Field(i).Interface(), nv.Field(i).Interface()) {
+	for _, k := range config.Changed(r.running, values) {
+		i := slices.IndexFunc(r.hooks, func(h reloadHook) bool { return h.covers(k) })
+		if i < 0 {
+			restart = append(restart, k)
 			continue
 		}
-		fn, ok := r.apply[name]
-		if !ok {
-			restart = append(restart, name)
-			continue
-		}
-		if err := fn(next); err != nil {
-			r.log.WithError(err).WithField("setting", name).Error("SIGHUP: cannot apply the new value; keeping the old one")
-			continue
-		}
-		ov.Field(i).Set(nv.Field(i))
-		if name != "Warnings" {
-			applied = append(applied, name)
-		}
+		byHook[i] = append(byHook[i], k)
 	}
-	sort.Strings(restart)
+	for i, keys := range byHook {
+		if len(keys) == 0 {
+			continue
+		}
+		if err := r.hooks[i].apply(next); err != nil {
+			r.log.WithError(err).WithField("keys", keys).Error("SIGHUP: cannot apply the new values; keeping the old ones")
+			continue
+		}
+		for _, k := range keys {
+			if v, ok := values[k]; ok {
+				r.running[k] = v
+			} else {
+				delete(r.running, k)
+			}
+		}
+		applied = append(applied, keys...)
+	}
+	slices.Sort(applied)
 	f := logrus.Fields{"applied": applied}
 	if len(restart) > 0 {
 		f["needs_restart"] = restart
-		r.log.WithFields(f).Warn("SIGHUP: configuration reloaded in part; the settings in needs_restart changed but only apply after a restart")
+		r.log.WithFields(f).Warn("SIGHUP: configuration reloaded in part; the keys in needs_restart changed but only apply after a restart")
 		return
 	}
 	r.log.WithFields(f).Info("SIGHUP: configuration reloaded")
