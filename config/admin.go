@@ -7,35 +7,48 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/garner-metrics/garner/pkg/health"
+	"github.com/garner-metrics/garner/pkg/web"
 )
 
 // Admin is the HTTP side of garner: the admin server (admin-addr), gostatsd's
 // named HTTP servers (http-servers + [http.<name>]), the health endpoints'
 // base path and token, the dependency prober and the shutdown grace period.
 type Admin struct {
-	Addr            string // admin-addr: host:port; "" = no admin server
-	EnableProf      bool   // /debug/pprof on admin-addr
-	EnableExpvar    bool   // /expvar on admin-addr
-	EnableIngestion bool   // forwarding ingestion (/v2/raw, ...) on admin-addr
-	HealthBasePath  string // default "/health"; always starts with "/", no trailing "/"
-	Token           string // bearer token for everything but the probes and /healthcheck; "" = none
-	ShutdownGrace   time.Duration
-	HTTPServers     []HTTPServer // in http-servers order
+	Addr            string        // admin-addr: host:port; "" = no admin server
+	EnableProf      bool          // /debug/pprof on admin-addr
+	EnableExpvar    bool          // /expvar on admin-addr
+	EnableIngestion bool          // forwarding ingestion (/v2/raw, ...) on admin-addr
+	HealthBasePath  string        // health-base-path: default "/health" (web.DefaultOptions); always starts with "/", no trailing "/"
+	Token           string        // admin-token: bearer token for everything but the probes and /healthcheck; "" = none
+	ShutdownGrace   time.Duration // shutdown-grace: default 2s; 0 = none
+	HTTPServers     []HTTPServer  // http-servers, in order, each from its [http.<name>] section
 
-	DependencyInterval time.Duration // between two probes of one dependency
-	DependencyTimeout  time.Duration // bound on one probe
-	DependencyHistory  int           // up/down events kept per dependency
+	// Health is the dependency prober: dependency-check-interval →
+	// Interval, dependency-check-timeout → Timeout, dependency-history →
+	// History; defaults from health.DefaultOptions.
+	Health health.Options
 }
 
-// HTTPServer is one [http.<name>] section; keys and defaults as gostatsd.
+// HTTPServer is one [http.<name>] section; keys and defaults as gostatsd
+// (httpServerDefaults), each field named as its key.
 type HTTPServer struct {
 	Name              string
-	Address           string // default 127.0.0.1:8080
-	EnableProf        bool   // default false
-	EnableExpvar      bool   // default false
-	EnableIngestion   bool   // default false
-	EnableHealthcheck bool   // default true
+	Address           string // address: default 127.0.0.1:8080
+	EnableProf        bool   // enable-prof: default false
+	EnableExpvar      bool   // enable-expvar: default false
+	EnableIngestion   bool   // enable-ingestion: default false
+	EnableHealthcheck bool   // enable-healthcheck: default true
 }
+
+// httpServerDefaults are the defaults of an [http.<name>] section.
+var httpServerDefaults = HTTPServer{Address: "127.0.0.1:8080", EnableHealthcheck: true}
+
+var (
+	healthDefaults = health.DefaultOptions()
+	webDefaults    = web.DefaultOptions()
+)
 
 var adminKeys = []key{
 	{"admin-addr", kString, "127.0.0.1:8126", "Admin HTTP server (health, probes, /metrics, status page, see HTTP.md) host:port; empty = off. garner refuses to start (exit 2) when it is taken: another instance runs", true},
@@ -43,18 +56,18 @@ var adminKeys = []key{
 	{"enable-prof", kBool, false, "Serve /debug/pprof on admin-addr (one CPU profile or trace at a time; a concurrent one gets 429)", true},
 	{"enable-expvar", kBool, false, "Serve /expvar on admin-addr", true},
 	{"enable-ingestion", kBool, false, "Serve the forwarding ingestion endpoints (/v2/raw, /v3/raw, ...) on admin-addr, for an aggregator", true},
-	{"health-base-path", kString, "/health", "Path under which the Kubernetes-style health endpoints live ({base}, {base}/live, {base}/ready, ...)", true},
+	{"health-base-path", kString, webDefaults.BasePath, "Path under which the Kubernetes-style health endpoints live ({base}, {base}/live, {base}/ready, ...)", true},
 	{"shutdown-grace", kDuration, 2 * time.Second, "On SIGTERM, readiness answers 503 at once and garner keeps ingesting this long (so load balancers take it out) before its listeners close and the final flush runs; 0 = none", true},
 	{"http-servers", kList, "", "Names of gostatsd-style HTTP servers, space-separated; each is configured by its [http.<name>] section", true},
 	// Defaults of dynamic keys are documentation only: loadAdmin applies them.
-	{"http.*.address", kString, "127.0.0.1:8080", "host:port this server (named in http-servers) listens on", false},
-	{"http.*.enable-prof", kBool, false, "Serve /debug/pprof (one CPU profile or trace at a time)", false},
-	{"http.*.enable-expvar", kBool, false, "Serve /expvar", false},
-	{"http.*.enable-ingestion", kBool, false, "Serve the forwarding ingestion endpoints (/v2/raw, /v3/raw, ...)", false},
-	{"http.*.enable-healthcheck", kBool, true, "Serve /healthcheck, /deepcheck and the health-base-path endpoints", false},
-	{"dependency-check-interval", kDuration, 10 * time.Second, "How often each dependency (backend, forward upstream) is probed in the background for the health endpoints", true},
-	{"dependency-check-timeout", kDuration, 5 * time.Second, "Bound on one dependency probe; a slower answer counts as down (at most dependency-check-interval)", true},
-	{"dependency-history", kInt, 100, "Up/down events kept per dependency for {base}/dependencies", true},
+	{"http.*.address", kString, httpServerDefaults.Address, "host:port this server (named in http-servers) listens on", false},
+	{"http.*.enable-prof", kBool, httpServerDefaults.EnableProf, "Serve /debug/pprof (one CPU profile or trace at a time)", false},
+	{"http.*.enable-expvar", kBool, httpServerDefaults.EnableExpvar, "Serve /expvar", false},
+	{"http.*.enable-ingestion", kBool, httpServerDefaults.EnableIngestion, "Serve the forwarding ingestion endpoints (/v2/raw, /v3/raw, ...)", false},
+	{"http.*.enable-healthcheck", kBool, httpServerDefaults.EnableHealthcheck, "Serve /healthcheck, /deepcheck and the health-base-path endpoints", false},
+	{"dependency-check-interval", kDuration, healthDefaults.Interval, "How often each dependency (backend, forward upstream) is probed in the background for the health endpoints", true},
+	{"dependency-check-timeout", kDuration, healthDefaults.Timeout, "Bound on one dependency probe; a slower answer counts as down (at most dependency-check-interval)", true},
+	{"dependency-history", kInt, healthDefaults.History, "Up/down events kept per dependency for {base}/dependencies", true},
 }
 
 var serverNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
@@ -85,12 +98,13 @@ func (c *Config) loadAdmin(r *reader) {
 	if a.ShutdownGrace < 0 {
 		r.fail("shutdown-grace", errors.New("must not be negative"))
 	}
-	a.DependencyInterval = r.positiveDuration("dependency-check-interval")
-	a.DependencyTimeout = r.positiveDuration("dependency-check-timeout")
-	if a.DependencyTimeout > a.DependencyInterval {
-		r.fail("dependency-check-timeout", fmt.Errorf("must not exceed dependency-check-interval (%s)", a.DependencyInterval))
+	a.Health = healthDefaults
+	a.Health.Interval = r.positiveDuration("dependency-check-interval")
+	a.Health.Timeout = r.positiveDuration("dependency-check-timeout")
+	if a.Health.Timeout > a.Health.Interval {
+		r.fail("dependency-check-timeout", fmt.Errorf("must not exceed dependency-check-interval (%s)", a.Health.Interval))
 	}
-	a.DependencyHistory = r.positiveInt("dependency-history")
+	a.Health.History = r.positiveInt("dependency-history")
 
 	names := r.list("http-servers")
 	seen := map[string]bool{}
@@ -112,7 +126,7 @@ func (c *Config) loadAdmin(r *reader) {
 		key := "http." + name
 		s := HTTPServer{
 			Name:    name,
-			Address: strings.TrimSpace(r.strOr(key+".address", "127.0.0.1:8080")),
+			Address: strings.TrimSpace(r.strOr(key+".address", httpServerDefaults.Address)),
 		}
 		if _, _, err := net.SplitHostPort(s.Address); err != nil {
 			r.fail(key+".address", fmt.Errorf("%q is not host:port: %w", s.Address, err))
@@ -121,10 +135,10 @@ func (c *Config) loadAdmin(r *reader) {
 			r.fail(key+".address", fmt.Errorf("%q is already used by %s", s.Address, other))
 		}
 		addrs[s.Address] = key + ".address"
-		s.EnableProf = r.boolOr(key+".enable-prof", false)
-		s.EnableExpvar = r.boolOr(key+".enable-expvar", false)
-		s.EnableIngestion = r.boolOr(key+".enable-ingestion", false)
-		s.EnableHealthcheck = r.boolOr(key+".enable-healthcheck", true)
+		s.EnableProf = r.boolOr(key+".enable-prof", httpServerDefaults.EnableProf)
+		s.EnableExpvar = r.boolOr(key+".enable-expvar", httpServerDefaults.EnableExpvar)
+		s.EnableIngestion = r.boolOr(key+".enable-ingestion", httpServerDefaults.EnableIngestion)
+		s.EnableHealthcheck = r.boolOr(key+".enable-healthcheck", httpServerDefaults.EnableHealthcheck)
 		a.HTTPServers = append(a.HTTPServers, s)
 	}
 	// A [http.<name>] section that http-servers does not list would be

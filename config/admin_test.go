@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/garner-metrics/garner/pkg/health"
 )
 
 func TestAdminDefaults(t *testing.T) {
@@ -13,7 +15,7 @@ func TestAdminDefaults(t *testing.T) {
 	}
 	want := Admin{
 		Addr: "127.0.0.1:8126", HealthBasePath: "/health", ShutdownGrace: 2 * time.Second,
-		DependencyInterval: 10 * time.Second, DependencyTimeout: 5 * time.Second, DependencyHistory: 100,
+		Health: health.Options{Interval: 10 * time.Second, Timeout: 5 * time.Second, History: 100, Window: 20},
 	}
 	if !reflect.DeepEqual(c.Admin, want) {
 		t.Fatalf("Admin = %+v\nwant    %+v", c.Admin, want)

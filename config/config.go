@@ -20,6 +20,10 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/garner-metrics/garner/backends/datadog"
+	"github.com/garner-metrics/garner/backends/influxdb"
+	"github.com/garner-metrics/garner/backends/otlp"
+	"github.com/garner-metrics/garner/backends/prometheus"
 	"github.com/garner-metrics/garner/pkg/metrics"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
@@ -72,10 +76,10 @@ type Config struct {
 	DisabledSubMetric metrics.SubMetrics
 
 	Graphite    Graphite
-	InfluxDB    InfluxDB
-	Datadog     Datadog
-	Prometheus  Prometheus
-	OTLP        OTLP
+	InfluxDB    influxdb.Options   // [influxdb]
+	Datadog     datadog.Options    // [datadog]
+	Prometheus  prometheus.Options // [prometheus]
+	OTLP        otlp.Options       // [otlp]
 	Statsdaemon Statsdaemon
 	Admin       Admin
 	Forward     Forward

@@ -4,33 +4,21 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
+
+	"github.com/garner-metrics/garner/backends/datadog"
 )
 
-// Datadog is the [datadog] section: where and how the datadog backend posts
-// series, events and service checks. Key names and defaults follow gostatsd.
-type Datadog struct {
-	APIKey      string // sent as the DD-API-KEY header; required with the backend
-	APIEndpoint string // base URL, default https://api.datadoghq.com
-	// Compression of request bodies: "deflate" (zlib), "gzip" or "" (none).
-	// compress_payload = true means deflate, as in gostatsd.
-	Compression           string
-	MetricsPerBatch       int           // garner series per request; default 1000
-	MaxRequests           int           // concurrent requests; default 10
-	MaxRequestElapsedTime time.Duration // retry budget of one request; default 15s
-	ClientTimeout         time.Duration // bound on one request attempt; default 9s
-	UserAgent             string        // User-Agent header; default "garner"
-}
+var datadogDefaults = datadog.DefaultOptions()
 
 var datadogKeys = []key{
-	{"datadog.api_key", kString, "", "Datadog API key, sent as the DD-API-KEY header; required with the datadog backend", false},
-	{"datadog.api_endpoint", kString, "https://api.datadoghq.com", "Base URL of the Datadog API (series go to <api_endpoint>/api/v1/series); e.g. https://api.datadoghq.eu, or http://127.0.0.1:8428/datadog for VictoriaMetrics", false},
-	{"datadog.compress_payload", kString, true, "Request body compression: true or \"deflate\" (zlib, gostatsd's), \"gzip\", false or \"none\"", false},
-	{"datadog.metrics_per_batch", kInt, 1000, "Most garner series per request (a timer is ~14 Datadog series); a flush is split into several requests beyond it", false},
-	{"datadog.max_requests", kInt, 10, "Most requests in flight at once (gostatsd's default is 10 per CPU)", false},
-	{"datadog.max_request_elapsed_time", kDuration, 15 * time.Second, "Time budget of one request, retries with exponential backoff included (connection errors, 408, 429, 5xx are retried); the batch is dropped and counted after it", false},
-	{"datadog.client_timeout", kDuration, 9 * time.Second, "Bound on one request attempt", false},
-	{"datadog.user-agent", kString, "garner", "User-Agent header of every request", false},
+	{"datadog.api_key", kString, datadogDefaults.APIKey, "Datadog API key, sent as the DD-API-KEY header; required with the datadog backend", false},
+	{"datadog.api_endpoint", kString, datadogDefaults.APIEndpoint, "Base URL of the Datadog API (series go to <api_endpoint>/api/v1/series); e.g. https://api.datadoghq.eu, or http://127.0.0.1:8428/datadog for VictoriaMetrics", false},
+	{"datadog.compress_payload", kString, true /* deflate, as datadog.DefaultOptions */, "Request body compression: true or \"deflate\" (zlib, gostatsd's), \"gzip\", false or \"none\"", false},
+	{"datadog.metrics_per_batch", kInt, datadogDefaults.MetricsPerBatch, "Most garner series per request (a timer is ~14 Datadog series); a flush is split into several requests beyond it", false},
+	{"datadog.max_requests", kInt, datadogDefaults.MaxRequests, "Most requests in flight at once (gostatsd's default is 10 per CPU)", false},
+	{"datadog.max_request_elapsed_time", kDuration, datadogDefaults.MaxRequestElapsedTime, "Time budget of one request, retries with exponential backoff included (connection errors, 408, 429, 5xx are retried); the batch is dropped and counted after it", false},
+	{"datadog.client_timeout", kDuration, datadogDefaults.ClientTimeout, "Bound on one request attempt", false},
+	{"datadog.user-agent", kString, datadogDefaults.UserAgent, "User-Agent header of every request", false},
 }
 
 func (c *Config) loadDatadog(r *reader) {

@@ -4,43 +4,26 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
+
+	"github.com/garner-metrics/garner/backends/influxdb"
 )
 
-// InfluxDB is the [influxdb] section: where and how the influxdb backend
-// writes line protocol. Key names and defaults follow gostatsd.
-type InfluxDB struct {
-	APIEndpoint     string // base URL, e.g. http://127.0.0.1:8086; required with the backend
-	APIVersion      int    // 1 (/write?db=&rp=&consistency=) or 2 (/api/v2/write?org=&bucket=); default 2
-	Database        string // v1: required
-	RetentionPolicy string // v1: optional
-	Consistency     string // v1: "", any, one, quorum or all
-	Org             string // v2: required
-	Bucket          string // v2: required
-	// Credentials is sent as "Authorization: Token <credentials>" (v2 API
-	// token, or "user:password" for v1); empty = no Authorization header.
-	Credentials           string
-	CompressPayload       bool          // gzip request bodies; default true
-	MetricsPerBatch       int           // series (lines) per request; default 5000
-	MaxRequests           int           // concurrent requests; default 10
-	MaxRequestElapsedTime time.Duration // retry budget of one request; default 15s
-	Timeout               time.Duration // bound on one request attempt; default 10s
-}
+var influxdbDefaults = influxdb.DefaultOptions()
 
 var influxdbKeys = []key{
-	{"influxdb.api-endpoint", kString, "", "Base URL of InfluxDB (or anything that takes its line protocol, e.g. VictoriaMetrics), e.g. http://127.0.0.1:8086; required with the influxdb backend", false},
-	{"influxdb.api-version", kInt, 2, "Write API: 1 = POST /write?db=&rp=&consistency=, 2 = POST /api/v2/write?org=&bucket=", false},
-	{"influxdb.database", kString, "", "Database to write to (api-version 1; required there)", false},
-	{"influxdb.retention-policy", kString, "", "Retention policy (api-version 1); empty = the database's default", false},
-	{"influxdb.consistency", kString, "", "Write consistency (api-version 1, InfluxDB Enterprise): any, one, quorum, all; empty = server default", false},
-	{"influxdb.org", kString, "", "Organization (api-version 2; required there)", false},
-	{"influxdb.bucket", kString, "", "Bucket (api-version 2; required there)", false},
-	{"influxdb.credentials", kString, "", "Sent as \"Authorization: Token <credentials>\": an API token (v2) or \"user:password\" (v1); empty = none", false},
-	{"influxdb.compress-payload", kBool, true, "Gzip request bodies", false},
-	{"influxdb.metrics-per-batch", kInt, 5000, "Most series (one line each) per write request; a flush is split into several requests beyond it", false},
-	{"influxdb.max-requests", kInt, 10, "Most write requests in flight at once (gostatsd's default is 10 per CPU)", false},
-	{"influxdb.max-request-elapsed-time", kDuration, 15 * time.Second, "Time budget of one request, retries with exponential backoff included (connection errors, 408, 429, 5xx are retried); the batch is dropped and counted after it", false},
-	{"influxdb.timeout", kDuration, 10 * time.Second, "Bound on one write request attempt", false},
+	{"influxdb.api-endpoint", kString, influxdbDefaults.APIEndpoint, "Base URL of InfluxDB (or anything that takes its line protocol, e.g. VictoriaMetrics), e.g. http://127.0.0.1:8086; required with the influxdb backend", false},
+	{"influxdb.api-version", kInt, influxdbDefaults.APIVersion, "Write API: 1 = POST /write?db=&rp=&consistency=, 2 = POST /api/v2/write?org=&bucket=", false},
+	{"influxdb.database", kString, influxdbDefaults.Database, "Database to write to (api-version 1; required there)", false},
+	{"influxdb.retention-policy", kString, influxdbDefaults.RetentionPolicy, "Retention policy (api-version 1); empty = the database's default", false},
+	{"influxdb.consistency", kString, influxdbDefaults.Consistency, "Write consistency (api-version 1, InfluxDB Enterprise): any, one, quorum, all; empty = server default", false},
+	{"influxdb.org", kString, influxdbDefaults.Org, "Organization (api-version 2; required there)", false},
+	{"influxdb.bucket", kString, influxdbDefaults.Bucket, "Bucket (api-version 2; required there)", false},
+	{"influxdb.credentials", kString, influxdbDefaults.Credentials, "Sent as \"Authorization: Token <credentials>\": an API token (v2) or \"user:password\" (v1); empty = none", false},
+	{"influxdb.compress-payload", kBool, influxdbDefaults.CompressPayload, "Gzip request bodies", false},
+	{"influxdb.metrics-per-batch", kInt, influxdbDefaults.MetricsPerBatch, "Most series (one line each) per write request; a flush is split into several requests beyond it", false},
+	{"influxdb.max-requests", kInt, influxdbDefaults.MaxRequests, "Most write requests in flight at once (gostatsd's default is 10 per CPU)", false},
+	{"influxdb.max-request-elapsed-time", kDuration, influxdbDefaults.MaxRequestElapsedTime, "Time budget of one request, retries with exponential backoff included (connection errors, 408, 429, 5xx are retried); the batch is dropped and counted after it", false},
+	{"influxdb.timeout", kDuration, influxdbDefaults.Timeout, "Bound on one write request attempt", false},
 }
 
 func (c *Config) loadInfluxDB(r *reader) {

@@ -5,40 +5,23 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/garner-metrics/garner/backends/otlp"
 )
 
-// OTLP conversions of timers (the [otlp] conversion key), as gostatsd names them.
-const (
-	OTLPAsGauge     = "AsGauge"     // timers as gauges <name>.<stat>, gsd_histogram buckets as gauges <name>.histogram{le}
-	OTLPAsHistogram = "AsHistogram" // timers as OTLP histograms (count, sum, min, max; buckets from gsd_histogram)
-)
-
-// OTLP is the [otlp] section; key names, defaults and meaning as gostatsd's
-// otlp backend.
-type OTLP struct {
-	MetricsEndpoint string        // OTLP/HTTP metrics URL (…/v1/metrics); required with the backend
-	LogsEndpoint    string        // OTLP/HTTP logs URL (…/v1/logs) for events; empty = events are not sent
-	MaxRequests     int           // concurrent requests, default 4
-	MaxRetries      int           // retries of one batch, default 3
-	MaxElapsed      time.Duration // max_request_elapsed_time: bound on one batch, retries included, default 15s
-	CompressPayload bool          // gzip request bodies, default true
-	MetricsPerBatch int           // data points per request, default 1000
-	ResourceKeys    []string      // tag keys that become resource attributes instead of data point attributes
-	Conversion      string        // OTLPAsGauge (default) or OTLPAsHistogram
-	UserAgent       string        // User-Agent header; default garner/<version>
-}
+var otlpDefaults = otlp.DefaultOptions()
 
 var otlpKeys = []key{
-	{"otlp.metrics_endpoint", kString, "", "OTLP/HTTP protobuf metrics URL, e.g. http://127.0.0.1:4318/v1/metrics; required with the otlp backend", false},
-	{"otlp.logs_endpoint", kString, "", "OTLP/HTTP protobuf logs URL for events, e.g. http://127.0.0.1:4318/v1/logs; empty = events are not sent", false},
-	{"otlp.max_requests", kInt, 4, "Most OTLP requests in flight at once (metrics and logs together)", false},
-	{"otlp.max_retries", kInt, 3, "Retries of one failed request (network error, 408, 429, 5xx); 0 = no retry", false},
-	{"otlp.max_request_elapsed_time", kDuration, 15 * time.Second, "Bound on one request with its retries; a bare number is seconds (gostatsd writes 15)", false},
-	{"otlp.compress_payload", kBool, true, "gzip request bodies (Content-Encoding: gzip)", false},
-	{"otlp.metrics_per_batch", kInt, 1000, "Most metrics (one data point each) per request; a flush is split into several requests beyond it", false},
+	{"otlp.metrics_endpoint", kString, otlpDefaults.MetricsEndpoint, "OTLP/HTTP protobuf metrics URL, e.g. http://127.0.0.1:4318/v1/metrics; required with the otlp backend", false},
+	{"otlp.logs_endpoint", kString, otlpDefaults.LogsEndpoint, "OTLP/HTTP protobuf logs URL for events, e.g. http://127.0.0.1:4318/v1/logs; empty = events are not sent", false},
+	{"otlp.max_requests", kInt, otlpDefaults.MaxRequests, "Most OTLP requests in flight at once (metrics and logs together)", false},
+	{"otlp.max_retries", kInt, otlpDefaults.MaxRetries, "Retries of one failed request (network error, 408, 429, 5xx); 0 = no retry", false},
+	{"otlp.max_request_elapsed_time", kDuration, otlpDefaults.MaxRequestElapsedTime, "Bound on one request with its retries; a bare number is seconds (gostatsd writes 15)", false},
+	{"otlp.compress_payload", kBool, otlpDefaults.CompressPayload, "gzip request bodies (Content-Encoding: gzip)", false},
+	{"otlp.metrics_per_batch", kInt, otlpDefaults.MetricsPerBatch, "Most metrics (one data point each) per request; a flush is split into several requests beyond it", false},
 	{"otlp.resource_keys", kList, "", "Tag keys whose tags become resource attributes instead of data point attributes, space-separated (e.g. \"service env\")", false},
-	{"otlp.conversion", kString, OTLPAsGauge, "Timers as AsGauge (gauges <name>.lower, .upper, .count, ... and <name>.histogram{le}) or AsHistogram (OTLP histograms)", false},
-	{"otlp.user_agent", kString, "", "User-Agent of OTLP requests; empty = garner/<version>", false},
+	{"otlp.conversion", kString, otlpDefaults.Conversion, "Timers as AsGauge (gauges <name>.lower, .upper, .count, ... and <name>.histogram{le}) or AsHistogram (OTLP histograms)", false},
+	{"otlp.user_agent", kString, otlpDefaults.UserAgent, "User-Agent of OTLP requests; empty = garner/<version>", false},
 }
 
 func (c *Config) loadOTLP(r *reader) {
@@ -50,9 +33,9 @@ func (c *Config) loadOTLP(r *reader) {
 	if o.MaxRetries < 0 {
 		r.fail("otlp.max_retries", fmt.Errorf("must not be negative, got %d", o.MaxRetries))
 	}
-	o.MaxElapsed = r.secondsOrDuration("otlp.max_request_elapsed_time")
-	if o.MaxElapsed <= 0 {
-		r.fail("otlp.max_request_elapsed_time", fmt.Errorf("must be a positive duration, got %s", o.MaxElapsed))
+	o.MaxRequestElapsedTime = r.secondsOrDuration("otlp.max_request_elapsed_time")
+	if o.MaxRequestElapsedTime <= 0 {
+		r.fail("otlp.max_request_elapsed_time", fmt.Errorf("must be a positive duration, got %s", o.MaxRequestElapsedTime))
 	}
 	o.CompressPayload = r.bool("otlp.compress_payload")
 	o.MetricsPerBatch = r.positiveInt("otlp.metrics_per_batch")
@@ -60,11 +43,11 @@ func (c *Config) loadOTLP(r *reader) {
 	o.UserAgent = r.str("otlp.user_agent")
 	switch conv := r.str("otlp.conversion"); strings.ToLower(conv) {
 	case "asgauge":
-		o.Conversion = OTLPAsGauge
+		o.Conversion = otlp.AsGauge
 	case "ashistogram":
-		o.Conversion = OTLPAsHistogram
+		o.Conversion = otlp.AsHistogram
 	default:
-		r.fail("otlp.conversion", fmt.Errorf("%q is not one of %s, %s", conv, OTLPAsGauge, OTLPAsHistogram))
+		r.fail("otlp.conversion", fmt.Errorf("%q is not one of %s, %s", conv, otlp.AsGauge, otlp.AsHistogram))
 	}
 	if o.MetricsEndpoint != "" {
 		if err := checkHTTPURL(o.MetricsEndpoint); err != nil {

@@ -5,30 +5,20 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"time"
+
+	"github.com/garner-metrics/garner/backends/prometheus"
 )
 
-// Prometheus is the [prometheus] section: where and how the prometheus
-// backend sends Prometheus remote write 1.0 requests.
-type Prometheus struct {
-	RemoteWriteURL    string            // http(s) URL of the remote write endpoint; required with the backend
-	Headers           map[string]string // extra request headers, name → value (names as written, lower-cased by the file reader)
-	BasicAuthUsername string            // HTTP basic auth; exclusive with BearerToken
-	BasicAuthPassword string
-	BearerToken       string        // sent as "Authorization: Bearer <token>"
-	MetricsPerBatch   int           // time series per request, default 1000
-	MaxRequests       int           // concurrent requests, default 4
-	Timeout           time.Duration // bound on one request attempt, default 5s
-}
+var prometheusDefaults = prometheus.DefaultOptions()
 
 var prometheusKeys = []key{
-	{"prometheus.remote-write-url", kString, "", "Remote write endpoint, e.g. http://127.0.0.1:9090/api/v1/write (Prometheus with --web.enable-remote-write-receiver) or http://127.0.0.1:8428/api/v1/write (VictoriaMetrics); required with the prometheus backend", false},
-	{"prometheus.basic-auth-username", kString, "", "HTTP basic auth user name for remote write; empty = no basic auth", false},
-	{"prometheus.basic-auth-password", kString, "", "HTTP basic auth password for remote write", false},
-	{"prometheus.bearer-token", kString, "", "Bearer token sent as \"Authorization: Bearer <token>\"; not with basic auth; empty = none", false},
-	{"prometheus.metrics-per-batch", kInt, 1000, "Most time series (one sample each) per remote write request; a flush is split into several requests beyond it", false},
-	{"prometheus.max-requests", kInt, 4, "Most remote write requests in flight at once", false},
-	{"prometheus.timeout", kDuration, 5 * time.Second, "Bound on one remote write request attempt; failed attempts are retried with backoff until backend-timeout", false},
+	{"prometheus.remote-write-url", kString, prometheusDefaults.RemoteWriteURL, "Remote write endpoint, e.g. http://127.0.0.1:9090/api/v1/write (Prometheus with --web.enable-remote-write-receiver) or http://127.0.0.1:8428/api/v1/write (VictoriaMetrics); required with the prometheus backend", false},
+	{"prometheus.basic-auth-username", kString, prometheusDefaults.BasicAuthUsername, "HTTP basic auth user name for remote write; empty = no basic auth", false},
+	{"prometheus.basic-auth-password", kString, prometheusDefaults.BasicAuthPassword, "HTTP basic auth password for remote write", false},
+	{"prometheus.bearer-token", kString, prometheusDefaults.BearerToken, "Bearer token sent as \"Authorization: Bearer <token>\"; not with basic auth; empty = none", false},
+	{"prometheus.metrics-per-batch", kInt, prometheusDefaults.MetricsPerBatch, "Most time series (one sample each) per remote write request; a flush is split into several requests beyond it", false},
+	{"prometheus.max-requests", kInt, prometheusDefaults.MaxRequests, "Most remote write requests in flight at once", false},
+	{"prometheus.timeout", kDuration, prometheusDefaults.Timeout, "Bound on one remote write request attempt; failed attempts are retried with backoff until backend-timeout", false},
 	{"prometheus.headers.*", kString, nil, "Extra HTTP headers for remote write, one per line in a [prometheus.headers] table: <Header-Name> = \"value\" (e.g. X-Scope-OrgID = \"tenant-1\"); Authorization is set by the auth keys above", false},
 }
 

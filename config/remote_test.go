@@ -3,6 +3,8 @@ package config
 import (
 	"testing"
 	"time"
+
+	"github.com/garner-metrics/garner/backends/otlp"
 )
 
 // Tests of the [prometheus] and [otlp] sections.
@@ -45,10 +47,10 @@ func TestOTLPSection(t *testing.T) {
 		wantElapsed time.Duration
 		wantConv    string
 	}{
-		{"gostatsd seconds", "max_request_elapsed_time = 20\nconversion = \"AsHistogram\"\n", 20 * time.Second, OTLPAsHistogram},
-		{"seconds as string", "max_request_elapsed_time = \"7\"\nconversion = \"asgauge\"\n", 7 * time.Second, OTLPAsGauge},
-		{"duration", "max_request_elapsed_time = \"1m30s\"\n", 90 * time.Second, OTLPAsGauge},
-		{"default", "", 15 * time.Second, OTLPAsGauge},
+		{"gostatsd seconds", "max_request_elapsed_time = 20\nconversion = \"AsHistogram\"\n", 20 * time.Second, otlp.AsHistogram},
+		{"seconds as string", "max_request_elapsed_time = \"7\"\nconversion = \"asgauge\"\n", 7 * time.Second, otlp.AsGauge},
+		{"duration", "max_request_elapsed_time = \"1m30s\"\n", 90 * time.Second, otlp.AsGauge},
+		{"default", "", 15 * time.Second, otlp.AsGauge},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,8 +65,8 @@ resource_keys = ["service", "env"]
 				t.Fatal(err)
 			}
 			o := c.OTLP
-			if o.MaxElapsed != tc.wantElapsed || o.Conversion != tc.wantConv {
-				t.Fatalf("elapsed %s conversion %q, want %s %q", o.MaxElapsed, o.Conversion, tc.wantElapsed, tc.wantConv)
+			if o.MaxRequestElapsedTime != tc.wantElapsed || o.Conversion != tc.wantConv {
+				t.Fatalf("elapsed %s conversion %q, want %s %q", o.MaxRequestElapsedTime, o.Conversion, tc.wantElapsed, tc.wantConv)
 			}
 			if o.LogsEndpoint != "http://127.0.0.1:4318/v1/logs" || len(o.ResourceKeys) != 2 || o.ResourceKeys[1] != "env" ||
 				!o.CompressPayload || o.MaxRetries != 3 || o.MetricsPerBatch != 1000 || o.MaxRequests != 4 {

@@ -4,7 +4,6 @@ package all
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
@@ -43,7 +42,7 @@ func New(cfg *config.Config, log logrus.FieldLogger, reg prometheus.Registerer) 
 func newOne(name string, cfg *config.Config, deps backends.Deps) (backends.Backend, error) {
 	switch name {
 	case stdout.Name:
-		return stdout.New(os.Stdout), nil
+		return stdout.New(stdout.DefaultOptions()), nil
 	case null.Name:
 		return null.Backend{}, nil
 	case graphite.Name:

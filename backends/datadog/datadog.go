@@ -33,7 +33,6 @@ import (
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/backends/httpsend"
-	"github.com/garner-metrics/garner/config"
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
@@ -56,7 +55,7 @@ var (
 )
 
 // New builds the backend from the [datadog] section.
-func New(cfg config.Datadog, deps backends.Deps) (*Client, error) {
+func New(cfg Options, deps backends.Deps) (*Client, error) {
 	if cfg.APIKey == "" {
 		return nil, fmt.Errorf("datadog api_key is required")
 	}

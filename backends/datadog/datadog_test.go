@@ -15,11 +15,10 @@ import (
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/backends/httpsend/realtest"
-	"github.com/garner-metrics/garner/config"
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
-func newClient(t *testing.T, cfg config.Datadog) (*Client, prometheus.Counter) {
+func newClient(t *testing.T, cfg Options) (*Client, prometheus.Counter) {
 	t.Helper()
 	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped", Help: "x"})
 	log, _ := logtest.NewNullLogger()
@@ -30,8 +29,8 @@ func newClient(t *testing.T, cfg config.Datadog) (*Client, prometheus.Counter) {
 	return c, dropped
 }
 
-func vmConfig(vm *realtest.VictoriaMetrics, compression string) config.Datadog {
-	return config.Datadog{
+func vmConfig(vm *realtest.VictoriaMetrics, compression string) Options {
+	return Options{
 		APIKey: "test-key", APIEndpoint: vm.URL + "/datadog", Compression: compression, MetricsPerBatch: 2,
 		MaxRequests: 2, MaxRequestElapsedTime: 2 * time.Second, ClientTimeout: 2 * time.Second, UserAgent: "garner-test",
 	}
@@ -151,7 +150,7 @@ func TestDownIsBoundedAndCounted(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	_ = ln.Close()
-	cfg := config.Datadog{APIKey: "k", APIEndpoint: "http://" + addr, Compression: "deflate", MetricsPerBatch: 1,
+	cfg := Options{APIKey: "k", APIEndpoint: "http://" + addr, Compression: "deflate", MetricsPerBatch: 1,
 		MaxRequests: 2, MaxRequestElapsedTime: 400 * time.Millisecond, ClientTimeout: time.Second}
 	c, dropped := newClient(t, cfg)
 	if err := c.CheckHealth(context.Background()); err == nil {
@@ -173,11 +172,11 @@ func TestDownIsBoundedAndCounted(t *testing.T) {
 func TestNewRejectsBadConfig(t *testing.T) {
 	cases := []struct {
 		name string
-		cfg  config.Datadog
+		cfg  Options
 	}{
-		{"no key", config.Datadog{APIEndpoint: "http://x"}},
-		{"no endpoint", config.Datadog{APIKey: "k"}},
-		{"bad compression", config.Datadog{APIKey: "k", APIEndpoint: "http://x", Compression: "lz4"}},
+		{"no key", Options{APIEndpoint: "http://x"}},
+		{"no endpoint", Options{APIKey: "k"}},
+		{"bad compression", Options{APIKey: "k", APIEndpoint: "http://x", Compression: "lz4"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

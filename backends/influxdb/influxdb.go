@@ -32,7 +32,6 @@ import (
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/backends/httpsend"
-	"github.com/garner-metrics/garner/config"
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
@@ -56,7 +55,7 @@ var (
 )
 
 // New builds the backend from the [influxdb] section.
-func New(cfg config.InfluxDB, deps backends.Deps) (*Client, error) {
+func New(cfg Options, deps backends.Deps) (*Client, error) {
 	base, err := url.Parse(cfg.APIEndpoint)
 	if err != nil || base.Host == "" {
 		return nil, fmt.Errorf("influxdb api-endpoint %q is not a URL", cfg.APIEndpoint)

@@ -15,11 +15,10 @@ import (
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/backends/httpsend/realtest"
-	"github.com/garner-metrics/garner/config"
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
-func newClient(t *testing.T, cfg config.InfluxDB) (*Client, prometheus.Counter) {
+func newClient(t *testing.T, cfg Options) (*Client, prometheus.Counter) {
 	t.Helper()
 	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped", Help: "x"})
 	log, _ := logtest.NewNullLogger()
@@ -31,8 +30,8 @@ func newClient(t *testing.T, cfg config.InfluxDB) (*Client, prometheus.Counter) 
 	return c, dropped
 }
 
-func baseConfig(endpoint string) config.InfluxDB {
-	return config.InfluxDB{
+func baseConfig(endpoint string) Options {
+	return Options{
 		APIEndpoint: endpoint, APIVersion: 1, Database: "garner", CompressPayload: true,
 		MetricsPerBatch: 2, MaxRequests: 2, MaxRequestElapsedTime: 2 * time.Second, Timeout: 2 * time.Second,
 	}
@@ -271,10 +270,10 @@ func TestInfluxDBDownIsBoundedAndCounted(t *testing.T) {
 func TestNewRejectsBadConfig(t *testing.T) {
 	cases := []struct {
 		name string
-		cfg  config.InfluxDB
+		cfg  Options
 	}{
-		{"no endpoint", config.InfluxDB{APIVersion: 2}},
-		{"version 3", config.InfluxDB{APIEndpoint: "http://x", APIVersion: 3}},
+		{"no endpoint", Options{APIVersion: 2}},
+		{"version 3", Options{APIEndpoint: "http://x", APIVersion: 3}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -64,7 +64,6 @@ import (
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/backends/httpsend"
-	"github.com/garner-metrics/garner/config"
 	"github.com/garner-metrics/garner/pkg/metrics"
 	"github.com/garner-metrics/garner/pkg/version"
 )
@@ -77,7 +76,7 @@ const ScopeName = "garner/aggregation"
 
 // Client is the OTLP backend. Safe for concurrent use.
 type Client struct {
-	cfg          config.OTLP
+	cfg          Options
 	asHistogram  bool
 	log          logrus.FieldLogger
 	sender       *httpsend.Sender
@@ -95,12 +94,12 @@ var (
 )
 
 // New builds the backend from the [otlp] section.
-func New(cfg config.OTLP, deps backends.Deps) (*Client, error) {
+func New(cfg Options, deps backends.Deps) (*Client, error) {
 	if cfg.MetricsEndpoint == "" {
 		return nil, errors.New("otlp.metrics_endpoint is required")
 	}
 	c := &Client{
-		cfg: cfg, asHistogram: cfg.Conversion == config.OTLPAsHistogram, log: deps.Log,
+		cfg: cfg, asHistogram: cfg.Conversion == AsHistogram, log: deps.Log,
 		scope:        &commonv1.InstrumentationScope{Name: ScopeName, Version: version.Get().Version},
 		resourceKeys: make(map[string]bool, len(cfg.ResourceKeys)),
 		dropped:      deps.DroppedSeries,
@@ -126,8 +125,8 @@ func New(cfg config.OTLP, deps backends.Deps) (*Client, error) {
 	c.sender, err = httpsend.New(httpsend.Options{
 		Subsystem:     Name,
 		MaxRequests:   cfg.MaxRequests,
-		Timeout:       min(cfg.MaxElapsed, 10*time.Second),
-		MaxElapsed:    cfg.MaxElapsed,
+		Timeout:       min(cfg.MaxRequestElapsedTime, 10*time.Second),
+		MaxElapsed:    cfg.MaxRequestElapsedTime,
 		MaxRetries:    retries,
 		Compression:   compression,
 		UserAgent:     cfg.UserAgent,

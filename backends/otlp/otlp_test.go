@@ -20,21 +20,20 @@ import (
 	metricsv1 "go.opentelemetry.io/proto/otlp/metrics/v1"
 
 	"github.com/garner-metrics/garner/backends"
-	"github.com/garner-metrics/garner/config"
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
 var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 
-func testConfig(r *receiver) config.OTLP {
-	return config.OTLP{
+func testConfig(r *receiver) Options {
+	return Options{
 		MetricsEndpoint: r.srv.URL + "/v1/metrics", LogsEndpoint: r.srv.URL + "/v1/logs",
-		MaxRequests: 2, MaxRetries: 3, MaxElapsed: 5 * time.Second, CompressPayload: true,
-		MetricsPerBatch: 1000, ResourceKeys: []string{"service"}, Conversion: config.OTLPAsGauge,
+		MaxRequests: 2, MaxRetries: 3, MaxRequestElapsedTime: 5 * time.Second, CompressPayload: true,
+		MetricsPerBatch: 1000, ResourceKeys: []string{"service"}, Conversion: AsGauge,
 	}
 }
 
-func newClient(t *testing.T, cfg config.OTLP) (*Client, prom.Counter) {
+func newClient(t *testing.T, cfg Options) (*Client, prom.Counter) {
 	t.Helper()
 	log := logrus.New()
 	log.SetOutput(io.Discard)
@@ -160,7 +159,7 @@ func TestMetricsAsGauge(t *testing.T) {
 func TestMetricsAsHistogram(t *testing.T) {
 	r := newReceiver(t)
 	cfg := testConfig(r)
-	cfg.Conversion = config.OTLPAsHistogram
+	cfg.Conversion = AsHistogram
 	cfg.CompressPayload = false
 	c, _ := newClient(t, cfg)
 	s := testSnapshot()

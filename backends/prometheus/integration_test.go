@@ -24,7 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/garner-metrics/garner/backends/httpsend/realtest"
-	"github.com/garner-metrics/garner/config"
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
@@ -244,7 +243,7 @@ func selector(name string, labels map[string]string) string {
 
 func TestRemoteWriteToVictoriaMetrics(t *testing.T) {
 	vm := realtest.StartVictoriaMetrics(t, false)
-	c, _, dropped := newClient(t, config.Prometheus{RemoteWriteURL: vm.URL + "/api/v1/write", MetricsPerBatch: 4}, 90)
+	c, _, dropped := newClient(t, Options{RemoteWriteURL: vm.URL + "/api/v1/write", MetricsPerBatch: 4}, 90)
 	end := time.Now().Truncate(time.Second)
 	for _, s := range testSnapshots(end) {
 		if err := c.SendMetrics(context.Background(), s); err != nil {
@@ -279,7 +278,7 @@ func TestRemoteWriteToVictoriaMetrics(t *testing.T) {
 
 func TestRemoteWriteToPrometheus(t *testing.T) {
 	p := startPrometheus(t)
-	c, _, dropped := newClient(t, config.Prometheus{RemoteWriteURL: p.URL + "/api/v1/write", MetricsPerBatch: 5}, 90)
+	c, _, dropped := newClient(t, Options{RemoteWriteURL: p.URL + "/api/v1/write", MetricsPerBatch: 5}, 90)
 	end := time.Now().Truncate(time.Second)
 	for _, s := range testSnapshots(end) {
 		if err := c.SendMetrics(context.Background(), s); err != nil {

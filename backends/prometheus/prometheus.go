@@ -53,7 +53,6 @@ import (
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/backends/httpsend"
-	"github.com/garner-metrics/garner/config"
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
@@ -63,7 +62,7 @@ const Name = "prometheus"
 // Client is the Prometheus remote write backend. Safe for concurrent use;
 // the flusher calls SendMetrics for one snapshot at a time.
 type Client struct {
-	cfg       config.Prometheus
+	cfg       Options
 	quantiles []quantile
 	log       logrus.FieldLogger
 	sender    *httpsend.Sender
@@ -100,7 +99,7 @@ var (
 // New builds the backend from the [prometheus] section. percentThreshold is
 // the percent-threshold key: each positive P adds the quantile P/100 to
 // timers (0.5 is always sent).
-func New(cfg config.Prometheus, percentThreshold []float64, deps backends.Deps) (*Client, error) {
+func New(cfg Options, percentThreshold []float64, deps backends.Deps) (*Client, error) {
 	if cfg.RemoteWriteURL == "" {
 		return nil, errors.New("prometheus.remote-write-url is required")
 	}

@@ -20,7 +20,6 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/garner-metrics/garner/backends"
-	"github.com/garner-metrics/garner/config"
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
@@ -264,7 +263,7 @@ func (r *receiver) take() map[string]ts {
 	return out
 }
 
-func newClient(t *testing.T, cfg config.Prometheus, pcts ...float64) (*Client, *prom.Registry, prom.Counter) {
+func newClient(t *testing.T, cfg Options, pcts ...float64) (*Client, *prom.Registry, prom.Counter) {
 	t.Helper()
 	if cfg.MetricsPerBatch == 0 {
 		cfg.MetricsPerBatch = 1000
@@ -290,7 +289,7 @@ var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 
 func TestSendMetrics(t *testing.T) {
 	r := newReceiver(t)
-	c, reg, dropped := newClient(t, config.Prometheus{
+	c, reg, dropped := newClient(t, Options{
 		RemoteWriteURL: r.srv.URL + "/api/v1/write", BearerToken: "tok",
 		Headers: map[string]string{"x-scope-orgid": "tenant-1"},
 	}, 90, -10, 99.9)
@@ -438,7 +437,7 @@ func checkSeries(t *testing.T, what string, got map[string]ts, want map[string]f
 
 func TestBatchesAndBasicAuth(t *testing.T) {
 	r := newReceiver(t)
-	c, _, _ := newClient(t, config.Prometheus{
+	c, _, _ := newClient(t, Options{
 		RemoteWriteURL: r.srv.URL, MetricsPerBatch: 3, BasicAuthUsername: "u", BasicAuthPassword: "p",
 	})
 	snap := &metrics.Snapshot{Time: t0}
@@ -465,7 +464,7 @@ func TestBatchesAndBasicAuth(t *testing.T) {
 func TestRejectedCountsDropped(t *testing.T) {
 	r := newReceiver(t)
 	r.status = http.StatusBadRequest
-	c, _, dropped := newClient(t, config.Prometheus{RemoteWriteURL: r.srv.URL, MetricsPerBatch: 2})
+	c, _, dropped := newClient(t, Options{RemoteWriteURL: r.srv.URL, MetricsPerBatch: 2})
 	snap := &metrics.Snapshot{Time: t0, Counters: []metrics.Counter{
 		{Series: metrics.Series{Name: "a"}, Value: 1}, {Series: metrics.Series{Name: "b"}, Value: 1}, {Series: metrics.Series{Name: "c"}, Value: 1},
 	}}
@@ -496,7 +495,7 @@ func TestDownDoesNotBlock(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(stop)
-	c, _, dropped := newClient(t, config.Prometheus{RemoteWriteURL: srv.URL, Timeout: 100 * time.Millisecond})
+	c, _, dropped := newClient(t, Options{RemoteWriteURL: srv.URL, Timeout: 100 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -531,20 +530,20 @@ func TestCheckHealth(t *testing.T) {
 				w.WriteHeader(tc.status)
 			}))
 			defer srv.Close()
-			c, _, _ := newClient(t, config.Prometheus{RemoteWriteURL: srv.URL, BearerToken: "tok"})
+			c, _, _ := newClient(t, Options{RemoteWriteURL: srv.URL, BearerToken: "tok"})
 			if err := c.CheckHealth(context.Background()); (err != nil) != tc.wantErr {
 				t.Fatalf("CheckHealth = %v, want error %v", err, tc.wantErr)
 			}
 		})
 	}
-	c, _, _ := newClient(t, config.Prometheus{RemoteWriteURL: "http://127.0.0.1:1/api/v1/write"})
+	c, _, _ := newClient(t, Options{RemoteWriteURL: "http://127.0.0.1:1/api/v1/write"})
 	if err := c.CheckHealth(context.Background()); err == nil {
 		t.Fatal("nothing listens on port 1: want an error")
 	}
 }
 
 func TestNewRequiresURL(t *testing.T) {
-	_, err := New(config.Prometheus{}, nil, backends.Deps{Log: logrus.New(), Registerer: prom.NewRegistry()})
+	_, err := New(Options{}, nil, backends.Deps{Log: logrus.New(), Registerer: prom.NewRegistry()})
 	if err == nil || !strings.Contains(err.Error(), "remote-write-url") {
 		t.Fatalf("got %v", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,8 +40,26 @@ var (
 	_ backends.ServiceCheckSender = (*Backend)(nil)
 )
 
-// New returns a backend writing to w (os.Stdout in production).
-func New(w io.Writer) *Backend { return &Backend{w: bufio.NewWriterSize(w, 64*1024)} }
+// Options configures the backend. It has no config keys; start from
+// DefaultOptions.
+type Options struct {
+	// Out is where the lines go. Default os.Stdout; nil = os.Stdout.
+	Out io.Writer
+	// BufferSize is the write buffer in bytes, flushed at the end of each
+	// flush. Default 64 KiB; 0 = bufio's default (4 KiB).
+	BufferSize int
+}
+
+// DefaultOptions returns what garner runs the stdout backend with.
+func DefaultOptions() Options { return Options{Out: os.Stdout, BufferSize: 64 << 10} }
+
+// New returns a backend writing to opts.Out.
+func New(opts Options) *Backend {
+	if opts.Out == nil {
+		opts.Out = os.Stdout
+	}
+	return &Backend{w: bufio.NewWriterSize(opts.Out, opts.BufferSize)}
+}
 
 // Name implements backends.Backend.
 func (b *Backend) Name() string { return Name }

@@ -58,11 +58,7 @@ var errAddrInUse = errors.New("address in use")
 func newAdmin(cfg *config.Config, log logrus.FieldLogger, reg *prometheus.Registry,
 	agg *aggregator.Aggregator, flusher *flush.Flusher, bs []backends.Backend) (*admin, error) {
 	a := &admin{cfg: cfg, log: log}
-	a.health = health.New(health.Options{
-		Interval: cfg.Admin.DependencyInterval,
-		Timeout:  cfg.Admin.DependencyTimeout,
-		History:  cfg.Admin.DependencyHistory,
-	}, log.WithField("component", "health"), reg)
+	a.health = health.New(cfg.Admin.Health, log.WithField("component", "health"), reg)
 
 	must := func(err error) {
 		if err != nil {
@@ -102,14 +98,14 @@ func newAdmin(cfg *config.Config, log logrus.FieldLogger, reg *prometheus.Regist
 			Prof: s.EnableProf, Expvar: s.EnableExpvar, Ingestion: s.EnableIngestion,
 		})
 	}
-	srv, err := web.New(web.Options{
-		Listeners:   ls,
-		BasePath:    cfg.Admin.HealthBasePath,
-		Token:       cfg.Admin.Token,
-		MaxBodySize: int64(cfg.Forward.MaxBodyBytes),
-		Hostname:    cfg.Hostname,
-		ServerMode:  cfg.Forward.ServerMode,
-	}, web.Deps{
+	wo := web.DefaultOptions()
+	wo.Listeners = ls
+	wo.BasePath = cfg.Admin.HealthBasePath
+	wo.Token = cfg.Admin.Token
+	wo.MaxBodySize = int64(cfg.Forward.MaxBodyBytes)
+	wo.Hostname = cfg.Hostname
+	wo.ServerMode = cfg.Forward.ServerMode
+	srv, err := web.New(wo, web.Deps{
 		Log:        log.WithField("component", "http"),
 		Registerer: reg,
 		Gatherer:   reg,

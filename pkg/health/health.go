@@ -64,35 +64,44 @@ type CheckFunc func(ctx context.Context) error
 // by HTTP handlers, so it must only read in-process state and never block.
 type InternalFunc func() error
 
-// Options configures a Registry.
+// Options configures a Registry; config maps the dependency-* keys onto
+// it. Start from DefaultOptions; a zero field takes its default.
 type Options struct {
-	// Interval between two probes of one dependency. Default 10s.
+	// Interval between two probes of one dependency (key
+	// dependency-check-interval). Default 10s; 0 = default.
 	Interval time.Duration
-	// Timeout bounds one probe; a probe that takes longer counts as down.
-	// Default 5s (at most Interval).
+	// Timeout bounds one probe; a probe that takes longer counts as down
+	// (key dependency-check-timeout). Default 5s; 0 = default; at most Interval.
 	Timeout time.Duration
-	// History is how many up/down events are kept per dependency. Default 100.
+	// History is how many up/down events are kept per dependency (key
+	// dependency-history). Default 100; 0 = default.
 	History int
 	// Window is how many recent probes the rolling mean response time
-	// covers. Default 20.
+	// covers (no key). Default 20; 0 = default.
 	Window int
 }
 
+// DefaultOptions returns the defaults of the dependency-* keys.
+func DefaultOptions() Options {
+	return Options{Interval: 10 * time.Second, Timeout: 5 * time.Second, History: 100, Window: 20}
+}
+
 func (o *Options) setDefaults() {
+	d := DefaultOptions()
 	if o.Interval <= 0 {
-		o.Interval = 10 * time.Second
+		o.Interval = d.Interval
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = 5 * time.Second
+		o.Timeout = d.Timeout
 	}
 	if o.Timeout > o.Interval {
 		o.Timeout = o.Interval
 	}
 	if o.History <= 0 {
-		o.History = 100
+		o.History = d.History
 	}
 	if o.Window <= 0 {
-		o.Window = 20
+		o.Window = d.Window
 	}
 }
 

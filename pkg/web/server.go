@@ -55,26 +55,45 @@ type Listener struct {
 	Ingestion   bool // handlers mounted with HandleIngestion
 }
 
-// Options configures the servers.
+// Options configures the servers; config maps admin-addr, the
+// [http.<name>] sections and the keys named below onto it. Start from
+// DefaultOptions; a zero field takes its default.
 type Options struct {
+	// Listeners are the servers to run: admin-addr first, then http-servers
+	// in order. Default none.
 	Listeners []Listener
-	// BasePath of the Kubernetes-style health endpoints, default "/health".
+	// BasePath of the Kubernetes-style health endpoints (key
+	// health-base-path). Default "/health"; "" = default.
 	BasePath string
 	// Token, when set, is required as "Authorization: Bearer <token>" on
-	// every endpoint except the probes and /healthcheck.
+	// every endpoint except the probes and /healthcheck (key admin-token).
+	// Default "" = no token.
 	Token string
-	// MaxBodySize bounds the body of an ingestion request, in bytes (before
-	// any decompression, which the handler bounds itself). Default 32 MiB.
+	// MaxBodySize bounds the body of an ingestion request, in bytes, before
+	// any decompression, which the handler bounds itself (key
+	// ingestion.max-body-bytes). Default 16 MiB; 0 = default.
 	MaxBodySize int64
-	// Hostname and ServerMode are reported by {base}/up.
+	// Hostname and ServerMode are reported by {base}/up (keys hostname and
+	// server-mode). Default "".
 	Hostname   string
 	ServerMode string
 	// ShutdownTimeout bounds how long Run waits for requests in flight
-	// (profiles are cut short) once its context ends. Default 5s.
+	// (profiles are cut short) once its context ends (no key). Default 5s;
+	// 0 = default.
 	ShutdownTimeout time.Duration
-	// StatsInterval is how often the status page's rates are sampled.
-	// Default 5s.
+	// StatsInterval is how often the status page's rates are sampled (no
+	// key). Default 5s; 0 = default.
 	StatsInterval time.Duration
+}
+
+// DefaultOptions returns the servers' defaults, with no listener.
+func DefaultOptions() Options {
+	return Options{
+		BasePath:        "/health",
+		MaxBodySize:     16 << 20,
+		ShutdownTimeout: 5 * time.Second,
+		StatsInterval:   5 * time.Second,
+	}
 }
 
 // Deps is what the servers read from.
@@ -138,18 +157,19 @@ type served struct {
 // anything runs) and builds their handlers. Run serves them. On error, the
 // listeners already bound are closed and the error is a *BindError.
 func New(opts Options, deps Deps) (*Server, error) {
+	def := DefaultOptions()
 	if opts.BasePath == "" {
-		opts.BasePath = "/health"
+		opts.BasePath = def.BasePath
 	}
 	opts.BasePath = "/" + strings.Trim(opts.BasePath, "/")
 	if opts.MaxBodySize <= 0 {
-		opts.MaxBodySize = 32 << 20
+		opts.MaxBodySize = def.MaxBodySize
 	}
 	if opts.ShutdownTimeout <= 0 {
-		opts.ShutdownTimeout = 5 * time.Second
+		opts.ShutdownTimeout = def.ShutdownTimeout
 	}
 	if opts.StatsInterval <= 0 {
-		opts.StatsInterval = 5 * time.Second
+		opts.StatsInterval = def.StatsInterval
 	}
 	if deps.Log == nil {
 		deps.Log = logrus.New()

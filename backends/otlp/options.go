@@ -1,0 +1,55 @@
+package otlp
+
+import "time"
+
+// Conversions of timers (the conversion key), as gostatsd names them.
+const (
+	AsGauge     = "AsGauge"     // timers as gauges <name>.<stat>, gsd_histogram buckets as gauges <name>.histogram{le}
+	AsHistogram = "AsHistogram" // timers as OTLP histograms (count, sum, min, max; buckets from gsd_histogram)
+)
+
+// Options configures the backend; config maps the [otlp] keys onto it
+// (otlp.<key>, named as the field: metrics_endpoint → MetricsEndpoint). Key
+// names, defaults and meaning follow gostatsd's otlp backend. Start from
+// DefaultOptions.
+type Options struct {
+	// MetricsEndpoint is the OTLP/HTTP metrics URL (…/v1/metrics). Required: no default.
+	MetricsEndpoint string
+	// LogsEndpoint is the OTLP/HTTP logs URL (…/v1/logs) for events; ""
+	// (default) = events are not sent.
+	LogsEndpoint string
+	// MaxRequests is the most requests in flight, metrics and logs together.
+	// Default 4; 0 = the HTTP sender's default.
+	MaxRequests int
+	// MaxRetries is how many times one failed request is retried. Default
+	// 3; 0 = never.
+	MaxRetries int
+	// MaxRequestElapsedTime bounds one request with its retries (and each
+	// attempt, at most 10s). Default 15s; 0 = the HTTP sender's default.
+	MaxRequestElapsedTime time.Duration
+	// CompressPayload gzips request bodies. Default true; false (the zero
+	// value) sends them uncompressed.
+	CompressPayload bool
+	// MetricsPerBatch is the most metrics (one data point each) per
+	// request. Default 1000; 0 = the whole flush in one request.
+	MetricsPerBatch int
+	// ResourceKeys are tag keys whose tags become resource attributes
+	// instead of data point attributes. Default none.
+	ResourceKeys []string
+	// Conversion of timers: AsGauge (default; also what "" means) or AsHistogram.
+	Conversion string
+	// UserAgent of every request; "" (default) = garner/<version>.
+	UserAgent string
+}
+
+// DefaultOptions returns the defaults of every [otlp] key.
+func DefaultOptions() Options {
+	return Options{
+		MaxRequests:           4,
+		MaxRetries:            3,
+		MaxRequestElapsedTime: 15 * time.Second,
+		CompressPayload:       true,
+		MetricsPerBatch:       1000,
+		Conversion:            AsGauge,
+	}
+}
