@@ -32,7 +32,9 @@ import (
 var ErrHelp = pflag.ErrHelp
 
 // Config is garner's whole configuration. The zero value is not useful; use Load
-// or Default.
+// or Default. A field is named as its key (max-series-per-metric →
+// MaxSeriesPerMetric); the sections are the components' Options where the
+// component has them.
 type Config struct {
 	ConfigPath  string
 	ShowVersion bool
@@ -55,25 +57,25 @@ type Config struct {
 	MaxEventLength      int           // bytes of an event's title+text or a service check's message
 	MaxEventQueueSize   int           // events and service checks waiting for the backends
 
-	Backends          []string
-	FlushInterval     time.Duration
-	FlushAligned      bool
-	FlushOffset       time.Duration
-	BackendTimeout    time.Duration // per-backend deadline of one flush
-	ShutdownTimeout   time.Duration // bound on the final flush at shutdown
-	PercentThreshold  []float64
-	Expiry            Expiry
-	IgnoreHost        bool
-	Hostname          string
-	Namespace         string
-	DefaultTags       []string
-	GaugeDeltas       bool
-	MemoryLimit       int  // bytes; 0 = none
-	MaxSeries         int  // 0 = unlimited
-	MaxSeriesPerName  int  // max-series-per-metric; 0 = unlimited
-	CardinalityOver   bool // cardinality-overflow
-	HistogramLimit    int
-	DisabledSubMetric metrics.SubMetrics
+	Backends            []string
+	FlushInterval       time.Duration
+	FlushAligned        bool
+	FlushOffset         time.Duration
+	BackendTimeout      time.Duration // per-backend deadline of one flush
+	ShutdownTimeout     time.Duration // bound on the final flush at shutdown
+	PercentThreshold    []float64
+	Expiry              Expiry
+	IgnoreHost          bool
+	Hostname            string
+	Namespace           string
+	DefaultTags         []string
+	GaugeDeltas         bool
+	MemoryLimit         int                // bytes; 0 = none
+	MaxSeries           int                // 0 = unlimited
+	MaxSeriesPerMetric  int                // 0 = unlimited
+	CardinalityOverflow bool               // fold refused series into <name>.__overflow__
+	HistogramLimit      int                // buckets per gsd_histogram tag
+	DisabledSubMetrics  metrics.SubMetrics // disabled-sub-metrics.<name> = true sets the bit
 
 	Graphite    Graphite
 	InfluxDB    influxdb.Options   // [influxdb]
@@ -295,15 +297,15 @@ func (c *Config) loadCore(r *reader) {
 	c.GaugeDeltas = r.bool("gauge-deltas")
 	c.MemoryLimit = r.size("memory-limit")
 	c.MaxSeries = r.int("max-series")
-	c.MaxSeriesPerName = r.int("max-series-per-metric")
-	c.CardinalityOver = r.bool("cardinality-overflow")
-	if c.MaxSeries < 0 || c.MaxSeriesPerName < 0 {
+	c.MaxSeriesPerMetric = r.int("max-series-per-metric")
+	c.CardinalityOverflow = r.bool("cardinality-overflow")
+	if c.MaxSeries < 0 || c.MaxSeriesPerMetric < 0 {
 		r.fail("max-series", errors.New("limits must not be negative (0 = unlimited)"))
 	}
 	c.HistogramLimit = r.positiveInt("histogram-limit")
 	for name, bit := range metrics.SubMetricKeys {
 		if r.bool("disabled-sub-metrics." + name) {
-			c.DisabledSubMetric |= bit
+			c.DisabledSubMetrics |= bit
 		}
 	}
 }

@@ -153,8 +153,8 @@ median = true
 	if c.Expiry.Counter != time.Minute || c.Expiry.Gauge != -time.Second {
 		t.Errorf("expiry = %+v", c.Expiry)
 	}
-	if !c.DisabledSubMetric.Has(metrics.SubMedian) || c.DisabledSubMetric.Has(metrics.SubMean) {
-		t.Errorf("disabled-sub-metrics = %b", c.DisabledSubMetric)
+	if !c.DisabledSubMetrics.Has(metrics.SubMedian) || c.DisabledSubMetrics.Has(metrics.SubMean) {
+		t.Errorf("disabled-sub-metrics = %b", c.DisabledSubMetrics)
 	}
 }
 

@@ -27,8 +27,8 @@ func mountDebug(srv *web.Server, cfg *config.Config, agg *aggregator.Aggregator)
 		}
 		total, top := agg.Cardinality(limit)
 		writeJSON(w, http.StatusOK, map[string]any{
-			"series": total, "max_series": cfg.MaxSeries, "max_series_per_metric": cfg.MaxSeriesPerName,
-			"cardinality_overflow": cfg.CardinalityOver, "top": top,
+			"series": total, "max_series": cfg.MaxSeries, "max_series_per_metric": cfg.MaxSeriesPerMetric,
+			"cardinality_overflow": cfg.CardinalityOverflow, "top": top,
 		})
 	}))
 	srv.HandleAdmin("GET /debug/bad-lines", "debug_bad_lines", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
