@@ -9,10 +9,7 @@ import (
 )
 
 func TestAdminDefaults(t *testing.T) {
-	c, err := Load(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustLoad(t)
 	want := Admin{
 		Addr: "127.0.0.1:8126", HealthBasePath: "/health", ShutdownGrace: 2 * time.Second,
 		Health: health.Options{Interval: 10 * time.Second, Timeout: 5 * time.Second, History: 100, Window: 20},
@@ -40,10 +37,7 @@ enable-ingestion = true
 enable-healthcheck = false
 enable-expvar = "true"
 `)
-	c, err := Load([]string{"--config-path", path})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustLoad(t, "--config-path", path)
 	want := []HTTPServer{
 		{Name: "lb", Address: "0.0.0.0:9000", EnableHealthcheck: true},
 		{Name: "ingest", Address: "127.0.0.1:9001", EnableIngestion: true, EnableExpvar: true},
@@ -56,29 +50,21 @@ enable-expvar = "true"
 	}
 
 	// A listed server without a section gets gostatsd's defaults.
-	c, err = Load([]string{"--http-servers=plain"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c = mustLoad(t, "--http-servers=plain")
 	if want := []HTTPServer{{Name: "plain", Address: "127.0.0.1:8080", EnableHealthcheck: true}}; !reflect.DeepEqual(c.Admin.HTTPServers, want) {
 		t.Fatalf("HTTPServers = %+v", c.Admin.HTTPServers)
 	}
 
 	// The token from the environment.
 	t.Setenv("GARNER_ADMIN_TOKEN", "tok")
-	c, err = Load(nil)
+	c, err := Load(nil)
 	if err != nil || c.Admin.Token != "tok" {
 		t.Fatalf("token from env: %q, %v", c.Admin.Token, err)
 	}
 }
 
 func TestBadAdminConfig(t *testing.T) {
-	cases := []struct {
-		name    string
-		file    string
-		args    []string
-		wantKey string
-	}{
+	requireBadConfigs(t, []badConfig{
 		{name: "admin-addr without port", args: []string{"--admin-addr=localhost"}, wantKey: "admin-addr"},
 		{name: "base path is the root", args: []string{"--health-base-path=/"}, wantKey: "health-base-path"},
 		{name: "base path with a pattern", args: []string{"--health-base-path=/{x}"}, wantKey: "health-base-path"},
@@ -94,15 +80,5 @@ func TestBadAdminConfig(t *testing.T) {
 		{name: "unknown server key", file: "http-servers = \"a\"\n[http.a]\nenable-everything = true\n", wantKey: "http.a.enable-everything"},
 		{name: "server on the admin address", file: "http-servers = \"a\"\n[http.a]\naddress = \"127.0.0.1:8126\"\n", wantKey: "http.a.address"},
 		{name: "bad enable-prof", file: "enable-prof = \"sometimes\"\n", wantKey: "enable-prof"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			args := tc.args
-			if tc.file != "" {
-				args = append(args, "--config-path", writeFile(t, "c.toml", tc.file))
-			}
-			_, err := Load(args)
-			requireKeyError(t, err, tc.wantKey)
-		})
-	}
+	})
 }

@@ -87,14 +87,8 @@ func writeFile(t *testing.T, name, content string) string {
 }
 
 func TestDefaults(t *testing.T) {
-	c, err := Load(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checks := []struct {
-		name string
-		ok   bool
-	}{
+	c := mustLoad(t)
+	requireChecks(t, c, []check{
 		{"metrics-addr", c.MetricsAddr == ":8125"},
 		{"backends", len(c.Backends) == 1 && c.Backends[0] == "stdout"},
 		{"flush-interval", c.FlushInterval == 10*time.Second},
@@ -107,12 +101,7 @@ func TestDefaults(t *testing.T) {
 		{"graphite.mode", c.Graphite.Mode == "tags"},
 		{"graphite.global_prefix", c.Graphite.GlobalPrefix == "stats"},
 		{"backend-timeout", c.BackendTimeout == c.FlushInterval},
-	}
-	for _, ch := range checks {
-		if !ch.ok {
-			t.Errorf("default of %s is wrong: %+v", ch.name, c)
-		}
-	}
+	})
 }
 
 func TestPrecedence(t *testing.T) {
@@ -131,10 +120,7 @@ median = true
 	t.Setenv("GARNER_NAMESPACE", "env")
 	t.Setenv("GARNER_FLUSH_INTERVAL", "4s")
 	t.Setenv("GARNER_GRAPHITE_ADDRESS", "env:2003")
-	c, err := Load([]string{"--config-path", path, "--flush-interval=5s"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustLoad(t, "--config-path", path, "--flush-interval=5s")
 	if c.FlushInterval != 5*time.Second {
 		t.Errorf("flag must win: flush-interval = %s", c.FlushInterval)
 	}
@@ -165,10 +151,7 @@ func TestFormats(t *testing.T) {
 		"c.toml": "backends = \"graphite null\"\n[graphite]\nmode = \"basic\"\n",
 	} {
 		t.Run(name, func(t *testing.T) {
-			c, err := Load([]string{"--config-path", writeFile(t, name, content)})
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := mustLoad(t, "--config-path", writeFile(t, name, content))
 			if len(c.Backends) != 2 || c.Backends[0] != "graphite" || c.Backends[1] != "null" || c.Graphite.Mode != "basic" {
 				t.Fatalf("got backends %v mode %q", c.Backends, c.Graphite.Mode)
 			}
@@ -177,13 +160,7 @@ func TestFormats(t *testing.T) {
 }
 
 func TestBadConfig(t *testing.T) {
-	cases := []struct {
-		name    string
-		file    string
-		args    []string
-		env     [2]string
-		wantKey string
-	}{
+	requireBadConfigs(t, []badConfig{
 		{name: "unknown key", file: "flush-intervall = \"1s\"\n", wantKey: "flush-intervall"},
 		{name: "unknown section key", file: "[graphite]\nadress = \"x\"\n", wantKey: "graphite.adress"},
 		{name: "duration without unit", file: "flush-interval = 10\n", wantKey: "flush-interval"},
@@ -199,7 +176,22 @@ func TestBadConfig(t *testing.T) {
 		{name: "bad env value", env: [2]string{"GARNER_MAX_WORKERS", "many"}, wantKey: "max-workers"},
 		{name: "offset beyond interval", args: []string{"--flush-interval=1s", "--flush-offset=2s"}, wantKey: "flush-offset"},
 		{name: "missing file", args: []string{"--config-path=/nonexistent/garner.toml"}, wantKey: "config-path"},
-	}
+	})
+}
+
+// badConfig is a configuration Load must refuse with an error naming wantKey.
+type badConfig struct {
+	name    string
+	file    string    // TOML passed with --config-path; "" = no file
+	args    []string  // flags
+	env     [2]string // one environment variable, name and value
+	wantKey string
+	wantMsg string // when set, the error also says this
+}
+
+// requireBadConfigs runs each case as a subtest.
+func requireBadConfigs(t *testing.T, cases []badConfig) {
+	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args
@@ -211,7 +203,36 @@ func TestBadConfig(t *testing.T) {
 			}
 			_, err := Load(args)
 			requireKeyError(t, err, tc.wantKey)
+			if !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Fatalf("error %v does not say %q", err, tc.wantMsg)
+			}
 		})
+	}
+}
+
+// mustLoad is Load that fails the test on an error.
+func mustLoad(t *testing.T, args ...string) *Config {
+	t.Helper()
+	c, err := Load(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// check is one expectation on a loaded Config, named by its key.
+type check struct {
+	name string
+	ok   bool
+}
+
+// requireChecks reports each failed check with got.
+func requireChecks(t *testing.T, got any, checks []check) {
+	t.Helper()
+	for _, ch := range checks {
+		if !ch.ok {
+			t.Errorf("default of %s is wrong: %+v", ch.name, got)
+		}
 	}
 }
 
@@ -234,10 +255,7 @@ func TestBadFlag(t *testing.T) {
 }
 
 func TestIgnoredKeysWarn(t *testing.T) {
-	c, err := Load([]string{"--config-path", writeFile(t, "c.toml", "cloud-provider = \"aws\"\nmax-parsers = 4\n")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustLoad(t, "--config-path", writeFile(t, "c.toml", "cloud-provider = \"aws\"\nmax-parsers = 4\n"))
 	if len(c.Warnings) != 2 || !strings.Contains(strings.Join(c.Warnings, "\n"), "cloud-provider") {
 		t.Fatalf("want one warning per ignored key, got %q", c.Warnings)
 	}

@@ -1,9 +1,7 @@
 package config
 
 import (
-	"errors"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,10 +10,7 @@ import (
 )
 
 func TestFiltersDefaults(t *testing.T) {
-	c, err := Load(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustLoad(t)
 	f := c.Filters
 	if !f.Rules.Empty() || f.StatserType != StatserNull || f.InternalNamespace != "statsd" || len(f.InternalTags) != 0 {
 		t.Fatalf("defaults: %+v", f)
@@ -67,10 +62,7 @@ tags = "method:${method} code:$2"
 match = '^db\.(\w+)$'
 name = "db_${1}_seconds"
 `)
-	c, err := Load([]string{"--config-path", path})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustLoad(t, "--config-path", path)
 	f := c.Filters
 	want := filter.Config{
 		Filters: []filter.FilterConfig{
@@ -113,10 +105,7 @@ func normalize(ls ...*[]string) {
 }
 
 func TestFiltersFlags(t *testing.T) {
-	c, err := Load([]string{"--drop-tag-keys", "a b", "--max-tag-value-length", "10", "--statser-type", "logging", "--internal-tags", "x:1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustLoad(t, "--drop-tag-keys", "a b", "--max-tag-value-length", "10", "--statser-type", "logging", "--internal-tags", "x:1")
 	f := c.Filters
 	if !reflect.DeepEqual(f.Rules.DropTagKeys, []string{"a", "b"}) || f.Rules.MaxTagValueLength != 10 || f.StatserType != StatserLogging || !reflect.DeepEqual(f.InternalTags, []string{"x:1"}) {
 		t.Fatalf("%+v", f)
@@ -124,34 +113,21 @@ func TestFiltersFlags(t *testing.T) {
 }
 
 func TestFiltersBadConfig(t *testing.T) {
-	for _, tc := range []struct {
-		name, file, wantKey, wantMsg string
-	}{
-		{"unknown filter name", "filters = 'a b'\n[filter.a]\ndrop-metric = true\n", "filters", `"b" has no [filter.b] section`},
-		{"filter listed twice", "filters = 'a A'\n[filter.a]\ndrop-metric = true\n", "filters", "listed twice"},
-		{"bad filter name", "filters = 'a.b'\n", "filters", "a name is letters"},
-		{"bad regex in match-metrics", "filters = 'a'\n[filter.a]\nmatch-metrics = 'regex:('\n", "filter.a.match-metrics", "invalid regular expression"},
-		{"bad regex in drop-tags", "filters = 'a'\n[filter.a]\ndrop-tags = 'x:* !regex:a['\n", "filter.a.drop-tags", "invalid regular expression"},
-		{"bad drop-metric", "filters = 'a'\n[filter.a]\ndrop-metric = 'yes please'\n", "filter.a.drop-metric", "not a boolean"},
-		{"unknown filter key", "filters = 'a'\n[filter.a]\ndrop-metrics = true\n", "filter.a.drop-metrics", "unknown key"},
-		{"negative max length", "max-tag-value-length = -1\n", "max-tag-value-length", "must not be negative"},
-		{"bad statser", "statser-type = 'datadog'\n", "statser-type", "not one of"},
-		{"unknown mapping", "mappings = 'm'\n", "mappings", "has no [mapping.m] section"},
-		{"unlisted mapping", "[mapping.m]\nmatch = 'a'\nname = 'b'\n", "mapping.m", "not listed in mappings"},
-		{"mapping without match", "mappings = 'm'\n[mapping.m]\nname = 'b'\n", "mapping.m.match", "required"},
-		{"mapping bad regex", "mappings = 'm'\n[mapping.m]\nmatch = '(x'\nname = 'b'\n", "mapping.m.match", "invalid regular expression"},
-		{"mapping bad name template", "mappings = 'm'\n[mapping.m]\nmatch = '(x)'\nname = '$1y'\n", "mapping.m.name", "write ${1}x"},
-		{"mapping bad tag", "mappings = 'm'\n[mapping.m]\nmatch = '(x)'\nname = 'y'\ntags = 'a:$1|b'\n", "mapping.m.tags", "not allowed"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := Load([]string{"--config-path", writeFile(t, "c.toml", tc.file)})
-			var ce *Error
-			if !errors.As(err, &ce) {
-				t.Fatalf("want a config error naming %q, got %v", tc.wantKey, err)
-			}
-			if ce.Key != tc.wantKey || !strings.Contains(err.Error(), tc.wantMsg) {
-				t.Fatalf("error %v (key %q), want key %q and %q", err, ce.Key, tc.wantKey, tc.wantMsg)
-			}
-		})
-	}
+	requireBadConfigs(t, []badConfig{
+		{name: "unknown filter name", file: "filters = 'a b'\n[filter.a]\ndrop-metric = true\n", wantKey: "filters", wantMsg: `"b" has no [filter.b] section`},
+		{name: "filter listed twice", file: "filters = 'a A'\n[filter.a]\ndrop-metric = true\n", wantKey: "filters", wantMsg: "listed twice"},
+		{name: "bad filter name", file: "filters = 'a.b'\n", wantKey: "filters", wantMsg: "a name is letters"},
+		{name: "bad regex in match-metrics", file: "filters = 'a'\n[filter.a]\nmatch-metrics = 'regex:('\n", wantKey: "filter.a.match-metrics", wantMsg: "invalid regular expression"},
+		{name: "bad regex in drop-tags", file: "filters = 'a'\n[filter.a]\ndrop-tags = 'x:* !regex:a['\n", wantKey: "filter.a.drop-tags", wantMsg: "invalid regular expression"},
+		{name: "bad drop-metric", file: "filters = 'a'\n[filter.a]\ndrop-metric = 'yes please'\n", wantKey: "filter.a.drop-metric", wantMsg: "not a boolean"},
+		{name: "unknown filter key", file: "filters = 'a'\n[filter.a]\ndrop-metrics = true\n", wantKey: "filter.a.drop-metrics", wantMsg: "unknown key"},
+		{name: "negative max length", file: "max-tag-value-length = -1\n", wantKey: "max-tag-value-length", wantMsg: "must not be negative"},
+		{name: "bad statser", file: "statser-type = 'datadog'\n", wantKey: "statser-type", wantMsg: "not one of"},
+		{name: "unknown mapping", file: "mappings = 'm'\n", wantKey: "mappings", wantMsg: "has no [mapping.m] section"},
+		{name: "unlisted mapping", file: "[mapping.m]\nmatch = 'a'\nname = 'b'\n", wantKey: "mapping.m", wantMsg: "not listed in mappings"},
+		{name: "mapping without match", file: "mappings = 'm'\n[mapping.m]\nname = 'b'\n", wantKey: "mapping.m.match", wantMsg: "required"},
+		{name: "mapping bad regex", file: "mappings = 'm'\n[mapping.m]\nmatch = '(x'\nname = 'b'\n", wantKey: "mapping.m.match", wantMsg: "invalid regular expression"},
+		{name: "mapping bad name template", file: "mappings = 'm'\n[mapping.m]\nmatch = '(x)'\nname = '$1y'\n", wantKey: "mapping.m.name", wantMsg: "write ${1}x"},
+		{name: "mapping bad tag", file: "mappings = 'm'\n[mapping.m]\nmatch = '(x)'\nname = 'y'\ntags = 'a:$1|b'\n", wantKey: "mapping.m.tags", wantMsg: "not allowed"},
+	})
 }

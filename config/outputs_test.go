@@ -8,14 +8,8 @@ import (
 // Tests of the [influxdb], [datadog] and [statsdaemon] sections.
 
 func TestOutputSectionDefaults(t *testing.T) {
-	c, err := Load(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checks := []struct {
-		name string
-		ok   bool
-	}{
+	c := mustLoad(t)
+	requireChecks(t, []any{c.InfluxDB, c.Datadog, c.Statsdaemon}, []check{
 		{"influxdb.api-version", c.InfluxDB.APIVersion == 2},
 		{"influxdb.compress-payload", c.InfluxDB.CompressPayload},
 		{"influxdb.metrics-per-batch", c.InfluxDB.MetricsPerBatch == 5000},
@@ -31,12 +25,7 @@ func TestOutputSectionDefaults(t *testing.T) {
 		{"statsdaemon.tcp_transport", !c.Statsdaemon.TCPTransport},
 		{"statsdaemon.dial_timeout", c.Statsdaemon.DialTimeout == 5*time.Second},
 		{"statsdaemon.write_timeout", c.Statsdaemon.WriteTimeout == 30*time.Second},
-	}
-	for _, ch := range checks {
-		if !ch.ok {
-			t.Errorf("default of %s is wrong: %+v %+v %+v", ch.name, c.InfluxDB, c.Datadog, c.Statsdaemon)
-		}
-	}
+	})
 }
 
 func TestOutputSectionsFromFile(t *testing.T) {
@@ -66,10 +55,7 @@ tcp_transport = true
 disable_tags = true
 write_timeout = "0"
 `)
-	c, err := Load([]string{"--config-path", path})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustLoad(t, "--config-path", path)
 	i, d, s := c.InfluxDB, c.Datadog, c.Statsdaemon
 	if i.APIEndpoint != "http://127.0.0.1:8086" || i.APIVersion != 1 || i.Database != "stats" || i.RetentionPolicy != "short" ||
 		i.Consistency != "quorum" || i.Credentials != "u:p" || i.CompressPayload || i.MetricsPerBatch != 10 ||
@@ -91,10 +77,7 @@ func TestDatadogCompressPayload(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.in, func(t *testing.T) {
-			c, err := Load([]string{"--config-path", writeFile(t, "c.toml", "[datadog]\ncompress_payload = "+tc.in+"\n")})
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := mustLoad(t, "--config-path", writeFile(t, "c.toml", "[datadog]\ncompress_payload = "+tc.in+"\n"))
 			if c.Datadog.Compression != tc.want {
 				t.Errorf("compress_payload = %s: compression %q, want %q", tc.in, c.Datadog.Compression, tc.want)
 			}
@@ -103,42 +86,32 @@ func TestDatadogCompressPayload(t *testing.T) {
 }
 
 func TestOutputSectionsBadConfig(t *testing.T) {
-	cases := []struct {
-		name    string
-		file    string
-		wantKey string
-	}{
-		{"influxdb without endpoint", "backends = \"influxdb\"\n[influxdb]\norg = \"o\"\nbucket = \"b\"\n", "influxdb.api-endpoint"},
-		{"influxdb endpoint not a URL", "[influxdb]\napi-endpoint = \"127.0.0.1:8086\"\n", "influxdb.api-endpoint"},
-		{"influxdb api-version 3", "[influxdb]\napi-version = 3\n", "influxdb.api-version"},
-		{"influxdb api-version text", "[influxdb]\napi-version = \"two\"\n", "influxdb.api-version"},
-		{"influxdb v1 without database", "backends = \"influxdb\"\n[influxdb]\napi-endpoint = \"http://x:8086\"\napi-version = 1\n", "influxdb.database"},
-		{"influxdb v2 without org", "backends = \"influxdb\"\n[influxdb]\napi-endpoint = \"http://x:8086\"\nbucket = \"b\"\n", "influxdb.org"},
-		{"influxdb v2 without bucket", "backends = \"influxdb\"\n[influxdb]\napi-endpoint = \"http://x:8086\"\norg = \"o\"\n", "influxdb.bucket"},
-		{"influxdb bad consistency", "[influxdb]\nconsistency = \"most\"\n", "influxdb.consistency"},
-		{"influxdb bad compress", "[influxdb]\ncompress-payload = \"yes please\"\n", "influxdb.compress-payload"},
-		{"influxdb zero batch", "[influxdb]\nmetrics-per-batch = 0\n", "influxdb.metrics-per-batch"},
-		{"influxdb zero requests", "[influxdb]\nmax-requests = 0\n", "influxdb.max-requests"},
-		{"influxdb elapsed without unit", "[influxdb]\nmax-request-elapsed-time = 15\n", "influxdb.max-request-elapsed-time"},
-		{"influxdb unknown key", "[influxdb]\napi_endpoint = \"http://x\"\n", "influxdb.api_endpoint"},
-		{"datadog without key", "backends = \"datadog\"\n", "datadog.api_key"},
-		{"datadog bad endpoint", "[datadog]\napi_endpoint = \"api.datadoghq.com\"\n", "datadog.api_endpoint"},
-		{"datadog empty endpoint", "[datadog]\napi_endpoint = \"\"\n", "datadog.api_endpoint"},
-		{"datadog bad compression", "[datadog]\ncompress_payload = \"brotli\"\n", "datadog.compress_payload"},
-		{"datadog zero batch", "[datadog]\nmetrics_per_batch = 0\n", "datadog.metrics_per_batch"},
-		{"datadog negative requests", "[datadog]\nmax_requests = -2\n", "datadog.max_requests"},
-		{"datadog bad elapsed", "[datadog]\nmax_request_elapsed_time = \"soon\"\n", "datadog.max_request_elapsed_time"},
-		{"datadog zero timeout", "[datadog]\nclient_timeout = \"0s\"\n", "datadog.client_timeout"},
-		{"statsdaemon without address", "backends = \"statsdaemon\"\n", "statsdaemon.address"},
-		{"statsdaemon address without port", "[statsdaemon]\naddress = \"localhost\"\n", "statsdaemon.address"},
-		{"statsdaemon bad bool", "[statsdaemon]\ntcp_transport = \"tcp\"\n", "statsdaemon.tcp_transport"},
-		{"statsdaemon zero dial timeout", "[statsdaemon]\ndial_timeout = \"0s\"\n", "statsdaemon.dial_timeout"},
-		{"statsdaemon negative write timeout", "[statsdaemon]\nwrite_timeout = \"-1s\"\n", "statsdaemon.write_timeout"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := Load([]string{"--config-path", writeFile(t, "c.toml", tc.file)})
-			requireKeyError(t, err, tc.wantKey)
-		})
-	}
+	requireBadConfigs(t, []badConfig{
+		{name: "influxdb without endpoint", file: "backends = \"influxdb\"\n[influxdb]\norg = \"o\"\nbucket = \"b\"\n", wantKey: "influxdb.api-endpoint"},
+		{name: "influxdb endpoint not a URL", file: "[influxdb]\napi-endpoint = \"127.0.0.1:8086\"\n", wantKey: "influxdb.api-endpoint"},
+		{name: "influxdb api-version 3", file: "[influxdb]\napi-version = 3\n", wantKey: "influxdb.api-version"},
+		{name: "influxdb api-version text", file: "[influxdb]\napi-version = \"two\"\n", wantKey: "influxdb.api-version"},
+		{name: "influxdb v1 without database", file: "backends = \"influxdb\"\n[influxdb]\napi-endpoint = \"http://x:8086\"\napi-version = 1\n", wantKey: "influxdb.database"},
+		{name: "influxdb v2 without org", file: "backends = \"influxdb\"\n[influxdb]\napi-endpoint = \"http://x:8086\"\nbucket = \"b\"\n", wantKey: "influxdb.org"},
+		{name: "influxdb v2 without bucket", file: "backends = \"influxdb\"\n[influxdb]\napi-endpoint = \"http://x:8086\"\norg = \"o\"\n", wantKey: "influxdb.bucket"},
+		{name: "influxdb bad consistency", file: "[influxdb]\nconsistency = \"most\"\n", wantKey: "influxdb.consistency"},
+		{name: "influxdb bad compress", file: "[influxdb]\ncompress-payload = \"yes please\"\n", wantKey: "influxdb.compress-payload"},
+		{name: "influxdb zero batch", file: "[influxdb]\nmetrics-per-batch = 0\n", wantKey: "influxdb.metrics-per-batch"},
+		{name: "influxdb zero requests", file: "[influxdb]\nmax-requests = 0\n", wantKey: "influxdb.max-requests"},
+		{name: "influxdb elapsed without unit", file: "[influxdb]\nmax-request-elapsed-time = 15\n", wantKey: "influxdb.max-request-elapsed-time"},
+		{name: "influxdb unknown key", file: "[influxdb]\napi_endpoint = \"http://x\"\n", wantKey: "influxdb.api_endpoint"},
+		{name: "datadog without key", file: "backends = \"datadog\"\n", wantKey: "datadog.api_key"},
+		{name: "datadog bad endpoint", file: "[datadog]\napi_endpoint = \"api.datadoghq.com\"\n", wantKey: "datadog.api_endpoint"},
+		{name: "datadog empty endpoint", file: "[datadog]\napi_endpoint = \"\"\n", wantKey: "datadog.api_endpoint"},
+		{name: "datadog bad compression", file: "[datadog]\ncompress_payload = \"brotli\"\n", wantKey: "datadog.compress_payload"},
+		{name: "datadog zero batch", file: "[datadog]\nmetrics_per_batch = 0\n", wantKey: "datadog.metrics_per_batch"},
+		{name: "datadog negative requests", file: "[datadog]\nmax_requests = -2\n", wantKey: "datadog.max_requests"},
+		{name: "datadog bad elapsed", file: "[datadog]\nmax_request_elapsed_time = \"soon\"\n", wantKey: "datadog.max_request_elapsed_time"},
+		{name: "datadog zero timeout", file: "[datadog]\nclient_timeout = \"0s\"\n", wantKey: "datadog.client_timeout"},
+		{name: "statsdaemon without address", file: "backends = \"statsdaemon\"\n", wantKey: "statsdaemon.address"},
+		{name: "statsdaemon address without port", file: "[statsdaemon]\naddress = \"localhost\"\n", wantKey: "statsdaemon.address"},
+		{name: "statsdaemon bad bool", file: "[statsdaemon]\ntcp_transport = \"tcp\"\n", wantKey: "statsdaemon.tcp_transport"},
+		{name: "statsdaemon zero dial timeout", file: "[statsdaemon]\ndial_timeout = \"0s\"\n", wantKey: "statsdaemon.dial_timeout"},
+		{name: "statsdaemon negative write timeout", file: "[statsdaemon]\nwrite_timeout = \"-1s\"\n", wantKey: "statsdaemon.write_timeout"},
+	})
 }

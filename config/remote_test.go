@@ -10,7 +10,7 @@ import (
 // Tests of the [prometheus] and [otlp] sections.
 
 func TestPrometheusSection(t *testing.T) {
-	c, err := Load([]string{"--config-path", writeFile(t, "p.toml", `
+	c := mustLoad(t, "--config-path", writeFile(t, "p.toml", `
 backends = "prometheus"
 [prometheus]
 remote-write-url = "http://127.0.0.1:9090/api/v1/write"
@@ -21,10 +21,7 @@ timeout = "3s"
 [prometheus.headers]
 X-Scope-OrgID = "tenant-1"
 X-Other = "a, b"
-`)})
-	if err != nil {
-		t.Fatal(err)
-	}
+`))
 	p := c.Prometheus
 	if p.RemoteWriteURL != "http://127.0.0.1:9090/api/v1/write" || p.BearerToken != "s3cret" ||
 		p.MetricsPerBatch != 250 || p.MaxRequests != 2 || p.Timeout != 3*time.Second {
@@ -54,16 +51,13 @@ func TestOTLPSection(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := Load([]string{"--config-path", writeFile(t, "o.toml", `
+			c := mustLoad(t, "--config-path", writeFile(t, "o.toml", `
 backends = "otlp"
 [otlp]
 metrics_endpoint = "http://127.0.0.1:4318/v1/metrics"
 logs_endpoint = "http://127.0.0.1:4318/v1/logs"
 resource_keys = ["service", "env"]
-`+tc.file)})
-			if err != nil {
-				t.Fatal(err)
-			}
+`+tc.file))
 			o := c.OTLP
 			if o.MaxRequestElapsedTime != tc.wantElapsed || o.Conversion != tc.wantConv {
 				t.Fatalf("elapsed %s conversion %q, want %s %q", o.MaxRequestElapsedTime, o.Conversion, tc.wantElapsed, tc.wantConv)
@@ -77,33 +71,23 @@ resource_keys = ["service", "env"]
 }
 
 func TestRemoteBackendsBadConfig(t *testing.T) {
-	cases := []struct {
-		name    string
-		file    string
-		wantKey string
-	}{
-		{"prometheus without url", "backends = \"prometheus\"\n", "prometheus.remote-write-url"},
-		{"prometheus url not http", "[prometheus]\nremote-write-url = \"ftp://x/y\"\n", "prometheus.remote-write-url"},
-		{"prometheus url without host", "[prometheus]\nremote-write-url = \"http:///api/v1/write\"\n", "prometheus.remote-write-url"},
-		{"prometheus token and basic auth", "[prometheus]\nbearer-token = \"t\"\nbasic-auth-username = \"u\"\n", "prometheus.bearer-token"},
-		{"prometheus password without user", "[prometheus]\nbasic-auth-password = \"p\"\n", "prometheus.basic-auth-username"},
-		{"prometheus zero batch", "[prometheus]\nmetrics-per-batch = 0\n", "prometheus.metrics-per-batch"},
-		{"prometheus timeout without unit", "[prometheus]\ntimeout = 5\n", "prometheus.timeout"},
-		{"prometheus bad header name", "[prometheus.headers]\n\"X Bad\" = \"v\"\n", "prometheus.headers.x bad"},
-		{"prometheus header not a string", "[prometheus.headers]\nX-N = 3\n", "prometheus.headers.x-n"},
-		{"prometheus unknown key", "[prometheus]\nremote_write_url = \"http://x\"\n", "prometheus.remote_write_url"},
-		{"otlp without endpoint", "backends = \"otlp\"\n", "otlp.metrics_endpoint"},
-		{"otlp bad logs endpoint", "[otlp]\nlogs_endpoint = \"localhost:4318\"\n", "otlp.logs_endpoint"},
-		{"otlp bad conversion", "[otlp]\nconversion = \"AsSummary\"\n", "otlp.conversion"},
-		{"otlp negative retries", "[otlp]\nmax_retries = -1\n", "otlp.max_retries"},
-		{"otlp zero elapsed", "[otlp]\nmax_request_elapsed_time = 0\n", "otlp.max_request_elapsed_time"},
-		{"otlp bad elapsed", "[otlp]\nmax_request_elapsed_time = \"soon\"\n", "otlp.max_request_elapsed_time"},
-		{"otlp zero requests", "[otlp]\nmax_requests = 0\n", "otlp.max_requests"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := Load([]string{"--config-path", writeFile(t, "c.toml", tc.file)})
-			requireKeyError(t, err, tc.wantKey)
-		})
-	}
+	requireBadConfigs(t, []badConfig{
+		{name: "prometheus without url", file: "backends = \"prometheus\"\n", wantKey: "prometheus.remote-write-url"},
+		{name: "prometheus url not http", file: "[prometheus]\nremote-write-url = \"ftp://x/y\"\n", wantKey: "prometheus.remote-write-url"},
+		{name: "prometheus url without host", file: "[prometheus]\nremote-write-url = \"http:///api/v1/write\"\n", wantKey: "prometheus.remote-write-url"},
+		{name: "prometheus token and basic auth", file: "[prometheus]\nbearer-token = \"t\"\nbasic-auth-username = \"u\"\n", wantKey: "prometheus.bearer-token"},
+		{name: "prometheus password without user", file: "[prometheus]\nbasic-auth-password = \"p\"\n", wantKey: "prometheus.basic-auth-username"},
+		{name: "prometheus zero batch", file: "[prometheus]\nmetrics-per-batch = 0\n", wantKey: "prometheus.metrics-per-batch"},
+		{name: "prometheus timeout without unit", file: "[prometheus]\ntimeout = 5\n", wantKey: "prometheus.timeout"},
+		{name: "prometheus bad header name", file: "[prometheus.headers]\n\"X Bad\" = \"v\"\n", wantKey: "prometheus.headers.x bad"},
+		{name: "prometheus header not a string", file: "[prometheus.headers]\nX-N = 3\n", wantKey: "prometheus.headers.x-n"},
+		{name: "prometheus unknown key", file: "[prometheus]\nremote_write_url = \"http://x\"\n", wantKey: "prometheus.remote_write_url"},
+		{name: "otlp without endpoint", file: "backends = \"otlp\"\n", wantKey: "otlp.metrics_endpoint"},
+		{name: "otlp bad logs endpoint", file: "[otlp]\nlogs_endpoint = \"localhost:4318\"\n", wantKey: "otlp.logs_endpoint"},
+		{name: "otlp bad conversion", file: "[otlp]\nconversion = \"AsSummary\"\n", wantKey: "otlp.conversion"},
+		{name: "otlp negative retries", file: "[otlp]\nmax_retries = -1\n", wantKey: "otlp.max_retries"},
+		{name: "otlp zero elapsed", file: "[otlp]\nmax_request_elapsed_time = 0\n", wantKey: "otlp.max_request_elapsed_time"},
+		{name: "otlp bad elapsed", file: "[otlp]\nmax_request_elapsed_time = \"soon\"\n", wantKey: "otlp.max_request_elapsed_time"},
+		{name: "otlp zero requests", file: "[otlp]\nmax_requests = 0\n", wantKey: "otlp.max_requests"},
+	})
 }
