@@ -143,11 +143,9 @@ func (c *Config) loadAdmin(r *reader) {
 	}
 	// A [http.<name>] section that http-servers does not list would be
 	// silently ignored: refuse it, it is almost certainly a mistake.
-	if m, ok := r.v.Get("http").(map[string]any); ok {
-		for name := range m {
-			if !seen[strings.ToLower(name)] {
-				r.fail("http."+name, fmt.Errorf("section [http.%s] is not listed in http-servers (%q)", name, strings.Join(names, " ")))
-			}
-		}
+	listed := make([]string, 0, len(a.HTTPServers))
+	for _, s := range a.HTTPServers {
+		listed = append(listed, s.Name)
 	}
+	r.refuseUnlisted("http", "http-servers", listed)
 }

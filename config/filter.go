@@ -61,9 +61,8 @@ func (c *Config) loadFilters(r *reader) {
 		r.fail("max-tag-value-length", fmt.Errorf("must not be negative (0 = no limit), got %d", f.Rules.MaxTagValueLength))
 	}
 
-	for _, name := range r.sectionNames("filters", "filter") {
-		p := "filter." + name
-		fc := filter.FilterConfig{
+	f.Rules.Filters = readSections(r, "filters", "filter", func(p, name string) filter.FilterConfig {
+		return filter.FilterConfig{
 			Name:           name,
 			MatchMetrics:   r.matchers(p + ".match-metrics"),
 			ExcludeMetrics: r.matchers(p + ".exclude-metrics"),
@@ -72,36 +71,24 @@ func (c *Config) loadFilters(r *reader) {
 			DropMetric:     r.bool(p + ".drop-metric"),
 			DropHost:       r.bool(p + ".drop-host"),
 		}
-		if k, err := filter.CheckFilter(fc); err != nil {
-			r.fail(p+"."+k, err)
-		}
-		f.Rules.Filters = append(f.Rules.Filters, fc)
-	}
+	}, filter.CheckFilter)
 
-	names := r.sectionNames("mappings", "mapping")
-	for _, name := range names {
-		p := "mapping." + name
-		mc := filter.MappingConfig{
+	f.Rules.Mappings = readSections(r, "mappings", "mapping", func(p, name string) filter.MappingConfig {
+		return filter.MappingConfig{
 			Name:  name,
 			Match: r.str(p + ".match"),
 			As:    r.str(p + ".name"),
 			Tags:  r.list(p + ".tags"),
 		}
-		if k, err := filter.CheckMapping(mc); err != nil {
-			r.fail(p+"."+k, err)
-		}
-		f.Rules.Mappings = append(f.Rules.Mappings, mc)
-	}
+	}, filter.CheckMapping)
 	// An unlisted [mapping.<name>] would silently do nothing: refuse it.
 	// (An unlisted [filter.<name>] is accepted, as gostatsd does: it is
 	// how a filter is switched off.)
-	if m, ok := r.v.Get("mapping").(map[string]any); ok {
-		for name := range m {
-			if !contains(names, strings.ToLower(name)) {
-				r.fail("mapping."+name, fmt.Errorf("section [mapping.%s] is not listed in mappings (%q)", name, strings.Join(names, " ")))
-			}
-		}
+	var names []string
+	for _, m := range f.Rules.Mappings {
+		names = append(names, m.Name)
 	}
+	r.refuseUnlisted("mapping", "mappings", names)
 }
 
 // matchers reads a list of filter matchers: an array, or a string split at
@@ -114,6 +101,36 @@ func (r *reader) matchers(key string) []string {
 		return out
 	}
 	return r.list(key)
+}
+
+// readSections reads the [<section>.<name>] sections that listKey names, in
+// its order: build makes one from its key prefix ("filter.<name>") and
+// name, check validates it and names the offending key under the prefix.
+func readSections[T any](r *reader, listKey, section string, build func(prefix, name string) T, check func(T) (string, error)) []T {
+	var out []T
+	for _, name := range r.sectionNames(listKey, section) {
+		p := section + "." + name
+		v := build(p, name)
+		if k, err := check(v); err != nil {
+			r.fail(p+"."+k, err)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// refuseUnlisted fails for a [<section>.<name>] table whose name listKey
+// does not list (names, lower-cased): such a section would silently do nothing.
+func (r *reader) refuseUnlisted(section, listKey string, names []string) {
+	m, ok := r.v.Get(section).(map[string]any)
+	if !ok {
+		return
+	}
+	for name := range m {
+		if !contains(names, strings.ToLower(name)) {
+			r.fail(section+"."+name, fmt.Errorf("section [%s.%s] is not listed in %s (%q)", section, name, listKey, strings.Join(names, " ")))
+		}
+	}
 }
 
 // sectionNames reads the list key naming [<section>.<name>] sections and
