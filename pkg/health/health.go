@@ -174,10 +174,7 @@ func (r *Registry) Register(name string, kind Kind, check CheckFunc) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.deps[name]; ok {
-		return fmt.Errorf("register dependency %q: %w", name, ErrDuplicate)
-	}
-	if _, ok := r.internal[name]; ok {
+	if r.takenLocked(name) {
 		return fmt.Errorf("register dependency %q: %w", name, ErrDuplicate)
 	}
 	d := newDependency(name, kind, check, r)
@@ -197,15 +194,20 @@ func (r *Registry) RegisterInternal(name string, check InternalFunc) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.internal[name]; ok {
-		return fmt.Errorf("register internal check %q: %w", name, ErrDuplicate)
-	}
-	if _, ok := r.deps[name]; ok {
+	if r.takenLocked(name) {
 		return fmt.Errorf("register internal check %q: %w", name, ErrDuplicate)
 	}
 	r.internal[name] = check
 	r.iorder = insertSorted(r.iorder, name)
 	return nil
+}
+
+// takenLocked reports whether name is a dependency or an internal check
+// already: the two share one name space. r.mu must be held.
+func (r *Registry) takenLocked(name string) bool {
+	_, dep := r.deps[name]
+	_, internal := r.internal[name]
+	return dep || internal
 }
 
 func insertSorted(list []string, s string) []string {
