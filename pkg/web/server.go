@@ -43,16 +43,21 @@ const (
 // Listener is one HTTP server: the admin server (Admin true) or one of
 // gostatsd's [http.<name>] servers. The flags choose which endpoint groups
 // it serves.
+//
+// Keys: the admin server is admin-addr with enable-prof, enable-expvar and
+// enable-ingestion; a gostatsd server is http.<name>.address with
+// http.<name>.enable-prof, -expvar, -ingestion and -healthcheck. Every flag
+// defaults to false (the zero value) except as config sets it.
 type Listener struct {
 	Name    string // "admin" for admin-addr, else the [http.<name>] section name
-	Address string // host:port
+	Address string // host:port; required
 	// Admin serves everything that is not behind a flag below: the status
 	// page, /status, /metrics and the health endpoints.
 	Admin       bool
-	Prof        bool // /debug/pprof/...
-	Expvar      bool // /expvar
-	Healthcheck bool // /healthcheck, /deepcheck and the {base} health family
-	Ingestion   bool // handlers mounted with HandleIngestion
+	Prof        bool // /debug/pprof/... (enable-prof)
+	Expvar      bool // /expvar (enable-expvar)
+	Healthcheck bool // /healthcheck, /deepcheck and the {base} health family (enable-healthcheck; always on admin-addr)
+	Ingestion   bool // handlers mounted with HandleIngestion (enable-ingestion)
 }
 
 // Options configures the servers; config maps admin-addr, the
