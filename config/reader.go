@@ -106,11 +106,15 @@ func (r *reader) int(key string) (n int) {
 }
 
 func (r *reader) positiveInt(key string) int {
-	n := r.int(key)
-	if n <= 0 {
-		r.fail(key, fmt.Errorf("must be at least 1, got %d", n))
+	return positive(r, key, r.int(key), "must be at least 1, got %d")
+}
+
+// positive fails key with msg (formatted with v) unless v > 0.
+func positive[T int | time.Duration](r *reader, key string, v T, msg string) T {
+	if v <= 0 {
+		r.fail(key, fmt.Errorf(msg, v))
 	}
-	return n
+	return v
 }
 
 func (r *reader) float(key string) (f float64) {
@@ -168,11 +172,7 @@ func (r *reader) duration(key string) (d time.Duration) {
 }
 
 func (r *reader) positiveDuration(key string) time.Duration {
-	d := r.duration(key)
-	if d <= 0 {
-		r.fail(key, fmt.Errorf("must be a positive duration, got %s", d))
-	}
-	return d
+	return positive(r, key, r.duration(key), "must be a positive duration, got %s")
 }
 
 func (r *reader) durationOr(key string, def time.Duration) (d time.Duration) {
@@ -239,11 +239,7 @@ func (r *reader) size(key string) (n int) {
 }
 
 func (r *reader) positiveSize(key string) int {
-	n := r.size(key)
-	if n <= 0 {
-		r.fail(key, fmt.Errorf("must be at least 1 byte, got %d", n))
-	}
-	return n
+	return positive(r, key, r.size(key), "must be at least 1 byte, got %d")
 }
 
 // list accepts a TOML/YAML/JSON array or a string of items separated by spaces
