@@ -69,25 +69,3 @@ resource_keys = ["service", "env"]
 		})
 	}
 }
-
-func TestRemoteBackendsBadConfig(t *testing.T) {
-	requireBadConfigs(t, []badConfig{
-		{name: "prometheus without url", file: "backends = \"prometheus\"\n", wantKey: "prometheus.remote-write-url"},
-		{name: "prometheus url not http", file: "[prometheus]\nremote-write-url = \"ftp://x/y\"\n", wantKey: "prometheus.remote-write-url"},
-		{name: "prometheus url without host", file: "[prometheus]\nremote-write-url = \"http:///api/v1/write\"\n", wantKey: "prometheus.remote-write-url"},
-		{name: "prometheus token and basic auth", file: "[prometheus]\nbearer-token = \"t\"\nbasic-auth-username = \"u\"\n", wantKey: "prometheus.bearer-token"},
-		{name: "prometheus password without user", file: "[prometheus]\nbasic-auth-password = \"p\"\n", wantKey: "prometheus.basic-auth-username"},
-		{name: "prometheus zero batch", file: "[prometheus]\nmetrics-per-batch = 0\n", wantKey: "prometheus.metrics-per-batch"},
-		{name: "prometheus timeout without unit", file: "[prometheus]\ntimeout = 5\n", wantKey: "prometheus.timeout"},
-		{name: "prometheus bad header name", file: "[prometheus.headers]\n\"X Bad\" = \"v\"\n", wantKey: "prometheus.headers.x bad"},
-		{name: "prometheus header not a string", file: "[prometheus.headers]\nX-N = 3\n", wantKey: "prometheus.headers.x-n"},
-		{name: "prometheus unknown key", file: "[prometheus]\nremote_write_url = \"http://x\"\n", wantKey: "prometheus.remote_write_url"},
-		{name: "otlp without endpoint", file: "backends = \"otlp\"\n", wantKey: "otlp.metrics_endpoint"},
-		{name: "otlp bad logs endpoint", file: "[otlp]\nlogs_endpoint = \"localhost:4318\"\n", wantKey: "otlp.logs_endpoint"},
-		{name: "otlp bad conversion", file: "[otlp]\nconversion = \"AsSummary\"\n", wantKey: "otlp.conversion"},
-		{name: "otlp negative retries", file: "[otlp]\nmax_retries = -1\n", wantKey: "otlp.max_retries"},
-		{name: "otlp zero elapsed", file: "[otlp]\nmax_request_elapsed_time = 0\n", wantKey: "otlp.max_request_elapsed_time"},
-		{name: "otlp bad elapsed", file: "[otlp]\nmax_request_elapsed_time = \"soon\"\n", wantKey: "otlp.max_request_elapsed_time"},
-		{name: "otlp zero requests", file: "[otlp]\nmax_requests = 0\n", wantKey: "otlp.max_requests"},
-	})
-}
