@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,6 +20,11 @@ type carbon struct {
 	ln                 net.Listener
 	counterNS, timerNS []byte // "stats.counters.", "stats.timers."
 	wg                 sync.WaitGroup
+
+	// closing is set by close before it dials the sentinel connection, whose
+	// local address it then sends on sentinel; accept stops when it accepts it.
+	closing  atomic.Bool
+	sentinel chan string
 
 	mu        sync.Mutex
 	counters  map[string]float64
@@ -37,6 +43,7 @@ func newCarbon(counterNS, timerNS string) (*carbon, error) {
 	c := &carbon{
 		ln: ln, counterNS: []byte(counterNS), timerNS: []byte(timerNS),
 		counters: map[string]float64{}, timers: map[string]float64{}, open: map[net.Conn]bool{},
+		sentinel: make(chan string, 1),
 	}
 	c.wg.Add(1)
 	go c.accept()
@@ -45,16 +52,30 @@ func newCarbon(counterNS, timerNS string) (*carbon, error) {
 
 func (c *carbon) addr() string { return c.ln.Addr().String() }
 
+// accept serves connections until it accepts the sentinel connection close
+// dials (or the listener fails). The kernel queues completed connections in
+// the order they were established, so every connection made before the
+// sentinel has been accepted by then: closing the listener earlier would
+// reset the ones still queued and lose what they sent.
 func (c *carbon) accept() {
 	defer c.wg.Done()
+	defer c.ln.Close()
+	var sentinel string
 	for {
 		conn, err := c.ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond) // EMFILE and the like: back off
 			continue
+		}
+		if sentinel == "" && c.closing.Load() {
+			sentinel = <-c.sentinel // close sends it as soon as its dial returns
+		}
+		if sentinel != "" && conn.RemoteAddr().String() == sentinel {
+			_ = conn.Close()
+			return
 		}
 		c.mu.Lock()
 		c.open[conn] = true
@@ -134,11 +155,20 @@ func (c *carbon) add(line []byte, counters, timers map[string]float64) bool {
 	return true
 }
 
-// close stops accepting and waits up to timeout for the open connections to
+// close stops accepting once every connection made before it was called
+// has been accepted, then waits up to timeout for the open connections to
 // end (the server closes them when it exits); it reports whether they did.
 // Connections still open then are closed, and what they sent is kept.
 func (c *carbon) close(timeout time.Duration) bool {
-	_ = c.ln.Close()
+	deadline := time.Now().Add(timeout)
+	c.closing.Store(true)
+	if s, err := net.DialTimeout("tcp", c.addr(), timeout); err == nil {
+		c.sentinel <- s.LocalAddr().String()
+		_ = s.Close()
+	} else {
+		c.sentinel <- "-" // matches no connection
+		_ = c.ln.Close()  // cannot reach ourselves: stop now
+	}
 	done := make(chan struct{})
 	go func() {
 		c.wg.Wait()
@@ -147,8 +177,9 @@ func (c *carbon) close(timeout time.Duration) bool {
 	select {
 	case <-done:
 		return true
-	case <-time.After(timeout):
+	case <-time.After(time.Until(deadline)):
 	}
+	_ = c.ln.Close()
 	c.mu.Lock()
 	for conn := range c.open {
 		_ = conn.Close()

@@ -61,24 +61,25 @@ func TestInputBounds(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			admin := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
+			admin := garnertest.FreeAddr(t)
 			p, g, udp, _ := startWithGraphite(t, append([]string{"--admin-addr", admin}, tc.flags...)...)
 			for _, l := range tc.lines {
 				garnertest.SendUDP(t, udp, l)
 			}
-			deadline := time.Now().Add(5 * time.Second)
-			for time.Now().Before(deadline) && metricValue(t, admin, "garner_receiver_lines_total") < float64(len(tc.lines)) {
-				time.Sleep(20 * time.Millisecond)
-			}
+			var m garnertest.Metrics
+			garnertest.WaitFor(t, "every line read", 20*time.Second, func() bool {
+				m = garnertest.MustScrape(t, admin)
+				return m.Sum("garner_receiver_lines_total") >= float64(len(tc.lines))
+			})
 			for reason, want := range tc.wantBad {
-				if got := metricValue(t, admin, fmt.Sprintf(`garner_receiver_bad_lines_total{reason=%q`, reason)); got != want {
+				if got := m.Sum("garner_receiver_bad_lines_total", fmt.Sprintf("reason=%q", reason)); got != want {
 					t.Errorf("bad lines %s = %v, want %v", reason, got, want)
 				}
 			}
-			if got := metricValue(t, admin, "garner_receiver_bad_lines_total"); got != sumOf(tc.wantBad) {
+			if got := m.Sum("garner_receiver_bad_lines_total"); got != sumOf(tc.wantBad) {
 				t.Errorf("bad lines in all = %v, want %v", got, sumOf(tc.wantBad))
 			}
-			if got := metricValue(t, admin, `garner_events_dropped_total{reason="too_long"}`); got != tc.wantLong {
+			if got := m.Sum("garner_events_dropped_total", `reason="too_long"`); got != tc.wantLong {
 				t.Errorf("events dropped as too long = %v, want %v", got, tc.wantLong)
 			}
 			stop(t, p)

@@ -1,14 +1,10 @@
 package main_test
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,34 +13,16 @@ import (
 	"github.com/garner-metrics/garner/pkg/garnertest"
 )
 
-// metricValue reads one sample from garner's /metrics (sum over label sets
-// matching the prefix).
-func metricValue(t *testing.T, admin, prefix string) float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var sum float64
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, prefix) {
-			f := strings.Fields(line)
-			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			sum += v
-		}
-	}
-	return sum
-}
-
 // TestGraphiteHangsThenRecovers: carbon accepts connections and never reads.
 // Ingestion goes on, memory stays bounded (max_buffer_size), the loss is
 // counted, the admin server answers fast, and once carbon reads again the
 // data flows within a couple of flushes.
 func TestGraphiteHangsThenRecovers(t *testing.T) {
-	hang, err := net.Listen("tcp", "127.0.0.1:0")
+	// The fake carbon's receive buffer is pinned small (accepted sockets
+	// inherit it from the listener): the kernel would otherwise autotune it
+	// up to net.ipv4.tcp_rmem's maximum (32 MiB on some hosts), absorbing
+	// every flush, and nothing would ever have to be dropped.
+	hang, err := garnertest.ListenTCP("127.0.0.1:0", 4096)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,46 +41,72 @@ func TestGraphiteHangsThenRecovers(t *testing.T) {
 		}
 	}()
 
-	udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
-	admin := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
-	cfg := filepath.Join(t.TempDir(), "g.toml")
-	_ = os.WriteFile(cfg, []byte(fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\nwrite_timeout = \"300ms\"\nmax_buffer_size = \"256KiB\"\n", addr)), 0o644)
-	p := garnertest.Start(t, "--config-path", cfg, "--metrics-addr", udp, "--admin-addr", admin,
-		"--flush-interval", "200ms", "--shutdown-grace", "0s")
-	if !p.WaitStderr("garner started", 10*time.Second) {
-		t.Fatal(p.Stderr())
+	udp, admin := garnertest.FreeAddr(t), garnertest.FreeAddr(t)
+	p := garnertest.StartConfig(t, fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\nwrite_timeout = \"300ms\"\nmax_buffer_size = \"256KiB\"\n", addr),
+		"--metrics-addr", udp, "--admin-addr", admin, "--flush-interval", "500ms", "--shutdown-grace", "0s",
+		"--expiry-interval-counter", "-1s") // a flush has only the counters of its interval
+	// Traffic for at least 3s and until garner counts a drop. garner dials
+	// carbon again after a failed write, and a fresh connection takes up to
+	// its whole send buffer (autotuned up to net.ipv4.tcp_wmem's maximum) before
+	// a write blocks: for a drop to be certain, one flush must be larger than
+	// that plus max_buffer_size. So besides short lines for the ingestion
+	// load, every flush interval the traffic touches long-named counters,
+	// enough of them that the flush (a count and a rate line for each) is
+	// larger than the largest send buffer this kernel gives, by 2 MiB.
+	long, names := longSeries(garnertest.MaxSendBuffer() + 2<<20)
+	c, err := net.Dial("udp", udp)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// 3s of traffic with many series, so every flush is large.
-	c, _ := net.Dial("udp", udp)
 	defer c.Close()
-	deadline := time.Now().Add(3 * time.Second)
+	client := &http.Client{Timeout: 10 * time.Second}
+	dropped := func() float64 {
+		m, err := garnertest.Scrape(client, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Sum("garner_graphite_dropped_flushes_total") + m.Sum("garner_backend_dropped_flushes_total")
+	}
+	began := time.Now()
+	minEnd, deadline := began.Add(3*time.Second), began.Add(90*time.Second)
 	var slowest time.Duration
-	for i := 0; time.Now().Before(deadline); i++ {
+	for i := 0; ; i++ {
 		var b strings.Builder
 		for j := 0; j < 40; j++ {
 			fmt.Fprintf(&b, "hang.series.%d:1|c\n", (i*40+j)%5000)
 		}
 		_, _ = c.Write([]byte(b.String()))
+		if perDgram := 60000 / len(long); i%4 == 0 {
+			b.Reset()
+			for j := 0; j < perDgram; j++ {
+				fmt.Fprintf(&b, "%s.%d:1|c\n", long, (i/4*perDgram+j)%names)
+			}
+			_, _ = c.Write([]byte(b.String()))
+		}
 		if i%100 == 0 {
 			start := time.Now()
-			resp, err := http.Get("http://" + admin + "/health/ready")
+			resp, err := client.Get("http://" + admin + "/health/ready")
 			if err != nil {
 				t.Fatal(err)
 			}
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			slowest = max(slowest, time.Since(start))
+			if now := time.Now(); now.After(minEnd) && dropped() > 0 || now.After(deadline) {
+				break
+			}
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // pacing, so that loopback UDP keeps up
 	}
+	t.Logf("sent traffic for %s, until garner counted a drop", time.Since(began).Round(time.Millisecond))
 	if slowest > 100*time.Millisecond {
 		t.Errorf("admin server took %s to answer while the backend hung", slowest)
 	}
-	if lines := metricValue(t, admin, "garner_receiver_lines_total"); lines < 10000 {
+	if lines := garnertest.MustScrape(t, admin).Sum("garner_receiver_lines_total"); lines < 10000 {
 		t.Errorf("ingestion stalled while the backend hung: %v lines", lines)
 	}
-	if d := metricValue(t, admin, "garner_graphite_dropped_flushes_total") + metricValue(t, admin, "garner_backend_dropped_flushes_total"); d == 0 {
-		t.Errorf("nothing counted as dropped while carbon hung")
+	if dropped() == 0 {
+		t.Errorf("nothing counted as dropped within 90s while carbon hung")
 	}
 	if _, peak := p.RSS(); peak > 300<<20 {
 		t.Errorf("peak RSS %d MiB while the backend hung", peak>>20)
@@ -116,18 +120,13 @@ func TestGraphiteHangsThenRecovers(t *testing.T) {
 	}
 	mu.Unlock()
 	var g *garnertest.Graphite
-	for i := 0; i < 50; i++ {
-		if g, err = garnertest.ListenGraphite(addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	garnertest.WaitFor(t, "the carbon address to be free again", 10*time.Second, func() bool {
+		g, err = garnertest.ListenGraphite(addr)
+		return err == nil
+	})
 	defer g.Close()
 	garnertest.SendUDP(t, udp, "after.recovery:7|c")
-	if !g.WaitFor(3*time.Second, func(lines []string) bool {
+	if !g.WaitFor(20*time.Second, func(lines []string) bool {
 		for _, l := range lines {
 			if strings.HasPrefix(l, "stats.counters.after.recovery.count;host=127.0.0.1 7 ") {
 				return true
@@ -140,4 +139,16 @@ func TestGraphiteHangsThenRecovers(t *testing.T) {
 	if code := p.Stop(20 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
+}
+
+// longSeries returns a series name prefix and a number of series such that
+// their Graphite lines (two per counter, each longer than the prefix) add up
+// to at least bytes, with names far below carbon's line limit.
+func longSeries(bytes int) (prefix string, series int) {
+	series = 5000
+	n := min(bytes/(2*series)+1, 8000)
+	if 2*series*n < bytes {
+		series = bytes/(2*n) + 1
+	}
+	return "hang.long." + strings.Repeat("x", n), series
 }

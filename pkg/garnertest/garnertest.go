@@ -4,10 +4,8 @@
 package garnertest
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,41 +16,67 @@ import (
 	"time"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+// GarnerPackage and LoadPackage are the import paths of the two binaries.
+const (
+	GarnerPackage = "github.com/garner-metrics/garner/cmd/garner"
+	LoadPackage   = "github.com/garner-metrics/garner/cmd/garner-load"
 )
+
+type buildKey struct {
+	pkg  string
+	race bool
+}
+
+type buildResult struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+var builds sync.Map // buildKey → *buildResult
 
 // Binary builds ./cmd/garner (once per test process, with -race when the
 // tests run with it) and returns the path of the binary.
 func Binary(t testing.TB) string {
 	t.Helper()
-	return build(t, "github.com/garner-metrics/garner/cmd/garner", &buildOnce, &binPath, &buildErr)
+	return BuildBinary(t, GarnerPackage, raceEnabled)
 }
 
-func build(t testing.TB, pkg string, once *sync.Once, path *string, errp *error) string {
-	once.Do(func() {
+// PlainBinary builds pkg without the race detector, once per test process.
+// The load tests use it: -race slows garner ten-fold, which would measure the
+// detector, not garner.
+func PlainBinary(t testing.TB, pkg string) string {
+	t.Helper()
+	return BuildBinary(t, pkg, false)
+}
+
+// BuildBinary builds the main package pkg (an import path of this module),
+// with -race if race is set, once per test process and (pkg, race), and
+// returns the path of the binary.
+func BuildBinary(t testing.TB, pkg string, race bool) string {
+	t.Helper()
+	v, _ := builds.LoadOrStore(buildKey{pkg, race}, &buildResult{})
+	b := v.(*buildResult)
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "garnertest-")
 		if err != nil {
-			*errp = err
+			b.err = err
 			return
 		}
-		*path = filepath.Join(dir, filepath.Base(pkg))
-		args := []string{"build", "-o", *path}
-		if raceEnabled {
+		b.path = filepath.Join(dir, filepath.Base(pkg))
+		args := []string{"build", "-o", b.path}
+		if race {
 			args = append(args, "-race")
 		}
-		cmd := exec.Command("go", append(args, pkg)...)
-		out, err := cmd.CombinedOutput()
+		out, err := exec.Command("go", append(args, pkg)...).CombinedOutput()
 		if err != nil {
-			*errp = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+			b.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 		}
 	})
-	if *errp != nil {
-		t.Fatal(*errp)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return *path
+	return b.path
 }
 
 // Process is a running garner.
@@ -82,6 +106,41 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 func Start(t testing.TB, args ...string) *Process {
 	t.Helper()
 	return StartBinary(t, Binary(t), args...)
+}
+
+// StartReady is Start, then waits (up to 20s) until garner logs that it
+// started; it fails the test if it does not.
+func StartReady(t testing.TB, args ...string) *Process {
+	t.Helper()
+	return StartBinaryReady(t, Binary(t), args...)
+}
+
+// StartBinaryReady is StartReady for another build of garner (PlainBinary).
+func StartBinaryReady(t testing.TB, bin string, args ...string) *Process {
+	t.Helper()
+	p := StartBinary(t, bin, args...)
+	if !p.WaitStderr("garner started", 20*time.Second) {
+		t.Fatalf("garner did not start:\n%s", p.Stderr())
+	}
+	return p
+}
+
+// StartConfig writes toml as garner's config file, then runs StartReady with
+// --config-path and args (flags win over the file).
+func StartConfig(t testing.TB, toml string, args ...string) *Process {
+	t.Helper()
+	return StartReady(t, append([]string{"--config-path", WriteConfig(t, toml)}, args...)...)
+}
+
+// WriteConfig writes toml to a file in the test's temporary folder and
+// returns its path.
+func WriteConfig(t testing.TB, toml string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "garner.toml")
+	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // StartBinary runs bin with args (for other binaries of the repository).
@@ -186,150 +245,4 @@ func (p *Process) Wait(timeout time.Duration) int {
 func (p *Process) Stop(timeout time.Duration) int {
 	p.Signal(syscall.SIGTERM)
 	return p.Wait(timeout)
-}
-
-// FreePort returns a loopback port free for both TCP and UDP right now.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	for i := 0; i < 50; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		_ = l.Close()
-		if err == nil {
-			_ = u.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
-// SendUDP sends each payload as one datagram to addr.
-func SendUDP(t testing.TB, addr string, payloads ...string) {
-	t.Helper()
-	c, err := net.Dial("udp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	for _, p := range payloads {
-		if _, err := c.Write([]byte(p)); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// Graphite is a TCP listener that records every line it receives, as a
-// carbon plaintext listener would get them.
-type Graphite struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	lines []string
-	conns int
-}
-
-// NewGraphite listens on a loopback port until the test ends.
-func NewGraphite(t testing.TB) *Graphite {
-	t.Helper()
-	g, err := ListenGraphite("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(g.Close)
-	return g
-}
-
-// ListenGraphite listens on addr (for a listener that must come back on the
-// address an earlier one had). The caller closes it.
-func ListenGraphite(addr string) (*Graphite, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	g := &Graphite{ln: ln}
-	go g.accept()
-	return g, nil
-}
-
-func (g *Graphite) accept() {
-	for {
-		c, err := g.ln.Accept()
-		if err != nil {
-			return
-		}
-		g.mu.Lock()
-		g.conns++
-		g.mu.Unlock()
-		go func() {
-			defer c.Close()
-			sc := bufio.NewScanner(c)
-			sc.Buffer(make([]byte, 1<<20), 1<<20)
-			for sc.Scan() {
-				g.mu.Lock()
-				g.lines = append(g.lines, sc.Text())
-				g.mu.Unlock()
-			}
-		}()
-	}
-}
-
-// Addr is the listener's host:port.
-func (g *Graphite) Addr() string { return g.ln.Addr().String() }
-
-// Close stops accepting connections.
-func (g *Graphite) Close() { _ = g.ln.Close() }
-
-// Lines returns a copy of every line received so far.
-func (g *Graphite) Lines() []string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return append([]string(nil), g.lines...)
-}
-
-// Reset forgets the lines received so far.
-func (g *Graphite) Reset() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.lines = nil
-}
-
-// Point is one parsed Graphite line.
-type Point struct {
-	Name  string // including ;tags
-	Value string
-	Time  int64
-}
-
-// Points parses the received lines; malformed lines are returned as Name only.
-func (g *Graphite) Points() []Point {
-	var out []Point
-	for _, l := range g.Lines() {
-		f := strings.Fields(l)
-		p := Point{Name: f[0]}
-		if len(f) == 3 {
-			p.Value = f[1]
-			_, _ = fmt.Sscan(f[2], &p.Time)
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
-// WaitFor polls until cond holds on the received lines or timeout passes,
-// and reports whether it held.
-func (g *Graphite) WaitFor(timeout time.Duration, cond func(lines []string) bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond(g.Lines()) {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
