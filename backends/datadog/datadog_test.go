@@ -14,7 +14,7 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/garner-metrics/garner/backends"
-	"github.com/garner-metrics/garner/backends/httpsend/realtest"
+	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
@@ -29,14 +29,14 @@ func newClient(t *testing.T, cfg Options) (*Client, prometheus.Counter) {
 	return c, dropped
 }
 
-func vmConfig(vm *realtest.VictoriaMetrics, compression string) Options {
+func vmConfig(vm *garnertest.VictoriaMetrics, compression string) Options {
 	return Options{
 		APIKey: "test-key", APIEndpoint: vm.URL + "/datadog", Compression: compression, MetricsPerBatch: 2,
 		MaxRequests: 2, MaxRequestElapsedTime: 2 * time.Second, ClientTimeout: 2 * time.Second, UserAgent: "garner-test",
 	}
 }
 
-func labels(s realtest.Series) string {
+func labels(s garnertest.Series) string {
 	var parts []string
 	for k, v := range s.Metric {
 		if k != "__name__" {
@@ -53,7 +53,7 @@ func labels(s realtest.Series) string {
 // "k:v" tags labels k="v", a bare tag t the label t="no_label_value", and
 // host a label.
 func TestVictoriaMetrics(t *testing.T) {
-	vm := realtest.StartVictoriaMetrics(t, false)
+	vm := garnertest.StartVictoriaMetrics(t, false)
 	for _, comp := range []string{"deflate", "gzip", ""} {
 		t.Run("compression="+comp, func(t *testing.T) {
 			c, dropped := newClient(t, vmConfig(vm, comp))
@@ -94,8 +94,8 @@ func TestVictoriaMetrics(t *testing.T) {
 				prefix + `.lat.upper_90{}`:                                              3,
 				prefix + `.lat.sum_squares{}`:                                           10,
 			}
-			got := vm.WaitExport(t, `{__name__=~"`+prefix+`\\..*"}`, func(s []realtest.Series) bool { return len(s) >= 16 })
-			have := map[string]realtest.Series{}
+			got := vm.WaitExport(t, `{__name__=~"`+prefix+`\\..*"}`, func(s []garnertest.Series) bool { return len(s) >= 16 })
+			have := map[string]garnertest.Series{}
 			for _, s := range got {
 				have[labels(s)] = s
 			}
@@ -116,7 +116,7 @@ func TestVictoriaMetrics(t *testing.T) {
 	}
 }
 
-func keys(m map[string]realtest.Series) []string {
+func keys(m map[string]garnertest.Series) []string {
 	var out []string
 	for k := range m {
 		out = append(out, k)
@@ -128,7 +128,7 @@ func keys(m map[string]realtest.Series) []string {
 // TestEventsRefusedByVictoriaMetricsAreCounted: VictoriaMetrics has no
 // /api/v1/events; its 400 must fail the event without retries.
 func TestEventsRefusedByVictoriaMetricsAreCounted(t *testing.T) {
-	vm := realtest.StartVictoriaMetrics(t, false)
+	vm := garnertest.StartVictoriaMetrics(t, false)
 	c, dropped := newClient(t, vmConfig(vm, "deflate"))
 	start := time.Now()
 	err := c.SendEvent(context.Background(), &metrics.Event{Title: "t", Text: "x", DateHappened: time.Now().Unix()})

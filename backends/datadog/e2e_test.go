@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/garner-metrics/garner/backends/httpsend/realtest"
 	"github.com/garner-metrics/garner/pkg/garnertest"
 )
 
@@ -19,7 +18,7 @@ import (
 // InfluxDB count field and the Datadog <name>.count gauge each sum back to
 // the total sent.
 func TestE2EEveryPathToVictoriaMetrics(t *testing.T) {
-	vm := realtest.StartVictoriaMetrics(t, true)
+	vm := garnertest.StartVictoriaMetrics(t, true)
 	udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
 	cfg := filepath.Join(t.TempDir(), "garner.toml")
 	toml := fmt.Sprintf(`backends = "graphite influxdb datadog"
@@ -74,14 +73,14 @@ metrics_per_batch = 3
 	}
 	for _, pa := range paths {
 		t.Run(pa.name, func(t *testing.T) {
-			sum := func(ss []realtest.Series) float64 {
+			sum := func(ss []garnertest.Series) float64 {
 				var s float64
 				for _, x := range ss {
 					s += x.Sum()
 				}
 				return s
 			}
-			got := vm.WaitExport(t, pa.selector, func(ss []realtest.Series) bool { return sum(ss) >= pa.want })
+			got := vm.WaitExport(t, pa.selector, func(ss []garnertest.Series) bool { return sum(ss) >= pa.want })
 			if s := sum(got); s != pa.want {
 				t.Errorf("Σ %s = %v, want %v (series %+v)", pa.selector, s, pa.want, got)
 			}

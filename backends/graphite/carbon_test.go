@@ -70,7 +70,7 @@ type timerStats map[string]float64
 func TestCarbonModes(t *testing.T) {
 	t.Parallel()
 	const interval = 3 * time.Second
-	c := startCarbon(t)
+	c := garnertest.StartCarbon(t)
 	const host = ";host=127.0.0.1" // the sender's address is the series' source
 	cases := []struct {
 		mode   string
@@ -206,7 +206,7 @@ func TestCarbonModes(t *testing.T) {
 				}
 				return bad
 			}
-			bad, got := c.waitStored(t, names, check)
+			bad, got := c.WaitStored(t, names, check)
 			for _, b := range bad {
 				t.Error(b)
 			}
@@ -231,7 +231,7 @@ func dotted(sub string) string {
 func TestCarbonDownAtStart(t *testing.T) {
 	t.Parallel()
 	const interval = time.Second
-	c := newCarbon(t, freeTCPPort(t)) // not started
+	c := garnertest.NewCarbon(t, garnertest.FreePort(t)) // not started
 	p, udp := startGarner(t, c.Addr(), "basic", "max_buffer_size = \"1MiB\"\n",
 		"--flush-interval", interval.String(), "--shutdown-grace", "0s")
 	garnertest.SendUDP(t, udp, repeat("down_req:1|c", 10), "down_temp:7|g")
@@ -245,9 +245,9 @@ func TestCarbonDownAtStart(t *testing.T) {
 	}
 
 	up := time.Now()
-	c.start()
+	c.Start()
 	names := []string{"stats.counters.down_req.count", "stats.gauges.down_temp"}
-	bad, got := c.waitStored(t, names, func(got map[string][]point) (bad []string) {
+	bad, got := c.WaitStored(t, names, func(got map[string][]point) (bad []string) {
 		req := got[names[0]]
 		if s := sum(req); s != 20 {
 			bad = append(bad, fmt.Sprintf("%s: sum %v, want 20: %v", names[0], s, req))
@@ -283,7 +283,7 @@ func TestCarbonDownAtStart(t *testing.T) {
 func TestCarbonRestart(t *testing.T) {
 	t.Parallel()
 	const interval = time.Second
-	c := startCarbon(t)
+	c := garnertest.StartCarbon(t)
 	// No idle re-sends (expiry -1s): the first write after carbon went
 	// away is one with increments, not zeros whose loss would not show.
 	p, udp := startGarner(t, c.Addr(), "basic", "", "--flush-interval", interval.String(), "--shutdown-grace", "0s", "--expiry-interval", "-1s")
@@ -297,15 +297,15 @@ func TestCarbonRestart(t *testing.T) {
 		}
 	}
 	garnertest.SendUDP(t, udp, repeat("restart_req:1|c", 10))
-	if bad, _ := c.waitStored(t, name, wantSum(10)); bad != nil {
+	if bad, _ := c.WaitStored(t, name, wantSum(10)); bad != nil {
 		t.Fatal(bad)
 	}
-	c.stop() // its cache is written: nothing in flight is lost on carbon's side
+	c.Stop() // its cache is written: nothing in flight is lost on carbon's side
 	garnertest.SendUDP(t, udp, repeat("restart_req:2|c", 10))
 	time.Sleep(3 * interval) // flushes on the connection carbon closed, then failing dials
-	c.start()
+	c.Start()
 	garnertest.SendUDP(t, udp, repeat("restart_req:3|c", 10))
-	bad, _ := c.waitStored(t, name, wantSum(60))
+	bad, _ := c.WaitStored(t, name, wantSum(60))
 	for _, b := range bad {
 		t.Error(b)
 	}
@@ -321,7 +321,7 @@ func TestCarbonRestart(t *testing.T) {
 func TestCarbonHostileTags(t *testing.T) {
 	t.Parallel()
 	const interval = time.Second
-	c := startCarbon(t)
+	c := garnertest.StartCarbon(t)
 	p, udp := startGarner(t, c.Addr(), "tags", "", "--flush-interval", interval.String(), "--shutdown-grace", "0s")
 	var lines, names []string
 	for i := 0; i < 30; i++ {
@@ -337,7 +337,7 @@ func TestCarbonHostileTags(t *testing.T) {
 		t.Fatalf("garner exit code %d after SIGTERM\n%s", code, p.Stderr())
 	}
 	utf := "stats.counters.hostile_utf.count;k=a\uFFFDb;host=127.0.0.1" // one per run of bad bytes
-	bad, got := c.waitStored(t, append(names, utf), func(got map[string][]point) (bad []string) {
+	bad, got := c.WaitStored(t, append(names, utf), func(got map[string][]point) (bad []string) {
 		for _, n := range names {
 			if s := sum(got[n]); s != 2 {
 				bad = append(bad, fmt.Sprintf("%s: sum %v, want 2", n, s))

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/garner-metrics/garner/backends/httpsend/realtest"
 	"github.com/garner-metrics/garner/pkg/garnertest"
 )
 
@@ -16,7 +15,7 @@ import (
 // backend (api-version 1) against a real influxd, sends statsd datagrams and
 // reads the totals back with InfluxQL.
 func TestE2EGarnerToInfluxDB(t *testing.T) {
-	db := realtest.StartInfluxDB(t)
+	db := garnertest.StartInfluxDB(t)
 	db.Query(t, "", `CREATE DATABASE "e2e"`)
 	udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
 	cfg := filepath.Join(t.TempDir(), "garner.toml")

@@ -14,7 +14,7 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/garner-metrics/garner/backends"
-	"github.com/garner-metrics/garner/backends/httpsend/realtest"
+	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
@@ -56,7 +56,7 @@ func testSnapshot(now time.Time) *metrics.Snapshot {
 }
 
 func TestInfluxDBv1RealServer(t *testing.T) {
-	db := realtest.StartInfluxDB(t)
+	db := garnertest.StartInfluxDB(t)
 	db.Query(t, "", `CREATE DATABASE "garner" WITH DURATION 1000w NAME "long"`)
 	db.Query(t, "", `CREATE RETENTION POLICY "short" ON "garner" DURATION 1000w REPLICATION 1`)
 
@@ -152,7 +152,7 @@ func splitPairs(s string) map[string]string {
 }
 
 func TestInfluxDBv1UnknownDatabaseIsDroppedNotRetried(t *testing.T) {
-	db := realtest.StartInfluxDB(t)
+	db := garnertest.StartInfluxDB(t)
 	cfg := baseConfig(db.URL)
 	cfg.Database = "does_not_exist"
 	c, dropped := newClient(t, cfg)
@@ -171,7 +171,7 @@ func TestInfluxDBv1UnknownDatabaseIsDroppedNotRetried(t *testing.T) {
 }
 
 func TestInfluxDBv2VictoriaMetrics(t *testing.T) {
-	vm := realtest.StartVictoriaMetrics(t, false)
+	vm := garnertest.StartVictoriaMetrics(t, false)
 	cfg := baseConfig(vm.URL)
 	cfg.APIVersion, cfg.Database, cfg.Org, cfg.Bucket, cfg.Credentials = 2, "", "o", "b", "secret-token"
 	c, dropped := newClient(t, cfg)
@@ -195,8 +195,8 @@ func TestInfluxDBv2VictoriaMetrics(t *testing.T) {
 		`lat_upper_90{unnamed="bare"}`:                              9,
 		`lat_stddev{unnamed="bare"}`:                                3.55,
 	}
-	got := vm.WaitExport(t, `{__name__=~"api.req_.*|temp_.*|users_.*|lat_.*"}`, func(s []realtest.Series) bool { return len(s) >= 15 })
-	have := map[string]realtest.Series{}
+	got := vm.WaitExport(t, `{__name__=~"api.req_.*|temp_.*|users_.*|lat_.*"}`, func(s []garnertest.Series) bool { return len(s) >= 15 })
+	have := map[string]garnertest.Series{}
 	for _, s := range got {
 		have[promKey(s)] = s
 	}
@@ -212,7 +212,7 @@ func TestInfluxDBv2VictoriaMetrics(t *testing.T) {
 	}
 }
 
-func promKey(s realtest.Series) string {
+func promKey(s garnertest.Series) string {
 	var parts []string
 	for k, v := range s.Metric {
 		if k != "__name__" {
@@ -231,7 +231,7 @@ func sortStrings(s []string) {
 	}
 }
 
-func keys(m map[string]realtest.Series) []string {
+func keys(m map[string]garnertest.Series) []string {
 	var out []string
 	for k := range m {
 		out = append(out, k)

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/garner-metrics/garner/backends/httpsend/realtest"
 	"github.com/garner-metrics/garner/pkg/garnertest"
 )
 
@@ -48,7 +47,7 @@ func startGarner(t *testing.T, toml string) *garnertest.Process {
 // total); the prometheus path carries the running total (its last sample is
 // the total).
 func TestE2EFourPathsToVictoriaMetrics(t *testing.T) {
-	vm := realtest.StartVictoriaMetrics(t, true)
+	vm := garnertest.StartVictoriaMetrics(t, true)
 	udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
 	p := startGarner(t, fmt.Sprintf(`backends = "graphite influxdb datadog prometheus"
 metrics-addr = %q
@@ -73,14 +72,14 @@ metrics-per-batch = 2
 		t.Fatalf("exit code %d:\n%s", code, p.Stderr())
 	}
 
-	sum := func(ss []realtest.Series) float64 {
+	sum := func(ss []garnertest.Series) float64 {
 		var s float64
 		for _, x := range ss {
 			s += x.Sum()
 		}
 		return s
 	}
-	last := func(ss []realtest.Series) float64 {
+	last := func(ss []garnertest.Series) float64 {
 		if len(ss) != 1 || len(ss[0].Values) == 0 {
 			return -1
 		}
@@ -89,7 +88,7 @@ metrics-per-batch = 2
 	paths := []struct {
 		name     string
 		selector string
-		read     func([]realtest.Series) float64
+		read     func([]garnertest.Series) float64
 		want     float64
 	}{
 		{"prometheus", `{__name__="e2e_hits_total",env="test"}`, last, hits},
@@ -103,7 +102,7 @@ metrics-per-batch = 2
 	}
 	for _, pa := range paths {
 		t.Run(pa.name, func(t *testing.T) {
-			got := vm.WaitExport(t, pa.selector, func(ss []realtest.Series) bool { return pa.read(ss) >= pa.want })
+			got := vm.WaitExport(t, pa.selector, func(ss []garnertest.Series) bool { return pa.read(ss) >= pa.want })
 			if v := pa.read(got); v != pa.want {
 				t.Errorf("%s read %v, want %v (series %+v)", pa.selector, v, pa.want, got)
 			}

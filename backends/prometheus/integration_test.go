@@ -1,29 +1,23 @@
 package prometheus
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	prom "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/garner-metrics/garner/backends/httpsend/realtest"
+	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
@@ -37,94 +31,10 @@ type promServer struct {
 	URL string // http://127.0.0.1:<port>
 }
 
-// startPrometheus runs prometheus --web.enable-remote-write-receiver on a
-// free loopback port with a temporary TSDB and a config without scrapes.
-// A missing binary skips the test, or fails it under CI=true.
+// startPrometheus starts a real Prometheus (garnertest.StartPrometheus).
 func startPrometheus(t *testing.T) *promServer {
 	t.Helper()
-	bin, err := exec.LookPath("prometheus")
-	if err != nil {
-		msg := "prometheus not found: install the Debian package \"prometheus\" (apt-get install -y prometheus)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte("global:\n  scrape_interval: 1m\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	cmd := exec.Command(bin,
-		"--config.file="+cfg,
-		"--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
-		"--web.listen-address="+addr,
-		"--web.enable-remote-write-receiver",
-		"--log.level=warn",
-	)
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start prometheus: %v", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			t.Logf("prometheus output:\n%s", out.String())
-		}
-	})
-	p := &promServer{URL: "http://" + addr}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(p.URL + "/-/ready")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		select {
-		case <-done:
-			t.Fatalf("prometheus exited before it was ready:\n%s", out.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready after 30s:\n%s", out.String())
-		}
-	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b.Len() > 1<<20 {
-		return len(p), nil
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	return &promServer{URL: garnertest.StartPrometheus(t).URL}
 }
 
 // promSample is one element of an instant query's vector.
@@ -242,7 +152,7 @@ func selector(name string, labels map[string]string) string {
 }
 
 func TestRemoteWriteToVictoriaMetrics(t *testing.T) {
-	vm := realtest.StartVictoriaMetrics(t, false)
+	vm := garnertest.StartVictoriaMetrics(t, false)
 	c, _, dropped := newClient(t, Options{RemoteWriteURL: vm.URL + "/api/v1/write", MetricsPerBatch: 4}, 90)
 	end := time.Now().Truncate(time.Second)
 	for _, s := range testSnapshots(end) {
@@ -256,7 +166,7 @@ func TestRemoteWriteToVictoriaMetrics(t *testing.T) {
 	for _, w := range wantAfter {
 		sel := selector(w.name, w.labels)
 		t.Run(sel, func(t *testing.T) {
-			got := vm.WaitExport(t, sel, func(ss []realtest.Series) bool {
+			got := vm.WaitExport(t, sel, func(ss []garnertest.Series) bool {
 				return len(ss) == 1 && len(ss[0].Timestamps) > 0 && ss[0].Timestamps[len(ss[0].Timestamps)-1] == end.UnixMilli()
 			})
 			if len(got) != 1 {

@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -32,8 +31,8 @@ func TestHTTPBackendOutage(t *testing.T) {
 	)
 	influx := newInfluxServer(t)
 	cfg := influxConfig(t, influx, "", "timeout = \"150ms\"\nmax-request-elapsed-time = \"350ms\"\n")
-	udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
-	admin := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
+	udp := garnertest.FreeAddr(t)
+	admin := garnertest.FreeAddr(t)
 	p := startPlain(t, "--config-path", cfg, "--metrics-addr", udp, "--admin-addr", admin,
 		"--flush-interval", interval.String(), "--backend-timeout", "400ms", "--shutdown-grace", "0s")
 
@@ -50,12 +49,12 @@ func TestHTTPBackendOutage(t *testing.T) {
 	until := func(d time.Duration) sample {
 		t.Helper()
 		for i := 0; i < 1000; i++ {
-			m, err := scrape(client, admin)
+			m, err := garnertest.Scrape(client, admin)
 			if err != nil {
 				t.Fatalf("scrape: %v", err)
 			}
-			s := sample{at: time.Since(start), lines: m.sum("garner_receiver_lines_total"),
-				dropped: m.sum("garner_backend_dropped_series_total", `backend="influxdb"`)}
+			s := sample{at: time.Since(start), lines: m.Sum("garner_receiver_lines_total"),
+				dropped: m.Sum("garner_backend_dropped_series_total", `backend="influxdb"`)}
 			samples = append(samples, s)
 			if s.at >= d {
 				return s
@@ -81,7 +80,7 @@ func TestHTTPBackendOutage(t *testing.T) {
 	influx.setMode(influxOK)
 	end := until(5 * time.Second)
 	res := loadDone(t, load, 30*time.Second)
-	m, err := scrape(client, admin)
+	m, err := garnertest.Scrape(client, admin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,13 +92,13 @@ func TestHTTPBackendOutage(t *testing.T) {
 		"%d requests answered 500, %d left hanging; dropped series: %.0f after the 500s, %.0f after the hang; "+
 		"dropped flushes %.0f; kernel drops %.0f; queue drops %.0f; peak RSS %d MiB",
 		res.Lines, res.Rate, before, during, after, failures500, hangs, failing.dropped, hanging.dropped,
-		m.sum("garner_backend_dropped_flushes_total"), m.sum("garner_receiver_kernel_drops_total"),
-		m.sum("garner_aggregator_queue_dropped_lines_total"), peak>>20)
+		m.Sum("garner_backend_dropped_flushes_total"), m.Sum("garner_receiver_kernel_drops_total"),
+		m.Sum("garner_aggregator_queue_dropped_lines_total"), peak>>20)
 
 	if during < 0.8*before || during < 0.8*res.Rate {
 		t.Errorf("ingest slowed during the outage: %.0f lines/s, %.0f before, %.0f offered", during, before, res.Rate)
 	}
-	if lost := m.sum("garner_receiver_kernel_drops_total") + m.sum("garner_aggregator_queue_dropped_lines_total"); lost > 0 {
+	if lost := m.Sum("garner_receiver_kernel_drops_total") + m.Sum("garner_aggregator_queue_dropped_lines_total"); lost > 0 {
 		t.Errorf("%.0f lines lost on the way in during a backend outage", lost)
 	}
 	if failures500 == 0 || hangs == 0 {

@@ -1,13 +1,12 @@
 package main_test
 
 // Helpers of the load tests (overload, restarts, HTTP backend outage): garner
-// and garner-load built without the race detector (it slows garner ten-fold,
-// which would measure the detector, not garner), a /metrics scraper, a
-// counter of what the Graphite listener received, and a loopback HTTP server
-// that takes InfluxDB writes and can be told to fail, hang or answer late.
+// and garner-load built without the race detector (garnertest.PlainBinary),
+// a counter of what the Graphite listener received, and a loopback HTTP
+// server that takes InfluxDB writes and can be told to fail, hang or answer
+// late.
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -29,41 +27,6 @@ import (
 	"github.com/garner-metrics/garner/pkg/garnertest"
 )
 
-var plainBuild struct {
-	once              sync.Once
-	garner, load, err string
-}
-
-// plainBinaries builds cmd/garner and cmd/garner-load without -race, once
-// per test process, and returns their paths.
-func plainBinaries(t *testing.T) (garner, load string) {
-	t.Helper()
-	b := &plainBuild
-	b.once.Do(func() {
-		dir, err := os.MkdirTemp("", "garner-plain-")
-		if err != nil {
-			b.err = err.Error()
-			return
-		}
-		for _, x := range []struct {
-			pkg string
-			out *string
-		}{{"./cmd/garner", &b.garner}, {"./cmd/garner-load", &b.load}} {
-			*x.out = filepath.Join(dir, filepath.Base(x.pkg))
-			cmd := exec.Command("go", "build", "-o", *x.out, x.pkg)
-			cmd.Dir = "../.." // the module root, from cmd/garner
-			if out, err := cmd.CombinedOutput(); err != nil {
-				b.err = fmt.Sprintf("go build %s: %v\n%s", x.pkg, err, out)
-				return
-			}
-		}
-	})
-	if b.err != "" {
-		t.Fatal(b.err)
-	}
-	return b.garner, b.load
-}
-
 // skipLoadUnderShort skips the load tests under -short: each runs a real
 // garner flat out or at a steady rate for several seconds.
 func skipLoadUnderShort(t *testing.T) {
@@ -76,12 +39,7 @@ func skipLoadUnderShort(t *testing.T) {
 // startPlain runs the plain garner with args and waits until it started.
 func startPlain(t *testing.T, args ...string) *garnertest.Process {
 	t.Helper()
-	bin, _ := plainBinaries(t)
-	p := garnertest.StartBinary(t, bin, args...)
-	if !p.WaitStderr("garner started", 10*time.Second) {
-		t.Fatalf("garner did not start:\n%s", p.Stderr())
-	}
-	return p
+	return garnertest.StartBinaryReady(t, garnertest.PlainBinary(t, garnertest.GarnerPackage), args...)
 }
 
 // loadResult is the part of garner-load's JSON report the tests use.
@@ -98,7 +56,7 @@ type loadResult struct {
 // (which must bound it in time or lines).
 func startLoad(t *testing.T, addr string, args ...string) *garnertest.Process {
 	t.Helper()
-	_, bin := plainBinaries(t)
+	bin := garnertest.PlainBinary(t, garnertest.LoadPackage)
 	return garnertest.StartBinary(t, bin, append([]string{"--addr", addr, "--progress", "0"}, args...)...)
 }
 
@@ -115,80 +73,25 @@ func loadDone(t *testing.T, p *garnertest.Process, timeout time.Duration) loadRe
 	return r
 }
 
-// metricsSnapshot is one scrape of /metrics: every sample, keyed by its
-// series as written ("name{labels}").
-type metricsSnapshot map[string]float64
-
-// sum adds the samples of metric name whose labels contain every one of
-// the label pairs given (e.g. `backend="influxdb"`).
-func (m metricsSnapshot) sum(name string, labels ...string) float64 {
-	var total float64
-	for k, v := range m {
-		n, rest, _ := strings.Cut(k, "{")
-		if n != name {
-			continue
-		}
-		ok := true
-		for _, l := range labels {
-			ok = ok && strings.Contains(rest, l)
-		}
-		if ok {
-			total += v
-		}
-	}
-	return total
-}
-
-// scrape reads /metrics from the admin address; client bounds the request.
-func scrape(client *http.Client, admin string) (metricsSnapshot, error) {
-	resp, err := client.Get("http://" + admin + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("/metrics answered %s", resp.Status)
-	}
-	m := metricsSnapshot{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			return nil, fmt.Errorf("cannot parse %q: %w", line, err)
-		}
-		m[line[:i]] = v
-	}
-	return m, sc.Err()
-}
-
 // ingested is what garner kept of what it read, according to its
 // self-metrics: lines read minus bad lines minus samples dropped on full
 // shard queues (one sample per line for unpacked counters).
-func (m metricsSnapshot) ingested() float64 {
-	return m.sum("garner_receiver_lines_total") - m.sum("garner_receiver_bad_lines_total") -
-		m.sum("garner_aggregator_queue_dropped_lines_total")
+func ingested(m garnertest.Metrics) float64 {
+	return m.Sum("garner_receiver_lines_total") - m.Sum("garner_receiver_bad_lines_total") -
+		m.Sum("garner_aggregator_queue_dropped_lines_total")
 }
 
 // finalScrape waits for garner to log that its receivers have stopped
 // ("shutting down: final flush"), then scrapes /metrics while the final
 // flush runs (the admin server stays up until it is done). The counters it
 // returns cover everything garner read.
-func finalScrape(t *testing.T, p *garnertest.Process, admin string) metricsSnapshot {
+func finalScrape(t *testing.T, p *garnertest.Process, admin string) garnertest.Metrics {
 	t.Helper()
 	if !p.WaitStderr("shutting down: final flush", 20*time.Second) {
 		t.Fatalf("garner did not reach its final flush:\n%s", p.Stderr())
 	}
 	client := &http.Client{Timeout: time.Second}
-	m, err := scrape(client, admin)
+	m, err := garnertest.Scrape(client, admin)
 	if err != nil {
 		t.Fatalf("scrape during the final flush: %v (the influxdb writes were held to keep it open)", err)
 	}

@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -22,8 +21,8 @@ func TestOverloadFlatOut(t *testing.T) {
 		maxLatency = 100 * time.Millisecond
 		maxRSS     = 256 << 20
 	)
-	udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
-	admin := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
+	udp := garnertest.FreeAddr(t)
+	admin := garnertest.FreeAddr(t)
 	p := startPlain(t, "--metrics-addr", udp, "--admin-addr", admin, "--backends", "null",
 		"--flush-interval", "1s", "--shutdown-grace", "0s")
 
@@ -56,23 +55,23 @@ func TestOverloadFlatOut(t *testing.T) {
 			}
 		} else {
 			t0 := time.Now()
-			m, err := scrape(client, admin)
+			m, err := garnertest.Scrape(client, admin)
 			scrapeDuration = time.Since(t0)
 			if err != nil {
 				pollErrs, lastPollErr = pollErrs+1, err
 			} else {
 				mtr = append(mtr, scrapeDuration)
-				samples = append(samples, sample{at: time.Since(start), lines: m.sum("garner_receiver_lines_total")})
+				samples = append(samples, sample{at: time.Since(start), lines: m.Sum("garner_receiver_lines_total")})
 				if firstFlushes < 0 {
-					firstFlushes = m.sum("garner_flush_total")
+					firstFlushes = m.Sum("garner_flush_total")
 				}
-				lastFlushes = m.sum("garner_flush_total")
+				lastFlushes = m.Sum("garner_flush_total")
 			}
 		}
 		time.Sleep(pollEvery)
 	}
 	res := loadDone(t, load, run+30*time.Second)
-	m, err := scrape(client, admin)
+	m, err := garnertest.Scrape(client, admin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,18 +107,18 @@ func TestOverloadFlatOut(t *testing.T) {
 	}
 	first := rate(200*time.Millisecond, 1200*time.Millisecond)
 	last := rate(pollUntil-time.Second, pollUntil)
-	drops := m.sum("garner_receiver_kernel_drops_total")
+	drops := m.Sum("garner_receiver_kernel_drops_total")
 	t.Logf("sent %d lines (%.0f lines/s, %d datagrams); garner read %.0f lines: %.0f lines/s in the first second, %.0f in the last; kernel dropped %.0f datagrams; queue drops %.0f; flushes %.0f; peak RSS %d MiB",
-		res.Lines, res.Rate, res.Datagrams, m.sum("garner_receiver_lines_total"), first, last, drops,
-		m.sum("garner_aggregator_queue_dropped_lines_total"), lastFlushes-firstFlushes, peak>>20)
+		res.Lines, res.Rate, res.Datagrams, m.Sum("garner_receiver_lines_total"), first, last, drops,
+		m.Sum("garner_aggregator_queue_dropped_lines_total"), lastFlushes-firstFlushes, peak>>20)
 	if first < 50000 {
 		t.Errorf("garner accepted only %.0f lines/s in the first second", first)
 	}
 	if last < first/2 {
 		t.Errorf("ingest collapsed under overload: %.0f lines/s in the last second, %.0f in the first", last, first)
 	}
-	if drops == 0 && float64(res.Lines) > m.sum("garner_receiver_lines_total") {
-		t.Errorf("sent %d lines, read %.0f, yet no kernel drops counted", res.Lines, m.sum("garner_receiver_lines_total"))
+	if drops == 0 && float64(res.Lines) > m.Sum("garner_receiver_lines_total") {
+		t.Errorf("sent %d lines, read %.0f, yet no kernel drops counted", res.Lines, m.Sum("garner_receiver_lines_total"))
 	}
 	if lastFlushes-firstFlushes < 2 {
 		t.Errorf("only %.0f flushes in %s with flush-interval 1s: flushing starved under overload", lastFlushes-firstFlushes, pollUntil)

@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -66,8 +65,8 @@ func TestSigtermUnderLoadLosesNothingRead(t *testing.T) {
 	g := garnertest.NewGraphite(t)
 	influx := newInfluxServer(t)
 	cfg := influxConfig(t, influx, g.Addr(), "")
-	udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
-	admin := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
+	udp := garnertest.FreeAddr(t)
+	admin := garnertest.FreeAddr(t)
 	p := startRestartGarner(t, cfg, udp, admin)
 
 	load := startLoad(t, udp, restartLoadArgs(restartPrefix, 3*time.Second)...)
@@ -81,11 +80,11 @@ func TestSigtermUnderLoadLosesNothingRead(t *testing.T) {
 	res := loadDone(t, load, 30*time.Second)
 	loadOneLinePerDatagram(t, res)
 
-	want := m.ingested()
+	want := ingested(m)
 	got := waitCounterTotal(g, restartPrefix, want)
 	t.Logf("sent %d lines; garner read %.0f (bad %.0f, queue drops %.0f, kernel drops %.0f); graphite got %.0f",
-		res.Lines, m.sum("garner_receiver_lines_total"), m.sum("garner_receiver_bad_lines_total"),
-		m.sum("garner_aggregator_queue_dropped_lines_total"), m.sum("garner_receiver_kernel_drops_total"), got)
+		res.Lines, m.Sum("garner_receiver_lines_total"), m.Sum("garner_receiver_bad_lines_total"),
+		m.Sum("garner_aggregator_queue_dropped_lines_total"), m.Sum("garner_receiver_kernel_drops_total"), got)
 	if want < 20000 {
 		t.Fatalf("garner read only %.0f lines: the load was not under way at SIGTERM", want)
 	}
@@ -109,9 +108,9 @@ func TestZeroDowntimeHandover(t *testing.T) {
 	g := garnertest.NewGraphite(t)
 	influx := newInfluxServer(t)
 	cfg := influxConfig(t, influx, g.Addr(), "")
-	udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
-	adminOld := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
-	adminNew := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
+	udp := garnertest.FreeAddr(t)
+	adminOld := garnertest.FreeAddr(t)
+	adminNew := garnertest.FreeAddr(t)
 
 	old := startRestartGarner(t, cfg, udp, adminOld)
 	// Several senders: SO_REUSEPORT steers each flow (source port) to one
@@ -139,10 +138,10 @@ func TestZeroDowntimeHandover(t *testing.T) {
 		t.Fatalf("new garner: exit %d after SIGTERM", code)
 	}
 
-	want := mOld.ingested() + mNew.ingested()
+	want := ingested(mOld) + ingested(mNew)
 	got := waitCounterTotal(g, prefix, want)
-	readOld, readNew := mOld.sum("garner_receiver_lines_total"), mNew.sum("garner_receiver_lines_total")
-	drops := mOld.sum("garner_receiver_kernel_drops_total") + mNew.sum("garner_receiver_kernel_drops_total")
+	readOld, readNew := mOld.Sum("garner_receiver_lines_total"), mNew.Sum("garner_receiver_lines_total")
+	drops := mOld.Sum("garner_receiver_kernel_drops_total") + mNew.Sum("garner_receiver_kernel_drops_total")
 	window := float64(res.Lines) - readOld - readNew - drops
 	t.Logf("sent %d lines (one per datagram, %.0f/s, %d send errors); old garner read %.0f, new read %.0f; kernel drops counted %.0f; "+
 		"loss window (in neither process nor counted: queued on the old socket when it closed) %.0f datagrams = %.3f%% of sent; graphite got %.0f",

@@ -20,6 +20,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/pkg/aggregator"
+	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/ingest"
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
@@ -194,16 +195,8 @@ func sum(snaps ...*metrics.Snapshot) total {
 	return t
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// waitFor is the test-helper package's, under the name this file's tests use.
+var waitFor = garnertest.WaitFor
 
 func (fx *fwdFixture) sent() float64 {
 	return testutil.ToFloat64(fx.f.m.sentItems.WithLabelValues("raw"))

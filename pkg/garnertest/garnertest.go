@@ -4,7 +4,6 @@
 package garnertest
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -83,22 +82,10 @@ func BuildBinary(t testing.TB, pkg string, race bool) string {
 type Process struct {
 	t      testing.TB
 	cmd    *exec.Cmd
-	mu     sync.Mutex
-	stdout bytes.Buffer
-	stderr bytes.Buffer
+	stdout lockedBuffer
+	stderr lockedBuffer
 	done   chan struct{}
 	err    error
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
 }
 
 // Start runs the garner binary with args. The process is killed when the
@@ -147,8 +134,7 @@ func WriteConfig(t testing.TB, toml string) string {
 func StartBinary(t testing.TB, bin string, args ...string) *Process {
 	t.Helper()
 	p := &Process{t: t, cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	p.cmd.Stdout = lockedWriter{&p.mu, &p.stdout}
-	p.cmd.Stderr = lockedWriter{&p.mu, &p.stderr}
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	// The admin server defaults to 127.0.0.1:8126 and garner refuses to
 	// start when that is taken, so concurrent tests would collide: give each
 	// one a free port unless the test chooses (a flag beats the environment).
@@ -176,15 +162,11 @@ func StartBinary(t testing.TB, bin string, args ...string) *Process {
 
 // Stdout returns what the process wrote to stdout so far.
 func (p *Process) Stdout() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	return p.stdout.String()
 }
 
 // Stderr returns what the process wrote to stderr so far.
 func (p *Process) Stderr() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	return p.stderr.String()
 }
 

@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sirupsen/logrus"
+
+	"github.com/garner-metrics/garner/pkg/garnertest"
 )
 
 func quietLog() logrus.FieldLogger {
@@ -41,17 +43,6 @@ func (s *switchable) check(context.Context) error {
 		return *p
 	}
 	return nil
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func runRegistry(t *testing.T, r *Registry) {
@@ -264,12 +255,12 @@ func TestProberDownThenUp(t *testing.T) {
 	}
 	runRegistry(t, r)
 	state := func() DependencyState { return r.Dependencies(EventQuery{Limit: -1})[0] }
-	waitFor(t, "down", func() bool { return state().Status == StatusDown })
+	garnertest.WaitFor(t, "down", 5*time.Second, func() bool { return state().Status == StatusDown })
 	if got := r.DependencyResults(); len(got) != 1 || got[0].OK {
 		t.Fatalf("DependencyResults = %+v", got)
 	}
 	c.set(nil)
-	waitFor(t, "up", func() bool { return state().Status == StatusUp })
+	garnertest.WaitFor(t, "up", 5*time.Second, func() bool { return state().Status == StatusUp })
 	s := state()
 	if len(s.Events) != 2 || s.Events[1].Event != "downtime" || s.Events[1].Ended == nil {
 		t.Fatalf("events = %+v, want an ended downtime then an uptime", s.Events)
@@ -279,7 +270,7 @@ func TestProberDownThenUp(t *testing.T) {
 	if err := r.Register("late", Hard, late.check); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "late dependency probed", func() bool { return late.calls.Load() > 0 })
+	garnertest.WaitFor(t, "late dependency probed", 5*time.Second, func() bool { return late.calls.Load() > 0 })
 }
 
 // TestHangingCheck: a check that ignores its context is counted down after
@@ -304,7 +295,7 @@ func TestHangingCheck(t *testing.T) {
 		return nil
 	})
 	runRegistry(t, r)
-	waitFor(t, "down after timeout", func() bool {
+	garnertest.WaitFor(t, "down after timeout", 5*time.Second, func() bool {
 		d := r.Dependencies(EventQuery{})[0]
 		return d.Status == StatusDown && strings.Contains(d.LastError, "no answer within")
 	})
@@ -324,7 +315,7 @@ func TestHangingCheck(t *testing.T) {
 		t.Fatalf("check called %d times while the first one hangs", c)
 	}
 	once.Do(func() { close(release) })
-	waitFor(t, "probing again after the check returned", func() bool { return calls.Load() > 1 })
+	garnertest.WaitFor(t, "probing again after the check returned", 5*time.Second, func() bool { return calls.Load() > 1 })
 }
 
 func TestOverall(t *testing.T) {

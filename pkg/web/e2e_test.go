@@ -4,7 +4,6 @@ package web_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -106,7 +105,7 @@ func waitStatus(t *testing.T, p *garnertest.Process, url string, code int, timeo
 func TestE2EEndpoints(t *testing.T) {
 	g := startGarner(t, "--enable-prof", "--enable-expvar")
 	garnertest.SendUDP(t, g.statsd, "e2e.hits:3|c\ne2e.bad:x|c\ne2e.temp:21|g")
-	waitFor(t, "lines counted", func() bool {
+	garnertest.WaitFor(t, "lines counted", 10*time.Second, func() bool {
 		return strings.Contains(get(t, "GET", g.admin+"/expvar", "").body, `"received_lines": 3`)
 	})
 	jsonHas := func(keys ...string) func(t *testing.T, body string) {
@@ -459,7 +458,7 @@ func TestE2EDependencyDownThenUp(t *testing.T) {
 	if !strings.Contains(r.body, `"graphite"`) {
 		t.Fatalf("/deepcheck 500 body does not name graphite: %s", r.body)
 	}
-	waitFor(t, "graphite down", func() bool { return dependency(t, g, "graphite").Status == "down" })
+	garnertest.WaitFor(t, "graphite down", 10*time.Second, func() bool { return dependency(t, g, "graphite").Status == "down" })
 
 	// Carbon comes up.
 	ln, err := net.Listen("tcp", carbonAddr)
@@ -581,19 +580,6 @@ enable-healthcheck = false
 	for _, tt := range tests {
 		if r := get(t, "GET", tt.url, ""); r.code != tt.code {
 			t.Errorf("GET %s: %d, want %d", tt.url, r.code, tt.code)
-		}
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }

@@ -80,7 +80,7 @@ func TestE2EStatusPageChromium(t *testing.T) {
 	var up struct{ Version string }
 	_ = json.Unmarshal([]byte(get(t, "GET", g.admin+"/health/up", "").body), &up)
 	// Rates need two samples of the counters (5s apart).
-	waitFor(t, "rates and the dependency probed", func() bool {
+	garnertest.WaitFor(t, "rates and the dependency probed", 10*time.Second, func() bool {
 		var d struct {
 			Rates        struct{ Valid bool }
 			Dependencies []struct{ Status string }

@@ -1,11 +1,10 @@
-// Package realtest starts real storage servers for the HTTP backends'
-// integration tests: VictoriaMetrics and InfluxDB 1.x from their Debian
-// packages, each on a free loopback port with its data in a temporary
-// folder, stopped when the test ends.
-//
-// A missing server binary skips the test, except under CI=true where it
-// fails it: CI installs the packages (.ci/run).
-package realtest
+package garnertest
+
+// Real servers for integration tests: carbon-cache, VictoriaMetrics,
+// InfluxDB 1.x and Prometheus from their Debian packages, each on a free
+// loopback port with its data in a temporary folder, stopped when the test
+// ends. A missing server binary skips the test, except under CI=true where
+// it fails it: CI installs the packages (.ci/run).
 
 import (
 	"bufio"
@@ -22,12 +21,14 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
 
-// need finds bin on PATH (or at /usr/bin) or skips the test (fails under CI=true).
-func need(t testing.TB, bin, pkg string) string {
+// NeedBinary finds bin on PATH (or in /usr/bin) or skips the test, saying
+// which Debian package has it; under CI=true it fails the test instead.
+func NeedBinary(t testing.TB, bin, pkg string) string {
 	t.Helper()
 	p, err := exec.LookPath(bin)
 	if err == nil {
@@ -44,26 +45,18 @@ func need(t testing.TB, bin, pkg string) string {
 	return ""
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// lockedBuffer collects a server's output for the failure log.
+// lockedBuffer collects a process's output; past limit bytes (0: no limit)
+// it keeps nothing more.
 type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu    sync.Mutex
+	b     bytes.Buffer
+	limit int
 }
 
 func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.b.Len() > 1<<20 {
+	if l.limit > 0 && l.b.Len() > l.limit {
 		return len(p), nil
 	}
 	return l.b.Write(p)
@@ -75,44 +68,97 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// start runs the server and waits until GET readyURL answers 2xx.
-func start(t testing.TB, name, readyURL string, cmd *exec.Cmd) {
+// Server is a server process a test started.
+type Server struct {
+	Name string
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+	done chan struct{}
+}
+
+// Output returns what the server wrote to stdout and stderr so far.
+func (s *Server) Output() string { return s.out.String() }
+
+// Exited is closed when the server process has exited.
+func (s *Server) Exited() <-chan struct{} { return s.done }
+
+// StartServer runs cmd and waits (up to 30s) until ready reports true,
+// failing the test if the process exits first or the time passes. The
+// process is killed when the test ends; its output is logged if the test
+// failed.
+func StartServer(t testing.TB, name string, cmd *exec.Cmd, ready func() bool) *Server {
 	t.Helper()
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
+	s := &Server{Name: name, cmd: cmd, out: &lockedBuffer{limit: 1 << 20}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = s.out, s.out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
-	done := make(chan struct{})
 	go func() {
 		_ = cmd.Wait()
-		close(done)
+		close(s.done)
 	}()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
+		select {
+		case <-s.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-s.done
+		}
 		if t.Failed() {
-			t.Logf("%s output:\n%s", name, tail(out.String(), 4000))
+			t.Logf("%s output:\n%s", name, tail(s.Output(), 4000))
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(readyURL)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			_ = resp.Body.Close()
-			if resp.StatusCode/100 == 2 {
-				return
-			}
-		}
+	for !ready() {
 		select {
-		case <-done:
-			t.Fatalf("%s exited before it was ready:\n%s", name, tail(out.String(), 4000))
+		case <-s.done:
+			t.Fatalf("%s exited before it was ready:\n%s", name, tail(s.Output(), 4000))
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready at %s after 30s:\n%s", name, readyURL, tail(out.String(), 4000))
+			t.Fatalf("%s not ready after 30s:\n%s", name, tail(s.Output(), 4000))
 		}
+	}
+	return s
+}
+
+// Stop sends the server SIGTERM and waits up to timeout for it to exit; it
+// fails the test (after killing it) if it does not.
+func (s *Server) Stop(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(timeout):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+		t.Fatalf("%s did not stop within %s of SIGTERM", s.Name, timeout)
+	}
+}
+
+// HTTPReady is a readiness probe: GET url answers 2xx.
+func HTTPReady(url string) func() bool {
+	client := &http.Client{Timeout: 2 * time.Second}
+	return func() bool {
+		resp, err := client.Get(url)
+		if err != nil {
+			return false
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp.StatusCode/100 == 2
+	}
+}
+
+// TCPReady is a readiness probe: addr accepts a TCP connection.
+func TCPReady(addr string) func() bool {
+	return func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false
+		}
+		_ = c.Close()
+		return true
 	}
 }
 
@@ -134,8 +180,8 @@ type VictoriaMetrics struct {
 // plaintext on another free loopback port (GraphiteAddr).
 func StartVictoriaMetrics(t testing.TB, graphite bool) *VictoriaMetrics {
 	t.Helper()
-	bin := need(t, "victoria-metrics", "victoria-metrics")
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	bin := NeedBinary(t, "victoria-metrics", "victoria-metrics")
+	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 	args := []string{
 		"-httpListenAddr", addr,
 		"-storageDataPath", filepath.Join(t.TempDir(), "vm"),
@@ -144,11 +190,10 @@ func StartVictoriaMetrics(t testing.TB, graphite bool) *VictoriaMetrics {
 	}
 	vm := &VictoriaMetrics{URL: "http://" + addr}
 	if graphite {
-		vm.GraphiteAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		vm.GraphiteAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 		args = append(args, "-graphiteListenAddr", vm.GraphiteAddr)
 	}
-	cmd := exec.Command(bin, args...)
-	start(t, "victoria-metrics", vm.URL+"/health", cmd)
+	StartServer(t, "victoria-metrics", exec.Command(bin, args...), HTTPReady(vm.URL+"/health"))
 	return vm
 }
 
@@ -245,9 +290,9 @@ type InfluxDB struct {
 // loopback port, everything else off, data in a temporary folder.
 func StartInfluxDB(t testing.TB) *InfluxDB {
 	t.Helper()
-	bin := need(t, "influxd", "influxdb")
+	bin := NeedBinary(t, "influxd", "influxdb")
 	dir := t.TempDir()
-	port, rpc := freePort(t), freePort(t)
+	port, rpc := FreePort(t), FreePort(t)
 	conf := fmt.Sprintf(`reporting-disabled = true
 bind-address = "127.0.0.1:%d"
 [meta]
@@ -285,7 +330,7 @@ bind-address = "127.0.0.1:%d"
 	cmd := exec.Command(bin, "-config", path)
 	cmd.Env = append(os.Environ(), "INFLUXDB_CONFIG_PATH="+path)
 	db := &InfluxDB{URL: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	start(t, "influxd", db.URL+"/ping", cmd)
+	StartServer(t, "influxd", cmd, HTTPReady(db.URL+"/ping"))
 	return db
 }
 
@@ -350,4 +395,32 @@ func (r InfluxResult) Rows() []map[string]any {
 		}
 	}
 	return out
+}
+
+// Prometheus is a running Prometheus with the remote write receiver on.
+type Prometheus struct {
+	URL string // http://127.0.0.1:<port>
+}
+
+// StartPrometheus runs prometheus --web.enable-remote-write-receiver on a
+// free loopback port with a temporary TSDB and a config without scrapes.
+func StartPrometheus(t testing.TB) *Prometheus {
+	t.Helper()
+	bin := NeedBinary(t, "prometheus", "prometheus")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte("global:\n  scrape_interval: 1m\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := FreeAddr(t)
+	cmd := exec.Command(bin,
+		"--config.file="+cfg,
+		"--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
+		"--web.listen-address="+addr,
+		"--web.enable-remote-write-receiver",
+		"--log.level=warn",
+	)
+	p := &Prometheus{URL: "http://" + addr}
+	StartServer(t, "prometheus", cmd, HTTPReady(p.URL+"/-/ready"))
+	return p
 }
