@@ -2,8 +2,6 @@ package datadog
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -19,10 +17,8 @@ import (
 // the total sent.
 func TestE2EEveryPathToVictoriaMetrics(t *testing.T) {
 	vm := garnertest.StartVictoriaMetrics(t, true)
-	udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
-	cfg := filepath.Join(t.TempDir(), "garner.toml")
-	toml := fmt.Sprintf(`backends = "graphite influxdb datadog"
-metrics-addr = %q
+	p := garnertest.StartConfig(t, fmt.Sprintf(`backends = "graphite influxdb datadog"
+metrics-addr = "127.0.0.1:0"
 flush-interval = "300ms"
 [graphite]
 address = %q
@@ -35,14 +31,8 @@ bucket = "b"
 api_key = "e2e"
 api_endpoint = "%s/datadog"
 metrics_per_batch = 3
-`, udp, vm.GraphiteAddr, vm.URL, vm.URL)
-	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := garnertest.Start(t, "--config-path", cfg)
-	if !p.WaitStderr("garner started", 20*time.Second) {
-		t.Fatalf("garner did not start:\n%s", p.Stderr())
-	}
+`, vm.GraphiteAddr, vm.URL, vm.URL))
+	udp := p.UDPAddr(t)
 	const n = 60
 	var total float64
 	for i := range n {
@@ -53,10 +43,8 @@ metrics_per_batch = 3
 			time.Sleep(150 * time.Millisecond)
 		}
 	}
-	time.Sleep(400 * time.Millisecond)
-	if code := p.Stop(20 * time.Second); code != 0 {
-		t.Fatalf("exit code %d:\n%s", code, p.Stderr())
-	}
+	p.WaitRead(t, 3*n)
+	p.StopOK(t)
 	otherTotal := float64(20 * (0 + 1 + 2))
 
 	paths := []struct {

@@ -3,8 +3,6 @@ package graphite_test
 import (
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -18,17 +16,9 @@ import (
 // args. It returns the process and the UDP address.
 func startGarner(t *testing.T, carbonAddr, mode, extraGraphite string, args ...string) (*garnertest.Process, string) {
 	t.Helper()
-	udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
-	cfg := filepath.Join(t.TempDir(), "garner.toml")
 	toml := fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\nmode = %q\n%s", carbonAddr, mode, extraGraphite)
-	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := garnertest.Start(t, append([]string{"--config-path", cfg, "--metrics-addr", udp}, args...)...)
-	if !p.WaitStderr("garner started", 20*time.Second) {
-		t.Fatalf("garner did not start:\n%s", p.Stderr())
-	}
-	return p, udp
+	p := garnertest.StartConfig(t, toml, append([]string{"--metrics-addr", "127.0.0.1:0"}, args...)...)
+	return p, p.UDPAddr(t)
 }
 
 // waitSlot sleeps until the wall clock is between from and to into a slot of

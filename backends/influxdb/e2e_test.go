@@ -2,8 +2,6 @@ package influxdb
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,24 +15,16 @@ import (
 func TestE2EGarnerToInfluxDB(t *testing.T) {
 	db := garnertest.StartInfluxDB(t)
 	db.Query(t, "", `CREATE DATABASE "e2e"`)
-	udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
-	cfg := filepath.Join(t.TempDir(), "garner.toml")
-	toml := fmt.Sprintf(`backends = "influxdb"
-metrics-addr = %q
+	p := garnertest.StartConfig(t, fmt.Sprintf(`backends = "influxdb"
+metrics-addr = "127.0.0.1:0"
 flush-interval = "300ms"
 [influxdb]
 api-endpoint = %q
 api-version = 1
 database = "e2e"
 metrics-per-batch = 2
-`, udp, db.URL)
-	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := garnertest.Start(t, "--config-path", cfg)
-	if !p.WaitStderr("garner started", 20*time.Second) {
-		t.Fatalf("garner did not start:\n%s", p.Stderr())
-	}
+`, db.URL))
+	udp := p.UDPAddr(t)
 	const n = 40
 	for i := range n {
 		garnertest.SendUDP(t, udp, "e2e.cnt:1|c|#env:test\ne2e.cnt:2|c|@0.5|#env:test\ne2e.lat:10|ms\ne2e.lat:30|ms|@0.25\ne2e.g:"+fmt.Sprint(i)+"|g\ne2e.users:u"+fmt.Sprint(i%5)+"|s")
@@ -43,13 +33,12 @@ metrics-per-batch = 2
 		}
 	}
 	// Gauges are last-wins in arrival order, and datagrams read by different
-	// UDP readers race: send the final value on its own.
-	time.Sleep(100 * time.Millisecond)
+	// UDP readers race: send the final value on its own, once all the others
+	// have been read.
+	p.WaitRead(t, 6*n)
 	garnertest.SendUDP(t, udp, "e2e.g:99|g")
-	time.Sleep(400 * time.Millisecond)
-	if code := p.Stop(20 * time.Second); code != 0 {
-		t.Fatalf("exit code %d:\n%s", code, p.Stderr())
-	}
+	p.WaitRead(t, 6*n+1)
+	p.StopOK(t)
 
 	one := func(q string) any {
 		rows := db.Query(t, "e2e", q).Rows()

@@ -2,8 +2,6 @@ package otlp
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -17,10 +15,8 @@ import (
 // split, and the event as a log record.
 func TestE2E(t *testing.T) {
 	r := newReceiver(t)
-	udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
-	cfg := filepath.Join(t.TempDir(), "garner.toml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`backends = "otlp"
-metrics-addr = %q
+	p := garnertest.StartConfig(t, fmt.Sprintf(`backends = "otlp"
+metrics-addr = "127.0.0.1:0"
 flush-interval = "300ms"
 [otlp]
 metrics_endpoint = "%s/v1/metrics"
@@ -29,13 +25,8 @@ metrics_per_batch = 3
 resource_keys = "service"
 conversion = "AsHistogram"
 max_request_elapsed_time = 5
-`, udp, r.srv.URL, r.srv.URL)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := garnertest.Start(t, "--config-path", cfg)
-	if !p.WaitStderr("garner started", 20*time.Second) {
-		t.Fatalf("garner did not start:\n%s", p.Stderr())
-	}
+`, r.srv.URL, r.srv.URL))
+	udp := p.UDPAddr(t)
 	const n = 50
 	var hits float64
 	for i := range n {
@@ -46,7 +37,7 @@ max_request_elapsed_time = 5
 		}
 	}
 	garnertest.SendUDP(t, udp, "_e{6,4}:deploy|done|t:warning|#service:api")
-	time.Sleep(400 * time.Millisecond)
+	p.WaitRead(t, 3*n+1)
 	if code := p.Stop(20 * time.Second); code != 0 {
 		t.Fatalf("exit code %d:\n%s", code, p.Stderr())
 	}

@@ -2,8 +2,6 @@ package prometheus
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -26,19 +24,6 @@ func sendHits(t *testing.T, udp string, n int) (hits, other float64) {
 	return hits, other
 }
 
-func startGarner(t *testing.T, toml string) *garnertest.Process {
-	t.Helper()
-	cfg := filepath.Join(t.TempDir(), "garner.toml")
-	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := garnertest.Start(t, "--config-path", cfg)
-	if !p.WaitStderr("garner started", 20*time.Second) {
-		t.Fatalf("garner did not start:\n%s", p.Stderr())
-	}
-	return p
-}
-
 // TestE2EFourPathsToVictoriaMetrics is the issue's acceptance check: one
 // real garner with backends graphite, influxdb, datadog and prometheus, all
 // writing to one real VictoriaMetrics, must deliver every counter increment
@@ -48,9 +33,8 @@ func startGarner(t *testing.T, toml string) *garnertest.Process {
 // the total).
 func TestE2EFourPathsToVictoriaMetrics(t *testing.T) {
 	vm := garnertest.StartVictoriaMetrics(t, true)
-	udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
-	p := startGarner(t, fmt.Sprintf(`backends = "graphite influxdb datadog prometheus"
-metrics-addr = %q
+	p := garnertest.StartConfig(t, fmt.Sprintf(`backends = "graphite influxdb datadog prometheus"
+metrics-addr = "127.0.0.1:0"
 flush-interval = "300ms"
 [graphite]
 address = %q
@@ -65,12 +49,11 @@ api_endpoint = "%s/datadog"
 [prometheus]
 remote-write-url = "%s/api/v1/write"
 metrics-per-batch = 2
-`, udp, vm.GraphiteAddr, vm.URL, vm.URL, vm.URL))
+`, vm.GraphiteAddr, vm.URL, vm.URL, vm.URL))
+	udp := p.UDPAddr(t)
 	hits, other := sendHits(t, udp, 60)
-	time.Sleep(400 * time.Millisecond)
-	if code := p.Stop(20 * time.Second); code != 0 {
-		t.Fatalf("exit code %d:\n%s", code, p.Stderr())
-	}
+	p.WaitRead(t, 3*60)
+	p.StopOK(t)
 
 	sum := func(ss []garnertest.Series) float64 {
 		var s float64
@@ -129,20 +112,18 @@ metrics-per-batch = 2
 // timer summary back with PromQL.
 func TestE2EToPrometheus(t *testing.T) {
 	prom := startPrometheus(t)
-	udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
-	p := startGarner(t, fmt.Sprintf(`backends = "prometheus"
-metrics-addr = %q
+	p := garnertest.StartConfig(t, fmt.Sprintf(`backends = "prometheus"
+metrics-addr = "127.0.0.1:0"
 flush-interval = "300ms"
 percent-threshold = "90 99"
 [prometheus]
 remote-write-url = "%s/api/v1/write"
-`, udp, prom.URL))
+`, prom.URL))
+	udp := p.UDPAddr(t)
 	hits, _ := sendHits(t, udp, 40)
 	garnertest.SendUDP(t, udp, "e2e.temp:21.5|g|#room:lab", "e2e.rt:10|ms\ne2e.rt:20|ms\ne2e.rt:30|ms")
-	time.Sleep(400 * time.Millisecond)
-	if code := p.Stop(20 * time.Second); code != 0 {
-		t.Fatalf("exit code %d:\n%s", code, p.Stderr())
-	}
+	p.WaitRead(t, 3*40+4)
+	p.StopOK(t)
 	now := time.Now()
 	cases := []struct {
 		query string

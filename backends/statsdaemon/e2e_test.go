@@ -2,8 +2,6 @@ package statsdaemon
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,22 +20,14 @@ func TestE2EGarnerToGarner(t *testing.T) {
 			if tcp {
 				target = b.tcp
 			}
-			aUDP := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
-			cfg := filepath.Join(t.TempDir(), "a.toml")
-			toml := fmt.Sprintf(`backends = "statsdaemon"
-metrics-addr = %q
+			a := garnertest.StartConfig(t, fmt.Sprintf(`backends = "statsdaemon"
+metrics-addr = "127.0.0.1:0"
 flush-interval = "200ms"
 [statsdaemon]
 address = %q
 tcp_transport = %v
-`, aUDP, target, tcp)
-			if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			a := garnertest.Start(t, "--config-path", cfg)
-			if !a.WaitStderr("garner started", 20*time.Second) {
-				t.Fatalf("garner A did not start:\n%s", a.Stderr())
-			}
+`, target, tcp))
+			aUDP := a.UDPAddr(t)
 			const n = 50
 			for i := range n {
 				garnertest.SendUDP(t, aUDP, fmt.Sprintf(
@@ -47,17 +37,20 @@ tcp_transport = %v
 					time.Sleep(100 * time.Millisecond)
 				}
 			}
-			time.Sleep(300 * time.Millisecond)
-			if code := a.Stop(20 * time.Second); code != 0 {
-				t.Fatalf("garner A exit code %d:\n%s", code, a.Stderr())
-			}
+			a.WaitRead(t, 5*n)
+			a.StopOK(t)
 			garnertest.SendUDP(t, b.udp, "e2e.done:1|c")
 			if !b.g.WaitFor(15*time.Second, func(lines []string) bool {
 				return strings.Contains(strings.Join(lines, "\n"), "stats.counters.e2e.done.count;")
 			}) {
 				t.Fatal("garner B never flushed the end marker")
 			}
-			time.Sleep(400 * time.Millisecond)
+			// B's UDP readers may take A's last datagrams after the marker:
+			// wait for the totals (the checks below say what is missing).
+			b.g.WaitFor(15*time.Second, func([]string) bool {
+				return b.sum("stats.counters.e2e.hits.count;env=test;", "") >= float64(n*5) &&
+					b.sum("stats.timers.e2e.lat.count;", "") >= float64(n*2)
+			})
 
 			if got, want := b.sum("stats.counters.e2e.hits.count;env=test;", ""), float64(n*5); got != want {
 				t.Errorf("counter total = %v, want %v", got, want)

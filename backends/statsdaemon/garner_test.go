@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,24 +27,15 @@ type garnerB struct {
 func startGarnerB(t *testing.T) *garnerB {
 	t.Helper()
 	b := &garnerB{g: garnertest.NewGraphite(t)}
-	b.udp = fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
-	b.tcp = fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
-	cfg := filepath.Join(t.TempDir(), "b.toml")
-	toml := fmt.Sprintf(`backends = "graphite"
-metrics-addr = %q
-tcp-metrics-addr = %q
+	b.p = garnertest.StartConfig(t, fmt.Sprintf(`backends = "graphite"
+metrics-addr = "127.0.0.1:0"
+tcp-metrics-addr = "127.0.0.1:0"
 flush-interval = "300ms"
 percent-threshold = "90"
 [graphite]
 address = %q
-`, b.udp, b.tcp, b.g.Addr())
-	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	b.p = garnertest.Start(t, "--config-path", cfg)
-	if !b.p.WaitStderr("garner started", 20*time.Second) {
-		t.Fatalf("garner B did not start:\n%s", b.p.Stderr())
-	}
+`, b.g.Addr()))
+	b.udp, b.tcp = b.p.UDPAddr(t), b.p.TCPAddr(t)
 	return b
 }
 

@@ -61,8 +61,8 @@ func TestInputBounds(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			admin := garnertest.FreeAddr(t)
-			p, g, udp, _ := startWithGraphite(t, append([]string{"--admin-addr", admin}, tc.flags...)...)
+			p, g, udp, _ := startWithGraphite(t, tc.flags...)
+			admin := p.AdminAddr(t)
 			for _, l := range tc.lines {
 				garnertest.SendUDP(t, udp, l)
 			}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -21,18 +20,9 @@ import (
 func startWithGraphite(t *testing.T, args ...string) (*garnertest.Process, *garnertest.Graphite, string, string) {
 	t.Helper()
 	g := garnertest.NewGraphite(t)
-	udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
-	tcp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
-	cfg := filepath.Join(t.TempDir(), "garner.toml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\n", g.Addr())), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	all := append([]string{"--config-path", cfg, "--metrics-addr", udp, "--tcp-metrics-addr", tcp, "--flush-interval", "1h", "--shutdown-grace", "0s"}, args...)
-	p := garnertest.Start(t, all...)
-	if !p.WaitStderr("garner started", 10*time.Second) {
-		t.Fatalf("garner did not start:\n%s", p.Stderr())
-	}
-	return p, g, udp, tcp
+	p := garnertest.StartConfig(t, fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\n", g.Addr()),
+		append([]string{"--metrics-addr", "127.0.0.1:0", "--tcp-metrics-addr", "127.0.0.1:0", "--flush-interval", "1h", "--shutdown-grace", "0s"}, args...)...)
+	return p, g, p.UDPAddr(t), p.TCPAddr(t)
 }
 
 // stop sends SIGTERM and requires exit 0.
@@ -52,24 +42,12 @@ func values(g *garnertest.Graphite) map[string]string {
 	return out
 }
 
-func sendTCP(t *testing.T, addr, payload string) {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Write([]byte(payload)); err != nil {
-		t.Fatal(err)
-	}
-	_ = c.Close()
-}
-
 // TestProtocolAndAggregates sends one line of every kind the protocol has
 // and checks garner's Graphite output name by name, value by value, against
 // what gostatsd writes (with garner's documented bug fixes).
 func TestProtocolAndAggregates(t *testing.T) {
 	p, g, udp, _ := startWithGraphite(t, "--percent-threshold", "90 99.9 -50", "--default-tags", "dc:x")
-	garnertest.SendUDP(t, udp,
+	payloads := []string{
 		// counters: floats add up, sample rate scales, packed values each count
 		"cnt:0.4|c\ncnt:0.4|c\nsampled:1|c|@0.1\npacked:1:2:3|c\ntagged:1|c|#b:2,a:1,a:1",
 		// gauges: last in arrival order within one datagram, deltas, negative
@@ -81,8 +59,9 @@ func TestProtocolAndAggregates(t *testing.T) {
 		// bad lines in the middle lose nothing around them
 		"good:1|c\nthis is bad\nbad:1|zz\nbad:x|c\ngood:1|c",
 		"_e{5,4}:title|text\n_sc|check|0",
-	)
-	time.Sleep(300 * time.Millisecond)
+	}
+	garnertest.SendUDP(t, udp, payloads...)
+	p.WaitRead(t, garnertest.CountLines(payloads...))
 	stop(t, p)
 
 	got := values(g)
@@ -147,9 +126,10 @@ func TestTotalsAcrossFlushesUDPAndTCP(t *testing.T) {
 			fmt.Fprintf(&b, "u.total:1|c\nu.timer:%d|ms\n", i)
 		}
 		garnertest.SendUDP(t, udp, b.String())
-		sendTCP(t, tcp, strings.ReplaceAll(b.String(), "u.", "t."))
-		time.Sleep(30 * time.Millisecond)
+		garnertest.SendTCP(t, tcp, strings.ReplaceAll(b.String(), "u.", "t."))
+		time.Sleep(30 * time.Millisecond) // spread over several flushes
 	}
+	p.WaitRead(t, rounds*perRound*2*2) // two lines per round and sender, UDP and TCP
 	stop(t, p)
 	sums := map[string]float64{}
 	for _, pt := range g.Points() {
@@ -204,7 +184,18 @@ func TestAlignedFlush(t *testing.T) {
 func TestExpiryAndIdleSeries(t *testing.T) {
 	p, g, udp, _ := startWithGraphite(t, "--flush-interval", "300ms", "--expiry-interval", "1s", "--expiry-interval-gauge", "0")
 	garnertest.SendUDP(t, udp, "idle.c:5|c\nidle.g:42|g\nidle.t:1|ms")
-	time.Sleep(2500 * time.Millisecond)
+	// 8 flushes: the counter's 1s expiry has passed by the 5th.
+	if !g.WaitFor(20*time.Second, func(lines []string) bool {
+		n := 0
+		for _, l := range lines {
+			if strings.HasPrefix(l, "stats.gauges.idle.g") {
+				n++
+			}
+		}
+		return n >= 8
+	}) {
+		t.Errorf("fewer than 8 flushes of the gauge in 20s")
+	}
 	stop(t, p)
 	var counts, gaugesSeen []string
 	for _, pt := range g.Points() {
@@ -215,7 +206,7 @@ func TestExpiryAndIdleSeries(t *testing.T) {
 			gaugesSeen = append(gaugesSeen, pt.Value)
 		}
 	}
-	// 5 once, zeros while idle, then gone after ~1s: 2500ms/300ms = 8 flushes.
+	// 5 once, zeros while idle, then gone after ~1s; 8 flushes (2.4s) or more.
 	if len(counts) < 3 || counts[0] != "5" || counts[1] != "0" || len(counts) > 6 {
 		t.Errorf("counter over flushes: %v (want 5, then 0s, then expired)", counts)
 	}
@@ -237,13 +228,10 @@ func TestGraphiteModes(t *testing.T) {
 	} {
 		t.Run(mode, func(t *testing.T) {
 			g := garnertest.NewGraphite(t)
-			udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
-			cfg := filepath.Join(t.TempDir(), "g.toml")
-			_ = os.WriteFile(cfg, []byte(fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\nmode = %q\nglobal_prefix = \"pre\"\nprefix_counter = \"c\"\nprefix_gauge = \"g\"\nglobal_suffix = \"suf\"\n", g.Addr(), mode)), 0o644)
-			p := garnertest.Start(t, "--config-path", cfg, "--metrics-addr", udp, "--flush-interval", "1h")
-			p.WaitStderr("garner started", 10*time.Second)
-			garnertest.SendUDP(t, udp, "x:1|c|#k:v\ny:2|g")
-			time.Sleep(200 * time.Millisecond)
+			p := garnertest.StartConfig(t, fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\nmode = %q\nglobal_prefix = \"pre\"\nprefix_counter = \"c\"\nprefix_gauge = \"g\"\nglobal_suffix = \"suf\"\n", g.Addr(), mode),
+				"--metrics-addr", "127.0.0.1:0", "--flush-interval", "1h")
+			garnertest.SendUDP(t, p.UDPAddr(t), "x:1|c|#k:v\ny:2|g")
+			p.WaitRead(t, 2)
 			stop(t, p)
 			var names []string
 			for _, pt := range g.Points() {
@@ -261,12 +249,8 @@ func TestGraphiteModes(t *testing.T) {
 func TestUnixgramAndIPv6(t *testing.T) {
 	g := garnertest.NewGraphite(t)
 	sock := filepath.Join(t.TempDir(), "statsd.sock")
-	cfg := filepath.Join(t.TempDir(), "g.toml")
-	_ = os.WriteFile(cfg, []byte(fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\n", g.Addr())), 0o644)
-	p := garnertest.Start(t, "--config-path", cfg, "--metrics-addr", sock, "--flush-interval", "1h")
-	if !p.WaitStderr("garner started", 10*time.Second) {
-		t.Fatal(p.Stderr())
-	}
+	cfg := garnertest.WriteConfig(t, fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\n", g.Addr()))
+	p := garnertest.StartReady(t, "--config-path", cfg, "--metrics-addr", sock, "--flush-interval", "1h")
 	c, err := net.Dial("unixgram", sock)
 	if err != nil {
 		t.Fatal(err)
@@ -274,13 +258,13 @@ func TestUnixgramAndIPv6(t *testing.T) {
 	_, _ = c.Write([]byte("unix.c:3|c"))
 	_ = c.Close()
 
-	port := garnertest.FreePort(t)
-	p6 := garnertest.Start(t, "--config-path", cfg, "--metrics-addr", fmt.Sprintf("[::1]:%d", port), "--flush-interval", "1h")
+	p.WaitRead(t, 1)
+	p6 := garnertest.Start(t, "--config-path", cfg, "--metrics-addr", "[::1]:0", "--flush-interval", "1h")
 	if !p6.WaitStderr("garner started", 10*time.Second) {
 		t.Skipf("no IPv6 loopback here: %s", p6.Stderr())
 	}
-	garnertest.SendUDP(t, fmt.Sprintf("[::1]:%d", port), "v6.c:4|c")
-	time.Sleep(200 * time.Millisecond)
+	garnertest.SendUDP(t, p6.UDPAddr(t), "v6.c:4|c")
+	p6.WaitRead(t, 1)
 	stop(t, p)
 	stop(t, p6)
 	got := values(g)
@@ -320,11 +304,9 @@ func TestVersion(t *testing.T) {
 
 // TestStdoutDefault runs the embedded default config's backend.
 func TestStdoutDefault(t *testing.T) {
-	udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
-	p := garnertest.Start(t, "--metrics-addr", udp, "--flush-interval", "1h")
-	p.WaitStderr("garner started", 10*time.Second)
-	garnertest.SendUDP(t, udp, "hello.world:1|c|#k:v\n_e{2,3}:hi|you")
-	time.Sleep(200 * time.Millisecond)
+	p := garnertest.StartReady(t, "--metrics-addr", "127.0.0.1:0", "--flush-interval", "1h")
+	garnertest.SendUDP(t, p.UDPAddr(t), "hello.world:1|c|#k:v\n_e{2,3}:hi|you")
+	p.WaitRead(t, 2)
 	stop(t, p)
 	out := p.Stdout()
 	if !strings.Contains(out, "counter hello.world;k=v;host=127.0.0.1 value=1 ") || !strings.Contains(out, `event title="hi" text="you"`) {
@@ -351,15 +333,15 @@ func getJSON(t *testing.T, url string, v any) {
 // <name>.__overflow__ on the wire, and the debug endpoints show the top names
 // and the last bad lines with reason and source.
 func TestCardinalityAndBadLinesEndpoints(t *testing.T) {
-	admin := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
-	p, g, udp, _ := startWithGraphite(t, "--admin-addr", admin, "--max-series-per-metric", "3", "--cardinality-overflow")
+	p, g, udp, _ := startWithGraphite(t, "--max-series-per-metric", "3", "--cardinality-overflow")
+	admin := p.AdminAddr(t)
 	var b strings.Builder
 	for i := 0; i < 10; i++ {
 		fmt.Fprintf(&b, "req:1|c|#user:%d\n", i)
 	}
 	b.WriteString("other:1|c\nnot a line\nx:1|qq\nbin\x00\xff:1|zz\n")
 	garnertest.SendUDP(t, udp, b.String())
-	time.Sleep(300 * time.Millisecond)
+	p.WaitRead(t, garnertest.CountLines(b.String()))
 
 	var card struct {
 		Series int `json:"series"`

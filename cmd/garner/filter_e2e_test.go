@@ -2,8 +2,6 @@ package main_test
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,17 +41,8 @@ drop-metric = true
 
 func startWithConfig(t *testing.T, config string, args ...string) (*garnertest.Process, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "garner.toml")
-	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
-	all := append([]string{"--config-path", path, "--metrics-addr", udp, "--shutdown-grace", "0s"}, args...)
-	p := garnertest.Start(t, all...)
-	if !p.WaitStderr("garner started", 10*time.Second) {
-		t.Fatalf("garner did not start:\n%s", p.Stderr())
-	}
-	return p, udp
+	p := garnertest.StartConfig(t, config, append([]string{"--metrics-addr", "127.0.0.1:0", "--shutdown-grace", "0s"}, args...)...)
+	return p, p.UDPAddr(t)
 }
 
 // TestGostatsdFilteringExample runs gostatsd's filtering example config
@@ -64,7 +53,7 @@ func startWithConfig(t *testing.T, config string, args ...string) (*garnertest.P
 func TestGostatsdFilteringExample(t *testing.T) {
 	g := garnertest.NewGraphite(t)
 	p, udp := startWithConfig(t, fmt.Sprintf(gostatsdFilteringConfig, g.Addr()), "--flush-interval", "1h")
-	garnertest.SendUDP(t, udp,
+	payloads := []string{
 		// make-global: host stripped (source and tag), request_path stripped by noisy-tag;
 		// two hosts become one series.
 		"global.requests:1|c|#host:web1,request_path:/a,code:200\nglobal.requests:2|c|#request_path:/b,code:200,host:web2",
@@ -78,8 +67,9 @@ func TestGostatsdFilteringExample(t *testing.T) {
 		"api.users:u1|s|#env:prod\napi.users:u2|s",
 		// The filters match the namespaced name: this one is not app.noisy.*
 		"other.noisy.a:1|c|#host:web3",
-	)
-	time.Sleep(300 * time.Millisecond)
+	}
+	garnertest.SendUDP(t, udp, payloads...)
+	p.WaitRead(t, garnertest.CountLines(payloads...))
 	stop(t, p)
 
 	got := values(g)
@@ -167,7 +157,7 @@ name = 'http_requests'
 tags = 'method:${method} code:$2'
 `, g.Addr()), "--flush-interval", "1h")
 	garnertest.SendUDP(t, udp, "http.get.200:1|c|#request_id:1\nhttp.get.200:1|c|#request_id:2\nhttp.post.500:1|c\nlong:1|c|#k:abcdefgh")
-	time.Sleep(300 * time.Millisecond)
+	p.WaitRead(t, 4)
 	stop(t, p)
 	got := values(g)
 	for name, v := range map[string]string{

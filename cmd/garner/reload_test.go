@@ -16,7 +16,6 @@ import (
 // what needs a restart, and a broken file changes nothing.
 func TestSighupReload(t *testing.T) {
 	g := garnertest.NewGraphite(t)
-	udp := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
 	cfg := filepath.Join(t.TempDir(), "g.toml")
 	write := func(extra string) {
 		body := fmt.Sprintf("backends = \"graphite\"\nflush-interval = \"200ms\"\n%s\n[graphite]\naddress = %q\n", extra, g.Addr())
@@ -25,10 +24,8 @@ func TestSighupReload(t *testing.T) {
 		}
 	}
 	write("filters = \"nonoise\"\n[filter.nonoise]\nmatch-metrics = \"noisy.*\"\ndrop-metric = true\n")
-	p := garnertest.Start(t, "--config-path", cfg, "--metrics-addr", udp, "--shutdown-grace", "0s")
-	if !p.WaitStderr("garner started", 10*time.Second) {
-		t.Fatal(p.Stderr())
-	}
+	p := garnertest.StartReady(t, "--config-path", cfg, "--metrics-addr", "127.0.0.1:0", "--shutdown-grace", "0s")
+	udp := p.UDPAddr(t)
 	garnertest.SendUDP(t, udp, "noisy.a:1|c\nquiet:1|c")
 	if !g.WaitFor(3*time.Second, func(l []string) bool { return strings.Contains(strings.Join(l, "\n"), "stats.counters.quiet.count") }) {
 		t.Fatal("quiet never arrived")
@@ -53,10 +50,14 @@ func TestSighupReload(t *testing.T) {
 	if !strings.Contains(logs, "filters") || !strings.Contains(logs, "log-level") || !strings.Contains(logs, `needs_restart="[flush-aligned]"`) {
 		t.Errorf("reload log does not name what was applied and what needs a restart:\n%s", logs)
 	}
-	time.Sleep(100 * time.Millisecond)
-	garnertest.SendUDP(t, udp, "noisy.b:1|c")
-	if !g.WaitFor(3*time.Second, func(l []string) bool { return strings.Contains(strings.Join(l, "\n"), "stats.counters.noisy.b.count") }) {
-		t.Fatal("the filter removed by SIGHUP still drops noisy.b")
+	// The readers pick the new filters up on their next datagram: send until
+	// noisy.b comes through.
+	deadline := time.Now().Add(10 * time.Second)
+	for !g.WaitFor(200*time.Millisecond, func(l []string) bool { return strings.Contains(strings.Join(l, "\n"), "stats.counters.noisy.b.count") }) {
+		if time.Now().After(deadline) {
+			t.Fatal("the filter removed by SIGHUP still drops noisy.b")
+		}
+		garnertest.SendUDP(t, udp, "noisy.b:1|c")
 	}
 	for _, l := range g.Lines() {
 		if strings.HasPrefix(l, "stats.counters.noisy.a") {

@@ -70,7 +70,7 @@ func TestSigtermUnderLoadLosesNothingRead(t *testing.T) {
 	p := startRestartGarner(t, cfg, udp, admin)
 
 	load := startLoad(t, udp, restartLoadArgs(restartPrefix, 3*time.Second)...)
-	time.Sleep(1500 * time.Millisecond) // mid-run
+	p.WaitRead(t, 20000) // mid-run: the load sends 120k lines in 3s
 	influx.hold(holdFinal)
 	p.Signal(sigterm)
 	m := finalScrape(t, p, admin)
@@ -116,10 +116,10 @@ func TestZeroDowntimeHandover(t *testing.T) {
 	// Several senders: SO_REUSEPORT steers each flow (source port) to one
 	// socket of the group, so one sender would feed one process only.
 	load := startLoad(t, udp, append(restartLoadArgs(prefix, 4*time.Second), "--senders", "8")...)
-	time.Sleep(time.Second)
+	old.WaitRead(t, 20000) // the load sends 160k lines in 4s
 	next := startRestartGarner(t, cfg, udp, adminNew)
 	waitReady(t, adminNew, 10*time.Second)
-	time.Sleep(500 * time.Millisecond) // both receive for a while
+	next.WaitRead(t, 12000) // both receive for a while
 
 	influx.hold(holdFinal)
 	old.Signal(sigterm)
