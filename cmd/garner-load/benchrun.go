@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/garner-metrics/garner/pkg/receiver"
+)
+
+// One run of the bench: start garner, load it, stop it, account for every line.
+
+// runReport is the outcome of one run.
+type runReport struct {
+	Run  benchRun
+	Sent *Result
+
+	SentCountable     int64   // counter and timer lines sent
+	AcceptedCountable int64   // their flushed counts, summed by the listener
+	Accepted          float64 // all lines, scaled from the countable ones
+	LossPct           float64
+
+	GarnerCPU    float64 // seconds during load + drain
+	CPUPerLineUS float64 // per accepted line
+	PeakRSS      int64   // bytes (VmHWM)
+	LoadCPU      float64 // this process (sender and listener), seconds
+
+	KernelDrops     uint64  // datagrams, from /proc/net/udp
+	KernelDropLines float64 // estimated: drops × mean lines per datagram
+
+	// From garner's /metrics; negative = not available.
+	QueueDrops, BadLines, Received, MetricKernelDrops float64
+
+	Unexplained float64 // lines not flushed that no counter explains
+	Notes       []string
+}
+
+func (r *runReport) summary() string {
+	return fmt.Sprintf("%s: sent %d lines (%.0f/s), accepted %.0f/s, loss %.3f%%, garner CPU %.2fs (%.2f µs/line), peak RSS %.0f MB, kernel drops %d datagrams, queue drops %s, bad lines %s, unexplained %.0f",
+		r.Run.label(), r.Sent.Lines, r.Sent.Rate, r.Accepted/r.Sent.Seconds, r.LossPct, r.GarnerCPU, r.CPUPerLineUS,
+		float64(r.PeakRSS)/1e6, r.KernelDrops, optCount(r.QueueDrops), optCount(r.BadLines), r.Unexplained)
+}
+
+func optCount(v float64) string {
+	if v < 0 {
+		return "n/a"
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64)
+}
+
+// benchOne runs garner, loads it, stops it and accounts for every line.
+func benchOne(ctx context.Context, o *benchOptions, r benchRun, stderr io.Writer) (*runReport, error) {
+	cb, err := newCarbon("stats.counters.", "stats.timers.")
+	if err != nil {
+		return nil, err
+	}
+	defer cb.close(time.Second)
+	port, err := freePort("udp")
+	if err != nil {
+		return nil, err
+	}
+	adminPort, err := freePort("tcp")
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	admin := net.JoinHostPort("127.0.0.1", strconv.Itoa(adminPort))
+	args := []string{
+		"--metrics-addr=" + addr, "--backends=graphite", "--flush-interval=" + o.FlushInterval.String(),
+		"--admin-addr=" + admin, "--log-level=info",
+	}
+	if o.ProfileDir != "" {
+		args = append(args, "--enable-prof")
+	}
+	args = append(args, o.GarnerArgs...)
+	cmd := exec.Command(o.Garner, args...)
+	cmd.Env = append(os.Environ(), "GARNER_GRAPHITE_ADDRESS="+cb.addr(), "GARNER_GRAPHITE_MODE=tags")
+	logs := &limitedBuffer{max: 1 << 20}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("cannot start %q: %w", o.Garner, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	killed := false
+	defer func() {
+		select {
+		case <-exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	if !waitFor(ctx, exited, 15*time.Second, func() bool { return strings.Contains(logs.String(), "listening for statsd on udp") }) {
+		return nil, fmt.Errorf("garner did not start listening:\n%s", logs.String())
+	}
+	pid := cmd.Process.Pid
+	inodes, err := socketInodes(pid)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list garner's sockets: %w", err)
+	}
+	drops := func() uint64 {
+		m, err := receiver.ReadUDPDrops(receiver.ProcNetUDP(), inodes)
+		if err != nil {
+			return 0
+		}
+		var n uint64
+		for _, d := range m {
+			n += d
+		}
+		return n
+	}
+	drops0 := drops()
+	cpu0, err := procCPUSeconds(pid)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read garner's CPU time: %w", err)
+	}
+	self0 := selfCPUSeconds()
+
+	var profWG sync.WaitGroup
+	var profErr error
+	if o.ProfileDir != "" {
+		profWG.Add(1)
+		go func() {
+			defer profWG.Done()
+			secs := max(1, int(o.Duration.Seconds())-1)
+			name := filepath.Join(o.ProfileDir, "cpu-"+profileName(r))
+			profErr = fetchToFile(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs), name, o.Duration+30*time.Second)
+		}()
+	}
+
+	sent, err := Run(ctx, Options{
+		Workload: Workload{Prefix: "garnerload", Types: r.Types, Series: r.Series, Tags: o.Tags, DatagramSize: o.DatagramSize},
+		Proto:    "udp", Addr: addr, Rate: r.Rate, Duration: o.Duration,
+		Senders: o.Senders, Batch: o.Batch, Progress: o.Progress,
+	}, prefixWriter{stderr, "  "})
+	if err != nil {
+		return nil, err
+	}
+	sleep(ctx, o.Drain)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	rep := &runReport{Run: r, Sent: sent, QueueDrops: -1, BadLines: -1, Received: -1, MetricKernelDrops: -1}
+	rep.LoadCPU = selfCPUSeconds() - self0
+	cpu1, err := procCPUSeconds(pid)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read garner's CPU time: %w", err)
+	}
+	rep.GarnerCPU = cpu1 - cpu0
+	if rep.PeakRSS, err = procStatusKB(pid, "VmHWM"); err != nil {
+		return nil, fmt.Errorf("cannot read garner's peak RSS: %w", err)
+	}
+	rep.KernelDrops = drops() - drops0
+	if m, err := scrapeMetrics(ctx, "http://"+admin+"/metrics"); err != nil {
+		rep.Notes = append(rep.Notes, "garner's /metrics not available ("+err.Error()+"): queue drops and bad lines unknown")
+	} else {
+		get := func(name string) float64 {
+			if v, ok := m[name]; ok {
+				return v
+			}
+			return -1
+		}
+		rep.QueueDrops = get("garner_aggregator_queue_dropped_lines_total")
+		rep.BadLines = get("garner_receiver_bad_lines_total")
+		rep.Received = get("garner_receiver_lines_total")
+		rep.MetricKernelDrops = get("garner_receiver_kernel_drops_total")
+	}
+	profWG.Wait()
+	if profErr != nil {
+		rep.Notes = append(rep.Notes, "CPU profile: "+profErr.Error())
+	}
+	if o.ProfileDir != "" {
+		name := filepath.Join(o.ProfileDir, "heap-"+profileName(r))
+		if err := fetchToFile(ctx, "http://"+admin+"/debug/pprof/heap", name, 30*time.Second); err != nil {
+			rep.Notes = append(rep.Notes, "heap profile: "+err.Error())
+		}
+	}
+
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(o.StopTimeout):
+		killed = true
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+	if killed {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("garner did not stop within %s and was killed: its final flush is missing", o.StopTimeout))
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 0 && !killed {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("garner exited with code %d", code))
+	}
+	if !cb.close(10 * time.Second) {
+		rep.Notes = append(rep.Notes, "the graphite listener was still receiving 10s after garner exited")
+	}
+	counters, timers, _, malformed := cb.totals()
+	if malformed > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d malformed graphite lines", malformed))
+	}
+	rep.account(counters, timers)
+	if strings.Contains(logs.String(), "level=error") || strings.Contains(logs.String(), "level=fatal") {
+		rep.Notes = append(rep.Notes, "garner logged errors: "+firstLine(logs.String(), "level=error"))
+	}
+	return rep, nil
+}
+
+// account compares the flushed counts with what was sent.
+func (rep *runReport) account(counters, timers map[string]float64) {
+	s := rep.Sent
+	var flushed float64
+	for p, n := range s.CounterIncrements {
+		rep.SentCountable += n
+		flushed += counters[p]
+	}
+	for p, n := range s.TimerSamples {
+		rep.SentCountable += n
+		flushed += timers[p]
+	}
+	rep.AcceptedCountable = int64(math.Round(flushed))
+	if rep.SentCountable == 0 {
+		rep.Notes = append(rep.Notes, "no counter or timer lines were sent: nothing to measure loss by")
+		return
+	}
+	if rep.AcceptedCountable > rep.SentCountable {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("garner flushed %d counts for %d lines sent: an over-count", rep.AcceptedCountable, rep.SentCountable))
+	}
+	// Gauges and sets cannot be counted from their flushed values; their
+	// loss is taken to be that of the counters and timers they are mixed with.
+	scale := float64(s.Lines) / float64(rep.SentCountable)
+	rep.Accepted = float64(rep.AcceptedCountable) * scale
+	rep.LossPct = 100 * float64(rep.SentCountable-rep.AcceptedCountable) / float64(rep.SentCountable)
+	if rep.Accepted > 0 {
+		rep.CPUPerLineUS = rep.GarnerCPU / rep.Accepted * 1e6
+	}
+	rep.KernelDropLines = float64(rep.KernelDrops) * s.LinesPerDgram
+	if rep.Received >= 0 {
+		// garner counted what it read: the rest of what was sent is exactly
+		// what the kernel dropped, whatever the datagrams held.
+		rep.KernelDropLines = float64(s.Lines) - rep.Received
+	}
+	notFlushed := float64(s.Lines) - rep.Accepted
+	explained := rep.KernelDropLines + max(rep.QueueDrops, 0) + max(rep.BadLines, 0)
+	rep.Unexplained = math.Round(notFlushed - explained)
+	if s.MinLinesPerDgm != s.MaxLinesPerDgm && rep.Received < 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("datagrams hold %d..%d lines: kernel-dropped lines are estimated at the mean", s.MinLinesPerDgm, s.MaxLinesPerDgm))
+	}
+	if rep.MetricKernelDrops >= 0 && uint64(rep.MetricKernelDrops) != rep.KernelDrops {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("garner_receiver_kernel_drops_total says %.0f, /proc/net/udp %d", rep.MetricKernelDrops, rep.KernelDrops))
+	}
+}
