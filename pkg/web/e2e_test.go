@@ -203,7 +203,10 @@ func TestE2EMetricsPromtool(t *testing.T) {
 	garnertest.SendUDP(t, g.statsd, "a:1|c", "b:2|ms", "bad line")
 	_ = get(t, "GET", g.admin+"/health", "")
 	_ = get(t, "GET", g.admin+"/debug/pprof/", "")
-	time.Sleep(500 * time.Millisecond) // a few flushes
+	garnertest.WaitFor(t, "two flushes and the bad line counted", 10*time.Second, func() bool {
+		m := garnertest.MustScrape(t, strings.TrimPrefix(g.admin, "http://"))
+		return m.Sum("garner_flush_total") >= 2 && m.Sum("garner_receiver_bad_lines_total") >= 1
+	})
 	for _, path := range []string{"/metrics", "/health/metrics"} {
 		body := get(t, "GET", g.admin+path, "").body
 		for _, want := range []string{
