@@ -6,9 +6,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,21 +98,24 @@ func fetchToFile(ctx context.Context, url, path string, timeout time.Duration) e
 	return f.Close()
 }
 
-func freePort(network string) (int, error) {
-	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
+var addressField = regexp.MustCompile(`address="?([^" ]+)"?`)
+
+// loggedAddr returns the address field of the first line of garner's text
+// log with message msg and every one of the key=value fields, or "".
+func loggedAddr(logs, msg string, fields ...string) string {
+	for _, line := range strings.Split(logs, "\n") {
+		if !strings.Contains(line, `msg="`+msg+`"`) {
+			continue
 		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port, nil
+		ok := true
+		for _, f := range fields {
+			ok = ok && strings.Contains(line, " "+f)
+		}
+		if m := addressField.FindStringSubmatch(line); ok && m != nil {
+			return m[1]
+		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ""
 }
 
 // waitFor polls cond every 10 ms until it holds (true), or the timeout

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,19 +64,11 @@ func benchOne(ctx context.Context, o *benchOptions, r benchRun, stderr io.Writer
 		return nil, err
 	}
 	defer cb.close(time.Second)
-	port, err := freePort("udp")
-	if err != nil {
-		return nil, err
-	}
-	adminPort, err := freePort("tcp")
-	if err != nil {
-		return nil, err
-	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	admin := net.JoinHostPort("127.0.0.1", strconv.Itoa(adminPort))
+	// Port 0: garner logs the ports it bound, so no other process can take
+	// them between a free-port probe and garner's bind.
 	args := []string{
-		"--metrics-addr=" + addr, "--backends=graphite", "--flush-interval=" + o.FlushInterval.String(),
-		"--admin-addr=" + admin, "--log-level=info",
+		"--metrics-addr=127.0.0.1:0", "--backends=graphite", "--flush-interval=" + o.FlushInterval.String(),
+		"--admin-addr=127.0.0.1:0", "--log-level=info",
 	}
 	if o.ProfileDir != "" {
 		args = append(args, "--enable-prof")
@@ -104,7 +95,12 @@ func benchOne(ctx context.Context, o *benchOptions, r benchRun, stderr io.Writer
 			<-exited
 		}
 	}()
-	if !waitFor(ctx, exited, 15*time.Second, func() bool { return strings.Contains(logs.String(), "listening for statsd on udp") }) {
+	var addr, admin string
+	if !waitFor(ctx, exited, 15*time.Second, func() bool {
+		addr = loggedAddr(logs.String(), "listening for statsd on udp")
+		admin = loggedAddr(logs.String(), "serving http", "http_server=admin")
+		return addr != "" && admin != ""
+	}) {
 		return nil, fmt.Errorf("garner did not start listening:\n%s", logs.String())
 	}
 	pid := cmd.Process.Pid
