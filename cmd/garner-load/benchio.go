@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,26 +95,6 @@ func fetchToFile(ctx context.Context, url, path string, timeout time.Duration) e
 		return err
 	}
 	return f.Close()
-}
-
-var addressField = regexp.MustCompile(`address="?([^" ]+)"?`)
-
-// loggedAddr returns the address field of the first line of garner's text
-// log with message msg and every one of the key=value fields, or "".
-func loggedAddr(logs, msg string, fields ...string) string {
-	for _, line := range strings.Split(logs, "\n") {
-		if !strings.Contains(line, `msg="`+msg+`"`) {
-			continue
-		}
-		ok := true
-		for _, f := range fields {
-			ok = ok && strings.Contains(line, " "+f)
-		}
-		if m := addressField.FindStringSubmatch(line); ok && m != nil {
-			return m[1]
-		}
-	}
-	return ""
 }
 
 // waitFor polls cond every 10 ms until it holds (true), or the timeout

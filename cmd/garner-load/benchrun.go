@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/garner-metrics/garner/pkg/garnertest/logaddr"
 	"github.com/garner-metrics/garner/pkg/receiver"
 )
 
@@ -97,8 +98,8 @@ func benchOne(ctx context.Context, o *benchOptions, r benchRun, stderr io.Writer
 	}()
 	var addr, admin string
 	if !waitFor(ctx, exited, 15*time.Second, func() bool {
-		addr = loggedAddr(logs.String(), "listening for statsd on udp")
-		admin = loggedAddr(logs.String(), "serving http", "http_server=admin")
+		addr = logaddr.Find(logs.String(), "listening for statsd on udp")
+		admin = logaddr.Find(logs.String(), "serving http", "http_server=admin")
 		return addr != "" && admin != ""
 	}) {
 		return nil, fmt.Errorf("garner did not start listening:\n%s", logs.String())

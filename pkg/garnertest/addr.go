@@ -1,13 +1,12 @@
 package garnertest
 
 import (
-	"regexp"
 	"strings"
 	"testing"
 	"time"
-)
 
-var addressField = regexp.MustCompile(`address="?([^" ]+)"?`)
+	"github.com/garner-metrics/garner/pkg/garnertest/logaddr"
+)
 
 // LoggedAddr waits (up to 20s) for garner to log a line with message msg
 // and every one of the extra key=value fields, and returns its address
@@ -18,20 +17,8 @@ func (p *Process) LoggedAddr(t testing.TB, msg string, fields ...string) string 
 	t.Helper()
 	var addr string
 	WaitFor(t, "garner to log "+msg, 20*time.Second, func() bool {
-		for _, line := range strings.Split(p.Stderr(), "\n") {
-			if !strings.Contains(line, `msg="`+msg+`"`) {
-				continue
-			}
-			ok := true
-			for _, f := range fields {
-				ok = ok && strings.Contains(line, " "+f)
-			}
-			if m := addressField.FindStringSubmatch(line); ok && m != nil {
-				addr = m[1]
-				return true
-			}
-		}
-		return false
+		addr = logaddr.Find(p.Stderr(), msg, fields...)
+		return addr != ""
 	})
 	return addr
 }
