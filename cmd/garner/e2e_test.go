@@ -33,6 +33,16 @@ func stop(t *testing.T, p *garnertest.Process) {
 	}
 }
 
+// finalValues sends each payload as a datagram to udp, waits until garner
+// has read every line, stops it (the final flush) and returns values(g).
+func finalValues(t *testing.T, p *garnertest.Process, g *garnertest.Graphite, udp string, payloads ...string) map[string]string {
+	t.Helper()
+	garnertest.SendUDP(t, udp, payloads...)
+	p.WaitRead(t, garnertest.CountLines(payloads...))
+	stop(t, p)
+	return values(g)
+}
+
 // values maps "name;tags" to its value, for the last flush that has it.
 func values(g *garnertest.Graphite) map[string]string {
 	out := map[string]string{}
@@ -60,11 +70,7 @@ func TestProtocolAndAggregates(t *testing.T) {
 		"good:1|c\nthis is bad\nbad:1|zz\nbad:x|c\ngood:1|c",
 		"_e{5,4}:title|text\n_sc|check|0",
 	}
-	garnertest.SendUDP(t, udp, payloads...)
-	p.WaitRead(t, garnertest.CountLines(payloads...))
-	stop(t, p)
-
-	got := values(g)
+	got := finalValues(t, p, g, udp, payloads...)
 	const h = ";dc=x;host=127.0.0.1"
 	want := map[string]string{
 		"stats.counters.cnt.count" + h:            "0.8",
@@ -230,9 +236,7 @@ func TestGraphiteModes(t *testing.T) {
 			g := garnertest.NewGraphite(t)
 			p := garnertest.StartConfig(t, fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\nmode = %q\nglobal_prefix = \"pre\"\nprefix_counter = \"c\"\nprefix_gauge = \"g\"\nglobal_suffix = \"suf\"\n", g.Addr(), mode),
 				"--metrics-addr", "127.0.0.1:0", "--flush-interval", "1h")
-			garnertest.SendUDP(t, p.UDPAddr(t), "x:1|c|#k:v\ny:2|g")
-			p.WaitRead(t, 2)
-			stop(t, p)
+			finalValues(t, p, g, p.UDPAddr(t), "x:1|c|#k:v\ny:2|g")
 			var names []string
 			for _, pt := range g.Points() {
 				names = append(names, pt.Name)

@@ -68,11 +68,7 @@ func TestGostatsdFilteringExample(t *testing.T) {
 		// The filters match the namespaced name: this one is not app.noisy.*
 		"other.noisy.a:1|c|#host:web3",
 	}
-	garnertest.SendUDP(t, udp, payloads...)
-	p.WaitRead(t, garnertest.CountLines(payloads...))
-	stop(t, p)
-
-	got := values(g)
+	got := finalValues(t, p, g, udp, payloads...)
 	const tags = ";env=prod;team=core"
 	want := map[string]string{
 		"stats.counters.app.global.requests.count;code=200" + tags:          "3",
@@ -156,10 +152,7 @@ match = '^http\.(?P<method>[a-z]+)\.([0-9]{3})$'
 name = 'http_requests'
 tags = 'method:${method} code:$2'
 `, g.Addr()), "--flush-interval", "1h")
-	garnertest.SendUDP(t, udp, "http.get.200:1|c|#request_id:1\nhttp.get.200:1|c|#request_id:2\nhttp.post.500:1|c\nlong:1|c|#k:abcdefgh")
-	p.WaitRead(t, 4)
-	stop(t, p)
-	got := values(g)
+	got := finalValues(t, p, g, udp, "http.get.200:1|c|#request_id:1\nhttp.get.200:1|c|#request_id:2\nhttp.post.500:1|c\nlong:1|c|#k:abcdefgh")
 	for name, v := range map[string]string{
 		"stats.counters.app.http_requests.count;code=200;method=get;host=127.0.0.1":  "2",
 		"stats.counters.app.http_requests.count;code=500;method=post;host=127.0.0.1": "1",
