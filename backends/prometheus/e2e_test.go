@@ -30,7 +30,8 @@ func sendHits(t *testing.T, udp string, n int) (hits, other float64) {
 // through each path, read back with /api/v1/export. The graphite, influxdb
 // and datadog paths carry per-interval counts (their samples add up to the
 // total); the prometheus path carries the running total (its last sample is
-// the total).
+// the total). It also stands for the datadog backend's end-to-end test
+// (every series sums back through /datadog/api/v1/series, in batches of 3).
 func TestE2EFourPathsToVictoriaMetrics(t *testing.T) {
 	vm := garnertest.StartVictoriaMetrics(t, true)
 	p := garnertest.StartConfig(t, fmt.Sprintf(`backends = "graphite influxdb datadog prometheus"
@@ -46,6 +47,7 @@ bucket = "b"
 [datadog]
 api_key = "e2e"
 api_endpoint = "%s/datadog"
+metrics_per_batch = 3
 [prometheus]
 remote-write-url = "%s/api/v1/write"
 metrics-per-batch = 2
