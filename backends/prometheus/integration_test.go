@@ -151,9 +151,12 @@ func selector(name string, labels map[string]string) string {
 	return name + "{" + strings.Join(parts, ",") + "}"
 }
 
-func TestRemoteWriteToVictoriaMetrics(t *testing.T) {
-	vm := garnertest.StartVictoriaMetrics(t, false)
-	c, _, dropped := newClient(t, Options{RemoteWriteURL: vm.URL + "/api/v1/write", MetricsPerBatch: 4}, 90)
+// sendTestSnapshots sends testSnapshots through a client remote-writing to
+// url in batches of batch series (percentile 90), and checks its health
+// check. It returns the snapshots' end and the client's dropped counter.
+func sendTestSnapshots(t *testing.T, url string, batch int) (time.Time, prom.Counter) {
+	t.Helper()
+	c, _, dropped := newClient(t, Options{RemoteWriteURL: url, MetricsPerBatch: batch}, 90)
 	end := time.Now().Truncate(time.Second)
 	for _, s := range testSnapshots(end) {
 		if err := c.SendMetrics(context.Background(), s); err != nil {
@@ -163,6 +166,12 @@ func TestRemoteWriteToVictoriaMetrics(t *testing.T) {
 	if err := c.CheckHealth(context.Background()); err != nil {
 		t.Errorf("CheckHealth: %v", err)
 	}
+	return end, dropped
+}
+
+func TestRemoteWriteToVictoriaMetrics(t *testing.T) {
+	vm := garnertest.StartVictoriaMetrics(t, false)
+	end, dropped := sendTestSnapshots(t, vm.URL+"/api/v1/write", 4)
 	for _, w := range wantAfter {
 		sel := selector(w.name, w.labels)
 		t.Run(sel, func(t *testing.T) {
@@ -188,16 +197,7 @@ func TestRemoteWriteToVictoriaMetrics(t *testing.T) {
 
 func TestRemoteWriteToPrometheus(t *testing.T) {
 	p := startPrometheus(t)
-	c, _, dropped := newClient(t, Options{RemoteWriteURL: p.URL + "/api/v1/write", MetricsPerBatch: 5}, 90)
-	end := time.Now().Truncate(time.Second)
-	for _, s := range testSnapshots(end) {
-		if err := c.SendMetrics(context.Background(), s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := c.CheckHealth(context.Background()); err != nil {
-		t.Errorf("CheckHealth: %v", err)
-	}
+	end, dropped := sendTestSnapshots(t, p.URL+"/api/v1/write", 5)
 	for _, w := range wantAfter {
 		sel := selector(w.name, w.labels)
 		t.Run(sel, func(t *testing.T) {
