@@ -31,10 +31,9 @@ func TestHTTPBackendOutage(t *testing.T) {
 	)
 	influx := newInfluxServer(t)
 	cfg := influxConfig(t, influx, "", "timeout = \"150ms\"\nmax-request-elapsed-time = \"350ms\"\n")
-	udp := garnertest.FreeAddr(t)
-	admin := garnertest.FreeAddr(t)
-	p := startPlain(t, "--config-path", cfg, "--metrics-addr", udp, "--admin-addr", admin,
+	p := startPlain(t, "--config-path", cfg, "--metrics-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
 		"--flush-interval", interval.String(), "--backend-timeout", "400ms", "--shutdown-grace", "0s")
+	udp, admin := p.UDPAddr(t), p.AdminAddr(t)
 
 	load := startLoad(t, udp, "--rate", "50k", "--duration", "5500ms", "--series", "2000")
 	start := time.Now()

@@ -41,10 +41,10 @@ func TestGraphiteHangsThenRecovers(t *testing.T) {
 		}
 	}()
 
-	udp, admin := garnertest.FreeAddr(t), garnertest.FreeAddr(t)
 	p := garnertest.StartConfig(t, fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\nwrite_timeout = \"300ms\"\nmax_buffer_size = \"256KiB\"\n", addr),
-		"--metrics-addr", udp, "--admin-addr", admin, "--flush-interval", "500ms", "--shutdown-grace", "0s",
+		"--metrics-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--flush-interval", "500ms", "--shutdown-grace", "0s",
 		"--expiry-interval-counter", "-1s") // a flush has only the counters of its interval
+	udp, admin := p.UDPAddr(t), p.AdminAddr(t)
 	// Traffic for at least 3s and until garner counts a drop. garner dials
 	// carbon again after a failed write, and a fresh connection takes up to
 	// its whole send buffer (autotuned up to net.ipv4.tcp_wmem's maximum) before

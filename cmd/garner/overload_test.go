@@ -23,10 +23,9 @@ func TestOverloadFlatOut(t *testing.T) {
 		maxLatency = time.Second
 		maxRSS     = 256 << 20
 	)
-	udp := garnertest.FreeAddr(t)
-	admin := garnertest.FreeAddr(t)
-	p := startPlain(t, "--metrics-addr", udp, "--admin-addr", admin, "--backends", "null",
+	p := startPlain(t, "--metrics-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--backends", "null",
 		"--flush-interval", "1s", "--shutdown-grace", "0s")
+	udp, admin := p.UDPAddr(t), p.AdminAddr(t)
 
 	load := startLoad(t, udp, "--rate", "max", "--duration", run.String(), "--series", "10000")
 	start := time.Now()

@@ -35,9 +35,9 @@ func loadOneLinePerDatagram(t *testing.T, res loadResult) {
 
 // startRestartGarner runs a plain garner flushing to the Graphite listener
 // (the count) and to the influx server (which holds the final flush open).
-func startRestartGarner(t *testing.T, cfg, udp, admin string) *garnertest.Process {
+func startRestartGarner(t *testing.T, cfg, udp string) *garnertest.Process {
 	t.Helper()
-	return startPlain(t, "--config-path", cfg, "--metrics-addr", udp, "--admin-addr", admin,
+	return startPlain(t, "--config-path", cfg, "--metrics-addr", udp, "--admin-addr", "127.0.0.1:0",
 		"--flush-interval", "500ms", "--shutdown-grace", "300ms", "--shutdown-timeout", "10s")
 }
 
@@ -65,9 +65,8 @@ func TestSigtermUnderLoadLosesNothingRead(t *testing.T) {
 	g := garnertest.NewGraphite(t)
 	influx := newInfluxServer(t)
 	cfg := influxConfig(t, influx, g.Addr(), "")
-	udp := garnertest.FreeAddr(t)
-	admin := garnertest.FreeAddr(t)
-	p := startRestartGarner(t, cfg, udp, admin)
+	p := startRestartGarner(t, cfg, "127.0.0.1:0")
+	udp, admin := p.UDPAddr(t), p.AdminAddr(t)
 
 	load := startLoad(t, udp, restartLoadArgs(restartPrefix, 3*time.Second)...)
 	p.WaitRead(t, 20000) // mid-run: the load sends 120k lines in 3s
@@ -108,16 +107,14 @@ func TestZeroDowntimeHandover(t *testing.T) {
 	g := garnertest.NewGraphite(t)
 	influx := newInfluxServer(t)
 	cfg := influxConfig(t, influx, g.Addr(), "")
-	udp := garnertest.FreeAddr(t)
-	adminOld := garnertest.FreeAddr(t)
-	adminNew := garnertest.FreeAddr(t)
-
-	old := startRestartGarner(t, cfg, udp, adminOld)
+	old := startRestartGarner(t, cfg, "127.0.0.1:0")
+	udp, adminOld := old.UDPAddr(t), old.AdminAddr(t)
 	// Several senders: SO_REUSEPORT steers each flow (source port) to one
 	// socket of the group, so one sender would feed one process only.
 	load := startLoad(t, udp, append(restartLoadArgs(prefix, 4*time.Second), "--senders", "8")...)
-	old.WaitRead(t, 20000) // the load sends 160k lines in 4s
-	next := startRestartGarner(t, cfg, udp, adminNew)
+	old.WaitRead(t, 20000)                  // the load sends 160k lines in 4s
+	next := startRestartGarner(t, cfg, udp) // the same port: SO_REUSEPORT
+	adminNew := next.AdminAddr(t)
 	waitReady(t, adminNew, 10*time.Second)
 	next.WaitRead(t, 12000) // both receive for a while
 

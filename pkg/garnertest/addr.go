@@ -18,6 +18,9 @@ func (p *Process) LoggedAddr(t testing.TB, msg string, fields ...string) string 
 	var addr string
 	WaitFor(t, "garner to log "+msg, 20*time.Second, func() bool {
 		addr = logaddr.Find(p.Stderr(), msg, fields...)
+		if addr == "" && p.Wait(0) >= 0 {
+			t.Fatalf("garner exited before it logged %q:\n%s", msg, p.Stderr())
+		}
 		return addr != ""
 	})
 	return addr

@@ -29,22 +29,16 @@ type instance struct {
 	statsd string // 127.0.0.1:port
 }
 
-// startGarner runs garner on free loopback ports and waits until it is
+// startGarner runs garner on loopback ports it picks and waits until it is
 // ready. extra flags go last, so they win.
 func startGarner(t *testing.T, extra ...string) *instance {
 	t.Helper()
-	adminPort, statsdPort := garnertest.FreePort(t), garnertest.FreePort(t)
-	in := &instance{
-		admin:  fmt.Sprintf("http://127.0.0.1:%d", adminPort),
-		statsd: fmt.Sprintf("127.0.0.1:%d", statsdPort),
-	}
 	args := append([]string{
-		"--admin-addr=" + strings.TrimPrefix(in.admin, "http://"),
-		"--metrics-addr=" + in.statsd,
-		"--backends=null",
+		"--admin-addr=127.0.0.1:0", "--metrics-addr=127.0.0.1:0", "--backends=null",
 		"--max-readers=1", "--max-workers=1",
 	}, extra...)
-	in.p = garnertest.Start(t, args...)
+	in := &instance{p: garnertest.Start(t, args...)}
+	in.admin, in.statsd = "http://"+in.p.AdminAddr(t), in.p.UDPAddr(t)
 	waitStatus(t, in.p, in.admin+"/health/ready", 200, 20*time.Second)
 	return in
 }
@@ -381,7 +375,7 @@ func TestE2ESecondInstance(t *testing.T) {
 	}
 
 	t.Run("garner holds it", func(t *testing.T) {
-		second := garnertest.Start(t, "--admin-addr="+adminAddr, fmt.Sprintf("--metrics-addr=127.0.0.1:%d", garnertest.FreePort(t)), "--backends=null")
+		second := garnertest.Start(t, "--admin-addr="+adminAddr, "--metrics-addr=127.0.0.1:0", "--backends=null")
 		if code := second.Wait(20 * time.Second); code != 2 {
 			t.Fatalf("exit code %d, want 2\n%s", code, second.Stderr())
 		}
@@ -417,7 +411,7 @@ func TestE2ESecondInstance(t *testing.T) {
 				_ = c.Close()
 			}
 		}()
-		second := garnertest.Start(t, "--admin-addr="+ln.Addr().String(), fmt.Sprintf("--metrics-addr=127.0.0.1:%d", garnertest.FreePort(t)), "--backends=null")
+		second := garnertest.Start(t, "--admin-addr="+ln.Addr().String(), "--metrics-addr=127.0.0.1:0", "--backends=null")
 		if code := second.Wait(20 * time.Second); code != 2 {
 			t.Fatalf("exit code %d, want 2\n%s", code, second.Stderr())
 		}
@@ -548,9 +542,9 @@ func dependency(t *testing.T, g *instance, name string) depState {
 
 // TestE2ENamedServers: gostatsd's http-servers with [http.<name>] sections.
 func TestE2ENamedServers(t *testing.T) {
+	// Fixed ports: garner refuses two listeners on one address, 127.0.0.1:0 included.
 	lbPort, profPort := garnertest.FreePort(t), garnertest.FreePort(t)
-	cfg := filepath.Join(t.TempDir(), "g.toml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`
+	cfg := garnertest.WriteConfig(t, fmt.Sprintf(`
 http-servers = "lb prof"
 [http.lb]
 address = "127.0.0.1:%d"
@@ -559,9 +553,7 @@ address = "127.0.0.1:%d"
 enable-prof = true
 enable-expvar = true
 enable-healthcheck = false
-`, lbPort, profPort)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+`, lbPort, profPort))
 	g := startGarner(t, "--config-path="+cfg)
 	lb, prof := fmt.Sprintf("http://127.0.0.1:%d", lbPort), fmt.Sprintf("http://127.0.0.1:%d", profPort)
 	tests := []struct {
