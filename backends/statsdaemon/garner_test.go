@@ -104,8 +104,12 @@ func TestToRealGarner(t *testing.T) {
 			if !ok {
 				t.Fatalf("garner B never flushed app.done; lines: %d", len(b.g.Lines()))
 			}
-			// Give B one more flush for anything that landed after app.done's.
-			time.Sleep(400 * time.Millisecond)
+			// B's readers may take datagrams sent before app.done after it:
+			// wait for the totals (the checks below say what is missing).
+			b.g.WaitFor(15*time.Second, func([]string) bool {
+				return b.sum("stats.counters.app.requests.", ".count;") >= 2*(200*199/2+200*0.5) &&
+					b.sum("stats.timers.app.lat.count;ep=/x;", "") >= 2*30
+			})
 			if v := testutil.ToFloat64(dropped); v != 0 {
 				t.Errorf("dropped = %v", v)
 			}
