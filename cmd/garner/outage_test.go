@@ -69,7 +69,7 @@ func TestGraphiteHangsThenRecovers(t *testing.T) {
 	}
 	began := time.Now()
 	minEnd, deadline := began.Add(3*time.Second), began.Add(90*time.Second)
-	var slowest time.Duration
+	var ready []time.Duration // how long /health/ready took to answer
 	for i := 0; ; i++ {
 		var b strings.Builder
 		for j := 0; j < 40; j++ {
@@ -91,7 +91,7 @@ func TestGraphiteHangsThenRecovers(t *testing.T) {
 			}
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			slowest = max(slowest, time.Since(start))
+			ready = append(ready, time.Since(start))
 			if now := time.Now(); now.After(minEnd) && dropped() > 0 || now.After(deadline) {
 				break
 			}
@@ -99,8 +99,11 @@ func TestGraphiteHangsThenRecovers(t *testing.T) {
 		time.Sleep(time.Millisecond) // pacing, so that loopback UDP keeps up
 	}
 	t.Logf("sent traffic for %s, until garner counted a drop", time.Since(began).Round(time.Millisecond))
-	if slowest > 100*time.Millisecond {
-		t.Errorf("admin server took %s to answer while the backend hung", slowest)
+	// An admin server blocked behind the hung backend would be slow in most
+	// answers; a loaded CPU makes a few of them slow: the median tells them apart.
+	t.Logf("/health/ready answered in %s (median), %s (slowest) of %d", percentile(ready, 50), percentile(ready, 100), len(ready))
+	if med := percentile(ready, 50); med > 100*time.Millisecond {
+		t.Errorf("admin server took %s (median) to answer while the backend hung", med)
 	}
 	if lines := garnertest.MustScrape(t, admin).Sum("garner_receiver_lines_total"); lines < 10000 {
 		t.Errorf("ingestion stalled while the backend hung: %v lines", lines)
@@ -125,16 +128,23 @@ func TestGraphiteHangsThenRecovers(t *testing.T) {
 		return err == nil
 	})
 	defer g.Close()
-	garnertest.SendUDP(t, udp, "after.recovery:7|c")
-	if !g.WaitFor(20*time.Second, func(lines []string) bool {
+	// garner's socket may still be full of the flood, and the kernel drop a
+	// datagram sent now: send a new series each second until one arrives.
+	delivered := func(lines []string) bool {
 		for _, l := range lines {
-			if strings.HasPrefix(l, "stats.counters.after.recovery.count;host=127.0.0.1 7 ") {
+			if strings.HasPrefix(l, "stats.counters.after.recovery.") && strings.Contains(l, ".count;host=127.0.0.1 7 ") {
 				return true
 			}
 		}
 		return false
-	}) {
-		t.Fatalf("no delivery after carbon recovered; got %d lines", len(g.Lines()))
+	}
+	recovery := time.Now().Add(30 * time.Second)
+	for i := 0; !delivered(g.Lines()); i++ {
+		if time.Now().After(recovery) {
+			t.Fatalf("no delivery within 30s after carbon recovered; got %d lines", len(g.Lines()))
+		}
+		garnertest.SendUDP(t, udp, fmt.Sprintf("after.recovery.%d:7|c", i))
+		g.WaitFor(time.Second, delivered)
 	}
 	if code := p.Stop(20 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
