@@ -67,15 +67,15 @@ func New(cfg Options, deps backends.Deps) (*Client, error) {
 		return nil, fmt.Errorf("datadog compress_payload: %w", err)
 	}
 	sender, err := httpsend.New(httpsend.Options{
-		Subsystem:     Name,
-		MaxRequests:   cfg.MaxRequests,
-		Timeout:       cfg.ClientTimeout,
-		MaxElapsed:    cfg.MaxRequestElapsedTime,
-		Compression:   comp,
-		UserAgent:     cfg.UserAgent,
-		Log:           deps.Log,
-		Registerer:    deps.Registerer,
-		DroppedSeries: deps.DroppedSeries,
+		Subsystem:             Name,
+		MaxRequests:           cfg.MaxRequests,
+		Timeout:               cfg.ClientTimeout,
+		MaxRequestElapsedTime: cfg.MaxRequestElapsedTime,
+		Compression:           comp,
+		UserAgent:             cfg.UserAgent,
+		Log:                   deps.Log,
+		Registerer:            deps.Registerer,
+		DroppedSeries:         deps.DroppedSeries,
 	})
 	if err != nil {
 		return nil, err

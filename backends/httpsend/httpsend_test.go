@@ -245,8 +245,8 @@ func TestRetries(t *testing.T) {
 		{name: "413 is not retried", codes: []int{413}, wantErr: "413", wantCalls: 1, wantDropped: 5},
 		{name: "max retries", codes: []int{500}, opts: Options{MaxRetries: 2}, wantErr: "gave up after 3 attempts", wantCalls: 3, wantDropped: 5},
 		{name: "negative max retries never retries", codes: []int{500}, opts: Options{MaxRetries: -1}, wantErr: "gave up after 1 attempts", wantCalls: 1, wantDropped: 5},
-		{name: "budget exhausted", codes: []int{500}, opts: Options{MaxElapsed: 300 * time.Millisecond}, wantErr: "max elapsed time", wantCalls: -1, wantDropped: 5},
-		{name: "Retry-After beyond budget gives up at once", codes: []int{429}, retryAfter: "5", opts: Options{MaxElapsed: time.Second}, wantErr: "max elapsed time", wantCalls: 1, wantDropped: 5},
+		{name: "budget exhausted", codes: []int{500}, opts: Options{MaxRequestElapsedTime: 300 * time.Millisecond}, wantErr: "max elapsed time", wantCalls: -1, wantDropped: 5},
+		{name: "Retry-After beyond budget gives up at once", codes: []int{429}, retryAfter: "5", opts: Options{MaxRequestElapsedTime: time.Second}, wantErr: "max elapsed time", wantCalls: 1, wantDropped: 5},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -291,7 +291,7 @@ func TestConnectionRefusedIsRetriedThenDropped(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	_ = ln.Close()
-	f := newSender(t, Options{InitialBackoff: 10 * time.Millisecond, MaxElapsed: 200 * time.Millisecond})
+	f := newSender(t, Options{InitialBackoff: 10 * time.Millisecond, MaxRequestElapsedTime: 200 * time.Millisecond})
 	err = f.s.Send(context.Background(), Request{URL: "http://" + addr + "/write?db=x&p=secret"}, items(7, 3))
 	if err == nil {
 		t.Fatal("want an error")
@@ -403,24 +403,6 @@ func TestParseCompression(t *testing.T) {
 				t.Errorf("ParseCompression(%q) = %q, %v", c.in, got, err)
 			}
 		})
-	}
-}
-
-func TestLogLimiter(t *testing.T) {
-	l := NewLogLimiter(time.Hour, 2)
-	var allowed int
-	for range 5 {
-		if ok, _ := l.Allow(); ok {
-			allowed++
-		}
-	}
-	if allowed != 2 {
-		t.Errorf("allowed %d of 5 with burst 2", allowed)
-	}
-	l.start = time.Now().Add(-2 * time.Hour) // next period
-	ok, suppressed := l.Allow()
-	if !ok || suppressed != 3 {
-		t.Errorf("after the period: ok=%v suppressed=%d, want true 3", ok, suppressed)
 	}
 }
 

@@ -89,14 +89,14 @@ func New(cfg Options, deps backends.Deps) (*Client, error) {
 		comp = httpsend.Gzip
 	}
 	sender, err := httpsend.New(httpsend.Options{
-		Subsystem:     Name,
-		MaxRequests:   cfg.MaxRequests,
-		Timeout:       cfg.Timeout,
-		MaxElapsed:    cfg.MaxRequestElapsedTime,
-		Compression:   comp,
-		Log:           deps.Log,
-		Registerer:    deps.Registerer,
-		DroppedSeries: deps.DroppedSeries,
+		Subsystem:             Name,
+		MaxRequests:           cfg.MaxRequests,
+		Timeout:               cfg.Timeout,
+		MaxRequestElapsedTime: cfg.MaxRequestElapsedTime,
+		Compression:           comp,
+		Log:                   deps.Log,
+		Registerer:            deps.Registerer,
+		DroppedSeries:         deps.DroppedSeries,
 	})
 	if err != nil {
 		return nil, err

@@ -123,16 +123,16 @@ func New(cfg Options, deps backends.Deps) (*Client, error) {
 	}
 	var err error
 	c.sender, err = httpsend.New(httpsend.Options{
-		Subsystem:     Name,
-		MaxRequests:   cfg.MaxRequests,
-		Timeout:       min(cfg.MaxRequestElapsedTime, 10*time.Second),
-		MaxElapsed:    cfg.MaxRequestElapsedTime,
-		MaxRetries:    retries,
-		Compression:   compression,
-		UserAgent:     cfg.UserAgent,
-		Log:           deps.Log,
-		Registerer:    deps.Registerer,
-		DroppedSeries: deps.DroppedSeries,
+		Subsystem:             Name,
+		MaxRequests:           cfg.MaxRequests,
+		Timeout:               min(cfg.MaxRequestElapsedTime, 10*time.Second),
+		MaxRequestElapsedTime: cfg.MaxRequestElapsedTime,
+		MaxRetries:            retries,
+		Compression:           compression,
+		UserAgent:             cfg.UserAgent,
+		Log:                   deps.Log,
+		Registerer:            deps.Registerer,
+		DroppedSeries:         deps.DroppedSeries,
 	})
 	if err != nil {
 		return nil, err

@@ -37,9 +37,9 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/backends"
-	"github.com/garner-metrics/garner/backends/httpsend"
 	"github.com/garner-metrics/garner/config"
 	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/ratelog"
 )
 
 // Name is the backend's name in the backends key.
@@ -59,7 +59,7 @@ type Client struct {
 	network string
 	chunk   int
 	log     logrus.FieldLogger
-	logLim  *httpsend.LogLimiter
+	logLim  *ratelog.Limiter
 	dropped prometheus.Counter
 	m       clientMetrics
 
@@ -84,7 +84,7 @@ func New(cfg config.Statsdaemon, deps backends.Deps) (*Client, error) {
 		return nil, fmt.Errorf("statsdaemon address %q: %w", cfg.Address, err)
 	}
 	c := &Client{cfg: cfg, network: "udp", chunk: MaxUDPPacketSize, log: deps.Log, dropped: deps.DroppedSeries,
-		logLim: httpsend.NewLogLimiter(time.Minute, 5)}
+		logLim: ratelog.Every(time.Minute, 5)}
 	if cfg.TCPTransport {
 		c.network, c.chunk = "tcp", tcpChunk
 	}

@@ -1,0 +1,208 @@
+package httpsend
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/snappy"
+	"github.com/klauspost/compress/zlib"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Compression is a request body encoding.
+type Compression string
+
+// Supported body encodings; the value is the Content-Encoding header sent
+// (none sends no header).
+const (
+	None    Compression = ""
+	Gzip    Compression = "gzip"
+	Deflate Compression = "deflate" // zlib stream (RFC 1950), what HTTP calls deflate (and gostatsd sends)
+	Snappy  Compression = "snappy"  // snappy block format (Prometheus remote write)
+	Zstd    Compression = "zstd"
+)
+
+// ParseCompression maps a config value to a Compression: "" / "none" /
+// "identity" / "false" → None, "true" → def (for boolean compress_payload keys).
+func ParseCompression(s string, def Compression) (Compression, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "none", "identity", "false":
+		return None, nil
+	case "true":
+		return def, nil
+	case "gzip":
+		return Gzip, nil
+	case "deflate", "zlib":
+		return Deflate, nil
+	case "snappy":
+		return Snappy, nil
+	case "zstd":
+		return Zstd, nil
+	}
+	return None, fmt.Errorf("unknown compression %q (want none, gzip, deflate, snappy or zstd)", s)
+}
+
+// Compressor compresses request bodies with one Compression at one level.
+// Safe for concurrent use: it pools its writers.
+type Compressor struct {
+	c       Compression
+	writers sync.Pool // *gzip.Writer, *zlib.Writer or *zstd.Encoder
+	scratch sync.Pool // *[]byte for Compress
+}
+
+// NewCompressor returns a Compressor. level is 1 (fastest) to 9 (smallest)
+// for gzip, deflate and zstd (zstd: 1-2 fastest, 3-5 default, 6-8 better,
+// 9 best); 0 = the algorithm's default; snappy has no levels.
+func NewCompressor(c Compression, level int) (*Compressor, error) {
+	if level < 0 || level > 9 {
+		return nil, fmt.Errorf("compression level %d: want 0 to 9", level)
+	}
+	z := &Compressor{c: c}
+	z.scratch.New = func() any { return new([]byte) }
+	switch c {
+	case None, Snappy:
+	case Gzip:
+		lvl := gzip.DefaultCompression
+		if level > 0 {
+			lvl = level
+		}
+		if _, err := gzip.NewWriterLevel(nil, lvl); err != nil {
+			return nil, fmt.Errorf("gzip level %d: %w", level, err)
+		}
+		z.writers.New = func() any { w, _ := gzip.NewWriterLevel(nil, lvl); return w }
+	case Deflate:
+		lvl := zlib.DefaultCompression
+		if level > 0 {
+			lvl = level
+		}
+		if _, err := zlib.NewWriterLevel(nil, lvl); err != nil {
+			return nil, fmt.Errorf("zlib level %d: %w", level, err)
+		}
+		z.writers.New = func() any { w, _ := zlib.NewWriterLevel(nil, lvl); return w }
+	case Zstd:
+		lvl := zstd.SpeedDefault
+		switch {
+		case level == 0:
+		case level <= 2:
+			lvl = zstd.SpeedFastest
+		case level >= 9:
+			lvl = zstd.SpeedBestCompression
+		case level >= 6:
+			lvl = zstd.SpeedBetterCompression
+		}
+		if _, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(lvl), zstd.WithEncoderConcurrency(1)); err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		z.writers.New = func() any {
+			w, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(lvl), zstd.WithEncoderConcurrency(1))
+			return w
+		}
+	default:
+		return nil, fmt.Errorf("unknown compression %q", c)
+	}
+	return z, nil
+}
+
+// Compression returns the encoding the Compressor produces.
+func (z *Compressor) Compression() Compression { return z.c }
+
+// Append appends raw, compressed, to dst.
+func (z *Compressor) Append(dst, raw []byte) ([]byte, error) {
+	switch z.c {
+	case Snappy:
+		n := snappy.MaxEncodedLen(len(raw))
+		if cap(dst)-len(dst) < n {
+			dst = append(make([]byte, 0, len(dst)+n), dst...)
+		}
+		out := snappy.Encode(dst[len(dst):cap(dst)], raw)
+		return dst[:len(dst)+len(out)], nil
+	case Zstd:
+		w := z.writers.Get().(*zstd.Encoder)
+		defer z.writers.Put(w)
+		return w.EncodeAll(raw, dst), nil
+	case Gzip, Deflate:
+		w := z.writers.Get().(streamWriter)
+		defer z.writers.Put(w)
+		sw := &sliceWriter{b: dst}
+		w.Reset(sw)
+		if _, err := w.Write(raw); err != nil {
+			return dst, fmt.Errorf("cannot compress (%s): %w", z.c, err)
+		}
+		if err := w.Close(); err != nil {
+			return dst, fmt.Errorf("cannot compress (%s): %w", z.c, err)
+		}
+		return sw.b, nil
+	}
+	return append(dst, raw...), nil
+}
+
+// Compress returns raw compressed in a new slice of exactly its length (for
+// bodies kept queued, whose memory is counted by length).
+func (z *Compressor) Compress(raw []byte) ([]byte, error) {
+	if z.c == None {
+		return bytes.Clone(raw), nil
+	}
+	sp := z.scratch.Get().(*[]byte)
+	defer z.scratch.Put(sp)
+	out, err := z.Append((*sp)[:0], raw)
+	if err != nil {
+		return nil, err
+	}
+	if cap(out) <= 16<<20 {
+		*sp = out // keep the grown buffer, unless unusually large
+	}
+	return bytes.Clone(out), nil
+}
+
+// Decompress undoes a Compressor (for re-encoding a queued body). The size
+// is bounded by the caller's own encoder, not by outside input.
+func Decompress(body []byte, c Compression) ([]byte, error) {
+	switch c {
+	case None:
+		return body, nil
+	case Snappy:
+		return snappy.Decode(nil, body)
+	case Zstd:
+		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, err
+		}
+		defer d.Close()
+		return d.DecodeAll(body, nil)
+	case Gzip, Deflate:
+		var r io.Reader
+		var err error
+		if c == Gzip {
+			r, err = gzip.NewReader(bytes.NewReader(body))
+		} else {
+			r, err = zlib.NewReader(bytes.NewReader(body))
+		}
+		if err != nil {
+			return nil, err
+		}
+		var out bytes.Buffer
+		if _, err := out.ReadFrom(r); err != nil {
+			return nil, err
+		}
+		return out.Bytes(), nil
+	}
+	return nil, fmt.Errorf("unknown content encoding %q", c)
+}
+
+// streamWriter is a gzip or zlib writer.
+type streamWriter interface {
+	io.WriteCloser
+	Reset(io.Writer)
+}
+
+// sliceWriter appends to a byte slice.
+type sliceWriter struct{ b []byte }
+
+func (w *sliceWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
