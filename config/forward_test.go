@@ -16,14 +16,14 @@ func TestForwardDefaults(t *testing.T) {
 		ok   bool
 	}{
 		{"server-mode", f.ServerMode == ModeStandalone},
-		{"protocol", f.Protocol == "v3"},
-		{"flush-interval", f.FlushInterval == time.Second},
-		{"max-requests", f.MaxRequests == 1000},
-		{"max-request-elapsed-time", f.MaxRequestTime == 30*time.Second},
-		{"compression", f.Compression == "zlib" && f.CompressionLevel == 9},
-		{"client-timeout", f.ClientTimeout == 10*time.Second},
-		{"custom-headers", len(f.CustomHeaders) == 0},
-		{"max-buffer-size", f.MaxBufferSize == 64<<20},
+		{"protocol", f.HTTPTransport.Protocol == "v3"},
+		{"flush-interval", f.HTTPTransport.FlushInterval == time.Second},
+		{"max-requests", f.HTTPTransport.MaxRequests == 1000},
+		{"max-request-elapsed-time", f.HTTPTransport.MaxRequestElapsedTime == 30*time.Second},
+		{"compression", f.HTTPTransport.CompressionType == "zlib" && f.HTTPTransport.CompressionLevel == 9},
+		{"client-timeout", f.HTTPTransport.ClientTimeout == 10*time.Second},
+		{"custom-headers", len(f.HTTPTransport.CustomHeaders) == 0},
+		{"max-buffer-size", f.HTTPTransport.MaxBufferSize == 64<<20},
 		{"ingestion limits", f.MaxBodyBytes == 16<<20 && f.MaxDecompressedBytes == 64<<20},
 		{"ingestion v3", f.ServeV3},
 		{"dedup-window", f.DedupWindow == 5*time.Minute},
@@ -57,23 +57,23 @@ dynamic-headers = ["region", "service"]
 x-region = "us-east-1"
 `,
 			check: func(f Forward) bool {
-				return f.ServerMode == ModeForwarder && len(f.Endpoints) == 2 && f.Endpoints[1] == "http://agg-2:8080" &&
-					f.MaxRequestTime < 0 && f.Compression == "none" && f.CustomHeaders["X-Region"] == "us-east-1" &&
-					len(f.DynamicHeaders) == 2 && f.ConsolidatorSlot == 4
+				return f.ServerMode == ModeForwarder && len(f.HTTPTransport.APIEndpoints) == 2 && f.HTTPTransport.APIEndpoints[1] == "http://agg-2:8080" &&
+					f.HTTPTransport.MaxRequestElapsedTime < 0 && f.HTTPTransport.CompressionType == "none" && f.HTTPTransport.CustomHeaders["X-Region"] == "us-east-1" &&
+					len(f.HTTPTransport.DynamicHeaders) == 2 && f.ConsolidatorSlots == 4
 			},
 		},
 		{
 			name: "custom headers as inline table",
 			file: "[http-transport]\ncustom-headers = {service = \"api\"}\n",
 			check: func(f Forward) bool {
-				return f.CustomHeaders["Service"] == "api"
+				return f.HTTPTransport.CustomHeaders["Service"] == "api"
 			},
 		},
 		{
 			name: "zstd v3 and ingestion section",
 			file: "[http-transport]\ncompression-type = \"zstd\"\ncompression-level = 3\n[ingestion]\nv3 = false\nmax-body-bytes = \"1MiB\"\n",
 			check: func(f Forward) bool {
-				return f.Compression == "zstd" && f.CompressionLevel == 3 && !f.ServeV3 && f.MaxBodyBytes == 1<<20
+				return f.HTTPTransport.CompressionType == "zstd" && f.HTTPTransport.CompressionLevel == 3 && !f.ServeV3 && f.MaxBodyBytes == 1<<20
 			},
 		},
 	}

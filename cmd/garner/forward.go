@@ -13,50 +13,45 @@ import (
 	"github.com/garner-metrics/garner/pkg/ingest"
 )
 
-// newForwarder returns the forwarder in forwarder mode (nil in standalone
-// mode), and adjusts cfg for that mode before the pipeline is built from
-// it: the forwarder is the only backend (backends is ignored, as in
+// forwarderMode returns the configuration the pipeline is built from: cfg
+// itself in standalone mode; in forwarder mode a copy adjusted for that
+// mode (cfg, the loaded configuration that SIGHUP reloads compare, is left
+// as loaded). The forwarder is the only backend (backends is ignored, as in
 // gostatsd), flushes happen every [http-transport] flush-interval and are
 // never aligned (the aggregators would get every forwarder at once), and
 // every series expires after each flush, so that only what arrived in an
 // interval is forwarded. Gauge deltas (+N/-N) therefore apply within one
 // forwarding interval; the aggregators see absolute values.
+func forwarderMode(cfg *config.Config) *config.Config {
+	if cfg.Forward.ServerMode != config.ModeForwarder {
+		return cfg
+	}
+	pc := *cfg
+	interval := cfg.Forward.HTTPTransport.FlushInterval
+	pc.Backends = nil
+	pc.FlushInterval = interval
+	pc.FlushAligned, pc.FlushOffset = false, 0
+	pc.BackendTimeout = interval
+	pc.Expiry = config.Expiry{Counter: -1, Gauge: -1, Set: -1, Timer: -1}
+	return &pc
+}
+
+// newForwarder returns the forwarder in forwarder mode (nil in standalone
+// mode). It does not change cfg.
 func newForwarder(cfg *config.Config, log logrus.FieldLogger, reg prometheus.Registerer) (*forwarder.Forwarder, error) {
 	if cfg.Forward.ServerMode != config.ModeForwarder {
 		return nil, nil
 	}
-	fc := cfg.Forward
-	cfg.Backends = nil
-	cfg.FlushInterval = fc.FlushInterval
-	cfg.FlushAligned, cfg.FlushOffset = false, 0
-	cfg.BackendTimeout = fc.FlushInterval
-	cfg.Expiry = config.Expiry{Counter: -1, Gauge: -1, Set: -1, Timer: -1}
-	f, err := forwarder.New(forwarder.Options{
-		Endpoints:        fc.Endpoints,
-		Protocol:         fc.Protocol,
-		Compression:      fc.Compression,
-		CompressionLevel: fc.CompressionLevel,
-		MaxRequests:      fc.MaxRequests,
-		RetryBudget:      fc.MaxRequestTime,
-		ClientTimeout:    fc.ClientTimeout,
-		CustomHeaders:    fc.CustomHeaders,
-		DynamicHeaders:   fc.DynamicHeaders,
-		FastFail:         fc.FastFail,
-		DNSRefresh:       fc.DNSRefresh,
-		MaxBufferSize:    fc.MaxBufferSize,
-		MaxSeries:        fc.MaxSeries,
-		UpstreamFailures: fc.UpstreamFailures,
-		ProbeInterval:    fc.ProbeInterval,
-		FlushInterval:    fc.FlushInterval,
-		DrainTimeout:     cfg.ShutdownTimeout,
-		Hostname:         cfg.Hostname,
-	}, log.WithField("component", "forwarder"), reg)
+	opts := cfg.Forward.HTTPTransport
+	opts.DrainTimeout = cfg.ShutdownTimeout
+	opts.Hostname = cfg.Hostname
+	f, err := forwarder.New(opts, log.WithField("component", "forwarder"), reg)
 	if err != nil {
 		return nil, fmt.Errorf("forwarder: %w", err)
 	}
 	log.WithFields(logrus.Fields{
-		"api_endpoint": fc.Endpoints, "protocol": fc.Protocol, "compression": fc.Compression,
-		"flush_interval": fc.FlushInterval.String(),
+		"api_endpoint": opts.APIEndpoints, "protocol": opts.Protocol, "compression": opts.CompressionType,
+		"flush_interval": opts.FlushInterval.String(),
 	}).Info("forwarder mode: sending aggregates to the upstream aggregators")
 	return f, nil
 }

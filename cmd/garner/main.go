@@ -77,11 +77,12 @@ func run(args []string) int {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	fwd, err := newForwarder(cfg, log, reg) // forwarder mode: adjusts cfg; see forward.go
+	fwd, err := newForwarder(cfg, log, reg)
 	if err != nil {
 		log.WithError(err).Error("cannot configure the forwarder")
 		return exitConfig
 	}
+	cfg = forwarderMode(cfg) // the pipeline's view; the loaded config stays as it is (see forward.go)
 	bs, err := all.New(cfg, log, reg)
 	if err != nil {
 		log.WithError(err).Error("cannot configure backends")

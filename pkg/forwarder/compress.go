@@ -1,109 +1,63 @@
 package forwarder
 
 import (
-	"bytes"
 	"fmt"
-	"sync"
 
-	"github.com/klauspost/compress/zlib"
-	"github.com/klauspost/compress/zstd"
+	"github.com/garner-metrics/garner/backends/httpsend"
 )
 
-// Content encodings of request bodies.
-const (
-	encIdentity = "identity"
-	encDeflate  = "deflate" // zlib format, as gostatsd sends and expects
-	encZstd     = "zstd"
-)
-
-// compressor compresses request bodies. Safe for concurrent use.
+// compressor compresses request bodies with httpsend's Compressor: deflate
+// (zlib format, as gostatsd sends and expects), zstd or none. Safe for
+// concurrent use.
 type compressor struct {
-	kind  string // zlib | zstd | none
-	level int    // 0..9
-
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	zw   *zlib.Writer
-	zstd *zstd.Encoder
+	v3, v2 *httpsend.Compressor
 }
 
+// newCompressor takes compression-type and compression-level (0 fastest ..
+// 9 smallest). zstd is for v3 only: v2 requests are deflated at the same
+// level (gostatsd does not take zstd).
 func newCompressor(kind string, level int) (*compressor, error) {
-	c := &compressor{kind: kind, level: level}
-	zl := level
-	if zl == 0 {
-		zl = zlib.BestSpeed
+	var c httpsend.Compression
+	switch kind {
+	case "none":
+		c = httpsend.None
+	case "zlib", "":
+		c = httpsend.Deflate
+	case "zstd":
+		c = httpsend.Zstd
+	default:
+		return nil, fmt.Errorf("compression %q: want zlib, zstd or none", kind)
 	}
-	zw, err := zlib.NewWriterLevel(&c.buf, zl)
+	level = max(level, 1) // httpsend's 0 is the algorithm's default; ours is the fastest
+	v3, err := httpsend.NewCompressor(c, level)
 	if err != nil {
-		return nil, fmt.Errorf("zlib level %d: %w", level, err)
+		return nil, err
 	}
-	c.zw = zw
-	if kind == "zstd" {
-		zlevel := zstd.SpeedDefault
-		switch {
-		case level <= 2:
-			zlevel = zstd.SpeedFastest
-		case level >= 9:
-			zlevel = zstd.SpeedBestCompression
-		case level >= 6:
-			zlevel = zstd.SpeedBetterCompression
-		}
-		c.zstd, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zlevel), zstd.WithEncoderConcurrency(1))
-		if err != nil {
-			return nil, fmt.Errorf("zstd: %w", err)
+	v2 := v3
+	if c == httpsend.Zstd {
+		if v2, err = httpsend.NewCompressor(httpsend.Deflate, level); err != nil {
+			return nil, err
 		}
 	}
-	return c, nil
+	return &compressor{v3: v3, v2: v2}, nil
 }
 
 // compress returns a new slice with raw compressed for a request body, and
-// its Content-Encoding. v2 requests never use zstd (gostatsd does not take
-// it): they fall back to deflate.
-func (c *compressor) compress(raw []byte, v2 bool) ([]byte, string, error) {
-	switch {
-	case c.kind == "none":
-		return bytes.Clone(raw), encIdentity, nil
-	case c.kind == "zstd" && !v2:
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.zstd.EncodeAll(raw, make([]byte, 0, len(raw)/4+64)), encZstd, nil
+// its encoding.
+func (c *compressor) compress(raw []byte, v2 bool) ([]byte, httpsend.Compression, error) {
+	z := c.v3
+	if v2 {
+		z = c.v2
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.buf.Reset()
-	c.zw.Reset(&c.buf)
-	if _, err := c.zw.Write(raw); err != nil {
-		return nil, "", fmt.Errorf("cannot deflate: %w", err)
-	}
-	if err := c.zw.Close(); err != nil {
-		return nil, "", fmt.Errorf("cannot deflate: %w", err)
-	}
-	return bytes.Clone(c.buf.Bytes()), encDeflate, nil
+	body, err := z.Compress(raw)
+	return body, z.Compression(), err
 }
 
-// decompress undoes compress (for the v3 → v2 conversion of a queued batch).
-// The size is bounded by the caller's own encoder, not by outside input.
-func decompress(body []byte, encoding string) ([]byte, error) {
-	switch encoding {
-	case encIdentity, "":
-		return body, nil
-	case encZstd:
-		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, err
-		}
-		defer d.Close()
-		return d.DecodeAll(body, nil)
-	case encDeflate:
-		r, err := zlib.NewReader(bytes.NewReader(body))
-		if err != nil {
-			return nil, err
-		}
-		var out bytes.Buffer
-		if _, err := out.ReadFrom(r); err != nil {
-			return nil, err
-		}
-		return out.Bytes(), nil
+// contentEncoding is the Content-Encoding header of a body: the forwarder
+// says identity rather than nothing, as gostatsd does.
+func contentEncoding(c httpsend.Compression) string {
+	if c == httpsend.None {
+		return "identity"
 	}
-	return nil, fmt.Errorf("unknown content encoding %q", encoding)
+	return string(c)
 }

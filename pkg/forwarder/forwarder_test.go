@@ -229,7 +229,7 @@ func TestForwardProtocols(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newAggServer(t, tc.serveV3, nil)
-			fx := startForwarder(t, Options{Endpoints: []string{a.srv.URL}, Protocol: tc.protocol, Compression: tc.comp, MaxSeries: 7, Hostname: "fwd"})
+			fx := startForwarder(t, Options{APIEndpoints: []string{a.srv.URL}, Protocol: tc.protocol, CompressionType: tc.comp, MaxSeriesPerRequest: 7, Hostname: "fwd"})
 			send := func() {
 				snap := counterSnapshot(20)
 				snap.Counters = append(snap.Counters, metrics.Counter{Series: metrics.Series{Name: "frac"}, Value: 0.2})
@@ -271,7 +271,7 @@ func TestRetriesAfter503(t *testing.T) {
 		}
 		return false
 	})
-	fx := startForwarder(t, Options{Endpoints: []string{a.srv.URL}, UpstreamFailures: 10})
+	fx := startForwarder(t, Options{APIEndpoints: []string{a.srv.URL}, UpstreamFailures: 10})
 	if err := fx.f.SendMetrics(context.Background(), counterSnapshot(5)); err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +304,7 @@ func TestRetryBudgetAndFastFail(t *testing.T) {
 				http.Error(w, "no", tc.status)
 				return true
 			})
-			fx := startForwarder(t, Options{Endpoints: []string{a.srv.URL}, RetryBudget: tc.budget, FastFail: tc.fastFail, UpstreamFailures: 1000})
+			fx := startForwarder(t, Options{APIEndpoints: []string{a.srv.URL}, MaxRequestElapsedTime: tc.budget, FastFail: tc.fastFail, UpstreamFailures: 1000})
 			_ = fx.f.SendMetrics(context.Background(), counterSnapshot(1))
 			waitFor(t, "the drop", 5*time.Second, func() bool { return testutil.ToFloat64(fx.f.m.droppedI[tc.reason]) == 4 })
 			if n := a.reqs.Load(); n > tc.maxTries {
@@ -327,7 +327,7 @@ func TestUpstreamOutAndBack(t *testing.T) {
 		}
 		return false
 	})
-	fx := startForwarder(t, Options{Endpoints: []string{a.srv.URL, b.srv.URL}, UpstreamFailures: 2, RetryBudget: 20 * time.Second})
+	fx := startForwarder(t, Options{APIEndpoints: []string{a.srv.URL, b.srv.URL}, UpstreamFailures: 2, MaxRequestElapsedTime: 20 * time.Second})
 	snap := counterSnapshot(200)
 	if err := fx.f.SendMetrics(context.Background(), snap); err != nil {
 		t.Fatal(err)
@@ -361,7 +361,7 @@ func TestBufferFullDropsOldest(t *testing.T) {
 		http.Error(w, "down", http.StatusServiceUnavailable)
 		return true
 	})
-	fx := startForwarder(t, Options{Endpoints: []string{a.srv.URL}, UpstreamFailures: 1, MaxBufferSize: 1, ProbeInterval: time.Hour, Compression: "none", DrainTimeout: 300 * time.Millisecond})
+	fx := startForwarder(t, Options{APIEndpoints: []string{a.srv.URL}, UpstreamFailures: 1, MaxBufferSize: 1, ProbeInterval: time.Hour, CompressionType: "none", DrainTimeout: 300 * time.Millisecond})
 	for i := 0; i < 5; i++ {
 		_ = fx.f.SendMetrics(context.Background(), counterSnapshot(1))
 		time.Sleep(20 * time.Millisecond)
@@ -384,7 +384,7 @@ func TestDrainAtShutdown(t *testing.T) {
 		}
 		return false
 	})
-	fx := startForwarder(t, Options{Endpoints: []string{a.srv.URL}, MaxRequests: 1, MaxSeries: 10})
+	fx := startForwarder(t, Options{APIEndpoints: []string{a.srv.URL}, MaxRequests: 1, MaxSeriesPerRequest: 10})
 	for i := 0; i < 3; i++ {
 		_ = fx.f.SendMetrics(context.Background(), counterSnapshot(37))
 	}
@@ -405,7 +405,7 @@ func TestEventsForwarded(t *testing.T) {
 	for _, v3 := range []bool{true, false} {
 		t.Run(fmt.Sprintf("v3=%v", v3), func(t *testing.T) {
 			a := newAggServer(t, v3, nil)
-			fx := startForwarder(t, Options{Endpoints: []string{a.srv.URL}})
+			fx := startForwarder(t, Options{APIEndpoints: []string{a.srv.URL}})
 			for i := 0; i < 3; i++ {
 				_ = fx.f.SendEvent(context.Background(), &metrics.Event{Title: fmt.Sprint("e", i), Text: "x"})
 			}
@@ -427,7 +427,7 @@ func TestEventsForwarded(t *testing.T) {
 
 func TestDynamicAndCustomHeaders(t *testing.T) {
 	a := newAggServer(t, true, nil)
-	fx := startForwarder(t, Options{Endpoints: []string{a.srv.URL}, DynamicHeaders: []string{"tenant_id", "region"},
+	fx := startForwarder(t, Options{APIEndpoints: []string{a.srv.URL}, DynamicHeaders: []string{"tenant_id", "region"},
 		CustomHeaders: map[string]string{"X-Static": "1", "Region": "static-wins"}})
 	snap := &metrics.Snapshot{Counters: []metrics.Counter{
 		{Series: metrics.Series{Name: "a", Tags: []string{"region:eu", "tenant_id:t1"}}, Value: 1},
@@ -491,7 +491,7 @@ func TestDNSUpstreams(t *testing.T) {
 	a, b := newAggServer(t, true, l1), newAggServer(t, true, l2)
 	res := &fakeResolver{}
 	res.set("127.0.0.1", "127.0.0.2")
-	fx := startForwarder(t, Options{Endpoints: []string{fmt.Sprintf("http://aggregators.test:%d", port)}, DNSRefresh: 50 * time.Millisecond, Resolver: res})
+	fx := startForwarder(t, Options{APIEndpoints: []string{fmt.Sprintf("http://aggregators.test:%d", port)}, DNSRefresh: 50 * time.Millisecond, Resolver: res})
 	if n := len(fx.f.upstreams()); n != 2 {
 		t.Fatalf("%d upstreams, want 2", n)
 	}
@@ -512,7 +512,7 @@ func TestDNSUpstreams(t *testing.T) {
 
 func TestDependencyCheck(t *testing.T) {
 	a := newAggServer(t, true, nil)
-	fx := startForwarder(t, Options{Endpoints: []string{a.srv.URL, "http://127.0.0.1:1"}, ClientTimeout: 500 * time.Millisecond})
+	fx := startForwarder(t, Options{APIEndpoints: []string{a.srv.URL, "http://127.0.0.1:1"}, ClientTimeout: 500 * time.Millisecond})
 	deps := fx.f.Dependencies()
 	if len(deps) != 2 {
 		t.Fatalf("%d dependencies", len(deps))

@@ -1,0 +1,135 @@
+package forwarder
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// Options configures a Forwarder. Each field is set by the [http-transport]
+// key of the same name (config maps them; the key defaults come from
+// DefaultOptions). A zero field takes its DefaultOptions value where the
+// field says so.
+type Options struct {
+	// APIEndpoints are the upstream base URLs, without trailing "/"
+	// (api-endpoint). Required.
+	APIEndpoints []string
+	// Protocol is "v3" or "v2" (protocol). Zero: "v3" (the default).
+	Protocol string
+	// CompressionType is "zlib" (Content-Encoding deflate), "zstd" (v3
+	// requests only; v2 ones use zlib) or "none" (compression-type, or
+	// compress = false). Zero: "zlib" (the default).
+	CompressionType string
+	// CompressionLevel is 0 (fastest) to 9 (smallest) (compression-level).
+	// Zero means 0; the default is 9.
+	CompressionLevel int
+	// MaxRequests bounds the requests in flight, all upstreams together
+	// (max-requests). Zero: the default, 1000.
+	MaxRequests int
+	// MaxRequestElapsedTime is one batch's retry budget, from its creation
+	// (max-request-elapsed-time); negative = one attempt, no retries
+	// (gostatsd's -1). Zero: the default, 30s.
+	MaxRequestElapsedTime time.Duration
+	// ClientTimeout bounds one request: connect, send, answer
+	// (client-timeout). Zero: the default, 10s.
+	ClientTimeout time.Duration
+	// CustomHeaders are added to every request, canonical names
+	// (custom-headers). Default none.
+	CustomHeaders map[string]string
+	// DynamicHeaders are tag names whose values become request headers
+	// (dynamic-headers). Default none.
+	DynamicHeaders []string
+	// FastFail drops a batch at once on a 4xx other than 404, 408 and 429
+	// (fast-fail-on-non-retryable-errors). Default false: retry it.
+	FastFail bool
+	// DNSRefresh is how often endpoint host names are re-resolved, one
+	// upstream per address (dns-refresh). Zero (the default): not resolved.
+	DNSRefresh time.Duration
+	// MaxBufferSize bounds the bytes of unsent batches per upstream
+	// (max-buffer-size). Zero: the default, 64 MiB.
+	MaxBufferSize int
+	// MaxSeriesPerRequest bounds the series of one request
+	// (max-series-per-request). Zero: the default, 20000.
+	MaxSeriesPerRequest int
+	// UpstreamFailures is how many failed attempts in a row take an
+	// upstream out of the choice (upstream-failures). Zero: the default, 3.
+	UpstreamFailures int
+	// ProbeInterval is how often an upstream that is out is probed
+	// (probe-interval). Zero: the default, 2s.
+	ProbeInterval time.Duration
+	// FlushInterval is how often events are batched and sent
+	// (flush-interval). Zero: the default, 1s.
+	FlushInterval time.Duration
+	// DrainTimeout bounds sending what is held at shutdown (garner's
+	// shutdown-timeout). Zero: the default, 10s.
+	DrainTimeout time.Duration
+	// Hostname names this forwarder in v3 batches (hostname). Default "".
+	Hostname string
+	// Resolver resolves endpoint names when DNSRefresh > 0. Nil (the
+	// default): net.DefaultResolver.
+	Resolver interface {
+		LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+	}
+}
+
+// DefaultOptions returns the forwarder's defaults, the [http-transport] key
+// defaults.
+func DefaultOptions() Options {
+	return Options{
+		Protocol:              "v3",
+		CompressionType:       "zlib",
+		CompressionLevel:      9,
+		MaxRequests:           1000,
+		MaxRequestElapsedTime: 30 * time.Second,
+		ClientTimeout:         10 * time.Second,
+		MaxBufferSize:         64 << 20,
+		MaxSeriesPerRequest:   20000,
+		UpstreamFailures:      3,
+		ProbeInterval:         2 * time.Second,
+		FlushInterval:         time.Second,
+		DrainTimeout:          10 * time.Second,
+	}
+}
+
+// withDefaults fills the zero fields that take a default.
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	if o.Protocol == "" {
+		o.Protocol = d.Protocol
+	}
+	if o.CompressionType == "" {
+		o.CompressionType = d.CompressionType
+	}
+	if o.MaxRequests <= 0 {
+		o.MaxRequests = d.MaxRequests
+	}
+	if o.MaxRequestElapsedTime == 0 {
+		o.MaxRequestElapsedTime = d.MaxRequestElapsedTime
+	}
+	if o.ClientTimeout <= 0 {
+		o.ClientTimeout = d.ClientTimeout
+	}
+	if o.MaxBufferSize <= 0 {
+		o.MaxBufferSize = d.MaxBufferSize
+	}
+	if o.MaxSeriesPerRequest <= 0 {
+		o.MaxSeriesPerRequest = d.MaxSeriesPerRequest
+	}
+	if o.UpstreamFailures <= 0 {
+		o.UpstreamFailures = d.UpstreamFailures
+	}
+	if o.ProbeInterval <= 0 {
+		o.ProbeInterval = d.ProbeInterval
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = d.FlushInterval
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = d.DrainTimeout
+	}
+	if o.Resolver == nil {
+		o.Resolver = net.DefaultResolver
+	}
+	return o
+}

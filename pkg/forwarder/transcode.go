@@ -1,0 +1,99 @@
+package forwarder
+
+import (
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/garner-metrics/garner/backends/httpsend"
+	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/proto/garnerpb"
+)
+
+// transcoder re-encodes queued v3 batches for an upstream that fell back to
+// v2.
+type transcoder struct {
+	comp *compressor
+	m    *fwdMetrics
+}
+
+// toV2 re-encodes a v3 batch for v2, in place. An event batch becomes one
+// request per event: b carries the first, the others are returned. Service
+// checks cannot go in v2 and are dropped and counted.
+func (t transcoder) toV2(b *batch) ([]*batch, error) {
+	raw, err := httpsend.Decompress(b.body, b.enc)
+	if err != nil {
+		return nil, fmt.Errorf("cannot re-encode a v3 batch for v2: %w", err)
+	}
+	if b.kind == kindRaw {
+		var m garnerpb.RawBatch
+		if err := proto.Unmarshal(raw, &m); err != nil {
+			return nil, fmt.Errorf("cannot re-encode a v3 batch for v2: %w", err)
+		}
+		snap, sel := snapshotOfV3(&m)
+		var e encoder
+		body, enc, err := t.comp.compress(e.appendV2(nil, snap, sel), true)
+		if err != nil {
+			return nil, err
+		}
+		b.body, b.enc, b.v2 = body, enc, true
+		return nil, nil
+	}
+	var m garnerpb.EventBatch
+	if err := proto.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("cannot re-encode a v3 event batch for v2: %w", err)
+	}
+	if len(m.ServiceChecks) > 0 {
+		t.m.dropped(&batch{items: len(m.ServiceChecks)}, reasonRejected)
+	}
+	if len(m.Events) == 0 {
+		return nil, errors.New("v2 has no service checks: nothing left to send")
+	}
+	var out []*batch
+	for i, ev := range m.Events {
+		e := &metrics.Event{
+			Title: ev.Title, Text: ev.Text, DateHappened: ev.DateHappened, Hostname: ev.Hostname,
+			AggregationKey: ev.AggregationKey, SourceTypeName: ev.SourceTypeName, Tags: ev.Tags, Source: ev.SourceIp,
+			Priority: metrics.Priority(ev.Priority), AlertType: metrics.AlertType(ev.AlertType),
+		}
+		body, enc, err := t.comp.compress(appendEvent(nil, e), true)
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			b.body, b.enc, b.v2, b.items = body, enc, true, 1
+			continue
+		}
+		out = append(out, &batch{kind: kindEvent, v2: true, body: body, enc: enc, items: 1, created: b.created, deadline: b.deadline})
+	}
+	return out, nil
+}
+
+// snapshotOfV3 turns a decoded v3 batch back into a snapshot with every
+// series selected.
+func snapshotOfV3(m *garnerpb.RawBatch) (*metrics.Snapshot, *selection) {
+	s := &metrics.Snapshot{}
+	sel := &selection{}
+	for i, c := range m.Counters {
+		s.Counters = append(s.Counters, metrics.Counter{Series: metrics.Series{Name: c.Name, Tags: c.Tags, Source: c.Source}, Value: c.Value})
+		sel.counters = append(sel.counters, int32(i))
+	}
+	for i, g := range m.Gauges {
+		s.Gauges = append(s.Gauges, metrics.Gauge{Series: metrics.Series{Name: g.Name, Tags: g.Tags, Source: g.Source}, Value: g.Value})
+		sel.gauges = append(sel.gauges, int32(i))
+	}
+	for i, x := range m.Sets {
+		ms := make(map[string]struct{}, len(x.Members))
+		for _, mm := range x.Members {
+			ms[mm] = struct{}{}
+		}
+		s.Sets = append(s.Sets, metrics.Set{Series: metrics.Series{Name: x.Name, Tags: x.Tags, Source: x.Source}, Members: ms})
+		sel.sets = append(sel.sets, int32(i))
+	}
+	for i, t := range m.Timers {
+		s.Timers = append(s.Timers, metrics.Timer{Series: metrics.Series{Name: t.Name, Tags: t.Tags, Source: t.Source}, Values: t.Values, SampledCount: t.SampleCount})
+		sel.timers = append(sel.timers, int32(i))
+	}
+	return s, sel
+}
