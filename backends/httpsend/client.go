@@ -35,12 +35,8 @@ const (
 )
 
 func (r Retry) withDefaults() Retry {
-	if r.InitialBackoff <= 0 {
-		r.InitialBackoff = DefaultInitialBackoff
-	}
-	if r.MaxBackoff <= 0 {
-		r.MaxBackoff = DefaultMaxBackoff
-	}
+	r.InitialBackoff = positiveOr(r.InitialBackoff, DefaultInitialBackoff)
+	r.MaxBackoff = positiveOr(r.MaxBackoff, DefaultMaxBackoff)
 	return r
 }
 

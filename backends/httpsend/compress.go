@@ -65,24 +65,19 @@ func NewCompressor(c Compression, level int) (*Compressor, error) {
 	z.scratch.New = func() any { return new([]byte) }
 	switch c {
 	case None, Snappy:
-	case Gzip:
-		lvl := gzip.DefaultCompression
+	case Gzip, Deflate:
+		newWriter := func(lvl int) (streamWriter, error) { return zlib.NewWriterLevel(nil, lvl) }
+		if c == Gzip {
+			newWriter = func(lvl int) (streamWriter, error) { return gzip.NewWriterLevel(nil, lvl) }
+		}
+		lvl := -1 // the library's default, for both
 		if level > 0 {
 			lvl = level
 		}
-		if _, err := gzip.NewWriterLevel(nil, lvl); err != nil {
-			return nil, fmt.Errorf("gzip level %d: %w", level, err)
+		if _, err := newWriter(lvl); err != nil {
+			return nil, fmt.Errorf("%s level %d: %w", c, level, err)
 		}
-		z.writers.New = func() any { w, _ := gzip.NewWriterLevel(nil, lvl); return w }
-	case Deflate:
-		lvl := zlib.DefaultCompression
-		if level > 0 {
-			lvl = level
-		}
-		if _, err := zlib.NewWriterLevel(nil, lvl); err != nil {
-			return nil, fmt.Errorf("zlib level %d: %w", level, err)
-		}
-		z.writers.New = func() any { w, _ := zlib.NewWriterLevel(nil, lvl); return w }
+		z.writers.New = func() any { w, _ := newWriter(lvl); return w }
 	case Zstd:
 		lvl := zstd.SpeedDefault
 		switch {

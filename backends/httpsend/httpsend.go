@@ -34,6 +34,7 @@
 package httpsend
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -141,24 +142,12 @@ func New(opts Options) (*Sender, error) {
 		return nil, fmt.Errorf("httpsend: %w", err)
 	}
 	def := DefaultOptions()
-	if opts.MaxRequests <= 0 {
-		opts.MaxRequests = def.MaxRequests
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = def.Timeout
-	}
-	if opts.MaxRequestElapsedTime <= 0 {
-		opts.MaxRequestElapsedTime = def.MaxRequestElapsedTime
-	}
-	if opts.InitialBackoff <= 0 {
-		opts.InitialBackoff = def.InitialBackoff
-	}
-	if opts.MaxBackoff <= 0 {
-		opts.MaxBackoff = def.MaxBackoff
-	}
-	if opts.UserAgent == "" {
-		opts.UserAgent = def.UserAgent
-	}
+	opts.MaxRequests = positiveOr(opts.MaxRequests, def.MaxRequests)
+	opts.Timeout = positiveOr(opts.Timeout, def.Timeout)
+	opts.MaxRequestElapsedTime = positiveOr(opts.MaxRequestElapsedTime, def.MaxRequestElapsedTime)
+	opts.InitialBackoff = positiveOr(opts.InitialBackoff, def.InitialBackoff)
+	opts.MaxBackoff = positiveOr(opts.MaxBackoff, def.MaxBackoff)
+	opts.UserAgent = cmp.Or(opts.UserAgent, def.UserAgent)
 	hc := opts.Client
 	if hc == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -198,6 +187,14 @@ func New(opts Options) (*Sender, error) {
 		retries: retries, failedBatches: failed, sentBytes: sent, duration: dur,
 	}
 	return s, nil
+}
+
+// positiveOr is v when it is positive, else def.
+func positiveOr[T int | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
 }
 
 // Options returns the options in effect, defaults filled in.

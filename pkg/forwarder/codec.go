@@ -53,25 +53,36 @@ const (
 // seriesSize is the size of the name, tags and source fields of a v3 series
 // message (Counter, Gauge, Set, Timer).
 func seriesSize(s *metrics.Series) int {
-	n := protowire.SizeTag(v3Name) + protowire.SizeBytes(len(s.Name))
-	for _, t := range s.Tags {
-		n += protowire.SizeTag(v3Tags) + protowire.SizeBytes(len(t))
-	}
-	if s.Source != "" {
-		n += protowire.SizeTag(v3Source) + protowire.SizeBytes(len(s.Source))
-	}
-	return n
+	return protowire.SizeTag(v3Name) + protowire.SizeBytes(len(s.Name)) + tagsSourceSize(s, v3Tags, v3Source)
 }
 
 func appendSeries(b []byte, s *metrics.Series) []byte {
 	b = protowire.AppendTag(b, v3Name, protowire.BytesType)
 	b = protowire.AppendString(b, s.Name)
+	return appendTagsSource(b, s, v3Tags, v3Source)
+}
+
+// tagsSourceSize is the size of a series' tags and source fields, with
+// the field numbers of v3 (Tags, Source) or v2 (Tags, Hostname).
+func tagsSourceSize(s *metrics.Series, tags, source protowire.Number) int {
+	n := 0
 	for _, t := range s.Tags {
-		b = protowire.AppendTag(b, v3Tags, protowire.BytesType)
+		n += protowire.SizeTag(tags) + protowire.SizeBytes(len(t))
+	}
+	if s.Source != "" {
+		n += protowire.SizeTag(source) + protowire.SizeBytes(len(s.Source))
+	}
+	return n
+}
+
+// appendTagsSource appends what tagsSourceSize measures.
+func appendTagsSource(b []byte, s *metrics.Series, tags, source protowire.Number) []byte {
+	for _, t := range s.Tags {
+		b = protowire.AppendTag(b, tags, protowire.BytesType)
 		b = protowire.AppendString(b, t)
 	}
 	if s.Source != "" {
-		b = protowire.AppendTag(b, v3Source, protowire.BytesType)
+		b = protowire.AppendTag(b, source, protowire.BytesType)
 		b = protowire.AppendString(b, s.Source)
 	}
 	return b
@@ -219,27 +230,10 @@ func appendTagsKey(b []byte, s *metrics.Series) []byte {
 }
 
 // v2SeriesSize is the size of Tags and Hostname in a RawXxxV2.
-func v2SeriesSize(s *metrics.Series) int {
-	n := 0
-	for _, t := range s.Tags {
-		n += protowire.SizeTag(v2Tags) + protowire.SizeBytes(len(t))
-	}
-	if s.Source != "" {
-		n += protowire.SizeTag(v2Hostname) + protowire.SizeBytes(len(s.Source))
-	}
-	return n
-}
+func v2SeriesSize(s *metrics.Series) int { return tagsSourceSize(s, v2Tags, v2Hostname) }
 
 func appendV2Series(b []byte, s *metrics.Series) []byte {
-	for _, t := range s.Tags {
-		b = protowire.AppendTag(b, v2Tags, protowire.BytesType)
-		b = protowire.AppendString(b, t)
-	}
-	if s.Source != "" {
-		b = protowire.AppendTag(b, v2Hostname, protowire.BytesType)
-		b = protowire.AppendString(b, s.Source)
-	}
-	return b
+	return appendTagsSource(b, s, v2Tags, v2Hostname)
 }
 
 // v2Kind encodes the type-specific fields of one RawXxxV2.

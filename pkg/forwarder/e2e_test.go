@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -136,6 +137,21 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 	}
 }
 
+// wantPoints checks that each named carbon point is there with its value.
+func wantPoints(t *testing.T, pts, want map[string]float64) {
+	t.Helper()
+	names := make([]string, 0, len(want))
+	for name := range want {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if got, ok := pts[name]; !ok || got != want[name] {
+			t.Errorf("%s = %v (present %v), want %v", name, got, ok, want[name])
+		}
+	}
+}
+
 // send sends lines in datagrams of at most 20 lines, paced so that loopback
 // UDP does not drop any.
 func send(t *testing.T, addr string, lines []string) {
@@ -240,25 +256,17 @@ func TestTierExactTotals(t *testing.T) {
 			all[k] += v
 		}
 	}
-	checks := []struct {
-		name string
-		want float64
-	}{
-		{"stats.counters.e2e.frac.count;host=127.0.0.1", 2},
-		{"stats.sets.e2e.users;host=127.0.0.1", 45},
-		{"stats.gauges.e2e.g0;host=127.0.0.1", 7},
-		{"stats.gauges.e2e.g1;host=127.0.0.1", 7},
-		{"stats.timers.e2e.lat.count;host=127.0.0.1", 100},
-		{"stats.timers.e2e.lat.lower;host=127.0.0.1", 0},
-		{"stats.timers.e2e.lat.upper;host=127.0.0.1", 149},
-		{"stats.timers.e2e.lat.upper_90;host=127.0.0.1", 139},
-		{"stats.timers.e2e.lat.count_90;host=127.0.0.1", 90},
-	}
-	for _, c := range checks {
-		if got, ok := all[c.name]; !ok || got != c.want {
-			t.Errorf("%s = %v (present %v), want %v", c.name, got, ok, c.want)
-		}
-	}
+	wantPoints(t, all, map[string]float64{
+		"stats.counters.e2e.frac.count;host=127.0.0.1": 2,
+		"stats.sets.e2e.users;host=127.0.0.1":          45,
+		"stats.gauges.e2e.g0;host=127.0.0.1":           7,
+		"stats.gauges.e2e.g1;host=127.0.0.1":           7,
+		"stats.timers.e2e.lat.count;host=127.0.0.1":    100,
+		"stats.timers.e2e.lat.lower;host=127.0.0.1":    0,
+		"stats.timers.e2e.lat.upper;host=127.0.0.1":    149,
+		"stats.timers.e2e.lat.upper_90;host=127.0.0.1": 139,
+		"stats.timers.e2e.lat.count_90;host=127.0.0.1": 90,
+	})
 	if total, _ := sumPrefix(all, "stats.counters.e2e.req", ".count"); total != 300 {
 		t.Errorf("e2e.req total %v, want 300", total)
 	}
@@ -301,19 +309,12 @@ func TestAggregatorRestart(t *testing.T) {
 	fwd.stop(t)
 	agg.stop(t)
 	pts := points(carb)
-	for _, c := range []struct {
-		name string
-		want float64
-	}{
-		{"stats.counters.restart.c.count;batch=a;host=127.0.0.1", 40},
-		{"stats.counters.restart.c.count;batch=b;host=127.0.0.1", 30},
-		{"stats.counters.restart.c.count;batch=c;host=127.0.0.1", 20},
-		{"stats.timers.restart.t.count;host=127.0.0.1", 90},
-	} {
-		if got := pts[c.name]; got != c.want {
-			t.Errorf("%s = %v, want %v", c.name, got, c.want)
-		}
-	}
+	wantPoints(t, pts, map[string]float64{
+		"stats.counters.restart.c.count;batch=a;host=127.0.0.1": 40,
+		"stats.counters.restart.c.count;batch=b;host=127.0.0.1": 30,
+		"stats.counters.restart.c.count;batch=c;host=127.0.0.1": 20,
+		"stats.timers.restart.t.count;host=127.0.0.1":           90,
+	})
 }
 
 // TestFallbackToV2: an aggregator that serves only v2 (ingestion.v3=false,
@@ -403,20 +404,13 @@ func TestGostatsdV2BodyAccepted(t *testing.T) {
 	}
 	agg.stop(t)
 	pts := points(carb)
-	for _, c := range []struct {
-		name string
-		want float64
-	}{
-		{"stats.counters.gs.req.count;env=prod;host=10.1.1.1", 42},
-		{"stats.timers.gs.lat.count", 4},
-		{"stats.timers.gs.lat.upper", 20},
-		{"stats.gauges.gs.temp", 21.5},
-		{"stats.sets.gs.users", 3},
-	} {
-		if got, ok := pts[c.name]; !ok || got != c.want {
-			t.Errorf("%s = %v (present %v), want %v", c.name, got, ok, c.want)
-		}
-	}
+	wantPoints(t, pts, map[string]float64{
+		"stats.counters.gs.req.count;env=prod;host=10.1.1.1": 42,
+		"stats.timers.gs.lat.count":                          4,
+		"stats.timers.gs.lat.upper":                          20,
+		"stats.gauges.gs.temp":                               21.5,
+		"stats.sets.gs.users":                                3,
+	})
 }
 
 // TestUndeliverableCounted: with the only aggregator gone for longer than

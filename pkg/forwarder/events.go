@@ -13,27 +13,27 @@ const maxPendingEvents = 10000
 
 // SendEvent queues an event for the next event batch (every flush-interval).
 func (f *Forwarder) SendEvent(_ context.Context, e *metrics.Event) error {
-	f.evMu.Lock()
-	defer f.evMu.Unlock()
-	if len(f.events)+len(f.checks) >= maxPendingEvents {
-		f.m.evDropped.Inc()
-		return nil
-	}
-	f.events = append(f.events, e)
+	f.queueEvent(func() { f.events = append(f.events, e) })
 	return nil
 }
 
 // SendServiceCheck queues a service check for the next event batch. v2
 // upstreams have no service checks: those are dropped and counted.
 func (f *Forwarder) SendServiceCheck(_ context.Context, c *metrics.ServiceCheck) error {
+	f.queueEvent(func() { f.checks = append(f.checks, c) })
+	return nil
+}
+
+// queueEvent calls add under evMu, unless maxPendingEvents are waiting:
+// then it counts a drop.
+func (f *Forwarder) queueEvent(add func()) {
 	f.evMu.Lock()
 	defer f.evMu.Unlock()
 	if len(f.events)+len(f.checks) >= maxPendingEvents {
 		f.m.evDropped.Inc()
-		return nil
+		return
 	}
-	f.checks = append(f.checks, c)
-	return nil
+	add()
 }
 
 // flushEvents routes the waiting events and service checks: v3 upstreams

@@ -1,6 +1,7 @@
 package forwarder
 
 import (
+	"cmp"
 	"context"
 	"net"
 	"net/netip"
@@ -95,41 +96,27 @@ func DefaultOptions() Options {
 // withDefaults fills the zero fields that take a default.
 func (o Options) withDefaults() Options {
 	d := DefaultOptions()
-	if o.Protocol == "" {
-		o.Protocol = d.Protocol
-	}
-	if o.CompressionType == "" {
-		o.CompressionType = d.CompressionType
-	}
-	if o.MaxRequests <= 0 {
-		o.MaxRequests = d.MaxRequests
-	}
-	if o.MaxRequestElapsedTime == 0 {
-		o.MaxRequestElapsedTime = d.MaxRequestElapsedTime
-	}
-	if o.ClientTimeout <= 0 {
-		o.ClientTimeout = d.ClientTimeout
-	}
-	if o.MaxBufferSize <= 0 {
-		o.MaxBufferSize = d.MaxBufferSize
-	}
-	if o.MaxSeriesPerRequest <= 0 {
-		o.MaxSeriesPerRequest = d.MaxSeriesPerRequest
-	}
-	if o.UpstreamFailures <= 0 {
-		o.UpstreamFailures = d.UpstreamFailures
-	}
-	if o.ProbeInterval <= 0 {
-		o.ProbeInterval = d.ProbeInterval
-	}
-	if o.FlushInterval <= 0 {
-		o.FlushInterval = d.FlushInterval
-	}
-	if o.DrainTimeout <= 0 {
-		o.DrainTimeout = d.DrainTimeout
-	}
+	o.Protocol = cmp.Or(o.Protocol, d.Protocol)
+	o.CompressionType = cmp.Or(o.CompressionType, d.CompressionType)
+	o.MaxRequestElapsedTime = cmp.Or(o.MaxRequestElapsedTime, d.MaxRequestElapsedTime) // < 0 means no retries
+	o.MaxRequests = positiveOr(o.MaxRequests, d.MaxRequests)
+	o.ClientTimeout = positiveOr(o.ClientTimeout, d.ClientTimeout)
+	o.MaxBufferSize = positiveOr(o.MaxBufferSize, d.MaxBufferSize)
+	o.MaxSeriesPerRequest = positiveOr(o.MaxSeriesPerRequest, d.MaxSeriesPerRequest)
+	o.UpstreamFailures = positiveOr(o.UpstreamFailures, d.UpstreamFailures)
+	o.ProbeInterval = positiveOr(o.ProbeInterval, d.ProbeInterval)
+	o.FlushInterval = positiveOr(o.FlushInterval, d.FlushInterval)
+	o.DrainTimeout = positiveOr(o.DrainTimeout, d.DrainTimeout)
 	if o.Resolver == nil {
 		o.Resolver = net.DefaultResolver
 	}
 	return o
+}
+
+// positiveOr is v when it is positive, else def.
+func positiveOr[T int | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
 }

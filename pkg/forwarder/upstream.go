@@ -17,19 +17,16 @@ import (
 	"github.com/garner-metrics/garner/pkg/ratelog"
 )
 
-type batchKind uint8
+// batchKind is what a batch carries; the value is the kind label of the
+// batch metrics.
+type batchKind string
 
 const (
-	kindRaw batchKind = iota
-	kindEvent
+	kindRaw   batchKind = "raw"
+	kindEvent batchKind = "event"
 )
 
-func (k batchKind) String() string {
-	if k == kindEvent {
-		return "event"
-	}
-	return "raw"
-}
+func (k batchKind) String() string { return string(k) }
 
 // batch is one request body with its delivery state.
 type batch struct {
