@@ -1,8 +1,11 @@
 package config
 
 import (
+	"reflect"
 	"testing"
 	"time"
+
+	"github.com/garner-metrics/garner/pkg/forwarder"
 )
 
 func TestForwardDefaults(t *testing.T) {
@@ -32,6 +35,12 @@ func TestForwardDefaults(t *testing.T) {
 		if !ch.ok {
 			t.Errorf("default of %s is wrong: %+v", ch.name, f)
 		}
+	}
+	// The key defaults are the forwarder's own.
+	got := f.HTTPTransport
+	got.CustomHeaders, got.DynamicHeaders = nil, nil
+	if want := forwarder.DefaultOptions(); !reflect.DeepEqual(got, want) {
+		t.Errorf("[http-transport] defaults\n%+v\nwant forwarder.DefaultOptions()\n%+v", got, want)
 	}
 }
 

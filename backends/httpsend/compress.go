@@ -47,11 +47,23 @@ func ParseCompression(s string, def Compression) (Compression, error) {
 }
 
 // Compressor compresses request bodies with one Compression at one level.
-// Safe for concurrent use: it pools its writers.
+// Safe for concurrent use: it pools its writers, and keeps one aside that
+// garbage collections do not take, so a steady sender does not build a new
+// writer after each one.
 type Compressor struct {
-	c       Compression
-	writers sync.Pool // *gzip.Writer, *zlib.Writer or *zstd.Encoder
-	scratch sync.Pool // *[]byte for Compress
+	c     Compression
+	newZ  func() *zState
+	pool  sync.Pool // *zState
+	mu    sync.Mutex
+	spare *zState
+}
+
+// zState is one writer with the buffers it writes into.
+type zState struct {
+	w       streamWriter  // gzip, deflate
+	zs      *zstd.Encoder // zstd
+	sw      sliceWriter   // w's destination
+	scratch []byte        // Compress's buffer
 }
 
 // NewCompressor returns a Compressor. level is 1 (fastest) to 9 (smallest)
@@ -61,8 +73,7 @@ func NewCompressor(c Compression, level int) (*Compressor, error) {
 	if level < 0 || level > 9 {
 		return nil, fmt.Errorf("compression level %d: want 0 to 9", level)
 	}
-	z := &Compressor{c: c}
-	z.scratch.New = func() any { return new([]byte) }
+	z := &Compressor{c: c, newZ: func() *zState { return &zState{} }}
 	switch c {
 	case None, Snappy:
 	case Gzip, Deflate:
@@ -77,7 +88,7 @@ func NewCompressor(c Compression, level int) (*Compressor, error) {
 		if _, err := newWriter(lvl); err != nil {
 			return nil, fmt.Errorf("%s level %d: %w", c, level, err)
 		}
-		z.writers.New = func() any { w, _ := newWriter(lvl); return w }
+		z.newZ = func() *zState { w, _ := newWriter(lvl); return &zState{w: w} }
 	case Zstd:
 		lvl := zstd.SpeedDefault
 		switch {
@@ -92,9 +103,9 @@ func NewCompressor(c Compression, level int) (*Compressor, error) {
 		if _, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(lvl), zstd.WithEncoderConcurrency(1)); err != nil {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
-		z.writers.New = func() any {
+		z.newZ = func() *zState {
 			w, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(lvl), zstd.WithEncoderConcurrency(1))
-			return w
+			return &zState{zs: w}
 		}
 	default:
 		return nil, fmt.Errorf("unknown compression %q", c)
@@ -102,11 +113,45 @@ func NewCompressor(c Compression, level int) (*Compressor, error) {
 	return z, nil
 }
 
+func (z *Compressor) get() *zState {
+	z.mu.Lock()
+	st := z.spare
+	z.spare = nil
+	z.mu.Unlock()
+	if st != nil {
+		return st
+	}
+	if st, ok := z.pool.Get().(*zState); ok {
+		return st
+	}
+	return z.newZ()
+}
+
+func (z *Compressor) put(st *zState) {
+	z.mu.Lock()
+	if z.spare == nil {
+		z.spare, st = st, nil
+	}
+	z.mu.Unlock()
+	if st != nil {
+		z.pool.Put(st)
+	}
+}
+
 // Compression returns the encoding the Compressor produces.
 func (z *Compressor) Compression() Compression { return z.c }
 
 // Append appends raw, compressed, to dst.
 func (z *Compressor) Append(dst, raw []byte) ([]byte, error) {
+	if z.c == None || z.c == Snappy {
+		return z.appendWith(nil, dst, raw)
+	}
+	st := z.get()
+	defer z.put(st)
+	return z.appendWith(st, dst, raw)
+}
+
+func (z *Compressor) appendWith(st *zState, dst, raw []byte) ([]byte, error) {
 	switch z.c {
 	case Snappy:
 		n := snappy.MaxEncodedLen(len(raw))
@@ -116,21 +161,18 @@ func (z *Compressor) Append(dst, raw []byte) ([]byte, error) {
 		out := snappy.Encode(dst[len(dst):cap(dst)], raw)
 		return dst[:len(dst)+len(out)], nil
 	case Zstd:
-		w := z.writers.Get().(*zstd.Encoder)
-		defer z.writers.Put(w)
-		return w.EncodeAll(raw, dst), nil
+		return st.zs.EncodeAll(raw, dst), nil
 	case Gzip, Deflate:
-		w := z.writers.Get().(streamWriter)
-		defer z.writers.Put(w)
-		sw := &sliceWriter{b: dst}
-		w.Reset(sw)
-		if _, err := w.Write(raw); err != nil {
+		st.sw.b = dst
+		defer func() { st.sw.b = nil }()
+		st.w.Reset(&st.sw)
+		if _, err := st.w.Write(raw); err != nil {
 			return dst, fmt.Errorf("cannot compress (%s): %w", z.c, err)
 		}
-		if err := w.Close(); err != nil {
+		if err := st.w.Close(); err != nil {
 			return dst, fmt.Errorf("cannot compress (%s): %w", z.c, err)
 		}
-		return sw.b, nil
+		return st.sw.b, nil
 	}
 	return append(dst, raw...), nil
 }
@@ -141,14 +183,14 @@ func (z *Compressor) Compress(raw []byte) ([]byte, error) {
 	if z.c == None {
 		return bytes.Clone(raw), nil
 	}
-	sp := z.scratch.Get().(*[]byte)
-	defer z.scratch.Put(sp)
-	out, err := z.Append((*sp)[:0], raw)
+	st := z.get()
+	defer z.put(st)
+	out, err := z.appendWith(st, st.scratch[:0], raw)
 	if err != nil {
 		return nil, err
 	}
 	if cap(out) <= 16<<20 {
-		*sp = out // keep the grown buffer, unless unusually large
+		st.scratch = out[:0] // keep the grown buffer, unless unusually large
 	}
 	return bytes.Clone(out), nil
 }

@@ -58,10 +58,9 @@ type pool struct {
 // upstreamConfig is what an upstream is given at construction. The
 // forwarder fills the shared part once; each upstream adds its address.
 type upstreamConfig struct {
-	endpoint string         // the api-endpoint it comes from
-	id       string         // identity in the rendezvous hash: URL with the address dialled
-	base     *url.URL       // URL prefix of the requests (the endpoint as configured)
-	pin      netip.AddrPort // address to dial, if not the URL's host
+	id   string         // identity in the rendezvous hash: URL with the address dialled
+	base *url.URL       // URL prefix of the requests (the endpoint as configured)
+	pin  netip.AddrPort // address to dial, if not the URL's host
 
 	v2            bool // protocol = v2
 	maxBufferSize int

@@ -107,7 +107,7 @@ func (f *Forwarder) resolveLocked(ctx context.Context, ep *endpoint) {
 			continue
 		}
 		cfg := f.upBase
-		cfg.endpoint, cfg.id, cfg.base, cfg.pin = ep.raw, w.id, ep.url, w.pin
+		cfg.id, cfg.base, cfg.pin = w.id, ep.url, w.pin
 		u := newUpstream(cfg)
 		ups = append(ups, u)
 		f.all[u] = struct{}{}
