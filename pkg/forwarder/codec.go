@@ -62,6 +62,15 @@ func appendSeries(b []byte, s *metrics.Series) []byte {
 	return appendTagsSource(b, s, v3Tags, v3Source)
 }
 
+// appendV3Scalar appends a Counter or Gauge message (field num): the series
+// and one value.
+func appendV3Scalar(b []byte, num protowire.Number, s *metrics.Series, v float64) []byte {
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(seriesSize(s)+sizeDouble(v3Value, v)))
+	b = appendSeries(b, s)
+	return appendDouble(b, v3Value, v)
+}
+
 // tagsSourceSize is the size of a series' tags and source fields, with
 // the field numbers of v3 (Tags, Source) or v2 (Tags, Hostname).
 func tagsSourceSize(s *metrics.Series, tags, source protowire.Number) int {
@@ -138,18 +147,10 @@ func (e *encoder) appendV3(b []byte, id []byte, forwarder string, snap *metrics.
 		b = protowire.AppendBytes(b, id)
 	}
 	for _, i := range sel.counters {
-		c := &snap.Counters[i]
-		b = protowire.AppendTag(b, v3Counters, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(seriesSize(&c.Series)+sizeDouble(v3Value, c.Value)))
-		b = appendSeries(b, &c.Series)
-		b = appendDouble(b, v3Value, c.Value)
+		b = appendV3Scalar(b, v3Counters, &snap.Counters[i].Series, snap.Counters[i].Value)
 	}
 	for _, i := range sel.gauges {
-		g := &snap.Gauges[i]
-		b = protowire.AppendTag(b, v3Gauges, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(seriesSize(&g.Series)+sizeDouble(v3Value, g.Value)))
-		b = appendSeries(b, &g.Series)
-		b = appendDouble(b, v3Value, g.Value)
+		b = appendV3Scalar(b, v3Gauges, &snap.Gauges[i].Series, snap.Gauges[i].Value)
 	}
 	for _, i := range sel.sets {
 		s := &snap.Sets[i]

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -140,14 +139,9 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 // wantPoints checks that each named carbon point is there with its value.
 func wantPoints(t *testing.T, pts, want map[string]float64) {
 	t.Helper()
-	names := make([]string, 0, len(want))
-	for name := range want {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		if got, ok := pts[name]; !ok || got != want[name] {
-			t.Errorf("%s = %v (present %v), want %v", name, got, ok, want[name])
+	for name, w := range want {
+		if got, ok := pts[name]; !ok || got != w {
+			t.Errorf("%s = %v (present %v), want %v", name, got, ok, w)
 		}
 	}
 }
