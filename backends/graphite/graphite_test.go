@@ -16,7 +16,6 @@ import (
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/backends/graphite"
-	"github.com/garner-metrics/garner/config"
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
@@ -32,7 +31,7 @@ func newModeClient(t testing.TB, mode, addr string, maxBuffer int, writeTimeout 
 	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped_series"})
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	c, err := graphite.New(config.Graphite{
+	c, err := graphite.New(graphite.Options{
 		Address: addr, Mode: mode, GlobalPrefix: "stats", PrefixCounter: "counters", PrefixTimer: "timers",
 		PrefixGauge: "gauges", PrefixSet: "sets", DialTimeout: time.Second, WriteTimeout: writeTimeout, MaxBufferSize: maxBuffer,
 	}, backends.Deps{Log: log, Registerer: reg, DroppedSeries: dropped})
