@@ -18,6 +18,7 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/garner-metrics/garner/backends"
+	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/metrics"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
@@ -232,12 +233,7 @@ func TestTCPLines(t *testing.T) {
 }
 
 func TestTCPDownDropsAndCounts(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t)) // nobody listens
 	c, dropped := newClient(t, Options{Address: addr, TCPTransport: true})
 	if err := c.CheckHealth(context.Background()); err == nil {
 		t.Error("health check of a closed port succeeded")
