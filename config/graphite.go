@@ -11,8 +11,10 @@ import (
 // their defaults from graphite.DefaultOptions().
 type Graphite = graphite.Options
 
-var graphiteKeys = func() []key {
-	d := graphite.DefaultOptions()
+var graphiteKeys = graphiteKeyTable(graphite.DefaultOptions())
+
+// graphiteKeyTable declares the [graphite] keys with defaults d.
+func graphiteKeyTable(d Graphite) []key {
 	return []key{
 		{"graphite.address", kString, d.Address, "Carbon plaintext listener, host:port", false},
 		{"graphite.mode", kString, d.Mode, "Naming: tags (;k=v tags), basic (no tags), legacy (stats_counts.<name>)", false},
@@ -27,7 +29,7 @@ var graphiteKeys = func() []key {
 		{"graphite.max_buffer_size", kSize, sizeDefault(d.MaxBufferSize), "Unsent data kept while carbon is unreachable or slow, in bytes; beyond it the oldest queued data is dropped and counted in garner_graphite_dropped_bytes_total", false},
 		{"graphite.write_buffer", kSize, sizeDefault(d.WriteBuffer), "Socket send buffer (SO_SNDBUF) of the connection to carbon, in bytes; 0 = the kernel's (autotuned)", false},
 	}
-}()
+}
 
 func (c *Config) loadGraphite(r *reader) {
 	g := &c.Graphite

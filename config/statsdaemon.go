@@ -12,8 +12,10 @@ import (
 // options, with their defaults from statsdaemon.DefaultOptions().
 type Statsdaemon = statsdaemon.Options
 
-var statsdaemonKeys = func() []key {
-	d := statsdaemon.DefaultOptions()
+var statsdaemonKeys = statsdaemonKeyTable(statsdaemon.DefaultOptions())
+
+// statsdaemonKeyTable declares the [statsdaemon] keys with defaults d.
+func statsdaemonKeyTable(d Statsdaemon) []key {
 	return []key{
 		{"statsdaemon.address", kString, d.Address, "host:port of the statsd server to repeat aggregates to; required with the statsdaemon backend", false},
 		{"statsdaemon.tcp_transport", kBool, d.TCPTransport, "Send over TCP (newline-terminated lines) instead of UDP datagrams of at most 1432 bytes", false},
@@ -21,7 +23,7 @@ var statsdaemonKeys = func() []key {
 		{"statsdaemon.dial_timeout", kDuration, d.DialTimeout, "Connect timeout (and the health check's)", false},
 		{"statsdaemon.write_timeout", kDuration, d.WriteTimeout, "Bound on writing one flush; 0 = only the backend-timeout", false},
 	}
-}()
+}
 
 func (c *Config) loadStatsdaemon(r *reader) {
 	s := &c.Statsdaemon

@@ -38,15 +38,7 @@ func mixedSnapshot(n int, ts int64) *metrics.Snapshot {
 // nothing while the sender is measured.
 func prealloc(l net.Listener, size int) <-chan []byte {
 	buf := make([]byte, size)
-	ch := make(chan []byte, 1)
-	go func() {
-		conn, err := l.Accept()
-		if err != nil {
-			ch <- nil
-			return
-		}
-		defer conn.Close()
-		_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	return readOne(l, func(conn net.Conn) []byte {
 		n := 0
 		for n < len(buf) {
 			k, err := conn.Read(buf[n:])
@@ -55,9 +47,8 @@ func prealloc(l net.Listener, size int) <-chan []byte {
 				break
 			}
 		}
-		ch <- buf[:n]
-	}()
-	return ch
+		return buf[:n]
+	})
 }
 
 // TestChunkedFlush: a flush many chunks long arrives byte for byte as Format

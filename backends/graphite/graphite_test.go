@@ -131,17 +131,25 @@ func accept(l net.Listener) <-chan net.Conn {
 // readAll accepts one connection on l and returns everything read from it
 // until the sender closes it.
 func readAll(l net.Listener) <-chan []byte {
+	return readOne(l, func(conn net.Conn) []byte {
+		b, _ := io.ReadAll(conn)
+		return b
+	})
+}
+
+// readOne accepts one connection on l and returns what read reads from it
+// (bounded by 20s), or nil if none comes.
+func readOne(l net.Listener, read func(net.Conn) []byte) <-chan []byte {
 	ch := make(chan []byte, 1)
 	go func() {
-		conn, err := l.Accept()
-		if err != nil {
+		conn, ok := <-accept(l)
+		if !ok {
 			ch <- nil
 			return
 		}
 		defer conn.Close()
 		_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
-		b, _ := io.ReadAll(conn)
-		ch <- b
+		ch <- read(conn)
 	}()
 	return ch
 }

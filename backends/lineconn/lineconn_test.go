@@ -5,7 +5,6 @@ package lineconn
 // what graphite does not use: datagrams, no queue, counters, options.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +39,17 @@ func newConn(t *testing.T, opts Options, ctr Counters) *Conn {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// listenTCP listens on a loopback port until the test ends.
+func listenTCP(t *testing.T) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l
 }
 
 func options(network, addr string, maxBuffer int) Options {
@@ -81,22 +91,7 @@ func TestNew(t *testing.T) {
 // TestTCPBatches: chunks arrive in order on one persistent connection, and
 // are counted.
 func TestTCPBatches(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	got := make(chan []byte, 1)
-	go func() {
-		conn, err := l.Accept()
-		if err != nil {
-			got <- nil
-			return
-		}
-		defer conn.Close()
-		b, _ := io.ReadAll(conn)
-		got <- b
-	}()
+	l := listenTCP(t)
 	ctr := allCounters()
 	c := newConn(t, options("tcp", l.Addr().String(), 0), ctr)
 	var want []byte
@@ -113,8 +108,16 @@ func TestTCPBatches(t *testing.T) {
 		}
 	}
 	_ = c.Close()
-	if b := <-got; !bytes.Equal(b, want) {
-		t.Errorf("peer got %q, want %q", b, want)
+	// The kernel completed the connection and holds what was written (a
+	// few lines) until it is accepted and read.
+	conn, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if b, err := io.ReadAll(conn); string(b) != string(want) {
+		t.Errorf("peer got %q (%v), want %q", b, err, want)
 	}
 	checkCounts(t, ctr, map[prometheus.Counter]float64{ctr.Connects: 1, ctr.Writes: 6, ctr.WrittenBytes: float64(len(want)), ctr.Errors: 0, ctr.DroppedSeries: 0})
 }
@@ -182,17 +185,7 @@ func TestUDPDatagrams(t *testing.T) {
 // TestWriteBuffer: write_buffer pins the connection's SO_SNDBUF (the
 // kernel doubles what it is asked for).
 func TestWriteBuffer(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		if conn, err := l.Accept(); err == nil {
-			_, _ = io.Copy(io.Discard, conn)
-			_ = conn.Close()
-		}
-	}()
+	l := listenTCP(t) // the kernel completes the connection: no need to accept it
 	opts := options("tcp", l.Addr().String(), 0)
 	opts.WriteBuffer = 32 << 10
 	c := newConn(t, opts, Counters{})
