@@ -3,9 +3,12 @@ package graphite_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -278,8 +281,9 @@ func TestReconnectAfterCarbonClosed(t *testing.T) {
 	if _, err := io.ReadFull(conn, buf); err != nil || !bytes.Equal(buf, want1) {
 		t.Fatalf("first flush: %q, %v", buf, err)
 	}
-	_ = conn.Close()                   // carbon goes away...
-	time.Sleep(100 * time.Millisecond) // ...and the backend's side has seen its FIN
+	local, remote := conn.LocalAddr(), conn.RemoteAddr()
+	_ = conn.Close()                                 // carbon goes away...
+	waitFINAcked(t, local.String(), remote.String()) // ...and the backend's side has its FIN
 
 	got := readAll(l) // ...and is back
 	second := counterSnapshot(1, 2, 1700000002)
@@ -298,6 +302,31 @@ func TestReconnectAfterCarbonClosed(t *testing.T) {
 	if n := gathered(t, reg, "garner_graphite_connects_total"); n != 2 {
 		t.Errorf("connects = %v, want 2", n)
 	}
+}
+
+// waitFINAcked waits (up to 10s) until the peer's kernel has acknowledged
+// the FIN of the closed connection local→remote (IPv4): /proc/net/tcp shows
+// it past FIN_WAIT1. From then on the peer's socket reads EOF.
+func waitFINAcked(t *testing.T, local, remote string) {
+	t.Helper()
+	hex := func(hostport string) string {
+		ap := netip.MustParseAddrPort(hostport)
+		ip := ap.Addr().As4()
+		return fmt.Sprintf("%08X:%04X", binary.NativeEndian.Uint32(ip[:]), ap.Port())
+	}
+	want := hex(local) + " " + hex(remote) + " "
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		b, err := os.ReadFile("/proc/net/tcp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The closed socket stays listed (FIN_WAIT2, then TIME_WAIT) until
+		// well after the test.
+		if i := strings.Index(string(b), want); i >= 0 && string(b[i+len(want):i+len(want)+2]) != "04" { // TCP_FIN_WAIT1
+			return
+		}
+	}
+	t.Fatalf("the FIN of the closed connection %s→%s was never acknowledged", local, remote)
 }
 
 // TestFormatWhatCarbonTakes: carbon decodes each line as UTF-8 and takes
