@@ -205,12 +205,13 @@ func (b *Batch) Send(p []byte, series int) {
 func (b *Batch) End() Result {
 	c := b.c
 	r := Result{Err: b.err, Dial: b.dialErr, Kept: c.pendLen, DroppedBytes: b.droppedBytes, DroppedSeries: b.droppedSeries}
-	c.mu.Unlock()
-	if b.droppedChunks > 0 {
+	dropped := b.droppedChunks > 0
+	c.mu.Unlock() // b is the next batch's from here
+	if dropped {
 		if e := c.logLim.Entry(c.log); e != nil {
 			e = e.WithFields(logrus.Fields{"address": c.opts.Address, "bytes": r.DroppedBytes, "series": r.DroppedSeries})
-			if b.err != nil {
-				e = e.WithError(b.err)
+			if r.Err != nil {
+				e = e.WithError(r.Err)
 			}
 			if c.stream && c.opts.MaxBufferSize > 0 {
 				e.WithField("max_buffer_size", c.opts.MaxBufferSize).Warn("send buffer full: dropped the oldest unsent data")

@@ -145,8 +145,9 @@ func (c *Client) SendMetrics(ctx context.Context, s *metrics.Snapshot) error {
 	if s.Len() == 0 {
 		return nil
 	}
-	w := c.begin(ctx)
+	c.mu.Lock()
 	defer c.mu.Unlock()
+	w := c.newWriter(ctx)
 	f := formatter{tags: !c.opts.DisableTags, nonFinite: c.m.nonFinite}
 	var line []byte
 	for i := range s.Counters {
@@ -198,8 +199,9 @@ func (c *Client) SendServiceCheck(ctx context.Context, sc *metrics.ServiceCheck)
 }
 
 func (c *Client) sendOne(ctx context.Context, line []byte) error {
-	w := c.begin(ctx)
+	c.mu.Lock()
 	defer c.mu.Unlock()
+	w := c.newWriter(ctx)
 	w.put(line, true)
 	return c.finish(w, 1)
 }
@@ -220,9 +222,8 @@ type writer struct {
 	series int // series that start in buf
 }
 
-// begin locks c.mu (the caller unlocks it) and starts a batch.
-func (c *Client) begin(ctx context.Context) *writer {
-	c.mu.Lock()
+// newWriter starts a batch on the connection. Called with c.mu held.
+func (c *Client) newWriter(ctx context.Context) *writer {
 	if c.buf == nil {
 		c.buf = make([]byte, 0, c.chunk+1)
 	}
