@@ -198,3 +198,17 @@ func BenchmarkSendMetrics(b *testing.B) {
 	b.StopTimer()
 	_ = c.Close()
 }
+
+// BenchmarkFormat formats the same flush as BenchmarkSendMetrics into a
+// reused buffer: the naming alone, without the connection.
+func BenchmarkFormat(b *testing.B) {
+	c, _, _ := newModeClient(b, "tags", "127.0.0.1:1", 1<<20, time.Second)
+	snap := mixedSnapshot(100000, 1700000000)
+	buf := c.Format(nil, snap)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(buf)))
+	b.ResetTimer()
+	for range b.N {
+		buf = c.Format(buf[:0], snap)
+	}
+}
