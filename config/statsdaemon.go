@@ -12,17 +12,14 @@ import (
 // options, with their defaults from statsdaemon.DefaultOptions().
 type Statsdaemon = statsdaemon.Options
 
-var statsdaemonKeys = statsdaemonKeyTable(statsdaemon.DefaultOptions())
+var statsdaemonDefaults = statsdaemon.DefaultOptions()
 
-// statsdaemonKeyTable declares the [statsdaemon] keys with defaults d.
-func statsdaemonKeyTable(d Statsdaemon) []key {
-	return []key{
-		{"statsdaemon.address", kString, d.Address, "host:port of the statsd server to repeat aggregates to; required with the statsdaemon backend", false},
-		{"statsdaemon.tcp_transport", kBool, d.TCPTransport, "Send over TCP (newline-terminated lines) instead of UDP datagrams of at most 1432 bytes", false},
-		{"statsdaemon.disable_tags", kBool, d.DisableTags, "Send no |#tags (for statsd servers without DogStatsD tags)", false},
-		{"statsdaemon.dial_timeout", kDuration, d.DialTimeout, "Connect timeout (and the health check's)", false},
-		{"statsdaemon.write_timeout", kDuration, d.WriteTimeout, "Bound on writing one flush; 0 = only the backend-timeout", false},
-	}
+var statsdaemonKeys = []key{
+	{"statsdaemon.address", kString, statsdaemonDefaults.Address, "host:port of the statsd server to repeat aggregates to; required with the statsdaemon backend", false},
+	{"statsdaemon.tcp_transport", kBool, statsdaemonDefaults.TCPTransport, "Send over TCP (newline-terminated lines) instead of UDP datagrams of at most 1432 bytes", false},
+	{"statsdaemon.disable_tags", kBool, statsdaemonDefaults.DisableTags, "Send no |#tags (for statsd servers without DogStatsD tags)", false},
+	{"statsdaemon.dial_timeout", kDuration, statsdaemonDefaults.DialTimeout, "Connect timeout (and the health check's)", false},
+	{"statsdaemon.write_timeout", kDuration, statsdaemonDefaults.WriteTimeout, "Bound on writing one flush; 0 = only the backend-timeout", false},
 }
 
 func (c *Config) loadStatsdaemon(r *reader) {
@@ -35,12 +32,9 @@ func (c *Config) loadStatsdaemon(r *reader) {
 	if s.WriteTimeout < 0 {
 		r.fail("statsdaemon.write_timeout", fmt.Errorf("must not be negative, got %s", s.WriteTimeout))
 	}
-	switch {
-	case s.Address != "":
-		if _, _, err := net.SplitHostPort(s.Address); err != nil {
-			r.fail("statsdaemon.address", fmt.Errorf("%q is not host:port: %w", s.Address, err))
-		}
-	case contains(c.Backends, "statsdaemon"):
-		r.fail("statsdaemon.address", errors.New("required when the statsdaemon backend is enabled"))
+	if missing := c.requiredWith(statsdaemon.Name); missing != "" && s.Address == "" {
+		r.fail("statsdaemon.address", errors.New(missing))
+	} else if _, _, err := net.SplitHostPort(s.Address); s.Address != "" && err != nil {
+		r.fail("statsdaemon.address", fmt.Errorf("%q is not host:port: %w", s.Address, err))
 	}
 }
