@@ -2,36 +2,30 @@ package config
 
 import (
 	"errors"
-	"time"
+	"strconv"
+
+	"github.com/garner-metrics/garner/backends/graphite"
 )
 
-// Graphite is the [graphite] section; keys, defaults and meaning as gostatsd.
-type Graphite struct {
-	Address       string        // host:port of carbon's plaintext listener
-	Mode          string        // tags | basic | legacy
-	GlobalPrefix  string        // default "stats"
-	PrefixCounter string        // default "counters"
-	PrefixTimer   string        // default "timers"
-	PrefixGauge   string        // default "gauges"
-	PrefixSet     string        // default "sets"
-	GlobalSuffix  string        // default ""
-	DialTimeout   time.Duration // default 5s
-	WriteTimeout  time.Duration // default 30s
-	MaxBufferSize int           // bytes of unsent lines kept while carbon is unreachable; the oldest queued data is dropped beyond it
-}
+// Graphite is the [graphite] section: the graphite backend's options, with
+// their defaults from graphite.DefaultOptions().
+type Graphite = graphite.Options
+
+var graphiteDefaults = graphite.DefaultOptions()
 
 var graphiteKeys = []key{
-	{"graphite.address", kString, "localhost:2003", "Carbon plaintext listener, host:port (default localhost:2003)", false},
-	{"graphite.mode", kString, "tags", "Naming: tags (;k=v tags), basic (no tags), legacy (stats_counts.<name>)", false},
-	{"graphite.global_prefix", kString, "stats", "First name component", false},
-	{"graphite.prefix_counter", kString, "counters", "Name component for counters", false},
-	{"graphite.prefix_timer", kString, "timers", "Name component for timers", false},
-	{"graphite.prefix_gauge", kString, "gauges", "Name component for gauges", false},
-	{"graphite.prefix_set", kString, "sets", "Name component for sets", false},
-	{"graphite.global_suffix", kString, "", "Last name component (before tags)", false},
-	{"graphite.dial_timeout", kDuration, 5 * time.Second, "TCP connect timeout (default 5s); carbon is dialled at most once per flush", false},
-	{"graphite.write_timeout", kDuration, 30 * time.Second, "Timeout of one flush's writes (default 30s; also bounded by backend-timeout); 0 = none", false},
-	{"graphite.max_buffer_size", kSize, "64MiB", "Unsent data kept while carbon is unreachable or slow, in bytes (default 64MiB); beyond it the oldest queued data is dropped and counted in garner_graphite_dropped_bytes_total", false},
+	{"graphite.address", kString, graphiteDefaults.Address, "Carbon plaintext listener, host:port", false},
+	{"graphite.mode", kString, graphiteDefaults.Mode, "Naming: tags (;k=v tags), basic (no tags), legacy (stats_counts.<name>)", false},
+	{"graphite.global_prefix", kString, graphiteDefaults.GlobalPrefix, "First name component", false},
+	{"graphite.prefix_counter", kString, graphiteDefaults.PrefixCounter, "Name component for counters", false},
+	{"graphite.prefix_timer", kString, graphiteDefaults.PrefixTimer, "Name component for timers", false},
+	{"graphite.prefix_gauge", kString, graphiteDefaults.PrefixGauge, "Name component for gauges", false},
+	{"graphite.prefix_set", kString, graphiteDefaults.PrefixSet, "Name component for sets", false},
+	{"graphite.global_suffix", kString, graphiteDefaults.GlobalSuffix, "Last name component (before tags)", false},
+	{"graphite.dial_timeout", kDuration, graphiteDefaults.DialTimeout, "TCP connect timeout; carbon is dialled at most once per flush", false},
+	{"graphite.write_timeout", kDuration, graphiteDefaults.WriteTimeout, "Timeout of one flush's writes (also bounded by backend-timeout); 0 = none", false},
+	{"graphite.max_buffer_size", kSize, sizeDefault(graphiteDefaults.MaxBufferSize), "Unsent data kept while carbon is unreachable or slow, in bytes; beyond it the oldest queued data is dropped and counted in garner_graphite_dropped_bytes_total", false},
+	{"graphite.write_buffer", kSize, sizeDefault(graphiteDefaults.WriteBuffer), "Socket send buffer (SO_SNDBUF) of the connection to carbon, in bytes; 0 = the kernel's (autotuned)", false},
 }
 
 func (c *Config) loadGraphite(r *reader) {
@@ -47,7 +41,23 @@ func (c *Config) loadGraphite(r *reader) {
 	g.DialTimeout = r.positiveDuration("graphite.dial_timeout")
 	g.WriteTimeout = r.duration("graphite.write_timeout")
 	g.MaxBufferSize = r.size("graphite.max_buffer_size")
-	if contains(c.Backends, "graphite") && g.Address == "" {
-		r.fail("graphite.address", errors.New("required when the graphite backend is enabled"))
+	g.WriteBuffer = r.size("graphite.write_buffer")
+	if missing := c.requiredWith(graphite.Name); missing != "" && g.Address == "" {
+		r.fail("graphite.address", errors.New(missing))
 	}
+}
+
+// sizeDefault is a key default for a byte count, as the example file shows
+// sizes: "64MiB", "512KiB", or the plain number when it is not a whole
+// number of KiB.
+func sizeDefault(n int) any {
+	for _, u := range []struct {
+		shift uint
+		unit  string
+	}{{30, "GiB"}, {20, "MiB"}, {10, "KiB"}} {
+		if n != 0 && n%(1<<u.shift) == 0 {
+			return strconv.Itoa(n>>u.shift) + u.unit
+		}
+	}
+	return n
 }

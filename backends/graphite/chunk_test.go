@@ -38,15 +38,7 @@ func mixedSnapshot(n int, ts int64) *metrics.Snapshot {
 // nothing while the sender is measured.
 func prealloc(l net.Listener, size int) <-chan []byte {
 	buf := make([]byte, size)
-	ch := make(chan []byte, 1)
-	go func() {
-		conn, err := l.Accept()
-		if err != nil {
-			ch <- nil
-			return
-		}
-		defer conn.Close()
-		_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	return readOne(l, func(conn net.Conn) []byte {
 		n := 0
 		for n < len(buf) {
 			k, err := conn.Read(buf[n:])
@@ -55,9 +47,8 @@ func prealloc(l net.Listener, size int) <-chan []byte {
 				break
 			}
 		}
-		ch <- buf[:n]
-	}()
-	return ch
+		return buf[:n]
+	})
 }
 
 // TestChunkedFlush: a flush many chunks long arrives byte for byte as Format
@@ -66,11 +57,7 @@ func prealloc(l net.Listener, size int) <-chan []byte {
 func TestChunkedFlush(t *testing.T) {
 	for _, mode := range []string{"tags", "basic", "legacy"} {
 		t.Run(mode, func(t *testing.T) {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
+			l := listen(t, "127.0.0.1:0", 0)
 			c, _, _ := newModeClient(t, mode, l.Addr().String(), 1<<20, 10*time.Second)
 			snap := mixedSnapshot(20000, 1700000000)
 			want := c.Format(nil, snap)
@@ -137,12 +124,7 @@ func TestFlushLargerThanBuffer(t *testing.T) {
 		t.Errorf("dropped flushes = %v, want 1 (one flush, partly dropped)", d)
 	}
 
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("cannot listen again on %s: %v", addr, err)
-	}
-	defer l.Close()
-	got := readAll(l)
+	got := readAll(listen(t, addr, 0))
 	if err := c.SendMetrics(context.Background(), &metrics.Snapshot{Time: snap.Time}); err != nil {
 		t.Fatalf("flush with carbon up: %v", err)
 	}
@@ -174,12 +156,7 @@ func TestQueuedFlushesAheadOfNew(t *testing.T) {
 			t.Fatalf("flush %d: no error with carbon down", i)
 		}
 	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("cannot listen again on %s: %v", addr, err)
-	}
-	defer l.Close()
-	got := readAll(l)
+	got := readAll(listen(t, addr, 0))
 	last := mixedSnapshot(2000, 1700000004)
 	want = c.Format(want, last)
 	if err := c.SendMetrics(context.Background(), last); err != nil {
@@ -199,11 +176,7 @@ func TestQueuedFlushesAheadOfNew(t *testing.T) {
 // BenchmarkSendMetrics formats and writes a flush of 100k series of each
 // type (tags mode) to a loopback listener that discards it.
 func BenchmarkSendMetrics(b *testing.B) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
+	l := listen(b, "127.0.0.1:0", 0)
 	go func() {
 		for {
 			conn, err := l.Accept()
@@ -224,4 +197,18 @@ func BenchmarkSendMetrics(b *testing.B) {
 	}
 	b.StopTimer()
 	_ = c.Close()
+}
+
+// BenchmarkFormat formats the same flush as BenchmarkSendMetrics into a
+// reused buffer: the naming alone, without the connection.
+func BenchmarkFormat(b *testing.B) {
+	c, _, _ := newModeClient(b, "tags", "127.0.0.1:1", 1<<20, time.Second)
+	snap := mixedSnapshot(100000, 1700000000)
+	buf := c.Format(nil, snap)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(buf)))
+	b.ResetTimer()
+	for range b.N {
+		buf = c.Format(buf[:0], snap)
+	}
 }

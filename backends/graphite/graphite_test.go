@@ -3,10 +3,14 @@ package graphite_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,7 +20,7 @@ import (
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/backends/graphite"
-	"github.com/garner-metrics/garner/config"
+	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
@@ -28,14 +32,23 @@ func newClient(t *testing.T, addr string, maxBuffer int, writeTimeout time.Durat
 
 func newModeClient(t testing.TB, mode, addr string, maxBuffer int, writeTimeout time.Duration) (*graphite.Client, *prometheus.Registry, prometheus.Counter) {
 	t.Helper()
+	return newOptsClient(t, testOptions(mode, addr, maxBuffer, writeTimeout))
+}
+
+// testOptions are the default options but for these and a 1s dial timeout.
+func testOptions(mode, addr string, maxBuffer int, writeTimeout time.Duration) graphite.Options {
+	o := graphite.DefaultOptions()
+	o.Address, o.Mode, o.MaxBufferSize, o.DialTimeout, o.WriteTimeout = addr, mode, maxBuffer, time.Second, writeTimeout
+	return o
+}
+
+func newOptsClient(t testing.TB, opts graphite.Options) (*graphite.Client, *prometheus.Registry, prometheus.Counter) {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped_series"})
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	c, err := graphite.New(config.Graphite{
-		Address: addr, Mode: mode, GlobalPrefix: "stats", PrefixCounter: "counters", PrefixTimer: "timers",
-		PrefixGauge: "gauges", PrefixSet: "sets", DialTimeout: time.Second, WriteTimeout: writeTimeout, MaxBufferSize: maxBuffer,
-	}, backends.Deps{Log: log, Registerer: reg, DroppedSeries: dropped})
+	c, err := graphite.New(opts, backends.Deps{Log: log, Registerer: reg, DroppedSeries: dropped})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,29 +83,76 @@ func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // closedAddr is a loopback address nobody listens on (for now).
 func closedAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	return fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
+}
+
+// listen listens on addr until the test ends: "127.0.0.1:0" for a new
+// port, or the address of an earlier listener, when the test is skipped
+// if another process took it meanwhile. rcvbuf > 0 pins the socket receive
+// buffer (SO_RCVBUF) before listen, so accepted connections inherit it and
+// a peer that does not read pushes back after a known, small number of
+// bytes instead of the kernel's autotuned tens of MiB.
+func listen(t testing.TB, addr string, rcvbuf int) net.Listener {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		if rcvbuf <= 0 {
+			return nil
+		}
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	l, err := lc.Listen(context.Background(), "tcp", addr)
+	switch {
+	case err != nil && strings.HasSuffix(addr, ":0"):
 		t.Fatal(err)
+	case err != nil:
+		t.Skipf("cannot listen again on %s: %v", addr, err)
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+// accept accepts one connection on l; the channel is closed if none comes.
+func accept(l net.Listener) <-chan net.Conn {
+	ch := make(chan net.Conn, 1)
+	go func() {
+		conn, err := l.Accept()
+		if err != nil {
+			close(ch)
+			return
+		}
+		ch <- conn
+	}()
+	return ch
 }
 
 // readAll accepts one connection on l and returns everything read from it
 // until the sender closes it.
 func readAll(l net.Listener) <-chan []byte {
+	return readOne(l, func(conn net.Conn) []byte {
+		b, _ := io.ReadAll(conn)
+		return b
+	})
+}
+
+// readOne accepts one connection on l and returns what read reads from it
+// (bounded by 20s), or nil if none comes.
+func readOne(l net.Listener, read func(net.Conn) []byte) <-chan []byte {
 	ch := make(chan []byte, 1)
 	go func() {
-		conn, err := l.Accept()
-		if err != nil {
+		conn, ok := <-accept(l)
+		if !ok {
 			ch <- nil
 			return
 		}
 		defer conn.Close()
 		_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
-		b, _ := io.ReadAll(conn)
-		ch <- b
+		ch <- read(conn)
 	}()
 	return ch
 }
@@ -126,12 +186,7 @@ func TestBufferBoundedWhileDown(t *testing.T) {
 		}
 	}
 
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("cannot listen again on %s: %v", addr, err)
-	}
-	defer l.Close()
-	got := readAll(l)
+	got := readAll(listen(t, addr, 0))
 	if err := c.SendMetrics(context.Background(), counterSnapshot(2, 6, 1700000006)); err != nil {
 		t.Fatalf("flush with carbon up: %v", err)
 	}
@@ -155,26 +210,19 @@ func TestBufferBoundedWhileDown(t *testing.T) {
 // The rest must be resent from the start of that line: carbon must never get
 // the tail of a line as a line of its own (a wrong name with a value).
 func TestPartialWriteResendsWholeLine(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	c, _, _ := newClient(t, l.Addr().String(), 1<<30, 300*time.Millisecond)
-	// Far more than the socket buffers hold while nobody reads (~100 bytes
-	// a counter): the write times out part way.
-	snap := counterSnapshot(150000, 1, 1700000000)
+	// Both socket buffers pinned small (carbon's receive buffer on the
+	// listener, garner's send buffer with write_buffer): autotuned, they
+	// could hold the whole payload.
+	l := listen(t, "127.0.0.1:0", 16<<10)
+	opts := testOptions("basic", l.Addr().String(), 1<<30, 300*time.Millisecond)
+	opts.WriteBuffer = 16 << 10
+	c, _, _ := newOptsClient(t, opts)
+	// Far more than the pinned socket buffers hold while nobody reads (~45
+	// bytes a line): the write times out part way.
+	snap := counterSnapshot(20000, 1, 1700000000)
 	payload := c.Format(nil, snap)
 
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		conn, err := l.Accept()
-		if err != nil {
-			close(accepted)
-			return
-		}
-		accepted <- conn
-	}()
+	accepted := accept(l)
 	if err := c.SendMetrics(context.Background(), snap); err == nil {
 		t.Fatal("no write timeout: the payload fit in the socket buffers")
 	}
@@ -211,22 +259,12 @@ func TestPartialWriteResendsWholeLine(t *testing.T) {
 // restart), the next flush goes on a new connection instead of into the old
 // one, where the kernel would take it and carbon never see it.
 func TestReconnectAfterCarbonClosed(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := listen(t, "127.0.0.1:0", 0)
 	c, reg, _ := newClient(t, l.Addr().String(), 1<<20, time.Second)
 	first := counterSnapshot(1, 1, 1700000001)
 	want1 := c.Format(nil, first)
 
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		conn, err := l.Accept()
-		if err == nil {
-			accepted <- conn
-		}
-	}()
+	accepted := accept(l)
 	if err := c.SendMetrics(context.Background(), first); err != nil {
 		t.Fatal(err)
 	}
@@ -234,6 +272,8 @@ func TestReconnectAfterCarbonClosed(t *testing.T) {
 	select {
 	case conn = <-accepted:
 	case <-time.After(10 * time.Second):
+	}
+	if conn == nil {
 		t.Fatal("no connection")
 	}
 	buf := make([]byte, len(want1))
@@ -241,8 +281,9 @@ func TestReconnectAfterCarbonClosed(t *testing.T) {
 	if _, err := io.ReadFull(conn, buf); err != nil || !bytes.Equal(buf, want1) {
 		t.Fatalf("first flush: %q, %v", buf, err)
 	}
-	_ = conn.Close()                   // carbon goes away...
-	time.Sleep(100 * time.Millisecond) // ...and the backend's side has seen its FIN
+	local, remote := conn.LocalAddr(), conn.RemoteAddr()
+	_ = conn.Close()                                 // carbon goes away...
+	waitFINAcked(t, local.String(), remote.String()) // ...and the backend's side has its FIN
 
 	got := readAll(l) // ...and is back
 	second := counterSnapshot(1, 2, 1700000002)
@@ -261,6 +302,31 @@ func TestReconnectAfterCarbonClosed(t *testing.T) {
 	if n := gathered(t, reg, "garner_graphite_connects_total"); n != 2 {
 		t.Errorf("connects = %v, want 2", n)
 	}
+}
+
+// waitFINAcked waits (up to 10s) until the peer's kernel has acknowledged
+// the FIN of the closed connection local→remote (IPv4): /proc/net/tcp shows
+// it past FIN_WAIT1. From then on the peer's socket reads EOF.
+func waitFINAcked(t *testing.T, local, remote string) {
+	t.Helper()
+	hex := func(hostport string) string {
+		ap := netip.MustParseAddrPort(hostport)
+		ip := ap.Addr().As4()
+		return fmt.Sprintf("%08X:%04X", binary.NativeEndian.Uint32(ip[:]), ap.Port())
+	}
+	want := hex(local) + " " + hex(remote) + " "
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		b, err := os.ReadFile("/proc/net/tcp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The closed socket stays listed (FIN_WAIT2, then TIME_WAIT) until
+		// well after the test.
+		if i := strings.Index(string(b), want); i >= 0 && string(b[i+len(want):i+len(want)+2]) != "04" { // TCP_FIN_WAIT1
+			return
+		}
+	}
+	t.Fatalf("the FIN of the closed connection %s→%s was never acknowledged", local, remote)
 }
 
 // TestFormatWhatCarbonTakes: carbon decodes each line as UTF-8 and takes
@@ -306,11 +372,7 @@ func TestFormatWhatCarbonTakes(t *testing.T) {
 // counted once in the dropped series, each line in skipped lines, and the
 // rest of the flush is delivered.
 func TestSkippedLinesCounted(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := listen(t, "127.0.0.1:0", 0)
 	c, reg, droppedSeries := newModeClient(t, "tags", l.Addr().String(), 1<<20, time.Second)
 	long := "k:" + strings.Repeat("x", graphite.MaxLineLength)
 	snap := &metrics.Snapshot{Time: time.Unix(1700000000, 0),

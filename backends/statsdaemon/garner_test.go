@@ -11,7 +11,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/garner-metrics/garner/config"
 	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
@@ -85,7 +84,7 @@ func TestToRealGarner(t *testing.T) {
 			if tcp {
 				addr = b.tcp
 			}
-			c, dropped := newClient(t, config.Statsdaemon{Address: addr, TCPTransport: tcp})
+			c, dropped := newClient(t, Options{Address: addr, TCPTransport: tcp})
 			if err := c.CheckHealth(context.Background()); err != nil {
 				t.Fatalf("health check: %v", err)
 			}

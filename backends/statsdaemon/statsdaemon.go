@@ -16,15 +16,16 @@
 // are counted in garner_statsdaemon_nonfinite_values_total.
 //
 // A flush is written as it is formatted, one datagram (or 64 KiB of TCP
-// stream) at a time, so memory is bounded whatever its size. What cannot be
-// written (no connection, write error, deadline) is dropped and its series
-// counted in garner_backend_dropped_series_total: nothing is kept for the
-// next flush. A broken TCP connection is re-dialled at most once per flush.
+// stream) at a time, on a backends/lineconn.Conn, so memory is bounded
+// whatever its size. What cannot be written (no connection, write error,
+// deadline) is dropped and its series counted in
+// garner_backend_dropped_series_total: nothing is kept for the next flush.
+// A broken TCP connection is re-dialled at most once per flush, and one the
+// server has closed is noticed before writing.
 package statsdaemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -34,12 +35,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/backends"
-	"github.com/garner-metrics/garner/config"
+	"github.com/garner-metrics/garner/backends/lineconn"
 	"github.com/garner-metrics/garner/pkg/metrics"
-	"github.com/garner-metrics/garner/pkg/ratelog"
 )
 
 // Name is the backend's name in the backends key.
@@ -52,19 +51,41 @@ const MaxUDPPacketSize = 1432
 // tcpChunk is how much TCP stream is formatted before it is written.
 const tcpChunk = 64 << 10
 
+// Options are the [statsdaemon] section: the statsd server the backend
+// repeats aggregates to. Keys and defaults as gostatsd; each field is named
+// after its key (tcp_transport → TCPTransport).
+type Options struct {
+	// Address is the statsd server, host:port. No default: required.
+	Address string
+	// TCPTransport sends newline-terminated lines over TCP instead of UDP
+	// datagrams. Default false.
+	TCPTransport bool
+	// DisableTags leaves out |#tags. Default false.
+	DisableTags bool
+	// DialTimeout bounds one connect (and the health check). Default 5s;
+	// 0 = only the flush's deadline.
+	DialTimeout time.Duration
+	// WriteTimeout bounds one flush's writes. Default 30s; 0 = only the
+	// flush's deadline (backend-timeout).
+	WriteTimeout time.Duration
+}
+
+// DefaultOptions returns the defaults documented on Options.
+func DefaultOptions() Options {
+	conn := lineconn.DefaultOptions()
+	return Options{DialTimeout: conn.DialTimeout, WriteTimeout: conn.WriteTimeout}
+}
+
 // Client is the statsdaemon backend. Safe for concurrent use; sends are
 // serialised on its one connection.
 type Client struct {
-	cfg     config.Statsdaemon
-	network string
-	chunk   int
-	log     logrus.FieldLogger
-	logLim  *ratelog.Limiter
-	dropped prometheus.Counter
-	m       clientMetrics
+	opts  Options
+	chunk int
+	conn  *lineconn.Conn
+	m     clientMetrics
 
-	mu   sync.Mutex
-	conn net.Conn
+	mu  sync.Mutex // serialises sends; guards buf
+	buf []byte     // the chunk being packed
 }
 
 type clientMetrics struct {
@@ -79,17 +100,14 @@ var (
 
 // New builds the backend from the [statsdaemon] section. It does not
 // connect: the first flush does.
-func New(cfg config.Statsdaemon, deps backends.Deps) (*Client, error) {
-	if _, _, err := net.SplitHostPort(cfg.Address); err != nil {
-		return nil, fmt.Errorf("statsdaemon address %q: %w", cfg.Address, err)
+func New(opts Options, deps backends.Deps) (*Client, error) {
+	if _, _, err := net.SplitHostPort(opts.Address); err != nil {
+		return nil, fmt.Errorf("statsdaemon address %q: %w", opts.Address, err)
 	}
-	c := &Client{cfg: cfg, network: "udp", chunk: MaxUDPPacketSize, log: deps.Log, dropped: deps.DroppedSeries,
-		logLim: ratelog.Every(time.Minute, 5)}
-	if cfg.TCPTransport {
-		c.network, c.chunk = "tcp", tcpChunk
-	}
-	if c.cfg.DialTimeout <= 0 {
-		c.cfg.DialTimeout = 5 * time.Second
+	c := &Client{opts: opts, chunk: MaxUDPPacketSize}
+	network := "udp"
+	if opts.TCPTransport {
+		network, c.chunk = "tcp", tcpChunk
 	}
 	c.m = clientMetrics{
 		packets:     prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_statsdaemon_writes_total", Help: "Datagrams (UDP) or stream chunks (TCP) written."}),
@@ -102,6 +120,18 @@ func New(cfg config.Statsdaemon, deps backends.Deps) (*Client, error) {
 		if err := deps.Registerer.Register(col); err != nil {
 			return nil, fmt.Errorf("cannot register statsdaemon self-metrics: %w", err)
 		}
+	}
+	// Nothing is kept for the next flush (MaxBufferSize 0): what cannot be
+	// written is dropped and counted.
+	var err error
+	c.conn, err = lineconn.New(lineconn.Options{
+		Network: network, Address: opts.Address, DialTimeout: opts.DialTimeout, WriteTimeout: opts.WriteTimeout,
+	}, lineconn.Counters{
+		Connects: c.m.connects, Writes: c.m.packets, WrittenBytes: c.m.bytes, Errors: c.m.writeErrors,
+		DroppedSeries: deps.DroppedSeries,
+	}, deps.Log)
+	if err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -118,7 +148,7 @@ func (c *Client) SendMetrics(ctx context.Context, s *metrics.Snapshot) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	w := c.newWriter(ctx)
-	f := formatter{tags: !c.cfg.DisableTags, nonFinite: c.m.nonFinite}
+	f := formatter{tags: !c.opts.DisableTags, nonFinite: c.m.nonFinite}
 	var line []byte
 	for i := range s.Counters {
 		x := &s.Counters[i]
@@ -160,17 +190,15 @@ func (c *Client) SendMetrics(ctx context.Context, s *metrics.Snapshot) error {
 
 // SendEvent re-sends the event as a DogStatsD _e line.
 func (c *Client) SendEvent(ctx context.Context, e *metrics.Event) error {
-	line := appendEvent(nil, e, !c.cfg.DisableTags)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	w := c.newWriter(ctx)
-	w.put(line, true)
-	return c.finish(w, 1)
+	return c.sendOne(ctx, appendEvent(nil, e, !c.opts.DisableTags))
 }
 
 // SendServiceCheck re-sends the check as a DogStatsD _sc line.
 func (c *Client) SendServiceCheck(ctx context.Context, sc *metrics.ServiceCheck) error {
-	line := appendServiceCheck(nil, sc, !c.cfg.DisableTags)
+	return c.sendOne(ctx, appendServiceCheck(nil, sc, !c.opts.DisableTags))
+}
+
+func (c *Client) sendOne(ctx context.Context, line []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	w := c.newWriter(ctx)
@@ -180,49 +208,26 @@ func (c *Client) SendServiceCheck(ctx context.Context, sc *metrics.ServiceCheck)
 
 // CheckHealth dials the address (bounded by ctx and dial_timeout) and hangs
 // up. Over UDP that only proves the address resolves: UDP has no handshake.
-func (c *Client) CheckHealth(ctx context.Context) error {
-	return backends.DialCheck(ctx, c.network, c.cfg.Address, c.cfg.DialTimeout)
-}
+func (c *Client) CheckHealth(ctx context.Context) error { return c.conn.CheckHealth(ctx) }
 
 // Close closes the connection. Safe to call more than once.
-func (c *Client) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.conn == nil {
-		return nil
-	}
-	err := c.conn.Close()
-	c.conn = nil
-	if errors.Is(err, net.ErrClosed) {
-		return nil
-	}
-	return err
-}
+func (c *Client) Close() error { return c.conn.Close() }
 
-// writer packs lines into chunks (datagrams for UDP) and writes them. Used
-// with c.mu held.
+// writer packs lines into chunks (datagrams for UDP) and sends them on one
+// batch of the connection. Used with c.mu held.
 type writer struct {
-	c        *Client
-	ctx      context.Context
-	buf      []byte
-	series   int // series that start in buf
-	failed   int // series dropped
-	firstErr error
-	deadline time.Time
+	c      *Client
+	b      *lineconn.Batch
+	buf    []byte
+	series int // series that start in buf
 }
 
+// newWriter starts a batch on the connection. Called with c.mu held.
 func (c *Client) newWriter(ctx context.Context) *writer {
-	w := &writer{c: c, ctx: ctx, buf: make([]byte, 0, c.chunk)}
-	if c.cfg.WriteTimeout > 0 {
-		w.deadline = time.Now().Add(c.cfg.WriteTimeout)
+	if c.buf == nil {
+		c.buf = make([]byte, 0, c.chunk+1)
 	}
-	if d, ok := ctx.Deadline(); ok && (w.deadline.IsZero() || d.Before(w.deadline)) {
-		w.deadline = d
-	}
-	if err := c.connectLocked(ctx); err != nil {
-		w.firstErr = err
-	}
-	return w
+	return &writer{c: c, b: c.conn.Begin(ctx), buf: c.buf[:0]}
 }
 
 // put adds one unit of lines (newline-separated, no trailing newline);
@@ -243,79 +248,34 @@ func (w *writer) put(unit []byte, startsSeries bool) {
 	}
 }
 
-// flush writes the current chunk, or drops it (counting its series) when
-// there is no connection or the write fails.
+// flush sends the current chunk; the connection drops (and counts) it when
+// it cannot be written.
 func (w *writer) flush() {
 	if len(w.buf) == 0 {
 		return
 	}
-	c := w.c
-	err := w.ctx.Err()
-	if err == nil && c.conn == nil {
-		err = w.firstErr
-		if err == nil {
-			err = errors.New("not connected")
-		}
+	if w.c.opts.TCPTransport {
+		w.buf = append(w.buf, '\n')
 	}
-	if err == nil {
-		if c.network == "tcp" {
-			w.buf = append(w.buf, '\n')
-		}
-		_ = c.conn.SetWriteDeadline(w.deadline)
-		var n int
-		n, err = c.conn.Write(w.buf)
-		c.m.bytes.Add(float64(n))
-		if err == nil {
-			c.m.packets.Inc()
-		} else {
-			c.m.writeErrors.Inc()
-			err = fmt.Errorf("cannot write to %q: %w", c.cfg.Address, err)
-			if c.network == "tcp" {
-				// The stream is broken (maybe mid-line): reconnect next time.
-				_ = c.conn.Close()
-				c.conn = nil
-			}
-		}
-	}
-	if err != nil {
-		w.failed += w.series
-		if w.firstErr == nil {
-			w.firstErr = err
-		}
-	}
+	w.b.Send(w.buf, w.series)
 	w.buf, w.series = w.buf[:0], 0
 }
 
-// finish writes the last chunk and accounts for the drops.
+// finish sends the last chunk and ends the batch.
 func (c *Client) finish(w *writer, total int) error {
 	w.flush()
-	if w.failed == 0 {
+	if cap(w.buf) <= 2*(c.chunk+1) {
+		c.buf = w.buf[:0] // unless a huge line grew it
+	}
+	r := w.b.End()
+	if r.Err == nil {
 		return nil
 	}
-	if c.dropped != nil {
-		c.dropped.Add(float64(w.failed))
+	verb := "write to"
+	if r.Dial {
+		verb = "connect to"
 	}
-	err := fmt.Errorf("statsdaemon: %d of %d series not sent: %w", w.failed, total, w.firstErr)
-	if ok, suppressed := c.logLim.Allow(); ok {
-		c.log.WithError(err).WithField("suppressed_logs", suppressed).Warn("series dropped")
-	}
-	return err
-}
-
-// connectLocked dials when there is no connection.
-func (c *Client) connectLocked(ctx context.Context) error {
-	if c.conn != nil {
-		return nil
-	}
-	d := net.Dialer{Timeout: c.cfg.DialTimeout}
-	conn, err := d.DialContext(ctx, c.network, c.cfg.Address)
-	if err != nil {
-		c.m.writeErrors.Inc()
-		return fmt.Errorf("cannot connect to %q: %w", c.cfg.Address, err)
-	}
-	c.m.connects.Inc()
-	c.conn = conn
-	return nil
+	return fmt.Errorf("statsdaemon: %d of %d series not sent: cannot %s %q: %w", r.DroppedSeries, total, verb, c.opts.Address, r.Err)
 }
 
 // formatter writes statsd lines.
@@ -327,16 +287,12 @@ type formatter struct {
 // appendLine appends <name>:<v>|<typ>[|@<rate>][|#tags]; a NaN value
 // appends nothing.
 func (f *formatter) appendLine(dst []byte, name string, v float64, typ, rate string, tags []string) []byte {
-	switch {
-	case math.IsNaN(v):
+	if math.IsNaN(v) || math.IsInf(v, 0) {
 		f.countNonFinite()
-		return dst
-	case math.IsInf(v, 1):
-		f.countNonFinite()
-		v = math.MaxFloat64
-	case math.IsInf(v, -1):
-		f.countNonFinite()
-		v = -math.MaxFloat64
+		if math.IsNaN(v) {
+			return dst
+		}
+		v = math.Copysign(math.MaxFloat64, v)
 	}
 	if len(dst) > 0 {
 		dst = append(dst, '\n')
@@ -406,6 +362,19 @@ func attr(s string) string {
 	}, s)
 }
 
+// appendHost appends |h:<hostname>, or |h:<source> without a hostname, or
+// nothing without either.
+func appendHost(dst []byte, hostname, source string) []byte {
+	if hostname == "" {
+		hostname = source
+	}
+	if host := attr(hostname); host != "" {
+		dst = append(dst, "|h:"...)
+		dst = append(dst, host...)
+	}
+	return dst
+}
+
 // appendEvent appends _e{<title len>,<text len>}:<title>|<text>|d:|h:|k:|p:|s:|t:|#tags.
 func appendEvent(dst []byte, e *metrics.Event, withTags bool) []byte {
 	title, text := escapeText(e.Title), escapeText(e.Text)
@@ -421,14 +390,7 @@ func appendEvent(dst []byte, e *metrics.Event, withTags bool) []byte {
 		dst = append(dst, "|d:"...)
 		dst = strconv.AppendInt(dst, e.DateHappened, 10)
 	}
-	host := e.Hostname
-	if host == "" {
-		host = e.Source
-	}
-	if host = attr(host); host != "" {
-		dst = append(dst, "|h:"...)
-		dst = append(dst, host...)
-	}
+	dst = appendHost(dst, e.Hostname, e.Source)
 	if k := attr(e.AggregationKey); k != "" {
 		dst = append(dst, "|k:"...)
 		dst = append(dst, k...)
@@ -455,14 +417,7 @@ func appendServiceCheck(dst []byte, sc *metrics.ServiceCheck, withTags bool) []b
 		dst = append(dst, "|d:"...)
 		dst = strconv.AppendInt(dst, sc.Timestamp, 10)
 	}
-	host := sc.Hostname
-	if host == "" {
-		host = sc.Source
-	}
-	if host = attr(host); host != "" {
-		dst = append(dst, "|h:"...)
-		dst = append(dst, host...)
-	}
+	dst = appendHost(dst, sc.Hostname, sc.Source)
 	f := formatter{tags: withTags}
 	dst = f.appendTags(dst, sc.Tags)
 	if sc.Message != "" {

@@ -18,12 +18,12 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/garner-metrics/garner/backends"
-	"github.com/garner-metrics/garner/config"
+	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/metrics"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
 
-func newClient(t *testing.T, cfg config.Statsdaemon) (*Client, prometheus.Counter) {
+func newClient(t *testing.T, cfg Options) (*Client, prometheus.Counter) {
 	t.Helper()
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = time.Second
@@ -136,7 +136,7 @@ func TestUDPDatagrams(t *testing.T) {
 	for _, disableTags := range []bool{false, true} {
 		t.Run(fmt.Sprintf("disable_tags=%v", disableTags), func(t *testing.T) {
 			sink := newUDPSink(t)
-			c, dropped := newClient(t, config.Statsdaemon{Address: sink.conn.LocalAddr().String(), DisableTags: disableTags})
+			c, dropped := newClient(t, Options{Address: sink.conn.LocalAddr().String(), DisableTags: disableTags})
 			if err := c.SendMetrics(context.Background(), bigSnapshot()); err != nil {
 				t.Fatal(err)
 			}
@@ -202,7 +202,7 @@ func TestTCPLines(t *testing.T) {
 			}()
 		}
 	}()
-	c, _ := newClient(t, config.Statsdaemon{Address: ln.Addr().String(), TCPTransport: true})
+	c, _ := newClient(t, Options{Address: ln.Addr().String(), TCPTransport: true})
 	for range 2 { // the second flush reuses the connection
 		if err := c.SendMetrics(context.Background(), bigSnapshot()); err != nil {
 			t.Fatal(err)
@@ -233,13 +233,8 @@ func TestTCPLines(t *testing.T) {
 }
 
 func TestTCPDownDropsAndCounts(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	c, dropped := newClient(t, config.Statsdaemon{Address: addr, TCPTransport: true})
+	addr := fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t)) // nobody listens
+	c, dropped := newClient(t, Options{Address: addr, TCPTransport: true})
 	if err := c.CheckHealth(context.Background()); err == nil {
 		t.Error("health check of a closed port succeeded")
 	}
