@@ -29,38 +29,70 @@ import (
 	"github.com/sirupsen/logrus"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/garner-metrics/garner/pkg/aggregator"
 	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/ratelog"
+	"github.com/garner-metrics/garner/pkg/receiver"
 	"github.com/garner-metrics/garner/proto/garnerpb"
 	"github.com/garner-metrics/garner/proto/pb"
 )
 
-// Options configures the handlers.
+// Options configures the handlers. Each field names its config key; a zero
+// field takes its value from DefaultOptions, except ServeV3.
 type Options struct {
-	MaxBodyBytes         int64         // request body as sent; default 16 MiB
-	MaxDecompressedBytes int64         // body after decompression; default 64 MiB
-	DedupWindow          time.Duration // how long v3 batch ids are remembered; default 5m
-	MaxBatchIDs          int           // most ids remembered (oldest forgotten first); default 1<<20
-	ServeV3              bool          // mount /v3/raw and /v3/event
-	ApplyTimeout         time.Duration // wait for full shard queues; default 5s
+	// MaxBodyBytes bounds the request body as sent (key
+	// ingestion.max-body-bytes); a larger one is answered 413. Default 16 MiB.
+	MaxBodyBytes int64
+	// MaxDecompressedBytes bounds the body after decompression (key
+	// ingestion.max-decompressed-bytes); decompression stops there and the
+	// request is answered 413. Default 64 MiB.
+	MaxDecompressedBytes int64
+	// DedupWindow is how long /v3 batch ids are remembered (key
+	// ingestion.dedup-window). Default 5m.
+	DedupWindow time.Duration
+	// MaxBatchIDs bounds the ids remembered, oldest forgotten first (no
+	// key). Default 1<<20.
+	MaxBatchIDs int
+	// ServeV3 mounts /v3/raw and /v3/event (key ingestion.v3). Default true;
+	// false in a zero Options.
+	ServeV3 bool
+	// ApplyTimeout is how long a request waits for full shard queues (key
+	// ingestion.apply-timeout); what is not applied by then is dropped and
+	// counted. Default 5s.
+	ApplyTimeout time.Duration
 }
 
-func (o *Options) setDefaults() {
-	if o.MaxBodyBytes <= 0 {
-		o.MaxBodyBytes = 16 << 20
+// DefaultOptions returns the options every key defaults to.
+func DefaultOptions() Options {
+	return Options{
+		MaxBodyBytes:         16 << 20,
+		MaxDecompressedBytes: 64 << 20,
+		DedupWindow:          5 * time.Minute,
+		MaxBatchIDs:          1 << 20,
+		ServeV3:              true,
+		ApplyTimeout:         5 * time.Second,
 	}
-	if o.MaxDecompressedBytes <= 0 {
-		o.MaxDecompressedBytes = 64 << 20
+}
+
+// withDefaults fills the zero fields from DefaultOptions.
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	fill := func(v *int64, def int64) {
+		if *v <= 0 {
+			*v = def
+		}
 	}
+	fill(&o.MaxBodyBytes, d.MaxBodyBytes)
+	fill(&o.MaxDecompressedBytes, d.MaxDecompressedBytes)
 	if o.DedupWindow <= 0 {
-		o.DedupWindow = 5 * time.Minute
+		o.DedupWindow = d.DedupWindow
 	}
 	if o.MaxBatchIDs <= 0 {
-		o.MaxBatchIDs = 1 << 20
+		o.MaxBatchIDs = d.MaxBatchIDs
 	}
 	if o.ApplyTimeout <= 0 {
-		o.ApplyTimeout = 5 * time.Second
+		o.ApplyTimeout = d.ApplyTimeout
 	}
+	return o
 }
 
 // Route is one handler to mount, with its net/http ServeMux pattern
@@ -74,13 +106,12 @@ type Route struct {
 // use.
 type Handler struct {
 	opts    Options
-	agg     *aggregator.Aggregator
 	log     logrus.FieldLogger
-	writers sync.Pool // *aggregator.RawWriter
+	writers sync.Pool // *receiver.SeriesWriter
 	bufs    sync.Pool // *bytes.Buffer
 	zstd    *zstd.Decoder
 	dedup   *dedup
-	logLim  *logLimiter
+	logLim  *ratelog.Limiter
 	m       ingestMetrics
 }
 
@@ -104,22 +135,22 @@ const (
 	resBadEncoding = "unsupported_encoding"
 )
 
-// New builds the handlers over agg. Self-metrics are registered on reg.
-func New(opts Options, agg *aggregator.Aggregator, log logrus.FieldLogger, reg prometheus.Registerer) (*Handler, error) {
-	opts.setDefaults()
+// New builds the handlers, which apply what they receive through lines.
+// Self-metrics are registered on reg.
+func New(opts Options, lines *receiver.Lines, log logrus.FieldLogger, reg prometheus.Registerer) (*Handler, error) {
+	opts = opts.withDefaults()
 	dec, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(uint64(opts.MaxDecompressedBytes)), zstd.WithDecoderConcurrency(0))
 	if err != nil {
 		return nil, fmt.Errorf("cannot create the zstd decoder: %w", err)
 	}
 	h := &Handler{
 		opts:   opts,
-		agg:    agg,
 		log:    log,
 		zstd:   dec,
 		dedup:  newDedup(opts.DedupWindow, opts.MaxBatchIDs),
-		logLim: newLogLimiter(10 * time.Second),
+		logLim: ratelog.Every(10*time.Second, 1),
 	}
-	h.writers.New = func() any { return agg.NewRawWriter("http") }
+	h.writers.New = func() any { return lines.NewSeriesWriter() }
 	h.bufs.New = func() any { return new(bytes.Buffer) }
 	series := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "garner_ingest_series_total", Help: "Forwarded series applied to the shards, by type.",
@@ -194,8 +225,8 @@ func (h *Handler) endpoint(name string, v3 bool, apply applyFunc) http.Handler {
 		code, result, err := h.serve(r, v3, apply)
 		res[result].Inc()
 		if err != nil {
-			if ok, suppressed := h.logLim.allow(); ok {
-				h.log.WithFields(logrus.Fields{"endpoint": name, "remote": r.RemoteAddr, "status": code, "suppressed": suppressed}).
+			if e := h.logLim.Entry(h.log); e != nil {
+				e.WithFields(logrus.Fields{"endpoint": name, "remote": r.RemoteAddr, "status": code}).
 					WithError(err).Warn("refusing a forwarding request")
 			}
 			http.Error(w, err.Error(), code)
@@ -314,7 +345,7 @@ func (h *Handler) rawV2(ctx context.Context, body []byte) (string, error) {
 	if err := proto.Unmarshal(body, &msg); err != nil {
 		return "", fmt.Errorf("%w as a v2 RawMessageV2: %w", errDecode, err)
 	}
-	w := h.writers.Get().(*aggregator.RawWriter)
+	w := h.writers.Get().(*receiver.SeriesWriter)
 	defer h.writers.Put(w)
 	var nc, ng, ns, nt, bad int
 	for name, tm := range msg.Counters {
@@ -370,7 +401,7 @@ func (h *Handler) rawV3(ctx context.Context, body []byte) (string, error) {
 	if !h.dedup.firstTime(msg.BatchId, time.Now()) {
 		return resDuplicate, nil
 	}
-	w := h.writers.Get().(*aggregator.RawWriter)
+	w := h.writers.Get().(*receiver.SeriesWriter)
 	defer h.writers.Put(w)
 	var nc, ng, ns, nt, bad int
 	for _, c := range msg.Counters {
@@ -409,12 +440,11 @@ func (h *Handler) rawV3(ctx context.Context, body []byte) (string, error) {
 	return resAccepted, nil
 }
 
-func (h *Handler) finish(ctx context.Context, w *aggregator.RawWriter, nc, ng, ns, nt, bad int) {
-	if dropped := w.FlushWait(ctx); dropped > 0 {
+func (h *Handler) finish(ctx context.Context, w *receiver.SeriesWriter, nc, ng, ns, nt, bad int) {
+	if dropped := w.Send(ctx); dropped > 0 {
 		h.m.dropped.Add(float64(dropped))
-		if ok, suppressed := h.logLim.allow(); ok {
-			h.log.WithFields(logrus.Fields{"dropped_samples": dropped, "suppressed": suppressed}).
-				Warn("shard queues stayed full for ingestion.apply-timeout: dropping forwarded samples")
+		if e := h.logLim.Entry(h.log); e != nil {
+			e.WithField("dropped_samples", dropped).Warn("shard queues stayed full for ingestion.apply-timeout: dropping forwarded samples")
 		}
 	}
 	h.m.series["counter"].Add(float64(nc))
@@ -496,7 +526,7 @@ func (h *Handler) eventV3(_ context.Context, body []byte) (string, error) {
 		if c.Timestamp == 0 {
 			c.Timestamp = time.Now().Unix()
 		}
-		w := h.writers.Get().(*aggregator.RawWriter)
+		w := h.writers.Get().(*receiver.SeriesWriter)
 		w.ServiceCheck(c)
 		h.writers.Put(w)
 		h.m.checks.Inc()
@@ -508,32 +538,8 @@ func (h *Handler) event(e *metrics.Event) {
 	if e.DateHappened == 0 {
 		e.DateHappened = time.Now().Unix()
 	}
-	w := h.writers.Get().(*aggregator.RawWriter)
+	w := h.writers.Get().(*receiver.SeriesWriter)
 	w.Event(e)
 	h.writers.Put(w)
 	h.m.events.Inc()
-}
-
-// logLimiter allows one log line per interval and counts the others.
-type logLimiter struct {
-	mu         sync.Mutex
-	every      time.Duration
-	last       time.Time
-	suppressed int
-}
-
-func newLogLimiter(every time.Duration) *logLimiter { return &logLimiter{every: every} }
-
-func (l *logLimiter) allow() (bool, int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	if now.Sub(l.last) < l.every {
-		l.suppressed++
-		return false, 0
-	}
-	l.last = now
-	n := l.suppressed
-	l.suppressed = 0
-	return true, n
 }
