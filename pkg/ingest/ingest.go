@@ -347,49 +347,52 @@ func (h *Handler) rawV2(ctx context.Context, body []byte) (string, error) {
 	}
 	w := h.writers.Get().(*receiver.SeriesWriter)
 	defer h.writers.Put(w)
-	var nc, ng, ns, nt, bad int
-	for name, tm := range msg.Counters {
-		for _, c := range tm.GetTagMap() {
-			if name == "" || c == nil {
-				bad++
-				continue
-			}
-			w.Counter(name, c.Tags, c.Hostname, float64(c.Value))
-			nc++
-		}
-	}
-	for name, tm := range msg.Gauges {
-		for _, g := range tm.GetTagMap() {
-			if name == "" || g == nil {
-				bad++
-				continue
-			}
-			w.Gauge(name, g.Tags, g.Hostname, g.Value)
-			ng++
-		}
-	}
-	for name, tm := range msg.Sets {
-		for _, s := range tm.GetTagMap() {
-			if name == "" || s == nil {
-				bad++
-				continue
-			}
-			w.Set(name, s.Tags, s.Hostname, s.Values)
-			ns++
-		}
-	}
-	for name, tm := range msg.Timers {
-		for _, t := range tm.GetTagMap() {
-			if name == "" || t == nil {
-				bad++
-				continue
-			}
-			w.Timer(name, t.Tags, t.Hostname, t.Values, t.SampleCount)
-			nt++
-		}
-	}
-	h.finish(ctx, w, nc, ng, ns, nt, bad)
+	var n [4]int
+	var bad int
+	n[0], bad = eachV2(msg.Counters, bad, func(name string, c *pb.RawCounterV2) {
+		w.Counter(name, c.Tags, c.Hostname, float64(c.Value))
+	})
+	n[1], bad = eachV2(msg.Gauges, bad, func(name string, g *pb.RawGaugeV2) { w.Gauge(name, g.Tags, g.Hostname, g.Value) })
+	n[2], bad = eachV2(msg.Sets, bad, func(name string, st *pb.RawSetV2) { w.Set(name, st.Tags, st.Hostname, st.Values) })
+	n[3], bad = eachV2(msg.Timers, bad, func(name string, t *pb.RawTimerV2) {
+		w.Timer(name, t.Tags, t.Hostname, t.Values, t.SampleCount)
+	})
+	h.finish(ctx, w, n, bad)
 	return resAccepted, nil
+}
+
+// eachV2 calls apply for every series of a v2 map (name → tags key →
+// series) and returns how many it applied and bad plus those it skipped (no
+// name, or nil).
+func eachV2[V comparable, M interface{ GetTagMap() map[string]V }](byName map[string]M, bad int, apply func(name string, v V)) (int, int) {
+	var zero V
+	n := 0
+	for name, tm := range byName {
+		for _, v := range tm.GetTagMap() {
+			if name == "" || v == zero {
+				bad++
+				continue
+			}
+			apply(name, v)
+			n++
+		}
+	}
+	return n, bad
+}
+
+// eachV3 calls apply for every series of xs that has a name and returns how
+// many it applied and bad plus those it skipped.
+func eachV3[T interface{ GetName() string }](xs []T, bad int, apply func(T)) (int, int) {
+	n := 0
+	for _, x := range xs {
+		if x.GetName() == "" {
+			bad++
+			continue
+		}
+		apply(x)
+		n++
+	}
+	return n, bad
 }
 
 // rawV3 applies a garner.v3.RawBatch, once per batch id.
@@ -403,54 +406,28 @@ func (h *Handler) rawV3(ctx context.Context, body []byte) (string, error) {
 	}
 	w := h.writers.Get().(*receiver.SeriesWriter)
 	defer h.writers.Put(w)
-	var nc, ng, ns, nt, bad int
-	for _, c := range msg.Counters {
-		if c.Name == "" {
-			bad++
-			continue
-		}
-		w.Counter(c.Name, c.Tags, c.Source, c.Value)
-		nc++
-	}
-	for _, g := range msg.Gauges {
-		if g.Name == "" {
-			bad++
-			continue
-		}
-		w.Gauge(g.Name, g.Tags, g.Source, g.Value)
-		ng++
-	}
-	for _, s := range msg.Sets {
-		if s.Name == "" {
-			bad++
-			continue
-		}
-		w.Set(s.Name, s.Tags, s.Source, s.Members)
-		ns++
-	}
-	for _, t := range msg.Timers {
-		if t.Name == "" {
-			bad++
-			continue
-		}
-		w.Timer(t.Name, t.Tags, t.Source, t.Values, t.SampleCount)
-		nt++
-	}
-	h.finish(ctx, w, nc, ng, ns, nt, bad)
+	var n [4]int
+	var bad int
+	n[0], bad = eachV3(msg.Counters, bad, func(c *garnerpb.Counter) { w.Counter(c.Name, c.Tags, c.Source, c.Value) })
+	n[1], bad = eachV3(msg.Gauges, bad, func(g *garnerpb.Gauge) { w.Gauge(g.Name, g.Tags, g.Source, g.Value) })
+	n[2], bad = eachV3(msg.Sets, bad, func(st *garnerpb.Set) { w.Set(st.Name, st.Tags, st.Source, st.Members) })
+	n[3], bad = eachV3(msg.Timers, bad, func(t *garnerpb.Timer) { w.Timer(t.Name, t.Tags, t.Source, t.Values, t.SampleCount) })
+	h.finish(ctx, w, n, bad)
 	return resAccepted, nil
 }
 
-func (h *Handler) finish(ctx context.Context, w *receiver.SeriesWriter, nc, ng, ns, nt, bad int) {
+// finish hands what w wrote to the shards and counts it: n is the series
+// applied by type (counters, gauges, sets, timers), bad those skipped.
+func (h *Handler) finish(ctx context.Context, w *receiver.SeriesWriter, n [4]int, bad int) {
 	if dropped := w.Send(ctx); dropped > 0 {
 		h.m.dropped.Add(float64(dropped))
 		if e := h.logLim.Entry(h.log); e != nil {
 			e.WithField("dropped_samples", dropped).Warn("shard queues stayed full for ingestion.apply-timeout: dropping forwarded samples")
 		}
 	}
-	h.m.series["counter"].Add(float64(nc))
-	h.m.series["gauge"].Add(float64(ng))
-	h.m.series["set"].Add(float64(ns))
-	h.m.series["timer"].Add(float64(nt))
+	for i, typ := range [4]string{"counter", "gauge", "set", "timer"} {
+		h.m.series[typ].Add(float64(n[i]))
+	}
 	if bad > 0 {
 		h.m.invalid.Add(float64(bad))
 	}

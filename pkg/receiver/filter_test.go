@@ -175,24 +175,7 @@ func BenchmarkRouteFiltered(b *testing.B) {
 		}()},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			a := newLines(b, 2, Options{Namespace: "ns"}, &bc.cfg)
-			r := a.NewHandler("bench")
-			var lines []string
-			for i := 0; i < 20; i++ {
-				lines = append(lines, fmt.Sprintf("api.request.%d:1|c|#env:prod,region:us", i*53%1000))
-			}
-			dg := []byte(strings.Join(lines, "\n"))
-			buf := make([]byte, len(dg))
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i += len(lines) {
-				copy(buf, dg)
-				r.HandleDatagram(buf, src, false)
-				r.Handoff()
-				if i%(1<<16) == 0 {
-					waitDrained(a)
-				}
-			}
+			benchLines(b, newLines(b, 2, Options{Namespace: "ns"}, &bc.cfg), "api.request.%d:1|c|#env:prod,region:us")
 		})
 	}
 }

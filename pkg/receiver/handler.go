@@ -119,19 +119,11 @@ func (r *LineHandler) HandleLine(line []byte) {
 	switch m.Kind {
 	case statsd.KindEvent:
 		r.nEvents++
-		e := m.Event
-		if r.srcOK {
-			e.Source = string(r.src)
-		}
-		r.l.event(e)
+		r.l.event(m.Event, r.source())
 		return
 	case statsd.KindServiceCheck:
 		r.nChecks++
-		c := m.Check
-		if r.srcOK {
-			c.Source = string(r.src)
-		}
-		r.l.serviceCheck(c)
+		r.l.serviceCheck(m.Check, r.source())
 		return
 	}
 	r.nUnknown += uint64(m.Unknown)
@@ -201,6 +193,15 @@ func (r *LineHandler) setSource(addr netip.Addr) {
 	}
 }
 
+// source is the sender's address, "" when unknown. It allocates: for events
+// and bad lines only.
+func (r *LineHandler) source() string {
+	if !r.srcOK {
+		return ""
+	}
+	return string(r.src)
+}
+
 // SetSource sets the source of the lines that follow (for TCP connections).
 func (r *LineHandler) SetSource(addr netip.Addr) { r.setSource(addr) }
 
@@ -268,17 +269,14 @@ func (r *LineHandler) bad(err error, line []byte) {
 		reason = pe.Reason
 	}
 	r.nBad[reason]++
-	src := ""
-	if r.srcOK {
-		src = string(r.src)
-	}
+	src := r.source()
 	r.l.bad.add(r.name, src, reason, line)
 	if e := r.l.badLog.Entry(r.l.log); e != nil {
 		if len(line) > 256 {
 			line = line[:256]
 		}
 		f := logrus.Fields{"receiver": r.name, "reason": reason, "line": string(line)}
-		if r.srcOK {
+		if src != "" {
 			f["source"] = src
 		}
 		e.WithFields(f).Warnf("skipping bad line: %v", err)

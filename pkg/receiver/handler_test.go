@@ -94,12 +94,12 @@ func TestGaugeDeltasOff(t *testing.T) {
 	abs := newHarness(t, Options{GaugeDeltas: false})
 	abs.send("d:10|g", "d:+5|g", "e:10|g", "e:-2|g")
 	gs := gauges(abs.flush())
-	if gs["d||10.0.0.7"] != 5 || gs["e||10.0.0.7"] != -2 {
+	if gs["d||10.0.0.7"].Value != 5 || gs["e||10.0.0.7"].Value != -2 {
 		t.Errorf("gauge-deltas=false must be absolute: %v", gs)
 	}
 	h := newHarness(t, Options{GaugeDeltas: true})
 	h.send("d:10|g", "d:+5|g", "d:-2|g")
-	if got := gauges(h.flush())["d||10.0.0.7"]; got != 13 {
+	if got := gauges(h.flush())["d||10.0.0.7"].Value; got != 13 {
 		t.Errorf("gauge-deltas=true: %v, want 13", got)
 	}
 }
@@ -115,23 +115,7 @@ func BenchmarkRoute(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			l := newLines(b, 2, Options{}, nil)
-			r := l.NewHandler("bench")
-			var lines []string
-			for i := 0; i < 20; i++ {
-				lines = append(lines, fmt.Sprintf(bc.format, i*53%1000))
-			}
-			dg := []byte(strings.Join(lines, "\n"))
-			buf := make([]byte, len(dg))
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i += len(lines) {
-				copy(buf, dg)
-				r.HandleDatagram(buf, src, false)
-				r.Handoff()
-				if i%(1<<16) == 0 {
-					waitDrained(l) // keep the queues from overflowing
-				}
-			}
+			benchLines(b, l, bc.format)
 			waitDrained(l)
 		})
 	}

@@ -4,6 +4,7 @@ package receiver
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -86,28 +87,25 @@ func key(s metrics.Series) string {
 	return s.Name + "|" + strings.Join(s.Tags, ",") + "|" + s.Source
 }
 
-func counters(s *metrics.Snapshot) map[string]metrics.Counter {
-	out := map[string]metrics.Counter{}
-	for _, c := range s.Counters {
-		out[key(c.Series)] = c
+// byKey indexes series by key.
+func byKey[T any](xs []T, series func(*T) metrics.Series) map[string]T {
+	out := make(map[string]T, len(xs))
+	for i := range xs {
+		out[key(series(&xs[i]))] = xs[i]
 	}
 	return out
 }
 
-func gauges(s *metrics.Snapshot) map[string]float64 {
-	out := map[string]float64{}
-	for _, g := range s.Gauges {
-		out[key(g.Series)] = g.Value
-	}
-	return out
+func counters(s *metrics.Snapshot) map[string]metrics.Counter {
+	return byKey(s.Counters, func(c *metrics.Counter) metrics.Series { return c.Series })
+}
+
+func gauges(s *metrics.Snapshot) map[string]metrics.Gauge {
+	return byKey(s.Gauges, func(g *metrics.Gauge) metrics.Series { return g.Series })
 }
 
 func timers(s *metrics.Snapshot) map[string]metrics.Timer {
-	out := map[string]metrics.Timer{}
-	for _, x := range s.Timers {
-		out[key(x.Series)] = x
-	}
-	return out
+	return byKey(s.Timers, func(t *metrics.Timer) metrics.Series { return t.Series })
 }
 
 // counterValue is the sum of the counter name's children in g.
@@ -126,4 +124,26 @@ func counterValue(t testing.TB, g prometheus.Gatherer, name string) float64 {
 		}
 	}
 	return v
+}
+
+// benchLines times datagrams of 20 lines made from format (with a series
+// number) through one LineHandler of l; one op is one line.
+func benchLines(b *testing.B, l *Lines, format string) {
+	r := l.NewHandler("bench")
+	var lines []string
+	for i := 0; i < 20; i++ {
+		lines = append(lines, fmt.Sprintf(format, i*53%1000))
+	}
+	dg := []byte(strings.Join(lines, "\n"))
+	buf := make([]byte, len(dg))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += len(lines) {
+		copy(buf, dg)
+		r.HandleDatagram(buf, src, false)
+		r.Handoff()
+		if i%(1<<16) == 0 {
+			waitDrained(l) // keep the queues from overflowing
+		}
+	}
 }

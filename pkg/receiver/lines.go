@@ -142,25 +142,29 @@ func (l *Lines) withDefaultTags(tags []string) []string {
 	return tags
 }
 
-// event hands an event to the sink with the default tags added and its
-// date set when it had none.
-func (l *Lines) event(e *metrics.Event) {
-	if e.DateHappened == 0 {
-		e.DateHappened = time.Now().Unix()
-	}
-	e.Tags = l.withDefaultTags(e.Tags)
+// event hands an event to the sink with the default tags added, its source
+// set to src unless src is "", and its date set when it had none.
+func (l *Lines) event(e *metrics.Event, src string) {
+	l.stamp(&e.DateHappened, &e.Tags, &e.Source, src)
 	if l.events != nil {
 		l.events.Event(e)
 	}
 }
 
 // serviceCheck is event for a service check.
-func (l *Lines) serviceCheck(c *metrics.ServiceCheck) {
-	if c.Timestamp == 0 {
-		c.Timestamp = time.Now().Unix()
-	}
-	c.Tags = l.withDefaultTags(c.Tags)
+func (l *Lines) serviceCheck(c *metrics.ServiceCheck, src string) {
+	l.stamp(&c.Timestamp, &c.Tags, &c.Source, src)
 	if l.events != nil {
 		l.events.ServiceCheck(c)
 	}
+}
+
+func (l *Lines) stamp(when *int64, tags *[]string, source *string, src string) {
+	if src != "" {
+		*source = src
+	}
+	if *when == 0 {
+		*when = time.Now().Unix()
+	}
+	*tags = l.withDefaultTags(*tags)
 }
