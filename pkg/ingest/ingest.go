@@ -1,8 +1,8 @@
 // Package ingest serves the aggregator side of the forwarding protocol:
 // POST /v2/raw and /v2/event (gostatsd's wire format) and POST /v3/raw and
 // /v3/event (garner's). Forwarded series go into the aggregator's shards
-// through aggregator.RawWriter, so they aggregate exactly like statsd lines;
-// events and service checks go to the event dispatcher.
+// through a receiver.SeriesWriter, so they aggregate exactly like statsd
+// lines; events and service checks go to the event dispatcher.
 //
 // Every request is answered 202 once applied; 400 when the body does not
 // decode; 413 when the body or its decompressed form is over its limit
