@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"github.com/garner-metrics/garner/backends/influxdb"
 	"github.com/garner-metrics/garner/backends/otlp"
 	"github.com/garner-metrics/garner/backends/prometheus"
+	"github.com/garner-metrics/garner/pkg/aggregator"
 	"github.com/garner-metrics/garner/pkg/metrics"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
@@ -98,9 +98,7 @@ type Config struct {
 
 // Expiry holds the per-type idle expiry intervals: 0 = never expire,
 // negative = drop every series after each flush.
-type Expiry struct {
-	Counter, Gauge, Set, Timer time.Duration
-}
+type Expiry = aggregator.Expiry
 
 // KnownBackends lists the backend names the backends key accepts.
 var KnownBackends = []string{"stdout", "null", "graphite", "influxdb", "datadog", "prometheus", "otlp", "statsdaemon"}
@@ -383,5 +381,3 @@ func checkEnvKnown(name string) error {
 	}
 	return &Error{Key: name, Err: errors.New("unknown environment variable (GARNER_ variables name config keys, e.g. GARNER_FLUSH_INTERVAL)")}
 }
-
-func defaultReaders() int { return min(8, runtime.NumCPU()) }

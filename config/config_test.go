@@ -93,7 +93,7 @@ func TestDefaults(t *testing.T) {
 		{"backends", len(c.Backends) == 1 && c.Backends[0] == "stdout"},
 		{"flush-interval", c.FlushInterval == 10*time.Second},
 		{"percent-threshold", len(c.PercentThreshold) == 1 && c.PercentThreshold[0] == 90},
-		{"expiry", c.Expiry == Expiry{5 * time.Minute, 5 * time.Minute, 5 * time.Minute, 5 * time.Minute}},
+		{"expiry", c.Expiry == Expiry{Counter: 5 * time.Minute, Gauge: 5 * time.Minute, Set: 5 * time.Minute, Timer: 5 * time.Minute}},
 		{"gauge-deltas", c.GaugeDeltas},
 		{"socket-receive-buffer", c.SocketReceiveBuffer == 8<<20},
 		{"tcp-metrics-addr", c.TCPMetricsAddr == ""},

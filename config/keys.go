@@ -2,10 +2,14 @@ package config
 
 import (
 	"fmt"
-	"runtime"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/garner-metrics/garner/pkg/aggregator"
+	"github.com/garner-metrics/garner/pkg/receiver"
 )
 
 type kind uint8
@@ -46,6 +50,37 @@ func (k key) addFlag(fs *pflag.FlagSet) {
 	}
 }
 
+// The defaults of the components the top-level keys configure: the key
+// table takes them from there, so that they exist once.
+var (
+	aggDefaults  = aggregator.DefaultOptions()
+	lineDefaults = receiver.DefaultOptions()
+	udpDefaults  = receiver.DefaultUDPOptions()
+	tcpDefaults  = receiver.DefaultTCPOptions()
+)
+
+// sizeDefault writes a byte size default as a size key's value: 64KiB.
+func sizeDefault(n int) string {
+	for _, u := range []struct {
+		suffix string
+		size   int
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.size && n%u.size == 0 {
+			return strconv.Itoa(n/u.size) + u.suffix
+		}
+	}
+	return strconv.Itoa(n)
+}
+
+// floatsDefault writes a list of numbers as a list key's value: "90 99".
+func floatsDefault(fs []float64) string {
+	s := make([]string, len(fs))
+	for i, f := range fs {
+		s[i] = strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return strings.Join(s, " ")
+}
+
 // coreKeys are the top-level keys. Names and defaults follow gostatsd where
 // gostatsd has the key.
 var coreKeys = []key{
@@ -54,43 +89,43 @@ var coreKeys = []key{
 	{"json", kBool, false, "Log in JSON", true},
 	{"metrics-addr", kString, ":8125", "UDP address to receive statsd on, or a path for a unix datagram socket; empty = off", true},
 	{"tcp-metrics-addr", kString, "", "TCP address to receive newline-delimited statsd on; empty = off", true},
-	{"max-readers", kInt, defaultReaders(), "UDP sockets bound with SO_REUSEPORT, one reading goroutine each (default min(8, CPUs))", true},
-	{"max-workers", kInt, runtime.NumCPU(), "Aggregation shards, one goroutine each (default CPUs)", true},
-	{"receive-batch-size", kInt, 50, "Datagrams read per recvmmsg call", true},
-	{"max-datagram-size", kSize, "64KiB", "UDP/unixgram read buffer per datagram; longer datagrams are truncated, their last line counted as bad", true},
-	{"socket-receive-buffer", kSize, "8MiB", "SO_RCVBUF asked for each UDP socket (warned when the kernel grants less; raise net.core.rmem_max)", true},
-	{"max-queue-size", kInt, 262144, "Lines buffered per shard; beyond it lines are dropped and counted in garner_aggregator_queue_dropped_lines_total", true},
-	{"tcp-max-line-length", kSize, "64KiB", "Longest TCP statsd line; a client that sends a longer one is disconnected", true},
-	{"tcp-max-connections", kInt, 1024, "Concurrent TCP statsd clients; further ones are refused", true},
-	{"tcp-idle-timeout", kDuration, 5 * time.Minute, "A TCP statsd client that sends nothing for this long is disconnected", true},
-	{"max-tags-per-line", kInt, 256, "Most tags one statsd line (metric, event or service check) may carry; a line with more is skipped and counted in garner_receiver_bad_lines_total{reason=\"too_many_tags\"}", true},
-	{"max-tag-length", kSize, "4KiB", "Longest tag (key:value) on a statsd line, in bytes; a line with a longer one is skipped and counted as bad (reason tag_too_long)", true},
-	{"max-packed-values", kInt, 4096, "Most values one packed statsd line (name:1:2:3|ms) may carry; a line with more is skipped and counted as bad (reason too_many_values)", true},
+	{"max-readers", kInt, udpDefaults.Readers, "UDP sockets bound with SO_REUSEPORT, one reading goroutine each (default min(8, CPUs))", true},
+	{"max-workers", kInt, aggDefaults.Shards, "Aggregation shards, one goroutine each (default CPUs)", true},
+	{"receive-batch-size", kInt, udpDefaults.BatchSize, "Datagrams read per recvmmsg call", true},
+	{"max-datagram-size", kSize, sizeDefault(udpDefaults.DatagramSize), "UDP/unixgram read buffer per datagram; longer datagrams are truncated, their last line counted as bad", true},
+	{"socket-receive-buffer", kSize, sizeDefault(udpDefaults.ReceiveBuffer), "SO_RCVBUF asked for each UDP socket (warned when the kernel grants less; raise net.core.rmem_max)", true},
+	{"max-queue-size", kInt, aggDefaults.MaxQueuedSamples, "Samples (values of lines and forwarded series) queued per shard; beyond it they are dropped and counted in garner_aggregator_queue_dropped_lines_total", true},
+	{"tcp-max-line-length", kSize, sizeDefault(tcpDefaults.MaxLineLength), "Longest TCP statsd line; a client that sends a longer one is disconnected", true},
+	{"tcp-max-connections", kInt, tcpDefaults.MaxConnections, "Concurrent TCP statsd clients; further ones are refused", true},
+	{"tcp-idle-timeout", kDuration, tcpDefaults.IdleTimeout, "A TCP statsd client that sends nothing for this long is disconnected", true},
+	{"max-tags-per-line", kInt, lineDefaults.Limits.Tags, "Most tags one statsd line (metric, event or service check) may carry; a line with more is skipped and counted in garner_receiver_bad_lines_total{reason=\"too_many_tags\"}", true},
+	{"max-tag-length", kSize, sizeDefault(lineDefaults.Limits.TagLength), "Longest tag (key:value) on a statsd line, in bytes; a line with a longer one is skipped and counted as bad (reason tag_too_long)", true},
+	{"max-packed-values", kInt, lineDefaults.Limits.Values, "Most values one packed statsd line (name:1:2:3|ms) may carry; a line with more is skipped and counted as bad (reason too_many_values)", true},
 	{"max-event-length", kSize, "16KiB", "Longest event (title plus text) or service check message, in bytes, from statsd or HTTP ingestion; longer ones are dropped and counted in garner_events_dropped_total{reason=\"too_long\"}", true},
 	{"max-event-queue-size", kInt, 4096, "Events and service checks waiting for delivery to the backends; beyond it they are dropped and counted in garner_events_dropped_total{reason=\"queue_full\"}", true},
-	{"bad-lines-per-minute", kFloat, 60.0, "Bad lines logged per minute (burst 10); every bad line is counted regardless; 0 = never log", true},
+	{"bad-lines-per-minute", kFloat, lineDefaults.BadLinesPerMinute, "Bad lines logged per minute (burst 10); every bad line is counted regardless; 0 = never log", true},
 	{"backends", kList, "stdout", "Backends to flush to, space-separated: stdout, null, graphite, influxdb, datadog, prometheus, otlp, statsdaemon", true},
 	{"flush-interval", kDuration, 10 * time.Second, "How often aggregates are flushed to the backends", true},
 	{"flush-aligned", kBool, false, "Align flushes to multiples of flush-interval on the wall clock", true},
 	{"flush-offset", kDuration, time.Duration(0), "With flush-aligned, flush this long after each multiple", true},
 	{"backend-timeout", kDuration, time.Duration(0), "Deadline of one backend's flush; 0 = flush-interval", true},
 	{"shutdown-timeout", kDuration, 10 * time.Second, "Bound on the final flush on SIGTERM/SIGINT", true},
-	{"percent-threshold", kList, "90", "Timer percentiles, space-separated; negative = highest values (lower_-P); decimals allowed (99.9 → _99_9)", true},
-	{"expiry-interval", kDuration, 5 * time.Minute, "An idle series is sent as zero (gauges: last value) until idle this long; 0 = never expire; negative = every flush", true},
+	{"percent-threshold", kList, floatsDefault(aggDefaults.PercentThresholds), "Timer percentiles, space-separated; negative = highest values (lower_-P); decimals allowed (99.9 → _99_9)", true},
+	{"expiry-interval", kDuration, aggDefaults.Expiry.Counter, "An idle series is sent as zero (gauges: last value) until idle this long; 0 = never expire; negative = every flush", true},
 	{"expiry-interval-counter", kDuration, nil, "expiry-interval for counters (default expiry-interval)", true},
 	{"expiry-interval-gauge", kDuration, nil, "expiry-interval for gauges (default expiry-interval)", true},
 	{"expiry-interval-set", kDuration, nil, "expiry-interval for sets (default expiry-interval)", true},
 	{"expiry-interval-timer", kDuration, nil, "expiry-interval for timers (default expiry-interval)", true},
-	{"ignore-host", kBool, false, "Use a metric's host: tag as its source (and drop the tag) instead of the sender IP", true},
+	{"ignore-host", kBool, lineDefaults.IgnoreHost, "Use a metric's host: tag as its source (and drop the tag) instead of the sender IP", true},
 	{"hostname", kString, "", "This host's name, for garner's own events and metrics (default os.Hostname)", true},
 	{"namespace", kString, "", "Prefix for every metric name: <namespace>.<name>", true},
 	{"default-tags", kList, "", "Tags added to every metric and event, space-separated", true},
 	{"memory-limit", kSize, "0", "Soft memory limit for the Go runtime (sets GOMEMLIMIT; the GC works harder near it instead of growing the heap), e.g. \"512MiB\"; 0 = GOMEMLIMIT from the environment or none", true},
-	{"max-series", kInt, 0, "Most series held at once (all types); samples of new series beyond it are counted in garner_series_rejected_total{reason=\"max_series\"}; 0 = unlimited", true},
-	{"max-series-per-metric", kInt, 0, "Most series (tag sets and sources) of one metric name; beyond it new series are refused and counted; 0 = unlimited", true},
-	{"cardinality-overflow", kBool, false, "Fold the samples of series refused by max-series-per-metric into one <name>.__overflow__ series, so totals stay visible", true},
-	{"gauge-deltas", kBool, true, "A gauge value with a leading + or - changes the current value (statsd); false = absolute (gostatsd)", true},
-	{"histogram-limit", kInt, 64, "Most buckets a gsd_histogram tag may ask for; extra bounds are ignored", true},
+	{"max-series", kInt, aggDefaults.MaxSeries, "Most series held at once (all types); samples of new series beyond it are counted in garner_series_rejected_total{reason=\"max_series\"}; 0 = unlimited", true},
+	{"max-series-per-metric", kInt, aggDefaults.MaxSeriesPerMetric, "Most series (tag sets and sources) of one metric name; beyond it new series are refused and counted; 0 = unlimited", true},
+	{"cardinality-overflow", kBool, aggDefaults.CardinalityOverflow, "Fold the samples of series refused by max-series-per-metric into one <name>.__overflow__ series, so totals stay visible", true},
+	{"gauge-deltas", kBool, lineDefaults.GaugeDeltas, "A gauge value with a leading + or - changes the current value (statsd); false = absolute (gostatsd)", true},
+	{"histogram-limit", kInt, aggDefaults.HistogramLimit, "Most buckets a gsd_histogram tag may ask for; extra bounds are ignored", true},
 	{"disabled-sub-metrics.lower", kBool, false, "Do not emit timers' lower", false},
 	{"disabled-sub-metrics.lower-pct", kBool, false, "Do not emit timers' lower_-P", false},
 	{"disabled-sub-metrics.upper", kBool, false, "Do not emit timers' upper", false},

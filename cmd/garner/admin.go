@@ -118,7 +118,6 @@ func newAdmin(cfg *config.Config, log logrus.FieldLogger, reg *prometheus.Regist
 		return nil, a.explainBindError(err)
 	}
 	a.web = srv
-	mountDebug(srv, cfg, agg)
 	return a, nil
 }
 

@@ -7,14 +7,15 @@ import (
 
 	"github.com/garner-metrics/garner/config"
 	"github.com/garner-metrics/garner/pkg/aggregator"
+	"github.com/garner-metrics/garner/pkg/receiver"
 	"github.com/garner-metrics/garner/pkg/web"
 )
 
-// mountDebug adds the admin endpoints that look inside the aggregator:
-// /debug/cardinality (top metric names by series) and /debug/bad-lines
-// (the last skipped lines, with reason and source). Both read state kept for
-// them; neither touches the shards.
-func mountDebug(srv *web.Server, cfg *config.Config, agg *aggregator.Aggregator) {
+// mountDebug adds the admin endpoints that look inside the aggregator and
+// the receivers: /debug/cardinality (top metric names by series) and
+// /debug/bad-lines (the last skipped lines, with reason and source). Both
+// read state kept for them; neither touches the shards.
+func mountDebug(srv *web.Server, cfg *config.Config, agg *aggregator.Aggregator, lines *receiver.Lines) {
 	srv.HandleAdmin("GET /debug/cardinality", "debug_cardinality", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		limit := 20
 		if s := r.URL.Query().Get("limit"); s != "" {
@@ -32,7 +33,7 @@ func mountDebug(srv *web.Server, cfg *config.Config, agg *aggregator.Aggregator)
 		})
 	}))
 	srv.HandleAdmin("GET /debug/bad-lines", "debug_bad_lines", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"lines": agg.RecentBadLines()})
+		writeJSON(w, http.StatusOK, map[string]any{"lines": lines.RecentBadLines()})
 	}))
 }
 

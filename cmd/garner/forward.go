@@ -7,10 +7,10 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/config"
-	"github.com/garner-metrics/garner/pkg/aggregator"
 	"github.com/garner-metrics/garner/pkg/forwarder"
 	"github.com/garner-metrics/garner/pkg/health"
 	"github.com/garner-metrics/garner/pkg/ingest"
+	"github.com/garner-metrics/garner/pkg/receiver"
 )
 
 // forwarderMode returns the configuration the pipeline is built from: cfg
@@ -59,7 +59,7 @@ func newForwarder(cfg *config.Config, log logrus.FieldLogger, reg prometheus.Reg
 // mountForwarding mounts the ingestion endpoints (/v2/raw, /v2/event, and
 // /v3/* unless ingestion.v3=false) on the HTTP servers with ingestion
 // enabled, and registers the forwarder's api-endpoints as hard dependencies.
-func mountForwarding(adm *admin, cfg *config.Config, agg *aggregator.Aggregator, fwd *forwarder.Forwarder,
+func mountForwarding(adm *admin, cfg *config.Config, lines *receiver.Lines, fwd *forwarder.Forwarder,
 	log logrus.FieldLogger, reg prometheus.Registerer) error {
 	if fwd != nil {
 		for _, d := range fwd.Dependencies() {
@@ -77,7 +77,7 @@ func mountForwarding(adm *admin, cfg *config.Config, agg *aggregator.Aggregator,
 		DedupWindow:          cfg.Forward.DedupWindow,
 		ServeV3:              cfg.Forward.ServeV3,
 		ApplyTimeout:         cfg.Forward.ApplyTimeout,
-	}, agg, log.WithField("component", "ingest"), reg)
+	}, lines, log.WithField("component", "ingest"), reg)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/config"
-	"github.com/garner-metrics/garner/pkg/aggregator"
+	"github.com/garner-metrics/garner/pkg/receiver"
 )
 
 // statser sends garner's own metrics (its Prometheus registry) every
@@ -26,7 +26,7 @@ import (
 type statser struct {
 	typ      string
 	gatherer prometheus.Gatherer
-	w        *aggregator.RawWriter // internal only
+	w        *receiver.SeriesWriter // internal only
 	prefix   string
 	tags     []string
 	source   string
@@ -36,7 +36,7 @@ type statser struct {
 }
 
 // newStatser returns nil for statser-type null.
-func newStatser(cfg *config.Config, g prometheus.Gatherer, agg *aggregator.Aggregator, log logrus.FieldLogger) *statser {
+func newStatser(cfg *config.Config, g prometheus.Gatherer, lines *receiver.Lines, log logrus.FieldLogger) *statser {
 	f := cfg.Filters
 	if f.StatserType == config.StatserNull {
 		return nil
@@ -56,7 +56,7 @@ func newStatser(cfg *config.Config, g prometheus.Gatherer, agg *aggregator.Aggre
 		interval: cfg.FlushInterval, log: log.WithField("component", "statser"), last: map[string]float64{},
 	}
 	if s.typ == config.StatserInternal {
-		s.w = agg.NewRawWriter("internal")
+		s.w = lines.NewSeriesWriter()
 	}
 	return s
 }
@@ -105,7 +105,7 @@ func (s *statser) send(ctx context.Context) {
 	}
 	if s.w != nil {
 		wctx, cancel := context.WithTimeout(ctx, s.interval)
-		s.w.FlushWait(wctx)
+		s.w.Send(wctx)
 		cancel()
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/garner-metrics/garner/config"
 	"github.com/garner-metrics/garner/pkg/aggregator"
 	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/receiver"
 )
 
 // selfMetrics is a registry with one metric of each kind the statser maps.
@@ -32,7 +33,9 @@ func TestStatserInternal(t *testing.T) {
 	reg, c, g, h := selfMetrics()
 	log := logrus.New()
 	log.SetLevel(logrus.ErrorLevel)
-	agg := aggregator.New(aggregator.Options{Shards: 1, QueueLines: 1 << 12, HistogramLimit: 8, DefaultTags: []string{"dc:x"}}, nil, log, prometheus.NewRegistry())
+	areg := prometheus.NewRegistry()
+	agg := aggregator.New(aggregator.Options{Shards: 1, MaxQueuedSamples: 1 << 12, HistogramLimit: 8}, log, areg)
+	lines := receiver.NewLines(receiver.Options{DefaultTags: []string{"dc:x"}}, agg, nil, log, areg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = agg.Run(ctx); close(done) }()
@@ -44,11 +47,11 @@ func TestStatserInternal(t *testing.T) {
 	cfg.Filters.StatserType = config.StatserInternal
 	cfg.Filters.InternalNamespace = "gsd"
 	cfg.Filters.InternalTags = []string{"role:agg"}
-	s := newStatser(cfg, reg, agg, log)
+	s := newStatser(cfg, reg, lines, log)
 
 	flush := func() map[string]float64 {
 		t.Helper()
-		snap, err := agg.Flush(context.Background(), time.Now())
+		snap, err := agg.Snapshot(context.Background(), time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -99,23 +99,25 @@ func run(args []string) int {
 		return exitConfig
 	}
 	agg := aggregator.New(aggregator.Options{
-		Shards:            cfg.MaxWorkers,
-		QueueLines:        cfg.MaxQueueSize,
-		PercentThresholds: cfg.PercentThreshold,
-		Expiry:            aggregator.Expiry(cfg.Expiry),
+		Shards:              cfg.MaxWorkers,
+		MaxQueuedSamples:    cfg.MaxQueueSize,
+		PercentThresholds:   cfg.PercentThreshold,
+		Expiry:              cfg.Expiry,
+		HistogramLimit:      cfg.HistogramLimit,
+		DisabledSubMetrics:  cfg.DisabledSubMetrics,
+		MaxSeries:           cfg.MaxSeries,
+		MaxSeriesPerMetric:  cfg.MaxSeriesPerMetric,
+		CardinalityOverflow: cfg.CardinalityOverflow,
+	}, log, reg)
+	lines := receiver.NewLines(receiver.Options{
 		IgnoreHost:        cfg.IgnoreHost,
 		Namespace:         cfg.Namespace,
 		DefaultTags:       cfg.DefaultTags,
 		GaugeDeltas:       cfg.GaugeDeltas,
-		HistogramLimit:    cfg.HistogramLimit,
-		Disabled:          cfg.DisabledSubMetrics,
 		BadLinesPerMinute: cfg.BadLinesPerMinute,
-		MaxSeries:         cfg.MaxSeries,
-		MaxSeriesPerName:  cfg.MaxSeriesPerMetric,
-		Overflow:          cfg.CardinalityOverflow,
 		Limits:            cfg.LineLimits,
 		Rules:             rules,
-	}, events, log, reg)
+	}, agg, events, log, reg)
 	flusher := flush.New(flush.Options{
 		Interval: cfg.FlushInterval, Aligned: cfg.FlushAligned, Offset: cfg.FlushOffset, Timeout: cfg.BackendTimeout,
 	}, agg, bs, log, reg)
@@ -125,12 +127,13 @@ func run(args []string) int {
 		return exitConfig
 	}
 	defer adm.close()
-	if err := mountForwarding(adm, cfg, agg, fwd, log, reg); err != nil {
+	mountDebug(adm.web, cfg, agg, lines)
+	if err := mountForwarding(adm, cfg, lines, fwd, log, reg); err != nil {
 		log.WithError(err).Error("cannot set up forwarding ingestion")
 		return exitConfig
 	}
 
-	receivers, err := listen(cfg, agg, log, reg)
+	receivers, err := listen(cfg, lines, log, reg)
 	if err != nil {
 		log.WithError(err).Error("cannot start receivers")
 		return exitRuntime
@@ -150,7 +153,7 @@ func run(args []string) int {
 	rl.on(func(next *config.Config) error {
 		r, err := filterMetrics.Compile(next.Filters.Rules)
 		if err == nil {
-			agg.SetRules(r)
+			lines.SetRules(r)
 		}
 		return err
 	}, "filters", "filter.*", "drop-tag-keys", "max-tag-value-length", "mappings", "mapping.*")
@@ -167,7 +170,7 @@ func run(args []string) int {
 		g.Go(func() error { return r.Run(gctx) })
 	}
 	g.Go(func() error { return flusher.Run(gctx) })
-	if st := newStatser(cfg, reg, agg, log); st != nil {
+	if st := newStatser(cfg, reg, lines, log); st != nil {
 		g.Go(func() error { return st.Run(gctx) })
 	}
 	code := exitOK
@@ -176,7 +179,7 @@ func run(args []string) int {
 		code = exitRuntime
 	}
 
-	log.WithField("queued_lines", agg.QueuedLines()).Info("shutting down: final flush")
+	log.WithField("queued_samples", agg.QueuedSamples()).Info("shutting down: final flush")
 	fctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	if err := flusher.Final(fctx); err != nil {
 		log.WithError(err).Error("final flush incomplete")
@@ -198,7 +201,7 @@ type runner interface {
 }
 
 // listen binds every configured receiver; a failure closes those already bound.
-func listen(cfg *config.Config, agg *aggregator.Aggregator, log logrus.FieldLogger, reg prometheus.Registerer) ([]runner, error) {
+func listen(cfg *config.Config, lines *receiver.Lines, log logrus.FieldLogger, reg prometheus.Registerer) ([]runner, error) {
 	var rs []runner
 	fail := func(err error) ([]runner, error) {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -210,7 +213,7 @@ func listen(cfg *config.Config, agg *aggregator.Aggregator, log logrus.FieldLogg
 	}
 	if cfg.MetricsAddr != "" {
 		if receiver.IsUnixPath(cfg.MetricsAddr) {
-			u, err := receiver.ListenUnixgram(cfg.MetricsAddr, cfg.MaxDatagramSize, agg, log)
+			u, err := receiver.ListenUnixgram(cfg.MetricsAddr, cfg.ReceiveBatchSize, cfg.MaxDatagramSize, lines, log)
 			if err != nil {
 				return fail(err)
 			}
@@ -220,7 +223,7 @@ func listen(cfg *config.Config, agg *aggregator.Aggregator, log logrus.FieldLogg
 			u, err := receiver.ListenUDP(receiver.UDPOptions{
 				Addr: cfg.MetricsAddr, Readers: cfg.MaxReaders, BatchSize: cfg.ReceiveBatchSize,
 				DatagramSize: cfg.MaxDatagramSize, ReceiveBuffer: cfg.SocketReceiveBuffer,
-			}, agg, log, reg)
+			}, lines, log, reg)
 			if err != nil {
 				return fail(err)
 			}
@@ -232,7 +235,7 @@ func listen(cfg *config.Config, agg *aggregator.Aggregator, log logrus.FieldLogg
 		t, err := receiver.ListenTCP(receiver.TCPOptions{
 			Addr: cfg.TCPMetricsAddr, MaxLineLength: cfg.TCPMaxLineLength,
 			MaxConnections: cfg.TCPMaxConnections, IdleTimeout: cfg.TCPIdleTimeout,
-		}, agg, log, reg)
+		}, lines, log, reg)
 		if err != nil {
 			return fail(err)
 		}

@@ -1,17 +1,19 @@
 // Package aggregator holds garner's in-memory state: N shards, each one
-// goroutine that owns the series maps of its share of the series keys.
+// goroutine that owns the series maps of its share of the series keys, with
+// expiry, cardinality limits and snapshots.
 //
-// Readers parse lines with a Router (one per reading goroutine), which routes
-// each sample by the hash of its series key to a shard, in batches of small
-// fixed-size records handed over bounded queues. A full queue drops the batch
-// and counts it; a reader never blocks on a shard. Flush asks every shard for
-// its aggregates and resets them.
+// Samples come in through one hand-off (handoff.go): a Batcher groups them,
+// by the hash of their SeriesKey, into a Batch per shard, and Submit hands a
+// batch over a bounded queue under an explicit Policy — never block (drop and
+// count) for statsd listeners and for samples shards pass on to each other,
+// wait bounded by a context for HTTP ingestion. Snapshot asks every shard for
+// its aggregates and resets them. What a line or a forwarded series becomes
+// (parsing, shaping, the host, the key) is package receiver's business.
 package aggregator
 
 import (
 	"context"
 	"hash/maphash"
-	"math"
 	"runtime"
 	rtmetrics "runtime/metrics"
 	"strconv"
@@ -24,65 +26,73 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
-	"github.com/garner-metrics/garner/pkg/filter"
 	"github.com/garner-metrics/garner/pkg/metrics"
-	"github.com/garner-metrics/garner/pkg/statsd"
 )
 
-// Expiry holds the idle expiry interval per type: 0 = never, negative = every flush.
+// Expiry holds the idle expiry interval per type (keys expiry-interval and
+// expiry-interval-<type>): a series idle longer is deleted at a flush.
+// 0 = never, negative = after every flush.
 type Expiry struct {
 	Counter, Gauge, Set, Timer time.Duration
 }
 
-// Options configures an Aggregator.
+// Options configures an Aggregator. Each field names its config key; the
+// zero value of a field means what its comment says, not its default:
+// start from DefaultOptions.
 type Options struct {
-	Shards            int       // number of shards (goroutines); at least 1
-	QueueLines        int       // samples queued per shard before drops
-	PercentThresholds []float64 // timer percentiles
-	Expiry            Expiry
-	IgnoreHost        bool     // the host: tag is the source instead of the sender IP
-	Namespace         string   // prefix of every name, without the dot
-	DefaultTags       []string // added to every metric and event
-	GaugeDeltas       bool     // +N / -N on a gauge is relative
-	HistogramLimit    int      // most buckets per gsd_histogram tag
-	Disabled          metrics.SubMetrics
-	BadLinesPerMinute float64 // rate limit of the bad-line log (burst 10)
-	MaxSeries         int     // series in all; 0 = unlimited
-	MaxSeriesPerName  int     // series (tag sets × sources) of one metric name; 0 = unlimited
-	Overflow          bool    // fold refused series into <name>.__overflow__
-
-	// Limits bounds what one statsd line may carry: tags, tag length,
-	// packed values (zero fields = the parser's defaults).
-	Limits statsd.Limits
-
-	// Rules shape every line and forwarded series before aggregation:
-	// filters, tag rules and name mappings (package filter). nil = none.
-	Rules *filter.Rules
+	// Shards is the number of shards, one goroutine each (key max-workers).
+	// Less than 1 means 1. Default: the number of CPUs.
+	Shards int
+	// MaxQueuedSamples is how many samples may wait in one shard's queue
+	// (key max-queue-size); a batch that would go over it is dropped and
+	// counted, or waited for (Policy). Less than one batch (512) means 512.
+	// Default 262144.
+	MaxQueuedSamples int
+	// PercentThresholds are the timer percentiles (key percent-threshold);
+	// negative ones count from the top. Default [90].
+	PercentThresholds []float64
+	// Expiry is the idle expiry per type. Default 5m for every type.
+	Expiry Expiry
+	// HistogramLimit is the most buckets one gsd_histogram tag gets (key
+	// histogram-limit); 0 = none. Default 64.
+	HistogramLimit int
+	// DisabledSubMetrics are the timer aggregates not emitted (keys
+	// disabled-sub-metrics.*). Default none.
+	DisabledSubMetrics metrics.SubMetrics
+	// MaxSeries bounds the series held at once, all types (key max-series);
+	// 0 = unlimited, the default.
+	MaxSeries int
+	// MaxSeriesPerMetric bounds the series (tag sets × sources) of one
+	// metric name (key max-series-per-metric); 0 = unlimited, the default.
+	MaxSeriesPerMetric int
+	// CardinalityOverflow folds the samples of series refused by
+	// MaxSeriesPerMetric into <name>.__overflow__ (key
+	// cardinality-overflow). Default false.
+	CardinalityOverflow bool
 }
 
-// EventSink receives events and service checks as they are parsed. It must
-// not block: a full queue drops and counts.
-type EventSink interface {
-	Event(e *metrics.Event)
-	ServiceCheck(c *metrics.ServiceCheck)
+// DefaultOptions returns the options every key defaults to.
+func DefaultOptions() Options {
+	const expiry = 5 * time.Minute
+	return Options{
+		Shards:            runtime.NumCPU(),
+		MaxQueuedSamples:  262144,
+		PercentThresholds: []float64{90},
+		Expiry:            Expiry{Counter: expiry, Gauge: expiry, Set: expiry, Timer: expiry},
+		HistogramLimit:    64,
+	}
 }
 
-// Aggregator is the set of shards. Routers feed it; Flush drains it. Flush and
-// NewRouter are safe for concurrent use.
+// Aggregator is the set of shards. Batchers feed it; Snapshot drains it.
+// Its methods are safe for concurrent use.
 type Aggregator struct {
 	opts     Options
 	log      logrus.FieldLogger
 	seed     maphash.Seed
 	shards   []*shard
 	pcts     []pct
-	defTags  [][]byte
-	ns       []byte
-	events   EventSink
 	m        *aggMetrics
-	badLog   *limiter
 	card     *cardinality
-	bad      badLines
-	rules    atomic.Pointer[filter.Rules] // swapped by SetRules (SIGHUP)
 	started  time.Time
 	lastMu   sync.Mutex
 	lastTime time.Time
@@ -93,31 +103,22 @@ type aggMetrics struct {
 	queueDropped prometheus.Counter
 	flushGC      prometheus.Counter
 	series       *prometheus.GaugeVec
-	receiver     receiverMetrics
 }
 
-// New builds an aggregator; Run must be running for Flush to answer.
-func New(opts Options, events EventSink, log logrus.FieldLogger, reg prometheus.Registerer) *Aggregator {
+// New builds an aggregator; Run must be running for Snapshot to answer.
+func New(opts Options, log logrus.FieldLogger, reg prometheus.Registerer) *Aggregator {
 	if opts.Shards < 1 {
 		opts.Shards = 1
 	}
-	if opts.QueueLines < batchRecords {
-		opts.QueueLines = batchRecords
+	if opts.MaxQueuedSamples < batchRecords {
+		opts.MaxQueuedSamples = batchRecords
 	}
 	a := &Aggregator{
 		opts:     opts,
 		log:      log,
 		seed:     maphash.MakeSeed(),
-		events:   events,
-		badLog:   newLimiter(opts.BadLinesPerMinute/60, 10),
 		started:  time.Now(),
 		lastTime: time.Now(),
-	}
-	if opts.Namespace != "" {
-		a.ns = []byte(opts.Namespace + ".")
-	}
-	for _, t := range opts.DefaultTags {
-		a.defTags = append(a.defTags, []byte(t))
 	}
 	for _, p := range opts.PercentThresholds {
 		a.pcts = append(a.pcts, newPct(p))
@@ -135,21 +136,18 @@ func New(opts Options, events EventSink, log logrus.FieldLogger, reg prometheus.
 			Name: "garner_aggregator_series",
 			Help: "Series held at the last flush, by type.",
 		}, []string{"type"}),
-		receiver: newReceiverMetrics(),
 	}
 	reg.MustRegister(a.m.queueDropped, a.m.flushGC, a.m.series)
-	a.m.receiver.register(reg)
-	a.rules.Store(opts.Rules)
-	a.card = newCardinality(opts.MaxSeries, opts.MaxSeriesPerName, opts.Overflow, log, reg)
+	a.card = newCardinality(opts.MaxSeries, opts.MaxSeriesPerMetric, opts.CardinalityOverflow, log, reg)
 	for i := 0; i < opts.Shards; i++ {
-		a.shards = append(a.shards, newShard(a, i, opts.QueueLines))
+		a.shards = append(a.shards, newShard(a, i, opts.MaxQueuedSamples))
 	}
 	return a
 }
 
 // Run runs the shards until ctx is cancelled and returns when they have all
-// stopped. Cancel it only after the final Flush: samples still queued then
-// are lost.
+// stopped. Cancel it only after the final Snapshot: samples still queued
+// then are lost.
 func (a *Aggregator) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, s := range a.shards {
@@ -165,10 +163,11 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	return nil
 }
 
-// Flush collects every shard's aggregates since the previous flush and resets
-// them. Samples queued before Flush was called are included. It returns
-// ctx.Err() if ctx ends before every shard answered.
-func (a *Aggregator) Flush(ctx context.Context, now time.Time) (*metrics.Snapshot, error) {
+// Snapshot collects every shard's aggregates since the previous snapshot
+// and resets them (a flush). Samples submitted before Snapshot was called
+// are included. It returns ctx.Err() if ctx ends before every shard
+// answered.
+func (a *Aggregator) Snapshot(ctx context.Context, now time.Time) (*metrics.Snapshot, error) {
 	a.lastMu.Lock()
 	interval := now.Sub(a.lastTime)
 	if interval <= 0 {
@@ -239,7 +238,7 @@ func (a *Aggregator) Flush(ctx context.Context, now time.Time) (*metrics.Snapsho
 			return nil, ctx.Err()
 		}
 	}
-	snap := &metrics.Snapshot{Time: now, Interval: interval, Disabled: a.opts.Disabled,
+	snap := &metrics.Snapshot{Time: now, Interval: interval, Disabled: a.opts.DisabledSubMetrics,
 		Counters: make([]metrics.Counter, total.counters),
 		Gauges:   make([]metrics.Gauge, total.gauges),
 		Sets:     make([]metrics.Set, total.sets),
@@ -334,11 +333,6 @@ func waitN(ctx context.Context, done <-chan struct{}, n int) error {
 	return nil
 }
 
-// SetRules replaces the filters, tag rules and name mappings. Every Router
-// picks the new rules up after its current read (at its next Flush). Safe
-// for concurrent use.
-func (a *Aggregator) SetRules(r *filter.Rules) { a.rules.Store(r) }
-
 // shardIndex is the shard that owns a series key.
 func (a *Aggregator) shardIndex(key []byte) int {
 	if len(a.shards) == 1 {
@@ -349,8 +343,8 @@ func (a *Aggregator) shardIndex(key []byte) int {
 
 func (a *Aggregator) shardOf(key []byte) *shard { return a.shards[a.shardIndex(key)] }
 
-// QueuedLines is the number of samples waiting in the shards' queues.
-func (a *Aggregator) QueuedLines() int64 {
+// QueuedSamples is the number of samples waiting in the shards' queues.
+func (a *Aggregator) QueuedSamples() int64 {
 	var n int64
 	for _, s := range a.shards {
 		n += s.queued.Load()
@@ -371,55 +365,4 @@ func newPct(p float64) pct {
 		b = "lower_" + s
 	}
 	return pct{p: p, count: "count_" + s, mean: "mean_" + s, sum: "sum_" + s, sumSquares: "sum_squares_" + s, bound: b}
-}
-
-// limiter is a token bucket for log lines; safe for concurrent use.
-type limiter struct {
-	mu     sync.Mutex
-	rate   float64 // tokens per second
-	burst  float64
-	tokens float64
-	last   time.Time
-	// suppressed counts events refused since the last allowed one.
-	suppressed atomic.Int64
-}
-
-func newLimiter(perSecond, burst float64) *limiter {
-	return &limiter{rate: perSecond, burst: burst, tokens: burst, last: time.Now()}
-}
-
-// allow reports whether one more event may be logged now, and how many were
-// suppressed since the last allowed one.
-func (l *limiter) allow() (bool, int64) {
-	if l.rate <= 0 {
-		return false, 0
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	l.tokens = math.Min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
-	l.last = now
-	if l.tokens < 1 {
-		l.suppressed.Add(1)
-		return false, 0
-	}
-	l.tokens--
-	return true, l.suppressed.Swap(0)
-}
-
-// withDefaultTags returns tags with the default tags added, without duplicates.
-func (a *Aggregator) withDefaultTags(tags []string) []string {
-	for _, d := range a.opts.DefaultTags {
-		dup := false
-		for _, t := range tags {
-			if t == d {
-				dup = true
-				break
-			}
-		}
-		if !dup {
-			tags = append(tags, d)
-		}
-	}
-	return tags
 }

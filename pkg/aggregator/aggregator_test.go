@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net/netip"
 	"sort"
 	"strings"
 	"testing"
@@ -15,16 +14,22 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/statsd"
 )
 
-var src = netip.MustParseAddr("10.0.0.7")
+// src is the source of the lines a harness sends.
+const src = "10.0.0.7"
 
 type harness struct {
 	t   *testing.T
 	a   *Aggregator
-	r   *Router
+	b   *Batcher
 	reg *prometheus.Registry
 	now time.Time
+
+	m    statsd.Metric
+	key  []byte
+	tags [][]byte
 }
 
 func newHarness(t *testing.T, opts Options) *harness {
@@ -38,33 +43,51 @@ func newHarness(t *testing.T, opts Options) *harness {
 	if opts.Shards == 0 {
 		opts.Shards = 3
 	}
-	if opts.QueueLines == 0 {
-		opts.QueueLines = 1 << 16
+	if opts.MaxQueuedSamples == 0 {
+		opts.MaxQueuedSamples = 1 << 16
 	}
 	log := logrus.New()
 	log.SetLevel(logrus.ErrorLevel)
 	reg := prometheus.NewRegistry()
-	a := New(opts, nil, log, reg)
+	a := New(opts, log, reg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = a.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	h := &harness{t: t, a: a, r: a.NewRouter("test"), reg: reg, now: time.Now()}
+	h := &harness{t: t, a: a, b: a.NewBatcher(NeverBlock), reg: reg, now: time.Now()}
 	a.lastTime = h.now
 	return h
 }
 
-// send feeds one datagram from src.
+// send hands the samples of statsd lines from src to the shards, as a
+// listener does minus its line handling (no host tag, no shaping, gauge
+// deltas on: package receiver tests those). Lines that do not parse are
+// skipped.
 func (h *harness) send(lines ...string) {
-	h.r.HandleDatagram([]byte(strings.Join(lines, "\n")), src, false)
-	h.r.Flush()
+	m := &h.m
+	for _, l := range lines {
+		if m.Parse([]byte(l)) != nil || m.Kind != statsd.KindMetric {
+			continue
+		}
+		h.tags = append(h.tags[:0], m.Tags...)
+		h.key = AppendSeriesKey(h.key[:0], m.Name, h.tags, []byte(src))
+		h.b.Series(h.key)
+		if m.Type == statsd.Set {
+			h.b.Member(m.Member, m.Rate)
+			continue
+		}
+		for i, v := range m.Values {
+			h.b.Sample(m.Type, v, m.Rate, m.Type == statsd.Gauge && m.Delta[i])
+		}
+	}
+	h.b.Send(context.Background())
 }
 
 // flush advances the clock by d and flushes.
 func (h *harness) flush(d time.Duration) *metrics.Snapshot {
 	h.t.Helper()
 	h.now = h.now.Add(d)
-	s, err := h.a.Flush(context.Background(), h.now)
+	s, err := h.a.Snapshot(context.Background(), h.now)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -124,7 +147,7 @@ func TestCounters(t *testing.T) {
 }
 
 func TestGauges(t *testing.T) {
-	h := newHarness(t, Options{GaugeDeltas: true})
+	h := newHarness(t, Options{})
 	// Last value in arrival order wins, within one datagram too.
 	h.send("g:1|g", "g:7|g", "g:3|g", "d:10|g", "d:+5|g", "d:-2|g", "p:1:2:9|g", "new:-4|g")
 	gs := gauges(h.flush(time.Second))
@@ -138,12 +161,6 @@ func TestGauges(t *testing.T) {
 		t.Errorf("delta across flushes: %v, want 14", got)
 	}
 
-	abs := newHarness(t, Options{GaugeDeltas: false})
-	abs.send("d:10|g", "d:+5|g", "e:10|g", "e:-2|g")
-	gs = gauges(abs.flush(time.Second))
-	if gs["d||10.0.0.7"] != 5 || gs["e||10.0.0.7"] != -2 {
-		t.Errorf("gauge-deltas=false must be absolute: %v", gs)
-	}
 }
 
 func TestTimers(t *testing.T) {
@@ -203,7 +220,7 @@ func TestNegativePercentileAllValues(t *testing.T) {
 }
 
 func TestDisabledSubMetrics(t *testing.T) {
-	h := newHarness(t, Options{Disabled: metrics.SubMeanPct | metrics.SubUpperPct})
+	h := newHarness(t, Options{DisabledSubMetrics: metrics.SubMeanPct | metrics.SubUpperPct})
 	h.send("t:1|ms", "t:2|ms")
 	p := pcts(timers(h.flush(time.Second))["t||10.0.0.7"])
 	if _, ok := p["mean_90"]; ok {
@@ -240,30 +257,6 @@ func TestSets(t *testing.T) {
 	}
 }
 
-func TestSeriesIdentity(t *testing.T) {
-	h := newHarness(t, Options{Namespace: "ns", DefaultTags: []string{"dc:1", "env:prod"}})
-	h.send("c:1|c|#z:1,a:2,z:1,env:prod", "c:1|c|#a:2,z:1")
-	cs := counters(h.flush(time.Second))
-	if len(cs) != 1 {
-		t.Fatalf("tag order and duplicates must not split a series: %v", cs)
-	}
-	c, ok := cs["ns.c|a:2,dc:1,env:prod,z:1|10.0.0.7"]
-	if !ok || c.Value != 2 {
-		t.Fatalf("got %v", cs)
-	}
-}
-
-func TestIgnoreHost(t *testing.T) {
-	h := newHarness(t, Options{IgnoreHost: true})
-	h.send("c:1|c|#host:web1,env:prod", "c:1|c|#env:prod", "c:1|c|#host:web2,host:web3")
-	cs := counters(h.flush(time.Second))
-	for _, k := range []string{"c|env:prod|web1", "c|env:prod|", "c|host:web3|web2"} {
-		if cs[k].Value != 1 {
-			t.Errorf("missing %q in %v", k, cs)
-		}
-	}
-}
-
 func TestExpiry(t *testing.T) {
 	h := newHarness(t, Options{Expiry: Expiry{Counter: 3 * time.Second, Gauge: 0, Set: -1, Timer: 3 * time.Second}})
 	h.send("c:1|c", "g:5|g", "s:x|s", "t:1|ms")
@@ -284,45 +277,18 @@ func TestExpiry(t *testing.T) {
 	}
 }
 
-func TestBadLinesCounted(t *testing.T) {
-	h := newHarness(t, Options{})
-	h.send("good:1|c", "bad", "x:1|q", "", "good:1|c")
-	if got := counters(h.flush(time.Second))["good||10.0.0.7"].Value; got != 2 {
-		t.Fatalf("good lines around bad ones lost: %v", got)
-	}
-	if n := testutil.ToFloat64(h.r.cBad["missing_value"]); n != 1 {
-		t.Errorf("missing_value = %v", n)
-	}
-	if n := testutil.ToFloat64(h.r.cBad["bad_type"]); n != 1 {
-		t.Errorf("bad_type = %v", n)
-	}
-	if n := testutil.ToFloat64(h.r.cLines); n != 4 {
-		t.Errorf("lines = %v, want 4 (empty lines are not lines)", n)
-	}
-}
-
-func TestTruncatedDatagram(t *testing.T) {
-	h := newHarness(t, Options{})
-	h.r.HandleDatagram([]byte("a:1|c\nb:2|c\nc:3|"), src, true)
-	h.r.Flush()
-	cs := counters(h.flush(time.Second))
-	if len(cs) != 2 {
-		t.Fatalf("the complete lines of a truncated datagram must be kept: %v", cs)
-	}
-	if testutil.ToFloat64(h.r.cTruncated) != 1 || testutil.ToFloat64(h.r.cBad["line_too_long"]) != 1 {
-		t.Fatal("truncation not counted")
-	}
-}
-
 func TestQueueFullDropsAndCounts(t *testing.T) {
 	log := logrus.New()
 	reg := prometheus.NewRegistry()
-	a := New(Options{Shards: 1, QueueLines: batchRecords}, nil, log, reg) // shards not running
-	r := a.NewRouter("test")
+	a := New(Options{Shards: 1, MaxQueuedSamples: batchRecords}, log, reg) // shards not running
+	b := a.NewBatcher(NeverBlock)
+	b.Series([]byte("c\x00\x00"))
 	for i := 0; i < 3*batchRecords; i++ {
-		r.HandleLine([]byte("c:1|c"))
+		b.Sample(statsd.Counter, 1, 1, false)
 	}
-	r.Flush()
+	if dropped := b.Send(context.Background()); dropped != 2*batchRecords {
+		t.Errorf("Send says %d dropped, want %d", dropped, 2*batchRecords)
+	}
 	if got := testutil.ToFloat64(a.m.queueDropped); got != 2*batchRecords {
 		t.Fatalf("dropped %v, want %d", got, 2*batchRecords)
 	}
@@ -354,33 +320,8 @@ func TestShardsSplitSeries(t *testing.T) {
 	}
 }
 
-func TestRouterAllocations(t *testing.T) {
-	h := newHarness(t, Options{Shards: 2})
-	var lines []string
-	for i := 0; i < 100; i++ {
-		lines = append(lines, fmt.Sprintf("api.req.%d:1|c|#env:prod,region:us", i%10), fmt.Sprintf("lat.%d:%d|ms", i%10, i), "g:+1|g", fmt.Sprintf("s:%d|s", i%5))
-	}
-	dg := []byte(strings.Join(lines, "\n"))
-	buf := make([]byte, len(dg))
-	for i := 0; i < 100; i++ { // warm up: series and pooled batches exist
-		copy(buf, dg)
-		h.r.HandleDatagram(buf, src, false)
-		h.r.Flush()
-	}
-	allocs := testing.AllocsPerRun(200, func() {
-		copy(buf, dg)
-		h.r.HandleDatagram(buf, src, false)
-		h.r.Flush()
-	})
-	// Timer values grow their slices between flushes (amortised appends);
-	// everything else must not allocate.
-	if perLine := allocs / float64(len(lines)); perLine > 0.05 {
-		t.Fatalf("%.3f allocations per line; want ~0", perLine)
-	}
-}
-
 func TestCardinalityLimits(t *testing.T) {
-	h := newHarness(t, Options{MaxSeries: 6, MaxSeriesPerName: 3, Overflow: true})
+	h := newHarness(t, Options{MaxSeries: 6, MaxSeriesPerMetric: 3, CardinalityOverflow: true})
 	var lines []string
 	for i := 0; i < 5; i++ {
 		lines = append(lines, fmt.Sprintf("req:1|c|#user:%d", i))

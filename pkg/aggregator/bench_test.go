@@ -3,18 +3,19 @@ package aggregator
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
+
+	"github.com/garner-metrics/garner/pkg/statsd"
 )
 
 func benchAgg(b *testing.B, shards int) (*Aggregator, func()) {
 	log := logrus.New()
 	log.SetLevel(logrus.ErrorLevel)
-	a := New(Options{Shards: shards, QueueLines: 1 << 20, PercentThresholds: []float64{90}, HistogramLimit: 64}, nil, log, prometheus.NewRegistry())
+	a := New(Options{Shards: shards, MaxQueuedSamples: 1 << 20, PercentThresholds: []float64{90}, HistogramLimit: 64}, log, prometheus.NewRegistry())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = a.Run(ctx); close(done) }()
@@ -23,42 +24,8 @@ func benchAgg(b *testing.B, shards int) (*Aggregator, func()) {
 
 // waitDrained waits until the shards applied everything queued.
 func waitDrained(a *Aggregator) {
-	for a.QueuedLines() > 0 {
+	for a.QueuedSamples() > 0 {
 		time.Sleep(50 * time.Microsecond)
-	}
-}
-
-// BenchmarkRoute measures parse + route + apply per line, per type, through
-// one reader and two shards, with 1000 distinct series.
-func BenchmarkRoute(b *testing.B) {
-	for _, bc := range []struct{ name, format string }{
-		{"counter", "api.request.%d:1|c|#env:prod,region:us"},
-		{"gauge", "queue.depth.%d:+1|g"},
-		{"timer", "api.latency.%d:12.5|ms|#env:prod"},
-		{"set", "users.%d:user123|s"},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			a, stop := benchAgg(b, 2)
-			defer stop()
-			r := a.NewRouter("bench")
-			var lines []string
-			for i := 0; i < 20; i++ {
-				lines = append(lines, fmt.Sprintf(bc.format, i*53%1000))
-			}
-			dg := []byte(strings.Join(lines, "\n"))
-			buf := make([]byte, len(dg))
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i += len(lines) {
-				copy(buf, dg)
-				r.HandleDatagram(buf, src, false)
-				r.Flush()
-				if i%(1<<16) == 0 {
-					waitDrained(a) // keep the queues from overflowing
-				}
-			}
-			waitDrained(a)
-		})
 	}
 }
 
@@ -67,20 +34,29 @@ func BenchmarkRoute(b *testing.B) {
 func BenchmarkFlush1M(b *testing.B) {
 	a, stop := benchAgg(b, 2)
 	defer stop()
-	r := a.NewRouter("bench")
+	bt := a.NewBatcher(NeverBlock)
 	fill := func() {
-		var line []byte
+		var key, name []byte
 		for i := 0; i < 250_000; i++ {
-			for _, f := range []string{"c.%d:1|c", "g.%d:1|g", "t.%d:1|ms", "s.%d:x|s"} {
-				line = fmt.Appendf(line[:0], f, i)
-				r.HandleLine(line)
+			for _, f := range []struct {
+				name string
+				typ  statsd.Type
+			}{{"c.%d", statsd.Counter}, {"g.%d", statsd.Gauge}, {"t.%d", statsd.Timer}, {"s.%d", statsd.Set}} {
+				name = fmt.Appendf(name[:0], f.name, i)
+				key = AppendSeriesKey(key[:0], name, nil, nil)
+				bt.Series(key)
+				if f.typ == statsd.Set {
+					bt.Member([]byte("x"), 1)
+				} else {
+					bt.Sample(f.typ, 1, 1, false)
+				}
 			}
 			if i%1000 == 0 {
-				r.Flush()
+				bt.Send(context.Background())
 				waitDrained(a)
 			}
 		}
-		r.Flush()
+		bt.Send(context.Background())
 		waitDrained(a)
 	}
 	b.ReportAllocs()
@@ -88,7 +64,7 @@ func BenchmarkFlush1M(b *testing.B) {
 		b.StopTimer()
 		fill()
 		b.StartTimer()
-		s, err := a.Flush(context.Background(), time.Now())
+		s, err := a.Snapshot(context.Background(), time.Now())
 		if err != nil || s.Len() != 1_000_000 {
 			b.Fatalf("flush: %v, %d series", err, s.Len())
 		}

@@ -1,14 +1,16 @@
 package aggregator
 
 import (
-	"bytes"
+	"context"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/ratelog"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
 
@@ -35,7 +37,7 @@ type cardinality struct {
 	byName map[string]int
 
 	rejected map[string]prometheus.Counter
-	log      *limiter
+	log      *ratelog.Limiter
 	logger   logrus.FieldLogger
 }
 
@@ -52,7 +54,7 @@ func newCardinality(maxSeries, maxPerMetric int, overflow bool, log logrus.Field
 			rejectMaxSeries:          vec.WithLabelValues(rejectMaxSeries),
 			rejectMaxSeriesPerMetric: vec.WithLabelValues(rejectMaxSeriesPerMetric),
 		},
-		log: newLimiter(1.0/60, 5), logger: log,
+		log: ratelog.New(1.0/60, 5), logger: log,
 	}
 }
 
@@ -69,9 +71,8 @@ func (c *cardinality) add(name string, isOverflow bool) (reason string) {
 	}
 	if reason != "" {
 		c.rejected[reason].Inc()
-		if ok, suppressed := c.log.allow(); ok {
-			c.logger.WithFields(logrus.Fields{"metric": name, "reason": reason, "suppressed": suppressed}).
-				Warn("refusing a new series: cardinality limit reached")
+		if e := c.log.Entry(c.logger); e != nil {
+			e.WithFields(logrus.Fields{"metric": name, "reason": reason}).Warn("refusing a new series: cardinality limit reached")
 		}
 		return reason
 	}
@@ -129,11 +130,11 @@ func (a *Aggregator) Cardinality(n int) (int, []NameCount) {
 // nil means the sample was passed on or refused.
 func newSeries[T any](s *shard, m map[string]*T, key []byte, rec *record, mk func(metrics.Series) *T) *T {
 	card := s.a.card
-	name := key[:rec.nlen]
 	k := string(key) // the name in the cardinality index shares its bytes
-	reason := card.add(k[:rec.nlen], bytes.HasSuffix(name, []byte(overflowSuffix)))
+	name := keyName(k)
+	reason := card.add(name, strings.HasSuffix(name, overflowSuffix))
 	if reason == "" {
-		v := mk(seriesOf(k, rec))
+		v := mk(seriesOf(k))
 		m[k] = v
 		return v
 	}
@@ -141,69 +142,51 @@ func newSeries[T any](s *shard, m map[string]*T, key []byte, rec *record, mk fun
 		return nil
 	}
 	// name.__overflow__, no tags, no source
-	ok := append(s.scratch[:0], name...)
-	ok = append(ok, overflowSuffix...)
-	nlen := len(ok)
-	ok = append(ok, 0, 0)
+	ok := append(append(s.scratch[:0], name...), overflowSuffix...)
+	ok = AppendKeyTail(ok, nil, nil)
 	s.scratch = ok
-	orec := *rec
-	orec.nlen, orec.tlen, orec.klen = uint32(nlen), 0, uint32(len(ok))
 	if owner := s.a.shardOf(ok); owner != s {
-		s.passOn(owner, ok, &orec)
+		s.passOn(owner, ok, rec)
 		return nil
 	}
 	if v := m[string(ok)]; v != nil {
 		return v
 	}
 	ko := string(ok)
-	if card.add(ko[:nlen], true) != "" {
+	if card.add(keyName(ko), true) != "" {
 		return nil
 	}
-	v := mk(seriesOf(ko, &orec))
+	v := mk(seriesOf(ko))
 	m[ko] = v
 	return v
 }
 
-// passOn queues a sample for another shard; it is sent at the end of the
-// current batch (sendPassed).
+// passOn queues a sample for another shard; it is submitted at the end of
+// the current batch (sendPassed).
 func (s *shard) passOn(to *shard, key []byte, rec *record) {
 	if s.passed == nil {
-		s.passed = make(map[*shard]*batch)
+		s.passed = make(map[*shard]*Batch)
 	}
 	b := s.passed[to]
 	if b == nil {
-		b = batchPool.Get().(*batch)
-		b.now = s.now
+		b = getBatch(to.idx, s.now)
 		s.passed[to] = b
 	}
-	r := *rec
-	r.off = uint32(len(b.arena))
-	b.arena = append(b.arena, key...)
+	r := b.addKey(key)
+	r.val, r.rate, r.typ, r.delta = rec.val, rec.rate, rec.typ, rec.delta
 	if rec.typ == statsd.Set {
-		r.moff = uint32(len(b.arena))
-		b.arena = append(b.arena, s.member...)
+		addMember(b, r, s.member)
+		return
 	}
 	b.recs = append(b.recs, r)
 }
 
-// sendPassed hands the passed-on samples to their shards without blocking:
-// a full queue drops them, counted like any queue drop.
+// sendPassed submits the passed-on samples without blocking: two shards
+// waiting for each other's queue would deadlock. A full queue drops them,
+// counted like any queue drop.
 func (s *shard) sendPassed() {
 	for to, b := range s.passed {
 		delete(s.passed, to)
-		n := int64(len(b.recs))
-		if to.queued.Add(n) > int64(to.limit) {
-			to.queued.Add(-n)
-			s.a.m.queueDropped.Add(float64(n))
-			putBatch(b)
-			continue
-		}
-		select {
-		case to.in <- b:
-		default:
-			to.queued.Add(-n)
-			s.a.m.queueDropped.Add(float64(n))
-			putBatch(b)
-		}
+		s.a.Submit(context.Background(), b, NeverBlock)
 	}
 }

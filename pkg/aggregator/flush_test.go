@@ -104,7 +104,7 @@ func TestFlushCancelled(t *testing.T) {
 	h.send("x:1|c", "y:2|c", "z:3|c")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := h.a.Flush(ctx, h.now.Add(time.Second)); err == nil {
+	if _, err := h.a.Snapshot(ctx, h.now.Add(time.Second)); err == nil {
 		t.Fatal("no error from a cancelled flush")
 	}
 	s := h.flush(time.Second)

@@ -75,10 +75,15 @@ type timerState struct {
 type shard struct {
 	a      *Aggregator
 	idx    int // in a.shards
-	in     chan *batch
+	in     chan *Batch
 	ctl    chan flushReq
 	queued atomic.Int64 // samples in batches sent to in and not yet applied
 	limit  int
+
+	// Submit under Wait (handoff.go): callers waiting for room, and the
+	// channel closed (and replaced) when a batch was applied.
+	waiters atomic.Int32
+	room    atomic.Pointer[chan struct{}]
 
 	counters map[string]*counterState
 	gauges   map[string]*gaugeState
@@ -90,7 +95,7 @@ type shard struct {
 
 	// cardinality overflow (cardinality.go)
 	scratch []byte            // overflow keys
-	passed  map[*shard]*batch // samples for other shards' overflow series
+	passed  map[*shard]*Batch // samples for other shards' overflow series
 	now     int64             // arrival time of the batch being applied
 	member  []byte            // set member of the sample being applied
 }
@@ -103,18 +108,21 @@ const maxValuesHint = 256
 // never written to.
 var noMembers = map[string]struct{}{}
 
-func newShard(a *Aggregator, idx, queueLines int) *shard {
-	return &shard{
+func newShard(a *Aggregator, idx, maxQueued int) *shard {
+	s := &shard{
 		a:        a,
 		idx:      idx,
-		in:       make(chan *batch, queueLines/16+16),
+		in:       make(chan *Batch, maxQueued/16+16),
 		ctl:      make(chan flushReq),
-		limit:    queueLines,
+		limit:    maxQueued,
 		counters: make(map[string]*counterState),
 		gauges:   make(map[string]*gaugeState),
 		sets:     make(map[string]*setState),
 		timers:   make(map[string]*timerState),
 	}
+	room := make(chan struct{})
+	s.room.Store(&room)
+	return s
 }
 
 func (s *shard) run(ctx context.Context) {
@@ -153,7 +161,7 @@ func (s *shard) drain() {
 	}
 }
 
-func (s *shard) apply(b *batch) {
+func (s *shard) apply(b *Batch) {
 	s.now = b.now
 	for i := range b.recs {
 		rec := &b.recs[i]
@@ -217,6 +225,7 @@ func (s *shard) apply(b *batch) {
 	}
 	s.queued.Add(-int64(len(b.recs)))
 	putBatch(b)
+	s.signalRoom()
 	if len(s.passed) > 0 {
 		s.sendPassed()
 	}
@@ -232,19 +241,6 @@ func (s *shard) newTimerState(se metrics.Series) *timerState {
 		t.hist = &bounds
 	}
 	return t
-}
-
-// seriesOf splits a series key into name, tags and source. The strings share
-// the key's memory.
-func seriesOf(key string, rec *record) metrics.Series {
-	name := key[:rec.nlen]
-	tagStr := key[rec.nlen+1 : rec.nlen+1+rec.tlen]
-	src := key[rec.nlen+1+rec.tlen+1:]
-	var tags []string
-	if tagStr != "" {
-		tags = strings.Split(tagStr, ",")
-	}
-	return metrics.Series{Name: name, Tags: tags, Source: src}
 }
 
 const histogramTag = "gsd_histogram:"
@@ -391,7 +387,7 @@ func (s *shard) timerAggregate(t *timerState, secs float64, pctBuf []metrics.Per
 		sumSq += v * v
 		cum[i], cumSq[i] = sum, sumSq
 	}
-	dis := s.a.opts.Disabled
+	dis := s.a.opts.DisabledSubMetrics
 	count := float64(n)
 	first := len(pctBuf)
 	for _, p := range s.a.pcts {

@@ -5,7 +5,7 @@
 // tags from the capture groups).
 //
 // Rules is the compiled configuration, built once at start and shared. Each
-// goroutine that handles metrics (a Router, a RawWriter) owns a Shaper made
+// goroutine that handles metrics (a receiver.LineHandler, a receiver.SeriesWriter) owns a Shaper made
 // from it, which holds scratch buffers and local counts: shaping a line
 // allocates nothing unless a name mapping matches it.
 //

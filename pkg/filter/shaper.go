@@ -3,6 +3,8 @@ package filter
 import (
 	"bytes"
 	"unicode/utf8"
+
+	"github.com/garner-metrics/garner/pkg/statsd"
 )
 
 // Metric is the part of one metric that shaping reads and changes. Shaping
@@ -189,7 +191,9 @@ func (s *Shaper) mapName(m *Metric) []byte {
 		if idx == nil {
 			continue
 		}
-		name := mp.re.Expand(s.name[:0], mp.as, m.Name, idx)
+		// The template may bring bytes a name may not hold: sanitised as
+		// the parser sanitises a line's name.
+		name := statsd.SanitizeNameInPlace(mp.re.Expand(s.name[:0], mp.as, m.Name, idx))
 		if len(name) == 0 {
 			continue // "$1" with an empty group: not a name
 		}

@@ -18,9 +18,10 @@ import (
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
-// Source produces the snapshot of one flush (the aggregator).
+// Source produces the snapshot of one flush (the aggregator): the
+// aggregates since the previous one, which it then resets.
 type Source interface {
-	Flush(ctx context.Context, now time.Time) (*metrics.Snapshot, error)
+	Snapshot(ctx context.Context, now time.Time) (*metrics.Snapshot, error)
 }
 
 // Options configures a Flusher.
@@ -145,7 +146,7 @@ func (f *Flusher) untilNext(now time.Time) time.Duration {
 
 func (f *Flusher) collect(ctx context.Context, now time.Time) (*metrics.Snapshot, error) {
 	start := time.Now()
-	snap, err := f.src.Flush(ctx, now)
+	snap, err := f.src.Snapshot(ctx, now)
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/ingest"
 	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/receiver"
 )
 
 func quiet() *logrus.Logger {
@@ -50,14 +51,14 @@ func newAggServer(t *testing.T, v3 bool, ln net.Listener) *aggServer {
 	reg := prometheus.NewRegistry()
 	a := &aggServer{t: t}
 	a.agg = aggregator.New(aggregator.Options{
-		Shards: 2, QueueLines: 1 << 16, PercentThresholds: []float64{90}, HistogramLimit: 8,
+		Shards: 2, MaxQueuedSamples: 1 << 16, PercentThresholds: []float64{90}, HistogramLimit: 8,
 		Expiry: aggregator.Expiry{Counter: -1, Gauge: -1, Set: -1, Timer: -1}, // each flush holds only new data
-	}, nil, quiet(), reg)
+	}, quiet(), reg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = a.agg.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	h, err := ingest.New(ingest.Options{ServeV3: v3}, a.agg, quiet(), reg)
+	h, err := ingest.New(ingest.Options{ServeV3: v3}, receiver.NewLines(receiver.Options{}, a.agg, nil, quiet(), reg), quiet(), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +98,7 @@ func (a *aggServer) setBefore(fn func(w http.ResponseWriter, r *http.Request) bo
 
 func (a *aggServer) flush() *metrics.Snapshot {
 	a.t.Helper()
-	s, err := a.agg.Flush(context.Background(), time.Now().Add(time.Second))
+	s, err := a.agg.Snapshot(context.Background(), time.Now().Add(time.Second))
 	if err != nil {
 		a.t.Fatal(err)
 	}

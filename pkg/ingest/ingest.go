@@ -1,8 +1,8 @@
 // Package ingest serves the aggregator side of the forwarding protocol:
 // POST /v2/raw and /v2/event (gostatsd's wire format) and POST /v3/raw and
 // /v3/event (garner's). Forwarded series go into the aggregator's shards
-// through aggregator.RawWriter, so they aggregate exactly like statsd lines;
-// events and service checks go to the event dispatcher.
+// through a receiver.SeriesWriter, so they aggregate exactly like statsd
+// lines; events and service checks go to the event dispatcher.
 //
 // Every request is answered 202 once applied; 400 when the body does not
 // decode; 413 when the body or its decompressed form is over its limit
@@ -29,38 +29,70 @@ import (
 	"github.com/sirupsen/logrus"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/garner-metrics/garner/pkg/aggregator"
 	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/ratelog"
+	"github.com/garner-metrics/garner/pkg/receiver"
 	"github.com/garner-metrics/garner/proto/garnerpb"
 	"github.com/garner-metrics/garner/proto/pb"
 )
 
-// Options configures the handlers.
+// Options configures the handlers. Each field names its config key; a zero
+// field takes its value from DefaultOptions, except ServeV3.
 type Options struct {
-	MaxBodyBytes         int64         // request body as sent; default 16 MiB
-	MaxDecompressedBytes int64         // body after decompression; default 64 MiB
-	DedupWindow          time.Duration // how long v3 batch ids are remembered; default 5m
-	MaxBatchIDs          int           // most ids remembered (oldest forgotten first); default 1<<20
-	ServeV3              bool          // mount /v3/raw and /v3/event
-	ApplyTimeout         time.Duration // wait for full shard queues; default 5s
+	// MaxBodyBytes bounds the request body as sent (key
+	// ingestion.max-body-bytes); a larger one is answered 413. Default 16 MiB.
+	MaxBodyBytes int64
+	// MaxDecompressedBytes bounds the body after decompression (key
+	// ingestion.max-decompressed-bytes); decompression stops there and the
+	// request is answered 413. Default 64 MiB.
+	MaxDecompressedBytes int64
+	// DedupWindow is how long /v3 batch ids are remembered (key
+	// ingestion.dedup-window). Default 5m.
+	DedupWindow time.Duration
+	// MaxBatchIDs bounds the ids remembered, oldest forgotten first (no
+	// key). Default 1<<20.
+	MaxBatchIDs int
+	// ServeV3 mounts /v3/raw and /v3/event (key ingestion.v3). Default true;
+	// false in a zero Options.
+	ServeV3 bool
+	// ApplyTimeout is how long a request waits for full shard queues (key
+	// ingestion.apply-timeout); what is not applied by then is dropped and
+	// counted. Default 5s.
+	ApplyTimeout time.Duration
 }
 
-func (o *Options) setDefaults() {
-	if o.MaxBodyBytes <= 0 {
-		o.MaxBodyBytes = 16 << 20
+// DefaultOptions returns the options every key defaults to.
+func DefaultOptions() Options {
+	return Options{
+		MaxBodyBytes:         16 << 20,
+		MaxDecompressedBytes: 64 << 20,
+		DedupWindow:          5 * time.Minute,
+		MaxBatchIDs:          1 << 20,
+		ServeV3:              true,
+		ApplyTimeout:         5 * time.Second,
 	}
-	if o.MaxDecompressedBytes <= 0 {
-		o.MaxDecompressedBytes = 64 << 20
+}
+
+// withDefaults fills the zero fields from DefaultOptions.
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	fill := func(v *int64, def int64) {
+		if *v <= 0 {
+			*v = def
+		}
 	}
+	fill(&o.MaxBodyBytes, d.MaxBodyBytes)
+	fill(&o.MaxDecompressedBytes, d.MaxDecompressedBytes)
 	if o.DedupWindow <= 0 {
-		o.DedupWindow = 5 * time.Minute
+		o.DedupWindow = d.DedupWindow
 	}
 	if o.MaxBatchIDs <= 0 {
-		o.MaxBatchIDs = 1 << 20
+		o.MaxBatchIDs = d.MaxBatchIDs
 	}
 	if o.ApplyTimeout <= 0 {
-		o.ApplyTimeout = 5 * time.Second
+		o.ApplyTimeout = d.ApplyTimeout
 	}
+	return o
 }
 
 // Route is one handler to mount, with its net/http ServeMux pattern
@@ -74,13 +106,12 @@ type Route struct {
 // use.
 type Handler struct {
 	opts    Options
-	agg     *aggregator.Aggregator
 	log     logrus.FieldLogger
-	writers sync.Pool // *aggregator.RawWriter
+	writers sync.Pool // *receiver.SeriesWriter
 	bufs    sync.Pool // *bytes.Buffer
 	zstd    *zstd.Decoder
 	dedup   *dedup
-	logLim  *logLimiter
+	logLim  *ratelog.Limiter
 	m       ingestMetrics
 }
 
@@ -104,22 +135,22 @@ const (
 	resBadEncoding = "unsupported_encoding"
 )
 
-// New builds the handlers over agg. Self-metrics are registered on reg.
-func New(opts Options, agg *aggregator.Aggregator, log logrus.FieldLogger, reg prometheus.Registerer) (*Handler, error) {
-	opts.setDefaults()
+// New builds the handlers, which apply what they receive through lines.
+// Self-metrics are registered on reg.
+func New(opts Options, lines *receiver.Lines, log logrus.FieldLogger, reg prometheus.Registerer) (*Handler, error) {
+	opts = opts.withDefaults()
 	dec, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(uint64(opts.MaxDecompressedBytes)), zstd.WithDecoderConcurrency(0))
 	if err != nil {
 		return nil, fmt.Errorf("cannot create the zstd decoder: %w", err)
 	}
 	h := &Handler{
 		opts:   opts,
-		agg:    agg,
 		log:    log,
 		zstd:   dec,
 		dedup:  newDedup(opts.DedupWindow, opts.MaxBatchIDs),
-		logLim: newLogLimiter(10 * time.Second),
+		logLim: ratelog.Every(10*time.Second, 1),
 	}
-	h.writers.New = func() any { return agg.NewRawWriter("http") }
+	h.writers.New = func() any { return lines.NewSeriesWriter() }
 	h.bufs.New = func() any { return new(bytes.Buffer) }
 	series := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "garner_ingest_series_total", Help: "Forwarded series applied to the shards, by type.",
@@ -194,8 +225,8 @@ func (h *Handler) endpoint(name string, v3 bool, apply applyFunc) http.Handler {
 		code, result, err := h.serve(r, v3, apply)
 		res[result].Inc()
 		if err != nil {
-			if ok, suppressed := h.logLim.allow(); ok {
-				h.log.WithFields(logrus.Fields{"endpoint": name, "remote": r.RemoteAddr, "status": code, "suppressed": suppressed}).
+			if e := h.logLim.Entry(h.log); e != nil {
+				e.WithFields(logrus.Fields{"endpoint": name, "remote": r.RemoteAddr, "status": code}).
 					WithError(err).Warn("refusing a forwarding request")
 			}
 			http.Error(w, err.Error(), code)
@@ -314,51 +345,54 @@ func (h *Handler) rawV2(ctx context.Context, body []byte) (string, error) {
 	if err := proto.Unmarshal(body, &msg); err != nil {
 		return "", fmt.Errorf("%w as a v2 RawMessageV2: %w", errDecode, err)
 	}
-	w := h.writers.Get().(*aggregator.RawWriter)
+	w := h.writers.Get().(*receiver.SeriesWriter)
 	defer h.writers.Put(w)
-	var nc, ng, ns, nt, bad int
-	for name, tm := range msg.Counters {
-		for _, c := range tm.GetTagMap() {
-			if name == "" || c == nil {
-				bad++
-				continue
-			}
-			w.Counter(name, c.Tags, c.Hostname, float64(c.Value))
-			nc++
-		}
-	}
-	for name, tm := range msg.Gauges {
-		for _, g := range tm.GetTagMap() {
-			if name == "" || g == nil {
-				bad++
-				continue
-			}
-			w.Gauge(name, g.Tags, g.Hostname, g.Value)
-			ng++
-		}
-	}
-	for name, tm := range msg.Sets {
-		for _, s := range tm.GetTagMap() {
-			if name == "" || s == nil {
-				bad++
-				continue
-			}
-			w.Set(name, s.Tags, s.Hostname, s.Values)
-			ns++
-		}
-	}
-	for name, tm := range msg.Timers {
-		for _, t := range tm.GetTagMap() {
-			if name == "" || t == nil {
-				bad++
-				continue
-			}
-			w.Timer(name, t.Tags, t.Hostname, t.Values, t.SampleCount)
-			nt++
-		}
-	}
-	h.finish(ctx, w, nc, ng, ns, nt, bad)
+	var n [4]int
+	var bad int
+	n[0], bad = eachV2(msg.Counters, bad, func(name string, c *pb.RawCounterV2) {
+		w.Counter(name, c.Tags, c.Hostname, float64(c.Value))
+	})
+	n[1], bad = eachV2(msg.Gauges, bad, func(name string, g *pb.RawGaugeV2) { w.Gauge(name, g.Tags, g.Hostname, g.Value) })
+	n[2], bad = eachV2(msg.Sets, bad, func(name string, st *pb.RawSetV2) { w.Set(name, st.Tags, st.Hostname, st.Values) })
+	n[3], bad = eachV2(msg.Timers, bad, func(name string, t *pb.RawTimerV2) {
+		w.Timer(name, t.Tags, t.Hostname, t.Values, t.SampleCount)
+	})
+	h.finish(ctx, w, n, bad)
 	return resAccepted, nil
+}
+
+// eachV2 calls apply for every series of a v2 map (name → tags key →
+// series) and returns how many it applied and bad plus those it skipped (no
+// name, or nil).
+func eachV2[V comparable, M interface{ GetTagMap() map[string]V }](byName map[string]M, bad int, apply func(name string, v V)) (int, int) {
+	var zero V
+	n := 0
+	for name, tm := range byName {
+		for _, v := range tm.GetTagMap() {
+			if name == "" || v == zero {
+				bad++
+				continue
+			}
+			apply(name, v)
+			n++
+		}
+	}
+	return n, bad
+}
+
+// eachV3 calls apply for every series of xs that has a name and returns how
+// many it applied and bad plus those it skipped.
+func eachV3[T interface{ GetName() string }](xs []T, bad int, apply func(T)) (int, int) {
+	n := 0
+	for _, x := range xs {
+		if x.GetName() == "" {
+			bad++
+			continue
+		}
+		apply(x)
+		n++
+	}
+	return n, bad
 }
 
 // rawV3 applies a garner.v3.RawBatch, once per batch id.
@@ -370,57 +404,30 @@ func (h *Handler) rawV3(ctx context.Context, body []byte) (string, error) {
 	if !h.dedup.firstTime(msg.BatchId, time.Now()) {
 		return resDuplicate, nil
 	}
-	w := h.writers.Get().(*aggregator.RawWriter)
+	w := h.writers.Get().(*receiver.SeriesWriter)
 	defer h.writers.Put(w)
-	var nc, ng, ns, nt, bad int
-	for _, c := range msg.Counters {
-		if c.Name == "" {
-			bad++
-			continue
-		}
-		w.Counter(c.Name, c.Tags, c.Source, c.Value)
-		nc++
-	}
-	for _, g := range msg.Gauges {
-		if g.Name == "" {
-			bad++
-			continue
-		}
-		w.Gauge(g.Name, g.Tags, g.Source, g.Value)
-		ng++
-	}
-	for _, s := range msg.Sets {
-		if s.Name == "" {
-			bad++
-			continue
-		}
-		w.Set(s.Name, s.Tags, s.Source, s.Members)
-		ns++
-	}
-	for _, t := range msg.Timers {
-		if t.Name == "" {
-			bad++
-			continue
-		}
-		w.Timer(t.Name, t.Tags, t.Source, t.Values, t.SampleCount)
-		nt++
-	}
-	h.finish(ctx, w, nc, ng, ns, nt, bad)
+	var n [4]int
+	var bad int
+	n[0], bad = eachV3(msg.Counters, bad, func(c *garnerpb.Counter) { w.Counter(c.Name, c.Tags, c.Source, c.Value) })
+	n[1], bad = eachV3(msg.Gauges, bad, func(g *garnerpb.Gauge) { w.Gauge(g.Name, g.Tags, g.Source, g.Value) })
+	n[2], bad = eachV3(msg.Sets, bad, func(st *garnerpb.Set) { w.Set(st.Name, st.Tags, st.Source, st.Members) })
+	n[3], bad = eachV3(msg.Timers, bad, func(t *garnerpb.Timer) { w.Timer(t.Name, t.Tags, t.Source, t.Values, t.SampleCount) })
+	h.finish(ctx, w, n, bad)
 	return resAccepted, nil
 }
 
-func (h *Handler) finish(ctx context.Context, w *aggregator.RawWriter, nc, ng, ns, nt, bad int) {
-	if dropped := w.FlushWait(ctx); dropped > 0 {
+// finish hands what w wrote to the shards and counts it: n is the series
+// applied by type (counters, gauges, sets, timers), bad those skipped.
+func (h *Handler) finish(ctx context.Context, w *receiver.SeriesWriter, n [4]int, bad int) {
+	if dropped := w.Send(ctx); dropped > 0 {
 		h.m.dropped.Add(float64(dropped))
-		if ok, suppressed := h.logLim.allow(); ok {
-			h.log.WithFields(logrus.Fields{"dropped_samples": dropped, "suppressed": suppressed}).
-				Warn("shard queues stayed full for ingestion.apply-timeout: dropping forwarded samples")
+		if e := h.logLim.Entry(h.log); e != nil {
+			e.WithField("dropped_samples", dropped).Warn("shard queues stayed full for ingestion.apply-timeout: dropping forwarded samples")
 		}
 	}
-	h.m.series["counter"].Add(float64(nc))
-	h.m.series["gauge"].Add(float64(ng))
-	h.m.series["set"].Add(float64(ns))
-	h.m.series["timer"].Add(float64(nt))
+	for i, typ := range [4]string{"counter", "gauge", "set", "timer"} {
+		h.m.series[typ].Add(float64(n[i]))
+	}
 	if bad > 0 {
 		h.m.invalid.Add(float64(bad))
 	}
@@ -496,7 +503,7 @@ func (h *Handler) eventV3(_ context.Context, body []byte) (string, error) {
 		if c.Timestamp == 0 {
 			c.Timestamp = time.Now().Unix()
 		}
-		w := h.writers.Get().(*aggregator.RawWriter)
+		w := h.writers.Get().(*receiver.SeriesWriter)
 		w.ServiceCheck(c)
 		h.writers.Put(w)
 		h.m.checks.Inc()
@@ -508,32 +515,8 @@ func (h *Handler) event(e *metrics.Event) {
 	if e.DateHappened == 0 {
 		e.DateHappened = time.Now().Unix()
 	}
-	w := h.writers.Get().(*aggregator.RawWriter)
+	w := h.writers.Get().(*receiver.SeriesWriter)
 	w.Event(e)
 	h.writers.Put(w)
 	h.m.events.Inc()
-}
-
-// logLimiter allows one log line per interval and counts the others.
-type logLimiter struct {
-	mu         sync.Mutex
-	every      time.Duration
-	last       time.Time
-	suppressed int
-}
-
-func newLogLimiter(every time.Duration) *logLimiter { return &logLimiter{every: every} }
-
-func (l *logLimiter) allow() (bool, int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	if now.Sub(l.last) < l.every {
-		l.suppressed++
-		return false, 0
-	}
-	l.last = now
-	n := l.suppressed
-	l.suppressed = 0
-	return true, n
 }

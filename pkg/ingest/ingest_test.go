@@ -23,6 +23,7 @@ import (
 
 	"github.com/garner-metrics/garner/pkg/aggregator"
 	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/receiver"
 	"github.com/garner-metrics/garner/proto/garnerpb"
 	"github.com/garner-metrics/garner/proto/pb"
 )
@@ -60,14 +61,14 @@ func newFixture(t testing.TB, opts Options) *fixture {
 	reg := prometheus.NewRegistry()
 	s := &sink{}
 	agg := aggregator.New(aggregator.Options{
-		Shards: 2, QueueLines: 1 << 16, PercentThresholds: []float64{90}, HistogramLimit: 64,
-		DefaultTags: []string{"dc:x"}, Namespace: "ignored", IgnoreHost: true,
-	}, s, log, reg)
+		Shards: 2, MaxQueuedSamples: 1 << 16, PercentThresholds: []float64{90}, HistogramLimit: 64,
+	}, log, reg)
+	lines := receiver.NewLines(receiver.Options{DefaultTags: []string{"dc:x"}, Namespace: "ignored", IgnoreHost: true}, agg, s, log, reg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = agg.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	h, err := New(opts, agg, log, reg)
+	h, err := New(opts, lines, log, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func (f *fixture) post(path, enc string, body []byte) *http.Response {
 
 func (f *fixture) flush() *metrics.Snapshot {
 	f.t.Helper()
-	s, err := f.agg.Flush(context.Background(), time.Now().Add(time.Second))
+	s, err := f.agg.Snapshot(context.Background(), time.Now().Add(time.Second))
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -1,9 +1,10 @@
+//go:build linux
+
 package receiver
 
 import (
 	"encoding/binary"
 	"fmt"
-	"net"
 	"net/netip"
 	"syscall"
 	"unsafe"
@@ -36,11 +37,12 @@ type mmsgReader struct {
 	errno syscall.Errno
 }
 
-// newDatagramReader returns the allocation-free recvmmsg reader.
-func newDatagramReader(c *net.UDPConn, batch, size int) (datagramReader, error) {
+// newDatagramReader returns the allocation-free recvmmsg reader of a
+// datagram socket (*net.UDPConn or *net.UnixConn).
+func newDatagramReader(c syscall.Conn, batch, size int) (datagramReader, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
-		return nil, fmt.Errorf("cannot get the udp socket's descriptor: %w", err)
+		return nil, fmt.Errorf("cannot get the socket's descriptor: %w", err)
 	}
 	batch = max(batch, 1)
 	r := &mmsgReader{
@@ -102,7 +104,10 @@ func (r *mmsgReader) read() (int, error) {
 
 func (r *mmsgReader) datagram(i int) ([]byte, netip.Addr, bool) {
 	h := &r.hdrs[i]
-	return r.bufs[i][:h.len], sockaddrAddr(r.names[i*sockaddrSize : (i+1)*sockaddrSize][:h.hdr.Namelen]), h.hdr.Flags&unix.MSG_TRUNC != 0
+	// A unix socket's sender may have a longer address than the room
+	// given: the kernel says its full length and truncates it.
+	name := r.names[i*sockaddrSize : (i+1)*sockaddrSize][:min(h.hdr.Namelen, sockaddrSize)]
+	return r.bufs[i][:h.len], sockaddrAddr(name), h.hdr.Flags&unix.MSG_TRUNC != 0
 }
 
 // sockaddrAddr decodes the IP of a sockaddr_in or sockaddr_in6 (IPv4-mapped

@@ -1,3 +1,5 @@
+//go:build linux
+
 package receiver
 
 import (
@@ -162,8 +164,8 @@ func TestUDPExportsKernelDrops(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	log := logrus.New()
 	log.SetOutput(os.Stderr)
-	agg := aggregator.New(aggregator.Options{Shards: 1}, nil, log, reg)
-	u, err := ListenUDP(UDPOptions{Addr: "127.0.0.1:0", Readers: 2, BatchSize: 8, DatagramSize: 1500}, agg, log, reg)
+	agg := aggregator.New(aggregator.Options{Shards: 1}, log, reg)
+	u, err := ListenUDP(UDPOptions{Addr: "127.0.0.1:0", Readers: 2, BatchSize: 8, DatagramSize: 1500}, NewLines(Options{}, agg, nil, log, reg), log, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

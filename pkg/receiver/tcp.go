@@ -1,3 +1,5 @@
+//go:build linux
+
 package receiver
 
 import (
@@ -15,29 +17,41 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
-
-	"github.com/garner-metrics/garner/pkg/aggregator"
 )
 
 // maxBadRun is how many bad lines in a row make a TCP client be disconnected:
 // it is not speaking statsd.
 const maxBadRun = 100
 
-// TCPOptions configures the TCP receiver.
+// TCPOptions configures the TCP receiver; start from DefaultTCPOptions.
 type TCPOptions struct {
-	Addr           string
-	MaxLineLength  int           // bytes; a longer line closes the connection
-	MaxConnections int           // concurrent clients; further ones are closed at once
-	IdleTimeout    time.Duration // a client silent this long is disconnected
+	// Addr is the host:port to listen on (key tcp-metrics-addr).
+	Addr string
+	// MaxLineLength is the longest line, bytes (key tcp-max-line-length);
+	// a client that sends a longer one is disconnected. Less than 64 means
+	// 64. Default 65536.
+	MaxLineLength int
+	// MaxConnections bounds the concurrent clients (key
+	// tcp-max-connections); further ones are closed at once. Less than 1
+	// means 1. Default 1024.
+	MaxConnections int
+	// IdleTimeout disconnects a client silent this long (key
+	// tcp-idle-timeout); 0 = never. Default 5m.
+	IdleTimeout time.Duration
+}
+
+// DefaultTCPOptions returns the options the keys default to (no Addr).
+func DefaultTCPOptions() TCPOptions {
+	return TCPOptions{MaxLineLength: 64 << 10, MaxConnections: 1024, IdleTimeout: 5 * time.Minute}
 }
 
 // TCP is the newline-delimited statsd listener.
 type TCP struct {
-	opts TCPOptions
-	agg  *aggregator.Aggregator
-	log  logrus.FieldLogger
-	ln   net.Listener
-	sem  chan struct{}
+	opts  TCPOptions
+	lines *Lines
+	log   logrus.FieldLogger
+	ln    net.Listener
+	sem   chan struct{}
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -48,13 +62,13 @@ type TCP struct {
 }
 
 // ListenTCP binds the listener.
-func ListenTCP(opts TCPOptions, agg *aggregator.Aggregator, log logrus.FieldLogger, reg prometheus.Registerer) (*TCP, error) {
+func ListenTCP(opts TCPOptions, lines *Lines, log logrus.FieldLogger, reg prometheus.Registerer) (*TCP, error) {
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen on tcp %q: %w", opts.Addr, err)
 	}
 	t := &TCP{
-		opts: opts, agg: agg, log: log.WithField("receiver", "tcp"), ln: ln,
+		opts: opts, lines: lines, log: log.WithField("receiver", "tcp"), ln: ln,
 		sem:   make(chan struct{}, max(opts.MaxConnections, 1)),
 		conns: make(map[net.Conn]struct{}),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
@@ -135,8 +149,8 @@ func (t *TCP) Run(ctx context.Context) error {
 }
 
 func (t *TCP) serve(ctx context.Context, conn net.Conn) {
-	r := t.agg.NewRouter("tcp")
-	defer r.Flush()
+	r := t.lines.NewHandler("tcp")
+	defer r.Handoff()
 	if ta, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
 		ip, _ := netip.AddrFromSlice(ta.IP)
 		r.SetSource(ip.Unmap())
@@ -178,7 +192,7 @@ func (t *TCP) serve(ctx context.Context, conn net.Conn) {
 			end = copy(buf, buf[start:end])
 			start = 0
 		}
-		r.Flush()
+		r.Handoff()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				if end > 0 {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package receiver
 
 import (
@@ -24,12 +26,12 @@ func FuzzTCPStream(f *testing.F) {
 	log := logrus.New()
 	log.SetLevel(logrus.PanicLevel)
 	reg := prometheus.NewRegistry()
-	agg := aggregator.New(aggregator.Options{Shards: 1, QueueLines: 1 << 16, HistogramLimit: 8,
-		Expiry: aggregator.Expiry{Counter: -1, Gauge: -1, Set: -1, Timer: -1}}, nil, log, reg)
+	agg := aggregator.New(aggregator.Options{Shards: 1, MaxQueuedSamples: 1 << 16, HistogramLimit: 8,
+		Expiry: aggregator.Expiry{Counter: -1, Gauge: -1, Set: -1, Timer: -1}}, log, reg)
 	ctx, cancel := context.WithCancel(context.Background())
 	f.Cleanup(cancel)
 	go func() { _ = agg.Run(ctx) }()
-	tcp, err := ListenTCP(TCPOptions{Addr: "127.0.0.1:0", MaxLineLength: 512, MaxConnections: 8, IdleTimeout: time.Second}, agg, log, reg)
+	tcp, err := ListenTCP(TCPOptions{Addr: "127.0.0.1:0", MaxLineLength: 512, MaxConnections: 8, IdleTimeout: time.Second}, NewLines(Options{}, agg, nil, log, reg), log, reg)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -56,7 +58,7 @@ func FuzzTCPStream(f *testing.F) {
 		var got float64
 		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline) && got == 0; {
 			time.Sleep(time.Millisecond)
-			s, err := agg.Flush(context.Background(), time.Now())
+			s, err := agg.Snapshot(context.Background(), time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}

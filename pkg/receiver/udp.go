@@ -1,7 +1,17 @@
-// Package receiver holds garner's statsd listeners: UDP (several sockets
-// bound with SO_REUSEPORT, batched reads with recvmmsg), TCP
-// (newline-delimited) and unix datagram sockets. Each reading goroutine owns
-// an aggregator.Router and its buffers; nothing on the read path is shared.
+//go:build linux
+
+// Package receiver holds what comes in: garner's statsd listeners — UDP
+// (several sockets bound with SO_REUSEPORT, batched reads with recvmmsg),
+// TCP (newline-delimited) and unix datagram sockets — and the line handling
+// behind them: parsing, the host, shaping, the series key, the
+// garner_receiver_* counters and the bad-line log (Lines, LineHandler).
+// Forwarded series take the same way in through a SeriesWriter. Everything
+// reaches the aggregator's shards through its one hand-off. Each reading
+// goroutine owns a LineHandler and its buffers; nothing on the read path is
+// shared.
+//
+// garner runs on Linux: the package uses recvmmsg, SO_RCVBUFFORCE and
+// /proc/net/udp, and does not build elsewhere (see other.go).
 package receiver
 
 import (
@@ -10,6 +20,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,27 +30,41 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
-
-	"github.com/garner-metrics/garner/pkg/aggregator"
 )
 
 // drainTime is how long a reader keeps reading after it was told to stop,
 // to take in what the kernel had already queued for it.
 const drainTime = 200 * time.Millisecond
 
-// UDPOptions configures the UDP receiver.
+// UDPOptions configures the UDP receiver; start from DefaultUDPOptions.
 type UDPOptions struct {
-	Addr          string // host:port
-	Readers       int    // sockets, one goroutine each
-	BatchSize     int    // datagrams per recvmmsg
-	DatagramSize  int    // read buffer per datagram; longer datagrams are truncated and counted
-	ReceiveBuffer int    // SO_RCVBUF asked for, bytes
+	// Addr is the host:port to listen on (key metrics-addr).
+	Addr string
+	// Readers is the number of sockets bound with SO_REUSEPORT, one
+	// reading goroutine each (key max-readers); less than 1 means 1.
+	// Default min(8, CPUs).
+	Readers int
+	// BatchSize is the datagrams read per recvmmsg call (key
+	// receive-batch-size); less than 1 means 1. Default 50.
+	BatchSize int
+	// DatagramSize is the read buffer per datagram, bytes (key
+	// max-datagram-size); a longer datagram is truncated, its last line
+	// counted as bad. Less than 512 means 512. Default 65536.
+	DatagramSize int
+	// ReceiveBuffer is the SO_RCVBUF asked for each socket, bytes (key
+	// socket-receive-buffer); 0 = the kernel's default. Default 8 MiB.
+	ReceiveBuffer int
+}
+
+// DefaultUDPOptions returns the options the keys default to (no Addr).
+func DefaultUDPOptions() UDPOptions {
+	return UDPOptions{Readers: min(8, runtime.NumCPU()), BatchSize: 50, DatagramSize: 64 << 10, ReceiveBuffer: 8 << 20}
 }
 
 // UDP is the UDP statsd listener.
 type UDP struct {
 	opts    UDPOptions
-	agg     *aggregator.Aggregator
+	lines   *Lines
 	log     logrus.FieldLogger
 	conns   []*net.UDPConn
 	rds     []datagramReader // one per conn
@@ -50,11 +75,11 @@ type UDP struct {
 // ListenUDP binds the sockets, so that a taken port fails the start before
 // anything runs, and registers garner_receiver_kernel_drops_total with reg
 // (nil: not exported). Run reads them.
-func ListenUDP(opts UDPOptions, agg *aggregator.Aggregator, log logrus.FieldLogger, reg prometheus.Registerer) (*UDP, error) {
+func ListenUDP(opts UDPOptions, lines *Lines, log logrus.FieldLogger, reg prometheus.Registerer) (*UDP, error) {
 	if opts.Readers < 1 {
 		opts.Readers = 1
 	}
-	u := &UDP{opts: opts, agg: agg, log: log.WithField("receiver", "udp")}
+	u := &UDP{opts: opts, lines: lines, log: log.WithField("receiver", "udp")}
 	lc := net.ListenConfig{Control: reusePort}
 	addr := opts.Addr
 	for i := 0; i < opts.Readers; i++ {
@@ -123,7 +148,7 @@ func (u *UDP) Run(ctx context.Context) error {
 			defer wg.Done()
 			u.reading.Add(1)
 			defer u.reading.Add(-1)
-			u.read(u.rds[i], u.agg.NewRouter("udp"), i)
+			readDatagrams(u.rds[i], u.lines.NewHandler("udp"), u.log.WithField("reader", i))
 		}()
 	}
 	wg.Add(1)
@@ -140,8 +165,10 @@ func (u *UDP) Run(ctx context.Context) error {
 	return nil
 }
 
-func (u *UDP) read(dr datagramReader, r *aggregator.Router, idx int) {
-	log := u.log.WithField("reader", idx)
+// readDatagrams reads batches of datagrams into r until the socket is closed
+// or its read deadline passes, handing r's samples over after every read.
+// Other read errors are logged and retried with a backoff from 5 ms to 1 s.
+func readDatagrams(dr datagramReader, r *LineHandler, log logrus.FieldLogger) {
 	backoff := 5 * time.Millisecond
 	for {
 		n, err := dr.read()
@@ -149,7 +176,7 @@ func (u *UDP) read(dr datagramReader, r *aggregator.Router, idx int) {
 			r.HandleDatagram(dr.datagram(i))
 		}
 		if n > 0 {
-			r.Flush()
+			r.Handoff()
 		}
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
@@ -159,7 +186,7 @@ func (u *UDP) read(dr datagramReader, r *aggregator.Router, idx int) {
 			if errors.As(err, &ne) && ne.Timeout() {
 				return
 			}
-			log.WithError(err).Warn("udp read failed; retrying")
+			log.WithError(err).Warn("read failed; retrying")
 			time.Sleep(backoff)
 			backoff = min(2*backoff, time.Second)
 			continue

@@ -1,36 +1,35 @@
+//go:build linux
+
 package receiver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
-
-	"github.com/garner-metrics/garner/pkg/aggregator"
 )
 
 // Unixgram is a unix datagram socket listener (metrics-addr is a path).
-// Lines from it have no source address.
+// It reads with the same batched reader as UDP. Lines from it have no
+// source address.
 type Unixgram struct {
-	path         string
-	datagramSize int
-	conn         *net.UnixConn
-	agg          *aggregator.Aggregator
-	log          logrus.FieldLogger
-	reading      atomic.Bool // the reading goroutine runs (health.go)
+	path    string
+	conn    *net.UnixConn
+	rd      datagramReader
+	lines   *Lines
+	log     logrus.FieldLogger
+	reading atomic.Bool // the reading goroutine runs (health.go)
 }
 
 // ListenUnixgram binds the socket at path, replacing a stale socket file left
-// by an earlier run (but never a file that is not a socket).
-func ListenUnixgram(path string, datagramSize int, agg *aggregator.Aggregator, log logrus.FieldLogger) (*Unixgram, error) {
+// by an earlier run (but never a file that is not a socket). Datagrams are
+// read batchSize at a time into buffers of datagramSize bytes (at least 512).
+func ListenUnixgram(path string, batchSize, datagramSize int, lines *Lines, log logrus.FieldLogger) (*Unixgram, error) {
 	path = strings.TrimPrefix(path, "unix:")
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
@@ -42,7 +41,12 @@ func ListenUnixgram(path string, datagramSize int, agg *aggregator.Aggregator, l
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen on unix socket %q: %w", path, err)
 	}
-	return &Unixgram{path: path, datagramSize: max(datagramSize, 512), conn: conn, agg: agg, log: log.WithField("receiver", "unixgram")}, nil
+	rd, err := newDatagramReader(conn, batchSize, max(datagramSize, 512))
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("cannot read unix socket %q: %w", path, err)
+	}
+	return &Unixgram{path: path, conn: conn, rd: rd, lines: lines, log: log.WithField("receiver", "unixgram")}, nil
 }
 
 // Addr is the socket address.
@@ -56,22 +60,7 @@ func (u *Unixgram) Run(ctx context.Context) error {
 		defer close(done)
 		u.reading.Store(true)
 		defer u.reading.Store(false)
-		r := u.agg.NewRouter("unixgram")
-		buf := make([]byte, u.datagramSize)
-		for {
-			n, _, flags, _, err := u.conn.ReadMsgUnix(buf, nil)
-			if n > 0 {
-				r.HandleDatagram(buf[:n], netip.Addr{}, flags&syscall.MSG_TRUNC != 0)
-				r.Flush()
-			}
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
-					return
-				}
-				u.log.WithError(err).Warn("unix socket read failed")
-				time.Sleep(10 * time.Millisecond)
-			}
-		}
+		readDatagrams(u.rd, u.lines.NewHandler("unixgram"), u.log)
 	}()
 	<-ctx.Done()
 	_ = u.conn.SetReadDeadline(time.Now().Add(drainTime))

@@ -158,7 +158,7 @@ func (m *Metric) reset() {
 // Parse parses one line, without its '\n' (a trailing '\r' is ignored). It
 // rewrites the name in the line in place to its sanitised form: '/' becomes
 // '-', space and tab become '_', other bytes outside [A-Za-z0-9._-] are
-// dropped. On error m's content is undefined.
+// dropped; and a \x00 in a tag to '_'. On error m's content is undefined.
 func (m *Metric) Parse(line []byte) error {
 	m.reset()
 	if n := len(line); n > 0 && line[n-1] == '\r' {
@@ -322,7 +322,11 @@ func (m *Metric) scanTags(line []byte, i int) (int, error) {
 	maxTags, maxLen := m.Limits.tags()
 	start := i
 	for ; ; i++ {
-		if i < len(line) && line[i] != ',' && line[i] != '|' {
+		if i < len(line) && !tagEnd[line[i]] {
+			continue
+		}
+		if i < len(line) && line[i] == 0 {
+			line[i] = '_' // a series key separator (aggregator.SeriesKey)
 			continue
 		}
 		if t := line[start:i]; len(t) > 0 {
@@ -340,6 +344,9 @@ func (m *Metric) scanTags(line []byte, i int) (int, error) {
 		start = i + 1
 	}
 }
+
+// tagEnd holds the bytes that end a tag, and \x00, which a tag may not hold.
+var tagEnd = [256]bool{',': true, '|': true, 0: true}
 
 var validName = func() (t [256]bool) {
 	for c := 'a'; c <= 'z'; c++ {
@@ -380,6 +387,10 @@ func sanitizeName(b []byte) []byte {
 	}
 	return out
 }
+
+// SanitizeNameInPlace rewrites b in place as Parse rewrites a line's name
+// and returns the result (b's prefix).
+func SanitizeNameInPlace(b []byte) []byte { return sanitizeName(b) }
 
 // SanitizeName returns s sanitised as metric names are: '/' → '-', space and
 // tab → '_', other bytes outside [A-Za-z0-9._-] dropped.

@@ -1,11 +1,13 @@
-package aggregator
+//go:build linux
+
+package receiver
 
 import (
 	"sync"
 	"time"
 )
 
-// badLineKeep is how many recent bad lines the aggregator remembers for
+// badLineKeep is how many recent bad lines the receivers remember for
 // /debug/bad-lines, and badLineBytes how much of each.
 const (
 	badLineKeep  = 100
@@ -47,8 +49,8 @@ func (b *badLines) add(receiver, source, reason string, line []byte) {
 
 // RecentBadLines returns the most recent bad lines, newest first (at most
 // 100). Safe for concurrent use.
-func (a *Aggregator) RecentBadLines() []BadLine {
-	b := &a.bad
+func (l *Lines) RecentBadLines() []BadLine {
+	b := &l.bad
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	out := make([]BadLine, 0, b.n)

@@ -1,76 +1,45 @@
-package aggregator
+//go:build linux
+
+package receiver
 
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sirupsen/logrus"
 
+	"github.com/garner-metrics/garner/pkg/aggregator"
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
-
-// rawAgg runs an aggregator for the raw tests (self-contained: no helpers
-// shared with the other test files).
-func rawAgg(t *testing.T, opts Options) *Aggregator {
-	t.Helper()
-	opts.Shards = 3
-	opts.QueueLines = 1 << 16
-	opts.HistogramLimit = 64
-	opts.PercentThresholds = []float64{90}
-	log := logrus.New()
-	log.SetLevel(logrus.ErrorLevel)
-	a := New(opts, nil, log, prometheus.NewRegistry())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = a.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return a
-}
-
-func rawFlush(t *testing.T, a *Aggregator) *metrics.Snapshot {
-	t.Helper()
-	s, err := a.Flush(context.Background(), time.Now().Add(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func rawKey(s metrics.Series) string {
-	return s.Name + "|" + strings.Join(s.Tags, ",") + "|" + s.Source
-}
 
 // TestRawMergesWithLines checks that raw series from forwarders land in the
 // same series as statsd lines with the same name, tags and source.
 func TestRawMergesWithLines(t *testing.T) {
-	a := rawAgg(t, Options{DefaultTags: []string{"dc:1"}, Namespace: "ns"})
+	a := newLines(t, 3, Options{DefaultTags: []string{"dc:1"}, Namespace: "ns"}, nil)
 	// A line from 10.0.0.7: the namespace applies to lines only.
-	r := a.NewRouter("udp")
-	r.HandleDatagram([]byte("c:1|c|#b:2,a:1\nt:10|ms\ns:x|s\ng:5|g"), netip.MustParseAddr("10.0.0.7"), false)
-	r.Flush()
-	w := a.NewRawWriter("http")
+	r := a.NewHandler("udp")
+	r.HandleDatagram([]byte("c:1|c|#b:2,a:1\nt:10|ms\ns:x|s\ng:5|g"), src, false)
+	r.Handoff()
+	w := a.NewSeriesWriter()
 	w.Counter("ns.c", []string{"a:1", "b:2", "b:2"}, "10.0.0.7", 2.5)
 	w.Timer("ns.t", nil, "10.0.0.7", []float64{20, 30}, 4) // sampled at 0.5
 	w.Set("ns.s", nil, "10.0.0.7", []string{"x", "y"})
 	w.Gauge("ns.g", nil, "10.0.0.7", 7)
 	w.Counter("other", []string{"z,y", ""}, "", 1)
-	if d := w.FlushWait(context.Background()); d != 0 {
+	if d := w.Send(context.Background()); d != 0 {
 		t.Fatalf("dropped %d", d)
 	}
-	s := rawFlush(t, a)
+	s := snapshot(t, a)
 	if len(s.Sets) != 1 || len(s.Gauges) != 1 || len(s.Timers) != 1 || len(s.Counters) != 2 {
 		t.Fatalf("series: %d counters %d gauges %d sets %d timers", len(s.Counters), len(s.Gauges), len(s.Sets), len(s.Timers))
 	}
 	cs := map[string]metrics.Counter{}
 	for _, c := range s.Counters {
-		cs[rawKey(c.Series)] = c
+		cs[key(c.Series)] = c
 	}
 	if c := cs["ns.c|a:1,b:2,dc:1|10.0.0.7"]; c.Value != 3.5 {
 		t.Errorf("counter = %v, want 3.5 (one series for line and raw): %v", c.Value, cs)
@@ -82,7 +51,7 @@ func TestRawMergesWithLines(t *testing.T) {
 	if tm.SampledCount != 5 || len(tm.Values) != 3 || tm.Upper != 30 || tm.Sum != 60 {
 		t.Errorf("timer: count %v values %v", tm.SampledCount, tm.Values)
 	}
-	if g := s.Gauges[0]; rawKey(g.Series) != "ns.g|dc:1|10.0.0.7" || g.Value != 7 {
+	if g := s.Gauges[0]; key(g.Series) != "ns.g|dc:1|10.0.0.7" || g.Value != 7 {
 		t.Errorf("gauge = %v, want the raw value written last", g)
 	}
 	for _, st := range s.Sets {
@@ -95,10 +64,10 @@ func TestRawMergesWithLines(t *testing.T) {
 // TestRawLargeRequests crosses batch boundaries: many series and a set and a
 // timer with more members than one batch holds.
 func TestRawLargeRequests(t *testing.T) {
-	a := rawAgg(t, Options{})
-	w := a.NewRawWriter("http")
-	members := make([]string, 3*batchRecords+7)
-	values := make([]float64, 2*batchRecords+3)
+	a := newLines(t, 3, Options{}, nil)
+	w := a.NewSeriesWriter()
+	members := make([]string, 3*512+7)
+	values := make([]float64, 2*512+3)
 	for i := range members {
 		members[i] = fmt.Sprintf("member-%d", i)
 	}
@@ -110,14 +79,14 @@ func TestRawLargeRequests(t *testing.T) {
 	}
 	w.Set("big.set", nil, "", members)
 	w.Timer("big.timer", nil, "", values, float64(len(values)))
-	w.FlushWait(context.Background())
+	w.Send(context.Background())
 	// The writer is reusable.
 	w.Counter("c.0", []string{"k:v"}, "src", 1)
-	w.FlushWait(context.Background())
-	s := rawFlush(t, a)
+	w.Send(context.Background())
+	s := snapshot(t, a)
 	var c0 float64
 	for _, c := range s.Counters {
-		if rawKey(c.Series) == "c.0|k:v|src" {
+		if key(c.Series) == "c.0|k:v|src" {
 			c0 = c.Value
 		}
 	}
@@ -135,22 +104,23 @@ func TestRawLargeRequests(t *testing.T) {
 
 // TestRawFlushWaitGivesUp checks that a request stuck on a full shard queue
 // gives up when its context ends, and counts what it dropped.
-func TestRawFlushWaitGivesUp(t *testing.T) {
+func TestSeriesWriterSendGivesUp(t *testing.T) {
 	// The aggregator is not running, so nothing drains its queues.
 	log := logrus.New()
 	log.SetLevel(logrus.ErrorLevel)
-	a := New(Options{Shards: 1, QueueLines: batchRecords}, nil, log, prometheus.NewRegistry())
-	w := a.NewRawWriter("http")
-	for i := 0; i < 200*batchRecords; i++ {
+	reg := prometheus.NewRegistry()
+	agg := aggregator.New(aggregator.Options{Shards: 1, MaxQueuedSamples: 512}, log, reg)
+	w := NewLines(Options{}, agg, nil, log, reg).NewSeriesWriter()
+	for i := 0; i < 200*512; i++ {
 		w.Counter(fmt.Sprintf("c.%d", i%50), nil, "", 1)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	dropped := w.FlushWait(ctx)
+	dropped := w.Send(ctx)
 	if dropped == 0 {
 		t.Fatal("want drops when the shard does not drain")
 	}
-	if got := testutil.ToFloat64(a.m.queueDropped); got != float64(dropped) {
+	if got := counterValue(t, reg, "garner_aggregator_queue_dropped_lines_total"); got != float64(dropped) {
 		t.Fatalf("queue dropped counter = %v, want %d", got, dropped)
 	}
 }

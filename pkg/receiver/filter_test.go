@@ -1,4 +1,6 @@
-package aggregator
+//go:build linux
+
+package receiver
 
 import (
 	"context"
@@ -7,10 +9,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/pkg/filter"
 	"github.com/garner-metrics/garner/pkg/metrics"
@@ -24,38 +22,10 @@ var gostatsdFilterRules = filter.Config{Filters: []filter.FilterConfig{
 	{Name: "drop-subset", MatchMetrics: []string{"ns.noisy.*"}, ExcludeMetrics: []string{"ns.noisy.butok.*"}, DropMetric: true},
 }}
 
-// shapedAgg runs an aggregator with rules (self-contained helpers).
-func shapedAgg(t testing.TB, opts Options, cfg filter.Config) *Aggregator {
-	t.Helper()
-	reg := prometheus.NewRegistry()
-	rules, err := filter.New(cfg, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Rules = rules
-	if opts.Shards == 0 {
-		opts.Shards = 2
-	}
-	opts.QueueLines = 1 << 16
-	opts.HistogramLimit = 64
-	opts.PercentThresholds = []float64{90}
-	log := logrus.New()
-	log.SetLevel(logrus.ErrorLevel)
-	a := New(opts, nil, log, reg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = a.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return a
-}
-
 // seriesKeys flushes and returns every series as "type name|tags|source".
-func seriesKeys(t *testing.T, a *Aggregator) []string {
+func seriesKeys(t *testing.T, l *Lines) []string {
 	t.Helper()
-	s, err := a.Flush(context.Background(), time.Now().Add(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := snapshot(t, l)
 	var out []string
 	k := func(typ string, se metrics.Series) {
 		out = append(out, typ+" "+se.Name+"|"+strings.Join(se.Tags, ",")+"|"+se.Source)
@@ -76,7 +46,7 @@ func seriesKeys(t *testing.T, a *Aggregator) []string {
 	return out
 }
 
-func TestRouterFilters(t *testing.T) {
+func TestLineFilters(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		opts  Options
@@ -116,10 +86,10 @@ func TestRouterFilters(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := shapedAgg(t, tc.opts, gostatsdFilterRules)
-			r := a.NewRouter("udp")
+			a := newLines(t, 2, tc.opts, &gostatsdFilterRules)
+			r := a.NewHandler("udp")
 			r.HandleDatagram([]byte(strings.Join(tc.lines, "\n")), netip.MustParseAddr("10.0.0.7"), false)
-			r.Flush()
+			r.Handoff()
 			got := seriesKeys(t, a)
 			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
 				t.Fatalf("series:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
@@ -131,16 +101,16 @@ func TestRouterFilters(t *testing.T) {
 // TestRawFilters: forwarded series pass through the same rules (as in
 // gostatsd, whose HTTP receiver feeds the tag handler), without the
 // namespace, and the default tags follow gostatsd's rule.
-func TestRawFilters(t *testing.T) {
-	a := shapedAgg(t, Options{Namespace: "ns", DefaultTags: []string{"env:prod"}}, gostatsdFilterRules)
-	w := a.NewRawWriter("http")
+func TestSeriesWriterFilters(t *testing.T) {
+	a := newLines(t, 2, Options{Namespace: "ns", DefaultTags: []string{"env:prod"}}, &gostatsdFilterRules)
+	w := a.NewSeriesWriter()
 	w.Counter("ns.global.req", []string{"host:web1", "request_path:/a"}, "10.0.0.1", 2)
 	w.Gauge("ns.noisy.x", nil, "10.0.0.1", 1)
 	w.Set("ns.noisy.y", nil, "10.0.0.1", []string{"a", "b"})
 	w.Timer("ns.noisy.z", nil, "10.0.0.1", []float64{1, 2}, 2)
 	w.Timer("ns.noisy.butok.z", []string{"request_path:/c"}, "10.0.0.1", []float64{1, 2}, 2)
 	w.Set("local", []string{"env:prod"}, "10.0.0.2", []string{"a"})
-	w.FlushWait(context.Background())
+	w.Send(context.Background())
 	got := seriesKeys(t, a)
 	want := []string{
 		"c ns.global.req|env:prod|",
@@ -154,13 +124,13 @@ func TestRawFilters(t *testing.T) {
 
 // TestRouterShapingAllocations: with filters, tag rules and a mapping
 // configured, lines that no mapping matches allocate nothing.
-func TestRouterShapingAllocations(t *testing.T) {
+func TestLineShapingAllocations(t *testing.T) {
 	cfg := gostatsdFilterRules
 	cfg.DropTagKeys = []string{"request_id"}
 	cfg.MaxTagValueLength = 16
 	cfg.Mappings = []filter.MappingConfig{{Name: "http", Match: `^http\.([a-z]+)\.([0-9]+)$`, As: "http_requests", Tags: []string{"method:$1", "code:$2"}}}
-	a := shapedAgg(t, Options{Namespace: "ns", DefaultTags: []string{"env:prod"}}, cfg)
-	r := a.NewRouter("udp")
+	a := newLines(t, 2, Options{Namespace: "ns", DefaultTags: []string{"env:prod"}}, &cfg)
+	r := a.NewHandler("udp")
 	var lines []string
 	for i := 0; i < 100; i++ {
 		lines = append(lines,
@@ -171,16 +141,15 @@ func TestRouterShapingAllocations(t *testing.T) {
 	}
 	dg := []byte(strings.Join(lines, "\n"))
 	buf := make([]byte, len(dg))
-	src := netip.MustParseAddr("10.0.0.7")
 	for i := 0; i < 100; i++ {
 		copy(buf, dg)
 		r.HandleDatagram(buf, src, false)
-		r.Flush()
+		r.Handoff()
 	}
 	allocs := testing.AllocsPerRun(100, func() {
 		copy(buf, dg)
 		r.HandleDatagram(buf, src, false)
-		r.Flush()
+		r.Handoff()
 	})
 	if perLine := allocs / float64(len(lines)); perLine > 0.05 {
 		t.Fatalf("%.3f allocations per line; want ~0", perLine)
@@ -206,27 +175,7 @@ func BenchmarkRouteFiltered(b *testing.B) {
 		}()},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			a := shapedAgg(b, Options{Namespace: "ns"}, bc.cfg)
-			r := a.NewRouter("bench")
-			var lines []string
-			for i := 0; i < 20; i++ {
-				lines = append(lines, fmt.Sprintf("api.request.%d:1|c|#env:prod,region:us", i*53%1000))
-			}
-			dg := []byte(strings.Join(lines, "\n"))
-			buf := make([]byte, len(dg))
-			src := netip.MustParseAddr("10.0.0.7")
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i += len(lines) {
-				copy(buf, dg)
-				r.HandleDatagram(buf, src, false)
-				r.Flush()
-				if i%(1<<16) == 0 {
-					for a.QueuedLines() > 0 {
-						time.Sleep(50 * time.Microsecond)
-					}
-				}
-			}
+			benchLines(b, newLines(b, 2, Options{Namespace: "ns"}, &bc.cfg), "api.request.%d:1|c|#env:prod,region:us")
 		})
 	}
 }

@@ -1,15 +1,16 @@
-package aggregator
+//go:build linux
+
+package receiver
 
 import (
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
 
-// TestRouterLineLimits: the bounds given in Options reach every Router's
+// TestRouterLineLimits: the bounds given in Options reach every LineHandler's
 // parser; a line over one is counted by reason and the good lines around it
 // are kept.
 func TestRouterLineLimits(t *testing.T) {
@@ -22,7 +23,7 @@ func TestRouterLineLimits(t *testing.T) {
 		"packed.over:1:2:3:4|ms",
 		"ok:1|c|#b:2,a:1",
 	)
-	snap := h.flush(time.Second)
+	snap := h.flush()
 	if got := counters(snap)["ok|a:1,b:2|10.0.0.7"].Value; got != 2 {
 		t.Errorf("ok = %v, want 2", got)
 	}

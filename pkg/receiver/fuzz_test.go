@@ -1,4 +1,6 @@
-package aggregator
+//go:build linux
+
+package receiver
 
 import (
 	"bytes"
@@ -8,9 +10,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
+
+	"github.com/garner-metrics/garner/pkg/aggregator"
 )
 
-// FuzzDatagram feeds whole datagrams through a Router into running shards:
+// FuzzDatagram feeds whole datagrams through a LineHandler into running
+// shards:
 // whatever arrives, nothing panics, and every good counter line of the
 // datagram is counted.
 func FuzzDatagram(f *testing.F) {
@@ -24,17 +29,19 @@ func FuzzDatagram(f *testing.F) {
 	}
 	log := logrus.New()
 	log.SetLevel(logrus.PanicLevel)
-	a := New(Options{Shards: 2, QueueLines: 1 << 16, PercentThresholds: []float64{90, -50}, HistogramLimit: 8,
-		Expiry: Expiry{-1, -1, -1, -1}, IgnoreHost: true, MaxSeries: 1000, MaxSeriesPerName: 10, Overflow: true, DefaultTags: []string{"d:1"}}, nil, log, prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	a := aggregator.New(aggregator.Options{Shards: 2, MaxQueuedSamples: 1 << 16, PercentThresholds: []float64{90, -50}, HistogramLimit: 8,
+		Expiry: aggregator.Expiry{Counter: -1, Gauge: -1, Set: -1, Timer: -1}, MaxSeries: 1000, MaxSeriesPerMetric: 10, CardinalityOverflow: true}, log, reg)
+	l := NewLines(Options{IgnoreHost: true, DefaultTags: []string{"d:1"}}, a, nil, log, reg)
 	ctx, cancel := context.WithCancel(context.Background())
 	f.Cleanup(cancel)
 	go func() { _ = a.Run(ctx) }()
-	r := a.NewRouter("fuzz")
+	r := l.NewHandler("fuzz")
 	f.Fuzz(func(t *testing.T, dg []byte, truncated bool) {
 		dg = append([]byte("fz:1|c|#good:yes\n"), bytes.ReplaceAll(dg, []byte("good:yes"), nil)...)
 		r.HandleDatagram(dg, src, truncated)
-		r.Flush()
-		s, err := a.Flush(context.Background(), time.Now())
+		r.Handoff()
+		s, err := a.Snapshot(context.Background(), time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,266 @@
+package aggregator
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/garner-metrics/garner/pkg/statsd"
+)
+
+// The hand-off: every sample reaches a shard in a Batch, through Submit,
+// whoever made it (a statsd listener, an HTTP ingestion request, a shard
+// passing a sample on to another shard's overflow series). What Submit does
+// when the shard's queue is full is the caller's explicit Policy.
+
+const (
+	batchRecords = 512       // records per batch before it is handed over
+	batchBytes   = 32 * 1024 // key bytes per batch before it is handed over
+)
+
+// record is one sample. Its series key lives in the batch's arena at
+// [off, off+klen) (a SeriesKey), a set's member at [moff, moff+mlen).
+type record struct {
+	off, klen  uint32
+	moff, mlen uint32
+	val        float64
+	rate       float64
+	typ        statsd.Type
+	delta      bool
+}
+
+// Batch is samples for one shard: fixed-size records whose series keys and
+// set members live in one byte arena, so that handing over hundreds of
+// samples is one channel send and costs no allocation. Batches are pooled;
+// one belongs to its Batcher until it is submitted, to the aggregator after.
+type Batch struct {
+	recs  []record
+	arena []byte
+	now   int64 // unix nanos when the batch was started: the samples' arrival time
+	shard int
+}
+
+var batchPool = sync.Pool{New: func() any {
+	return &Batch{recs: make([]record, 0, batchRecords), arena: make([]byte, 0, batchBytes+4096)}
+}}
+
+func getBatch(shard int, now int64) *Batch {
+	b := batchPool.Get().(*Batch)
+	b.shard, b.now = shard, now
+	return b
+}
+
+func putBatch(b *Batch) {
+	b.recs = b.recs[:0]
+	b.arena = b.arena[:0]
+	batchPool.Put(b)
+}
+
+// Len is the number of samples in b.
+func (b *Batch) Len() int { return len(b.recs) }
+
+func (b *Batch) full() bool { return len(b.recs) >= batchRecords || len(b.arena) >= batchBytes }
+
+// addKey copies a series key into the arena and returns a record template
+// pointing at it.
+func (b *Batch) addKey(key []byte) record {
+	off := uint32(len(b.arena))
+	b.arena = append(b.arena, key...)
+	return record{off: off, klen: uint32(len(key)), rate: 1}
+}
+
+// addMember copies a set member into the arena and adds rec with it.
+func addMember[T string | []byte](b *Batch, rec record, member T) {
+	rec.moff = uint32(len(b.arena))
+	rec.mlen = uint32(len(member))
+	b.arena = append(b.arena, member...)
+	b.recs = append(b.recs, rec)
+}
+
+// Policy is what Submit does with a batch whose shard's queue is full
+// (MaxQueuedSamples samples waiting, or its channel full).
+type Policy uint8
+
+const (
+	// NeverBlock drops the batch at once and counts its samples. Statsd
+	// listeners use it (a reader that waits loses datagrams in the kernel
+	// instead, uncounted), and so do shards passing samples on to each other
+	// (two shards waiting for each other would deadlock).
+	NeverBlock Policy = iota
+	// Wait waits for room in the queue until the context ends, then drops
+	// and counts. HTTP ingestion uses it: the request's answer waits, which
+	// is the back-pressure a forwarder understands.
+	Wait
+)
+
+// Submit hands b to the shard it was built for, under policy p, and reports
+// whether the shard took it. A batch not taken is dropped and its samples
+// counted in garner_aggregator_queue_dropped_lines_total. Either way b
+// belongs to the aggregator afterwards. ctx bounds the wait of Wait; it is
+// not looked at under NeverBlock. Safe for concurrent use.
+func (a *Aggregator) Submit(ctx context.Context, b *Batch, p Policy) bool {
+	s := a.shards[b.shard]
+	n := int64(len(b.recs))
+	for {
+		if s.queued.Add(n) <= int64(s.limit) {
+			if p == NeverBlock {
+				select {
+				case s.in <- b:
+					return true
+				default:
+				}
+			} else {
+				select {
+				case s.in <- b:
+					return true
+				case <-ctx.Done():
+				}
+			}
+			s.queued.Add(-n)
+			break
+		}
+		s.queued.Add(-n)
+		if p == NeverBlock || !s.waitRoom(ctx, n) {
+			break
+		}
+	}
+	a.m.queueDropped.Add(float64(n))
+	putBatch(b)
+	return false
+}
+
+// waitRoom waits until the shard has applied a batch since the call and
+// room for n more samples may be there, or ctx ends (false).
+func (s *shard) waitRoom(ctx context.Context, n int64) bool {
+	room := *s.room.Load()
+	s.waiters.Add(1)
+	defer s.waiters.Add(-1)
+	if s.queued.Load()+n <= int64(s.limit) { // applied before waiters was seen
+		return true
+	}
+	select {
+	case <-room:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// signalRoom wakes the waitRoom callers, after the shard applied a batch.
+func (s *shard) signalRoom() {
+	if s.waiters.Load() == 0 {
+		return
+	}
+	next := make(chan struct{})
+	close(*s.room.Swap(&next))
+}
+
+// Batcher gathers one goroutine's samples into a Batch per shard, chosen by
+// the hash of the series key, and submits them under its Policy. It is not
+// safe for concurrent use: every reading goroutine or request has its own.
+//
+// A sample is added in two steps: Series starts a series (copies its key
+// into its shard's batch), then Sample or Member adds values to it.
+type Batcher struct {
+	a       *Aggregator
+	policy  Policy
+	pending []*Batch // by shard
+	full    []*Batch // under Wait: full batches, submitted by Send
+	cur     *Batch   // batch of the current series
+	rec     record   // record template of the current series
+	key     []byte   // key of the current series, the caller's
+	dropped int      // samples dropped since the last Send
+}
+
+// NewBatcher returns a Batcher that submits under p. Safe for concurrent use.
+func (a *Aggregator) NewBatcher(p Policy) *Batcher {
+	return &Batcher{a: a, policy: p, pending: make([]*Batch, len(a.shards))}
+}
+
+// Series starts the samples of the series key (a SeriesKey). key must stay
+// unchanged until the next call to Series.
+func (t *Batcher) Series(key []byte) {
+	si := t.a.shardIndex(key)
+	b := t.pending[si]
+	if b == nil {
+		b = getBatch(si, time.Now().UnixNano())
+		t.pending[si] = b
+	}
+	t.cur, t.key = b, key
+	t.rec = b.addKey(key)
+}
+
+// Sample adds one value of the current series; rate is its sample rate
+// (the value counts 1/rate), delta says a gauge value is relative.
+func (t *Batcher) Sample(typ statsd.Type, val, rate float64, delta bool) {
+	if t.cur == nil {
+		t.Series(t.key)
+	}
+	rec := t.rec
+	rec.typ, rec.val, rec.rate, rec.delta = typ, val, rate, delta
+	b := t.cur
+	b.recs = append(b.recs, rec)
+	if b.full() {
+		t.next()
+	}
+}
+
+// Member adds one member of the current series, a set.
+func (t *Batcher) Member(member []byte, rate float64) { addSetMember(t, member, rate) }
+
+// MemberString is Member for a member held in a string.
+func (t *Batcher) MemberString(member string, rate float64) { addSetMember(t, member, rate) }
+
+func addSetMember[T string | []byte](t *Batcher, member T, rate float64) {
+	if t.cur == nil {
+		t.Series(t.key)
+	}
+	t.rec.typ, t.rec.rate = statsd.Set, rate
+	addMember(t.cur, t.rec, member)
+	if t.cur.full() {
+		t.next()
+	}
+}
+
+// next hands the current batch over, full; the current series continues in
+// a new batch of the same shard at its next sample.
+func (t *Batcher) next() {
+	b := t.cur
+	t.pending[b.shard] = nil
+	if t.policy == NeverBlock {
+		t.submit(context.Background(), b)
+	} else {
+		t.full = append(t.full, b)
+	}
+	t.cur = nil
+}
+
+// Send submits every batch not submitted yet and returns how many samples
+// were dropped since the last Send (they are counted in
+// garner_aggregator_queue_dropped_lines_total). Under Wait, ctx bounds the
+// wait for full queues; under NeverBlock it is not looked at. Listeners call
+// Send after every read, so that nothing waits in a Batcher for long.
+func (t *Batcher) Send(ctx context.Context) int {
+	for _, b := range t.full {
+		t.submit(ctx, b)
+	}
+	clear(t.full)
+	t.full = t.full[:0]
+	for i, b := range t.pending {
+		if b != nil {
+			t.pending[i] = nil
+			t.submit(ctx, b)
+		}
+	}
+	t.cur, t.key = nil, nil
+	n := t.dropped
+	t.dropped = 0
+	return n
+}
+
+func (t *Batcher) submit(ctx context.Context, b *Batch) {
+	n := b.Len()
+	if !t.a.Submit(ctx, b, t.policy) {
+		t.dropped += n
+	}
+}

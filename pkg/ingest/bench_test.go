@@ -1,0 +1,69 @@
+package ingest
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/garner-metrics/garner/proto/garnerpb"
+	"github.com/garner-metrics/garner/proto/pb"
+)
+
+// BenchmarkIngest measures one forwarding request of 1000 counters, 100
+// gauges, 100 sets of 4 members and 100 timers of 8 values, from the body
+// to the shards (no network: the handler is called directly). One op is one
+// request.
+func BenchmarkIngest(b *testing.B) {
+	tags := []string{"env:prod", "region:us", "service:api"}
+	v3 := &garnerpb.RawBatch{BatchId: []byte("x")}
+	v2 := &pb.RawMessageV2{Counters: map[string]*pb.CounterTagV2{}, Gauges: map[string]*pb.GaugeTagV2{},
+		Sets: map[string]*pb.SetTagV2{}, Timers: map[string]*pb.TimerTagV2{}}
+	for i := 0; i < 1000; i++ {
+		name := fmt.Sprintf("bench.counter.%d", i)
+		v3.Counters = append(v3.Counters, &garnerpb.Counter{Name: name, Tags: tags, Source: "10.0.0.1", Value: 3})
+		v2.Counters[name] = &pb.CounterTagV2{TagMap: map[string]*pb.RawCounterV2{"k": {Tags: tags, Hostname: "10.0.0.1", Value: 3}}}
+	}
+	for i := 0; i < 100; i++ {
+		name := fmt.Sprintf("bench.other.%d", i)
+		v3.Gauges = append(v3.Gauges, &garnerpb.Gauge{Name: name, Tags: tags, Source: "10.0.0.1", Value: 1})
+		v3.Sets = append(v3.Sets, &garnerpb.Set{Name: name, Tags: tags, Source: "10.0.0.1", Members: []string{"a", "b", "c", "d"}})
+		v3.Timers = append(v3.Timers, &garnerpb.Timer{Name: name, Tags: tags, Source: "10.0.0.1", Values: []float64{1, 2, 3, 4, 5, 6, 7, 8}, SampleCount: 8})
+		v2.Gauges[name] = &pb.GaugeTagV2{TagMap: map[string]*pb.RawGaugeV2{"k": {Tags: tags, Hostname: "10.0.0.1", Value: 1}}}
+		v2.Sets[name] = &pb.SetTagV2{TagMap: map[string]*pb.RawSetV2{"k": {Tags: tags, Hostname: "10.0.0.1", Values: []string{"a", "b", "c", "d"}}}}
+		v2.Timers[name] = &pb.TimerTagV2{TagMap: map[string]*pb.RawTimerV2{"k": {Tags: tags, Hostname: "10.0.0.1", Values: []float64{1, 2, 3, 4, 5, 6, 7, 8}, SampleCount: 8}}}
+	}
+	for _, bc := range []struct {
+		path string
+		body []byte
+	}{
+		{"/v2/raw", mustMarshal(b, v2)},
+		{"/v3/raw", mustMarshal(b, v3)},
+	} {
+		b.Run(bc.path[1:3], func(b *testing.B) {
+			f := newFixture(b, Options{ServeV3: true, DedupWindow: 1}) // 1ns: every v3 request is applied
+			var h http.Handler
+			for _, r := range f.h.Routes() {
+				if r.Pattern == "POST "+bc.path {
+					h = r.Handler
+				}
+			}
+			body := bc.body
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if i%100 == 0 {
+					b.StopTimer()
+					f.flush() // keep the series state from growing
+					b.StartTimer()
+				}
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, bc.path, bytes.NewReader(body)))
+				if w.Code != http.StatusAccepted {
+					b.Fatalf("%s: %d %s", bc.path, w.Code, w.Body)
+				}
+			}
+		})
+	}
+}
