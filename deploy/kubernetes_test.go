@@ -108,6 +108,9 @@ func checkWorkloads(t *testing.T, r *rendered) workloadStats {
 				continue
 			}
 			cfgs[c.Name] = cfg
+			if w.kind == "DaemonSet" {
+				checkAgentIdentity(t, what, w.ns, cfg)
+			}
 			checkContainerSecurity(t, what, c, false)
 			checkResources(t, what, c, cfg)
 			checkProbesAndPorts(t, what, w, c, cfg)
@@ -142,6 +145,21 @@ func checkWorkloads(t *testing.T, r *rendered) workloadStats {
 		}
 	}
 	return st
+}
+
+// checkAgentIdentity: an agent names its node as its hostname and tags
+// every metric with the node and the namespace (downward API).
+func checkAgentIdentity(t *testing.T, what, ns string, cfg *config.Config) {
+	t.Helper()
+	node := fakePod["spec.nodeName"]
+	if cfg.Hostname != node {
+		t.Errorf("%s: hostname %q, want the node's name %q", what, cfg.Hostname, node)
+	}
+	for _, tag := range []string{"node:" + node, "namespace:" + ns} {
+		if !slices.Contains(cfg.DefaultTags, tag) {
+			t.Errorf("%s: default-tags %q lack %q", what, cfg.DefaultTags, tag)
+		}
+	}
 }
 
 func isGarner(image string) bool {
