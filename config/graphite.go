@@ -2,7 +2,6 @@ package config
 
 import (
 	"errors"
-	"strconv"
 
 	"github.com/garner-metrics/garner/backends/graphite"
 )
@@ -45,19 +44,4 @@ func (c *Config) loadGraphite(r *reader) {
 	if missing := c.requiredWith(graphite.Name); missing != "" && g.Address == "" {
 		r.fail("graphite.address", errors.New(missing))
 	}
-}
-
-// sizeDefault is a key default for a byte count, as the example file shows
-// sizes: "64MiB", "512KiB", or the plain number when it is not a whole
-// number of KiB.
-func sizeDefault(n int) any {
-	for _, u := range []struct {
-		shift uint
-		unit  string
-	}{{30, "GiB"}, {20, "MiB"}, {10, "KiB"}} {
-		if n != 0 && n%(1<<u.shift) == 0 {
-			return strconv.Itoa(n>>u.shift) + u.unit
-		}
-	}
-	return n
 }

@@ -436,7 +436,7 @@ func checkPrometheusAnnotations(t *testing.T, w workload, cfgs map[string]*confi
 func checkForwarding(t *testing.T, r *rendered, w workload, name string, cfg *config.Config, siblings map[string]*config.Config) (tier, loopback int) {
 	t.Helper()
 	what := describe(w.kind, w.name, name)
-	for _, ep := range cfg.Forward.Endpoints {
+	for _, ep := range cfg.Forward.HTTPTransport.APIEndpoints {
 		u, err := url.Parse(ep)
 		if err != nil {
 			t.Errorf("%s: api-endpoint %q: %v", what, ep, err)
@@ -471,7 +471,7 @@ func checkForwarding(t *testing.T, r *rendered, w workload, name string, cfg *co
 		if svc.Spec.ClusterIP != corev1.ClusterIPNone || svc.Spec.PublishNotReadyAddresses {
 			t.Errorf("%s: Service %s is not headless with only ready members (clusterIP %q, publishNotReadyAddresses %v)", what, svc.Name, svc.Spec.ClusterIP, svc.Spec.PublishNotReadyAddresses)
 		}
-		if cfg.Forward.DNSRefresh <= 0 {
+		if cfg.Forward.HTTPTransport.DNSRefresh <= 0 {
 			t.Errorf("%s: api-endpoint %q is a headless Service but dns-refresh is off: the agents would not follow its members", what, ep)
 		}
 		members := 0
