@@ -277,6 +277,22 @@ func TestExpiry(t *testing.T) {
 	}
 }
 
+// A negative expiry (forwarder mode sets -1ns) drops every series at the
+// flush after its samples, even when the samples are stamped later than the
+// flush's clock (a batch handed off while the flush starts): otherwise a
+// forwarder sends the series again as a zero, and the tier stores a 0 that
+// nobody sent.
+func TestNegativeExpiryEveryFlush(t *testing.T) {
+	h := newHarness(t, Options{Expiry: Expiry{Counter: -1, Gauge: -1, Set: -1, Timer: -1}})
+	h.send("c:1|c", "g:5|g", "s:x|s", "t:1|ms") // stamped after h.now
+	if s := h.flush(0); s.Len() != 4 {
+		t.Fatalf("first flush: %d series, want 4", s.Len())
+	}
+	if s := h.flush(time.Second); s.Len() != 0 {
+		t.Fatalf("second flush: %d series, want none (counters %v)", s.Len(), counters(s))
+	}
+}
+
 func TestQueueFullDropsAndCounts(t *testing.T) {
 	log := logrus.New()
 	reg := prometheus.NewRegistry()

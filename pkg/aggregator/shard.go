@@ -263,8 +263,11 @@ func histogramBounds(tags []string, limit int) ([]float64, bool) {
 	return nil, false
 }
 
+// expired says whether a series last seen at seen is dropped at the flush
+// at now: never for 0, always for a negative expiry (every flush, whatever
+// the clocks of its samples), else once idle longer than exp.
 func expired(exp time.Duration, now, seen int64) bool {
-	return exp != 0 && time.Duration(now-seen) > exp
+	return exp < 0 || exp > 0 && time.Duration(now-seen) > exp
 }
 
 // sizes is counts without the walk over the timers: every timer counted
