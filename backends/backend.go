@@ -5,6 +5,7 @@ package backends
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"time"
 
@@ -62,6 +63,17 @@ type Deps struct {
 	// garner_backend_dropped_series_total{backend=<name>}: add every series
 	// the backend gives up on (buffer full, retries exhausted, rejected).
 	DroppedSeries prometheus.Counter
+}
+
+// Register registers the self-metrics of owner (a backend's name, for the
+// error) with d.Registerer; a clash names owner and the metric's error.
+func (d Deps) Register(owner string, cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := d.Registerer.Register(c); err != nil {
+			return fmt.Errorf("cannot register %s self-metrics: %w", owner, err)
+		}
+	}
+	return nil
 }
 
 // DialCheck is a HealthChecker body for backends that speak plain TCP or

@@ -73,9 +73,7 @@ func New(cfg Options, deps backends.Deps) (*Client, error) {
 		MaxRequestElapsedTime: cfg.MaxRequestElapsedTime,
 		Compression:           comp,
 		UserAgent:             cfg.UserAgent,
-		Log:                   deps.Log,
-		Registerer:            deps.Registerer,
-		DroppedSeries:         deps.DroppedSeries,
+		Deps:                  deps,
 	})
 	if err != nil {
 		return nil, err
@@ -90,8 +88,8 @@ func New(cfg Options, deps backends.Deps) (*Client, error) {
 			Help: "Points that were NaN (left out) or ±Inf (sent as ±MaxFloat64): JSON has no form for them.",
 		}),
 	}
-	if err := deps.Registerer.Register(c.nonFinite); err != nil {
-		return nil, fmt.Errorf("cannot register datadog self-metrics: %w", err)
+	if err := deps.Register(Name, c.nonFinite); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

@@ -114,7 +114,9 @@ func New(opts Options, deps backends.Deps) (*Client, error) {
 		DroppedSeries:  deps.DroppedSeries,
 	}
 	c.skippedLines = prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_graphite_skipped_lines_total", Help: "Lines not sent because they are longer than carbon takes (16384 bytes): carbon would drop the connection."})
-	deps.Registerer.MustRegister(ctr.DroppedBatches, ctr.DroppedBytes, ctr.Connects, c.skippedLines)
+	if err := deps.Register(Name, ctr.DroppedBatches, ctr.DroppedBytes, ctr.Connects, c.skippedLines); err != nil {
+		return nil, err
+	}
 	c.conn, err = lineconn.New(lineconn.Options{
 		Network: "tcp", Address: opts.Address, DialTimeout: opts.DialTimeout, WriteTimeout: opts.WriteTimeout,
 		MaxBufferSize: opts.MaxBufferSize, WriteBuffer: opts.WriteBuffer,

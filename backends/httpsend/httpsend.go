@@ -44,8 +44,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/sirupsen/logrus"
 
+	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/pkg/ratelog"
 	"github.com/garner-metrics/garner/pkg/version"
 )
@@ -85,10 +85,9 @@ type Options struct {
 	// Timeout.
 	Client *http.Client
 
-	Log        logrus.FieldLogger    // required
-	Registerer prometheus.Registerer // required
-	// DroppedSeries counts the series of batches given up on (may be nil).
-	DroppedSeries prometheus.Counter
+	// Deps are the backend's: Log and Registerer are required;
+	// DroppedSeries (may be nil) counts the series of batches given up on.
+	backends.Deps
 }
 
 // DefaultOptions returns the defaults of every field New fills in when it
@@ -176,10 +175,8 @@ func New(opts Options) (*Sender, error) {
 		Name: "garner_" + sub + "_request_duration_seconds", Help: "Duration of one request attempt.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 4, 9),
 	})
-	for _, c := range []prometheus.Collector{reqs, retries, failed, sent, dur} {
-		if err := opts.Registerer.Register(c); err != nil {
-			return nil, fmt.Errorf("httpsend: cannot register self-metrics for %q: %w", sub, err)
-		}
+	if err := opts.Register(sub+" HTTP sender", reqs, retries, failed, sent, dur); err != nil {
+		return nil, err
 	}
 	s.m = senderMetrics{
 		ok: reqs.WithLabelValues("2xx"), status4xx: reqs.WithLabelValues("4xx"), status5xx: reqs.WithLabelValues("5xx"),

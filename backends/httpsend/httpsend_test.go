@@ -25,6 +25,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
+
+	"github.com/garner-metrics/garner/backends"
 )
 
 type fixture struct {
@@ -411,7 +413,7 @@ func TestNewValidates(t *testing.T) {
 		t.Error("want an error without Subsystem/Log/Registerer")
 	}
 	reg := prometheus.NewRegistry()
-	opts := Options{Subsystem: "x", Log: logrus.New(), Registerer: reg}
+	opts := Options{Subsystem: "x", Deps: backends.Deps{Log: logrus.New(), Registerer: reg}}
 	if _, err := New(opts); err != nil {
 		t.Fatal(err)
 	}

@@ -94,9 +94,7 @@ func New(cfg Options, deps backends.Deps) (*Client, error) {
 		Timeout:               cfg.Timeout,
 		MaxRequestElapsedTime: cfg.MaxRequestElapsedTime,
 		Compression:           comp,
-		Log:                   deps.Log,
-		Registerer:            deps.Registerer,
-		DroppedSeries:         deps.DroppedSeries,
+		Deps:                  deps,
 	})
 	if err != nil {
 		return nil, err
@@ -113,8 +111,8 @@ func New(cfg Options, deps backends.Deps) (*Client, error) {
 			Help: "Field values left out because they were NaN or ±Inf (line protocol has no form for them).",
 		}),
 	}
-	if err := deps.Registerer.Register(c.nonFinite); err != nil {
-		return nil, fmt.Errorf("cannot register influxdb self-metrics: %w", err)
+	if err := deps.Register(Name, c.nonFinite); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

@@ -130,9 +130,7 @@ func New(cfg Options, deps backends.Deps) (*Client, error) {
 		MaxRetries:            retries,
 		Compression:           compression,
 		UserAgent:             cfg.UserAgent,
-		Log:                   deps.Log,
-		Registerer:            deps.Registerer,
-		DroppedSeries:         deps.DroppedSeries,
+		Deps:                  deps,
 	})
 	if err != nil {
 		return nil, err
@@ -141,8 +139,8 @@ func New(cfg Options, deps backends.Deps) (*Client, error) {
 		Name: "garner_otlp_nonfinite_values_total",
 		Help: "NaN data points the otlp backend did not send.",
 	})
-	if err := deps.Registerer.Register(c.nonFinite); err != nil {
-		return nil, fmt.Errorf("cannot register otlp backend metrics: %w", err)
+	if err := deps.Register(Name, c.nonFinite); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

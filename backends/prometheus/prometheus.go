@@ -138,13 +138,11 @@ func New(cfg Options, percentThreshold []float64, deps backends.Deps) (*Client, 
 
 	var err error
 	c.sender, err = httpsend.New(httpsend.Options{
-		Subsystem:     Name,
-		MaxRequests:   cfg.MaxRequests,
-		Timeout:       cfg.Timeout,
-		Compression:   httpsend.Snappy,
-		Log:           deps.Log,
-		Registerer:    deps.Registerer,
-		DroppedSeries: deps.DroppedSeries,
+		Subsystem:   Name,
+		MaxRequests: cfg.MaxRequests,
+		Timeout:     cfg.Timeout,
+		Compression: httpsend.Snappy,
+		Deps:        deps,
 	})
 	if err != nil {
 		return nil, err
@@ -157,10 +155,8 @@ func New(cfg Options, percentThreshold []float64, deps backends.Deps) (*Client, 
 		Name: "garner_prometheus_running_series",
 		Help: "Series whose running totals (counters, timer sums and counts, histogram buckets) the prometheus backend keeps.",
 	})
-	for _, col := range []prom.Collector{c.nonFinite, c.tracked} {
-		if err := deps.Registerer.Register(col); err != nil {
-			return nil, fmt.Errorf("cannot register prometheus backend metrics: %w", err)
-		}
+	if err := deps.Register(Name, c.nonFinite, c.tracked); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

@@ -116,10 +116,8 @@ func New(opts Options, deps backends.Deps) (*Client, error) {
 		connects:    prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_statsdaemon_connects_total", Help: "Connections (TCP) or sockets (UDP) opened."}),
 		nonFinite:   prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_statsdaemon_nonfinite_values_total", Help: "Values that were NaN (not sent) or ±Inf (sent as ±MaxFloat64)."}),
 	}
-	for _, col := range []prometheus.Collector{c.m.packets, c.m.bytes, c.m.writeErrors, c.m.connects, c.m.nonFinite} {
-		if err := deps.Registerer.Register(col); err != nil {
-			return nil, fmt.Errorf("cannot register statsdaemon self-metrics: %w", err)
-		}
+	if err := deps.Register(Name, c.m.packets, c.m.bytes, c.m.writeErrors, c.m.connects, c.m.nonFinite); err != nil {
+		return nil, err
 	}
 	// Nothing is kept for the next flush (MaxBufferSize 0): what cannot be
 	// written is dropped and counted.

@@ -439,22 +439,11 @@ func (h *Handler) eventV2(_ context.Context, body []byte) (string, error) {
 	if err := proto.Unmarshal(body, &msg); err != nil {
 		return "", fmt.Errorf("%w as a v2 EventV2: %w", errDecode, err)
 	}
-	e := &metrics.Event{
+	h.event(&metrics.Event{
 		Title: msg.Title, Text: msg.Text, DateHappened: msg.DateHappened, Hostname: msg.Hostname,
 		AggregationKey: msg.AggregationKey, SourceTypeName: msg.SourceTypeName, Tags: msg.Tags, Source: msg.SourceIP,
-	}
-	if msg.Priority == pb.EventV2_Low {
-		e.Priority = metrics.PriorityLow
-	}
-	switch msg.Type {
-	case pb.EventV2_Warning:
-		e.AlertType = metrics.AlertWarning
-	case pb.EventV2_Error:
-		e.AlertType = metrics.AlertError
-	case pb.EventV2_Success:
-		e.AlertType = metrics.AlertSuccess
-	}
-	h.event(e)
+		Priority: wireEnum(msg.Priority, metrics.PriorityLow), AlertType: wireEnum(msg.Type, metrics.AlertSuccess),
+	})
 	return resAccepted, nil
 }
 
@@ -469,36 +458,19 @@ func (h *Handler) eventV3(_ context.Context, body []byte) (string, error) {
 		return resDuplicate, nil
 	}
 	for _, m := range msg.Events {
-		e := &metrics.Event{
+		h.event(&metrics.Event{
 			Title: m.Title, Text: m.Text, DateHappened: m.DateHappened, Hostname: m.Hostname,
 			AggregationKey: m.AggregationKey, SourceTypeName: m.SourceTypeName, Tags: m.Tags, Source: m.SourceIp,
-		}
-		if m.Priority == garnerpb.Event_LOW {
-			e.Priority = metrics.PriorityLow
-		}
-		switch m.AlertType {
-		case garnerpb.Event_WARNING:
-			e.AlertType = metrics.AlertWarning
-		case garnerpb.Event_ERROR:
-			e.AlertType = metrics.AlertError
-		case garnerpb.Event_SUCCESS:
-			e.AlertType = metrics.AlertSuccess
-		}
-		h.event(e)
+			Priority: wireEnum(m.Priority, metrics.PriorityLow), AlertType: wireEnum(m.AlertType, metrics.AlertSuccess),
+		})
 	}
 	for _, m := range msg.ServiceChecks {
 		c := &metrics.ServiceCheck{
 			Name: m.Name, Timestamp: m.Timestamp, Hostname: m.Hostname, Tags: m.Tags, Message: m.Message, Source: m.SourceIp,
+			Status: metrics.CheckUnknown,
 		}
-		switch m.Status {
-		case garnerpb.ServiceCheck_OK:
-			c.Status = metrics.CheckOK
-		case garnerpb.ServiceCheck_WARNING:
-			c.Status = metrics.CheckWarning
-		case garnerpb.ServiceCheck_CRITICAL:
-			c.Status = metrics.CheckCritical
-		default:
-			c.Status = metrics.CheckUnknown
+		if m.Status >= 0 && m.Status < garnerpb.ServiceCheck_UNKNOWN {
+			c.Status = metrics.CheckStatus(m.Status)
 		}
 		if c.Timestamp == 0 {
 			c.Timestamp = time.Now().Unix()
@@ -509,6 +481,16 @@ func (h *Handler) eventV3(_ context.Context, body []byte) (string, error) {
 		h.m.checks.Inc()
 	}
 	return resAccepted, nil
+}
+
+// wireEnum converts an enum of the v2 or v3 protocol to garner's, which
+// numbers its values as both protocols do (0 … highest); an unknown value
+// is the zero value (normal priority, info).
+func wireEnum[W ~int32, G ~uint8](w W, highest G) G {
+	if w < 0 || w > W(highest) {
+		return 0
+	}
+	return G(w)
 }
 
 func (h *Handler) event(e *metrics.Event) {

@@ -394,3 +394,38 @@ func TestDedupWindowAndBound(t *testing.T) {
 		t.Fatalf("remembers %d ids, max 3", d.len())
 	}
 }
+
+// TestWireEnumsNumberAsGarner pins the assumption of wireEnum: both wire
+// protocols number priorities, alert types and statuses as pkg/metrics does.
+func TestWireEnumsNumberAsGarner(t *testing.T) {
+	alerts := []struct {
+		v2   pb.EventV2_AlertType
+		v3   garnerpb.Event_AlertType
+		want metrics.AlertType
+	}{
+		{pb.EventV2_Info, garnerpb.Event_INFO, metrics.AlertInfo},
+		{pb.EventV2_Warning, garnerpb.Event_WARNING, metrics.AlertWarning},
+		{pb.EventV2_Error, garnerpb.Event_ERROR, metrics.AlertError},
+		{pb.EventV2_Success, garnerpb.Event_SUCCESS, metrics.AlertSuccess},
+		{7, 7, metrics.AlertInfo},
+	}
+	for _, a := range alerts {
+		if g := wireEnum(a.v2, metrics.AlertSuccess); g != a.want {
+			t.Errorf("v2 %v → %v, want %v", a.v2, g, a.want)
+		}
+		if g := wireEnum(a.v3, metrics.AlertSuccess); g != a.want {
+			t.Errorf("v3 %v → %v, want %v", a.v3, g, a.want)
+		}
+	}
+	if wireEnum(pb.EventV2_Low, metrics.PriorityLow) != metrics.PriorityLow || wireEnum(garnerpb.Event_LOW, metrics.PriorityLow) != metrics.PriorityLow {
+		t.Error("low priority not carried")
+	}
+	for s, want := range map[garnerpb.ServiceCheck_Status]metrics.CheckStatus{
+		garnerpb.ServiceCheck_OK: metrics.CheckOK, garnerpb.ServiceCheck_WARNING: metrics.CheckWarning,
+		garnerpb.ServiceCheck_CRITICAL: metrics.CheckCritical,
+	} {
+		if metrics.CheckStatus(s) != want {
+			t.Errorf("status %v numbered %d, garner %d", s, s, want)
+		}
+	}
+}
