@@ -12,6 +12,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/garner-metrics/garner/pkg/forwarder"
+	"github.com/garner-metrics/garner/pkg/ingest"
 )
 
 // Server modes (server-mode).
@@ -36,16 +37,17 @@ type Forward struct {
 	// (the shards consolidate).
 	ConsolidatorSlots int
 
-	// [ingestion]: the aggregator's /v2 and /v3 endpoints.
-	MaxBodyBytes         int           // compressed request body limit; default 16MiB
-	MaxDecompressedBytes int           // decompressed body limit; default 64MiB
-	DedupWindow          time.Duration // how long v3 batch ids are remembered; default 5m
-	ServeV3              bool          // false: /v3/* answer 404, so forwarders fall back to v2
-	ApplyTimeout         time.Duration // wait for a full shard queue before dropping; default 5s
+	// Ingestion is the [ingestion] section: the aggregator's /v2 and /v3
+	// endpoints, mapped key by key onto ingest's options.
+	Ingestion ingest.Options
 }
 
-// fwdDefaults are the key defaults of [http-transport]: the forwarder's.
-var fwdDefaults = forwarder.DefaultOptions()
+// fwdDefaults are the key defaults of [http-transport]: the forwarder's;
+// ingestDefaults those of [ingestion].
+var (
+	fwdDefaults    = forwarder.DefaultOptions()
+	ingestDefaults = ingest.DefaultOptions()
+)
 
 var forwardKeys = []key{
 	{"server-mode", kString, ModeStandalone, "standalone: aggregate and flush to the backends; forwarder: aggregate locally and POST the raw aggregates every http-transport.flush-interval to the aggregators in http-transport.api-endpoint (backends are not used)", true},
@@ -65,30 +67,17 @@ var forwardKeys = []key{
 	{"http-transport.client-timeout", kDuration, fwdDefaults.ClientTimeout, "Timeout of one HTTP request (connect, send, answer)", false},
 	{"http-transport.fast-fail-on-non-retryable-errors", kBool, fwdDefaults.FastFail, "Drop a batch at once when an upstream answers a 4xx other than 404, 408 and 429 (false = retry it within the retry budget, as gostatsd)", false},
 	{"http-transport.dns-refresh", kDuration, fwdDefaults.DNSRefresh, "Resolve api-endpoint host names every this long and use every address as an upstream (Kubernetes headless services); 0 = off: one upstream per URL", false},
-	{"http-transport.max-buffer-size", kSize, sizeString(fwdDefaults.MaxBufferSize), "Unsent compressed batches kept per upstream (queued or retrying); beyond it the oldest batch is dropped and counted", false},
+	{"http-transport.max-buffer-size", kSize, sizeDefault(fwdDefaults.MaxBufferSize), "Unsent compressed batches kept per upstream (queued or retrying); beyond it the oldest batch is dropped and counted", false},
 	{"http-transport.max-series-per-request", kInt, fwdDefaults.MaxSeriesPerRequest, "Series in one request; a larger flush share is split", false},
 	{"http-transport.upstream-failures", kInt, fwdDefaults.UpstreamFailures, "Failed attempts in a row that take an upstream out of the choice (its series go to their next choice) until a probe succeeds", false},
 	{"http-transport.probe-interval", kDuration, fwdDefaults.ProbeInterval, "How often an upstream that was taken out is probed with an empty POST /v2/raw", false},
 	{"http-transport.custom-headers.*", kString, nil, "Headers added to every request, one per line in a [http-transport.custom-headers] table: <Header-Name> = \"value\"", false},
 
-	{"ingestion.max-body-bytes", kSize, "16MiB", "Largest request body (as sent, compressed) accepted on /v2/raw, /v3/raw, /v2/event and /v3/event; larger ones are answered 413", false},
-	{"ingestion.max-decompressed-bytes", kSize, "64MiB", "Largest decompressed body; decompression stops there and the request is answered 413", false},
-	{"ingestion.dedup-window", kDuration, 5 * time.Minute, "How long /v3 batch ids are remembered, so that a retried batch is applied only once", false},
-	{"ingestion.v3", kBool, true, "Serve /v3/raw and /v3/event; false answers 404 there, so garner forwarders speak v2", false},
-	{"ingestion.apply-timeout", kDuration, 5 * time.Second, "How long a request waits for a full shard queue; series still unapplied then are dropped and counted", false},
-}
-
-// sizeString writes a byte count as the example file shows sizes: "64MiB".
-func sizeString(n int) string {
-	for _, u := range []struct {
-		shift uint
-		name  string
-	}{{30, "GiB"}, {20, "MiB"}, {10, "KiB"}} {
-		if n > 0 && n%(1<<u.shift) == 0 {
-			return fmt.Sprintf("%d%s", n>>u.shift, u.name)
-		}
-	}
-	return fmt.Sprint(n)
+	{"ingestion.max-body-bytes", kSize, sizeDefault(int(ingestDefaults.MaxBodyBytes)), "Largest request body (as sent, compressed) accepted on /v2/raw, /v3/raw, /v2/event and /v3/event; larger ones are answered 413", false},
+	{"ingestion.max-decompressed-bytes", kSize, sizeDefault(int(ingestDefaults.MaxDecompressedBytes)), "Largest decompressed body; decompression stops there and the request is answered 413", false},
+	{"ingestion.dedup-window", kDuration, ingestDefaults.DedupWindow, "How long /v3 batch ids are remembered, so that a retried batch is applied only once", false},
+	{"ingestion.v3", kBool, ingestDefaults.ServeV3, "Serve /v3/raw and /v3/event; false answers 404 there, so garner forwarders speak v2", false},
+	{"ingestion.apply-timeout", kDuration, ingestDefaults.ApplyTimeout, "How long a request waits for a full shard queue; series still unapplied then are dropped and counted", false},
 }
 
 func (c *Config) loadForward(r *reader) {
@@ -143,11 +132,12 @@ func (c *Config) loadForward(r *reader) {
 	}
 	f.HTTPTransport = o
 
-	f.MaxBodyBytes = r.positiveSize("ingestion.max-body-bytes")
-	f.MaxDecompressedBytes = r.positiveSize("ingestion.max-decompressed-bytes")
-	f.DedupWindow = r.positiveDuration("ingestion.dedup-window")
-	f.ServeV3 = r.bool("ingestion.v3")
-	f.ApplyTimeout = r.positiveDuration("ingestion.apply-timeout")
+	in := &f.Ingestion
+	in.MaxBodyBytes = int64(r.positiveSize("ingestion.max-body-bytes"))
+	in.MaxDecompressedBytes = int64(r.positiveSize("ingestion.max-decompressed-bytes"))
+	in.DedupWindow = r.positiveDuration("ingestion.dedup-window")
+	in.ServeV3 = r.bool("ingestion.v3")
+	in.ApplyTimeout = r.positiveDuration("ingestion.apply-timeout")
 }
 
 // retryBudget reads a positive duration, or -1 (gostatsd's "no retries"),

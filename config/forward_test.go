@@ -27,9 +27,9 @@ func TestForwardDefaults(t *testing.T) {
 		{"client-timeout", f.HTTPTransport.ClientTimeout == 10*time.Second},
 		{"custom-headers", len(f.HTTPTransport.CustomHeaders) == 0},
 		{"max-buffer-size", f.HTTPTransport.MaxBufferSize == 64<<20},
-		{"ingestion limits", f.MaxBodyBytes == 16<<20 && f.MaxDecompressedBytes == 64<<20},
-		{"ingestion v3", f.ServeV3},
-		{"dedup-window", f.DedupWindow == 5*time.Minute},
+		{"ingestion limits", f.Ingestion.MaxBodyBytes == 16<<20 && f.Ingestion.MaxDecompressedBytes == 64<<20},
+		{"ingestion v3", f.Ingestion.ServeV3},
+		{"dedup-window", f.Ingestion.DedupWindow == 5*time.Minute},
 	}
 	for _, ch := range checks {
 		if !ch.ok {
@@ -82,7 +82,7 @@ x-region = "us-east-1"
 			name: "zstd v3 and ingestion section",
 			file: "[http-transport]\ncompression-type = \"zstd\"\ncompression-level = 3\n[ingestion]\nv3 = false\nmax-body-bytes = \"1MiB\"\n",
 			check: func(f Forward) bool {
-				return f.HTTPTransport.CompressionType == "zstd" && f.HTTPTransport.CompressionLevel == 3 && !f.ServeV3 && f.MaxBodyBytes == 1<<20
+				return f.HTTPTransport.CompressionType == "zstd" && f.HTTPTransport.CompressionLevel == 3 && !f.Ingestion.ServeV3 && f.Ingestion.MaxBodyBytes == 1<<20
 			},
 		},
 	}

@@ -102,7 +102,7 @@ func newAdmin(cfg *config.Config, log logrus.FieldLogger, reg *prometheus.Regist
 	wo.Listeners = ls
 	wo.BasePath = cfg.Admin.HealthBasePath
 	wo.Token = cfg.Admin.Token
-	wo.MaxBodySize = int64(cfg.Forward.MaxBodyBytes)
+	wo.MaxBodySize = cfg.Forward.Ingestion.MaxBodyBytes
 	wo.Hostname = cfg.Hostname
 	wo.ServerMode = cfg.Forward.ServerMode
 	srv, err := web.New(wo, web.Deps{

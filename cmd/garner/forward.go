@@ -71,13 +71,7 @@ func mountForwarding(adm *admin, cfg *config.Config, lines *receiver.Lines, fwd 
 	if !adm.web.IngestionEnabled() {
 		return nil
 	}
-	h, err := ingest.New(ingest.Options{
-		MaxBodyBytes:         int64(cfg.Forward.MaxBodyBytes),
-		MaxDecompressedBytes: int64(cfg.Forward.MaxDecompressedBytes),
-		DedupWindow:          cfg.Forward.DedupWindow,
-		ServeV3:              cfg.Forward.ServeV3,
-		ApplyTimeout:         cfg.Forward.ApplyTimeout,
-	}, lines, log.WithField("component", "ingest"), reg)
+	h, err := ingest.New(cfg.Forward.Ingestion, lines, log.WithField("component", "ingest"), reg)
 	if err != nil {
 		return err
 	}
