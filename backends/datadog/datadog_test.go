@@ -20,9 +20,8 @@ import (
 
 func newClient(t *testing.T, cfg Options) (*Client, prometheus.Counter) {
 	t.Helper()
-	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped", Help: "x"})
-	log, _ := logtest.NewNullLogger()
-	c, err := New(cfg, backends.Deps{Log: log, Registerer: prometheus.NewRegistry(), DroppedSeries: dropped})
+	deps, _, dropped := garnertest.BackendDeps()
+	c, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

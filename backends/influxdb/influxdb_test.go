@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/garner-metrics/garner/backends"
@@ -20,10 +19,8 @@ import (
 
 func newClient(t *testing.T, cfg Options) (*Client, prometheus.Counter) {
 	t.Helper()
-	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped", Help: "x"})
-	log, _ := logtest.NewNullLogger()
-	log.SetLevel(logrus.DebugLevel)
-	c, err := New(cfg, backends.Deps{Log: log, Registerer: prometheus.NewRegistry(), DroppedSeries: dropped})
+	deps, _, dropped := garnertest.BackendDeps()
+	c, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package otlp
 import (
 	"context"
 	"fmt"
-	"io"
 	"maps"
 	"math"
 	"net/http"
@@ -14,12 +13,11 @@ import (
 
 	prom "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/sirupsen/logrus"
 	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
 	logsv1 "go.opentelemetry.io/proto/otlp/logs/v1"
 	metricsv1 "go.opentelemetry.io/proto/otlp/metrics/v1"
 
-	"github.com/garner-metrics/garner/backends"
+	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
@@ -35,10 +33,8 @@ func testConfig(r *receiver) Options {
 
 func newClient(t *testing.T, cfg Options) (*Client, prom.Counter) {
 	t.Helper()
-	log := logrus.New()
-	log.SetOutput(io.Discard)
-	dropped := prom.NewCounter(prom.CounterOpts{Name: "dropped"})
-	c, err := New(cfg, backends.Deps{Log: log, Registerer: prom.NewRegistry(), DroppedSeries: dropped})
+	deps, _, dropped := garnertest.BackendDeps()
+	c, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/garner-metrics/garner/backends"
+	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
@@ -274,11 +275,8 @@ func newClient(t *testing.T, cfg Options, pcts ...float64) (*Client, *prom.Regis
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 2 * time.Second
 	}
-	reg := prom.NewRegistry()
-	dropped := prom.NewCounter(prom.CounterOpts{Name: "dropped"})
-	log := logrus.New()
-	log.SetOutput(io.Discard)
-	c, err := New(cfg, pcts, backends.Deps{Log: log, Registerer: reg, DroppedSeries: dropped})
+	deps, reg, dropped := garnertest.BackendDeps()
+	c, err := New(cfg, pcts, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,9 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	logtest "github.com/sirupsen/logrus/hooks/test"
 
-	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/metrics"
 	"github.com/garner-metrics/garner/pkg/statsd"
@@ -31,9 +29,8 @@ func newClient(t *testing.T, cfg Options) (*Client, prometheus.Counter) {
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = 2 * time.Second
 	}
-	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped", Help: "x"})
-	log, _ := logtest.NewNullLogger()
-	c, err := New(cfg, backends.Deps{Log: log, Registerer: prometheus.NewRegistry(), DroppedSeries: dropped})
+	deps, _, dropped := garnertest.BackendDeps()
+	c, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

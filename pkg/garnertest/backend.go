@@ -1,0 +1,23 @@
+package garnertest
+
+import (
+	"io"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+
+	"github.com/garner-metrics/garner/backends"
+)
+
+// BackendDeps returns what a backend's constructor takes, for a unit test:
+// a logger at debug level that writes nowhere (so every log call runs), a
+// fresh registry for its self-metrics, and its dropped-series counter. The
+// registry and the counter are returned for the test to read.
+func BackendDeps() (backends.Deps, *prometheus.Registry, prometheus.Counter) {
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	log.SetLevel(logrus.DebugLevel)
+	reg := prometheus.NewRegistry()
+	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_test_dropped_series_total", Help: "Series the backend under test dropped."})
+	return backends.Deps{Log: log, Registerer: reg, DroppedSeries: dropped}, reg, dropped
+}
