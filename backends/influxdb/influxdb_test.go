@@ -18,13 +18,7 @@ import (
 )
 
 func newClient(t *testing.T, cfg Options) (*Client, prometheus.Counter) {
-	t.Helper()
-	deps, _, dropped := garnertest.BackendDeps()
-	c, err := New(cfg, deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, dropped
+	return garnertest.NewBackend(t, New, cfg)
 }
 
 func baseConfig(endpoint string) Options {

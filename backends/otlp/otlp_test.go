@@ -32,13 +32,7 @@ func testConfig(r *receiver) Options {
 }
 
 func newClient(t *testing.T, cfg Options) (*Client, prom.Counter) {
-	t.Helper()
-	deps, _, dropped := garnertest.BackendDeps()
-	c, err := New(cfg, deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, dropped
+	return garnertest.NewBackend(t, New, cfg)
 }
 
 func testSnapshot() *metrics.Snapshot {

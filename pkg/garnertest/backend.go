@@ -2,6 +2,7 @@ package garnertest
 
 import (
 	"io"
+	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
@@ -20,4 +21,17 @@ func BackendDeps() (backends.Deps, *prometheus.Registry, prometheus.Counter) {
 	reg := prometheus.NewRegistry()
 	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_test_dropped_series_total", Help: "Series the backend under test dropped."})
 	return backends.Deps{Log: log, Registerer: reg, DroppedSeries: dropped}, reg, dropped
+}
+
+// NewBackend builds a backend with its constructor and BackendDeps, failing
+// the test on an error; it returns the backend and its dropped-series
+// counter.
+func NewBackend[B, O any](t testing.TB, newBackend func(O, backends.Deps) (B, error), opts O) (B, prometheus.Counter) {
+	t.Helper()
+	deps, _, dropped := BackendDeps()
+	b, err := newBackend(opts, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, dropped
 }
