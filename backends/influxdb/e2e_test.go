@@ -2,6 +2,7 @@ package influxdb
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -15,9 +16,22 @@ import (
 func TestE2EGarnerToInfluxDB(t *testing.T) {
 	db := garnertest.StartInfluxDB(t)
 	db.Query(t, "", `CREATE DATABASE "e2e"`)
+	// influxd creates the shard on the first write, which can take longer
+	// than a flush on a loaded machine: make it before garner writes, into
+	// a measurement the checks do not read.
+	resp, err := http.Post(db.URL+"/write?db=e2e", "text/plain", strings.NewReader("e2e.warmup value=1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("warm-up write answered %s", resp.Status)
+	}
+	// A flush that outlasts the interval makes the next one be dropped (and
+	// logged, which fails the test): a 1s interval leaves influxd room.
 	p := garnertest.StartConfig(t, fmt.Sprintf(`backends = "influxdb"
 metrics-addr = "127.0.0.1:0"
-flush-interval = "300ms"
+flush-interval = "1s"
 [influxdb]
 api-endpoint = %q
 api-version = 1
@@ -29,7 +43,7 @@ metrics-per-batch = 2
 	for i := range n {
 		garnertest.SendUDP(t, udp, "e2e.cnt:1|c|#env:test\ne2e.cnt:2|c|@0.5|#env:test\ne2e.lat:10|ms\ne2e.lat:30|ms|@0.25\ne2e.g:"+fmt.Sprint(i)+"|g\ne2e.users:u"+fmt.Sprint(i%5)+"|s")
 		if i%10 == 9 {
-			time.Sleep(100 * time.Millisecond) // spread over several flushes
+			time.Sleep(400 * time.Millisecond) // spread over several flushes (any number of them sums the same)
 		}
 	}
 	// Gauges are last-wins in arrival order, and datagrams read by different
