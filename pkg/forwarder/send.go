@@ -159,9 +159,16 @@ func (u *upstream) request(ctx context.Context, b *batch) httpsend.Post {
 
 // probe sends an empty /v2/raw (every gostatsd and garner aggregator takes
 // it) and brings the upstream back into the choice when it is accepted.
-func (u *upstream) probe(ctx context.Context) {
+func (u *upstream) probe(ctx context.Context, after time.Duration) {
 	defer u.cfg.pool.wg.Done()
 	defer u.probing.Store(false)
+	wait := time.NewTimer(after)
+	defer wait.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-wait.C:
+	}
 	err := u.ping(ctx)
 	if err != nil {
 		u.cfg.m.probeDown.Inc()

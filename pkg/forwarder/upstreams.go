@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -165,12 +166,16 @@ func (f *Forwarder) wakeAll() {
 	}
 }
 
-// probeDown probes every upstream that is out (one probe each at a time).
+// probeDown probes every upstream that is out (one probe each at a time),
+// each after a random wait of up to half the probe interval: forwarders
+// whose tickers run in step (a fleet started or cut off together) do not
+// all probe, and then all send what they held, at the same instant when
+// the tier comes back.
 func (f *Forwarder) probeDown(ctx context.Context) {
 	for _, u := range f.upstreams() {
 		if !u.up.Load() && u.probing.CompareAndSwap(false, true) {
 			f.pool.wg.Add(1)
-			go u.probe(ctx)
+			go u.probe(ctx, rand.N(f.opts.ProbeInterval/2+1))
 		}
 	}
 }
