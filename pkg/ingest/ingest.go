@@ -287,7 +287,11 @@ func (h *Handler) serve(r *http.Request, v3 bool, apply applyFunc) (int, string,
 	}
 	h.m.inflated.Add(float64(len(body)))
 
-	ctx, cancel := context.WithTimeout(r.Context(), h.opts.ApplyTimeout)
+	// A body read whole is applied whole, even if its sender gives up
+	// meanwhile (its client timeout, a proxy cutting the answer): the batch
+	// id is already taken, so a retry would be ignored as a duplicate and
+	// what was not applied would be lost. Only apply-timeout bounds it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.opts.ApplyTimeout)
 	defer cancel()
 	result, err := apply(ctx, body)
 	if err != nil {

@@ -429,3 +429,69 @@ func TestWireEnumsNumberAsGarner(t *testing.T) {
 		}
 	}
 }
+
+// TestSenderGoneMidApply: a forwarder whose request times out while the
+// shards are busy retries it, and the aggregator ignores the retry as a
+// duplicate. So the first request must be applied whole though its client
+// has gone: nothing lost, nothing counted twice.
+func TestSenderGoneMidApply(t *testing.T) {
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	reg := prometheus.NewRegistry()
+	agg := aggregator.New(aggregator.Options{Shards: 1, MaxQueuedSamples: 4}, log, reg)
+	h, err := New(Options{ServeV3: true}, receiver.NewLines(receiver.Options{}, agg, &sink{}, log, reg), log, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	var handler http.Handler
+	for _, r := range h.Routes() {
+		if r.Pattern == "POST /v3/raw" {
+			handler = r.Handler
+		}
+	}
+	if handler == nil {
+		t.Fatal("no POST /v3/raw route")
+	}
+	batch := &garnerpb.RawBatch{BatchId: []byte("fedcba9876543210")}
+	const n = 5000 // several hand-off batches: the first fills the queue
+	for i := range n {
+		batch.Counters = append(batch.Counters, &garnerpb.Counter{Name: fmt.Sprintf("c%d", i), Value: 1})
+	}
+	body := mustMarshal(t, batch)
+	post := func(ctx context.Context) *httptest.ResponseRecorder {
+		req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/v3/raw", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		return rec
+	}
+	// The shards are not running yet: the queue (4 samples) fills at once
+	// and the request waits. Its sender gives up; then the shards start.
+	gone, giveUp := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() { done <- post(gone).Code }()
+	time.Sleep(50 * time.Millisecond) // let the request reach the full queue; a test of order, not of timing
+	giveUp()
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { _ = agg.Run(ctx); close(stopped) }()
+	t.Cleanup(func() { cancel(); <-stopped })
+	if code := <-done; code != http.StatusAccepted {
+		t.Fatalf("first request answered %d", code)
+	}
+	if rec := post(context.Background()); rec.Header().Get("X-Garner-Duplicate") != "true" {
+		t.Fatalf("the retry was not taken as a duplicate (status %d)", rec.Code)
+	}
+	s, err := agg.Snapshot(context.Background(), time.Now().Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total float64
+	for _, c := range s.Counters {
+		total += c.Value
+	}
+	if total != n {
+		t.Fatalf("%v of %d increments applied (dropped: %v)", total, n, testutil.ToFloat64(h.m.dropped))
+	}
+}
