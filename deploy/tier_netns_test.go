@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,10 +9,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/garner-metrics/garner/pkg/garnertest"
 )
@@ -290,8 +285,8 @@ func (tr *tier) waitUpstreams(t *testing.T, up, down int) {
 	deadline := time.Now().Add(15 * time.Second)
 	for _, f := range tr.fwds {
 		for {
-			fams := scrapeFamilies(t, f.ip+":8126")
-			gotUp, gotDown := labelled(fams, "garner_forwarder_upstreams", "state", "up"), labelled(fams, "garner_forwarder_upstreams", "state", "down")
+			m := garnertest.MustScrape(t, f.ip+":8126")
+			gotUp, gotDown := m.Sum("garner_forwarder_upstreams", `state="up"`), m.Sum("garner_forwarder_upstreams", `state="down"`)
 			if gotUp == float64(up) && gotDown == float64(down) {
 				break
 			}
@@ -307,41 +302,7 @@ func (tr *tier) forwarderSum(t *testing.T, name string) float64 {
 	t.Helper()
 	var sum float64
 	for _, f := range tr.fwds {
-		sum += labelled(scrapeFamilies(t, f.ip+":8126"), name, "", "")
-	}
-	return sum
-}
-
-// scrapeFamilies reads admin's /metrics.
-func scrapeFamilies(t *testing.T, admin string) map[string]*dto.MetricFamily {
-	t.Helper()
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + admin + "/metrics")
-	if err != nil {
-		t.Fatalf("scrape %s: %v", admin, err)
-	}
-	defer resp.Body.Close()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("%s/metrics: %v", admin, err)
-	}
-	return fams
-}
-
-// labelled sums the samples of a counter or gauge family whose label has
-// value (label "" = every sample).
-func labelled(fams map[string]*dto.MetricFamily, name, label, value string) float64 {
-	var sum float64
-	for _, m := range fams[name].GetMetric() {
-		ok := label == ""
-		for _, lp := range m.GetLabel() {
-			if lp.GetName() == label && lp.GetValue() == value {
-				ok = true
-			}
-		}
-		if ok {
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
+		sum += garnertest.MustScrape(t, f.ip+":8126").Sum(name)
 	}
 	return sum
 }
@@ -349,19 +310,5 @@ func labelled(fams map[string]*dto.MetricFamily, name, label, value string) floa
 // waitHTTP waits until addr answers /health/ready with 200.
 func waitHTTP(t *testing.T, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	c := &http.Client{Timeout: time.Second}
-	for {
-		resp, err := c.Get("http://" + addr + "/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s is not ready: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval
-	}
+	garnertest.WaitFor(t, addr+" is ready", 30*time.Second, garnertest.HTTPReady("http://"+addr+"/health/ready"))
 }
