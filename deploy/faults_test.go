@@ -48,16 +48,7 @@ func newFaultPath(t *testing.T, tox *toxiclient.Client, name, forwarderTOML stri
 	t.Helper()
 	fp := &faultPath{graphite: garnertest.NewGraphite(t), aggAdmin: garnertest.FreeAddr(t)}
 	aggAdmin := fp.aggAdmin
-	garnertest.StartConfig(t, fmt.Sprintf(`
-enable-ingestion = true
-metrics-addr = ""
-flush-interval = "300ms"
-expiry-interval = "-1s"
-shutdown-grace = "0s"
-backends = "graphite"
-[graphite]
-address = %q
-`, fp.graphite.Addr()), "--admin-addr="+aggAdmin)
+	garnertest.StartConfig(t, aggregatorTOML(fp.graphite.Addr()), "--admin-addr="+aggAdmin)
 	var err error
 	fp.proxy, err = tox.CreateProxy(name, garnertest.FreeAddr(t), aggAdmin)
 	if err != nil {

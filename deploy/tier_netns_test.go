@@ -34,6 +34,22 @@ type tier struct {
 	fwdConns  []interface{ Write([]byte) (int, error) }
 }
 
+// aggregatorTOML is the config of a tier member that ingests, flushes to
+// Graphite at graphiteAddr every 300ms only what arrived in the interval
+// (so every increment shows once), and stops at once.
+func aggregatorTOML(graphiteAddr string) string {
+	return fmt.Sprintf(`
+enable-ingestion = true
+metrics-addr = ""
+flush-interval = "300ms"
+expiry-interval = "-1s"
+shutdown-grace = "0s"
+backends = "graphite"
+[graphite]
+address = %q
+`, graphiteAddr)
+}
+
 // seriesKey is one series as the aggregators see it: name and source.
 type seriesKey struct{ name, host string }
 
@@ -65,16 +81,7 @@ func TestTierOnNetworkNamespaces(t *testing.T) {
 		}
 		t.Cleanup(g.Close)
 		tr.graphite = append(tr.graphite, g)
-		cfg := writeFile(t, dir, fmt.Sprintf("agg%d.toml", i), fmt.Sprintf(`
-enable-ingestion = true
-metrics-addr = ""
-flush-interval = "300ms"
-expiry-interval = "-1s"
-shutdown-grace = "0s"
-backends = "graphite"
-[graphite]
-address = %q
-`, g.Addr()))
+		cfg := writeFile(t, dir, fmt.Sprintf("agg%d.toml", i), aggregatorTOML(g.Addr()))
 		tr.aggProcs = append(tr.aggProcs, garnertest.StartBinary(t, "ip", h.command(bin, "--config-path", cfg, "--admin-addr=0.0.0.0:8126")...))
 	}
 	fcfg := writeFile(t, dir, "forwarder.toml", fmt.Sprintf(`
