@@ -51,7 +51,7 @@ var (
 )
 
 var adminKeys = []key{
-	{"admin-addr", kString, "127.0.0.1:8126", "Admin HTTP server (health, probes, /metrics, status page, see HTTP.md) host:port; empty = off. garner refuses to start (exit 2) when it is taken: another instance runs", true},
+	{"admin-addr", kString, "127.0.0.1:8126", "Admin HTTP server (health, probes, /metrics, status page, see HTTP.md) host:port; empty = off. garner refuses to start (exit 3) when it is taken: another instance runs", true},
 	{"admin-token", kString, "", "Bearer token required on every HTTP endpoint except the liveness/readiness/startup probes and /healthcheck (401 without it); empty = none. Prefer GARNER_ADMIN_TOKEN to a flag, which ps shows", true},
 	{"enable-prof", kBool, false, "Serve /debug/pprof on admin-addr (one CPU profile or trace at a time; a concurrent one gets 429)", true},
 	{"enable-expvar", kBool, false, "Serve /expvar on admin-addr", true},

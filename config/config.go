@@ -38,6 +38,7 @@ var ErrHelp = pflag.ErrHelp
 type Config struct {
 	ConfigPath  string
 	ShowVersion bool
+	CheckConfig bool // --check-config: validate everything, bind nothing, exit
 	LogLevel    string // panic|fatal|error|warn|info|debug|trace
 	LogJSON     bool
 
@@ -130,6 +131,7 @@ func Load(args []string) (*Config, error) {
 	fs.SortFlags = false
 	fs.String("config-path", "", "Path to a config file (TOML, YAML or JSON, chosen by extension)")
 	fs.Bool("version", false, "Print version, commit and build date, then exit")
+	fs.Bool("check-config", false, "Read and validate the configuration as a start would (keys, values, filters, backends' and the forwarder's settings) without binding a port; print what is wrong (exit 2) or \"ok\" (exit 0)")
 	for _, k := range allKeys() {
 		if k.flag {
 			k.addFlag(fs)
@@ -165,6 +167,7 @@ func Load(args []string) (*Config, error) {
 	c := &Config{}
 	c.ConfigPath, _ = fs.GetString("config-path")
 	c.ShowVersion, _ = fs.GetBool("version")
+	c.CheckConfig, _ = fs.GetBool("check-config")
 	var warnings []string
 	if c.ConfigPath != "" {
 		fileKeys, err := readFileKeys(c.ConfigPath)

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/garner-metrics/garner/config"
+	"github.com/garner-metrics/garner/pkg/garnertest"
 )
 
 // httpCloseAllowance is how long garner's HTTP servers give requests in
@@ -518,14 +519,18 @@ func serviceNamed(ns, host string, r *rendered) *corev1.Service {
 	return nil
 }
 
-// checkConfigMapsLoad loads every garner config of every ConfigMap alone,
-// as `garner --config-path <file>` would, with no GARNER_* variable set.
-// (A --check-config flag is planned; until then this in-process load is
-// the check.)
+// checkConfigMapsLoad runs the built binary's `garner --check-config
+// --config-path <file>` on every garner config of every ConfigMap alone,
+// with no GARNER_* variable set: each must print "ok" and exit 0.
 func checkConfigMapsLoad(t *testing.T, r *rendered) {
 	t.Helper()
-	restore := setGarnerEnv(t, nil)
-	defer restore()
+	bin := garnertest.Binary(t)
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GARNER_") {
+			env = append(env, kv)
+		}
+	}
 	n := 0
 	for _, cm := range r.configMaps {
 		for name, data := range cm.Data {
@@ -538,8 +543,11 @@ func checkConfigMapsLoad(t *testing.T, r *rendered) {
 			if err := os.WriteFile(f, []byte(data), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := config.Load([]string{"--config-path", f}); err != nil {
-				t.Errorf("ConfigMap %s, %s: %v", cm.Name, name, err)
+			cmd := exec.Command(bin, "--check-config", "--config-path", f)
+			cmd.Env = env
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.HasSuffix(string(out), "ok\n") {
+				t.Errorf("ConfigMap %s, %s: garner --check-config: %v\n%s", cm.Name, name, err, out)
 			}
 			n++
 		}

@@ -47,7 +47,7 @@ type readingChecker interface {
 }
 
 // errAddrInUse is the start failure for an admin address another process
-// holds; main exits with exitConfig.
+// holds; main exits with exitListen.
 var errAddrInUse = errors.New("address in use")
 
 // newAdmin builds the health registry (internal checks, one soft dependency
@@ -121,23 +121,27 @@ func newAdmin(cfg *config.Config, log logrus.FieldLogger, reg *prometheus.Regist
 	return a, nil
 }
 
-// explainBindError turns "address in use" into a message that says who
-// holds it, asking {base}/up there.
+// explainBindError makes a listen failure a start failure (exitListen)
+// and turns "address in use" into a message that says who holds it, asking
+// {base}/up there.
 func (a *admin) explainBindError(err error) error {
 	var be *web.BindError
-	if !errors.As(err, &be) || !errors.Is(err, syscall.EADDRINUSE) {
+	if !errors.As(err, &be) {
 		return err
+	}
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return failListen(err)
 	}
 	key := "admin-addr"
 	if be.Listener != "admin" {
 		key = "http." + be.Listener + ".address"
 	}
 	if other := a.askUp(be.Address); other != nil {
-		return fmt.Errorf("%w: another garner is already running on %s %q (version %s, commit %s, up %s): stop it, or give this one another %s",
-			errAddrInUse, key, be.Address, other.Version, other.Commit, other.Uptime, key)
+		return failListen(fmt.Errorf("%w: another garner is already running on %s %q (version %s, commit %s, up %s): stop it, or give this one another %s",
+			errAddrInUse, key, be.Address, other.Version, other.Commit, other.Uptime, key))
 	}
-	return fmt.Errorf("%w: %s %q is taken by another process; another instance may already be running: stop it, or choose another %s",
-		errAddrInUse, key, be.Address, key)
+	return failListen(fmt.Errorf("%w: %s %q is taken by another process; another instance may already be running: stop it, or choose another %s",
+		errAddrInUse, key, be.Address, key))
 }
 
 // askUp asks whatever listens on addr for {base}/up and returns its answer

@@ -71,7 +71,7 @@ func mountForwarding(adm *admin, cfg *config.Config, lines *receiver.Lines, fwd 
 	if !adm.web.IngestionEnabled() {
 		return nil
 	}
-	h, err := ingest.New(cfg.Forward.Ingestion, lines, log.WithField("component", "ingest"), reg)
+	h, err := newIngest(cfg, lines, log, reg)
 	if err != nil {
 		return err
 	}
@@ -79,4 +79,22 @@ func mountForwarding(adm *admin, cfg *config.Config, lines *receiver.Lines, fwd 
 		adm.web.HandleIngestion(r.Pattern, r.Handler)
 	}
 	return nil
+}
+
+// newIngest builds the ingestion handlers from the [ingestion] keys.
+func newIngest(cfg *config.Config, lines *receiver.Lines, log logrus.FieldLogger, reg prometheus.Registerer) (*ingest.Handler, error) {
+	return ingest.New(cfg.Forward.Ingestion, lines, log.WithField("component", "ingest"), reg)
+}
+
+// ingestionEnabled reports whether any HTTP server serves ingestion.
+func ingestionEnabled(cfg *config.Config) bool {
+	if cfg.Admin.Addr != "" && cfg.Admin.EnableIngestion {
+		return true
+	}
+	for _, s := range cfg.Admin.HTTPServers {
+		if s.EnableIngestion {
+			return true
+		}
+	}
+	return false
 }

@@ -9,6 +9,9 @@
 //  2. the final flush collects everything the shards hold (their queues
 //     included) and delivers it to every backend, bounded by shutdown-timeout;
 //  3. shards, the event dispatcher and backends stop; garner exits 0.
+//
+// A start failure is one plain "garner: ..." line on stderr and an exit
+// code per class (exitConfig, exitListen below).
 package main
 
 import (
@@ -32,16 +35,32 @@ import (
 	"github.com/garner-metrics/garner/pkg/aggregator"
 	"github.com/garner-metrics/garner/pkg/filter"
 	"github.com/garner-metrics/garner/pkg/flush"
+	"github.com/garner-metrics/garner/pkg/forwarder"
 	"github.com/garner-metrics/garner/pkg/receiver"
 	"github.com/garner-metrics/garner/pkg/version"
 )
 
-// Exit codes.
+// Exit codes, one per class of failure; README.md ("Exit codes") documents
+// them for operators.
 const (
 	exitOK      = 0
-	exitRuntime = 1 // could not start (port taken, ...) or failed while running
-	exitConfig  = 2 // bad flags or configuration
+	exitRuntime = 1 // garner started, then failed while running
+	exitConfig  = 2 // bad flags, environment or configuration (also --check-config)
+	exitListen  = 3 // a listen address cannot be bound: in use, or not allowed
 )
+
+// startError is a start failure: main prints it as one plain "garner: ..."
+// line on stderr and exits with code.
+type startError struct {
+	code int
+	err  error
+}
+
+func (e *startError) Error() string { return e.err.Error() }
+func (e *startError) Unwrap() error { return e.err }
+
+func failConfig(err error) error { return &startError{exitConfig, err} }
+func failListen(err error) error { return &startError{exitListen, err} }
 
 func main() {
 	os.Exit(run(os.Args[1:]))
@@ -52,53 +71,55 @@ func run(args []string) int {
 	// must still end in a final flush and exit 0, not kill the process.
 	sigCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stopSignals()
-	cfg, err := config.Load(args)
-	if errors.Is(err, config.ErrHelp) {
-		return exitOK
-	}
+	code, err := serve(sigCtx, args)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "garner: %v\n", err)
-		return exitConfig
+		var se *startError
+		if errors.As(err, &se) {
+			return se.code
+		}
 	}
-	if cfg.ShowVersion {
-		fmt.Println(version.Get())
-		return exitOK
-	}
-	log := newLogger(cfg)
-	rl := newReloader(args, cfg, log) // catches SIGHUP from here on
-	for _, w := range cfg.Warnings {
-		log.Warn(w)
-	}
-	if cfg.MemoryLimit > 0 {
-		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
-		log.WithField("bytes", cfg.MemoryLimit).Info("memory-limit set (GOMEMLIMIT)")
-	}
+	return code
+}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+// pipeline is everything a start builds before it binds a port: what
+// --check-config builds too.
+type pipeline struct {
+	cfg           *config.Config // the pipeline's view (forwarderMode)
+	fwd           *forwarder.Forwarder
+	bs            []backends.Backend
+	events        *flush.Events
+	filterMetrics *filter.Metrics
+	agg           *aggregator.Aggregator
+	lines         *receiver.Lines
+	flusher       *flush.Flusher
+}
 
-	fwd, err := newForwarder(cfg, log, reg)
+// build validates what the configuration alone cannot (backends' and the
+// forwarder's settings, filters, ingestion) by building the components. It
+// binds no port and starts no goroutine; a failure is a configuration error.
+func build(loaded *config.Config, log logrus.FieldLogger, reg prometheus.Registerer) (*pipeline, error) {
+	fwd, err := newForwarder(loaded, log, reg)
 	if err != nil {
-		log.WithError(err).Error("cannot configure the forwarder")
-		return exitConfig
+		return nil, failConfig(fmt.Errorf("cannot configure the forwarder: %w", err))
 	}
-	cfg = forwarderMode(cfg) // the pipeline's view; the loaded config stays as it is (see forward.go)
+	cfg := forwarderMode(loaded) // the pipeline's view; the loaded config stays as it is (see forward.go)
 	bs, err := all.New(cfg, log, reg)
 	if err != nil {
-		log.WithError(err).Error("cannot configure backends")
-		return exitConfig
+		return nil, failConfig(fmt.Errorf("cannot configure backends: %w", err))
 	}
 	if fwd != nil {
 		bs = append(bs, fwd)
 	}
-	events := flush.NewEvents(flush.EventOptions{QueueLength: cfg.MaxEventQueueSize, MaxLength: cfg.MaxEventLength, Timeout: cfg.BackendTimeout}, bs, log, reg)
-	filterMetrics := filter.NewMetrics(reg)
-	rules, err := filterMetrics.Compile(cfg.Filters.Rules)
+	p := &pipeline{cfg: cfg, fwd: fwd, bs: bs}
+	p.events = flush.NewEvents(flush.EventOptions{QueueLength: cfg.MaxEventQueueSize, MaxLength: cfg.MaxEventLength, Timeout: cfg.BackendTimeout}, bs, log, reg)
+	p.filterMetrics = filter.NewMetrics(reg)
+	rules, err := p.filterMetrics.Compile(cfg.Filters.Rules)
 	if err != nil {
-		log.WithError(err).Error("cannot compile the filters")
-		return exitConfig
+		p.close()
+		return nil, failConfig(fmt.Errorf("cannot compile the filters: %w", err))
 	}
-	agg := aggregator.New(aggregator.Options{
+	p.agg = aggregator.New(aggregator.Options{
 		Shards:              cfg.MaxWorkers,
 		MaxQueuedSamples:    cfg.MaxQueueSize,
 		PercentThresholds:   cfg.PercentThreshold,
@@ -109,7 +130,7 @@ func run(args []string) int {
 		MaxSeriesPerMetric:  cfg.MaxSeriesPerMetric,
 		CardinalityOverflow: cfg.CardinalityOverflow,
 	}, log, reg)
-	lines := receiver.NewLines(receiver.Options{
+	p.lines = receiver.NewLines(receiver.Options{
 		IgnoreHost:        cfg.IgnoreHost,
 		Namespace:         cfg.Namespace,
 		DefaultTags:       cfg.DefaultTags,
@@ -117,26 +138,97 @@ func run(args []string) int {
 		BadLinesPerMinute: cfg.BadLinesPerMinute,
 		Limits:            cfg.LineLimits,
 		Rules:             rules,
-	}, agg, events, log, reg)
-	flusher := flush.New(flush.Options{
+	}, p.agg, p.events, log, reg)
+	p.flusher = flush.New(flush.Options{
 		Interval: cfg.FlushInterval, Aligned: cfg.FlushAligned, Offset: cfg.FlushOffset, Timeout: cfg.BackendTimeout,
-	}, agg, bs, log, reg)
-	adm, err := newAdmin(cfg, log, reg, agg, flusher, bs) // before the statsd port: see newAdmin
+	}, p.agg, bs, log, reg)
+	return p, nil
+}
+
+// close closes the backends (a start that fails, or --check-config).
+func (p *pipeline) close() {
+	for _, b := range p.bs {
+		if c, ok := b.(io.Closer); ok {
+			_ = c.Close()
+		}
+	}
+}
+
+// checkConfig is --check-config: load and build everything a start would,
+// bind nothing, print the warnings and "ok" (exit 0) or what is wrong (exit 2).
+func checkConfig(cfg *config.Config) (int, error) {
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	p, err := build(cfg, log, prometheus.NewRegistry())
 	if err != nil {
-		log.WithError(err).Error("cannot start the http servers")
-		return exitConfig
+		return exitConfig, err
+	}
+	defer p.close()
+	if ingestionEnabled(cfg) {
+		if _, err := newIngest(cfg, p.lines, log, prometheus.NewRegistry()); err != nil {
+			return exitConfig, failConfig(fmt.Errorf("cannot set up forwarding ingestion: %w", err))
+		}
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Printf("warning: %s\n", w)
+	}
+	fmt.Println("ok")
+	return exitOK, nil
+}
+
+// serve starts garner and runs it until a signal (see the package doc). A
+// start failure is a *startError; the code is for a start that succeeded.
+func serve(sigCtx context.Context, args []string) (int, error) {
+	loaded, err := config.Load(args)
+	if errors.Is(err, config.ErrHelp) {
+		return exitOK, nil
+	}
+	if err != nil {
+		return exitConfig, failConfig(err)
+	}
+	if loaded.ShowVersion {
+		fmt.Println(version.Get())
+		return exitOK, nil
+	}
+	if loaded.CheckConfig {
+		return checkConfig(loaded)
+	}
+	log := newLogger(loaded)
+	rl := newReloader(args, loaded, log) // catches SIGHUP from here on
+	for _, w := range loaded.Warnings {
+		log.Warn(w)
+	}
+	if loaded.MemoryLimit > 0 {
+		debug.SetMemoryLimit(int64(loaded.MemoryLimit))
+		log.WithField("bytes", loaded.MemoryLimit).Info("memory-limit set (GOMEMLIMIT)")
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	p, err := build(loaded, log, reg)
+	if err != nil {
+		return exitConfig, err
+	}
+	defer p.close()
+	cfg, agg, lines, flusher, bs := p.cfg, p.agg, p.lines, p.flusher, p.bs
+	adm, err := newAdmin(cfg, log, reg, agg, flusher, bs) // before the statsd port: see newAdmin
+	var se *startError
+	if errors.As(err, &se) {
+		return exitListen, err
+	}
+	if err != nil {
+		return exitConfig, failConfig(fmt.Errorf("cannot set up the http servers: %w", err))
 	}
 	defer adm.close()
 	mountDebug(adm.web, cfg, agg, lines)
-	if err := mountForwarding(adm, cfg, lines, fwd, log, reg); err != nil {
-		log.WithError(err).Error("cannot set up forwarding ingestion")
-		return exitConfig
+	if err := mountForwarding(adm, cfg, lines, p.fwd, log, reg); err != nil {
+		return exitConfig, failConfig(fmt.Errorf("cannot set up forwarding ingestion: %w", err))
 	}
 
 	receivers, err := listen(cfg, lines, log, reg)
 	if err != nil {
-		log.WithError(err).Error("cannot start receivers")
-		return exitRuntime
+		return exitListen, failListen(fmt.Errorf("cannot start receivers: %w", err))
 	}
 	adm.setReceivers(receivers)
 	log.WithFields(logrus.Fields{
@@ -148,10 +240,10 @@ func run(args []string) int {
 	bgCtx, stopBackground := context.WithCancel(context.Background())
 	var bg errgroup.Group
 	bg.Go(func() error { return agg.Run(bgCtx) })
-	bg.Go(func() error { return events.Run(bgCtx) })
+	bg.Go(func() error { return p.events.Run(bgCtx) })
 	bg.Go(func() error { return adm.run(bgCtx) })
 	rl.on(func(next *config.Config) error {
-		r, err := filterMetrics.Compile(next.Filters.Rules)
+		r, err := p.filterMetrics.Compile(next.Filters.Rules)
 		if err == nil {
 			lines.SetRules(r)
 		}
@@ -187,13 +279,8 @@ func run(args []string) int {
 	cancel()
 	stopBackground()
 	_ = bg.Wait()
-	for _, b := range bs {
-		if c, ok := b.(io.Closer); ok {
-			_ = c.Close()
-		}
-	}
 	log.Info("garner stopped")
-	return code
+	return code, nil
 }
 
 type runner interface {

@@ -364,7 +364,7 @@ func TestE2EShutdownGrace(t *testing.T) {
 	}
 }
 
-// TestE2ESecondInstance: a second garner on a taken admin address exits 2
+// TestE2ESecondInstance: a second garner on a taken admin address exits 3 (a listen address cannot be bound)
 // and says who holds it.
 func TestE2ESecondInstance(t *testing.T) {
 	first := startGarner(t)
@@ -376,8 +376,8 @@ func TestE2ESecondInstance(t *testing.T) {
 
 	t.Run("garner holds it", func(t *testing.T) {
 		second := garnertest.Start(t, "--admin-addr="+adminAddr, "--metrics-addr=127.0.0.1:0", "--backends=null")
-		if code := second.Wait(20 * time.Second); code != 2 {
-			t.Fatalf("exit code %d, want 2\n%s", code, second.Stderr())
+		if code := second.Wait(20 * time.Second); code != 3 {
+			t.Fatalf("exit code %d, want 3\n%s", code, second.Stderr())
 		}
 		for _, want := range []string{"another garner is already running", adminAddr, "version " + up.Version, up.Commit} {
 			if !strings.Contains(second.Stderr(), want) {
@@ -388,8 +388,8 @@ func TestE2ESecondInstance(t *testing.T) {
 	t.Run("statsd port not shared", func(t *testing.T) {
 		// Same statsd port too: the second must not get to bind it.
 		second := garnertest.Start(t, "--admin-addr="+adminAddr, "--metrics-addr="+first.statsd, "--backends=null")
-		if code := second.Wait(20 * time.Second); code != 2 {
-			t.Fatalf("exit code %d, want 2", code)
+		if code := second.Wait(20 * time.Second); code != 3 {
+			t.Fatalf("exit code %d, want 3", code)
 		}
 		if strings.Contains(second.Stderr(), "listening for statsd") {
 			t.Fatalf("the second instance bound the statsd port:\n%s", second.Stderr())
@@ -412,8 +412,8 @@ func TestE2ESecondInstance(t *testing.T) {
 			}
 		}()
 		second := garnertest.Start(t, "--admin-addr="+ln.Addr().String(), "--metrics-addr=127.0.0.1:0", "--backends=null")
-		if code := second.Wait(20 * time.Second); code != 2 {
-			t.Fatalf("exit code %d, want 2\n%s", code, second.Stderr())
+		if code := second.Wait(20 * time.Second); code != 3 {
+			t.Fatalf("exit code %d, want 3\n%s", code, second.Stderr())
 		}
 		if !strings.Contains(second.Stderr(), "is taken by another process; another instance may already be running") {
 			t.Fatalf("stderr:\n%s", second.Stderr())

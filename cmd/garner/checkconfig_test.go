@@ -1,0 +1,57 @@
+package main
+
+import (
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/garner-metrics/garner/pkg/garnertest"
+)
+
+// TestE2ECheckConfig: --check-config validates what a start would (keys,
+// values, filters, backends' and the forwarder's settings), prints "ok" or
+// the one thing wrong, exits 0 or 2, and binds no port: the admin and statsd
+// addresses given are held by this test all along.
+func TestE2ECheckConfig(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	addr := held.Addr().String()
+	ports := []string{"--admin-addr=" + addr, "--metrics-addr=" + addr, "--tcp-metrics-addr=" + addr}
+	for _, tc := range []struct {
+		name, toml string
+		code       int
+		want       []string // in the output
+	}{
+		{"ok", "backends = \"graphite null\"\nflush-interval = \"5s\"\n[graphite]\naddress = \"127.0.0.1:2003\"\n", 0, []string{"ok\n"}},
+		{"ok with a warning", "max-parsers = 4\n", 0, []string{`"max-parsers"`, "ok\n"}},
+		{"unknown key", "flush-intervall = \"5s\"\n", 2, []string{`garner: config key "flush-intervall": unknown key`}},
+		{"bad value", "flush-interval = \"ten\"\n", 2, []string{`garner: config key "flush-interval"`, `"ten" is not a duration`}},
+		{"filter without a section", "filters = \"nope\"\n", 2, []string{"garner: ", "nope"}},
+		{"backend setting", "backends = \"datadog\"\n", 2, []string{`garner: config key "datadog.api_key": required`}},
+		{"forwarder setting", "server-mode = \"forwarder\"\n", 2, []string{"garner: ", "http-transport.api-endpoint"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := garnertest.Start(t, append([]string{"--check-config", "--config-path", garnertest.WriteConfig(t, tc.toml)}, ports...)...)
+			code := p.Wait(30 * time.Second)
+			out := p.Stdout() + p.Stderr()
+			if code != tc.code {
+				t.Fatalf("exit code %d, want %d\n%s", code, tc.code, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			if tc.code == 0 && !strings.HasSuffix(p.Stdout(), "ok\n") {
+				t.Errorf("stdout does not end in ok:\n%s", p.Stdout())
+			}
+			if strings.Contains(out, "listening") || strings.Contains(out, "garner started") {
+				t.Errorf("--check-config started garner:\n%s", out)
+			}
+		})
+	}
+}
