@@ -38,7 +38,7 @@ var ErrHelp = pflag.ErrHelp
 type Config struct {
 	ConfigPath  string
 	ShowVersion bool
-	CheckConfig bool // --check-config: validate everything, bind nothing, exit
+	CheckConfig bool   // --check-config: validate everything, bind nothing, exit
 	LogLevel    string // panic|fatal|error|warn|info|debug|trace
 	LogJSON     bool
 
