@@ -137,6 +137,7 @@ func Load(args []string) (*Config, error) {
 			k.addFlag(fs)
 		}
 	}
+	addIgnoredFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -168,15 +169,15 @@ func Load(args []string) (*Config, error) {
 	c.ConfigPath, _ = fs.GetString("config-path")
 	c.ShowVersion, _ = fs.GetBool("version")
 	c.CheckConfig, _ = fs.GetBool("check-config")
-	var warnings []string
+	var fileKeys []string
 	if c.ConfigPath != "" {
-		fileKeys, err := readFileKeys(c.ConfigPath)
+		var err error
+		fileKeys, err = readFileKeys(c.ConfigPath)
 		if err != nil {
 			return nil, &Error{Key: "config-path", Err: err}
 		}
 		for _, fk := range fileKeys {
-			if ignoredKeys[fk] {
-				warnings = append(warnings, fmt.Sprintf("config key %q is a gostatsd key garner ignores on purpose", fk))
+			if _, ok := ignoredKeyNamed(fk); ok {
 				continue
 			}
 			if fk == "" || strings.HasPrefix(fk, ".") || strings.HasSuffix(fk, ".") || strings.Contains(fk, "..") {
@@ -207,7 +208,7 @@ func Load(args []string) (*Config, error) {
 		}
 	}
 	c.values = r.values
-	c.Warnings = warnings
+	c.Warnings = ignoredWarnings(fs, fileKeys)
 	return c, nil
 }
 
@@ -224,6 +225,7 @@ var sections = []func(*Config, *reader){
 	(*Config).loadAdmin,
 	(*Config).loadForward,
 	(*Config).loadFilters,
+	(*Config).loadGostatsd, // after the keys it maps onto
 }
 
 func (c *Config) loadCore(r *reader) {
@@ -368,6 +370,11 @@ func envName(key string) string {
 }
 
 func checkEnvKnown(name string) error {
+	for _, k := range ignoredKeys {
+		if envName(k.name) == name {
+			return nil
+		}
+	}
 	for _, k := range allKeys() {
 		if strings.Contains(k.name, "*") {
 			// A dynamic section ([filter.<name>]) cannot be named by one

@@ -19,6 +19,10 @@ var docDefaults = map[string]string{
 	"expiry-interval-gauge":   `"5m" # expiry-interval`,
 	"expiry-interval-set":     `"5m" # expiry-interval`,
 	"expiry-interval-timer":   `"5m" # expiry-interval`,
+	// gostatsd's names: the garner key's default (set one of the two).
+	"receive-buffer-size":               strconv.Quote(sizeDefault(udpDefaults.DatagramSize)) + ` # max-datagram-size`,
+	"timer-histogram-limit":             strconv.Itoa(aggDefaults.HistogramLimit) + ` # histogram-limit`,
+	"fast-fail-on-non-retryable-errors": `false # http-transport.fast-fail-on-non-retryable-errors`,
 }
 
 // WriteExample writes the example config file: every key, commented out,

@@ -44,6 +44,10 @@ func (k key) addFlag(fs *pflag.FlagSet) {
 	case time.Duration:
 		fs.String(k.name, shortDuration(d), k.usage)
 	case nil:
+		if k.kind == kBool {
+			fs.Bool(k.name, false, k.usage)
+			return
+		}
 		fs.String(k.name, "", k.usage)
 	default:
 		fs.String(k.name, fmt.Sprint(k.def), k.usage)
@@ -143,22 +147,10 @@ var coreKeys = []key{
 	{"disabled-sub-metrics.sum-squares-pct", kBool, false, "Do not emit timers' sum_squares_P", false},
 }
 
-// ignoredKeys are gostatsd keys garner accepts in a file and ignores on
-// purpose: cloud-provider lookups and knobs of gostatsd's internals that
-// garner's design has no use for. Each logs one warning.
-var ignoredKeys = map[string]bool{
-	"cloud-provider": true, "max-cloud-requests": true, "burst-cloud-requests": true,
-	"cloud-cache-refresh-period": true, "cloud-cache-evict-after-idle-period": true,
-	"cloud-cache-ttl": true, "cloud-cache-negative-ttl": true,
-	"max-parsers": true, "max-concurrent-events": true, "estimated-tags": true,
-	"conn-per-reader": true, "heartbeat-interval": true, "profile": true,
-	"lambda-extension-manual-flush": true, "lambda-extension-telemetry-address": true,
-}
-
 // keyTables lists every section's keys; a section file adds its table here.
 var keyTables = [][]key{
 	coreKeys, graphiteKeys, influxdbKeys, datadogKeys, prometheusKeys, otlpKeys, statsdaemonKeys,
-	adminKeys, forwardKeys, filterKeys,
+	adminKeys, forwardKeys, filterKeys, gostatsdKeys,
 }
 
 func allKeys() []key {

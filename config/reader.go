@@ -253,6 +253,8 @@ func (r *reader) list(key string) (out []string) {
 		items = strings.FieldsFunc(x, func(c rune) bool { return c == ' ' || c == ',' || c == '\t' || c == '\n' })
 	case []string:
 		items = x
+	case int, int64, float64: // percent-threshold = 90
+		items = []string{fmt.Sprint(x)}
 	case []any:
 		for _, e := range x {
 			items = append(items, strings.TrimSpace(fmt.Sprint(e)))
