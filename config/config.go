@@ -331,6 +331,9 @@ func readFileKeys(path string) ([]string, error) {
 	fv := viper.New()
 	fv.SetConfigFile(path)
 	if err := fv.ReadInConfig(); err != nil {
+		if data, rerr := os.ReadFile(path); rerr == nil {
+			return nil, syntaxError(path, data, err)
+		}
 		return nil, err
 	}
 	keys := fv.AllKeys()

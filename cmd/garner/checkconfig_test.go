@@ -32,6 +32,7 @@ func TestE2ECheckConfig(t *testing.T) {
 		{"bad value", "flush-interval = \"ten\"\n", 2, []string{`garner: config key "flush-interval"`, `"ten" is not a duration`}},
 		{"filter without a section", "filters = \"nope\"\n", 2, []string{"garner: ", "nope"}},
 		{"backend setting", "backends = \"datadog\"\n", 2, []string{`garner: config key "datadog.api_key": required`}},
+		{"syntax error", "flush-interval = \"5s\"\nbackends = \"graphite\n", 2, []string{`garner: config key "config-path": `, ".toml:2:21: TOML: basic strings cannot have new lines"}},
 		{"forwarder setting", "server-mode = \"forwarder\"\n", 2, []string{"garner: ", "http-transport.api-endpoint"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

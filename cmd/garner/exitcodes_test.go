@@ -54,3 +54,15 @@ func TestE2EStartFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestE2EReceiveBufferWarnedOnce: a receive buffer the kernel does not grant
+// is one warning for all the sockets, not one per reader. 1GiB is just
+// above what Linux grants even to root (INT_MAX/2).
+func TestE2EReceiveBufferWarnedOnce(t *testing.T) {
+	p := garnertest.StartReady(t, "--metrics-addr=127.0.0.1:0", "--admin-addr=", "--backends=null",
+		"--max-readers=4", "--socket-receive-buffer=1GiB")
+	p.StopOK(t)
+	if n := strings.Count(p.Stderr(), "socket receive buffer is smaller"); n != 1 {
+		t.Fatalf("%d receive-buffer warnings, want 1:\n%s", n, p.Stderr())
+	}
+}

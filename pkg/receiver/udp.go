@@ -82,6 +82,7 @@ func ListenUDP(opts UDPOptions, lines *Lines, log logrus.FieldLogger, reg promet
 	u := &UDP{opts: opts, lines: lines, log: log.WithField("receiver", "udp")}
 	lc := net.ListenConfig{Control: reusePort}
 	addr := opts.Addr
+	var bufErr error // logged once for all the sockets
 	for i := 0; i < opts.Readers; i++ {
 		pc, err := lc.ListenPacket(context.Background(), "udp", addr)
 		if err != nil {
@@ -92,10 +93,13 @@ func ListenUDP(opts UDPOptions, lines *Lines, log logrus.FieldLogger, reg promet
 		if i == 0 {
 			addr = conn.LocalAddr().String() // port 0: the others join the port the first got
 		}
-		if err := setReceiveBuffer(conn, opts.ReceiveBuffer); err != nil {
-			u.log.WithError(err).Warn("socket receive buffer is smaller than socket-receive-buffer asks; bursts may be dropped by the kernel (raise net.core.rmem_max)")
+		if err := setReceiveBuffer(conn, opts.ReceiveBuffer); err != nil && bufErr == nil {
+			bufErr = err
 		}
 		u.conns = append(u.conns, conn)
+	}
+	if bufErr != nil {
+		u.log.WithError(bufErr).WithField("sockets", len(u.conns)).Warn("socket receive buffer is smaller than socket-receive-buffer asks; bursts may be dropped by the kernel (raise net.core.rmem_max)")
 	}
 	inodes := make([]uint64, 0, len(u.conns))
 	for _, c := range u.conns {
