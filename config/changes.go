@@ -3,6 +3,7 @@ package config
 import (
 	"maps"
 	"slices"
+	"strings"
 )
 
 // Values returns the effective value of every key Load read, by key name
@@ -19,19 +20,51 @@ func (c *Config) Values() map[string]string { return maps.Clone(c.values) }
 // flush-interval is listed.
 func ChangedKeys(old, new *Config) []string { return Changed(old.values, new.values) }
 
-// Changed is ChangedKeys on two maps from Values.
+// Changed is ChangedKeys on two maps from Values. A section that only one
+// of them has ([filter.<name>] added or removed) is named once, as
+// "filter.<name>", not key by key.
 func Changed(old, new map[string]string) []string {
-	var out []string
+	seen := map[string]bool{}
+	add := func(k string) { seen[k] = true }
 	for k, v := range old {
-		if nv, ok := new[k]; !ok || nv != v {
-			out = append(out, k)
+		if nv, ok := new[k]; !ok {
+			add(wholeSection(k, old, new))
+		} else if nv != v {
+			add(k)
 		}
 	}
 	for k := range new {
 		if _, ok := old[k]; !ok {
-			out = append(out, k)
+			add(wholeSection(k, new, old))
 		}
 	}
+	out := slices.Collect(maps.Keys(seen))
 	slices.Sort(out)
 	return out
+}
+
+// wholeSection returns key's section ("filter.a" for "filter.a.drop-metric",
+// a key of own) when own holds several keys of that section and other none,
+// else key (a header added to [prometheus.headers] is named as itself).
+func wholeSection(key string, own, other map[string]string) string {
+	i := strings.LastIndexByte(key, '.')
+	if i < 0 {
+		return key
+	}
+	prefix := key[:i+1]
+	n := 0
+	for k := range own {
+		if strings.HasPrefix(k, prefix) {
+			n++
+		}
+	}
+	for k := range other {
+		if strings.HasPrefix(k, prefix) {
+			return key
+		}
+	}
+	if n < 2 {
+		return key
+	}
+	return key[:i]
 }

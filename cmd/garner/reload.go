@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"maps"
 	"os"
 	"os/signal"
 	"slices"
@@ -107,14 +108,19 @@ func (r *reloader) reload() {
 			r.log.WithError(err).WithField("keys", keys).Error("SIGHUP: cannot apply the new values; keeping the old ones")
 			continue
 		}
-		for _, k := range keys {
-			if v, ok := values[k]; ok {
-				r.running[k] = v
-			} else {
-				delete(r.running, k)
+		for _, k := range keys { // a key, or a whole section added or removed
+			maps.DeleteFunc(r.running, func(rk, _ string) bool { return rk == k || strings.HasPrefix(rk, k+".") })
+			for vk, v := range values {
+				if vk == k || strings.HasPrefix(vk, k+".") {
+					r.running[vk] = v
+				}
 			}
 		}
 		applied = append(applied, keys...)
+	}
+	if len(applied) == 0 && len(restart) == 0 {
+		r.log.Info("SIGHUP: configuration unchanged")
+		return
 	}
 	slices.Sort(applied)
 	f := logrus.Fields{"applied": applied}
