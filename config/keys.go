@@ -37,21 +37,64 @@ type key struct {
 
 func (k key) addFlag(fs *pflag.FlagSet) {
 	// Only booleans are typed flags (so --ignore-host works without a value);
-	// every other value is parsed by the strict reader, whose errors name the key.
+	// every other value is text parsed by the strict reader, whose errors
+	// name the key. --help shows the key's kind and its one default: a
+	// default the usage writes in words ("(default min(8, CPUs))") replaces
+	// the value.
+	usage, shown, inWords := k.usage, "", false
+	if i := strings.LastIndex(usage, " (default "); i >= 0 && strings.HasSuffix(usage, ")") {
+		usage, shown, inWords = usage[:i], usage[i+len(" (default "):len(usage)-1], true
+	}
+	var value string
 	switch d := k.def.(type) {
 	case bool:
-		fs.Bool(k.name, d, k.usage)
-	case time.Duration:
-		fs.String(k.name, shortDuration(d), k.usage)
+		fs.Bool(k.name, d, usage)
+		return
 	case nil:
 		if k.kind == kBool {
-			fs.Bool(k.name, false, k.usage)
+			fs.Bool(k.name, false, usage)
 			return
 		}
-		fs.String(k.name, "", k.usage)
+	case time.Duration:
+		value = shortDuration(d)
 	default:
-		fs.String(k.name, fmt.Sprint(k.def), k.usage)
+		value = fmt.Sprint(d)
 	}
+	f := fs.VarPF(&textValue{s: value, kind: k.kind, words: inWords}, k.name, "", usage)
+	if inWords {
+		f.DefValue = shown
+	}
+}
+
+// textValue is a non-boolean flag: its text, and its kind for --help.
+type textValue struct {
+	s     string
+	kind  kind
+	words bool // the default is shown in words: not quoted as a string
+}
+
+func (v *textValue) String() string     { return v.s }
+func (v *textValue) Set(s string) error { v.s = s; return nil }
+
+// Type names the kind in --help. Not "int": viper would convert such a
+// flag itself, turning "abc" into 0 before the strict reader sees it.
+func (v *textValue) Type() string {
+	switch v.kind {
+	case kInt:
+		return "integer"
+	case kFloat:
+		return "number"
+	case kDuration:
+		return "duration"
+	case kList:
+		return "list"
+	case kSize:
+		return "size"
+	}
+	if v.words {
+		return "text" // pflag quotes a "string" flag's default
+	}
+	return "string"
 }
 
 // The defaults of the components the top-level keys configure: the key

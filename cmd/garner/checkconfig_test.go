@@ -56,3 +56,34 @@ func TestE2ECheckConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestE2EHelp: --help shows each flag's kind and one default.
+func TestE2EHelp(t *testing.T) {
+	p := garnertest.Start(t, "--help")
+	if code := p.Wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d\n%s", code, p.Stderr())
+	}
+	help := p.Stdout() + p.Stderr()
+	for _, l := range strings.Split(help, "\n") {
+		if strings.Count(l, "(default ") > 1 {
+			t.Errorf("two defaults: %s", l)
+		}
+		if strings.Contains(l, "--") && strings.Contains(l, " string ") && strings.Contains(l, `(default "`) &&
+			strings.Trim(l[strings.LastIndex(l, `(default "`)+len(`(default "`):], `")`) != "" &&
+			strings.Trim(l[strings.LastIndex(l, `(default "`)+len(`(default "`):], `0123456789")`) == "" {
+			t.Errorf("a number shown as a string: %s", l)
+		}
+	}
+	for _, want := range []string{
+		"--max-readers integer", "(default min(8, CPUs))", "--max-datagram-size size", "(default 64KiB)",
+		"--flush-interval duration", "(default 10s)", "--bad-lines-per-minute number", "--backends list",
+		"--log-level string", `(default "info")`, "--check-config",
+	} {
+		if !strings.Contains(help, want) {
+			t.Errorf("--help lacks %q", want)
+		}
+	}
+	if strings.Contains(help, "max-parsers") {
+		t.Error("--help lists the ignored gostatsd flags")
+	}
+}
