@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 
@@ -21,27 +20,18 @@ func mountDebug(srv *web.Server, cfg *config.Config, agg *aggregator.Aggregator,
 		if s := r.URL.Query().Get("limit"); s != "" {
 			n, err := strconv.Atoi(s)
 			if err != nil || n < 1 || n > 10000 {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad_request", "message": "limit must be a whole number from 1 to 10000"})
+				web.WriteError(w, http.StatusBadRequest, "bad_request", "limit must be a whole number from 1 to 10000")
 				return
 			}
 			limit = n
 		}
 		total, top := agg.Cardinality(limit)
-		writeJSON(w, http.StatusOK, map[string]any{
+		web.WriteJSON(w, http.StatusOK, map[string]any{
 			"series": total, "max_series": cfg.MaxSeries, "max_series_per_metric": cfg.MaxSeriesPerMetric,
 			"cardinality_overflow": cfg.CardinalityOverflow, "top": top,
 		})
 	}))
 	srv.HandleAdmin("GET /debug/bad-lines", "debug_bad_lines", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"lines": lines.RecentBadLines()})
+		web.WriteJSON(w, http.StatusOK, map[string]any{"lines": lines.RecentBadLines()})
 	}))
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
 }

@@ -1,10 +1,13 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"log"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -88,8 +91,57 @@ func (s *Server) wrap(sv *served) http.Handler {
 		defer inflight.Dec()
 		w.Header().Set("Server", ServerHeader)
 		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if _, pattern := sv.mux.Handler(r); pattern == "" {
+			// No route: the mux's own 404 or 405 (with Allow), or a
+			// redirect. Errors become garner's JSON error body.
+			je := &jsonErrors{ResponseWriter: w}
+			sv.mux.ServeHTTP(je, r)
+			je.finish(r)
+			return
+		}
 		sv.mux.ServeHTTP(w, r)
 	})
+}
+
+// jsonErrors turns the text/plain error answers of handlers garner does
+// not write itself (net/http's mux, http.Error in ingestion, the body
+// limit's 413) into the JSON error body every endpoint documents, with
+// Cache-Control: no-store. Other answers pass through unchanged.
+type jsonErrors struct {
+	http.ResponseWriter
+	code int // an error being rewritten; 0 = passing through
+	text bytes.Buffer
+}
+
+func (j *jsonErrors) WriteHeader(code int) {
+	if code >= 400 && j.code == 0 && strings.HasPrefix(j.Header().Get("Content-Type"), "text/plain") {
+		j.code = code
+		return
+	}
+	j.ResponseWriter.WriteHeader(code)
+}
+
+func (j *jsonErrors) Write(b []byte) (int, error) {
+	if j.code != 0 {
+		return j.text.Write(b)
+	}
+	return j.ResponseWriter.Write(b)
+}
+
+// finish writes the rewritten error, if any.
+func (j *jsonErrors) finish(r *http.Request) {
+	if j.code == 0 {
+		return
+	}
+	kind := strings.ReplaceAll(strings.ToLower(http.StatusText(j.code)), " ", "_")
+	msg := strings.TrimSpace(j.text.String())
+	switch j.code {
+	case http.StatusNotFound:
+		msg = fmt.Sprintf("no endpoint %q on this server (HTTP.md lists them; some need enable-prof, enable-expvar or enable-ingestion)", r.URL.Path)
+	case http.StatusMethodNotAllowed:
+		msg = fmt.Sprintf("%s is not allowed on %q; allowed: %s", r.Method, r.URL.Path, j.Header().Get("Allow"))
+	}
+	writeError(j.ResponseWriter, j.code, kind, msg)
 }
 
 // ingestion wraps a handler mounted with HandleIngestion.
@@ -108,8 +160,11 @@ func (s *Server) ingestion(sv *served, h http.Handler) http.Handler {
 		s.ingestWG.Add(1)
 		s.ingestMu.RUnlock()
 		defer s.ingestWG.Done()
-		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodySize)
-		h.ServeHTTP(w, r)
+		w.Header().Set("Cache-Control", "no-store")
+		je := &jsonErrors{ResponseWriter: w}
+		r.Body = http.MaxBytesReader(je, r.Body, s.opts.MaxBodySize)
+		h.ServeHTTP(je, r)
+		je.finish(r)
 	})
 }
 
@@ -128,13 +183,26 @@ func writeError(w http.ResponseWriter, code int, kind, msg string) {
 	writeJSON(w, code, errorBody{Error: kind, Message: msg})
 }
 
+// WriteJSON writes v as the JSON answer every garner endpoint gives:
+// indented, application/json; charset=utf-8, Cache-Control: no-store, and
+// without HTML escapes (a message shows <admin-token>, not \u003c...).
+// Components mounting endpoints of their own (HandleAdmin) use it.
+func WriteJSON(w http.ResponseWriter, code int, v any) { writeJSON(w, code, v) }
+
+// WriteError writes garner's JSON error body {"error": kind, "message": msg}.
+func WriteError(w http.ResponseWriter, code int, kind, msg string) { writeError(w, code, kind, msg) }
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	b := []byte(`{"error":"internal","message":"cannot encode the answer"}` + "\n")
+	if err := enc.Encode(v); err != nil {
 		code = http.StatusInternalServerError
-		b = []byte(`{"error":"internal","message":"cannot encode the answer"}`)
+	} else {
+		b = buf.Bytes()
 	}
-	b = append(b, '\n')
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
