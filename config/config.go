@@ -44,6 +44,7 @@ type Config struct {
 
 	MetricsAddr         string        // UDP listen address, or a unix datagram socket path; "" = off
 	TCPMetricsAddr      string        // TCP listen address; "" = off
+	Handover            bool          // sharing the statsd UDP port with a running process is meant (no warning)
 	MaxReaders          int           // UDP sockets (SO_REUSEPORT), one reading goroutine each
 	MaxWorkers          int           // aggregation shards
 	ReceiveBatchSize    int           // datagrams per recvmmsg call
@@ -236,6 +237,7 @@ func (c *Config) loadCore(r *reader) {
 	c.LogJSON = r.bool("json")
 	c.MetricsAddr = r.str("metrics-addr")
 	c.TCPMetricsAddr = r.str("tcp-metrics-addr")
+	c.Handover = r.bool("handover")
 	c.MaxReaders = r.positiveInt("max-readers")
 	c.MaxWorkers = r.positiveInt("max-workers")
 	c.ReceiveBatchSize = r.positiveInt("receive-batch-size")

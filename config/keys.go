@@ -135,6 +135,7 @@ var coreKeys = []key{
 	{"verbose", kBool, false, "Log at debug level (gostatsd's flag; same as --log-level=debug)", true},
 	{"json", kBool, false, "Log in JSON", true},
 	{"metrics-addr", kString, ":8125", "UDP address to receive statsd on, or a path for a unix datagram socket; empty = off", true},
+	{"handover", kBool, false, "This garner takes over the statsd UDP port from a running one (zero-downtime restart, see README): it joins the port's SO_REUSEPORT group without the warning a process sharing the port otherwise gets", true},
 	{"tcp-metrics-addr", kString, "", "TCP address to receive newline-delimited statsd on; empty = off", true},
 	{"max-readers", kInt, udpDefaults.Readers, "UDP sockets bound with SO_REUSEPORT, one reading goroutine each (default min(8, CPUs))", true},
 	{"max-workers", kInt, aggDefaults.Shards, "Aggregation shards, one goroutine each (default CPUs)", true},

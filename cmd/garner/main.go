@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -315,6 +316,7 @@ func listen(cfg *config.Config, lines *receiver.Lines, log logrus.FieldLogger, r
 				return fail(err)
 			}
 			log.WithFields(logrus.Fields{"address": u.Addr().String(), "readers": cfg.MaxReaders}).Info("listening for statsd on udp")
+			warnSharedPort(cfg, u, log)
 			rs = append(rs, u)
 		}
 	}
@@ -330,6 +332,30 @@ func listen(cfg *config.Config, lines *receiver.Lines, log logrus.FieldLogger, r
 		rs = append(rs, t)
 	}
 	return rs, nil
+}
+
+// warnSharedPort warns when another process already receives on the
+// statsd UDP port (SO_REUSEPORT: the kernel now splits the traffic between
+// both), unless handover says this is a deliberate takeover.
+func warnSharedPort(cfg *config.Config, u *receiver.UDP, log logrus.FieldLogger) {
+	others, err := u.PortSharers()
+	if err != nil {
+		log.WithError(err).Debug("cannot tell whether another process shares the statsd port")
+		return
+	}
+	if len(others) == 0 {
+		return
+	}
+	names := make([]string, len(others))
+	for i, o := range others {
+		names[i] = o.String()
+	}
+	f := log.WithFields(logrus.Fields{"address": u.Addr().String(), "shared_with": strings.Join(names, ", ")})
+	if cfg.Handover {
+		f.Info("handover: sharing the statsd port with the running process; stop it once this one is ready")
+		return
+	}
+	f.Warn("another process already receives on the statsd port (SO_REUSEPORT): the kernel now splits the traffic between it and this garner. Stop one of them, give this one another metrics-addr, or start it with --handover when taking over on purpose (zero-downtime restart)")
 }
 
 func newLogger(cfg *config.Config) *logrus.Logger {

@@ -38,7 +38,7 @@ func loadOneLinePerDatagram(t *testing.T, res loadResult) {
 func startRestartGarner(t *testing.T, cfg, udp string) *garnertest.Process {
 	t.Helper()
 	return startPlain(t, "--config-path", cfg, "--metrics-addr", udp, "--admin-addr", "127.0.0.1:0",
-		"--flush-interval", "500ms", "--shutdown-grace", "300ms", "--shutdown-timeout", "10s")
+		"--flush-interval", "500ms", "--shutdown-grace", "300ms", "--shutdown-timeout", "10s", "--handover")
 }
 
 // waitCounterTotal waits until the Graphite listener's counter total under
