@@ -193,7 +193,7 @@ func New(opts Options, deps Deps) (*Server, error) {
 		s.token = []byte(opts.Token)
 	}
 	s.m = newHTTPMetrics(deps.Registerer)
-	s.stats = newStatsSampler(deps.Gatherer, deps.Flush)
+	s.stats = newStatsSampler(deps.Gatherer, deps.Flush, opts.StatsInterval)
 	for _, l := range opts.Listeners {
 		ln, err := net.Listen("tcp", l.Address)
 		if err != nil {

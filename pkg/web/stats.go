@@ -24,6 +24,26 @@ type Totals struct {
 	DropsTotal float64            `json:"drops_total"` // lines, series and datagrams lost (not flushes or bytes)
 	Series     map[string]float64 `json:"series"`      // by type, at the last flush
 	Flushes    float64            `json:"flushes"`
+
+	Ingestion Ingestion `json:"ingestion"` // HTTP ingestion (an aggregator)
+	Forwarder Forwarder `json:"forwarder"` // forwarder mode
+}
+
+// Ingestion is the aggregator's HTTP ingestion figures (garner_ingest_*).
+type Ingestion struct {
+	Requests float64 `json:"requests"` // every answered request
+	Rejects  float64 `json:"rejects"`  // requests not accepted (bad_request, too_large, ...)
+	Series   float64 `json:"series"`   // series applied
+	Bytes    float64 `json:"bytes"`    // request bodies, before decompression
+}
+
+// Forwarder is the forwarder's figures (garner_forwarder_*).
+type Forwarder struct {
+	SeriesSent    float64 `json:"series_sent"`
+	BufferedBytes float64 `json:"buffered_bytes"`
+	Retries       float64 `json:"retries"`
+	UpstreamsUp   float64 `json:"upstreams_up"`
+	UpstreamsDown float64 `json:"upstreams_down"`
 }
 
 // readTotals sums the families garner's components register. A family that
@@ -56,6 +76,35 @@ func readTotals(g prometheus.Gatherer) Totals {
 			}
 		case "garner_flush_total":
 			t.Flushes = sum(mf)
+		case "garner_ingest_requests_total":
+			for _, m := range mf.GetMetric() {
+				t.Ingestion.Requests += value(m)
+				if r := label(m, "result"); r != "accepted" && r != "duplicate" {
+					t.Ingestion.Rejects += value(m)
+				}
+			}
+		case "garner_ingest_series_total":
+			t.Ingestion.Series = sum(mf)
+		case "garner_ingest_body_bytes_total":
+			t.Ingestion.Bytes = sum(mf)
+		case "garner_forwarder_sent_series_total":
+			for _, m := range mf.GetMetric() {
+				if label(m, "kind") == "raw" {
+					t.Forwarder.SeriesSent += value(m)
+				}
+			}
+		case "garner_forwarder_buffered_bytes":
+			t.Forwarder.BufferedBytes = sum(mf)
+		case "garner_forwarder_retries_total":
+			t.Forwarder.Retries = sum(mf)
+		case "garner_forwarder_upstreams":
+			for _, m := range mf.GetMetric() {
+				if label(m, "state") == "up" {
+					t.Forwarder.UpstreamsUp += value(m)
+				} else {
+					t.Forwarder.UpstreamsDown += value(m)
+				}
+			}
 		}
 		if isDropCounter(name) {
 			v := sum(mf)
@@ -103,24 +152,21 @@ func label(m *dto.Metric, name string) string {
 	return ""
 }
 
-// statsSampler reads the totals on an interval to compute rates.
+// statsSampler reads the totals on an interval to compute rates, and keeps
+// the last hour of them (a fixed-size ring) for the status page's charts.
 type statsSampler struct {
 	g     prometheus.Gatherer
 	flush func() (time.Time, time.Duration)
 
-	mu        sync.Mutex
-	prevAt    time.Time
-	prevLines float64
-	prevBad   float64
-	prevDrops float64
-	linesPS   float64
-	badPS     float64
-	dropsPS   float64
-	sampled   bool
+	mu      sync.Mutex
+	prevAt  time.Time
+	prev    Totals
+	rates   Rates
+	history *ring
 }
 
-func newStatsSampler(g prometheus.Gatherer, flush func() (time.Time, time.Duration)) *statsSampler {
-	return &statsSampler{g: g, flush: flush}
+func newStatsSampler(g prometheus.Gatherer, flush func() (time.Time, time.Duration), every time.Duration) *statsSampler {
+	return &statsSampler{g: g, flush: flush, history: newRing(int(historySpan / every))}
 }
 
 func (s *statsSampler) run(ctx context.Context, every time.Duration) {
@@ -139,30 +185,88 @@ func (s *statsSampler) run(ctx context.Context, every time.Duration) {
 
 func (s *statsSampler) sample(now time.Time) {
 	tot := readTotals(s.g)
+	var flushMs float64
+	if s.flush != nil {
+		_, d := s.flush()
+		flushMs = float64(d.Microseconds()) / 1000
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.prevAt.IsZero() {
 		if dt := now.Sub(s.prevAt).Seconds(); dt > 0 {
-			s.linesPS = max(0, tot.ReceivedLines-s.prevLines) / dt
-			s.badPS = max(0, tot.BadLines-s.prevBad) / dt
-			s.dropsPS = max(0, tot.DropsTotal-s.prevDrops) / dt
-			s.sampled = true
+			per := func(cur, prev float64) float64 { return max(0, cur-prev) / dt }
+			s.rates = Rates{
+				LinesPerSecond:          per(tot.ReceivedLines, s.prev.ReceivedLines),
+				BadLinesPerSecond:       per(tot.BadLines, s.prev.BadLines),
+				DropsPerSecond:          per(tot.DropsTotal, s.prev.DropsTotal),
+				IngestRequestsPerSecond: per(tot.Ingestion.Requests, s.prev.Ingestion.Requests),
+				IngestSeriesPerSecond:   per(tot.Ingestion.Series, s.prev.Ingestion.Series),
+				Valid:                   true,
+			}
+			p := Point{
+				Time: now.UTC(), LinesPerSecond: s.rates.LinesPerSecond,
+				SeriesPerSecond: s.rates.IngestSeriesPerSecond + per(tot.Forwarder.SeriesSent, s.prev.Forwarder.SeriesSent),
+				FlushDurationMs: flushMs, DropsPerSecond: map[string]float64{},
+			}
+			for name, v := range tot.Drops {
+				if r := per(v, s.prev.Drops[name]); r > 0 {
+					p.DropsPerSecond[name] = r
+				}
+			}
+			s.history.add(p)
 		}
 	}
-	s.prevAt, s.prevLines, s.prevBad, s.prevDrops = now, tot.ReceivedLines, tot.BadLines, tot.DropsTotal
+	s.prevAt, s.prev = now, tot
 }
 
 // Rates are per-second rates over the last sampling interval; Valid is false
 // until two samples were taken.
 type Rates struct {
-	LinesPerSecond    float64 `json:"lines_per_second"`
-	BadLinesPerSecond float64 `json:"bad_lines_per_second"`
-	DropsPerSecond    float64 `json:"drops_per_second"`
-	Valid             bool    `json:"valid"`
+	LinesPerSecond          float64 `json:"lines_per_second"`
+	BadLinesPerSecond       float64 `json:"bad_lines_per_second"`
+	DropsPerSecond          float64 `json:"drops_per_second"`
+	IngestRequestsPerSecond float64 `json:"ingest_requests_per_second"`
+	IngestSeriesPerSecond   float64 `json:"ingest_series_per_second"`
+	Valid                   bool    `json:"valid"`
 }
 
-func (s *statsSampler) rates() Rates {
+func (s *statsSampler) current() (Rates, []Point) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Rates{LinesPerSecond: s.linesPS, BadLinesPerSecond: s.badPS, DropsPerSecond: s.dropsPS, Valid: s.sampled}
+	return s.rates, s.history.points()
+}
+
+// historySpan is how far back the status page's charts go.
+const historySpan = time.Hour
+
+// Point is one sample of the charts: rates over the interval before Time.
+type Point struct {
+	Time            time.Time          `json:"t"`
+	LinesPerSecond  float64            `json:"lines_per_second"`
+	SeriesPerSecond float64            `json:"series_per_second"` // ingested plus forwarded
+	FlushDurationMs float64            `json:"flush_duration_ms"` // of the last flush then
+	DropsPerSecond  map[string]float64 `json:"drops_per_second"`  // by drop counter; absent = 0
+}
+
+// ring keeps the last n points; its memory is fixed at construction.
+type ring struct {
+	buf  []Point
+	next int
+	full bool
+}
+
+func newRing(n int) *ring { return &ring{buf: make([]Point, max(n, 2))} }
+
+func (r *ring) add(p Point) {
+	r.buf[r.next] = p
+	r.next = (r.next + 1) % len(r.buf)
+	r.full = r.full || r.next == 0
+}
+
+// points returns the points kept, oldest first.
+func (r *ring) points() []Point {
+	if !r.full {
+		return append([]Point(nil), r.buf[:r.next]...)
+	}
+	return append(append([]Point(nil), r.buf[r.next:]...), r.buf[:r.next]...)
 }

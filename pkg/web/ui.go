@@ -38,6 +38,7 @@ type Summary struct {
 	BuildDate              string                   `json:"build_date"`
 	Hostname               string                   `json:"hostname"`
 	ServerMode             string                   `json:"server_mode"`
+	Role                   string                   `json:"role"` // standalone, aggregator (standalone with ingestion) or forwarder
 	Uptime                 string                   `json:"uptime"`
 	UptimeSeconds          float64                  `json:"uptime_seconds"`
 	Ready                  bool                     `json:"ready"`
@@ -51,6 +52,9 @@ type Summary struct {
 	DependenciesStatus     health.Status            `json:"dependencies_status"`
 	Dependencies           []health.DependencyState `json:"dependencies"`
 	RefreshIntervalSeconds float64                  `json:"refresh_interval_seconds"`
+	// History is the last hour of rates, oldest first, one point per
+	// refresh interval: the page's charts.
+	History []Point `json:"history"`
 }
 
 func (s *Server) summary() Summary {
@@ -61,10 +65,12 @@ func (s *Server) summary() Summary {
 		Hostname: s.opts.Hostname, ServerMode: s.opts.ServerMode,
 		Uptime: up.Round(time.Second).String(), UptimeSeconds: up.Seconds(),
 		Ready: s.readyErr() == nil, Draining: s.Draining(),
-		Totals: readTotals(s.deps.Gatherer), Rates: s.stats.rates(),
+		Role:   s.role(),
+		Totals: readTotals(s.deps.Gatherer),
 		Checks: s.internal(), Dependencies: []health.DependencyState{},
 		RefreshIntervalSeconds: s.opts.StatsInterval.Seconds(),
 	}
+	sum.Rates, sum.History = s.stats.current()
 	if sum.Checks == nil {
 		sum.Checks = []health.CheckResult{}
 	}
@@ -88,6 +94,18 @@ func (s *Server) summary() Summary {
 		}
 	}
 	return sum
+}
+
+// role is what this garner does: a forwarder, an aggregator (it takes
+// forwarded series over HTTP) or a standalone server.
+func (s *Server) role() string {
+	switch {
+	case s.opts.ServerMode == "forwarder":
+		return "forwarder"
+	case s.IngestionEnabled():
+		return "aggregator"
+	}
+	return "standalone"
 }
 
 func (s *Server) uiData(w http.ResponseWriter, _ *http.Request) {

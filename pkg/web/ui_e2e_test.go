@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,7 +105,7 @@ func TestE2EStatusPageChromium(t *testing.T) {
 		{"series-gauge", "1"},
 		{"series-timer", "1"},
 		{"ready", "ready"},
-		{"mode", "standalone"},
+		{"role", "standalone"},
 	}
 	for _, c := range checks {
 		if got := text(t, dom, c.id); got != c.want {
@@ -128,6 +129,9 @@ func TestE2EStatusPageChromium(t *testing.T) {
 		`<tr class="check" data-name="shards">`,
 		`<tr class="check" data-name="flush">`,
 		`<td>garner_aggregator_queue_dropped_lines_total</td>`,
+		`<th class="num">counters</th>`, // numbers right-aligned under their headers
+		`<section id="ingestion" class="hidden">`,
+		`<section id="forwarder" class="hidden">`,
 	} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("rendered page lacks %q", want)
@@ -161,4 +165,83 @@ func TestE2EStatusPageChromiumToken(t *testing.T) {
 			t.Fatalf("#status = %q", got)
 		}
 	})
+}
+
+// TestE2EStatusPageAggregator: an aggregator's page shows its role, the
+// HTTP ingestion figures and the last hour's charts; the test keeps a
+// screenshot (in $GARNER_TEST_ARTIFACTS, else the temp dir's
+// garner-artifacts) for a human to look at.
+func TestE2EStatusPageAggregator(t *testing.T) {
+	browser := chromium(t)
+	g := startGarner(t, "--enable-ingestion", "--flush-interval=500ms")
+	for i := 0; i < 3; i++ { // empty /v2/raw: a forwarder's probe, a valid empty message
+		if r := postEmpty(t, g.admin+"/v2/raw"); r != 202 {
+			t.Fatalf("POST /v2/raw: %d", r)
+		}
+	}
+	garnertest.SendUDP(t, g.statsd, "agg.a:1|c\nagg.b:2|g")
+	// Two chart points need three samples, 5s apart.
+	garnertest.WaitFor(t, "two points of history", 20*time.Second, func() bool {
+		var d struct {
+			History []struct{} `json:"history"`
+		}
+		_ = json.Unmarshal([]byte(get(t, "GET", g.admin+"/ui/data", "").body), &d)
+		return len(d.History) >= 2
+	})
+	dom := renderDOM(t, browser, g.admin+"/")
+	for _, c := range []struct{ id, want string }{
+		{"role", "aggregator"}, {"ing-requests", "3"}, {"ing-rejects", "0"}, {"lines-total", "2"},
+	} {
+		if got := text(t, dom, c.id); got != c.want {
+			t.Errorf("#%s = %q, want %q", c.id, got, c.want)
+		}
+	}
+	for _, want := range []string{
+		`<section id="ingestion" class="">`,
+		`<section id="forwarder" class="hidden">`,
+		`<polyline points="`, `data-name="lines"`, `data-name="series"`, `data-name="flush"`,
+		`no drops in the last hour`,
+	} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("rendered page lacks %q", want)
+		}
+	}
+	if s := text(t, dom, "updated"); !regexp.MustCompile(`\d{4}|\d+/\d+/\d+`).MatchString(s) || !regexp.MustCompile(`UTC|GMT|[A-Z]{3,4}$`).MatchString(s) {
+		t.Errorf("last update %q: want a date, a time and a time zone", s)
+	}
+	if t.Failed() {
+		t.Logf("rendered DOM:\n%s", dom)
+	}
+
+	dir := os.Getenv("GARNER_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "garner-artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	shot := filepath.Join(dir, "status-page-aggregator.png")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+		"--disable-dev-shm-usage", "--user-data-dir="+filepath.Join(t.TempDir(), "chromium"),
+		"--virtual-time-budget=3000", "--window-size=1280,1400", "--screenshot="+shot, g.admin+"/")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("chromium --screenshot: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(shot)
+	if err != nil || len(b) < 1000 || string(b[1:4]) != "PNG" {
+		t.Fatalf("screenshot %s: %d bytes, %v", shot, len(b), err)
+	}
+	t.Logf("status page screenshot: %s", shot)
+}
+
+func postEmpty(t *testing.T, url string) int {
+	t.Helper()
+	res, err := http.Post(url, "application/x-protobuf", strings.NewReader(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	return res.StatusCode
 }
