@@ -8,6 +8,7 @@ package flush
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -42,6 +43,7 @@ type Flusher struct {
 	lastMu  sync.Mutex
 	last    time.Time // when the last flush completed (for health checks)
 	lastDur time.Duration
+	next    time.Time // when Run's next flush is due (the final flush's timestamp)
 }
 
 type flushMetrics struct {
@@ -108,14 +110,14 @@ func (f *Flusher) Run(ctx context.Context) error {
 		}()
 	}
 	defer wg.Wait()
-	t := time.NewTimer(f.untilNext(time.Now()))
+	t := time.NewTimer(f.schedule(time.Now()))
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case now := <-t.C:
-			t.Reset(f.untilNext(time.Now()))
+			t.Reset(f.schedule(time.Now()))
 			snap, err := f.collect(ctx, now)
 			if err != nil {
 				continue
@@ -132,16 +134,39 @@ func (f *Flusher) Run(ctx context.Context) error {
 	}
 }
 
-// untilNext is the wait before the next flush.
-func (f *Flusher) untilNext(now time.Time) time.Duration {
+// schedule records when the next flush is due and returns the wait until then.
+func (f *Flusher) schedule(now time.Time) time.Duration {
+	next := f.nextAfter(now)
+	f.lastMu.Lock()
+	f.next = next
+	f.lastMu.Unlock()
+	return next.Sub(now)
+}
+
+// nextAfter is when a flush scheduled at now is due.
+func (f *Flusher) nextAfter(now time.Time) time.Time {
 	if !f.opts.Aligned {
-		return f.opts.Interval
+		return now.Add(f.opts.Interval)
 	}
 	next := now.Truncate(f.opts.Interval).Add(f.opts.Offset)
 	for !next.After(now) {
 		next = next.Add(f.opts.Interval)
 	}
-	return next.Sub(now)
+	return next
+}
+
+// finalTime is the final flush's timestamp: when the interval it closes
+// would have ended (the next periodic flush), never now. Stores that keep
+// one point per step (carbon) would otherwise take the final flush into the
+// step of the last periodic one and overwrite it.
+func (f *Flusher) finalTime(now time.Time) time.Time {
+	f.lastMu.Lock()
+	next := f.next
+	f.lastMu.Unlock()
+	if !next.After(now) {
+		next = f.nextAfter(now)
+	}
+	return next
 }
 
 func (f *Flusher) collect(ctx context.Context, now time.Time) (*metrics.Snapshot, error) {
@@ -170,11 +195,16 @@ func (f *Flusher) LastFlush() (time.Time, time.Duration) {
 
 // Final runs one last flush and delivers it to every backend, waiting for
 // them (bounded by ctx). It returns the errors of the backends that failed.
+//
+// The final flush is timestamped when its interval would have ended (see
+// finalTime) and leaves idle series out (see dropIdle): it must never
+// overwrite what a periodic flush stored.
 func (f *Flusher) Final(ctx context.Context) error {
-	snap, err := f.collect(ctx, time.Now())
+	snap, err := f.collect(ctx, f.finalTime(time.Now()))
 	if err != nil {
 		return err
 	}
+	dropIdle(snap)
 	errc := make(chan error, len(f.outs))
 	for _, o := range f.outs {
 		go func() { errc <- o.send(ctx, snap) }()
@@ -226,4 +256,15 @@ func (o *output) send(ctx context.Context, snap *metrics.Snapshot) error {
 	o.sends.Inc()
 	o.series.Add(float64(snap.Len()))
 	return nil
+}
+
+// dropIdle removes from snap the series that had no samples this interval
+// and would go out as zeros: counters at 0, timers without values, sets
+// without members. Gauges stay (they keep their value). Used by the final
+// flush: a zero there says nothing, and in a store that keeps one point per
+// step it can overwrite what the garner taking over stored for that step.
+func dropIdle(snap *metrics.Snapshot) {
+	snap.Counters = slices.DeleteFunc(snap.Counters, func(c metrics.Counter) bool { return c.Value == 0 })
+	snap.Timers = slices.DeleteFunc(snap.Timers, func(t metrics.Timer) bool { return len(t.Values) == 0 && t.SampledCount == 0 })
+	snap.Sets = slices.DeleteFunc(snap.Sets, func(s metrics.Set) bool { return len(s.Members) == 0 })
 }

@@ -47,6 +47,13 @@ func findCarbon(t testing.TB) (bin, python string) {
 // It does not start it.
 func NewCarbon(t testing.TB, port int) *Carbon {
 	t.Helper()
+	return NewCarbonStep(t, port, time.Second)
+}
+
+// NewCarbonStep is NewCarbon storing one point per step (whole seconds) for
+// 10 minutes: carbon keeps the last point written in a step.
+func NewCarbonStep(t testing.TB, port int, step time.Duration) *Carbon {
+	t.Helper()
 	bin, python := findCarbon(t)
 	c := &Carbon{t: t, bin: bin, python: python, dir: t.TempDir(), port: port}
 	c.data = filepath.Join(c.dir, "whisper")
@@ -75,7 +82,7 @@ ENABLE_TAGS = False
 TAG_HASH_FILENAMES = True
 LOG_LISTENER_CONNECTIONS = True
 `, c.dir, c.data, port)
-	schemas := "[everything]\npattern = .*\nretentions = 1s:10m\n"
+	schemas := fmt.Sprintf("[everything]\npattern = .*\nretentions = %ds:10m\n", int(step.Seconds()))
 	for name, text := range map[string]string{"carbon.conf": conf, "storage-schemas.conf": schemas} {
 		if err := os.WriteFile(filepath.Join(c.dir, name), []byte(text), 0o644); err != nil {
 			t.Fatal(err)

@@ -1,0 +1,119 @@
+package flush
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+
+	"github.com/garner-metrics/garner/backends"
+	"github.com/garner-metrics/garner/pkg/metrics"
+)
+
+// fixedSource hands out a copy of one snapshot, stamped with the flush time.
+type fixedSource struct{ snap metrics.Snapshot }
+
+func (s *fixedSource) Snapshot(_ context.Context, now time.Time) (*metrics.Snapshot, error) {
+	c := s.snap
+	c.Time = now
+	return &c, nil
+}
+
+// keeper is a backend that keeps the snapshots it gets.
+type keeper struct {
+	mu    sync.Mutex
+	snaps []*metrics.Snapshot
+}
+
+func (k *keeper) Name() string                                    { return "keeper" }
+func (k *keeper) SendEvent(context.Context, *metrics.Event) error { return nil }
+func (k *keeper) SendMetrics(_ context.Context, s *metrics.Snapshot) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.snaps = append(k.snaps, s)
+	return nil
+}
+
+func (k *keeper) all() []*metrics.Snapshot {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]*metrics.Snapshot(nil), k.snaps...)
+}
+
+func idleAndBusy() metrics.Snapshot {
+	return metrics.Snapshot{
+		Counters: []metrics.Counter{{Series: metrics.Series{Name: "idle"}}, {Series: metrics.Series{Name: "busy"}, Value: 5}},
+		Gauges:   []metrics.Gauge{{Series: metrics.Series{Name: "g"}, Value: 0}},
+		Sets: []metrics.Set{{Series: metrics.Series{Name: "idle"}, Members: map[string]struct{}{}},
+			{Series: metrics.Series{Name: "busy"}, Members: map[string]struct{}{"a": {}}}},
+		Timers: []metrics.Timer{{Series: metrics.Series{Name: "idle"}},
+			{Series: metrics.Series{Name: "busy"}, Values: []float64{1}, SampledCount: 1}},
+	}
+}
+
+// TestFinalFlushTimestampAndIdle: the final flush after periodic ones is
+// stamped with the time the next periodic flush was due (a later carbon step
+// than the last periodic one), and carries no idle zeros; periodic flushes
+// still do.
+func TestFinalFlushTimestampAndIdle(t *testing.T) {
+	for _, aligned := range []bool{true, false} {
+		const interval = 200 * time.Millisecond
+		k := &keeper{}
+		f := New(Options{Interval: interval, Aligned: aligned, Timeout: time.Second},
+			&fixedSource{snap: idleAndBusy()}, []backends.Backend{k}, logrus.New(), prometheus.NewRegistry())
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- f.Run(ctx) }()
+		deadline := time.Now().Add(10 * time.Second)
+		for len(k.all()) < 2 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		periodic := k.all()
+		if len(periodic) < 2 {
+			t.Fatalf("aligned=%v: %d periodic flushes in 10s", aligned, len(periodic))
+		}
+		last := periodic[len(periodic)-1]
+		if err := f.Final(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		all := k.all()
+		final := all[len(all)-1]
+		// The final flush closes the interval after the last periodic one.
+		if d := final.Time.Sub(last.Time); d < interval-20*time.Millisecond || d > interval+20*time.Millisecond {
+			t.Errorf("aligned=%v: final flush at %v, last periodic at %v: want one interval (%v) later", aligned, final.Time, last.Time, interval)
+		}
+		if aligned && !final.Time.Equal(final.Time.Truncate(interval)) {
+			t.Errorf("final flush at %v, not on the %v grid", final.Time, interval)
+		}
+		if last.Len() != 7 {
+			t.Errorf("periodic flush has %d series, want all 7 (idle zeros included)", last.Len())
+		}
+		if len(final.Counters) != 1 || final.Counters[0].Name != "busy" || len(final.Sets) != 1 || final.Sets[0].Name != "busy" ||
+			len(final.Timers) != 1 || final.Timers[0].Name != "busy" || len(final.Gauges) != 1 {
+			t.Errorf("final flush %+v: want the busy counter, set and timer and the gauge only", final)
+		}
+	}
+}
+
+// TestFinalFlushWithoutRun: a final flush with no periodic one before it is
+// stamped at the next flush time, never in the past.
+func TestFinalFlushWithoutRun(t *testing.T) {
+	k := &keeper{}
+	f := New(Options{Interval: time.Hour, Aligned: true, Timeout: time.Second},
+		&fixedSource{snap: idleAndBusy()}, []backends.Backend{k}, logrus.New(), prometheus.NewRegistry())
+	before := time.Now()
+	if err := f.Final(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := k.all()[0].Time
+	if !got.After(before) || got.Sub(before) > time.Hour || !got.Equal(got.Truncate(time.Hour)) {
+		t.Errorf("final flush at %v (called at %v): want the next full hour", got, before)
+	}
+}
