@@ -209,7 +209,7 @@ func Load(args []string) (*Config, error) {
 		}
 	}
 	c.values = r.values
-	c.Warnings = ignoredWarnings(fs, fileKeys)
+	c.Warnings = append(ignoredWarnings(fs, fileKeys), c.Warnings...) // the sections' warnings after the ignored keys
 	return c, nil
 }
 

@@ -52,7 +52,7 @@ var (
 var forwardKeys = []key{
 	{"server-mode", kString, ModeStandalone, "standalone: aggregate and flush to the backends; forwarder: aggregate locally and POST the raw aggregates every http-transport.flush-interval to the aggregators in http-transport.api-endpoint (backends are not used)", true},
 
-	{"http-transport.api-endpoint", kList, "", "Forwarder mode: aggregator base URL(s) without the /v2/raw path, e.g. \"http://aggregator:8080\"; several (space-separated) form a tier: each series goes to exactly one, chosen by rendezvous hashing of its series key. Required in forwarder mode", false},
+	{"http-transport.api-endpoint", kList, "", "Forwarder mode: aggregator base URL(s) without the /v2/raw path, e.g. \"http://aggregator:8080\" (a URL ending in /v2/raw or /v3/raw is taken without it, with a warning); several (space-separated) form a tier: each series goes to exactly one, chosen by rendezvous hashing of its series key. Required in forwarder mode", false},
 	{"http-transport.protocol", kString, fwdDefaults.Protocol, "v3 (garner: float counters, batch ids, batched events) or v2 (gostatsd). With v3, an upstream that answers 404 to /v3/raw is spoken to in v2 from then on", false},
 	{"http-transport.flush-interval", kDuration, fwdDefaults.FlushInterval, "How often the forwarder sends what it aggregated", false},
 	{"http-transport.max-requests", kInt, fwdDefaults.MaxRequests, "Requests in flight, all upstreams together", false},
@@ -68,6 +68,8 @@ var forwardKeys = []key{
 	{"http-transport.fast-fail-on-non-retryable-errors", kBool, fwdDefaults.FastFail, "Drop a batch at once when an upstream answers a 4xx other than 404, 408 and 429 (false = retry it within the retry budget, as gostatsd)", false},
 	{"http-transport.dns-refresh", kDuration, fwdDefaults.DNSRefresh, "Resolve api-endpoint host names every this long and use every address as an upstream (Kubernetes headless services); 0 = off: one upstream per URL", false},
 	{"http-transport.max-buffer-size", kSize, sizeDefault(fwdDefaults.MaxBufferSize), "Unsent compressed batches kept per upstream (queued or retrying); beyond it the oldest batch is dropped and counted", false},
+	{"http-transport.max-buffer-age", kDuration, fwdDefaults.MaxBufferAge, "How long an unsent batch is kept while its upstream is out (from its creation); older ones are dropped, counted and logged. The default outlasts a rolling restart of an aggregator tier, so nothing is lost to one; max-buffer-size bounds the memory", false},
+	{"http-transport.v3-reprobe-interval", kDuration, fwdDefaults.V3Reprobe, "After an upstream answered 404 to /v3/raw (and is spoken to in v2), try v3 again this long after: a transient 404 (an ingress during a deploy) does not cost float counters and de-duplication until restart", false},
 	{"http-transport.max-series-per-request", kInt, fwdDefaults.MaxSeriesPerRequest, "Series in one request; a larger flush share is split", false},
 	{"http-transport.upstream-failures", kInt, fwdDefaults.UpstreamFailures, "Failed attempts in a row that take an upstream out of the choice (its series go to their next choice) until a probe succeeds", false},
 	{"http-transport.probe-interval", kDuration, fwdDefaults.ProbeInterval, "How often an upstream that was taken out is probed with an empty POST /v2/raw", false},
@@ -112,6 +114,8 @@ func (c *Config) loadForward(r *reader) {
 		r.fail("http-transport.dns-refresh", errors.New("must not be negative"))
 	}
 	o.MaxBufferSize = r.positiveSize("http-transport.max-buffer-size")
+	o.MaxBufferAge = r.positiveDuration("http-transport.max-buffer-age")
+	o.V3Reprobe = r.positiveDuration("http-transport.v3-reprobe-interval")
 	o.MaxSeriesPerRequest = r.positiveInt("http-transport.max-series-per-request")
 	o.UpstreamFailures = r.positiveInt("http-transport.upstream-failures")
 	o.ProbeInterval = r.positiveDuration("http-transport.probe-interval")
@@ -125,7 +129,14 @@ func (c *Config) loadForward(r *reader) {
 		case u.Host == "" || u.RawQuery != "" || u.Fragment != "":
 			r.fail("http-transport.api-endpoint", fmt.Errorf("%q: want scheme://host[:port][/path-prefix], nothing else", e))
 		}
-		o.APIEndpoints = append(o.APIEndpoints, strings.TrimRight(e, "/"))
+		e = strings.TrimRight(e, "/")
+		for _, suffix := range []string{"/v2/raw", "/v3/raw"} {
+			if base, ok := strings.CutSuffix(e, suffix); ok && err == nil {
+				c.Warnings = append(c.Warnings, fmt.Sprintf("http-transport.api-endpoint %q: the forwarder adds the path itself; using %q", e, base))
+				e = base
+			}
+		}
+		o.APIEndpoints = append(o.APIEndpoints, e)
 	}
 	if f.ServerMode == ModeForwarder && len(o.APIEndpoints) == 0 {
 		r.fail("http-transport.api-endpoint", errors.New("required in forwarder mode"))

@@ -2,6 +2,7 @@ package config
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,11 +128,33 @@ func TestForwardBadConfig(t *testing.T) {
 		{"header not a string", "[http-transport.custom-headers]\nx-a = 1\n", "http-transport.custom-headers.x-a"},
 		{"unknown key", "[http-transport]\nmax-request = 3\n", "http-transport.max-request"},
 		{"zero body limit", "[ingestion]\nmax-body-bytes = 0\n", "ingestion.max-body-bytes"},
+		{"zero buffer age", "[http-transport]\nmax-buffer-age = \"0s\"\n", "http-transport.max-buffer-age"},
+		{"negative v3 reprobe", "[http-transport]\nv3-reprobe-interval = \"-1m\"\n", "http-transport.v3-reprobe-interval"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load([]string{"--config-path", writeFile(t, "c.toml", tc.file)})
 			requireKeyError(t, err, tc.wantKey)
 		})
+	}
+}
+
+// TestForwardEndpointPathNormalised (issue 15): an api-endpoint copied with
+// its /v2/raw or /v3/raw path is taken without it, with one warning each.
+func TestForwardEndpointPathNormalised(t *testing.T) {
+	c, err := Load([]string{"--config-path", writeFile(t, "c.toml",
+		"[http-transport]\napi-endpoint = \"http://agg-1:8080/v2/raw http://agg-2:8080/prefix/v3/raw/ http://agg-3:8080\"\nmax-buffer-age = \"3m\"\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"http://agg-1:8080", "http://agg-2:8080/prefix", "http://agg-3:8080"}
+	if got := c.Forward.HTTPTransport.APIEndpoints; !reflect.DeepEqual(got, want) {
+		t.Errorf("endpoints %q, want %q", got, want)
+	}
+	if len(c.Warnings) != 2 || !strings.Contains(c.Warnings[0], "/v2/raw") || !strings.Contains(c.Warnings[1], "http://agg-2:8080/prefix") {
+		t.Errorf("warnings %q, want one per normalised endpoint", c.Warnings)
+	}
+	if c.Forward.HTTPTransport.MaxBufferAge != 3*time.Minute {
+		t.Errorf("max-buffer-age %v, want 3m", c.Forward.HTTPTransport.MaxBufferAge)
 	}
 }

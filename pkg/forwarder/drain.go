@@ -62,11 +62,12 @@ loop:
 	for _, u := range f.allUpstreams() {
 		u.mu.Lock()
 		for _, b := range u.queue {
-			f.m.dropped(b, reasonShutdown)
+			f.m.dropped(b, reasonShutdown, u.id)
 		}
 		u.queue, u.bytes = nil, 0
 		u.mu.Unlock()
 	}
+	f.m.drops.flush(true)
 	return nil
 }
 

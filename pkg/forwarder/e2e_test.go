@@ -408,14 +408,19 @@ func TestGostatsdV2BodyAccepted(t *testing.T) {
 }
 
 // TestUndeliverableCounted: with the only aggregator gone for longer than
-// the retry budget, what could not be delivered is counted as dropped, and
-// the upstream shows as a hard dependency that is down.
+// max-buffer-age, what could not be delivered is counted as dropped (in
+// series and samples) and logged, and the upstream shows as a hard
+// dependency that is down.
 func TestUndeliverableCounted(t *testing.T) {
 	dead := &node{http: fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))}
-	fwd := startForwarder(t, "200ms", "max-request-elapsed-time = \"1s\"\n", dead)
-	send(t, fwd.udp, []string{"lost.a:1|c", "lost.b:1|c", "lost.t:1|ms"})
+	fwd := startForwarder(t, "200ms", "max-request-elapsed-time = \"1s\"\nmax-buffer-age = \"2s\"\n", dead)
+	send(t, fwd.udp, []string{"lost.a:1|c", "lost.b:1|c", "lost.t:1:2|ms"})
 	waitUntil(t, "the drop to be counted", 20*time.Second, func() bool {
-		return fwd.metric(t, "garner_forwarder_dropped_series_total", "") == 3
+		return fwd.metric(t, "garner_forwarder_dropped_series_total", `reason="expired"`) == 3 &&
+			fwd.metric(t, "garner_forwarder_dropped_samples_total", `reason="expired"`) == 4
+	})
+	waitUntil(t, "the drop to be logged", 20*time.Second, func() bool {
+		return strings.Contains(fwd.p.Stderr(), "forwarder dropped data") && strings.Contains(fwd.p.Stderr(), "reason=expired")
 	})
 	if s := fwd.metric(t, "garner_forwarder_sent_series_total", `kind="raw"`); s != 0 {
 		t.Fatalf("%v series counted as sent", s)

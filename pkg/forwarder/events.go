@@ -75,17 +75,17 @@ func (f *Forwarder) flushEvents() {
 		}
 		if u.v2.Load() {
 			for _, e := range evs {
-				if b, err := f.newBatch(kindEvent, true, appendEvent(nil, e), 1, nil); err == nil {
+				if b, err := f.newBatch(kindEvent, true, appendEvent(nil, e), 1, 1, nil); err == nil {
 					u.enqueue(b)
 				}
 			}
 			if len(scs) > 0 {
-				f.m.dropped(&batch{items: len(scs)}, reasonRejected)
+				f.m.dropped(&batch{items: len(scs), samples: len(scs)}, reasonRejected, u.id)
 			}
 			continue
 		}
 		raw := appendEventBatch(nil, newBatchID(), evs, scs)
-		if b, err := f.newBatch(kindEvent, false, raw, len(evs)+len(scs), nil); err == nil {
+		if b, err := f.newBatch(kindEvent, false, raw, len(evs)+len(scs), len(evs)+len(scs), nil); err == nil {
 			u.enqueue(b)
 		}
 	}

@@ -94,7 +94,7 @@ func New(opts Options, log logrus.FieldLogger, reg prometheus.Registerer) (*Forw
 		hdrs:  map[string]http.Header{},
 	}
 	f.pool.wakeAll = f.wakeAll
-	if f.m, err = newMetrics(reg, f); err != nil {
+	if f.m, err = newMetrics(reg, f, log); err != nil {
 		return nil, err
 	}
 	header := http.Header{}
@@ -107,7 +107,7 @@ func New(opts Options, log logrus.FieldLogger, reg prometheus.Registerer) (*Forw
 		retry.MaxRetries = -1
 	}
 	f.upBase = upstreamConfig{
-		v2: opts.Protocol == "v2", maxBufferSize: opts.MaxBufferSize, failures: opts.UpstreamFailures,
+		v2: opts.Protocol == "v2", reprobe: opts.V3Reprobe, maxBufferSize: opts.MaxBufferSize, failures: opts.UpstreamFailures,
 		fastFail: opts.FastFail, timeout: opts.ClientTimeout, header: header,
 		userAgent: "garner/" + version.Get().Version + " (forwarder)", retry: retry,
 		log: log, m: f.m, pool: f.pool, tr: transcoder{comp: comp, m: f.m}, retired: f.forget,

@@ -2,14 +2,19 @@ package forwarder
 
 import (
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+
+	"github.com/garner-metrics/garner/pkg/ratelog"
 )
 
 // Reasons a batch is dropped (the reason label).
 const (
 	reasonBufferFull = "buffer_full" // max-buffer-size reached: the oldest batch goes
-	reasonExpired    = "expired"     // waited past its retry budget (upstream out)
+	reasonExpired    = "expired"     // older than max-buffer-age, unsent (upstream out)
 	reasonRetries    = "retries"     // failed until its retry budget ran out
 	reasonRejected   = "rejected"    // a 4xx with fast-fail, or not convertible to v2
 	reasonShutdown   = "shutdown"    // still unsent when the drain timeout ended
@@ -25,6 +30,8 @@ type fwdMetrics struct {
 	sentBytes  prometheus.Counter
 	droppedB   map[string]prometheus.Counter
 	droppedI   map[string]prometheus.Counter
+	droppedS   map[string]prometheus.Counter
+	drops      dropLog
 	retries    prometheus.Counter
 	duration   prometheus.Histogram
 	rerouted   prometheus.Counter
@@ -43,14 +50,18 @@ type upstreamCounts interface {
 	allUpstreams() []*upstream
 }
 
-func newMetrics(reg prometheus.Registerer, ups upstreamCounts) (*fwdMetrics, error) {
+func newMetrics(reg prometheus.Registerer, ups upstreamCounts, log logrus.FieldLogger) (*fwdMetrics, error) {
 	droppedB := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "garner_forwarder_dropped_batches_total",
-		Help: "Forwarder requests given up, by reason: buffer_full (max-buffer-size), expired (waited past the retry budget while the upstream was out), retries (failed until the retry budget ran out), rejected (4xx with fast-fail, or not sendable as v2), shutdown (unsent at the end of the drain).",
+		Help: "Forwarder requests given up, by reason: buffer_full (max-buffer-size), expired (unsent after max-buffer-age while the upstream was out), retries (failed until the retry budget ran out), rejected (4xx with fast-fail, or not sendable as v2), shutdown (unsent at the end of the drain).",
 	}, []string{"reason"})
 	droppedI := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "garner_forwarder_dropped_series_total",
 		Help: "Series (and events) in the dropped forwarder requests, by reason.",
+	}, []string{"reason"})
+	droppedS := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "garner_forwarder_dropped_samples_total",
+		Help: "Values in the dropped forwarder requests, by reason: one per counter and gauge, the members of a set, the values of a timer, one per event.",
 	}, []string{"reason"})
 	probes := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "garner_forwarder_probes_total", Help: "Probes of upstreams that were out, by result (up, down)."}, []string{"result"})
 	m := &fwdMetrics{
@@ -63,6 +74,8 @@ func newMetrics(reg prometheus.Registerer, ups upstreamCounts) (*fwdMetrics, err
 		sentBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_forwarder_sent_bytes_total", Help: "Request body bytes (compressed) accepted by an upstream."}),
 		droppedB:  map[string]prometheus.Counter{},
 		droppedI:  map[string]prometheus.Counter{},
+		droppedS:  map[string]prometheus.Counter{},
+		drops:     dropLog{log: log, lim: ratelog.Every(10*time.Second, 1), pending: map[dropKey]dropCount{}},
 		retries:   prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_forwarder_retries_total", Help: "Forwarder request attempts after the first."}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "garner_forwarder_request_duration_seconds", Help: "Duration of one forwarder request attempt.",
@@ -80,6 +93,7 @@ func newMetrics(reg prometheus.Registerer, ups upstreamCounts) (*fwdMetrics, err
 	for _, r := range dropReasons {
 		m.droppedB[r] = droppedB.WithLabelValues(r)
 		m.droppedI[r] = droppedI.WithLabelValues(r)
+		m.droppedS[r] = droppedS.WithLabelValues(r)
 	}
 	for _, k := range []string{"raw", "event"} {
 		m.batches.WithLabelValues(k)
@@ -97,7 +111,7 @@ func newMetrics(reg prometheus.Registerer, ups upstreamCounts) (*fwdMetrics, err
 		}
 	}
 	cs := []prometheus.Collector{
-		m.batches, m.sentItems, m.sentBytes, droppedB, droppedI, m.retries, m.duration, m.rerouted,
+		m.batches, m.sentItems, m.sentBytes, droppedB, droppedI, droppedS, m.retries, m.duration, m.rerouted,
 		m.down, m.up, probes, m.fallbacks, m.evDropped, m.dnsFailure,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "garner_forwarder_upstreams", Help: "Upstreams by state.", ConstLabels: prometheus.Labels{"state": "up"}}, byState(true)),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "garner_forwarder_upstreams", Help: "Upstreams by state.", ConstLabels: prometheus.Labels{"state": "down"}}, byState(false)),
@@ -118,10 +132,59 @@ func newMetrics(reg prometheus.Registerer, ups upstreamCounts) (*fwdMetrics, err
 	return m, nil
 }
 
-// dropped counts b as given up for reason.
-func (m *fwdMetrics) dropped(b *batch, reason string) {
+// dropped counts b as given up for reason by upstream ("" when none) and
+// logs it, rate-limited (see dropLog).
+func (m *fwdMetrics) dropped(b *batch, reason, upstream string) {
 	m.droppedB[reason].Inc()
 	m.droppedI[reason].Add(float64(b.items))
+	m.droppedS[reason].Add(float64(b.samples))
+	m.drops.add(dropKey{upstream, reason}, b)
+}
+
+// dropLog logs the forwarder's drops: at most one round of lines per 10s,
+// one line per upstream and reason with the batches, series and samples
+// dropped since the previous round. What the limiter holds back is logged
+// by a later round (flush, called by every upstream's loop), so every drop
+// is in some line.
+type dropLog struct {
+	log     logrus.FieldLogger
+	lim     *ratelog.Limiter
+	mu      sync.Mutex
+	pending map[dropKey]dropCount
+}
+
+type dropKey struct{ upstream, reason string }
+
+type dropCount struct{ batches, series, samples int }
+
+func (d *dropLog) add(k dropKey, b *batch) {
+	d.mu.Lock()
+	c := d.pending[k]
+	c.batches++
+	c.series += b.items
+	c.samples += b.samples
+	d.pending[k] = c
+	d.mu.Unlock()
+	d.flush(false)
+}
+
+// flush logs the pending drops if the limiter lets a round through, or
+// whatever the limiter says when force (at the end of the drain).
+func (d *dropLog) flush(force bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.pending) == 0 {
+		return
+	}
+	if ok, _ := d.lim.Allow(); !ok && !force {
+		return
+	}
+	for k, c := range d.pending {
+		d.log.WithFields(logrus.Fields{
+			"upstream": k.upstream, "reason": k.reason, "batches": c.batches, "series": c.series, "samples": c.samples,
+		}).Warn("forwarder dropped data it could not deliver (garner_forwarder_dropped_*_total)")
+	}
+	clear(d.pending)
 }
 
 // delivered counts b as accepted by an upstream.

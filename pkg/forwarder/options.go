@@ -50,6 +50,17 @@ type Options struct {
 	// MaxBufferSize bounds the bytes of unsent batches per upstream
 	// (max-buffer-size). Zero: the default, 64 MiB.
 	MaxBufferSize int
+	// MaxBufferAge is how long an unsent batch is kept while its upstream
+	// is out, from its creation (max-buffer-age); older ones are dropped and
+	// counted. Zero: the default, 10m: longer than a rolling restart of an
+	// aggregator tier, so a forwarder whose aggregators all restart, or
+	// whose one aggregator is rescheduled, delivers everything afterwards
+	// (max-buffer-size still bounds the memory).
+	MaxBufferAge time.Duration
+	// V3Reprobe is how long after a fallback to v2 (a 404 to /v3/raw) the
+	// next batch is tried in v3 again (v3-reprobe-interval): a 404 from an
+	// ingress during a deploy is not for ever. Zero: the default, 5m.
+	V3Reprobe time.Duration
 	// MaxSeriesPerRequest bounds the series of one request
 	// (max-series-per-request). Zero: the default, 20000.
 	MaxSeriesPerRequest int
@@ -85,6 +96,8 @@ func DefaultOptions() Options {
 		MaxRequestElapsedTime: 30 * time.Second,
 		ClientTimeout:         10 * time.Second,
 		MaxBufferSize:         64 << 20,
+		MaxBufferAge:          10 * time.Minute,
+		V3Reprobe:             5 * time.Minute,
 		MaxSeriesPerRequest:   20000,
 		UpstreamFailures:      3,
 		ProbeInterval:         2 * time.Second,
@@ -102,6 +115,8 @@ func (o Options) withDefaults() Options {
 	o.MaxRequests = positiveOr(o.MaxRequests, d.MaxRequests)
 	o.ClientTimeout = positiveOr(o.ClientTimeout, d.ClientTimeout)
 	o.MaxBufferSize = positiveOr(o.MaxBufferSize, d.MaxBufferSize)
+	o.MaxBufferAge = positiveOr(o.MaxBufferAge, d.MaxBufferAge)
+	o.V3Reprobe = positiveOr(o.V3Reprobe, d.V3Reprobe)
 	o.MaxSeriesPerRequest = positiveOr(o.MaxSeriesPerRequest, d.MaxSeriesPerRequest)
 	o.UpstreamFailures = positiveOr(o.UpstreamFailures, d.UpstreamFailures)
 	o.ProbeInterval = positiveOr(o.ProbeInterval, d.ProbeInterval)

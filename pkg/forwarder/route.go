@@ -11,19 +11,34 @@ import (
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
-// newBatch builds a batch (deadline from now) from raw bytes.
-func (f *Forwarder) newBatch(kind batchKind, v2 bool, raw []byte, items int, h http.Header) (*batch, error) {
+// newBatch builds a batch from raw bytes: kept until max-buffer-age from
+// now, each delivery retried within the retry budget.
+func (f *Forwarder) newBatch(kind batchKind, v2 bool, raw []byte, items, samples int, h http.Header) (*batch, error) {
 	body, enc, err := f.comp.compress(raw, v2)
 	if err != nil {
 		return nil, err
 	}
 	now := time.Now()
-	deadline := now.Add(f.opts.MaxRequestElapsedTime)
-	if f.opts.MaxRequestElapsedTime < 0 {
-		deadline = now.Add(f.opts.FlushInterval) // one attempt, which may wait one interval for a slot
+	budget := f.opts.MaxRequestElapsedTime
+	if budget < 0 {
+		budget = f.opts.FlushInterval // one attempt, which may wait one interval for a slot
 	}
 	f.m.batches.WithLabelValues(kind.String()).Inc()
-	return &batch{kind: kind, v2: v2, body: body, enc: enc, header: h, items: items, created: now, deadline: deadline}, nil
+	return &batch{kind: kind, v2: v2, body: body, enc: enc, header: h, items: items, samples: samples,
+		created: now, budget: budget, expires: now.Add(f.opts.MaxBufferAge)}, nil
+}
+
+// samples is how many values the selected series carry: one per counter
+// and gauge, the members of a set, the values of a timer.
+func (s *selection) samples(snap *metrics.Snapshot) int {
+	n := len(s.counters) + len(s.gauges)
+	for _, i := range s.sets {
+		n += len(snap.Sets[i].Members)
+	}
+	for _, i := range s.timers {
+		n += len(snap.Timers[i].Values)
+	}
+	return n
 }
 
 func newBatchID() []byte {
@@ -136,7 +151,7 @@ func (f *Forwarder) SendMetrics(_ context.Context, snap *metrics.Snapshot) error
 			} else {
 				f.raw = f.enc.appendV3(f.raw[:0], newBatchID(), f.opts.Hostname, snap, sel)
 			}
-			b, err := f.newBatch(kindRaw, v2, f.raw, sel.len(), h)
+			b, err := f.newBatch(kindRaw, v2, f.raw, sel.len(), sel.samples(snap), h)
 			if err != nil {
 				errs = append(errs, err)
 				return

@@ -19,6 +19,7 @@ func (u *upstream) run(ctx context.Context) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		u.retryV3(time.Now())
 		u.mu.Lock()
 		u.expireLocked(time.Now())
 		if u.retired && len(u.queue) == 0 && len(u.inflight) == 0 {
@@ -33,6 +34,13 @@ func (u *upstream) run(ctx context.Context) {
 				b = u.queue[0]
 				u.queue[0] = nil
 				u.queue = u.queue[1:]
+				// Each delivery gets its retry budget from now (a batch kept
+				// while the upstream was out has used none), never past
+				// max-buffer-age.
+				b.deadline = time.Now().Add(b.budget)
+				if b.deadline.After(b.expires) {
+					b.deadline = b.expires
+				}
 				u.inflight = append(u.inflight, b)
 				var bctx context.Context
 				bctx, b.cancel = context.WithCancel(ctx)
@@ -48,6 +56,7 @@ func (u *upstream) run(ctx context.Context) {
 		select {
 		case <-u.wake:
 		case <-tick.C:
+			u.cfg.m.drops.flush(false)
 		case <-ctx.Done():
 			return
 		}
@@ -202,8 +211,24 @@ func (u *upstream) ping(ctx context.Context) error {
 // fallBack switches the upstream to v2, once, with one log line.
 func (u *upstream) fallBack() {
 	if u.v2.CompareAndSwap(false, true) {
+		u.v2since.Store(time.Now().UnixNano())
 		u.cfg.m.fallbacks.Inc()
-		u.log.Warn("upstream answered 404 to /v3: speaking v2 (gostatsd's protocol) to it from now on")
+		u.log.WithField("v3_reprobe_interval", u.cfg.reprobe.String()).
+			Warn("upstream answered 404 to /v3: speaking v2 (gostatsd's protocol) to it until v3 is tried again")
+	}
+}
+
+// retryV3 switches an upstream that fell back to v2 back to v3 once
+// v3-reprobe-interval has passed: the next batch is encoded in v3, and a
+// 404 to it falls back again (one request's cost). A 404 from an ingress
+// in the middle of a deploy no longer costs float counters and
+// de-duplication until the forwarder restarts.
+func (u *upstream) retryV3(now time.Time) {
+	if u.cfg.v2 || !u.v2.Load() || now.Sub(time.Unix(0, u.v2since.Load())) < u.cfg.reprobe {
+		return
+	}
+	if u.v2.CompareAndSwap(true, false) {
+		u.log.Info("trying v3 again with this upstream (v3-reprobe-interval passed since its 404)")
 	}
 }
 

@@ -45,7 +45,7 @@ func (t transcoder) toV2(b *batch) ([]*batch, error) {
 		return nil, fmt.Errorf("cannot re-encode a v3 event batch for v2: %w", err)
 	}
 	if len(m.ServiceChecks) > 0 {
-		t.m.dropped(&batch{items: len(m.ServiceChecks)}, reasonRejected)
+		t.m.dropped(&batch{items: len(m.ServiceChecks), samples: len(m.ServiceChecks)}, reasonRejected, "")
 	}
 	if len(m.Events) == 0 {
 		return nil, errors.New("v2 has no service checks: nothing left to send")
@@ -62,10 +62,11 @@ func (t transcoder) toV2(b *batch) ([]*batch, error) {
 			return nil, err
 		}
 		if i == 0 {
-			b.body, b.enc, b.v2, b.items = body, enc, true, 1
+			b.body, b.enc, b.v2, b.items, b.samples = body, enc, true, 1, 1
 			continue
 		}
-		out = append(out, &batch{kind: kindEvent, v2: true, body: body, enc: enc, items: 1, created: b.created, deadline: b.deadline})
+		out = append(out, &batch{kind: kindEvent, v2: true, body: body, enc: enc, items: 1, samples: 1,
+			created: b.created, budget: b.budget, expires: b.expires, deadline: b.deadline})
 	}
 	return out, nil
 }

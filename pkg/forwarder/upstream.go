@@ -36,8 +36,11 @@ type batch struct {
 	enc      httpsend.Compression
 	header   http.Header
 	items    int // series or events: what is lost if it is dropped
+	samples  int // values in the series (see selection.samples); events: items
 	created  time.Time
-	deadline time.Time // give up retrying after this
+	expires  time.Time     // dropped (expired) if still unsent then: max-buffer-age
+	budget   time.Duration // retry budget of one delivery (max-request-elapsed-time)
+	deadline time.Time     // give up retrying this delivery after this
 
 	// in flight: cancel stops the request (the buffer needed room); dropped
 	// says it was counted as dropped then.
@@ -62,7 +65,8 @@ type upstreamConfig struct {
 	base *url.URL       // URL prefix of the requests (the endpoint as configured)
 	pin  netip.AddrPort // address to dial, if not the URL's host
 
-	v2            bool // protocol = v2
+	v2            bool          // protocol = v2
+	reprobe       time.Duration // after a fallback to v2, try v3 again this long after
 	maxBufferSize int
 	failures      int // failures in a row that take it out
 	fastFail      bool
@@ -91,8 +95,9 @@ type upstream struct {
 	log    logrus.FieldLogger // with the upstream field
 	logLim *ratelog.Limiter   // failed attempts
 
-	v2      atomic.Bool // speaks v2: protocol=v2, or answered 404 to /v3
-	up      atomic.Bool // in the choice; false after upstream-failures failures in a row, until a probe succeeds
+	v2      atomic.Bool  // speaks v2: protocol=v2, or answered 404 to /v3
+	v2since atomic.Int64 // unix nanos of the last fallback to v2
+	up      atomic.Bool  // in the choice; false after upstream-failures failures in a row, until a probe succeeds
 	fails   atomic.Int32
 	probing atomic.Bool
 	lastOK  atomic.Int64 // unix nanos of the last accepted request
@@ -162,14 +167,14 @@ func (u *upstream) enqueue(b *batch) {
 			u.queue[0] = nil
 			u.queue = u.queue[1:]
 			u.bytes -= len(old.body)
-			u.cfg.m.dropped(old, reasonBufferFull)
+			u.cfg.m.dropped(old, reasonBufferFull, u.id)
 		case len(u.inflight) > 0:
 			old := u.inflight[0]
 			u.inflight = u.inflight[1:]
 			u.bytes -= len(old.body)
 			old.dropped = true
 			old.cancel()
-			u.cfg.m.dropped(old, reasonBufferFull)
+			u.cfg.m.dropped(old, reasonBufferFull, u.id)
 		default:
 			goto done
 		}
@@ -197,13 +202,13 @@ func (u *upstream) removeInflightLocked(b *batch) bool {
 	return false
 }
 
-// expireLocked drops queued batches whose deadline passed.
+// expireLocked drops queued batches older than max-buffer-age.
 func (u *upstream) expireLocked(now time.Time) {
 	kept := u.queue[:0]
 	for _, b := range u.queue {
-		if now.After(b.deadline) {
+		if now.After(b.expires) {
 			u.bytes -= len(b.body)
-			u.cfg.m.dropped(b, reasonExpired)
+			u.cfg.m.dropped(b, reasonExpired, u.id)
 			continue
 		}
 		kept = append(kept, b)
@@ -258,7 +263,7 @@ func (u *upstream) finishDropped(b *batch, reason string) {
 	}
 	u.mu.Unlock()
 	if was { // else enqueue dropped and counted it
-		u.cfg.m.dropped(b, reason)
+		u.cfg.m.dropped(b, reason, u.id)
 	}
 }
 
