@@ -23,6 +23,7 @@ func (u *upstream) run(ctx context.Context) {
 		u.mu.Lock()
 		u.expireLocked(time.Now())
 		if u.retired && len(u.queue) == 0 && len(u.inflight) == 0 {
+			u.gone = true
 			u.mu.Unlock()
 			u.cfg.retired(u)
 			return

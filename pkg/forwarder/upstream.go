@@ -108,6 +108,7 @@ type upstream struct {
 	inflight []*batch
 	bytes    int // body bytes queued and in flight
 	retired  bool
+	gone     bool // retired, empty and its loop ended: not to be revived
 	lastErr  error
 	wake     chan struct{}
 }

@@ -107,6 +107,11 @@ func (f *Forwarder) resolveLocked(ctx context.Context, ep *endpoint) {
 			delete(old, w.id)
 			continue
 		}
+		if u := f.reviveLocked(w.id); u != nil {
+			ups = append(ups, u)
+			f.log.WithFields(logrus.Fields{"api_endpoint": ep.raw, "upstream": u.id}).Info("upstream address back: sending what it still holds")
+			continue
+		}
 		cfg := f.upBase
 		cfg.id, cfg.base, cfg.pin = w.id, ep.url, w.pin
 		u := newUpstream(cfg)
@@ -151,6 +156,27 @@ func (f *Forwarder) startLocked(u *upstream) {
 	}
 	f.pool.wg.Add(1)
 	go u.run(f.runCtx)
+}
+
+// reviveLocked takes back a retired upstream whose address returned (an
+// aggregator out of the DNS answer while it restarted): what it still holds
+// is delivered there instead of waiting, unprobed, for max-buffer-age.
+func (f *Forwarder) reviveLocked(id string) *upstream {
+	for u := range f.all {
+		if u.id != id {
+			continue
+		}
+		u.mu.Lock()
+		ok := u.retired && !u.gone
+		if ok {
+			u.retired = false
+		}
+		u.mu.Unlock()
+		if ok {
+			return u
+		}
+	}
+	return nil
 }
 
 // forget removes a retired upstream that has nothing left to send.
