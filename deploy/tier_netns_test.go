@@ -93,6 +93,9 @@ api-endpoint = "http://%s:8126"
 dns-refresh = "200ms"
 flush-interval = "200ms"
 max-request-elapsed-time = "3s"
+# What is held for a member that is gone is kept this long (default 10m):
+# short, so the round after the SIGKILL sees it dropped and counted.
+max-buffer-age = "3s"
 upstream-failures = 2
 probe-interval = "500ms"
 `, tierName))
@@ -152,7 +155,7 @@ probe-interval = "500ms"
 	}
 
 	// Member b is SIGKILLed (it stays in DNS): the forwarders' requests to
-	// it fail, what they held for it is dropped after the retry budget and
+	// it fail, what they held for it is dropped after max-buffer-age and
 	// counted, and they route around it from then on.
 	tr.aggProcs[1].Signal(syscall.SIGKILL)
 	tr.aggProcs[1].Wait(5 * time.Second)
