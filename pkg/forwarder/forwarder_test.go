@@ -476,20 +476,27 @@ func (r *fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.A
 	return append([]netip.Addr(nil), r.addrs...), nil
 }
 
-// TestDNSUpstreams: a name that resolves to two addresses is two upstreams
-// sharing the series; when one address goes, its share moves to the other.
-func TestDNSUpstreams(t *testing.T) {
+// twoAggServersOnOnePort runs two aggregators on one port of 127.0.0.1
+// and 127.0.0.2, as two members of a tier behind one DNS name.
+func twoAggServersOnOnePort(t *testing.T) (a, b *aggServer, port int) {
+	t.Helper()
 	l1, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l1.Addr().(*net.TCPAddr).Port
+	port = l1.Addr().(*net.TCPAddr).Port
 	l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.2:%d", port))
 	if err != nil {
 		_ = l1.Close()
 		t.Skipf("cannot listen on 127.0.0.2: %v", err)
 	}
-	a, b := newAggServer(t, true, l1), newAggServer(t, true, l2)
+	return newAggServer(t, true, l1), newAggServer(t, true, l2), port
+}
+
+// TestDNSUpstreams: a name that resolves to two addresses is two upstreams
+// sharing the series; when one address goes, its share moves to the other.
+func TestDNSUpstreams(t *testing.T) {
+	a, b, port := twoAggServersOnOnePort(t)
 	res := &fakeResolver{}
 	res.set("127.0.0.1", "127.0.0.2")
 	fx := startForwarder(t, Options{APIEndpoints: []string{fmt.Sprintf("http://aggregators.test:%d", port)}, DNSRefresh: 50 * time.Millisecond, Resolver: res})

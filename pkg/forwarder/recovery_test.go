@@ -3,7 +3,6 @@ package forwarder
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -62,17 +61,7 @@ func TestV3Reprobe(t *testing.T) {
 // out of the DNS answer (not ready while it restarts) and comes back on the
 // same address gets what the forwarder held for it: nothing is dropped.
 func TestDNSAddressBackKeepsBuffer(t *testing.T) {
-	l1, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l1.Addr().(*net.TCPAddr).Port
-	l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.2:%d", port))
-	if err != nil {
-		_ = l1.Close()
-		t.Skipf("cannot listen on 127.0.0.2: %v", err)
-	}
-	a, b := newAggServer(t, true, l1), newAggServer(t, true, l2)
+	a, b, port := twoAggServersOnOnePort(t)
 	var failing atomic.Bool
 	failing.Store(true)
 	a.setBefore(func(w http.ResponseWriter, r *http.Request) bool {
