@@ -226,9 +226,7 @@ func (s *Sender) Send(ctx context.Context, req Request, p Payload) error {
 		errOnce.Do(func() { firstErr = err })
 	}
 	for range min(n, s.opts.MaxRequests) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= n {
@@ -245,7 +243,7 @@ func (s *Sender) Send(ctx context.Context, req Request, p Payload) error {
 				}
 				<-s.slots
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if f := failures.Load(); f > 0 {

@@ -187,13 +187,11 @@ func TestConcurrencyLimitAcrossSendCalls(t *testing.T) {
 	f := newSender(t, Options{MaxRequests: 2})
 	var wg sync.WaitGroup
 	for range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if err := f.s.Send(context.Background(), Request{URL: srv.URL}, items(8, 1)); err != nil {
 				t.Error(err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if p := peak.Load(); p > 2 || p < 1 {

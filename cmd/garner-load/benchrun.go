@@ -130,13 +130,11 @@ func benchOne(ctx context.Context, o *benchOptions, r benchRun, stderr io.Writer
 	var profWG sync.WaitGroup
 	var profErr error
 	if o.ProfileDir != "" {
-		profWG.Add(1)
-		go func() {
-			defer profWG.Done()
+		profWG.Go(func() {
 			secs := max(1, int(o.Duration.Seconds())-1)
 			name := filepath.Join(o.ProfileDir, "cpu-"+profileName(r))
 			profErr = fetchToFile(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs), name, o.Duration+30*time.Second)
-		}()
+		})
 	}
 
 	sent, err := Run(ctx, Options{

@@ -80,15 +80,13 @@ func (c *carbon) accept() {
 		c.mu.Lock()
 		c.open[conn] = true
 		c.mu.Unlock()
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
+		c.wg.Go(func() {
 			c.read(conn)
 			c.mu.Lock()
 			delete(c.open, conn)
 			c.mu.Unlock()
 			_ = conn.Close()
-		}()
+		})
 	}
 }
 

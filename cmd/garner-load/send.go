@@ -158,11 +158,9 @@ func Run(ctx context.Context, o Options, progressOut io.Writer) (*Result, error)
 	}
 	var wg sync.WaitGroup
 	for i, s := range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			s.run(ctx, conns[i], start, deadline, &prog)
-		}()
+		})
 	}
 	stopProgress := make(chan struct{})
 	progressDone := make(chan struct{})

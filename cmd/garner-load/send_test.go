@@ -96,9 +96,7 @@ func tcpServer(t *testing.T) (string, func() *tally) {
 	}
 	tl := newTally()
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -117,7 +115,7 @@ func tcpServer(t *testing.T) (string, func() *tally) {
 				}
 			}()
 		}
-	}()
+	})
 	t.Cleanup(func() { _ = ln.Close() })
 	return ln.Addr().String(), func() *tally {
 		_ = ln.Close()

@@ -103,11 +103,9 @@ func New(opts Options, src Source, bs []backends.Backend, log logrus.FieldLogger
 func (f *Flusher) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, o := range f.outs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			o.run(ctx)
-		}()
+		})
 	}
 	defer wg.Wait()
 	t := time.NewTimer(f.schedule(time.Now()))

@@ -239,11 +239,9 @@ func (r *Registry) Run(ctx context.Context) error {
 }
 
 func (r *Registry) startLocked(d *dependency) {
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
+	r.wg.Go(func() {
 		d.loop(r.runCtx)
-	}()
+	})
 }
 
 // CheckResult is the outcome of one internal check, or the recorded state of
