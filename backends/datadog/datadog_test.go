@@ -18,10 +18,6 @@ import (
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
-func newClient(t *testing.T, cfg Options) (*Client, prometheus.Counter) {
-	return garnertest.NewBackend(t, New, cfg)
-}
-
 func vmConfig(vm *garnertest.VictoriaMetrics, compression string) Options {
 	return Options{
 		APIKey: "test-key", APIEndpoint: vm.URL + "/datadog", Compression: compression, MetricsPerBatch: 2,
@@ -49,7 +45,7 @@ func TestVictoriaMetrics(t *testing.T) {
 	vm := garnertest.StartVictoriaMetrics(t, false)
 	for _, comp := range []string{"deflate", "gzip", ""} {
 		t.Run("compression="+comp, func(t *testing.T) {
-			c, dropped := newClient(t, vmConfig(vm, comp))
+			c, dropped := garnertest.NewBackend(t, New, vmConfig(vm, comp))
 			if err := c.CheckHealth(context.Background()); err != nil {
 				t.Fatalf("health check: %v", err)
 			}
@@ -122,7 +118,7 @@ func keys(m map[string]garnertest.Series) []string {
 // /api/v1/events; its 400 must fail the event without retries.
 func TestEventsRefusedByVictoriaMetricsAreCounted(t *testing.T) {
 	vm := garnertest.StartVictoriaMetrics(t, false)
-	c, dropped := newClient(t, vmConfig(vm, "deflate"))
+	c, dropped := garnertest.NewBackend(t, New, vmConfig(vm, "deflate"))
 	start := time.Now()
 	err := c.SendEvent(context.Background(), &metrics.Event{Title: "t", Text: "x", DateHappened: time.Now().Unix()})
 	if err == nil || !strings.Contains(err.Error(), "400") {
@@ -145,7 +141,7 @@ func TestDownIsBoundedAndCounted(t *testing.T) {
 	_ = ln.Close()
 	cfg := Options{APIKey: "k", APIEndpoint: "http://" + addr, Compression: "deflate", MetricsPerBatch: 1,
 		MaxRequests: 2, MaxRequestElapsedTime: 400 * time.Millisecond, ClientTimeout: time.Second}
-	c, dropped := newClient(t, cfg)
+	c, dropped := garnertest.NewBackend(t, New, cfg)
 	if err := c.CheckHealth(context.Background()); err == nil {
 		t.Error("health check of a closed port succeeded")
 	}

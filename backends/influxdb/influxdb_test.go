@@ -17,10 +17,6 @@ import (
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
-func newClient(t *testing.T, cfg Options) (*Client, prometheus.Counter) {
-	return garnertest.NewBackend(t, New, cfg)
-}
-
 func baseConfig(endpoint string) Options {
 	return Options{
 		APIEndpoint: endpoint, APIVersion: 1, Database: "garner", CompressPayload: true,
@@ -54,7 +50,7 @@ func TestInfluxDBv1RealServer(t *testing.T) {
 	cfg := baseConfig(db.URL)
 	cfg.RetentionPolicy = "short"
 	cfg.Consistency = "one"
-	c, dropped := newClient(t, cfg)
+	c, dropped := garnertest.NewBackend(t, New, cfg)
 	if err := c.CheckHealth(context.Background()); err != nil {
 		t.Fatalf("health check against a running influxd: %v", err)
 	}
@@ -146,7 +142,7 @@ func TestInfluxDBv1UnknownDatabaseIsDroppedNotRetried(t *testing.T) {
 	db := garnertest.StartInfluxDB(t)
 	cfg := baseConfig(db.URL)
 	cfg.Database = "does_not_exist"
-	c, dropped := newClient(t, cfg)
+	c, dropped := garnertest.NewBackend(t, New, cfg)
 	snap := testSnapshot(time.Now())
 	start := time.Now()
 	err := c.SendMetrics(context.Background(), snap)
@@ -165,7 +161,7 @@ func TestInfluxDBv2VictoriaMetrics(t *testing.T) {
 	vm := garnertest.StartVictoriaMetrics(t, false)
 	cfg := baseConfig(vm.URL)
 	cfg.APIVersion, cfg.Database, cfg.Org, cfg.Bucket, cfg.Credentials = 2, "", "o", "b", "secret-token"
-	c, dropped := newClient(t, cfg)
+	c, dropped := garnertest.NewBackend(t, New, cfg)
 	if err := c.CheckHealth(context.Background()); err != nil {
 		t.Fatalf("health check against VictoriaMetrics: %v", err)
 	}
@@ -240,7 +236,7 @@ func TestInfluxDBDownIsBoundedAndCounted(t *testing.T) {
 	_ = ln.Close()
 	cfg := baseConfig("http://" + addr)
 	cfg.MaxRequestElapsedTime = 500 * time.Millisecond
-	c, dropped := newClient(t, cfg)
+	c, dropped := garnertest.NewBackend(t, New, cfg)
 	if err := c.CheckHealth(context.Background()); err == nil {
 		t.Error("health check of a closed port succeeded")
 	}

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	prom "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
 	logsv1 "go.opentelemetry.io/proto/otlp/logs/v1"
@@ -29,10 +28,6 @@ func testConfig(r *receiver) Options {
 		MaxRequests: 2, MaxRetries: 3, MaxRequestElapsedTime: 5 * time.Second, CompressPayload: true,
 		MetricsPerBatch: 1000, ResourceKeys: []string{"service"}, Conversion: AsGauge,
 	}
-}
-
-func newClient(t *testing.T, cfg Options) (*Client, prom.Counter) {
-	return garnertest.NewBackend(t, New, cfg)
 }
 
 func testSnapshot() *metrics.Snapshot {
@@ -62,7 +57,7 @@ func testSnapshot() *metrics.Snapshot {
 
 func TestMetricsAsGauge(t *testing.T) {
 	r := newReceiver(t)
-	c, dropped := newClient(t, testConfig(r))
+	c, dropped := garnertest.NewBackend(t, New, testConfig(r))
 	if err := c.SendMetrics(context.Background(), testSnapshot()); err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +146,7 @@ func TestMetricsAsHistogram(t *testing.T) {
 	cfg := testConfig(r)
 	cfg.Conversion = AsHistogram
 	cfg.CompressPayload = false
-	c, _ := newClient(t, cfg)
+	c, _ := garnertest.NewBackend(t, New, cfg)
 	s := testSnapshot()
 	s.Timers = append(s.Timers, metrics.Timer{Series: metrics.Series{Name: "idle"}})
 	if err := c.SendMetrics(context.Background(), s); err != nil {
@@ -208,7 +203,7 @@ func TestBatches(t *testing.T) {
 	r := newReceiver(t)
 	cfg := testConfig(r)
 	cfg.MetricsPerBatch = 4
-	c, _ := newClient(t, cfg)
+	c, _ := garnertest.NewBackend(t, New, cfg)
 	s := &metrics.Snapshot{Time: t0}
 	for i := range 10 {
 		s.Gauges = append(s.Gauges, metrics.Gauge{Series: metrics.Series{Name: fmt.Sprintf("g%d", i)}, Value: float64(i)})
@@ -245,7 +240,7 @@ func TestRetries(t *testing.T) {
 			r.fail = tc.fail
 			cfg := testConfig(r)
 			cfg.MaxRetries = tc.maxRetries
-			c, dropped := newClient(t, cfg)
+			c, dropped := garnertest.NewBackend(t, New, cfg)
 			s := &metrics.Snapshot{Time: t0, Counters: []metrics.Counter{{Series: metrics.Series{Name: "c"}, Value: 1, PerSecond: 0.1}}}
 			err := c.SendMetrics(context.Background(), s)
 			if (err != nil) != tc.wantErr {
@@ -263,7 +258,7 @@ func TestRetries(t *testing.T) {
 
 func TestEventAsLog(t *testing.T) {
 	r := newReceiver(t)
-	c, _ := newClient(t, testConfig(r))
+	c, _ := garnertest.NewBackend(t, New, testConfig(r))
 	e := &metrics.Event{
 		Title: "deploy", Text: "v1.2 \xffdone", DateHappened: t0.Unix(), Hostname: "web1", AggregationKey: "agg",
 		SourceTypeName: "ci", Tags: []string{"service:api", "env:prod", "canary"}, Source: "10.0.0.7",
@@ -296,7 +291,7 @@ func TestEventAsLog(t *testing.T) {
 	r2 := newReceiver(t)
 	cfg := testConfig(r2)
 	cfg.LogsEndpoint = ""
-	c2, _ := newClient(t, cfg)
+	c2, _ := garnertest.NewBackend(t, New, cfg)
 	if err := c2.SendEvent(context.Background(), e); err != nil || r2.requestCount() != 0 {
 		t.Errorf("without logs_endpoint: err %v, %d requests", err, r2.requestCount())
 	}
@@ -314,20 +309,20 @@ func TestPutAttr(t *testing.T) {
 
 func TestCheckHealth(t *testing.T) {
 	r := newReceiver(t)
-	c, _ := newClient(t, testConfig(r))
+	c, _ := garnertest.NewBackend(t, New, testConfig(r))
 	if err := c.CheckHealth(context.Background()); err != nil {
 		t.Errorf("receiver answering GET with 405: %v", err)
 	}
 	cfg := testConfig(r)
 	cfg.MetricsEndpoint = "http://127.0.0.1:1/v1/metrics"
-	c2, _ := newClient(t, cfg)
+	c2, _ := garnertest.NewBackend(t, New, cfg)
 	if err := c2.CheckHealth(context.Background()); err == nil {
 		t.Error("nothing on port 1: want an error")
 	}
 	srv := newReceiver(t)
 	srv.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) })
 	cfg.MetricsEndpoint = srv.srv.URL + "/v1/metrics"
-	c3, _ := newClient(t, cfg)
+	c3, _ := garnertest.NewBackend(t, New, cfg)
 	if err := c3.CheckHealth(context.Background()); err == nil {
 		t.Error("502: want an error")
 	}

@@ -96,6 +96,21 @@ func (a *aggServer) setBefore(fn func(w http.ResponseWriter, r *http.Request) bo
 	a.before.Store(&fn)
 }
 
+// failWhile answers every request with status until the switch it returns
+// is turned off.
+func (a *aggServer) failWhile(status int) *atomic.Bool {
+	on := new(atomic.Bool)
+	on.Store(true)
+	a.setBefore(func(w http.ResponseWriter, _ *http.Request) bool {
+		if on.Load() {
+			http.Error(w, http.StatusText(status), status)
+			return true
+		}
+		return false
+	})
+	return on
+}
+
 func (a *aggServer) flush() *metrics.Snapshot {
 	a.t.Helper()
 	s, err := a.agg.Snapshot(context.Background(), time.Now().Add(time.Second))
@@ -301,10 +316,7 @@ func TestRetryBudgetAndFastFail(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newAggServer(t, true, nil)
-			a.setBefore(func(w http.ResponseWriter, r *http.Request) bool {
-				http.Error(w, "no", tc.status)
-				return true
-			})
+			a.failWhile(tc.status)
 			fx := startForwarder(t, Options{APIEndpoints: []string{a.srv.URL}, MaxRequestElapsedTime: tc.budget, FastFail: tc.fastFail, UpstreamFailures: 1000})
 			_ = fx.f.SendMetrics(context.Background(), counterSnapshot(1))
 			waitFor(t, "the drop", 5*time.Second, func() bool { return testutil.ToFloat64(fx.f.m.droppedI[tc.reason]) == 4 })
@@ -319,15 +331,7 @@ func TestRetryBudgetAndFastFail(t *testing.T) {
 // series go to the other (counted), and it comes back after a probe.
 func TestUpstreamOutAndBack(t *testing.T) {
 	a, b := newAggServer(t, true, nil), newAggServer(t, true, nil)
-	var broken atomic.Bool
-	broken.Store(true)
-	a.setBefore(func(w http.ResponseWriter, r *http.Request) bool {
-		if broken.Load() {
-			http.Error(w, "down", http.StatusBadGateway)
-			return true
-		}
-		return false
-	})
+	broken := a.failWhile(http.StatusBadGateway)
 	fx := startForwarder(t, Options{APIEndpoints: []string{a.srv.URL, b.srv.URL}, UpstreamFailures: 2, MaxRequestElapsedTime: 20 * time.Second})
 	snap := counterSnapshot(200)
 	if err := fx.f.SendMetrics(context.Background(), snap); err != nil {
@@ -358,10 +362,7 @@ func TestUpstreamOutAndBack(t *testing.T) {
 
 func TestBufferFullDropsOldest(t *testing.T) {
 	a := newAggServer(t, true, nil)
-	a.setBefore(func(w http.ResponseWriter, r *http.Request) bool {
-		http.Error(w, "down", http.StatusServiceUnavailable)
-		return true
-	})
+	a.failWhile(http.StatusServiceUnavailable)
 	fx := startForwarder(t, Options{APIEndpoints: []string{a.srv.URL}, UpstreamFailures: 1, MaxBufferSize: 1, ProbeInterval: time.Hour, CompressionType: "none", DrainTimeout: 300 * time.Millisecond})
 	for i := 0; i < 5; i++ {
 		_ = fx.f.SendMetrics(context.Background(), counterSnapshot(1))

@@ -62,15 +62,7 @@ func TestV3Reprobe(t *testing.T) {
 // same address gets what the forwarder held for it: nothing is dropped.
 func TestDNSAddressBackKeepsBuffer(t *testing.T) {
 	a, b, port := twoAggServersOnOnePort(t)
-	var failing atomic.Bool
-	failing.Store(true)
-	a.setBefore(func(w http.ResponseWriter, r *http.Request) bool {
-		if failing.Load() {
-			http.Error(w, "restarting", http.StatusServiceUnavailable)
-			return true
-		}
-		return false
-	})
+	failing := a.failWhile(http.StatusServiceUnavailable)
 	res := &fakeResolver{}
 	res.set("127.0.0.1", "127.0.0.2")
 	fx := startForwarder(t, Options{APIEndpoints: []string{fmt.Sprintf("http://aggregators.test:%d", port)},

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/garner-metrics/garner/pkg/aggregator"
+	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/metrics"
 	"github.com/garner-metrics/garner/pkg/receiver"
 	"github.com/garner-metrics/garner/proto/garnerpb"
@@ -110,16 +111,6 @@ func (f *fixture) flush() *metrics.Snapshot {
 	return s
 }
 
-func deflate(t testing.TB, b []byte) []byte {
-	var buf bytes.Buffer
-	w := zlib.NewWriter(&buf)
-	_, _ = w.Write(b)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 func zstdCompress(t testing.TB, b []byte) []byte {
 	e, err := zstd.NewWriter(nil)
 	if err != nil {
@@ -169,7 +160,7 @@ func TestRawV2FromGostatsd(t *testing.T) {
 	for _, enc := range []string{"deflate", "identity", ""} {
 		body := mustMarshal(t, gostatsdBody())
 		if enc == "deflate" {
-			body = deflate(t, body)
+			body = garnertest.Deflate(t, body)
 		}
 		if resp := f.post("/v2/raw", enc, body); resp.StatusCode != http.StatusAccepted {
 			t.Fatalf("%q: status %d, want 202", enc, resp.StatusCode)
@@ -220,7 +211,7 @@ func TestRawV3AndDedup(t *testing.T) {
 		case "zstd":
 			b = zstdCompress(t, body)
 		case "deflate":
-			b = deflate(t, body)
+			b = garnertest.Deflate(t, body)
 		}
 		resp := f.post("/v3/raw", enc, b)
 		if resp.StatusCode != http.StatusAccepted {
@@ -266,7 +257,7 @@ func TestRefusals(t *testing.T) {
 		{"gzip", http.MethodPost, "/v2/raw", "gzip", good, http.StatusUnsupportedMediaType},
 		{"zstd on v2", http.MethodPost, "/v2/raw", "zstd", zstdCompress(t, good), http.StatusUnsupportedMediaType},
 		{"body too large", http.MethodPost, "/v2/raw", "", big, http.StatusRequestEntityTooLarge},
-		{"deflate over the limit", http.MethodPost, "/v2/raw", "deflate", deflate(t, make([]byte, 2<<20)), http.StatusRequestEntityTooLarge},
+		{"deflate over the limit", http.MethodPost, "/v2/raw", "deflate", garnertest.Deflate(t, make([]byte, 2<<20)), http.StatusRequestEntityTooLarge},
 		{"zstd over the limit", http.MethodPost, "/v3/raw", "zstd", zstdCompress(t, make([]byte, 2<<20)), http.StatusRequestEntityTooLarge},
 		{"GET", http.MethodGet, "/v2/raw", "", nil, http.StatusMethodNotAllowed},
 		{"bad event", http.MethodPost, "/v2/event", "", []byte{0x0a, 0xff}, http.StatusBadRequest},
@@ -333,7 +324,7 @@ func TestEvents(t *testing.T) {
 	f := newFixture(t, Options{ServeV3: true})
 	ev := &pb.EventV2{Title: "deploy", Text: "ok", Hostname: "web", Tags: []string{"a"}, SourceIP: "10.0.0.1",
 		Priority: pb.EventV2_Low, Type: pb.EventV2_Error, DateHappened: 1700000000}
-	if resp := f.post("/v2/event", "deflate", deflate(t, mustMarshal(t, ev))); resp.StatusCode != http.StatusAccepted {
+	if resp := f.post("/v2/event", "deflate", garnertest.Deflate(t, mustMarshal(t, ev))); resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("v2 event: %d", resp.StatusCode)
 	}
 	batch := &garnerpb.EventBatch{

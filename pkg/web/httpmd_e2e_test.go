@@ -2,13 +2,14 @@ package web_test
 
 import (
 	"bytes"
-	"compress/zlib"
 	"net/http"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/garner-metrics/garner/pkg/garnertest"
 )
 
 // docEndpoint is one path of HTTP.md's endpoint table, as documented.
@@ -151,7 +152,7 @@ func TestE2EHTTPDocAgrees(t *testing.T) {
 		{"no such path", "GET", "/nope", nil, 404, "not_found"},
 		{"method", "POST", "/healthcheck", nil, 405, "method_not_allowed"},
 		{"ingestion method", "GET", "/v2/raw", nil, 405, "method_not_allowed"},
-		{"ingestion bad body", "POST", "/v2/raw", deflate(t, []byte("\xff\xff\xff not protobuf")), 400, "bad_request"},
+		{"ingestion bad body", "POST", "/v2/raw", garnertest.Deflate(t, []byte("\xff\xff\xff not protobuf")), 400, "bad_request"},
 		{"ingestion bad encoding", "POST", "/v3/raw", []byte("x"), 415, "unsupported_media_type"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -199,15 +200,4 @@ func requireJSONError(t *testing.T, r resp, kind string) {
 	if !strings.Contains(r.body, `"error": "`+kind+`"`) || !strings.Contains(r.body, `"message": "`) || strings.Contains(r.body, `\u00`) {
 		t.Errorf("error body is not {\"error\":%q,\"message\":...} without escapes: %s", kind, r.body)
 	}
-}
-
-func deflate(t *testing.T, b []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	w := zlib.NewWriter(&buf)
-	_, _ = w.Write(b)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
