@@ -116,6 +116,10 @@ type defaults struct {
 	histogram        HistogramOptions
 }
 
+func (d *defaults) mapping() *Mapping {
+	return &Mapping{ObserverType: d.observer, Summary: d.summary, Histogram: d.histogram, TTL: d.ttl, Scale: 1}
+}
+
 // parseYAML decodes and checks the file. Errors name the line.
 func parseYAML(data []byte) ([]*Mapping, defaults, []string, error) {
 	var d defaults

@@ -142,6 +142,7 @@ type Result struct {
 // concurrent use; results are cached per (name, type), up to a bound.
 type Mapper struct {
 	mappings []*Mapping
+	def      *Mapping
 	globs    *globTree
 	regexes  []*Mapping
 
@@ -185,7 +186,7 @@ func Parse(data []byte, cacheSize int) (*Mapper, []string, error) {
 	if cacheSize == 0 {
 		cacheSize = DefaultCacheSize
 	}
-	m := &Mapper{mappings: maps, globs: newGlobTree(defs.orderingDisabled), cacheSize: cacheSize}
+	m := &Mapper{mappings: maps, def: defs.mapping(), globs: newGlobTree(defs.orderingDisabled), cacheSize: cacheSize}
 	if cacheSize > 0 {
 		m.cache = make(map[cacheKey]Result)
 	}
@@ -198,6 +199,19 @@ func Parse(data []byte, cacheSize int) (*Mapper, []string, error) {
 	}
 	return m, warnings, nil
 }
+
+// Default is the defaults section as a Mapping: what a name no mapping
+// matched is exported with (observer type and options, ttl). A nil Mapper
+// has statsd_exporter's built-in defaults.
+func (m *Mapper) Default() *Mapping {
+	if m == nil {
+		return builtinDefault
+	}
+	return m.def
+}
+
+var builtinDefault = (&defaults{summary: SummaryOptions{Quantiles: defaultObjectives},
+	histogram: HistogramOptions{Buckets: defaultBuckets}}).mapping()
 
 // Mappings returns the mappings in file order.
 func (m *Mapper) Mappings() []*Mapping { return m.mappings }

@@ -1,0 +1,306 @@
+package exporter
+
+import (
+	"context"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	prom "github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/sirupsen/logrus"
+
+	"github.com/garner-metrics/garner/backends"
+	"github.com/garner-metrics/garner/pkg/metrics"
+)
+
+const testMappings = `
+defaults:
+  ttl: 0
+mappings:
+- match: "test.dispatcher.*.*.*"
+  name: "dispatcher_events_total"
+  labels:
+    processor: "$1"
+    action: "$2"
+    outcome: "$3"
+    job: "test_dispatcher"
+- match: "api.request.*"
+  name: "api_request_seconds"
+  observer_type: histogram
+  histogram_options:
+    buckets: [0.01, 0.1, 1]
+    native_histogram_bucket_factor: 1.1
+  labels:
+    route: "$1"
+- match: "api.summary.*"
+  name: "api_summary_seconds"
+  summary_options:
+    quantiles: [{quantile: 0.5, error: 0.01}]
+  labels:
+    route: "$1"
+- match: "honor.*"
+  name: "honored"
+  honor_labels: true
+  labels:
+    env: "mapping"
+- match: "short.*"
+  name: "short_lived"
+  ttl: 1m
+- match: "noise.*"
+  action: drop
+`
+
+type fixture struct {
+	e    *Exporter
+	reg  *prom.Registry
+	path string
+	t0   time.Time
+}
+
+func newFixture(t *testing.T, mappings string) *fixture {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "mapping.yml")
+	if err := os.WriteFile(path, []byte(mappings), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := DefaultOptions()
+	o.ListenAddress, o.MappingConfig = "127.0.0.1:0", path
+	reg := prom.NewRegistry()
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	e, err := New(o, backends.Deps{Log: log, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- e.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return &fixture{e: e, reg: reg, path: path, t0: time.Unix(1_800_000_000, 0)}
+}
+
+func (f *fixture) send(t *testing.T, at time.Duration, s metrics.Snapshot) {
+	t.Helper()
+	s.Time = f.t0.Add(at)
+	if err := f.e.SendMetrics(context.Background(), &s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// scrape reads the endpoint in the text format, as Prometheus would.
+func (f *fixture) scrape(t *testing.T, accept string) map[string]*dto.MetricFamily {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+f.e.Addr()+"/metrics", nil)
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("/metrics answered %s: %s", resp.Status, b)
+	}
+	out := map[string]*dto.MetricFamily{}
+	dec := expfmt.NewDecoder(resp.Body, expfmt.ResponseFormat(resp.Header))
+	for {
+		mf := &dto.MetricFamily{}
+		if err := dec.Decode(mf); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		out[mf.GetName()] = mf
+	}
+	return out
+}
+
+func ser(name string, tags ...string) metrics.Series {
+	return metrics.Series{Name: name, Tags: tags, Source: "10.0.0.1"}
+}
+
+func labelsOf(m *dto.Metric) string {
+	var parts []string
+	for _, l := range m.Label {
+		parts = append(parts, l.GetName()+"="+l.GetValue())
+	}
+	return strings.Join(parts, ",")
+}
+
+func one(t *testing.T, fams map[string]*dto.MetricFamily, name string, typ dto.MetricType) *dto.Metric {
+	t.Helper()
+	mf := fams[name]
+	if mf == nil || mf.GetType() != typ || len(mf.Metric) != 1 {
+		t.Fatalf("%s: want one %s series, got %v", name, typ, mf)
+	}
+	return mf.Metric[0]
+}
+
+func TestTypes(t *testing.T) {
+	f := newFixture(t, testMappings)
+	f.send(t, 0, metrics.Snapshot{
+		Counters: []metrics.Counter{{Series: ser("test.dispatcher.p.send.ok", "env:prod"), Value: 3}},
+		Gauges:   []metrics.Gauge{{Series: ser("queue.depth"), Value: 7}},
+		Sets:     []metrics.Set{{Series: ser("users.unique"), Members: map[string]struct{}{"a": {}, "b": {}}}},
+		Timers: []metrics.Timer{
+			{Series: ser("api.request.home"), Values: []float64{5, 50, 500, 5000}, SampledCount: 4},
+			{Series: ser("api.summary.home"), Values: []float64{100, 200}, SampledCount: 20}, // @0.1: each value 10 times
+		},
+	})
+	f.send(t, 10*time.Second, metrics.Snapshot{
+		Counters: []metrics.Counter{{Series: ser("test.dispatcher.p.send.ok", "env:prod"), Value: 2}},
+		Gauges:   []metrics.Gauge{{Series: ser("queue.depth"), Value: 4}},
+	})
+	fams := f.scrape(t, "")
+	c := one(t, fams, "dispatcher_events_total", dto.MetricType_COUNTER)
+	if c.GetCounter().GetValue() != 5 || labelsOf(c) != "action=send,env=prod,job=test_dispatcher,outcome=ok,processor=p" {
+		t.Errorf("counter: %v %s", c.GetCounter().GetValue(), labelsOf(c))
+	}
+	if g := one(t, fams, "queue_depth", dto.MetricType_GAUGE); g.GetGauge().GetValue() != 4 {
+		t.Errorf("gauge = %v", g.GetGauge().GetValue())
+	}
+	if s := one(t, fams, "users_unique", dto.MetricType_GAUGE); s.GetGauge().GetValue() != 2 {
+		t.Errorf("set = %v", s.GetGauge().GetValue())
+	}
+	h := one(t, fams, "api_request_seconds", dto.MetricType_HISTOGRAM).GetHistogram()
+	var cum []uint64
+	for _, b := range h.Bucket {
+		cum = append(cum, b.GetCumulativeCount())
+	}
+	if h.GetSampleCount() != 4 || math.Abs(h.GetSampleSum()-5.555) > 1e-9 || len(cum) < 3 || cum[0] != 1 || cum[1] != 2 || cum[2] != 3 {
+		t.Errorf("histogram: count %d sum %v buckets %v", h.GetSampleCount(), h.GetSampleSum(), cum)
+	}
+	s := one(t, fams, "api_summary_seconds", dto.MetricType_SUMMARY).GetSummary()
+	if s.GetSampleCount() != 20 || math.Abs(s.GetSampleSum()-3) > 1e-9 || len(s.Quantile) != 1 || s.Quantile[0].GetQuantile() != 0.5 {
+		t.Errorf("summary: %v", s)
+	}
+	if q := s.Quantile[0].GetValue(); q != 0.1 && q != 0.2 {
+		t.Errorf("median %v", q)
+	}
+
+	// The protobuf exposition carries the native histogram too.
+	pb := f.scrape(t, `application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited`)
+	nh := one(t, pb, "api_request_seconds", dto.MetricType_HISTOGRAM).GetHistogram()
+	if nh.Schema == nil || len(nh.PositiveSpan) == 0 || len(nh.Bucket) < 3 {
+		t.Errorf("protobuf histogram has no native buckets: %v", nh)
+	}
+}
+
+func TestConflictsNeverFailTheScrape(t *testing.T) {
+	f := newFixture(t, testMappings)
+	f.send(t, 0, metrics.Snapshot{
+		Counters: []metrics.Counter{
+			{Series: ser("clash.x"), Value: 1},
+			{Series: ser("labels.change", "a:1"), Value: 1},
+		},
+		Gauges: []metrics.Gauge{{Series: ser("clash.x"), Value: 9}},
+		Timers: []metrics.Timer{{Series: ser("api.summary.x", "quantile:bad"), Values: []float64{1}, SampledCount: 1}},
+	})
+	f.send(t, time.Second, metrics.Snapshot{
+		Counters: []metrics.Counter{{Series: ser("labels.change", "a:1", "b:2"), Value: 1}},
+	})
+	fams := f.scrape(t, "")
+	if c := one(t, fams, "clash_x", dto.MetricType_COUNTER); c.GetCounter().GetValue() != 1 {
+		t.Errorf("first type kept: %v", c)
+	}
+	if n := len(fams["labels_change"].GetMetric()); n != 2 {
+		t.Errorf("a changed label set is a new series: %d series", n)
+	}
+	if _, ok := fams["api_summary_seconds"]; ok {
+		t.Errorf("a quantile label on a summary is dropped")
+	}
+	if got := testutil.ToFloat64(f.e.m.dropped.WithLabelValues(reasonTypeConflict)); got != 1 {
+		t.Errorf("type conflicts counted %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(f.e.m.dropped.WithLabelValues(reasonReservedLabel)); got != 1 {
+		t.Errorf("reserved labels counted %v, want 1", got)
+	}
+}
+
+func TestLabelsTTLDropAndReload(t *testing.T) {
+	f := newFixture(t, testMappings)
+	f.send(t, 0, metrics.Snapshot{
+		Counters: []metrics.Counter{
+			{Series: ser("honor.a", "env:tag"), Value: 1},
+			{Series: ser("short.a"), Value: 1},
+			{Series: ser("noise.a"), Value: 1},
+			{Series: ser("bad.tags", "bare", ":v", "k:", "ok-key:v"), Value: 1},
+			{Series: ser("neg.c"), Value: -1},
+		},
+	})
+	fams := f.scrape(t, "")
+	if h := one(t, fams, "honored", dto.MetricType_COUNTER); labelsOf(h) != "env=tag" {
+		t.Errorf("honor_labels: %s", labelsOf(h))
+	}
+	if b := one(t, fams, "bad_tags", dto.MetricType_COUNTER); labelsOf(b) != "ok_key=v" {
+		t.Errorf("tags: %s", labelsOf(b))
+	}
+	if _, ok := fams["noise_a"]; ok {
+		t.Error("action: drop exposed the series")
+	}
+	if got := testutil.ToFloat64(f.e.m.tags); got != 3 {
+		t.Errorf("skipped tags %v, want 3", got)
+	}
+	if got := testutil.ToFloat64(f.e.m.dropped.WithLabelValues(reasonNegative)); got != 1 {
+		t.Errorf("negative counters %v", got)
+	}
+	// Idle past its 1m ttl (zero increments do not count as samples).
+	f.send(t, 2*time.Minute, metrics.Snapshot{Counters: []metrics.Counter{{Series: ser("short.a"), Value: 0}}})
+	fams = f.scrape(t, "")
+	if _, ok := fams["short_lived"]; ok {
+		t.Error("series idle past its ttl still exposed")
+	}
+	if _, ok := fams["honored"]; !ok {
+		t.Error("ttl 0 series expired")
+	}
+
+	// A bad file keeps the old mappings; a good one applies at the next flush.
+	if err := os.WriteFile(f.path, []byte("mappings:\n- match: x\n  name: y\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.e.ReloadMapping(f.path); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("bad file: %v", err)
+	}
+	f.send(t, 3*time.Minute, metrics.Snapshot{Counters: []metrics.Counter{{Series: ser("short.b"), Value: 1}}})
+	if _, ok := f.scrape(t, "")["short_lived"]; !ok {
+		t.Error("old mappings lost after a bad reload")
+	}
+	if err := os.WriteFile(f.path, []byte("mappings:\n- match: short.*\n  name: renamed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.e.ReloadMapping(f.path); err != nil {
+		t.Fatal(err)
+	}
+	f.send(t, 4*time.Minute, metrics.Snapshot{Counters: []metrics.Counter{{Series: ser("short.b"), Value: 1}}})
+	if c := one(t, f.scrape(t, ""), "renamed", dto.MetricType_COUNTER); c.GetCounter().GetValue() != 1 {
+		t.Errorf("renamed = %v", c)
+	}
+}
+
+func TestRefusesBadMappingFileAtStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.yml")
+	if err := os.WriteFile(path, []byte("mappings:\n- match: a.b\n  name: ok\n- match: a.*\n  name: bad-name\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := DefaultOptions()
+	o.ListenAddress, o.MappingConfig = "127.0.0.1:0", path
+	_, err := New(o, backends.Deps{Registerer: prom.NewRegistry()})
+	if err == nil || !strings.Contains(err.Error(), "line 4") || !strings.Contains(err.Error(), "exporter.mapping-config") {
+		t.Fatalf("New = %v, want the key and line 4 named", err)
+	}
+}
