@@ -85,6 +85,7 @@ type Config struct {
 	Prometheus  prometheus.Options // [prometheus]
 	OTLP        otlp.Options       // [otlp]
 	Statsdaemon Statsdaemon
+	Exporter    Exporter // [exporter]
 	Admin       Admin
 	Forward     Forward
 	Filters     Filters
@@ -103,7 +104,7 @@ type Config struct {
 type Expiry = aggregator.Expiry
 
 // KnownBackends lists the backend names the backends key accepts.
-var KnownBackends = []string{"stdout", "null", "graphite", "influxdb", "datadog", "prometheus", "otlp", "statsdaemon"}
+var KnownBackends = []string{"stdout", "null", "graphite", "influxdb", "datadog", "prometheus", "otlp", "statsdaemon", "exporter"}
 
 // Error is a configuration error; Key names the offending key.
 type Error struct {
@@ -223,6 +224,7 @@ var sections = []func(*Config, *reader){
 	(*Config).loadPrometheus,
 	(*Config).loadOTLP,
 	(*Config).loadStatsdaemon,
+	(*Config).loadExporter,
 	(*Config).loadAdmin,
 	(*Config).loadForward,
 	(*Config).loadFilters,

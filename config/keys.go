@@ -152,7 +152,7 @@ var coreKeys = []key{
 	{"max-event-length", kSize, "16KiB", "Longest event (title plus text) or service check message, in bytes, from statsd or HTTP ingestion; longer ones are dropped and counted in garner_events_dropped_total{reason=\"too_long\"}", true},
 	{"max-event-queue-size", kInt, 4096, "Events and service checks waiting for delivery to the backends; beyond it they are dropped and counted in garner_events_dropped_total{reason=\"queue_full\"}", true},
 	{"bad-lines-per-minute", kFloat, lineDefaults.BadLinesPerMinute, "Bad lines logged per minute (burst 10); every bad line is counted regardless; 0 = never log", true},
-	{"backends", kList, "stdout", "Backends to flush to, space-separated: stdout, null, graphite, influxdb, datadog, prometheus, otlp, statsdaemon", true},
+	{"backends", kList, "stdout", "Backends to flush to, space-separated: stdout, null, graphite, influxdb, datadog, prometheus, otlp, statsdaemon, exporter", true},
 	{"flush-interval", kDuration, 10 * time.Second, "How often aggregates are flushed to the backends", true},
 	{"flush-aligned", kBool, false, "Align flushes to multiples of flush-interval on the wall clock", true},
 	{"flush-offset", kDuration, time.Duration(0), "With flush-aligned, flush this long after each multiple", true},
@@ -194,7 +194,7 @@ var coreKeys = []key{
 // keyTables lists every section's keys; a section file adds its table here.
 var keyTables = [][]key{
 	coreKeys, graphiteKeys, influxdbKeys, datadogKeys, prometheusKeys, otlpKeys, statsdaemonKeys,
-	adminKeys, forwardKeys, filterKeys, gostatsdKeys,
+	exporterKeys, adminKeys, forwardKeys, filterKeys, gostatsdKeys,
 }
 
 func allKeys() []key {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/backends/datadog"
+	"github.com/garner-metrics/garner/backends/exporter"
 	"github.com/garner-metrics/garner/backends/graphite"
 	"github.com/garner-metrics/garner/backends/influxdb"
 	"github.com/garner-metrics/garner/backends/null"
@@ -57,6 +58,8 @@ func newOne(name string, cfg *config.Config, deps backends.Deps) (backends.Backe
 		return promrw.New(cfg.Prometheus, cfg.PercentThreshold, deps)
 	case otlp.Name:
 		return otlp.New(cfg.OTLP, deps)
+	case exporter.Name:
+		return exporter.New(cfg.Exporter, deps)
 	}
 	return nil, fmt.Errorf("unknown backend (known: %v)", config.KnownBackends)
 }

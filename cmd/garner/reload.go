@@ -26,6 +26,7 @@ type reloader struct {
 	running map[string]string // key → the effective value in force (config.Values)
 	log     *logrus.Logger
 	hooks   []reloadHook
+	every   []func(next *config.Config) // on every SIGHUP whose config loads, before hooks
 }
 
 // reloadHook applies the keys it covers from a newly loaded Config. It runs
@@ -70,6 +71,13 @@ func (r *reloader) on(apply func(next *config.Config) error, keys ...string) {
 	r.hooks = append(r.hooks, reloadHook{keys: keys, apply: apply})
 }
 
+// onEvery registers apply to run on every SIGHUP whose configuration loads,
+// whether or not any key changed: for files a key names (a mapping file),
+// whose contents change while the key does not. Register before Run.
+func (r *reloader) onEvery(apply func(next *config.Config)) {
+	r.every = append(r.every, apply)
+}
+
 // Run reloads on each SIGHUP until ctx ends.
 func (r *reloader) Run(ctx context.Context) error {
 	defer signal.Stop(r.hup)
@@ -88,6 +96,9 @@ func (r *reloader) reload() {
 	if err != nil {
 		r.log.WithError(err).Error("SIGHUP: the configuration does not load; nothing changed")
 		return
+	}
+	for _, apply := range r.every {
+		apply(next)
 	}
 	values := next.Values()
 	byHook := make([][]string, len(r.hooks))

@@ -1,0 +1,48 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/garner-metrics/garner/backends/exporter"
+	"github.com/garner-metrics/garner/pkg/mapping"
+)
+
+// Exporter is the [exporter] section: the statsd_exporter-compatible scrape
+// endpoint's options, with their defaults from exporter.DefaultOptions().
+type Exporter = exporter.Options
+
+var exporterDefaults = exporter.DefaultOptions()
+
+var exporterKeys = []key{
+	{"exporter.listen-address", kString, exporterDefaults.ListenAddress, "host:port of the Prometheus scrape endpoint of the exporter backend, its own listener (statsd_exporter's --web.listen-address)", false},
+	{"exporter.telemetry-path", kString, exporterDefaults.TelemetryPath, "Path of the scrape endpoint (statsd_exporter's --web.telemetry-path)", false},
+	{"exporter.mapping-config", kString, exporterDefaults.MappingConfig, "statsd_exporter mapping file (YAML), unchanged (statsd_exporter's --statsd.mapping-config); re-read on SIGHUP, a bad new file keeps the old one; empty = no mappings, names escaped", false},
+	{"exporter.mapping-cache-size", kInt, exporterDefaults.MappingCacheSize, "Mapping results cached by name (statsd_exporter's --statsd.cache-size); negative = no cache", false},
+	{"exporter.max-series", kInt, exporterDefaults.MaxSeries, "Most series the scrape endpoint exposes; new series past it are dropped and counted (garner_exporter_dropped_samples_total{reason=\"max_series\"}); 0 = no bound", false},
+}
+
+func (c *Config) loadExporter(r *reader) {
+	e := &c.Exporter
+	e.ListenAddress = r.str("exporter.listen-address")
+	e.TelemetryPath = r.str("exporter.telemetry-path")
+	e.MappingConfig = r.str("exporter.mapping-config")
+	e.MappingCacheSize = r.int("exporter.mapping-cache-size")
+	e.MaxSeries = r.int("exporter.max-series")
+	if _, _, err := net.SplitHostPort(e.ListenAddress); err != nil {
+		r.fail("exporter.listen-address", fmt.Errorf("%q is not host:port: %w", e.ListenAddress, err))
+	}
+	if !strings.HasPrefix(e.TelemetryPath, "/") {
+		r.fail("exporter.telemetry-path", fmt.Errorf("%q must start with /", e.TelemetryPath))
+	}
+	if e.MaxSeries < 0 {
+		r.fail("exporter.max-series", fmt.Errorf("must not be negative, got %d", e.MaxSeries))
+	}
+	// Refuse a bad mapping file here too, so that --check-config sees it.
+	if e.MappingConfig != "" && contains(c.Backends, exporter.Name) {
+		if _, _, err := mapping.Load(e.MappingConfig, -1); err != nil {
+			r.fail("exporter.mapping-config", err)
+		}
+	}
+}
