@@ -424,3 +424,61 @@ func StartPrometheus(t testing.TB) *Prometheus {
 	StartServer(t, "prometheus", cmd, HTTPReady(p.URL+"/-/ready"))
 	return p
 }
+
+// StartPrometheusScraping runs prometheus on a free loopback port with a
+// temporary TSDB, scraping http://<target><path> every second (job
+// "garner"), so a test can read back what a real scrape stored.
+func StartPrometheusScraping(t testing.TB, target, path string) *Prometheus {
+	t.Helper()
+	bin := NeedBinary(t, "prometheus", "prometheus")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	yml := fmt.Sprintf("global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n- job_name: garner\n  metrics_path: %q\n  static_configs:\n  - targets: [%q]\n", path, target)
+	if err := os.WriteFile(cfg, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := FreeAddr(t)
+	cmd := exec.Command(bin,
+		"--config.file="+cfg,
+		"--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
+		"--web.listen-address="+addr,
+		"--log.level=warn",
+	)
+	p := &Prometheus{URL: "http://" + addr}
+	StartServer(t, "prometheus", cmd, HTTPReady(p.URL+"/-/ready"))
+	return p
+}
+
+// Query runs an instant PromQL query now and returns each sample's labels
+// (__name__ included when the result keeps it) and value.
+func (p *Prometheus) Query(t testing.TB, q string) []Series {
+	t.Helper()
+	resp, err := http.Get(p.URL + "/api/v1/query?" + url.Values{"query": {q}}.Encode())
+	if err != nil {
+		t.Fatalf("query %q: %v", q, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	var r struct {
+		Status string
+		Data   struct {
+			Result []struct {
+				Metric map[string]string
+				Value  [2]any
+			}
+		}
+	}
+	if err := json.Unmarshal(body, &r); err != nil || r.Status != "success" {
+		t.Fatalf("query %q: %v %s", q, err, body)
+	}
+	var out []Series
+	for _, x := range r.Data.Result {
+		vs, _ := x.Value[1].(string)
+		var v float64
+		if _, err := fmt.Sscan(vs, &v); err != nil {
+			t.Fatalf("query %q: value %q: %v", q, vs, err)
+		}
+		out = append(out, Series{Metric: x.Metric, Values: []float64{v}})
+	}
+	return out
+}
