@@ -65,7 +65,7 @@ type fixture struct {
 	t0   time.Time
 }
 
-func newFixture(t *testing.T, mappings string) *fixture {
+func newFixture(t testing.TB, mappings string) *fixture {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "mapping.yml")
 	if err := os.WriteFile(path, []byte(mappings), 0o644); err != nil {

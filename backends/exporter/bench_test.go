@@ -1,0 +1,84 @@
+package exporter
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"strconv"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/garner-metrics/garner/pkg/metrics"
+)
+
+// benchSeries is the series count of the scrape benchmark; 1000000 for the
+// issue's target (EXPORTER_BENCH_SERIES=1000000), smaller by default so the
+// benchmark fits a loaded machine.
+func benchSeries() int {
+	if n, err := strconv.Atoi(os.Getenv("EXPORTER_BENCH_SERIES")); err == nil && n > 0 {
+		return n
+	}
+	return 100_000
+}
+
+// filled is an exporter holding n counter series (one mapped family with a
+// label per series, as request counters by path would be).
+func filled(b *testing.B, n int) *fixture {
+	f := newFixture(b, "mappings:\n- match: bench.*.hits\n  name: bench_hits_total\n  labels: {path: \"$1\"}\n")
+	s := metrics.Snapshot{Counters: make([]metrics.Counter, n)}
+	for i := range s.Counters {
+		s.Counters[i] = metrics.Counter{Series: metrics.Series{Name: fmt.Sprintf("bench.p%d.hits", i), Tags: []string{"env:prod"}}, Value: 1}
+	}
+	if err := f.e.SendMetrics(b.Context(), &s); err != nil {
+		b.Fatal(err)
+	}
+	return f
+}
+
+// BenchmarkScrape is one text-format scrape of benchSeries counters:
+// gather plus encoding, as promhttp serves it. It reports bytes per series
+// held by the exporter (heap growth while filling it / series).
+func BenchmarkScrape(b *testing.B) {
+	n := benchSeries()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f := filled(b, n)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perSeries := float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
+	h := promhttp.HandlerFor(gatherFunc(f.e.gather), promhttp.HandlerOpts{DisableCompression: true})
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatal(w.Code)
+		}
+		_, _ = io.Copy(io.Discard, w.Body)
+	}
+	b.ReportMetric(perSeries, "heapB/series")
+	b.ReportMetric(float64(n), "series")
+}
+
+// BenchmarkFlush applies one flush of benchSeries already-known counters.
+func BenchmarkFlush(b *testing.B) {
+	n := benchSeries()
+	f := filled(b, n)
+	s := metrics.Snapshot{Counters: make([]metrics.Counter, n)}
+	for i := range s.Counters {
+		s.Counters[i] = metrics.Counter{Series: metrics.Series{Name: fmt.Sprintf("bench.p%d.hits", i), Tags: []string{"env:prod"}}, Value: 1}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := f.e.SendMetrics(b.Context(), &s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
