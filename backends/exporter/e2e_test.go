@@ -15,50 +15,9 @@ import (
 	"github.com/garner-metrics/garner/pkg/garnertest"
 )
 
-// e2eMappings are statsd_exporter's documented examples (README), plus a
-// drop rule.
-const e2eMappings = `
-mappings:
-- match: "test.dispatcher.*.*.*"
-  name: "dispatcher_events_total"
-  labels:
-    processor: "$1"
-    action: "$2"
-    outcome: "$3"
-    job: "test_dispatcher"
-- match: "*.signup.*.*"
-  name: "signup_events_total"
-  labels:
-    provider: "$2"
-    outcome: "$3"
-    job: "${1}_server"
-- match: (.*)\.(.*)--(.*)\.status\.(.*)\.count
-  match_type: regex
-  name: "request_total"
-  labels:
-    hostname: "$1"
-    exec: "$2"
-    protocol: "$3"
-    code: "$4"
-- match: test.timing.*.*.*
-  timer_type: histogram
-  buckets: [ 0.01, 0.025, 0.05, 0.1 ]
-  name: "my_timer"
-  labels:
-    provider: "$2"
-    outcome: "$3"
-    job: "${1}_server"
-- match: other.timing.*.*.*
-  timer_type: summary
-  name: "other_timer"
-  labels:
-    provider: "$2"
-    outcome: "$3"
-    job: "${1}_server_other"
-- match: noise.*
-  action: drop
-  name: dropped
-`
+// e2eMappings is the file of statsd_exporter's documented examples (README)
+// that pkg/mapping's tests read too.
+const e2eMappings = "../../pkg/mapping/testdata/readme-mappings.yml"
 
 // e2eLines are the statsd lines, one datagram each.
 var e2eLines = []string{
@@ -103,7 +62,11 @@ var e2eWant = map[string]float64{
 func startE2E(t *testing.T) (p *garnertest.Process, exporterAddr, mappingPath string) {
 	t.Helper()
 	mappingPath = filepath.Join(t.TempDir(), "statsd_mapping.yml")
-	if err := os.WriteFile(mappingPath, []byte(e2eMappings), 0o644); err != nil {
+	mappings, err := os.ReadFile(e2eMappings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(mappingPath, mappings, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	p = garnertest.StartConfig(t, fmt.Sprintf(`backends = "exporter"

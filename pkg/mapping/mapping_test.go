@@ -2,53 +2,22 @@ package mapping
 
 import (
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 )
 
-// readmeMappings are statsd_exporter's documented examples, as data.
-const readmeMappings = `
-mappings:
-- match: "test.dispatcher.*.*.*"
-  name: "dispatcher_events_total"
-  labels:
-    processor: "$1"
-    action: "$2"
-    outcome: "$3"
-    job: "test_dispatcher"
-- match: "*.signup.*.*"
-  name: "signup_events_total"
-  labels:
-    provider: "$2"
-    outcome: "$3"
-    job: "${1}_server"
-- match: (.*)\.(.*)--(.*)\.status\.(.*)\.count
-  match_type: regex
-  name: "request_total"
-  labels:
-    hostname: "$1"
-    exec: "$2"
-    protocol: "$3"
-    code: "$4"
-- match: test.foo.*
-  name: "test_foo"
-  match_metric_type: counter
-  labels:
-    provider: "$1"
-- match: test.timing.*.*.*
-  timer_type: histogram
-  buckets: [ 0.01, 0.025, 0.05, 0.1 ]
-  name: "my_timer"
-  labels:
-    provider: "$2"
-    outcome: "$3"
-    job: "${1}_server"
-- match: drop.me.*
-  action: drop
-  name: dropped
-`
+// readmeMappings are statsd_exporter's documented examples, as data
+// (testdata/readme-mappings.yml, which backends/exporter's tests read too).
+var readmeMappings = func() []byte {
+	b, err := os.ReadFile("testdata/readme-mappings.yml")
+	if err != nil {
+		panic(err)
+	}
+	return b
+}()
 
 func labels(kv ...string) []Label {
 	var out []Label
@@ -60,7 +29,7 @@ func labels(kv ...string) []Label {
 }
 
 func TestMapReadmeExamples(t *testing.T) {
-	m, warnings, err := Parse([]byte(readmeMappings), 0)
+	m, warnings, err := Parse(readmeMappings, 0)
 	if err != nil || len(warnings) > 0 {
 		t.Fatalf("Parse: %v %v", err, warnings)
 	}
@@ -339,7 +308,7 @@ func FuzzMap(f *testing.F) {
 // FuzzParse: any file is either refused with an error or gives a Mapper
 // that maps without panicking.
 func FuzzParse(f *testing.F) {
-	f.Add([]byte(readmeMappings))
+	f.Add(readmeMappings)
 	f.Add([]byte("defaults:\n  ttl: 0\nmappings: []\n"))
 	f.Add([]byte("mappings:\n- match: a.*.b\n  name: x_$1\n  labels: {ab: ${1}x}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -362,7 +331,7 @@ func BenchmarkMap(b *testing.B) {
 		cache int
 	}{{"cached", 10000}, {"uncached", -1}} {
 		b.Run(bc.name, func(b *testing.B) {
-			m, _, err := Parse([]byte(readmeMappings), bc.cache)
+			m, _, err := Parse(readmeMappings, bc.cache)
 			if err != nil {
 				b.Fatal(err)
 			}
