@@ -406,20 +406,26 @@ type Prometheus struct {
 // free loopback port with a temporary TSDB and a config without scrapes.
 func StartPrometheus(t testing.TB) *Prometheus {
 	t.Helper()
+	return startPrometheus(t, "global:\n  scrape_interval: 1m\n", "--web.enable-remote-write-receiver")
+}
+
+// startPrometheus runs prometheus with config yml on a free loopback port
+// and a temporary TSDB, with flags added, and waits until it is ready.
+func startPrometheus(t testing.TB, yml string, flags ...string) *Prometheus {
+	t.Helper()
 	bin := NeedBinary(t, "prometheus", "prometheus")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte("global:\n  scrape_interval: 1m\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	addr := FreeAddr(t)
-	cmd := exec.Command(bin,
-		"--config.file="+cfg,
-		"--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
-		"--web.listen-address="+addr,
-		"--web.enable-remote-write-receiver",
+	cmd := exec.Command(bin, append([]string{
+		"--config.file=" + cfg,
+		"--storage.tsdb.path=" + filepath.Join(dir, "tsdb"),
+		"--web.listen-address=" + addr,
 		"--log.level=warn",
-	)
+	}, flags...)...)
 	p := &Prometheus{URL: "http://" + addr}
 	StartServer(t, "prometheus", cmd, HTTPReady(p.URL+"/-/ready"))
 	return p
@@ -430,23 +436,7 @@ func StartPrometheus(t testing.TB) *Prometheus {
 // "garner"), so a test can read back what a real scrape stored.
 func StartPrometheusScraping(t testing.TB, target, path string) *Prometheus {
 	t.Helper()
-	bin := NeedBinary(t, "prometheus", "prometheus")
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "prometheus.yml")
-	yml := fmt.Sprintf("global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n- job_name: garner\n  metrics_path: %q\n  static_configs:\n  - targets: [%q]\n", path, target)
-	if err := os.WriteFile(cfg, []byte(yml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := FreeAddr(t)
-	cmd := exec.Command(bin,
-		"--config.file="+cfg,
-		"--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
-		"--web.listen-address="+addr,
-		"--log.level=warn",
-	)
-	p := &Prometheus{URL: "http://" + addr}
-	StartServer(t, "prometheus", cmd, HTTPReady(p.URL+"/-/ready"))
-	return p
+	return startPrometheus(t, fmt.Sprintf("global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n- job_name: garner\n  metrics_path: %q\n  static_configs:\n  - targets: [%q]\n", path, target))
 }
 
 // Query runs an instant PromQL query now and returns each sample's labels
