@@ -89,6 +89,7 @@ type Config struct {
 	Admin       Admin
 	Forward     Forward
 	Filters     Filters
+	Protocol    Protocol // tag-formats
 
 	// values holds each key's effective value as Load read it (see
 	// ChangedKeys); config-path and version are not keys.
@@ -228,6 +229,7 @@ var sections = []func(*Config, *reader){
 	(*Config).loadAdmin,
 	(*Config).loadForward,
 	(*Config).loadFilters,
+	(*Config).loadProtocol,
 	(*Config).loadGostatsd, // after the keys it maps onto
 }
 

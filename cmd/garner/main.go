@@ -132,13 +132,14 @@ func build(loaded *config.Config, log logrus.FieldLogger, reg prometheus.Registe
 		CardinalityOverflow: cfg.CardinalityOverflow,
 	}, log, reg)
 	p.lines = receiver.NewLines(receiver.Options{
-		IgnoreHost:        cfg.IgnoreHost,
-		Namespace:         cfg.Namespace,
-		DefaultTags:       cfg.DefaultTags,
-		GaugeDeltas:       cfg.GaugeDeltas,
-		BadLinesPerMinute: cfg.BadLinesPerMinute,
-		Limits:            cfg.LineLimits,
-		Rules:             rules,
+		IgnoreHost:         cfg.IgnoreHost,
+		Namespace:          cfg.Namespace,
+		DefaultTags:        cfg.DefaultTags,
+		GaugeDeltas:        cfg.GaugeDeltas,
+		BadLinesPerMinute:  cfg.BadLinesPerMinute,
+		Limits:             cfg.LineLimits,
+		Rules:              rules,
+		DisabledTagFormats: cfg.Protocol.DisabledTagFormats,
 	}, p.agg, p.events, log, reg)
 	p.flusher = flush.New(flush.Options{
 		Interval: cfg.FlushInterval, Aligned: cfg.FlushAligned, Offset: cfg.FlushOffset, Timeout: cfg.BackendTimeout,

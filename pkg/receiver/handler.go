@@ -65,6 +65,7 @@ func (l *Lines) NewHandler(name string) *LineHandler {
 		cChecks:    rm.events.WithLabelValues(name, "service_check"),
 	}
 	r.m.Limits = l.opts.Limits
+	r.m.DisabledTagFormats = l.opts.DisabledTagFormats
 	r.rules = l.rules.Load()
 	r.shaper = r.rules.NewShaper(l.ns, l.defTags)
 	for _, reason := range statsd.Reasons {
@@ -116,6 +117,7 @@ func (r *LineHandler) HandleLine(line []byte) {
 		return
 	}
 	r.badRun = 0
+	r.nUnknown += uint64(m.Unknown)
 	switch m.Kind {
 	case statsd.KindEvent:
 		r.nEvents++
@@ -126,7 +128,6 @@ func (r *LineHandler) HandleLine(line []byte) {
 		r.l.serviceCheck(m.Check, r.source())
 		return
 	}
-	r.nUnknown += uint64(m.Unknown)
 
 	// The host, once: the sender's address, or with ignore-host the first
 	// host: tag, which then leaves the tags.

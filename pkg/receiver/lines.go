@@ -39,6 +39,10 @@ type Options struct {
 	// max-tag-length, max-packed-values); a zero field is the parser's
 	// default (statsd.MaxTags, statsd.MaxTagLength, statsd.MaxValues).
 	Limits statsd.Limits
+	// DisabledTagFormats are the tag styles not read (key tag-formats
+	// lists the others): their characters are sanitised out of names as
+	// any other. Zero, the default, reads every style (statsd.TagFormats).
+	DisabledTagFormats statsd.TagFormats
 	// Rules shape every line and forwarded series: filters, tag rules and
 	// name mappings (package filter; the filters config section). nil =
 	// none, the default.
@@ -93,7 +97,7 @@ func newReceiverMetrics(reg prometheus.Registerer) receiverMetrics {
 		lines:     cv("garner_receiver_lines_total", "Non-empty lines received, good and bad.", "receiver"),
 		bytes:     cv("garner_receiver_bytes_total", "Bytes received.", "receiver"),
 		truncated: cv("garner_receiver_truncated_datagrams_total", "Datagrams longer than the read buffer; their last line is dropped as bad.", "receiver"),
-		unknown:   cv("garner_receiver_unknown_sections_total", "Unknown |sections skipped in otherwise good lines.", "receiver"),
+		unknown:   cv("garner_receiver_unknown_sections_total", "Sections skipped in otherwise good lines: unknown ones, those no backend carries (|c:, |e:, |card:) and optional event or service check fields with a bad value (d:abc, p:urgent).", "receiver"),
 		bad:       cv("garner_receiver_bad_lines_total", "Lines skipped because they do not parse, by reason.", "receiver", "reason"),
 		events:    cv("garner_receiver_events_total", "Events and service checks received.", "receiver", "kind"),
 	}

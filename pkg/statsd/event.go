@@ -10,8 +10,12 @@ import (
 
 // parseEvent parses _e{<title len>,<text len>}:<title>|<text>|d:..|h:..|k:..|p:..|s:..|t:..|#tags.
 // Lengths are in bytes; "\n" written as the two bytes \ and n in the text is
-// a newline. Unknown attributes are skipped.
-func parseEvent(line []byte, lim *Limits) (*metrics.Event, error) {
+// a newline. As the Datadog agent, it keeps the event when an optional field
+// has a bad value (d:abc, p:urgent, t:test): the field is skipped and
+// counted in m.Unknown, as are unknown fields and those garner carries
+// nowhere (c:, e:, card:).
+func (m *Metric) parseEvent(line []byte) (*metrics.Event, error) {
+	lim := &m.Limits
 	rest := line[3:] // after "_e{"
 	comma := bytes.IndexByte(rest, ',')
 	if comma < 0 {
@@ -64,6 +68,7 @@ func parseEvent(line []byte, lim *Limits) (*metrics.Event, error) {
 			continue
 		}
 		if len(attr) < 2 || attr[1] != ':' {
+			m.Unknown++ // card:, or anything else
 			continue
 		}
 		val := attr[2:]
@@ -71,7 +76,8 @@ func parseEvent(line []byte, lim *Limits) (*metrics.Event, error) {
 		case 'd':
 			ts, err := strconv.ParseInt(string(val), 10, 64)
 			if err != nil {
-				return nil, ErrBadEvent
+				m.Unknown++
+				continue
 			}
 			e.DateHappened = ts
 		case 'h':
@@ -87,7 +93,7 @@ func parseEvent(line []byte, lim *Limits) (*metrics.Event, error) {
 			case "low":
 				e.Priority = metrics.PriorityLow
 			default:
-				return nil, ErrBadEvent
+				m.Unknown++
 			}
 		case 't':
 			switch string(val) {
@@ -100,16 +106,21 @@ func parseEvent(line []byte, lim *Limits) (*metrics.Event, error) {
 			case "success":
 				e.AlertType = metrics.AlertSuccess
 			default:
-				return nil, ErrBadEvent
+				m.Unknown++
 			}
+		default: // c:, e: and unknown fields
+			m.Unknown++
 		}
 	}
 	return e, nil
 }
 
 // parseServiceCheck parses _sc|<name>|<status>|d:<ts>|h:<host>|#tags|m:<message>.
-// m: is the last field: the message runs to the end of the line.
-func parseServiceCheck(line []byte, lim *Limits) (*metrics.ServiceCheck, error) {
+// m: is the last field: the message runs to the end of the line. A bad
+// timestamp, an unknown field and c:, e:, card: are skipped and counted in
+// m.Unknown, as in parseEvent.
+func (m *Metric) parseServiceCheck(line []byte) (*metrics.ServiceCheck, error) {
+	lim := &m.Limits
 	fields := line[4:]
 	p := bytes.IndexByte(fields, '|')
 	if p <= 0 {
@@ -149,11 +160,14 @@ func parseServiceCheck(line []byte, lim *Limits) (*metrics.ServiceCheck, error) 
 		case len(f) > 2 && f[0] == 'd' && f[1] == ':':
 			ts, err := strconv.ParseInt(string(f[2:]), 10, 64)
 			if err != nil {
-				return nil, ErrBadCheck
+				m.Unknown++
+				continue
 			}
 			sc.Timestamp = ts
 		case len(f) > 2 && f[0] == 'h' && f[1] == ':':
 			sc.Hostname = string(f[2:])
+		default:
+			m.Unknown++
 		}
 	}
 	return sc, nil

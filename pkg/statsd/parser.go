@@ -8,6 +8,7 @@ package statsd
 import (
 	"math"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
@@ -69,6 +70,8 @@ var (
 	ErrBadCheck     = &Error{"bad_service_check", "malformed service check (_sc|name|status|...)"}
 	ErrLineTooLong  = &Error{"line_too_long", "line longer than the limit"}
 	ErrTooManyValue = &Error{"too_many_values", "too many packed values"}
+	ErrMixedTags    = &Error{"mixed_tag_styles", "tags both in the name (name,k=v / name#k=v / name[k=v] / name;k=v) and in a |# section"}
+	ErrInvalidUTF8  = &Error{"invalid_utf8", "name, tag or event field is not valid UTF-8"}
 )
 
 // Reasons lists every Error.Reason, so metrics can be created up front.
@@ -76,6 +79,7 @@ var Reasons = []string{
 	ErrEmptyName.Reason, ErrNoValue.Reason, ErrNoType.Reason, ErrBadType.Reason,
 	ErrBadValue.Reason, ErrBadRate.Reason, ErrTooManyTags.Reason, ErrBadEvent.Reason,
 	ErrBadCheck.Reason, ErrLineTooLong.Reason, ErrTooManyValue.Reason, ErrTagTooLong.Reason,
+	ErrMixedTags.Reason, ErrInvalidUTF8.Reason,
 }
 
 // Default bounds of one line, used where a Limits field is zero.
@@ -129,7 +133,10 @@ type Metric struct {
 	Tags        [][]byte
 	ContainerID []byte
 	Timestamp   int64 // |T<unix>, 0 when absent or malformed
-	Unknown     int   // sections skipped because garner does not know them
+	// Unknown counts the sections skipped because garner does not know
+	// them or carries them nowhere (|e:, |card:), and the optional event or
+	// service check fields skipped for a bad value (d:abc, p:urgent).
+	Unknown int
 
 	Event *metrics.Event        // set when Kind == KindEvent
 	Check *metrics.ServiceCheck // set when Kind == KindServiceCheck
@@ -137,6 +144,11 @@ type Metric struct {
 	// Limits bounds the lines Parse accepts. Set it once (a Router does at
 	// construction); Parse only reads it.
 	Limits Limits
+	// DisabledTagFormats are the tag styles Parse does not read: their
+	// characters are sanitised out of the name (a disabled DogStatsD |#
+	// section is skipped as unknown). Zero, the default, reads every style.
+	// Set it once, as Limits.
+	DisabledTagFormats TagFormats
 }
 
 func (m *Metric) reset() {
@@ -156,9 +168,12 @@ func (m *Metric) reset() {
 }
 
 // Parse parses one line, without its '\n' (a trailing '\r' is ignored). It
-// rewrites the name in the line in place to its sanitised form: '/' becomes
+// rewrites the line in place: the name to its sanitised form ('/' becomes
 // '-', space and tab become '_', other bytes outside [A-Za-z0-9._-] are
-// dropped; and a \x00 in a tag to '_'. On error m's content is undefined.
+// dropped) after taking out the tags of a name tag style (see TagFormats and
+// nameTags); and a \x00 in a tag to '_'. A name, tag or event field that is
+// not valid UTF-8 refuses the line (ErrInvalidUTF8). On error m's content is
+// undefined.
 func (m *Metric) Parse(line []byte) error {
 	m.reset()
 	if n := len(line); n > 0 && line[n-1] == '\r' {
@@ -167,13 +182,19 @@ func (m *Metric) Parse(line []byte) error {
 	if len(line) > 2 && line[0] == '_' {
 		if line[1] == 'e' && line[2] == '{' {
 			m.Kind = KindEvent
-			ev, err := parseEvent(line, &m.Limits)
+			if !utf8.Valid(line) {
+				return ErrInvalidUTF8
+			}
+			ev, err := m.parseEvent(line)
 			m.Event = ev
 			return err
 		}
 		if len(line) > 3 && line[1] == 's' && line[2] == 'c' && line[3] == '|' {
 			m.Kind = KindServiceCheck
-			sc, err := parseServiceCheck(line, &m.Limits)
+			if !utf8.Valid(line) {
+				return ErrInvalidUTF8
+			}
+			sc, err := m.parseServiceCheck(line)
 			m.Check = sc
 			return err
 		}
@@ -196,8 +217,12 @@ func (m *Metric) Parse(line []byte) error {
 		return ErrNoValue
 	}
 	m.Name = line[:i]
+	styled := false
 	if !clean {
-		m.Name = sanitizeName(m.Name)
+		var err error
+		if m.Name, styled, err = m.nameTags(m.Name); err != nil {
+			return err
+		}
 	}
 	if len(m.Name) == 0 {
 		return ErrEmptyName
@@ -243,7 +268,10 @@ func (m *Metric) Parse(line []byte) error {
 	for i < len(line) {
 		i++
 		sstart := i
-		if i < len(line) && line[i] == '#' {
+		if i < len(line) && line[i] == '#' && m.DisabledTagFormats&TagDogStatsD == 0 {
+			if styled {
+				return ErrMixedTags
+			}
 			i++
 			var err error
 			if i, err = m.scanTags(line, i); err != nil {
@@ -267,11 +295,12 @@ func (m *Metric) Parse(line []byte) error {
 			}
 			m.Rate = r
 		case 'c':
+			// |c:<container id> (DogStatsD 1.2) is kept in ContainerID but
+			// carried by no backend: counted as unknown, as |e: and |card:.
 			if len(sec) > 1 && sec[1] == ':' {
 				m.ContainerID = sec[2:]
-			} else {
-				m.Unknown++
 			}
+			m.Unknown++
 		case 'T':
 			if ts, err := strconv.ParseInt(string(sec[1:]), 10, 64); err == nil {
 				m.Timestamp = ts
@@ -290,6 +319,8 @@ func (m *Metric) Parse(line []byte) error {
 		m.Member = value
 		return nil
 	}
+	// Packed values: an empty one (a:1::2|g, a:1:2:|ms) is skipped, as
+	// gostatsd and the Datadog agent do; a line left with none is bad.
 	for {
 		var v []byte
 		c := 0
@@ -301,17 +332,22 @@ func (m *Metric) Parse(line []byte) error {
 		} else {
 			v, value = value[:c], value[c+1:]
 		}
-		f, ok := parseFloat(v)
-		if !ok {
-			return ErrBadValue
+		if len(v) > 0 {
+			if len(m.Values) >= m.Limits.values() {
+				return ErrTooManyValue
+			}
+			f, ok := parseFloat(v)
+			if !ok {
+				return ErrBadValue
+			}
+			m.Values = append(m.Values, f)
+			m.Delta = append(m.Delta, v[0] == '+' || v[0] == '-')
 		}
-		m.Values = append(m.Values, f)
-		m.Delta = append(m.Delta, v[0] == '+' || v[0] == '-')
 		if c < 0 {
+			if len(m.Values) == 0 {
+				return ErrBadValue
+			}
 			return nil
-		}
-		if len(m.Values) >= m.Limits.values() { // only packed lines get here
-			return ErrTooManyValue
 		}
 	}
 }
@@ -320,7 +356,7 @@ func (m *Metric) Parse(line []byte) error {
 // returns the index of the '|' that ends the section (or len(line)).
 func (m *Metric) scanTags(line []byte, i int) (int, error) {
 	maxTags, maxLen := m.Limits.tags()
-	start := i
+	start, high := i, false
 	for ; ; i++ {
 		if i < len(line) && !tagEnd[line[i]] {
 			continue
@@ -328,6 +364,16 @@ func (m *Metric) scanTags(line []byte, i int) (int, error) {
 		if i < len(line) && line[i] == 0 {
 			line[i] = '_' // a series key separator (aggregator.SeriesKey)
 			continue
+		}
+		if i < len(line) && line[i] >= utf8.RuneSelf {
+			high = true
+			continue
+		}
+		if high {
+			if !utf8.Valid(line[start:i]) {
+				return i, ErrInvalidUTF8
+			}
+			high = false
 		}
 		if t := line[start:i]; len(t) > 0 {
 			if len(m.Tags) == maxTags {
@@ -345,8 +391,16 @@ func (m *Metric) scanTags(line []byte, i int) (int, error) {
 	}
 }
 
-// tagEnd holds the bytes that end a tag, and \x00, which a tag may not hold.
-var tagEnd = [256]bool{',': true, '|': true, 0: true}
+// tagEnd holds the bytes that end a tag; and \x00, which a tag may not hold,
+// and the bytes of non-ASCII characters, which must be valid UTF-8: both are
+// looked at more closely.
+var tagEnd = func() (t [256]bool) {
+	t[','], t['|'], t[0] = true, true, true
+	for c := utf8.RuneSelf; c < 256; c++ {
+		t[c] = true
+	}
+	return t
+}()
 
 var validName = func() (t [256]bool) {
 	for c := 'a'; c <= 'z'; c++ {

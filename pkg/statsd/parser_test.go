@@ -58,7 +58,7 @@ func TestParseMetric(t *testing.T) {
 		{"tags", "a:1|c|#env:prod,bare,k:v:w", parsed{Name: "a", Type: Counter, Values: []float64{1}, Delta: []bool{false}, Rate: 1, Tags: []string{"env:prod", "bare", "k:v:w"}}},
 		{"tags then rate", "a:1|c|#x:y|@0.5", parsed{Name: "a", Type: Counter, Values: []float64{1}, Delta: []bool{false}, Rate: 0.5, Tags: []string{"x:y"}}},
 		{"empty tags skipped", "a:1|c|#,x,,y,", parsed{Name: "a", Type: Counter, Values: []float64{1}, Delta: []bool{false}, Rate: 1, Tags: []string{"x", "y"}}},
-		{"container id", "a:1|c|c:abc123", parsed{Name: "a", Type: Counter, Values: []float64{1}, Delta: []bool{false}, Rate: 1, ContainerID: "abc123"}},
+		{"container id", "a:1|c|c:abc123", parsed{Name: "a", Type: Counter, Values: []float64{1}, Delta: []bool{false}, Rate: 1, ContainerID: "abc123", Unknown: 1}},
 		{"timestamp", "a:1|c|T1700000000", parsed{Name: "a", Type: Counter, Values: []float64{1}, Delta: []bool{false}, Rate: 1, Timestamp: 1700000000}},
 		{"bad timestamp is unknown", "a:1|c|Tsoon", parsed{Name: "a", Type: Counter, Values: []float64{1}, Delta: []bool{false}, Rate: 1, Unknown: 1}},
 		{"unknown sections", "a:1|c|x:1|@0.5|zz", parsed{Name: "a", Type: Counter, Values: []float64{1}, Delta: []bool{false}, Rate: 0.5, Unknown: 2}},
@@ -99,7 +99,8 @@ func TestParseErrors(t *testing.T) {
 		{"a:|c", ErrBadValue},
 		{"a:NaN|g", ErrBadValue},
 		{"a:Inf|g", ErrBadValue},
-		{"a:1::2|ms", ErrBadValue},
+		{"a::|ms", ErrBadValue},
+		{"a:1:x:|ms", ErrBadValue},
 		{"a:1|c|@0", ErrBadRate},
 		{"a:1|c|@-1", ErrBadRate},
 		{"a:1|c|@x", ErrBadRate},
@@ -108,7 +109,16 @@ func TestParseErrors(t *testing.T) {
 		{"_e{5,4}:hello|tex", ErrBadEvent},
 		{"_e{x,4}:hello|text", ErrBadEvent},
 		{"_e{0,4}:|text", ErrBadEvent},
-		{"_e{5,4}:hello|text|p:urgent", ErrBadEvent},
+		{"a,k=v:1|c|#x:y", ErrMixedTags},
+		{"a#k=v:1|c|#x:y", ErrMixedTags},
+		{"a[k=v]b:1|c|#x:y", ErrMixedTags},
+		{"a;k=v:1|c|#x:y", ErrMixedTags},
+		{"a\xff:1|c", ErrInvalidUTF8},
+		{"a,k=\xff:1|c", ErrInvalidUTF8},
+		{"a:1|c|#k:\xc3", ErrInvalidUTF8},
+		{"a:1|c|#k:v\xe2\x82,x", ErrInvalidUTF8},
+		{"_e{5,4}:h\xffllo|text", ErrInvalidUTF8},
+		{"_sc|n\xff|0", ErrInvalidUTF8},
 		{"_sc|name", ErrBadCheck},
 		{"_sc|name|7", ErrBadCheck},
 		{"_sc||0", ErrBadCheck},
@@ -186,6 +196,12 @@ func TestParseAllocations(t *testing.T) {
 		[]byte("users.online:+5|g"),
 		[]byte("users.unique:user-1234|s|#env:prod"),
 		[]byte("bad/name with space:3|c|c:container|T1700000000"),
+		[]byte("api.request.count,env=prod,region=us-east-1:1|c"),
+		[]byte("api.request.count#env=prod,region=us-east-1:1|c"),
+		[]byte("api.[env=prod,region=us-east-1]request.count:1|c"),
+		[]byte("api.request.count;env=prod;region=us-east-1:1|c"),
+		[]byte("api.request.count:1|c|#env:prod,région:üs"),
+		[]byte("t:1::2:|ms"),
 	}
 	var m Metric
 	buf := make([]byte, 0, 256)
@@ -210,6 +226,11 @@ func BenchmarkParse(b *testing.B) {
 		{"gauge_delta", "queue.depth:-3|g"},
 		{"set", "users.unique:user-12345|s"},
 		{"packed", "t:1:2:3:4:5:6:7:8|ms"},
+		{"tags_dogstatsd", "api.request.count:1|c|#env:prod,region:us-east-1,service:api"},
+		{"tags_influxdb", "api.request.count,env=prod,region=us-east-1,service=api:1|c"},
+		{"tags_librato", "api.request.count#env=prod,region=us-east-1,service=api:1|c"},
+		{"tags_signalfx", "api.[env=prod,region=us-east-1,service=api]request.count:1|c"},
+		{"tags_graphite", "api.request.count;env=prod;region=us-east-1;service=api:1|c"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var m Metric
@@ -233,6 +254,9 @@ func FuzzParse(f *testing.F) {
 		"_e{5,4}:hello|text|d:1|h:h|p:low|t:error|#a", "_sc|name|0|d:1|h:x|#t|m:msg",
 		"", ":", "|", "a:", "a:|", "_e{", "_e{1,1}:a|", "_sc|", "a:1|c|@", "a:1|c|#", "\xff\x00:1|c",
 		"a:1e309|c", strings.Repeat("a:1|c|#", 10), fmt.Sprintf("_e{%d,0}:x|", 1<<30),
+		"a,k=v,b=c:1|c", "a#k=v:1|c", "a[k=v,x]b:1|c", "a;k=v;x=y,z:1|c", "a[k:1|c", "a]k[:1|c",
+		"a,k=v:1|c|#x", "a:1::2:|g", "a:1|c|#k:\xc3\xa9", "_e{1,1}:a|b|d:x|p:urgent|t:test|c:x|e:y|card:z",
+		"_sc|x|0|d:abc|c:x|m:m",
 	} {
 		f.Add([]byte(s))
 	}
