@@ -26,6 +26,7 @@ func TestParseTagStyles(t *testing.T) {
 		{"signalfx at the start", 0, "[k1=v1]a.b:1|c", c1("a.b", "k1:v1")},
 		{"signalfx rest sanitised", 0, "a[k=v]b/c d:1|c", c1("ab-c_d", "k:v")},
 		{"signalfx empty", 0, "a[]b:1|c", c1("ab")},
+		{"empty name tags are no mix", 0, "a[]b,:1|c|#x", c1("ab", "x")},
 		{"signalfx unclosed is the name", 0, "a[k=v:1|c", c1("akv")},
 		{"signalfx wins over influxdb", 0, "a,x=y[k=v]:1|c", c1("axy", "k:v")},
 		{"graphite", 0, "a.b;k1=v1;k2=v2:1|c", c1("a.b", "k1:v1", "k2:v2")},

@@ -62,7 +62,9 @@ func (f TagFormats) Names() []string {
 // nameTags handles a name that holds bytes outside [A-Za-z0-9._-]: it
 // refuses invalid UTF-8, takes out the tags of an enabled name style
 // (appending them to m.Tags) and returns the sanitised name. name aliases
-// the line, which it rewrites in place. styled says the name held tags.
+// the line, which it rewrites in place. styled says the name held at least
+// one tag (an empty a,:1|c or a[]b:1|c does not count, as in statsd_exporter,
+// so it may stand next to a |# section).
 //
 // One style per line: a SignalFx [...] pair wins, else the first of ',',
 // '#' and ';' that is on starts the tags, which run to the end of the name.
@@ -111,10 +113,11 @@ func (m *Metric) nameTags(name []byte) (out []byte, styled bool, err error) {
 			return sanitizeName(name), false, nil
 		}
 	}
+	n := len(m.Tags)
 	if err := m.splitNameTags(tags, sep); err != nil {
 		return nil, true, err
 	}
-	return sanitizeName(name), true, nil
+	return sanitizeName(name), len(m.Tags) > n, nil
 }
 
 func (m *Metric) splitNameTags(b []byte, sep byte) error {
