@@ -68,8 +68,10 @@ func (f TagFormats) Names() []string {
 //
 // One style per line: a SignalFx [...] pair wins, else the first of ',',
 // '#' and ';' that is on starts the tags, which run to the end of the name.
-// A tag is split at its first '=' into key:value (a tag without '=' is a
-// bare tag, an empty one is skipped); \x00 and '|' in a tag become '_', as
+// Tags are taken only if one of them at least is a key=value pair: a name
+// like smp,gge$ or a[0] is sanitised as gostatsd does (smpgge, a0). A tag is
+// split at its first '=' into key:value (a tag without '=' is a bare tag,
+// an empty one is skipped); \x00 and '|' in a tag become '_', as
 // does ',' in a Graphite tag, since ',' and \x00 separate tags in the
 // series key.
 func (m *Metric) nameTags(name []byte) (out []byte, styled bool, err error) {
@@ -93,7 +95,7 @@ func (m *Metric) nameTags(name []byte) (out []byte, styled bool, err error) {
 	}
 	var tags []byte
 	sep := byte(',')
-	if end > 0 {
+	if end > 0 && hasPair(name[open+1:end], ',') {
 		// Rotate "[tags]rest" to "rest[tags]" so the name is one slice.
 		rotate(name[open:], end+1-open)
 		rest := len(name) - end - 1
@@ -105,7 +107,9 @@ func (m *Metric) nameTags(name []byte) (out []byte, styled bool, err error) {
 				if c == ';' {
 					sep = ';'
 				}
-				tags, name = name[i+1:], name[:i]
+				if hasPair(name[i+1:], sep) {
+					tags, name = name[i+1:], name[:i]
+				}
 				break
 			}
 		}
@@ -149,6 +153,23 @@ func (m *Metric) splitNameTags(b []byte, sep byte) error {
 		}
 		start, eq = i+1, false
 	}
+}
+
+// hasPair says whether one of the sep-separated tags of b is key=value
+// with a non-empty key.
+func hasPair(b []byte, sep byte) bool {
+	start := 0
+	for i, c := range b {
+		switch c {
+		case sep:
+			start = i + 1
+		case '=':
+			if i > start {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // rotate rotates b left by k bytes in place.
