@@ -24,6 +24,8 @@ func FuzzDatagram(f *testing.F) {
 		"a:1|c\r\nbad\n\n_e{1,1}:a|b\n_sc|x|0\nz:1|c|#host:h",
 		"t:1|ms|#gsd_histogram:1_2_x_\nt:2|ms|#gsd_histogram:",
 		"\x00\xff:1|c\n:\n|\n@\n#",
+		"a,k=v,b:1|c\nb[x=y]c:2|g\nd;e=f;g=h,i:1|ms\ng#h=i:u|s\nm,k=v:1|c|#x\nn:1::2:|c\no\xc3:1|c",
+		"_e{1,1}:a|b|d:x|p:urgent|t:test|c:1|e:2|card:3\n_sc|x|0|d:y|card:z|m:m\nq:1|c|c:1|e:2|card:3",
 	} {
 		f.Add([]byte(s), false)
 	}
