@@ -362,7 +362,7 @@ func TestCardinalityAndBadLinesEndpoints(t *testing.T) {
 		Lines []struct{ Reason, Source, Line, Receiver string } `json:"lines"`
 	}
 	getJSON(t, "http://"+admin+"/debug/bad-lines", &bad)
-	if len(bad.Lines) != 3 || bad.Lines[0].Reason != "bad_type" || bad.Lines[0].Line != "bin\x00\xff:1|zz" && !strings.HasPrefix(bad.Lines[0].Line, "bin") ||
+	if len(bad.Lines) != 3 || bad.Lines[0].Reason != "invalid_utf8" || bad.Lines[0].Line != "bin\x00\xff:1|zz" && !strings.HasPrefix(bad.Lines[0].Line, "bin") ||
 		bad.Lines[2].Reason != "missing_value" || bad.Lines[2].Source != "127.0.0.1" || bad.Lines[2].Receiver != "udp" {
 		t.Errorf("/debug/bad-lines: %+v", bad.Lines)
 	}
