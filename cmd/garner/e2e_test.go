@@ -40,6 +40,9 @@ func finalValues(t *testing.T, p *garnertest.Process, g *garnertest.Graphite, ud
 	garnertest.SendUDP(t, udp, payloads...)
 	p.WaitRead(t, garnertest.CountLines(payloads...))
 	stop(t, p)
+	if !g.WaitSent(10 * time.Second) {
+		t.Fatalf("the graphite listener did not get the final flush: %d lines", len(g.Lines()))
+	}
 	return values(g)
 }
 

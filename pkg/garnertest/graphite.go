@@ -17,6 +17,7 @@ type Graphite struct {
 	mu    sync.Mutex
 	lines []string
 	conns int
+	open  int // connections not read to their end yet
 }
 
 // NewGraphite listens on a loopback port until the test ends.
@@ -50,9 +51,15 @@ func (g *Graphite) accept() {
 		}
 		g.mu.Lock()
 		g.conns++
+		g.open++
 		g.mu.Unlock()
 		go func() {
-			defer c.Close()
+			defer func() {
+				_ = c.Close()
+				g.mu.Lock()
+				g.open--
+				g.mu.Unlock()
+			}()
 			sc := bufio.NewScanner(c)
 			sc.Buffer(make([]byte, 1<<20), 1<<20)
 			for sc.Scan() {
@@ -61,6 +68,25 @@ func (g *Graphite) accept() {
 				g.mu.Unlock()
 			}
 		}()
+	}
+}
+
+// WaitSent waits, up to timeout, until lines have arrived and every
+// connection they came on has been read to its end: after the sender has
+// exited, all it wrote is in Lines. It reports whether that happened.
+func (g *Graphite) WaitSent(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		g.mu.Lock()
+		done := len(g.lines) > 0 && g.open == 0
+		g.mu.Unlock()
+		if done {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
 	}
 }
 
