@@ -14,8 +14,6 @@ type counts struct {
 	b   []byte // len n*w
 }
 
-func (c *counts) empty() bool { return c.n == 0 }
-
 // hi is the index of the last bucket; only for a non-empty range.
 func (c *counts) hi() int32 { return c.off + c.n - 1 }
 
