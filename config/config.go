@@ -78,6 +78,7 @@ type Config struct {
 	CardinalityOverflow bool               // fold refused series into <name>.__overflow__
 	HistogramLimit      int                // buckets per gsd_histogram tag
 	DisabledSubMetrics  metrics.SubMetrics // disabled-sub-metrics.<name> = true sets the bit
+	Timers              Timers             // timer-aggregation, histogram-max-buckets (timers.go)
 
 	Graphite    Graphite
 	InfluxDB    influxdb.Options   // [influxdb]
@@ -230,6 +231,7 @@ var sections = []func(*Config, *reader){
 	(*Config).loadForward,
 	(*Config).loadFilters,
 	(*Config).loadProtocol,
+	(*Config).loadTimers,
 	(*Config).loadGostatsd, // after the keys it maps onto
 }
 

@@ -130,6 +130,8 @@ func build(loaded *config.Config, log logrus.FieldLogger, reg prometheus.Registe
 		MaxSeries:           cfg.MaxSeries,
 		MaxSeriesPerMetric:  cfg.MaxSeriesPerMetric,
 		CardinalityOverflow: cfg.CardinalityOverflow,
+		TimerAggregation:    cfg.Timers.Aggregation,
+		HistogramMaxBuckets: cfg.Timers.HistogramMaxBuckets,
 	}, log, reg)
 	p.lines = receiver.NewLines(receiver.Options{
 		IgnoreHost:         cfg.IgnoreHost,

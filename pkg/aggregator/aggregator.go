@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
+	"github.com/garner-metrics/garner/pkg/histogram"
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
@@ -69,6 +70,16 @@ type Options struct {
 	// MaxSeriesPerMetric into <name>.__overflow__ (key
 	// cardinality-overflow). Default false.
 	CardinalityOverflow bool
+	// TimerAggregation is what a timer series keeps over an interval (key
+	// timer-aggregation): every value (TimerExact, the zero value and the
+	// default) or an exponential histogram (TimerHistogram; histtimer.go).
+	TimerAggregation TimerAggregation
+	// HistogramMaxBuckets bounds the buckets per range (positive values,
+	// negative values) of a timer's exponential histogram (key
+	// histogram-max-buckets); the scale drops to stay within it. Less than
+	// 4 means 4. Default histogram.DefaultMaxBuckets (512: scale 5, a
+	// relative error of at most 2.19%, over 16 octaves).
+	HistogramMaxBuckets int
 }
 
 // DefaultOptions returns the options every key defaults to.
@@ -80,6 +91,8 @@ func DefaultOptions() Options {
 		PercentThresholds: []float64{90},
 		Expiry:            Expiry{Counter: expiry, Gauge: expiry, Set: expiry, Timer: expiry},
 		HistogramLimit:    64,
+
+		HistogramMaxBuckets: histogram.DefaultMaxBuckets,
 	}
 }
 

@@ -178,6 +178,10 @@ func (s *shard) passOn(to *shard, key []byte, rec *record) {
 		addMember(b, r, s.member)
 		return
 	}
+	if rec.hist != 0 { // a forwarded histogram goes along
+		b.hists = append(b.hists, s.hists[rec.hist-1])
+		r.hist = uint32(len(b.hists))
+	}
 	b.recs = append(b.recs, r)
 }
 

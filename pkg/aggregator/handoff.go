@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/garner-metrics/garner/pkg/histogram"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
 
@@ -27,6 +28,7 @@ type record struct {
 	rate       float64
 	typ        statsd.Type
 	delta      bool
+	hist       uint32 // a forwarded histogram: index+1 in the batch's hists; val is its sample count
 }
 
 // Batch is samples for one shard: fixed-size records whose series keys and
@@ -38,6 +40,7 @@ type Batch struct {
 	arena []byte
 	now   int64 // unix nanos when the batch was started: the samples' arrival time
 	shard int
+	hists []*histogram.Histogram // forwarded timer histograms (record.hist)
 }
 
 var batchPool = sync.Pool{New: func() any {
@@ -53,6 +56,8 @@ func getBatch(shard int, now int64) *Batch {
 func putBatch(b *Batch) {
 	b.recs = b.recs[:0]
 	b.arena = b.arena[:0]
+	clear(b.hists)
+	b.hists = b.hists[:0]
 	batchPool.Put(b)
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/garner-metrics/garner/pkg/histogram"
 	"github.com/garner-metrics/garner/pkg/metrics"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
@@ -66,7 +67,8 @@ type timerState struct {
 	metrics.Series
 	values  []float64
 	sampled float64
-	hist    *[]float64 // gsd_histogram bucket bounds; nil = plain timer
+	hist    *[]float64           // gsd_histogram bucket bounds; nil = plain timer
+	exp     *histogram.Histogram // timer-aggregation = "histogram" (histtimer.go); nil = none this interval
 	seen    int64
 	lastN   int32 // values in the last interval (capped): the capacity of the next one
 }
@@ -94,10 +96,11 @@ type shard struct {
 	cum, cumSq []float64
 
 	// cardinality overflow (cardinality.go)
-	scratch []byte            // overflow keys
-	passed  map[*shard]*Batch // samples for other shards' overflow series
-	now     int64             // arrival time of the batch being applied
-	member  []byte            // set member of the sample being applied
+	scratch []byte                 // overflow keys
+	passed  map[*shard]*Batch      // samples for other shards' overflow series
+	now     int64                  // arrival time of the batch being applied
+	member  []byte                 // set member of the sample being applied
+	hists   []*histogram.Histogram // forwarded histograms of the batch being applied
 }
 
 // maxValuesHint bounds the capacity a timer's values start an interval with,
@@ -162,7 +165,7 @@ func (s *shard) drain() {
 }
 
 func (s *shard) apply(b *Batch) {
-	s.now = b.now
+	s.now, s.hists = b.now, b.hists
 	for i := range b.recs {
 		rec := &b.recs[i]
 		key := b.arena[rec.off : rec.off+rec.klen]
@@ -199,13 +202,17 @@ func (s *shard) apply(b *Batch) {
 					continue
 				}
 			}
+			t.seen = b.now
+			if rec.hist != 0 || s.a.opts.TimerAggregation == TimerHistogram && t.hist == nil {
+				s.applyHistogram(t, b, rec)
+				continue
+			}
 			if t.values == nil {
 				// Sized like the last interval's: no growth on the way.
 				t.values = make([]float64, 0, max(int(t.lastN), 1))
 			}
 			t.values = append(t.values, rec.val)
 			t.sampled += 1 / rec.rate
-			t.seen = b.now
 		case statsd.Set:
 			st := s.sets[string(key)]
 			if st == nil {
@@ -224,6 +231,7 @@ func (s *shard) apply(b *Batch) {
 		}
 	}
 	s.queued.Add(-int64(len(b.recs)))
+	s.hists = nil
 	putBatch(b)
 	s.signalRoom()
 	if len(s.passed) > 0 {
@@ -282,7 +290,7 @@ func (s *shard) sizes() shardCounts {
 func (s *shard) counts() shardCounts {
 	npct := 0
 	for _, t := range s.timers {
-		if len(t.values) > 0 && t.hist == nil {
+		if (len(t.values) > 0 || t.exp != nil) && t.hist == nil {
 			npct += 5 * len(s.a.pcts)
 		}
 	}
@@ -340,7 +348,7 @@ func (s *shard) snapshot(req flushReq, f fillSpec) {
 		f.snap.Timers[i], pctBuf = s.timerAggregate(t, secs, pctBuf)
 		i++
 		t.lastN = int32(min(len(t.values), maxValuesHint))
-		t.values = nil // handed over; allocated again by the next sample
+		t.values, t.exp = nil, nil // handed over; allocated again by the next sample
 		t.sampled = 0
 		if expired(exp.Timer, now, t.seen) {
 			delete(s.timers, k)
@@ -353,6 +361,9 @@ func (s *shard) snapshot(req flushReq, f fillSpec) {
 // crash on negative percentiles. It hands t.values over to the result and
 // appends the percentiles to pctBuf, which it returns.
 func (s *shard) timerAggregate(t *timerState, secs float64, pctBuf []metrics.Percentile) (metrics.Timer, []metrics.Percentile) {
+	if t.exp != nil {
+		return s.histogramAggregate(t, secs, pctBuf)
+	}
 	vals := t.values
 	out := metrics.Timer{Series: t.Series, Values: vals, SampledCount: t.sampled}
 	if t.hist != nil {
@@ -414,20 +425,7 @@ func (s *shard) timerAggregate(t *timerState, secs float64, pctBuf []metrics.Per
 		} else if p.p < 0 {
 			bound = vals[0]
 		}
-		add := func(sub metrics.SubMetrics, name string, v float64) {
-			if !dis.Has(sub) {
-				pctBuf = append(pctBuf, metrics.Percentile{Name: name, Value: v})
-			}
-		}
-		add(metrics.SubCountPct, p.count, float64(k))
-		add(metrics.SubMeanPct, p.mean, pSum/float64(k))
-		add(metrics.SubSumPct, p.sum, pSum)
-		add(metrics.SubSumSquaresPct, p.sumSquares, pSumSq)
-		if p.p > 0 {
-			add(metrics.SubUpperPct, p.bound, bound)
-		} else {
-			add(metrics.SubLowerPct, p.bound, bound)
-		}
+		pctBuf = appendPct(pctBuf, dis, &p, k, pSum, pSumSq, bound)
 	}
 	if len(pctBuf) > first {
 		out.Percentiles = pctBuf[first:len(pctBuf):len(pctBuf)]

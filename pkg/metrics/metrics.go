@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/garner-metrics/garner/pkg/histogram"
 )
 
 // Series identifies one aggregated series: name, sorted de-duplicated tags
@@ -83,6 +85,11 @@ type Timer struct {
 	// Histogram is set instead of the statistics above when the series has a
 	// gsd_histogram:<b1>_<b2>_... tag.
 	Histogram []Bucket
+	// Exp is the interval's exponential histogram with timer-aggregation =
+	// "histogram" (Values is then nil, and Median and the percentiles are
+	// estimated from it); nil otherwise. Count, Lower, Upper, Sum and
+	// SumSquares stay exact.
+	Exp *histogram.Histogram
 }
 
 // Snapshot is everything one flush hands to the backends.
