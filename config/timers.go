@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/garner-metrics/garner/pkg/aggregator"
+	"github.com/garner-metrics/garner/pkg/histogram"
 )
 
 // Timers is how timer series aggregate (keys timer-aggregation and
@@ -21,7 +22,7 @@ var timerKeys = []key{
 func (c *Config) loadTimers(r *reader) {
 	c.Timers.Aggregation = aggregator.TimerAggregations[r.oneOf("timer-aggregation", "exact", "histogram")]
 	c.Timers.HistogramMaxBuckets = r.int("histogram-max-buckets")
-	if n := c.Timers.HistogramMaxBuckets; n < 4 || n > 1<<16 {
-		r.fail("histogram-max-buckets", fmt.Errorf("must be between 4 and 65536, got %d", n))
+	if n := c.Timers.HistogramMaxBuckets; n < 4 || n > histogram.MaxBucketsLimit {
+		r.fail("histogram-max-buckets", fmt.Errorf("must be between 4 and %d, got %d", histogram.MaxBucketsLimit, n))
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/garner-metrics/garner/pkg/histogram"
 	"github.com/garner-metrics/garner/pkg/metrics"
 )
 
@@ -32,6 +33,10 @@ func (s *selection) reset() {
 // encoder holds reusable buffers; it is not safe for concurrent use.
 type encoder struct {
 	idx []int32 // series indices sorted by name (v2)
+
+	hist       histogram.Data      // the timer histogram being written (v3)
+	estimated  map[int32][]float64 // values estimated from histograms, by timer index (v2)
+	nEstimated int                 // timers sent as estimated values (v2), for takeEstimated
 }
 
 // Field numbers of garner.v3.
@@ -167,14 +172,7 @@ func (e *encoder) appendV3(b []byte, id []byte, forwarder string, snap *metrics.
 		}
 	}
 	for _, i := range sel.timers {
-		t := &snap.Timers[i]
-		count := timerCount(t)
-		n := seriesSize(&t.Series) + sizeDouble(v3Value, count) + sizePackedDoubles(v3Values, len(t.Values))
-		b = protowire.AppendTag(b, v3Timers, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(n))
-		b = appendSeries(b, &t.Series)
-		b = appendDouble(b, v3Value, count)
-		b = appendPackedDoubles(b, v3Values, t.Values)
+		b = e.appendV3Timer(b, &snap.Timers[i])
 	}
 	if forwarder != "" {
 		b = protowire.AppendTag(b, v3Forwarder, protowire.BytesType)
@@ -301,17 +299,26 @@ func (v v2SetKind) appendValue(b []byte, i int32) []byte {
 	return b
 }
 
-type v2TimerKind struct{ s []metrics.Timer }
+type v2TimerKind struct {
+	s         []metrics.Timer
+	estimated map[int32][]float64 // encoder.v2Values
+}
 
 func (v v2TimerKind) series(i int32) *metrics.Series { return &v.s[i].Series }
+func (v v2TimerKind) values(i int32) []float64 {
+	if vs, ok := v.estimated[i]; ok {
+		return vs
+	}
+	return v.s[i].Values
+}
 func (v v2TimerKind) valueSize(i int32) int {
 	t := &v.s[i]
-	return sizeDouble(v2Val, timerCount(t)) + sizePackedDoubles(v2Vals, len(t.Values))
+	return sizeDouble(v2Val, timerCount(t)) + sizePackedDoubles(v2Vals, len(v.values(i)))
 }
 func (v v2TimerKind) appendValue(b []byte, i int32) []byte {
 	t := &v.s[i]
 	b = appendDouble(b, v2Val, timerCount(t))
-	return appendPackedDoubles(b, v2Vals, t.Values)
+	return appendPackedDoubles(b, v2Vals, v.values(i))
 }
 
 // appendV2 appends a pb.RawMessageV2 with the selected series to b.
@@ -319,7 +326,8 @@ func (e *encoder) appendV2(b []byte, snap *metrics.Snapshot, sel *selection) []b
 	b = e.appendV2Type(b, v2Counters, v2CounterKind{snap.Counters}, sel.counters)
 	b = e.appendV2Type(b, v2Gauges, v2GaugeKind{snap.Gauges}, sel.gauges)
 	b = e.appendV2Type(b, v2Sets, v2SetKind{snap.Sets}, sel.sets)
-	b = e.appendV2Type(b, v2Timers, v2TimerKind{snap.Timers}, sel.timers)
+	e.v2Values(snap.Timers, sel.timers)
+	b = e.appendV2Type(b, v2Timers, v2TimerKind{snap.Timers, e.estimated}, sel.timers)
 	return b
 }
 

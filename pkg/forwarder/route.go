@@ -148,6 +148,7 @@ func (f *Forwarder) SendMetrics(_ context.Context, snap *metrics.Snapshot) error
 			v2 := k.up.v2.Load()
 			if v2 {
 				f.raw = f.enc.appendV2(f.raw[:0], snap, sel)
+				f.m.estimated.Add(float64(f.enc.takeEstimated()))
 			} else {
 				f.raw = f.enc.appendV3(f.raw[:0], newBatchID(), f.opts.Hostname, snap, sel)
 			}

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/garner-metrics/garner/backends/httpsend"
+	"github.com/garner-metrics/garner/pkg/histogram"
 	"github.com/garner-metrics/garner/pkg/metrics"
 	"github.com/garner-metrics/garner/proto/garnerpb"
 )
@@ -33,7 +34,9 @@ func (t transcoder) toV2(b *batch) ([]*batch, error) {
 		}
 		snap, sel := snapshotOfV3(&m)
 		var e encoder
-		body, enc, err := t.comp.compress(e.appendV2(nil, snap, sel), true)
+		raw := e.appendV2(nil, snap, sel)
+		t.m.estimated.Add(float64(e.takeEstimated()))
+		body, enc, err := t.comp.compress(raw, true)
 		if err != nil {
 			return nil, err
 		}
@@ -94,6 +97,12 @@ func snapshotOfV3(m *garnerpb.RawBatch) (*metrics.Snapshot, *selection) {
 	}
 	for i, t := range m.Timers {
 		s.Timers = append(s.Timers, metrics.Timer{Series: metrics.Series{Name: t.Name, Tags: t.Tags, Source: t.Source}, Values: t.Values, SampledCount: t.SampleCount})
+		if t.Histogram != nil {
+			// our own encoding of a valid histogram: it decodes
+			if h, err := histogram.FromData(t.Histogram.Data(), histogram.MaxBucketsLimit); err == nil {
+				s.Timers[i].Exp = h
+			}
+		}
 		sel.timers = append(sel.timers, int32(i))
 	}
 	return s, sel

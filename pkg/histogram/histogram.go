@@ -47,6 +47,10 @@ const DefaultMaxBuckets = 512
 // even MinScale may not cover the float64 range.
 const minMaxBuckets = 4
 
+// MaxBucketsLimit is the most buckets per range a histogram may be given
+// (New clamps to it): 2^16, scale 12 over the whole float64 range.
+const MaxBucketsLimit = 1 << 16
+
 // Histogram is an exponential histogram. The zero value is not usable:
 // call New.
 type Histogram struct {
@@ -60,7 +64,7 @@ type Histogram struct {
 }
 
 // New returns an empty histogram at MaxScale that keeps at most maxBuckets
-// buckets per range (values below 4 mean 4).
+// buckets per range (clamped to 4..MaxBucketsLimit).
 func New(maxBuckets int) *Histogram {
 	h := &Histogram{}
 	h.init(maxBuckets)
@@ -68,7 +72,7 @@ func New(maxBuckets int) *Histogram {
 }
 
 func (h *Histogram) init(maxBuckets int) {
-	*h = Histogram{scale: MaxScale, maxBuckets: int32(max(minMaxBuckets, min(maxBuckets, 1<<20)))}
+	*h = Histogram{scale: MaxScale, maxBuckets: int32(max(minMaxBuckets, min(maxBuckets, MaxBucketsLimit)))}
 }
 
 // Reset empties h, keeping its bucket memory and maximum, and restores

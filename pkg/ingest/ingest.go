@@ -166,7 +166,7 @@ func New(opts Options, lines *receiver.Lines, log logrus.FieldLogger, reg promet
 		},
 		events:   prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_events_total", Help: "Forwarded events handed to the event dispatcher."}),
 		checks:   prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_service_checks_total", Help: "Forwarded service checks handed to the event dispatcher."}),
-		invalid:  prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_invalid_series_total", Help: "Forwarded series skipped because they have no name."}),
+		invalid:  prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_invalid_series_total", Help: "Forwarded series skipped because they have no name, or a timer histogram that does not hold together."}),
 		body:     prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_body_bytes_total", Help: "Request body bytes received, as sent (compressed)."}),
 		inflated: prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_decompressed_bytes_total", Help: "Request body bytes after decompression."}),
 		dropped:  prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_dropped_samples_total", Help: "Forwarded samples dropped because the shards' queues stayed full for ingestion.apply-timeout (also in garner_aggregator_queue_dropped_lines_total)."}),
@@ -415,8 +415,20 @@ func (h *Handler) rawV3(ctx context.Context, body []byte) (string, error) {
 	n[0], bad = eachV3(msg.Counters, bad, func(c *garnerpb.Counter) { w.Counter(c.Name, c.Tags, c.Source, c.Value) })
 	n[1], bad = eachV3(msg.Gauges, bad, func(g *garnerpb.Gauge) { w.Gauge(g.Name, g.Tags, g.Source, g.Value) })
 	n[2], bad = eachV3(msg.Sets, bad, func(st *garnerpb.Set) { w.Set(st.Name, st.Tags, st.Source, st.Members) })
-	n[3], bad = eachV3(msg.Timers, bad, func(t *garnerpb.Timer) { w.Timer(t.Name, t.Tags, t.Source, t.Values, t.SampleCount) })
-	h.finish(ctx, w, n, bad)
+	badHist := 0
+	n[3], bad = eachV3(msg.Timers, bad, func(t *garnerpb.Timer) {
+		if t.Histogram == nil {
+			w.Timer(t.Name, t.Tags, t.Source, t.Values, t.SampleCount)
+			return
+		}
+		// The histogram carries every value (field 6); a timer with both
+		// counts sample_count over both, as the forwarder writes it.
+		w.Timer(t.Name, t.Tags, t.Source, t.Values, float64(len(t.Values)))
+		if !w.TimerHistogram(t.Name, t.Tags, t.Source, t.Histogram.Data(), t.SampleCount-float64(len(t.Values))) {
+			badHist++
+		}
+	})
+	h.finish(ctx, w, n, bad+badHist)
 	return resAccepted, nil
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/garner-metrics/garner/pkg/aggregator"
 	"github.com/garner-metrics/garner/pkg/filter"
+	"github.com/garner-metrics/garner/pkg/histogram"
 	"github.com/garner-metrics/garner/pkg/metrics"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
@@ -92,6 +93,19 @@ func (w *SeriesWriter) Timer(name string, tags []string, source string, values [
 			w.b.Sample(statsd.Timer, v, rate, false)
 		}
 	}
+}
+
+// TimerHistogram adds a forwarded timer histogram (v3 Timer field 6) and
+// reports false, adding nothing, for one that does not hold together
+// (histogram.FromData's checks). sampleCount is Σ 1/rate over its values.
+func (w *SeriesWriter) TimerHistogram(name string, tags []string, source string, d *histogram.Data, sampleCount float64) bool {
+	if _, err := histogram.FromData(d, histogram.MaxBucketsLimit); err != nil {
+		return false
+	}
+	if d.Count == 0 || !w.series(name, tags, source) {
+		return true
+	}
+	return w.b.Histogram(d, sampleCount) == nil
 }
 
 // series shapes a series and starts it in the batcher; false means a filter

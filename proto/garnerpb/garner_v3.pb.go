@@ -73,7 +73,7 @@ func (x Event_Priority) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Event_Priority.Descriptor instead.
 func (Event_Priority) EnumDescriptor() ([]byte, []int) {
-	return file_garner_v3_proto_rawDescGZIP(), []int{6, 0}
+	return file_garner_v3_proto_rawDescGZIP(), []int{7, 0}
 }
 
 type Event_AlertType int32
@@ -125,7 +125,7 @@ func (x Event_AlertType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Event_AlertType.Descriptor instead.
 func (Event_AlertType) EnumDescriptor() ([]byte, []int) {
-	return file_garner_v3_proto_rawDescGZIP(), []int{6, 1}
+	return file_garner_v3_proto_rawDescGZIP(), []int{7, 1}
 }
 
 type ServiceCheck_Status int32
@@ -177,7 +177,7 @@ func (x ServiceCheck_Status) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ServiceCheck_Status.Descriptor instead.
 func (ServiceCheck_Status) EnumDescriptor() ([]byte, []int) {
-	return file_garner_v3_proto_rawDescGZIP(), []int{7, 0}
+	return file_garner_v3_proto_rawDescGZIP(), []int{8, 0}
 }
 
 // RawBatch is the body of POST /v3/raw: a share of one forwarder flush.
@@ -474,12 +474,15 @@ func (x *Set) GetMembers() []string {
 }
 
 type Timer struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Tags          []string               `protobuf:"bytes,2,rep,name=tags,proto3" json:"tags,omitempty"`
-	Source        string                 `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
-	SampleCount   float64                `protobuf:"fixed64,4,opt,name=sample_count,json=sampleCount,proto3" json:"sample_count,omitempty"` // sum of 1/rate over the values
-	Values        []float64              `protobuf:"fixed64,5,rep,packed,name=values,proto3" json:"values,omitempty"`                       // every value, packed
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Tags        []string               `protobuf:"bytes,2,rep,name=tags,proto3" json:"tags,omitempty"`
+	Source      string                 `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	SampleCount float64                `protobuf:"fixed64,4,opt,name=sample_count,json=sampleCount,proto3" json:"sample_count,omitempty"` // sum of 1/rate over the values (or the histogram's values)
+	Values      []float64              `protobuf:"fixed64,5,rep,packed,name=values,proto3" json:"values,omitempty"`                       // every value, packed
+	// The values as an exponential histogram (timer-aggregation = "histogram"
+	// on the forwarder), instead of or besides values. sample_count covers both.
+	Histogram     *Histogram `protobuf:"bytes,6,opt,name=histogram,proto3" json:"histogram,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -549,6 +552,144 @@ func (x *Timer) GetValues() []float64 {
 	return nil
 }
 
+func (x *Timer) GetHistogram() *Histogram {
+	if x != nil {
+		return x.Histogram
+	}
+	return nil
+}
+
+// Histogram is a base-2 exponential histogram, the OpenTelemetry
+// ExponentialHistogramDataPoint layout: at scale s the base is 2^(2^-s), and
+// bucket index i counts the values v with base^i < |v| <= base^(i+1).
+// positive_counts[j] is the count of index positive_offset+j (likewise for
+// the magnitudes of negative values); zero_count counts exact zeros. count
+// is zero_count plus every bucket count; sum, min and max are exact.
+// An aggregator merges histograms exactly, lowering the finer one's scale.
+type Histogram struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Scale          int32                  `protobuf:"zigzag32,1,opt,name=scale,proto3" json:"scale,omitempty"` // -10..20
+	Count          uint64                 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	ZeroCount      uint64                 `protobuf:"varint,3,opt,name=zero_count,json=zeroCount,proto3" json:"zero_count,omitempty"`
+	Sum            float64                `protobuf:"fixed64,4,opt,name=sum,proto3" json:"sum,omitempty"`
+	SumSquares     float64                `protobuf:"fixed64,5,opt,name=sum_squares,json=sumSquares,proto3" json:"sum_squares,omitempty"`
+	Min            float64                `protobuf:"fixed64,6,opt,name=min,proto3" json:"min,omitempty"`
+	Max            float64                `protobuf:"fixed64,7,opt,name=max,proto3" json:"max,omitempty"`
+	PositiveOffset int32                  `protobuf:"zigzag32,8,opt,name=positive_offset,json=positiveOffset,proto3" json:"positive_offset,omitempty"`
+	PositiveCounts []uint64               `protobuf:"varint,9,rep,packed,name=positive_counts,json=positiveCounts,proto3" json:"positive_counts,omitempty"` // packed
+	NegativeOffset int32                  `protobuf:"zigzag32,10,opt,name=negative_offset,json=negativeOffset,proto3" json:"negative_offset,omitempty"`
+	NegativeCounts []uint64               `protobuf:"varint,11,rep,packed,name=negative_counts,json=negativeCounts,proto3" json:"negative_counts,omitempty"` // packed
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Histogram) Reset() {
+	*x = Histogram{}
+	mi := &file_garner_v3_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Histogram) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Histogram) ProtoMessage() {}
+
+func (x *Histogram) ProtoReflect() protoreflect.Message {
+	mi := &file_garner_v3_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Histogram.ProtoReflect.Descriptor instead.
+func (*Histogram) Descriptor() ([]byte, []int) {
+	return file_garner_v3_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Histogram) GetScale() int32 {
+	if x != nil {
+		return x.Scale
+	}
+	return 0
+}
+
+func (x *Histogram) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *Histogram) GetZeroCount() uint64 {
+	if x != nil {
+		return x.ZeroCount
+	}
+	return 0
+}
+
+func (x *Histogram) GetSum() float64 {
+	if x != nil {
+		return x.Sum
+	}
+	return 0
+}
+
+func (x *Histogram) GetSumSquares() float64 {
+	if x != nil {
+		return x.SumSquares
+	}
+	return 0
+}
+
+func (x *Histogram) GetMin() float64 {
+	if x != nil {
+		return x.Min
+	}
+	return 0
+}
+
+func (x *Histogram) GetMax() float64 {
+	if x != nil {
+		return x.Max
+	}
+	return 0
+}
+
+func (x *Histogram) GetPositiveOffset() int32 {
+	if x != nil {
+		return x.PositiveOffset
+	}
+	return 0
+}
+
+func (x *Histogram) GetPositiveCounts() []uint64 {
+	if x != nil {
+		return x.PositiveCounts
+	}
+	return nil
+}
+
+func (x *Histogram) GetNegativeOffset() int32 {
+	if x != nil {
+		return x.NegativeOffset
+	}
+	return 0
+}
+
+func (x *Histogram) GetNegativeCounts() []uint64 {
+	if x != nil {
+		return x.NegativeCounts
+	}
+	return nil
+}
+
 // EventBatch is the body of POST /v3/event.
 type EventBatch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -561,7 +702,7 @@ type EventBatch struct {
 
 func (x *EventBatch) Reset() {
 	*x = EventBatch{}
-	mi := &file_garner_v3_proto_msgTypes[5]
+	mi := &file_garner_v3_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -573,7 +714,7 @@ func (x *EventBatch) String() string {
 func (*EventBatch) ProtoMessage() {}
 
 func (x *EventBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_garner_v3_proto_msgTypes[5]
+	mi := &file_garner_v3_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -586,7 +727,7 @@ func (x *EventBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventBatch.ProtoReflect.Descriptor instead.
 func (*EventBatch) Descriptor() ([]byte, []int) {
-	return file_garner_v3_proto_rawDescGZIP(), []int{5}
+	return file_garner_v3_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *EventBatch) GetBatchId() []byte {
@@ -628,7 +769,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_garner_v3_proto_msgTypes[6]
+	mi := &file_garner_v3_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -640,7 +781,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_garner_v3_proto_msgTypes[6]
+	mi := &file_garner_v3_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -653,7 +794,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_garner_v3_proto_rawDescGZIP(), []int{6}
+	return file_garner_v3_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Event) GetTitle() string {
@@ -741,7 +882,7 @@ type ServiceCheck struct {
 
 func (x *ServiceCheck) Reset() {
 	*x = ServiceCheck{}
-	mi := &file_garner_v3_proto_msgTypes[7]
+	mi := &file_garner_v3_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -753,7 +894,7 @@ func (x *ServiceCheck) String() string {
 func (*ServiceCheck) ProtoMessage() {}
 
 func (x *ServiceCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_garner_v3_proto_msgTypes[7]
+	mi := &file_garner_v3_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -766,7 +907,7 @@ func (x *ServiceCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceCheck.ProtoReflect.Descriptor instead.
 func (*ServiceCheck) Descriptor() ([]byte, []int) {
-	return file_garner_v3_proto_rawDescGZIP(), []int{7}
+	return file_garner_v3_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ServiceCheck) GetName() string {
@@ -844,13 +985,29 @@ const file_garner_v3_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04tags\x18\x02 \x03(\tR\x04tags\x12\x16\n" +
 	"\x06source\x18\x03 \x01(\tR\x06source\x12\x18\n" +
-	"\amembers\x18\x04 \x03(\tR\amembersJ\x04\b\x05\x10\x06\"\x88\x01\n" +
+	"\amembers\x18\x04 \x03(\tR\amembersJ\x04\b\x05\x10\x06\"\xb6\x01\n" +
 	"\x05Timer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04tags\x18\x02 \x03(\tR\x04tags\x12\x16\n" +
 	"\x06source\x18\x03 \x01(\tR\x06source\x12!\n" +
 	"\fsample_count\x18\x04 \x01(\x01R\vsampleCount\x12\x16\n" +
-	"\x06values\x18\x05 \x03(\x01R\x06valuesJ\x04\b\x06\x10\a\"\x91\x01\n" +
+	"\x06values\x18\x05 \x03(\x01R\x06values\x122\n" +
+	"\thistogram\x18\x06 \x01(\v2\x14.garner.v3.HistogramR\thistogram\"\xd1\x02\n" +
+	"\tHistogram\x12\x14\n" +
+	"\x05scale\x18\x01 \x01(\x11R\x05scale\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x04R\x05count\x12\x1d\n" +
+	"\n" +
+	"zero_count\x18\x03 \x01(\x04R\tzeroCount\x12\x10\n" +
+	"\x03sum\x18\x04 \x01(\x01R\x03sum\x12\x1f\n" +
+	"\vsum_squares\x18\x05 \x01(\x01R\n" +
+	"sumSquares\x12\x10\n" +
+	"\x03min\x18\x06 \x01(\x01R\x03min\x12\x10\n" +
+	"\x03max\x18\a \x01(\x01R\x03max\x12'\n" +
+	"\x0fpositive_offset\x18\b \x01(\x11R\x0epositiveOffset\x12'\n" +
+	"\x0fpositive_counts\x18\t \x03(\x04R\x0epositiveCounts\x12'\n" +
+	"\x0fnegative_offset\x18\n" +
+	" \x01(\x11R\x0enegativeOffset\x12'\n" +
+	"\x0fnegative_counts\x18\v \x03(\x04R\x0enegativeCounts\"\x91\x01\n" +
 	"\n" +
 	"EventBatch\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\fR\abatchId\x12(\n" +
@@ -905,7 +1062,7 @@ func file_garner_v3_proto_rawDescGZIP() []byte {
 }
 
 var file_garner_v3_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_garner_v3_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_garner_v3_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_garner_v3_proto_goTypes = []any{
 	(Event_Priority)(0),      // 0: garner.v3.Event.Priority
 	(Event_AlertType)(0),     // 1: garner.v3.Event.AlertType
@@ -915,25 +1072,27 @@ var file_garner_v3_proto_goTypes = []any{
 	(*Gauge)(nil),            // 5: garner.v3.Gauge
 	(*Set)(nil),              // 6: garner.v3.Set
 	(*Timer)(nil),            // 7: garner.v3.Timer
-	(*EventBatch)(nil),       // 8: garner.v3.EventBatch
-	(*Event)(nil),            // 9: garner.v3.Event
-	(*ServiceCheck)(nil),     // 10: garner.v3.ServiceCheck
+	(*Histogram)(nil),        // 8: garner.v3.Histogram
+	(*EventBatch)(nil),       // 9: garner.v3.EventBatch
+	(*Event)(nil),            // 10: garner.v3.Event
+	(*ServiceCheck)(nil),     // 11: garner.v3.ServiceCheck
 }
 var file_garner_v3_proto_depIdxs = []int32{
 	4,  // 0: garner.v3.RawBatch.counters:type_name -> garner.v3.Counter
 	5,  // 1: garner.v3.RawBatch.gauges:type_name -> garner.v3.Gauge
 	6,  // 2: garner.v3.RawBatch.sets:type_name -> garner.v3.Set
 	7,  // 3: garner.v3.RawBatch.timers:type_name -> garner.v3.Timer
-	9,  // 4: garner.v3.EventBatch.events:type_name -> garner.v3.Event
-	10, // 5: garner.v3.EventBatch.service_checks:type_name -> garner.v3.ServiceCheck
-	0,  // 6: garner.v3.Event.priority:type_name -> garner.v3.Event.Priority
-	1,  // 7: garner.v3.Event.alert_type:type_name -> garner.v3.Event.AlertType
-	2,  // 8: garner.v3.ServiceCheck.status:type_name -> garner.v3.ServiceCheck.Status
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	8,  // 4: garner.v3.Timer.histogram:type_name -> garner.v3.Histogram
+	10, // 5: garner.v3.EventBatch.events:type_name -> garner.v3.Event
+	11, // 6: garner.v3.EventBatch.service_checks:type_name -> garner.v3.ServiceCheck
+	0,  // 7: garner.v3.Event.priority:type_name -> garner.v3.Event.Priority
+	1,  // 8: garner.v3.Event.alert_type:type_name -> garner.v3.Event.AlertType
+	2,  // 9: garner.v3.ServiceCheck.status:type_name -> garner.v3.ServiceCheck.Status
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_garner_v3_proto_init() }
@@ -947,7 +1106,7 @@ func file_garner_v3_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_garner_v3_proto_rawDesc), len(file_garner_v3_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
