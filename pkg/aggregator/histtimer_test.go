@@ -210,10 +210,10 @@ func benchTimerSamples(b *testing.B, mode TimerAggregation) {
 		}
 	}
 }
+
 // BenchmarkTimerSample is the CPU per timer sample, ingest and flush, of
 // each mode.
 func BenchmarkTimerSample(b *testing.B) {
 	b.Run("exact", func(b *testing.B) { benchTimerSamples(b, TimerExact) })
 	b.Run("histogram", func(b *testing.B) { benchTimerSamples(b, TimerHistogram) })
 }
-
