@@ -131,7 +131,7 @@ func (f *Forwarder) SendMetrics(_ context.Context, snap *metrics.Snapshot) error
 		p.sets = append(p.sets, int32(i))
 	}
 	for i := range snap.Timers {
-		if len(snap.Timers[i].Values) == 0 {
+		if len(snap.Timers[i].Values) == 0 && (snap.Timers[i].Exp == nil || snap.Timers[i].Exp.Count() == 0) {
 			continue
 		}
 		p := assign(&snap.Timers[i].Series)
