@@ -377,6 +377,11 @@ func (c *Client) histogramPoint(t *metrics.Timer, attrs []*commonv1.KeyValue, st
 	} else {
 		dp.Count = uint64(max(t.Count, 0))
 	}
+	if t.Exp != nil && t.Exp.Count() > 0 { // timer-aggregation = histogram: exact statistics kept
+		lo, hi, sum := t.Lower, t.Upper, t.Sum
+		dp.Sum, dp.Min, dp.Max = &sum, &lo, &hi
+		return dp
+	}
 	if len(t.Values) == 0 {
 		return dp
 	}

@@ -265,12 +265,20 @@ func (c *Client) planLocked(s *metrics.Snapshot) []sample {
 			continue
 		}
 		r := c.runningLocked('t', &t.Series, 0)
-		if n := len(t.Values); n > 0 {
+		n := len(t.Values)
+		if t.Exp != nil && n == 0 { // timer-aggregation = histogram: estimated from the buckets
+			n = int(t.Exp.Count())
+		}
+		if n > 0 {
 			for j, q := range c.quantiles {
 				v := t.Median
 				if q.q != 0.5 {
 					k := min(max(int(math.Floor(q.q*float64(n)+0.5)), 1), n)
-					v = t.Values[k-1]
+					if len(t.Values) > 0 {
+						v = t.Values[k-1]
+					} else {
+						v = t.Exp.ValueAt(uint64(k))
+					}
 				}
 				if c.finite(v, true) {
 					plan = append(plan, sample{kind: kindQuantile, sub: int32(j), idx: int32(i), value: v})

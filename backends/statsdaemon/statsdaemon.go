@@ -155,11 +155,17 @@ func (c *Client) SendMetrics(ctx context.Context, s *metrics.Snapshot) error {
 	}
 	for i := range s.Timers {
 		t := &s.Timers[i]
+		vals := t.Values
+		if t.Exp != nil && len(vals) == 0 {
+			// timer-aggregation = histogram: the values the buckets stand
+			// for, each within its bucket's relative width of a real one
+			vals = t.Exp.AppendValues(nil)
+		}
 		rate := ""
-		if n := float64(len(t.Values)); t.SampledCount > n && n > 0 {
+		if n := float64(len(vals)); t.SampledCount > n && n > 0 {
 			rate = strconv.FormatFloat(n/t.SampledCount, 'g', -1, 64)
 		}
-		for j, v := range t.Values {
+		for j, v := range vals {
 			line = f.appendLine(line[:0], t.Name, v, "ms", rate, t.Tags)
 			w.put(line, j == 0)
 		}
