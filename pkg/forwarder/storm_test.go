@@ -33,8 +33,10 @@ func TestNoRetryStormAfterOutage(t *testing.T) {
 		window        = 100 * time.Millisecond
 		// Without jitter every forwarder probes in the same window; with
 		// probes spread over half the interval a window holds about
-		// window/(probeInterval/2) = 10% of them.
-		maxShare = 0.3
+		// window/(probeInterval/2) = 10% of them, and up to a third when
+		// the machine stalls the test process (race detector, a loaded
+		// CI runner) and releases a batch of waits at once.
+		maxShare = 0.5
 	)
 	a := newAggServer(t, true, nil)
 	var (
