@@ -105,14 +105,15 @@ type Route struct {
 // Handler holds the ingestion endpoints. Its routes are safe for concurrent
 // use.
 type Handler struct {
-	opts    Options
-	log     logrus.FieldLogger
-	writers sync.Pool // *receiver.SeriesWriter
-	bufs    sync.Pool // *bytes.Buffer
-	zstd    *zstd.Decoder
-	dedup   *dedup
-	logLim  *ratelog.Limiter
-	m       ingestMetrics
+	opts     Options
+	log      logrus.FieldLogger
+	writers  sync.Pool // *receiver.SeriesWriter
+	decoders sync.Pool // *decoder, each with its own SeriesWriter
+	bufs     sync.Pool // *bytes.Buffer
+	zstd     *zstd.Decoder
+	dedup    *dedup
+	logLim   *ratelog.Limiter
+	m        ingestMetrics
 }
 
 type ingestMetrics struct {
@@ -151,6 +152,7 @@ func New(opts Options, lines *receiver.Lines, log logrus.FieldLogger, reg promet
 		logLim: ratelog.Every(10*time.Second, 1),
 	}
 	h.writers.New = func() any { return lines.NewSeriesWriter() }
+	h.decoders.New = func() any { return &decoder{sink: lines.NewSeriesWriter()} }
 	h.bufs.New = func() any { return new(bytes.Buffer) }
 	series := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "garner_ingest_series_total", Help: "Forwarded series applied to the shards, by type.",
@@ -345,91 +347,53 @@ func (h *Handler) decompress(out *bytes.Buffer, body []byte, enc string) ([]byte
 
 // rawV2 applies a pb.RawMessageV2.
 func (h *Handler) rawV2(ctx context.Context, body []byte) (string, error) {
-	var msg pb.RawMessageV2
-	if err := proto.Unmarshal(body, &msg); err != nil {
-		return "", fmt.Errorf("%w as a v2 RawMessageV2: %w", errDecode, err)
+	d := h.decoders.Get().(*decoder)
+	defer h.putDecoder(d)
+	d.start(true)
+	if d.rawV2(body) != nil {
+		n, bad, err := generatedV2(body, d.sink)
+		if err != nil {
+			return "", err
+		}
+		h.finish(ctx, d.sink.(*receiver.SeriesWriter), n, bad)
+		return resAccepted, nil
 	}
-	w := h.writers.Get().(*receiver.SeriesWriter)
-	defer h.writers.Put(w)
-	var n [4]int
-	var bad int
-	n[0], bad = eachV2(msg.Counters, bad, func(name string, c *pb.RawCounterV2) {
-		w.Counter(name, c.Tags, c.Hostname, float64(c.Value))
-	})
-	n[1], bad = eachV2(msg.Gauges, bad, func(name string, g *pb.RawGaugeV2) { w.Gauge(name, g.Tags, g.Hostname, g.Value) })
-	n[2], bad = eachV2(msg.Sets, bad, func(name string, st *pb.RawSetV2) { w.Set(name, st.Tags, st.Hostname, st.Values) })
-	n[3], bad = eachV2(msg.Timers, bad, func(name string, t *pb.RawTimerV2) {
-		w.Timer(name, t.Tags, t.Hostname, t.Values, t.SampleCount)
-	})
-	h.finish(ctx, w, n, bad)
+	d.start(false)
+	_ = d.rawV2(body) // checked above
+	h.finish(ctx, d.sink.(*receiver.SeriesWriter), d.n, d.bad)
 	return resAccepted, nil
-}
-
-// eachV2 calls apply for every series of a v2 map (name → tags key →
-// series) and returns how many it applied and bad plus those it skipped (no
-// name, or nil).
-func eachV2[V comparable, M interface{ GetTagMap() map[string]V }](byName map[string]M, bad int, apply func(name string, v V)) (int, int) {
-	var zero V
-	n := 0
-	for name, tm := range byName {
-		for _, v := range tm.GetTagMap() {
-			if name == "" || v == zero {
-				bad++
-				continue
-			}
-			apply(name, v)
-			n++
-		}
-	}
-	return n, bad
-}
-
-// eachV3 calls apply for every series of xs that has a name and returns how
-// many it applied and bad plus those it skipped.
-func eachV3[T interface{ GetName() string }](xs []T, bad int, apply func(T)) (int, int) {
-	n := 0
-	for _, x := range xs {
-		if x.GetName() == "" {
-			bad++
-			continue
-		}
-		apply(x)
-		n++
-	}
-	return n, bad
 }
 
 // rawV3 applies a garner.v3.RawBatch, once per batch id.
 func (h *Handler) rawV3(ctx context.Context, body []byte) (string, error) {
-	var msg garnerpb.RawBatch
-	if err := proto.Unmarshal(body, &msg); err != nil {
-		return "", fmt.Errorf("%w as a v3 RawBatch: %w", errDecode, err)
+	d := h.decoders.Get().(*decoder)
+	defer h.putDecoder(d)
+	d.start(true)
+	if d.rawV3(body) != nil {
+		msg, err := generatedV3(body)
+		if err != nil {
+			return "", err
+		}
+		if !h.dedup.firstTime(msg.BatchId, time.Now()) {
+			return resDuplicate, nil
+		}
+		n, bad := applyGeneratedV3(msg, d.sink)
+		h.finish(ctx, d.sink.(*receiver.SeriesWriter), n, bad)
+		return resAccepted, nil
 	}
-	if !h.dedup.firstTime(msg.BatchId, time.Now()) {
+	if !h.dedup.firstTime(d.batchID, time.Now()) {
 		return resDuplicate, nil
 	}
-	w := h.writers.Get().(*receiver.SeriesWriter)
-	defer h.writers.Put(w)
-	var n [4]int
-	var bad int
-	n[0], bad = eachV3(msg.Counters, bad, func(c *garnerpb.Counter) { w.Counter(c.Name, c.Tags, c.Source, c.Value) })
-	n[1], bad = eachV3(msg.Gauges, bad, func(g *garnerpb.Gauge) { w.Gauge(g.Name, g.Tags, g.Source, g.Value) })
-	n[2], bad = eachV3(msg.Sets, bad, func(st *garnerpb.Set) { w.Set(st.Name, st.Tags, st.Source, st.Members) })
-	badHist := 0
-	n[3], bad = eachV3(msg.Timers, bad, func(t *garnerpb.Timer) {
-		if t.Histogram == nil {
-			w.Timer(t.Name, t.Tags, t.Source, t.Values, t.SampleCount)
-			return
-		}
-		// The histogram carries every value (field 6); a timer with both
-		// counts sample_count over both, as the forwarder writes it.
-		w.Timer(t.Name, t.Tags, t.Source, t.Values, float64(len(t.Values)))
-		if !w.TimerHistogram(t.Name, t.Tags, t.Source, t.Histogram.Data(), t.SampleCount-float64(len(t.Values))) {
-			badHist++
-		}
-	})
-	h.finish(ctx, w, n, bad+badHist)
+	d.start(false)
+	_ = d.rawV3(body) // checked above
+	h.finish(ctx, d.sink.(*receiver.SeriesWriter), d.n, d.bad)
 	return resAccepted, nil
+}
+
+// putDecoder returns d, with its SeriesWriter, to the pool.
+func (h *Handler) putDecoder(d *decoder) {
+	d.release()
+	h.decoders.Put(d)
 }
 
 // finish hands what w wrote to the shards and counts it: n is the series
