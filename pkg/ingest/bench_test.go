@@ -11,35 +11,21 @@ import (
 	"github.com/garner-metrics/garner/proto/pb"
 )
 
+// benchSeries is the number of series in a benchmark body.
+const benchSeries = 1300
+
 // BenchmarkIngest measures one forwarding request of 1000 counters, 100
 // gauges, 100 sets of 4 members and 100 timers of 8 values, from the body
 // to the shards (no network: the handler is called directly). One op is one
-// request.
+// request; ns/series is per forwarded series.
 func BenchmarkIngest(b *testing.B) {
-	tags := []string{"env:prod", "region:us", "service:api"}
-	v3 := &garnerpb.RawBatch{BatchId: []byte("x")}
-	v2 := &pb.RawMessageV2{Counters: map[string]*pb.CounterTagV2{}, Gauges: map[string]*pb.GaugeTagV2{},
-		Sets: map[string]*pb.SetTagV2{}, Timers: map[string]*pb.TimerTagV2{}}
-	for i := 0; i < 1000; i++ {
-		name := fmt.Sprintf("bench.counter.%d", i)
-		v3.Counters = append(v3.Counters, &garnerpb.Counter{Name: name, Tags: tags, Source: "10.0.0.1", Value: 3})
-		v2.Counters[name] = &pb.CounterTagV2{TagMap: map[string]*pb.RawCounterV2{"k": {Tags: tags, Hostname: "10.0.0.1", Value: 3}}}
-	}
-	for i := 0; i < 100; i++ {
-		name := fmt.Sprintf("bench.other.%d", i)
-		v3.Gauges = append(v3.Gauges, &garnerpb.Gauge{Name: name, Tags: tags, Source: "10.0.0.1", Value: 1})
-		v3.Sets = append(v3.Sets, &garnerpb.Set{Name: name, Tags: tags, Source: "10.0.0.1", Members: []string{"a", "b", "c", "d"}})
-		v3.Timers = append(v3.Timers, &garnerpb.Timer{Name: name, Tags: tags, Source: "10.0.0.1", Values: []float64{1, 2, 3, 4, 5, 6, 7, 8}, SampleCount: 8})
-		v2.Gauges[name] = &pb.GaugeTagV2{TagMap: map[string]*pb.RawGaugeV2{"k": {Tags: tags, Hostname: "10.0.0.1", Value: 1}}}
-		v2.Sets[name] = &pb.SetTagV2{TagMap: map[string]*pb.RawSetV2{"k": {Tags: tags, Hostname: "10.0.0.1", Values: []string{"a", "b", "c", "d"}}}}
-		v2.Timers[name] = &pb.TimerTagV2{TagMap: map[string]*pb.RawTimerV2{"k": {Tags: tags, Hostname: "10.0.0.1", Values: []float64{1, 2, 3, 4, 5, 6, 7, 8}, SampleCount: 8}}}
-	}
+	v2, v3 := benchBodies(b)
 	for _, bc := range []struct {
 		path string
 		body []byte
 	}{
-		{"/v2/raw", mustMarshal(b, v2)},
-		{"/v3/raw", mustMarshal(b, v3)},
+		{"/v2/raw", v2},
+		{"/v3/raw", v3},
 	} {
 		b.Run(bc.path[1:3], func(b *testing.B) {
 			f := newFixture(b, Options{ServeV3: true, DedupWindow: 1}) // 1ns: every v3 request is applied
@@ -64,6 +50,68 @@ func BenchmarkIngest(b *testing.B) {
 					b.Fatalf("%s: %d %s", bc.path, w.Code, w.Body)
 				}
 			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchSeries), "ns/series")
+		})
+	}
+}
+
+// benchBodies returns the benchmark's v2 and v3 bodies.
+func benchBodies(b *testing.B) (v2Body, v3Body []byte) {
+	tags := []string{"env:prod", "region:us", "service:api"}
+	v3 := &garnerpb.RawBatch{BatchId: []byte("x")}
+	v2 := &pb.RawMessageV2{Counters: map[string]*pb.CounterTagV2{}, Gauges: map[string]*pb.GaugeTagV2{},
+		Sets: map[string]*pb.SetTagV2{}, Timers: map[string]*pb.TimerTagV2{}}
+	for i := 0; i < 1000; i++ {
+		name := fmt.Sprintf("bench.counter.%d", i)
+		v3.Counters = append(v3.Counters, &garnerpb.Counter{Name: name, Tags: tags, Source: "10.0.0.1", Value: 3})
+		v2.Counters[name] = &pb.CounterTagV2{TagMap: map[string]*pb.RawCounterV2{"k": {Tags: tags, Hostname: "10.0.0.1", Value: 3}}}
+	}
+	for i := 0; i < 100; i++ {
+		name := fmt.Sprintf("bench.other.%d", i)
+		v3.Gauges = append(v3.Gauges, &garnerpb.Gauge{Name: name, Tags: tags, Source: "10.0.0.1", Value: 1})
+		v3.Sets = append(v3.Sets, &garnerpb.Set{Name: name, Tags: tags, Source: "10.0.0.1", Members: []string{"a", "b", "c", "d"}})
+		v3.Timers = append(v3.Timers, &garnerpb.Timer{Name: name, Tags: tags, Source: "10.0.0.1", Values: []float64{1, 2, 3, 4, 5, 6, 7, 8}, SampleCount: 8})
+		v2.Gauges[name] = &pb.GaugeTagV2{TagMap: map[string]*pb.RawGaugeV2{"k": {Tags: tags, Hostname: "10.0.0.1", Value: 1}}}
+		v2.Sets[name] = &pb.SetTagV2{TagMap: map[string]*pb.RawSetV2{"k": {Tags: tags, Hostname: "10.0.0.1", Values: []string{"a", "b", "c", "d"}}}}
+		v2.Timers[name] = &pb.TimerTagV2{TagMap: map[string]*pb.RawTimerV2{"k": {Tags: tags, Hostname: "10.0.0.1", Values: []float64{1, 2, 3, 4, 5, 6, 7, 8}, SampleCount: 8}}}
+	}
+	return mustMarshal(b, v2), mustMarshal(b, v3)
+}
+
+// BenchmarkDecode measures decoding alone (into a sink that does nothing):
+// the generated code against the streaming decoder. One op is one body of
+// benchSeries series.
+func BenchmarkDecode(b *testing.B) {
+	v2, v3 := benchBodies(b)
+	for _, bc := range []struct {
+		name string
+		fn   func(d *decoder, body []byte) error
+	}{
+		{"v2/generated", func(d *decoder, body []byte) error { _, _, err := generatedV2(body, d.sink); return err }},
+		{"v2/streaming", func(d *decoder, body []byte) error { return stream(d, body, (*decoder).rawV2) }},
+		{"v3/generated", func(d *decoder, body []byte) error {
+			msg, err := generatedV3(body)
+			if err == nil {
+				applyGeneratedV3(msg, d.sink)
+			}
+			return err
+		}},
+		{"v3/streaming", func(d *decoder, body []byte) error { return stream(d, body, (*decoder).rawV3) }},
+	} {
+		body := v2
+		if bc.name[:2] == "v3" {
+			body = v3
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			d := &decoder{sink: nopSink{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := bc.fn(d, body); err != nil {
+					b.Fatal(err)
+				}
+				d.release()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchSeries), "ns/series")
 		})
 	}
 }

@@ -50,6 +50,20 @@ type field struct {
 // nextField reads the field at the start of *b into f and moves *b past
 // it. Groups, which no field here is, are skipped whole.
 func nextField(b *[]byte, f *field) error {
+	// The common case first: a one-byte tag and a one-byte length or a
+	// fixed 8 bytes.
+	if p := *b; len(p) >= 2 && p[0] < 0x80 && p[0] >= 8 {
+		switch typ := protowire.Type(p[0] & 7); {
+		case typ == protowire.BytesType && p[1] < 0x80 && int(p[1]) <= len(p)-2:
+			f.num, f.typ, f.b, f.u = protowire.Number(p[0]>>3), typ, p[2:2+p[1]], 0
+			*b = p[2+p[1]:]
+			return nil
+		case typ == protowire.Fixed64Type && len(p) >= 9:
+			f.num, f.typ, f.b, f.u = protowire.Number(p[0]>>3), typ, nil, binary.LittleEndian.Uint64(p[1:9])
+			*b = p[9:]
+			return nil
+		}
+	}
 	num, typ, n := protowire.ConsumeTag(*b)
 	if n < 0 || num > protowire.MaxValidNumber {
 		return errStream
