@@ -193,15 +193,39 @@ func (d *decoder) start(checking bool) {
 	d.checking, d.n, d.bad, d.batchID = checking, [4]int{}, 0, nil
 }
 
+// maxPooledScratch bounds the scratch memory a decoder keeps between
+// requests (entries of a slice or map): one huge body does not stay pinned.
+const maxPooledScratch = 1 << 16
+
 // release drops what d holds of the last body (it keeps its sink).
 func (d *decoder) release() {
-	d.s.reset()
-	clear(d.s.tags[:cap(d.s.tags)])
-	clear(d.s.members[:cap(d.s.members)])
-	clear(d.seenTags[:cap(d.seenTags)])
-	clear(d.tagSet)
-	for _, m := range d.seen {
+	s := &d.s
+	s.reset()
+	s.tags = dropOrClear(s.tags)
+	s.members = dropOrClear(s.members)
+	if cap(s.values) > maxPooledScratch {
+		s.values = nil
+	}
+	d.seenTags = dropOrClear(d.seenTags)
+	for i, m := range d.seen {
+		if len(m) > maxPooledScratch {
+			d.seen[i] = nil
+		}
 		clear(m)
 	}
+	if len(d.tagSet) > maxPooledScratch {
+		d.tagSet = nil
+	}
+	clear(d.tagSet)
 	d.batchID = nil
+}
+
+// dropOrClear returns ss emptied of its strings over the body, or nil if it
+// grew over maxPooledScratch.
+func dropOrClear(ss []string) []string {
+	if cap(ss) > maxPooledScratch {
+		return nil
+	}
+	clear(ss[:cap(ss)])
+	return ss[:0]
 }
