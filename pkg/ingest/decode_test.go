@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -244,4 +245,33 @@ func (nopSink) Set(string, []string, string, []string)             {}
 func (nopSink) Timer(string, []string, string, []float64, float64) {}
 func (nopSink) TimerHistogram(string, []string, string, *histogram.Data, float64) bool {
 	return true
+}
+
+// TestHandlerFallbackAndHalfRefused: through the handler, a body with a
+// repeated map key is applied as the generated code reads it (the last
+// value wins), and a body whose second half is broken is refused and
+// applies nothing of its first half, for v2 and v3.
+func TestHandlerFallbackAndHalfRefused(t *testing.T) {
+	f := newFixture(t, Options{ServeV3: true})
+	counter := func(v int64) []byte {
+		return mustMarshal(t, &pb.RawMessageV2{Counters: map[string]*pb.CounterTagV2{"c": {TagMap: map[string]*pb.RawCounterV2{"k": {Value: v}}}}})
+	}
+	v3 := mustMarshal(t, &garnerpb.RawBatch{BatchId: []byte("half"), Counters: []*garnerpb.Counter{{Name: "c3", Value: 1}}})
+	for _, tc := range []struct {
+		path string
+		body []byte
+		want int
+	}{
+		{"/v2/raw", append(counter(1), counter(2)...), http.StatusAccepted},
+		{"/v2/raw", append(counter(5), 0x0a, 0x7f), http.StatusBadRequest}, // a length past the end
+		{"/v3/raw", append(v3, 0x12, 0x7f), http.StatusBadRequest},
+	} {
+		if resp := f.post(tc.path, "", tc.body); resp.StatusCode != tc.want {
+			t.Fatalf("%s %x: status %d, want %d", tc.path, tc.body, resp.StatusCode, tc.want)
+		}
+	}
+	s := f.flush()
+	if len(s.Counters) != 1 || s.Counters[0].Name != "c" || s.Counters[0].Value != 2 {
+		t.Fatalf("counters %+v, want only c = 2", s.Counters)
+	}
 }
