@@ -50,9 +50,8 @@ func eachV2[V comparable, M interface{ GetTagMap() map[string]V }](byName map[st
 	return n, bad
 }
 
-// generatedV3 decodes a RawBatch with the generated code. It returns a
-// function applying it to a sink (after the batch id is looked at), with
-// the counts of applied and skipped series.
+// generatedV3 decodes a RawBatch with the generated code (applied by
+// applyGeneratedV3 once its batch id is looked at).
 func generatedV3(body []byte) (msg *garnerpb.RawBatch, err error) {
 	msg = new(garnerpb.RawBatch)
 	if err := proto.Unmarshal(body, msg); err != nil {
