@@ -76,6 +76,12 @@ const (
 // updateMarkdown replaces what is between the markers in path (appending a
 // marked section when they are missing).
 func updateMarkdown(path, section string) error {
+	return updateMarkdownBetween(path, section, markStart, markEnd, "End-to-end benchmark")
+}
+
+// updateMarkdownBetween replaces what is between the markers start and end
+// in path (appending a section titled title when they are missing).
+func updateMarkdownBetween(path, section, markStart, markEnd, title string) error {
 	b, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("cannot read %q: %w", path, err)
@@ -92,7 +98,7 @@ func updateMarkdown(path, section string) error {
 		if s != "" && !strings.HasSuffix(s, "\n") {
 			s += "\n"
 		}
-		s += "\n## End-to-end benchmark\n\n" + block + "\n"
+		s += "\n## " + title + "\n\n" + block + "\n"
 	}
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
 		return fmt.Errorf("cannot write %q: %w", path, err)

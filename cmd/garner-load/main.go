@@ -3,6 +3,7 @@
 //
 //	garner-load [flags]          send statsd lines to any server, print what was sent as JSON
 //	garner-load bench [flags]    run garner under load at several rates, report loss, CPU and memory
+//	garner-load bench-ingest [flags]  run garner as an aggregator fed /v2/raw or /v3/raw bodies by N forwarders
 //
 // The content is deterministic (see Workload): every counter line is :1|c, so
 // the totals a server should flush are known and printed. Datagrams are built
@@ -41,6 +42,9 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "bench" {
 		return runBench(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "bench-ingest" {
+		return runBenchIngest(ctx, args[1:], stdout, stderr)
 	}
 	o, err := parseSendFlags(args, stderr)
 	if errors.Is(err, pflag.ErrHelp) {
