@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,8 +105,13 @@ func parseIngestFlags(args []string, stderr io.Writer) (*ingestOptions, error) {
 	return o, nil
 }
 
-// body is forwarder f's message; v3 bodies get the batch id id.
-func (o *ingestOptions) body(f int, id uint64) []byte {
+// idDigits is the width of a v3 batch id's number: ids are patched into
+// one marshalled body (batch_id, field 1, comes first), not re-marshalled.
+const idDigits = 16
+
+// rawBody is forwarder f's message, uncompressed; a v3 body's batch id is
+// at raw[2:2+len(idPrefix)+idDigits].
+func (o *ingestOptions) rawBody(f int) []byte {
 	tags := []string{"env:bench", "forwarder:" + strconv.Itoa(f)}
 	vals := make([]float64, o.TimerValues)
 	for i := range vals {
@@ -113,7 +119,7 @@ func (o *ingestOptions) body(f int, id uint64) []byte {
 	}
 	var m proto.Message
 	if o.Proto == "v3" {
-		b := &garnerpb.RawBatch{BatchId: strconv.AppendUint([]byte("garner-load-"), id, 10)}
+		b := &garnerpb.RawBatch{BatchId: []byte(idPrefix + strings.Repeat("0", idDigits))}
 		for i := range o.Counters {
 			b.Counters = append(b.Counters, &garnerpb.Counter{Name: "garnerload.c.s" + strconv.Itoa(i), Tags: tags, Value: 1})
 		}
@@ -136,11 +142,35 @@ func (o *ingestOptions) body(f int, id uint64) []byte {
 	if err != nil {
 		panic(err) // the messages above always marshal
 	}
-	var buf bytes.Buffer
-	zw := zlib.NewWriter(&buf)
-	_, _ = zw.Write(raw)
-	_ = zw.Close()
-	return buf.Bytes()
+	return raw
+}
+
+const idPrefix = "garner-load-"
+
+// bodyMaker deflates one forwarder's bodies, patching a new batch id into
+// each v3 body.
+type bodyMaker struct {
+	raw []byte
+	v3  bool
+	buf bytes.Buffer
+	zw  *zlib.Writer
+}
+
+func (m *bodyMaker) body(id uint64) []byte {
+	if m.v3 {
+		digits := strconv.AppendUint(nil, id, 10)
+		at := 2 + len(idPrefix) + idDigits - len(digits)
+		copy(m.raw[at:], digits)
+	}
+	m.buf.Reset()
+	if m.zw == nil {
+		m.zw = zlib.NewWriter(&m.buf)
+	} else {
+		m.zw.Reset(&m.buf)
+	}
+	_, _ = m.zw.Write(m.raw)
+	_ = m.zw.Close()
+	return m.buf.Bytes()
 }
 
 // load runs the forwarders against url until the duration passes and
@@ -160,7 +190,8 @@ func (o *ingestOptions) load(ctx context.Context, url string) *ingestReport {
 			defer wg.Done()
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 30 * time.Second}
 			defer client.CloseIdleConnections()
-			v2body := o.body(f, 0) // v2 bodies carry no id: built once
+			mk := &bodyMaker{raw: o.rawBody(f), v3: o.Proto == "v3"}
+			v2body := mk.body(0) // v2 bodies carry no id: deflated once
 			due := start.Add(interval * time.Duration(f) / time.Duration(o.Forwarders))
 			var mine []float64
 			var sent, ok, refused, late int64
@@ -172,7 +203,7 @@ func (o *ingestOptions) load(ctx context.Context, url string) *ingestReport {
 				}
 				body := v2body
 				if o.Proto == "v3" {
-					body = o.body(f, ids.Add(1))
+					body = mk.body(ids.Add(1))
 				}
 				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 				if err != nil {

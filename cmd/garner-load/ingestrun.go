@@ -155,7 +155,8 @@ func (r *ingestReport) cpuPerSeries() float64 {
 func (o *ingestOptions) render(reps []*ingestReport, load string, now time.Time) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s on %s. Host 1-minute load average %s (other work on the host makes CPU figures noisy).\n\n", now.UTC().Format("2006-01-02"), machine(), load)
-	fmt.Fprintf(&b, "garner: `%s`; flags `--enable-ingestion=true --backends=graphite --flush-interval=%s %s`.\n", o.bench.Commit, o.bench.FlushInterval, strings.Join(o.bench.GarnerArgs, " "))
+	fmt.Fprintf(&b, "garner: `%s`; flags `%s`.\n", o.bench.Commit,
+		strings.Join(append([]string{"--enable-ingestion=true", "--backends=graphite", "--flush-interval=" + o.bench.FlushInterval.String()}, o.bench.GarnerArgs...), " "))
 	fmt.Fprintf(&b, "Load: `garner-load bench-ingest --proto %s --forwarders %d --bodies %.0f --counters %d --timers %d --timer-values %d --duration %s` (deflate bodies, one request in flight per forwarder, load generator on the same cores).\n\n",
 		strings.Join(o.Protos, ","), o.Forwarders, o.BodiesPerSec, o.Counters, o.Timers, o.TimerValues, o.bench.Duration)
 	b.WriteString("| endpoint | bodies sent | accepted (202) | late > 1 s | series/s accepted | garner CPU s | CPU µs/series | p50 / p99 / max request ms | peak RSS MB | counter total flushed / expected | timer samples flushed / expected | load generator CPU s |\n")
