@@ -191,17 +191,18 @@ func TestStreamingMatchesGenerated(t *testing.T) {
 }
 
 // TestStreamingLeavesWhatItDoesNotModel: a repeated map key (two messages
-// concatenated merge, the second's value winning) and a bad string go to
-// the generated code.
+// concatenated merge, the second's value winning), a bad string and (for
+// now) a timer with a histogram go to the generated code.
 func TestStreamingLeavesWhatItDoesNotModel(t *testing.T) {
 	a := mustMarshal(t, &pb.RawMessageV2{Counters: map[string]*pb.CounterTagV2{"c": {TagMap: map[string]*pb.RawCounterV2{"k": {Value: 1}}}}})
 	b := mustMarshal(t, &pb.RawMessageV2{Counters: map[string]*pb.CounterTagV2{"c": {TagMap: map[string]*pb.RawCounterV2{"k": {Value: 2}}}}})
 	bad := mustMarshal(t, &garnerpb.RawBatch{Counters: []*garnerpb.Counter{{Name: "c"}}})
 	bad[len(bad)-1] = 0xff // the name "c" → "\xff"
+	hist := mustMarshal(t, &garnerpb.RawBatch{Timers: []*garnerpb.Timer{{Name: "t", SampleCount: 1, Histogram: &garnerpb.Histogram{Count: 1, Sum: 1, Min: 1, Max: 1, PositiveCounts: []uint64{1}}}}})
 	for _, tc := range []struct {
 		body []byte
 		v3   bool
-	}{{append(a, b...), false}, {bad, true}} {
+	}{{append(a, b...), false}, {bad, true}, {hist, true}} {
 		d := &decoder{sink: &recorder{}}
 		fn := (*decoder).rawV2
 		if tc.v3 {
