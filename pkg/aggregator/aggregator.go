@@ -164,13 +164,11 @@ func New(opts Options, log logrus.FieldLogger, reg prometheus.Registerer) *Aggre
 func (a *Aggregator) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, s := range a.shards {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			a.running.Add(1)
 			defer a.running.Add(-1)
 			s.run(ctx)
-		}()
+		})
 	}
 	wg.Wait()
 	return nil

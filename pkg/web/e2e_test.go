@@ -226,15 +226,13 @@ func TestE2EConcurrentProfiles(t *testing.T) {
 	var wg sync.WaitGroup
 	results := make([]resp, 2)
 	for i := range results {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			r, err := tryGet("GET", url, "", 30*time.Second)
 			if err != nil {
 				t.Errorf("profile %d: %v", i, err)
 			}
 			results[i] = r
-		}()
+		})
 	}
 	wg.Wait()
 	codes := []int{results[0].code, results[1].code}
