@@ -1,0 +1,243 @@
+// Package tlsconf builds the *tls.Config of garner's TLS servers and clients
+// from PEM files, and keeps the certificate they serve or present current:
+// each handshake checks the files' modification time and size, and when
+// either changed it loads the new pair. A new pair that does not load (half
+// written, key not matching) is logged and the old pair stays in use, so a
+// rotation never breaks the listener; a later change is tried again.
+//
+// CA files are read once, when the config is built.
+package tlsconf
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// MinVersion is the oldest TLS version garner speaks, as server and client.
+const MinVersion = tls.VersionTLS12
+
+// ServerOptions names the files of a TLS server. The zero value means plain
+// TCP (no TLS).
+type ServerOptions struct {
+	// CertFile and KeyFile are the PEM certificate (chain, leaf first) and
+	// private key the server presents. Both or neither. Default "" (no TLS).
+	CertFile string
+	KeyFile  string
+	// ClientCAFile, when set, is a PEM bundle of the CAs whose certificates
+	// clients must present: a client without one is refused at the handshake.
+	// Default "" (clients are not asked for a certificate).
+	ClientCAFile string
+}
+
+// Enabled reports whether any file is set, that is whether TLS is wanted.
+func (o ServerOptions) Enabled() bool {
+	return o.CertFile != "" || o.KeyFile != "" || o.ClientCAFile != ""
+}
+
+// ClientOptions names the files of a TLS client. The zero value verifies the
+// server against the system roots and presents no certificate.
+type ClientOptions struct {
+	// CAFile is a PEM bundle of the CAs the server's certificate must chain
+	// to. Default "" (the system roots).
+	CAFile string
+	// CertFile and KeyFile are the PEM certificate and key the client
+	// presents when the server asks (mutual TLS). Both or neither. Default "".
+	CertFile string
+	KeyFile  string
+	// ServerName is the name the server's certificate must hold, when it is
+	// not the host of the URL dialled. Default "" (the host dialled).
+	ServerName string
+}
+
+// Enabled reports whether any option is set.
+func (o ClientOptions) Enabled() bool {
+	return o.CAFile != "" || o.CertFile != "" || o.KeyFile != "" || o.ServerName != ""
+}
+
+// Which file of the options a FileError is about.
+const (
+	FieldCert     = "cert"
+	FieldKey      = "key"
+	FieldCA       = "ca"
+	FieldClientCA = "client-ca"
+)
+
+// FileError is a file of the options that is missing, unreadable or does not
+// hold what it should. Field is one of the Field constants, so the config
+// layer can name its key.
+type FileError struct {
+	Field string
+	Path  string
+	Err   error
+}
+
+func (e *FileError) Error() string {
+	if e.Path == "" {
+		return fmt.Sprintf("%s file: %v", e.Field, e.Err)
+	}
+	return fmt.Sprintf("%s file %q: %v", e.Field, e.Path, e.Err)
+}
+
+func (e *FileError) Unwrap() error { return e.Err }
+
+// ServerConfig builds a server config from o, loading every file now, so a
+// bad file fails at start. The certificate is re-read when its files change.
+// log receives one line per rotation and per broken new pair.
+func ServerConfig(o ServerOptions, log logrus.FieldLogger) (*tls.Config, error) {
+	if o.CertFile == "" || o.KeyFile == "" {
+		if o.CertFile == "" {
+			return nil, &FileError{Field: FieldCert, Err: errors.New("a TLS server needs a certificate and a key: set both")}
+		}
+		return nil, &FileError{Field: FieldKey, Err: errors.New("a TLS server needs a certificate and a key: set both")}
+	}
+	kp, err := newKeyPair(o.CertFile, o.KeyFile, log)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{
+		MinVersion: MinVersion,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return kp.current(), nil
+		},
+	}
+	if o.ClientCAFile != "" {
+		pool, err := loadPool(FieldClientCA, o.ClientCAFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+// ClientConfig builds a client config from o, loading every file now. The
+// client certificate, if any, is re-read when its files change.
+func ClientConfig(o ClientOptions, log logrus.FieldLogger) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: MinVersion, ServerName: o.ServerName}
+	if o.CAFile != "" {
+		pool, err := loadPool(FieldCA, o.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.RootCAs = pool
+	}
+	switch {
+	case o.CertFile == "" && o.KeyFile == "":
+	case o.CertFile == "":
+		return nil, &FileError{Field: FieldCert, Err: errors.New("a client key needs its certificate: set both")}
+	case o.KeyFile == "":
+		return nil, &FileError{Field: FieldKey, Err: errors.New("a client certificate needs its key: set both")}
+	default:
+		kp, err := newKeyPair(o.CertFile, o.KeyFile, log)
+		if err != nil {
+			return nil, err
+		}
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return kp.current(), nil
+		}
+	}
+	return cfg, nil
+}
+
+func loadPool(field, path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &FileError{Field: field, Path: path, Err: err}
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, &FileError{Field: field, Path: path, Err: errors.New("no PEM certificate in it")}
+	}
+	return pool, nil
+}
+
+// stamp is what tells a rewritten file from the one loaded.
+type stamp struct {
+	mod  time.Time
+	size int64
+}
+
+func stat(path string) (stamp, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return stamp{}, err
+	}
+	return stamp{mod: fi.ModTime(), size: fi.Size()}, nil
+}
+
+// keyPair is a certificate and key loaded from two files, reloaded when
+// either file's stamp changes. Safe for concurrent use.
+type keyPair struct {
+	certFile, keyFile string
+	log               logrus.FieldLogger
+
+	mu        sync.Mutex
+	cert      *tls.Certificate
+	certStamp stamp // of the files last tried, loaded or not
+	keyStamp  stamp
+}
+
+func newKeyPair(certFile, keyFile string, log logrus.FieldLogger) (*keyPair, error) {
+	kp := &keyPair{certFile: certFile, keyFile: keyFile, log: log}
+	cs, err := stat(certFile)
+	if err != nil {
+		return nil, &FileError{Field: FieldCert, Path: certFile, Err: err}
+	}
+	ks, err := stat(keyFile)
+	if err != nil {
+		return nil, &FileError{Field: FieldKey, Path: keyFile, Err: err}
+	}
+	cert, err := load(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	kp.cert, kp.certStamp, kp.keyStamp = cert, cs, ks
+	return kp, nil
+}
+
+// load reads a pair and parses its leaf, so NotAfter is at hand.
+func load(certFile, keyFile string) (*tls.Certificate, error) {
+	if _, err := os.ReadFile(certFile); err != nil {
+		return nil, &FileError{Field: FieldCert, Path: certFile, Err: err}
+	}
+	if _, err := os.ReadFile(keyFile); err != nil {
+		return nil, &FileError{Field: FieldKey, Path: keyFile, Err: err}
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, &FileError{Field: FieldCert, Path: certFile, Err: fmt.Errorf("with key %q: %w", keyFile, err)}
+	}
+	return &cert, nil
+}
+
+// current returns the pair to use for a handshake, loading the files first
+// if they changed since they were last tried.
+func (kp *keyPair) current() *tls.Certificate {
+	kp.mu.Lock()
+	defer kp.mu.Unlock()
+	cs, err1 := stat(kp.certFile)
+	ks, err2 := stat(kp.keyFile)
+	if err1 != nil || err2 != nil || (cs == kp.certStamp && ks == kp.keyStamp) {
+		// A file gone for a moment (being replaced) keeps the pair in use.
+		return kp.cert
+	}
+	kp.certStamp, kp.keyStamp = cs, ks
+	cert, err := load(kp.certFile, kp.keyFile)
+	if err != nil {
+		kp.log.WithError(err).WithField("cert_file", kp.certFile).
+			Error("tls: cannot load the changed certificate and key; still using the previous pair")
+		return kp.cert
+	}
+	kp.cert = cert
+	kp.log.WithFields(logrus.Fields{"cert_file": kp.certFile, "not_after": cert.Leaf.NotAfter.UTC().Format(time.RFC3339)}).
+		Info("tls: loaded the changed certificate and key")
+	return kp.cert
+}
