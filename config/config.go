@@ -91,6 +91,7 @@ type Config struct {
 	Forward     Forward
 	Filters     Filters
 	Protocol    Protocol // tag-formats
+	TLS         TLS      // admin-tls-*; the forwarder's tls-* keys are in Forward.HTTPTransport.TLS
 
 	// values holds each key's effective value as Load read it (see
 	// ChangedKeys); config-path and version are not keys.
@@ -233,6 +234,7 @@ var sections = []func(*Config, *reader){
 	(*Config).loadProtocol,
 	(*Config).loadTimers,
 	(*Config).loadGostatsd, // after the keys it maps onto
+	(*Config).loadTLS,
 }
 
 func (c *Config) loadCore(r *reader) {

@@ -42,9 +42,24 @@ func WriteExample(w io.Writer) error {
 	section := ""
 	// Top-level keys first, whichever table declares them: in TOML a key
 	// after a [section] header belongs to that section.
+	// Then each section's keys together, in the order the sections first
+	// appear, whichever table declares them (a TOML table is declared once).
 	keys := allKeys()
+	rank := map[string]int{}
+	sectionOf := func(name string) string {
+		if i := strings.LastIndexByte(name, '.'); i >= 0 {
+			return name[:i]
+		}
+		return ""
+	}
+	for _, k := range keys {
+		if _, ok := rank[sectionOf(k.name)]; !ok {
+			rank[sectionOf(k.name)] = len(rank) + 1
+		}
+	}
+	rank[""] = 0
 	sort.SliceStable(keys, func(i, j int) bool {
-		return !strings.Contains(keys[i].name, ".") && strings.Contains(keys[j].name, ".")
+		return rank[sectionOf(keys[i].name)] < rank[sectionOf(keys[j].name)]
 	})
 	for _, k := range keys {
 		sec, name := "", k.name

@@ -22,6 +22,7 @@ import (
 	"github.com/garner-metrics/garner/pkg/aggregator"
 	"github.com/garner-metrics/garner/pkg/flush"
 	"github.com/garner-metrics/garner/pkg/health"
+	"github.com/garner-metrics/garner/pkg/tlsconf"
 	"github.com/garner-metrics/garner/pkg/version"
 	"github.com/garner-metrics/garner/pkg/web"
 )
@@ -87,10 +88,18 @@ func newAdmin(cfg *config.Config, log logrus.FieldLogger, reg *prometheus.Regist
 
 	var ls []web.Listener
 	if cfg.Admin.Addr != "" {
-		ls = append(ls, web.Listener{
+		l := web.Listener{
 			Name: "admin", Address: cfg.Admin.Addr, Admin: true, Healthcheck: true,
 			Prof: cfg.Admin.EnableProf, Expvar: cfg.Admin.EnableExpvar, Ingestion: cfg.Admin.EnableIngestion,
-		})
+		}
+		if cfg.TLS.Admin.Enabled() {
+			tc, err := tlsconf.ServerConfig(cfg.TLS.Admin, log.WithFields(logrus.Fields{"component": "http", "http_server": "admin"}))
+			if err != nil {
+				return nil, fmt.Errorf("admin-tls-cert-file: %w", err)
+			}
+			l.TLS = tc
+		}
+		ls = append(ls, l)
 	}
 	for _, s := range cfg.Admin.HTTPServers {
 		ls = append(ls, web.Listener{

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/garner-metrics/garner/pkg/tlsconf"
 )
 
 // Options configures a Forwarder. Each field is set by the [http-transport]
@@ -13,6 +15,10 @@ import (
 // DefaultOptions). A zero field takes its DefaultOptions value where the
 // field says so.
 type Options struct {
+	// TLS is the client side of https:// endpoints (tls-ca-file,
+	// tls-cert-file, tls-key-file, tls-server-name; see tls.go). Zero: the
+	// system roots, no client certificate.
+	TLS tlsconf.ClientOptions
 	// APIEndpoints are the upstream base URLs, without trailing "/"
 	// (api-endpoint). Required.
 	APIEndpoints []string

@@ -34,9 +34,13 @@ func (m Metrics) Sum(name string, labels ...string) float64 {
 	return total
 }
 
-// Scrape reads http://<admin>/metrics; client bounds the request.
+// Scrape reads http://<admin>/metrics (admin may also be a base URL such as
+// https://127.0.0.1:8126); client bounds the request.
 func Scrape(client *http.Client, admin string) (Metrics, error) {
-	resp, err := client.Get("http://" + admin + "/metrics")
+	if !strings.Contains(admin, "://") {
+		admin = "http://" + admin
+	}
+	resp, err := client.Get(admin + "/metrics")
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ package web
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -58,6 +59,9 @@ type Listener struct {
 	Expvar      bool // /expvar (enable-expvar)
 	Healthcheck bool // /healthcheck, /deepcheck and the {base} health family (enable-healthcheck; always on admin-addr)
 	Ingestion   bool // handlers mounted with HandleIngestion (enable-ingestion)
+	// TLS, when set, makes the server HTTPS only (a plain HTTP request gets
+	// 400 from net/http); built by tlsconf.ServerConfig. Nil = plain HTTP.
+	TLS *tls.Config
 }
 
 // Options configures the servers; config maps admin-addr, the
@@ -210,6 +214,7 @@ func New(opts Options, deps Deps) (*Server, error) {
 			IdleTimeout:       IdleTimeout,
 			MaxHeaderBytes:    MaxHeaderBytes,
 			ErrorLog:          newErrorLog(deps.Log.WithField("http_server", l.Name)),
+			TLSConfig:         l.TLS,
 		}
 		s.servers = append(s.servers, sv)
 	}
@@ -303,8 +308,13 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.log.WithFields(logrus.Fields{"http_server": sv.l.Name, "address": sv.ln.Addr().String()}).Info("serving http")
-			if err := sv.srv.Serve(sv.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.WithFields(logrus.Fields{"http_server": sv.l.Name, "address": sv.ln.Addr().String(), "tls": sv.l.TLS != nil}).Info("serving http")
+			serve := sv.srv.Serve
+			if sv.l.TLS != nil {
+				// The certificate comes from TLSConfig.GetCertificate.
+				serve = func(ln net.Listener) error { return sv.srv.ServeTLS(ln, "", "") }
+			}
+			if err := serve(sv.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("http server %q on %q: %w", sv.l.Name, sv.l.Address, err)
 				cancel()
 			}

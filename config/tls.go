@@ -1,0 +1,86 @@
+package config
+
+import (
+	"errors"
+	"io"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/garner-metrics/garner/pkg/tlsconf"
+)
+
+// TLS is the certificate configuration of garner's listeners. (The
+// forwarder's client side lives in Forward.HTTPTransport.TLS, next to the
+// rest of [http-transport].) Every file is loaded at Load, so a missing,
+// unreadable or mismatched file fails the start naming its key; the servers
+// and clients re-read the certificates when their files change (see
+// pkg/tlsconf and SECURITY.md).
+type TLS struct {
+	// Admin is the admin server's (admin-addr) HTTPS: admin-tls-cert-file →
+	// CertFile, admin-tls-key-file → KeyFile, admin-tls-client-ca-file →
+	// ClientCAFile. Zero = plain HTTP.
+	Admin tlsconf.ServerOptions
+}
+
+var tlsKeys = []key{
+	{"admin-tls-cert-file", kString, "", "PEM certificate (chain, leaf first) admin-addr serves HTTPS with; set with admin-tls-key-file. Re-read when the file changes (a broken new pair keeps the old one, logged). Empty = plain HTTP", true},
+	{"admin-tls-key-file", kString, "", "PEM private key of admin-tls-cert-file", true},
+	{"admin-tls-client-ca-file", kString, "", "PEM CA bundle: admin-addr then requires a client certificate from one of these CAs (mutual TLS; forwarders with http-transport.tls-cert-file). Empty = no client certificate asked", true},
+	{"http-transport.tls-ca-file", kString, "", "Forwarder mode: PEM CA bundle the aggregators' certificates must chain to (https:// api-endpoint); empty = the system roots", false},
+	{"http-transport.tls-cert-file", kString, "", "Forwarder mode: PEM client certificate presented to the aggregators (mutual TLS); set with tls-key-file. Re-read when the file changes", false},
+	{"http-transport.tls-key-file", kString, "", "Forwarder mode: PEM private key of tls-cert-file", false},
+	{"http-transport.tls-server-name", kString, "", "Forwarder mode: name the aggregators' certificates must hold, when not the api-endpoint host (e.g. endpoints given as IP addresses); empty = the host", false},
+}
+
+// tlsFieldKeys maps a tlsconf.FileError field onto the key that names the file.
+type tlsFieldKeys map[string]string
+
+func (c *Config) loadTLS(r *reader) {
+	c.TLS.Admin = tlsconf.ServerOptions{
+		CertFile:     strings.TrimSpace(r.str("admin-tls-cert-file")),
+		KeyFile:      strings.TrimSpace(r.str("admin-tls-key-file")),
+		ClientCAFile: strings.TrimSpace(r.str("admin-tls-client-ca-file")),
+	}
+	if o := c.TLS.Admin; o.Enabled() {
+		if c.Admin.Addr == "" {
+			r.fail("admin-tls-cert-file", errors.New("admin-addr is empty: there is no admin server to serve TLS on"))
+		}
+		_, err := tlsconf.ServerConfig(o, discard())
+		r.failTLS(err, tlsFieldKeys{tlsconf.FieldCert: "admin-tls-cert-file", tlsconf.FieldKey: "admin-tls-key-file", tlsconf.FieldClientCA: "admin-tls-client-ca-file"})
+	}
+
+	f := &c.Forward.HTTPTransport.TLS
+	*f = tlsconf.ClientOptions{
+		CAFile:     strings.TrimSpace(r.str("http-transport.tls-ca-file")),
+		CertFile:   strings.TrimSpace(r.str("http-transport.tls-cert-file")),
+		KeyFile:    strings.TrimSpace(r.str("http-transport.tls-key-file")),
+		ServerName: strings.TrimSpace(r.str("http-transport.tls-server-name")),
+	}
+	if f.Enabled() {
+		_, err := tlsconf.ClientConfig(*f, discard())
+		r.failTLS(err, tlsFieldKeys{tlsconf.FieldCA: "http-transport.tls-ca-file", tlsconf.FieldCert: "http-transport.tls-cert-file", tlsconf.FieldKey: "http-transport.tls-key-file"})
+	}
+}
+
+// failTLS records err from tlsconf against the key of the file it is about.
+func (r *reader) failTLS(err error, keys tlsFieldKeys) {
+	if err == nil {
+		return
+	}
+	var fe *tlsconf.FileError
+	if errors.As(err, &fe) && keys[fe.Field] != "" {
+		r.fail(keys[fe.Field], err)
+		return
+	}
+	for _, k := range keys {
+		r.fail(k, err)
+		return
+	}
+}
+
+func discard() logrus.FieldLogger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
+}
