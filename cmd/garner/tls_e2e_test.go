@@ -1,8 +1,10 @@
 package main_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -82,4 +84,81 @@ func TestAdminHTTPS(t *testing.T) {
 		t.Fatalf("plain HTTP to the TLS port: %s %q; want 400 and no metrics", resp.Status, body)
 	}
 	p.StopOK(t)
+}
+
+// TestForwardMutualTLS: forwarders → aggregator over mutual TLS with real
+// binaries. The forwarder with a client certificate from the aggregator's
+// client CA delivers every sample (exact totals at the aggregator's
+// backend); one without a certificate, and one with a certificate from
+// another CA, deliver nothing: their requests fail at the handshake and are
+// counted as retries, and the aggregator logs the refused handshakes.
+func TestForwardMutualTLS(t *testing.T) {
+	f := newTLSFiles(t)
+	g := garnertest.NewGraphite(t)
+	agg := garnertest.StartConfig(t, fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\n", g.Addr()),
+		"--metrics-addr", "", "--enable-ingestion", "--flush-interval", "1h", "--shutdown-grace", "0s",
+		"--admin-tls-cert-file", f.server.CertFile, "--admin-tls-key-file", f.server.KeyFile,
+		"--admin-tls-client-ca-file", f.caFile)
+	aggAddr := agg.AdminAddr(t)
+
+	forwarder := func(pair garnertest.Pair) *garnertest.Process {
+		t.Helper()
+		toml := fmt.Sprintf("server-mode = \"forwarder\"\n[http-transport]\napi-endpoint = %q\nflush-interval = \"200ms\"\nprobe-interval = \"200ms\"\ntls-ca-file = %q\n",
+			"https://"+aggAddr, f.caFile)
+		if pair.CertFile != "" {
+			toml += fmt.Sprintf("tls-cert-file = %q\ntls-key-file = %q\n", pair.CertFile, pair.KeyFile)
+		}
+		return garnertest.StartConfig(t, toml, "--metrics-addr", "127.0.0.1:0", "--shutdown-grace", "0s", "--shutdown-timeout", "2s")
+	}
+	good := forwarder(f.client)
+	noCert := forwarder(garnertest.Pair{})
+	otherCA := forwarder(f.outCA)
+
+	const datagrams, perDatagram = 50, 20
+	send := func(p *garnertest.Process, line string) {
+		payload := strings.TrimSuffix(strings.Repeat(line+"\n", perDatagram), "\n")
+		payloads := make([]string, datagrams)
+		for i := range payloads {
+			payloads[i] = payload
+		}
+		garnertest.SendUDP(t, p.UDPAddr(t), payloads...)
+		p.WaitRead(t, datagrams*perDatagram)
+	}
+	send(good, "tls.good:1.5|c")
+	send(noCert, "tls.nocert:1|c")
+	send(otherCA, "tls.otherca:1|c")
+
+	for name, p := range map[string]*garnertest.Process{"no client certificate": noCert, "client from another CA": otherCA} {
+		admin := p.AdminAddr(t)
+		garnertest.WaitFor(t, name+": failed requests counted", 20*time.Second, func() bool {
+			return garnertest.MustScrape(t, admin).Sum("garner_forwarder_retries_total") > 0
+		})
+		if sent := garnertest.MustScrape(t, admin).Sum("garner_forwarder_sent_series_total"); sent != 0 {
+			t.Errorf("%s: %v series accepted by the aggregator, want 0", name, sent)
+		}
+	}
+	if !agg.WaitStderr("TLS handshake error", 10*time.Second) {
+		t.Error("the aggregator did not log the refused handshakes")
+	}
+	noCert.Stop(20 * time.Second)
+	otherCA.Stop(20 * time.Second)
+	good.StopOK(t) // drains: everything it aggregated is delivered
+	agg.StopOK(t)  // final flush
+
+	var total float64
+	for _, p := range g.Points() {
+		switch {
+		case strings.HasPrefix(p.Name, "stats.counters.tls.good.count"):
+			v, err := strconv.ParseFloat(p.Value, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total += v
+		case strings.Contains(p.Name, "tls.nocert") || strings.Contains(p.Name, "tls.otherca"):
+			t.Errorf("a refused forwarder's series reached the backend: %s %s", p.Name, p.Value)
+		}
+	}
+	if want := 1.5 * datagrams * perDatagram; total != want {
+		t.Fatalf("tls.good total at the aggregator's backend = %v, want %v; points: %v", total, want, g.Lines())
+	}
 }

@@ -112,6 +112,9 @@ func New(opts Options, log logrus.FieldLogger, reg prometheus.Registerer) (*Forw
 		userAgent: "garner/" + version.Get().Version + " (forwarder)", retry: retry,
 		log: log, m: f.m, pool: f.pool, tr: transcoder{comp: comp, m: f.m}, retired: f.forget,
 	}
+	if f.upBase.tls, err = clientTLS(opts.TLS, log); err != nil {
+		return nil, err
+	}
 	for _, raw := range opts.APIEndpoints {
 		ep, err := parseEndpoint(raw, opts.DNSRefresh > 0)
 		if err != nil {

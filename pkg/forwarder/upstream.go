@@ -74,6 +74,7 @@ type upstreamConfig struct {
 	header        http.Header   // custom headers and Content-Type, on every request
 	userAgent     string
 	retry         httpsend.Retry
+	tls           *tls.Config // clientTLS
 
 	log     logrus.FieldLogger
 	m       *fwdMetrics
@@ -130,7 +131,7 @@ func newUpstream(cfg upstreamConfig) *upstream {
 		TLSHandshakeTimeout:   cfg.timeout,
 		ExpectContinueTimeout: time.Second,
 		ForceAttemptHTTP2:     true,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSClientConfig:       cfg.tls.Clone(), // the transport adds its NextProtos to it
 	}
 	if cfg.pin.IsValid() {
 		// One address of a name: dial it, whatever the URL's host resolves
