@@ -21,9 +21,16 @@ type TLS struct {
 	// CertFile, admin-tls-key-file → KeyFile, admin-tls-client-ca-file →
 	// ClientCAFile. Zero = plain HTTP.
 	Admin tlsconf.ServerOptions
+	// TCP is the TCP statsd listener's (tcp-metrics-addr) TLS:
+	// tcp-tls-cert-file, tcp-tls-key-file, tcp-tls-client-ca-file. Zero =
+	// plain TCP.
+	TCP tlsconf.ServerOptions
 }
 
 var tlsKeys = []key{
+	{"tcp-tls-cert-file", kString, "", "PEM certificate (chain, leaf first) the TCP statsd listener (tcp-metrics-addr) serves TLS with; set with tcp-tls-key-file. A client speaking plaintext, or failing the handshake, is closed and counted in garner_tls_handshake_errors_total{listener=\"tcp\"}. Re-read when the file changes. Empty = plain TCP", true},
+	{"tcp-tls-key-file", kString, "", "PEM private key of tcp-tls-cert-file", true},
+	{"tcp-tls-client-ca-file", kString, "", "PEM CA bundle: TCP statsd clients must then present a certificate from one of these CAs (mutual TLS). Empty = no client certificate asked", true},
 	{"admin-tls-cert-file", kString, "", "PEM certificate (chain, leaf first) admin-addr serves HTTPS with; set with admin-tls-key-file. Re-read when the file changes (a broken new pair keeps the old one, logged). Empty = plain HTTP", true},
 	{"admin-tls-key-file", kString, "", "PEM private key of admin-tls-cert-file", true},
 	{"admin-tls-client-ca-file", kString, "", "PEM CA bundle: admin-addr then requires a client certificate from one of these CAs (mutual TLS; forwarders with http-transport.tls-cert-file). Empty = no client certificate asked", true},
@@ -48,6 +55,19 @@ func (c *Config) loadTLS(r *reader) {
 		}
 		_, err := tlsconf.ServerConfig(o, discard())
 		r.failTLS(err, tlsFieldKeys{tlsconf.FieldCert: "admin-tls-cert-file", tlsconf.FieldKey: "admin-tls-key-file", tlsconf.FieldClientCA: "admin-tls-client-ca-file"})
+	}
+
+	c.TLS.TCP = tlsconf.ServerOptions{
+		CertFile:     strings.TrimSpace(r.str("tcp-tls-cert-file")),
+		KeyFile:      strings.TrimSpace(r.str("tcp-tls-key-file")),
+		ClientCAFile: strings.TrimSpace(r.str("tcp-tls-client-ca-file")),
+	}
+	if o := c.TLS.TCP; o.Enabled() {
+		if c.TCPMetricsAddr == "" {
+			r.fail("tcp-tls-cert-file", errors.New("tcp-metrics-addr is empty: there is no TCP listener to serve TLS on"))
+		}
+		_, err := tlsconf.ServerConfig(o, discard())
+		r.failTLS(err, tlsFieldKeys{tlsconf.FieldCert: "tcp-tls-cert-file", tlsconf.FieldKey: "tcp-tls-key-file", tlsconf.FieldClientCA: "tcp-tls-client-ca-file"})
 	}
 
 	f := &c.Forward.HTTPTransport.TLS

@@ -24,7 +24,11 @@ func TestTLSKeys(t *testing.T) {
 	if want := (tlsconf.ClientOptions{CAFile: caFile, CertFile: p.CertFile, KeyFile: p.KeyFile, ServerName: "agg"}); c.Forward.HTTPTransport.TLS != want {
 		t.Errorf("HTTPTransport.TLS = %+v, want %+v", c.Forward.HTTPTransport.TLS, want)
 	}
-	if d := mustLoad(t); d.TLS.Admin.Enabled() || d.Forward.HTTPTransport.TLS.Enabled() {
+	tcp := mustLoad(t, "--tcp-metrics-addr=127.0.0.1:0", "--tcp-tls-cert-file", p.CertFile, "--tcp-tls-key-file", p.KeyFile)
+	if want := (tlsconf.ServerOptions{CertFile: p.CertFile, KeyFile: p.KeyFile}); tcp.TLS.TCP != want {
+		t.Errorf("TLS.TCP = %+v, want %+v", tcp.TLS.TCP, want)
+	}
+	if d := mustLoad(t); d.TLS.TCP.Enabled() || d.TLS.Admin.Enabled() || d.Forward.HTTPTransport.TLS.Enabled() {
 		t.Errorf("TLS on by default: %+v %+v", d.TLS, d.Forward.HTTPTransport.TLS)
 	}
 
@@ -42,6 +46,9 @@ func TestTLSKeys(t *testing.T) {
 		{name: "admin client CA junk", args: []string{cert, key, "--admin-tls-client-ca-file=" + junk}, wantKey: "admin-tls-client-ca-file"},
 		{name: "admin client CA without a pair", args: []string{"--admin-tls-client-ca-file=" + caFile}, wantKey: "admin-tls-cert-file"},
 		{name: "admin TLS without admin-addr", args: []string{cert, key, "--admin-addr="}, wantKey: "admin-tls-cert-file"},
+		{name: "tcp key missing", args: []string{"--tcp-metrics-addr=127.0.0.1:0", "--tcp-tls-cert-file=" + p.CertFile, "--tcp-tls-key-file=" + missing}, wantKey: "tcp-tls-key-file"},
+		{name: "tcp client CA missing", args: []string{"--tcp-metrics-addr=127.0.0.1:0", "--tcp-tls-cert-file=" + p.CertFile, "--tcp-tls-key-file=" + p.KeyFile, "--tcp-tls-client-ca-file=" + missing}, wantKey: "tcp-tls-client-ca-file"},
+		{name: "tcp TLS without tcp-metrics-addr", args: []string{"--tcp-tls-cert-file=" + p.CertFile, "--tcp-tls-key-file=" + p.KeyFile}, wantKey: "tcp-tls-cert-file"},
 		{name: "forwarder CA missing", file: transport("tls-ca-file = \"" + missing + "\"\n"), wantKey: "http-transport.tls-ca-file"},
 		{name: "forwarder cert without key", file: transport("tls-cert-file = \"" + p.CertFile + "\"\n"), wantKey: "http-transport.tls-key-file"},
 		{name: "forwarder key is junk", file: transport("tls-cert-file = \"" + p.CertFile + "\"\ntls-key-file = \"" + junk + "\"\n"), wantKey: "http-transport.tls-cert-file"},

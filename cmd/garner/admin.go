@@ -22,7 +22,6 @@ import (
 	"github.com/garner-metrics/garner/pkg/aggregator"
 	"github.com/garner-metrics/garner/pkg/flush"
 	"github.com/garner-metrics/garner/pkg/health"
-	"github.com/garner-metrics/garner/pkg/tlsconf"
 	"github.com/garner-metrics/garner/pkg/version"
 	"github.com/garner-metrics/garner/pkg/web"
 )
@@ -92,12 +91,9 @@ func newAdmin(cfg *config.Config, log logrus.FieldLogger, reg *prometheus.Regist
 			Name: "admin", Address: cfg.Admin.Addr, Admin: true, Healthcheck: true,
 			Prof: cfg.Admin.EnableProf, Expvar: cfg.Admin.EnableExpvar, Ingestion: cfg.Admin.EnableIngestion,
 		}
-		if cfg.TLS.Admin.Enabled() {
-			tc, err := tlsconf.ServerConfig(cfg.TLS.Admin, log.WithFields(logrus.Fields{"component": "http", "http_server": "admin"}))
-			if err != nil {
-				return nil, fmt.Errorf("admin-tls-cert-file: %w", err)
-			}
-			l.TLS = tc
+		var err error
+		if l.TLS, err = serverTLS(cfg.TLS.Admin, "admin-tls-cert-file", log.WithFields(logrus.Fields{"component": "http", "http_server": "admin"})); err != nil {
+			return nil, err
 		}
 		ls = append(ls, l)
 	}

@@ -325,14 +325,18 @@ func listen(cfg *config.Config, lines *receiver.Lines, log logrus.FieldLogger, r
 		}
 	}
 	if cfg.TCPMetricsAddr != "" {
+		tc, err := serverTLS(cfg.TLS.TCP, "tcp-tls-cert-file", log.WithField("receiver", "tcp"))
+		if err != nil {
+			return fail(err)
+		}
 		t, err := receiver.ListenTCP(receiver.TCPOptions{
 			Addr: cfg.TCPMetricsAddr, MaxLineLength: cfg.TCPMaxLineLength,
-			MaxConnections: cfg.TCPMaxConnections, IdleTimeout: cfg.TCPIdleTimeout,
+			MaxConnections: cfg.TCPMaxConnections, IdleTimeout: cfg.TCPIdleTimeout, TLS: tc,
 		}, lines, log, reg)
 		if err != nil {
 			return fail(err)
 		}
-		log.WithField("address", t.Addr().String()).Info("listening for statsd on tcp")
+		log.WithFields(logrus.Fields{"address": t.Addr().String(), "tls": tc != nil}).Info("listening for statsd on tcp")
 		rs = append(rs, t)
 	}
 	return rs, nil

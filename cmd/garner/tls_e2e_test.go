@@ -1,9 +1,13 @@
 package main_test
 
 import (
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,6 +22,7 @@ import (
 // tlsFiles are the certificates of a TLS test, made at test time: a CA, a
 // server and a client pair from it, and a client pair from another CA.
 type tlsFiles struct {
+	ca                    *garnertest.CA
 	dir, caFile           string
 	server, client, outCA garnertest.Pair
 }
@@ -28,6 +33,7 @@ func newTLSFiles(t *testing.T) tlsFiles {
 	ca := garnertest.NewCA(t, "garner e2e CA")
 	day := time.Now().Add(24 * time.Hour)
 	return tlsFiles{
+		ca:     ca,
 		dir:    dir,
 		caFile: ca.WriteCA(t, dir, "ca.pem"),
 		server: ca.WritePair(t, dir, "aggregator", day),
@@ -160,5 +166,100 @@ func TestForwardMutualTLS(t *testing.T) {
 	}
 	if want := 1.5 * datagrams * perDatagram; total != want {
 		t.Fatalf("tls.good total at the aggregator's backend = %v, want %v; points: %v", total, want, g.Lines())
+	}
+}
+
+// TestTCPListenerTLS: the TCP statsd listener over mutual TLS. A client
+// with a certificate from the client CA is read (exact totals); plaintext, no
+// certificate, a certificate from another CA and an expired one are each
+// refused at the handshake and counted by reason, and the good client, open
+// meanwhile, is not affected.
+func TestTCPListenerTLS(t *testing.T) {
+	f := newTLSFiles(t)
+	old := f.ca.WritePair(t, f.dir, "expired", time.Now().Add(-time.Minute))
+	g := garnertest.NewGraphite(t)
+	p := garnertest.StartConfig(t, fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\n", g.Addr()),
+		"--metrics-addr", "", "--tcp-metrics-addr", "127.0.0.1:0", "--flush-interval", "1h", "--shutdown-grace", "0s",
+		"--tcp-tls-cert-file", f.server.CertFile, "--tcp-tls-key-file", f.server.KeyFile, "--tcp-tls-client-ca-file", f.caFile)
+	addr := p.TCPAddr(t)
+	admin := p.AdminAddr(t)
+
+	dialTLS := func(pair garnertest.Pair) (*tls.Conn, error) {
+		cfg, err := tlsconf.ClientConfig(tlsconf.ClientOptions{CAFile: f.caFile, CertFile: pair.CertFile, KeyFile: pair.KeyFile}, logrus.New())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, cfg)
+	}
+	good, err := dialTLS(f.client)
+	if err != nil {
+		t.Fatalf("client from the CA: %v", err)
+	}
+	const lines = 500
+	if _, err := good.Write([]byte(strings.Repeat("tcp.good:2|c\n", lines/2))); err != nil {
+		t.Fatal(err)
+	}
+
+	// refused reads until the server closes the connection: it must, and
+	// without taking a line.
+	refused := func(name string, c net.Conn) {
+		t.Helper()
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		_, _ = c.Write([]byte("tcp.refused:1|c\n"))
+		if _, err := io.ReadAll(c); errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("%s: still connected after 10s", name)
+		}
+	}
+	plain, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused("plaintext", plain)
+	for name, pair := range map[string]garnertest.Pair{"no certificate": {}, "another CA": f.outCA, "expired": old} {
+		c, err := dialTLS(pair)
+		if err != nil {
+			continue // TLS 1.2 refuses during Dial; TLS 1.3 on the first read
+		}
+		refused(name, c)
+	}
+	want := map[string]float64{
+		tlsconf.ReasonNotTLS: 1, tlsconf.ReasonNoClientCert: 1, tlsconf.ReasonBadCert: 1, tlsconf.ReasonExpiredCert: 1,
+	}
+	garnertest.WaitFor(t, "refused handshakes counted by reason", 20*time.Second, func() bool {
+		m := garnertest.MustScrape(t, admin)
+		for reason, n := range want {
+			if m.Sum("garner_tls_handshake_errors_total", `listener="tcp"`, `reason="`+reason+`"`) != n {
+				return false
+			}
+		}
+		return m.Sum("garner_tls_handshake_errors_total") == 4
+	})
+
+	// The good client, open all along, goes on.
+	if _, err := good.Write([]byte(strings.Repeat("tcp.good:2|c\n", lines/2))); err != nil {
+		t.Fatal(err)
+	}
+	good.Close()
+	p.WaitRead(t, lines)
+	p.StopOK(t)
+	got := values(g)
+	var found bool
+	for name, v := range got {
+		if strings.HasPrefix(name, "stats.counters.tcp.good.count") {
+			found = true
+			if v != strconv.Itoa(2*lines) {
+				t.Errorf("%s = %s, want %d", name, v, 2*lines)
+			}
+		}
+		if strings.Contains(name, "tcp.refused") {
+			t.Errorf("a refused client's line was read: %s", name)
+		}
+	}
+	if !found {
+		t.Fatalf("tcp.good not flushed: %v", g.Lines())
+	}
+	if !strings.Contains(p.Stderr(), "tls handshake with a tcp statsd client failed") {
+		t.Error("refused handshakes not logged")
 	}
 }

@@ -5,6 +5,7 @@ package receiver
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
+
+	"github.com/garner-metrics/garner/pkg/ratelog"
+	"github.com/garner-metrics/garner/pkg/tlsconf"
 )
 
 // maxBadRun is how many bad lines in a row make a TCP client be disconnected:
@@ -38,7 +42,16 @@ type TCPOptions struct {
 	// IdleTimeout disconnects a client silent this long (key
 	// tcp-idle-timeout); 0 = never. Default 5m.
 	IdleTimeout time.Duration
+	// TLS, when set, makes every client complete a TLS handshake first
+	// (keys tcp-tls-*; built by tlsconf.ServerConfig); a failed handshake is
+	// counted in garner_tls_handshake_errors_total{listener="tcp"} and
+	// logged with a rate limit, and only that client is closed. Nil = plain
+	// TCP. Default nil.
+	TLS *tls.Config
 }
+
+// tlsHandshakeTimeout bounds a TLS client's handshake.
+const tlsHandshakeTimeout = 10 * time.Second
 
 // DefaultTCPOptions returns the options the keys default to (no Addr).
 func DefaultTCPOptions() TCPOptions {
@@ -58,6 +71,8 @@ type TCP struct {
 
 	refused, closedBad prometheus.Counter
 	active             prometheus.Gauge
+	handshakeErrs      map[string]prometheus.Counter // by tlsconf reason; TLS only
+	handshakeLog       *ratelog.Limiter
 	accepting          atomic.Bool // Run's accept loop is running (health.go)
 }
 
@@ -79,6 +94,14 @@ func ListenTCP(opts TCPOptions, lines *Lines, log logrus.FieldLogger, reg promet
 			Name: "garner_receiver_tcp_connections", Help: "Open TCP statsd connections."}),
 	}
 	reg.MustRegister(t.refused, t.closedBad, t.active)
+	if opts.TLS != nil {
+		vec := tlsconf.HandshakeErrors(reg)
+		t.handshakeErrs = make(map[string]prometheus.Counter, len(tlsconf.Reasons))
+		for _, r := range tlsconf.Reasons {
+			t.handshakeErrs[r] = vec.WithLabelValues("tcp", r)
+		}
+		t.handshakeLog = ratelog.Every(time.Minute, 10)
+	}
 	return t, nil
 }
 
@@ -149,6 +172,12 @@ func (t *TCP) Run(ctx context.Context) error {
 }
 
 func (t *TCP) serve(ctx context.Context, conn net.Conn) {
+	if t.opts.TLS != nil {
+		var ok bool
+		if conn, ok = t.handshake(ctx, conn); !ok {
+			return
+		}
+	}
 	r := t.lines.NewHandler("tcp")
 	defer r.Handoff()
 	if ta, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
@@ -206,4 +235,28 @@ func (t *TCP) serve(ctx context.Context, conn net.Conn) {
 			return
 		}
 	}
+}
+
+// handshake runs the TLS handshake of a new client, bounded by
+// tlsHandshakeTimeout; a failure is counted, logged with a rate limit and
+// reported as false (the caller closes conn).
+func (t *TCP) handshake(ctx context.Context, conn net.Conn) (net.Conn, bool) {
+	tc := tls.Server(conn, t.opts.TLS)
+	_ = conn.SetDeadline(time.Now().Add(tlsHandshakeTimeout))
+	err := tc.HandshakeContext(ctx)
+	_ = conn.SetDeadline(time.Time{})
+	if ctx.Err() != nil {
+		// Shutting down: the drain deadline Run set was just cleared.
+		_ = conn.SetReadDeadline(time.Now().Add(drainTime))
+	}
+	if err != nil {
+		reason := tlsconf.HandshakeReason(err)
+		t.handshakeErrs[reason].Inc()
+		if e := t.handshakeLog.Entry(t.log); e != nil {
+			e.WithError(err).WithFields(logrus.Fields{"remote": conn.RemoteAddr().String(), "reason": reason}).
+				Warn("tls handshake with a tcp statsd client failed; closing it")
+		}
+		return nil, false
+	}
+	return tc, true
 }
