@@ -263,3 +263,74 @@ func TestTCPListenerTLS(t *testing.T) {
 		t.Error("refused handshakes not logged")
 	}
 }
+
+// TestTLSRotationUnderTraffic: the aggregator's server pair and the
+// forwarder's client pair are rewritten in place while samples flow; new
+// handshakes get the new certificate, no request fails and the totals are
+// exact.
+func TestTLSRotationUnderTraffic(t *testing.T) {
+	f := newTLSFiles(t)
+	g := garnertest.NewGraphite(t)
+	agg := garnertest.StartConfig(t, fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\n", g.Addr()),
+		"--metrics-addr", "", "--enable-ingestion", "--flush-interval", "1h", "--shutdown-grace", "0s",
+		"--admin-tls-cert-file", f.server.CertFile, "--admin-tls-key-file", f.server.KeyFile,
+		"--admin-tls-client-ca-file", f.caFile)
+	aggAddr := agg.AdminAddr(t)
+	fwd := garnertest.StartConfig(t, fmt.Sprintf("server-mode = \"forwarder\"\n[http-transport]\napi-endpoint = %q\nflush-interval = \"100ms\"\ntls-ca-file = %q\ntls-cert-file = %q\ntls-key-file = %q\n",
+		"https://"+aggAddr, f.caFile, f.client.CertFile, f.client.KeyFile),
+		"--metrics-addr", "127.0.0.1:0", "--shutdown-grace", "0s")
+	udp := fwd.UDPAddr(t)
+	fwdAdmin := fwd.AdminAddr(t)
+
+	served := func() string {
+		t.Helper()
+		c := f.httpsClient(t, f.client)
+		resp, err := c.Get("https://" + aggAddr + "/health/live")
+		if err != nil {
+			t.Fatalf("new handshake with the aggregator: %v", err)
+		}
+		resp.Body.Close()
+		return resp.TLS.PeerCertificates[0].SerialNumber.String()
+	}
+	if s := served(); s != f.server.Cert.SerialNumber.String() {
+		t.Fatalf("served serial %s, want %s", s, f.server.Cert.SerialNumber)
+	}
+
+	const rounds, perRound = 20, 50
+	var rotated garnertest.Pair
+	sent := 0
+	for i := range rounds {
+		if i == rounds/2 {
+			rotated = f.ca.WritePair(t, f.dir, "aggregator", time.Now().Add(48*time.Hour))
+			f.ca.WritePair(t, f.dir, "forwarder", time.Now().Add(48*time.Hour))
+		}
+		garnertest.SendUDP(t, udp, strings.TrimSuffix(strings.Repeat("rot.count:1|c\n", perRound), "\n"))
+		sent += perRound
+		fwd.WaitRead(t, sent)
+		garnertest.WaitFor(t, "the forwarder to send", 10*time.Second, func() bool {
+			return garnertest.MustScrape(t, fwdAdmin).Sum("garner_forwarder_batches_total") > float64(i)
+		})
+	}
+	if s := served(); s != rotated.Cert.SerialNumber.String() {
+		t.Fatalf("after rotation the aggregator serves serial %s, want the new %s", s, rotated.Cert.SerialNumber)
+	}
+	if !agg.WaitStderr("tls: loaded the changed certificate and key", 10*time.Second) {
+		t.Error("the aggregator did not log the rotation")
+	}
+	m := garnertest.MustScrape(t, fwdAdmin)
+	if r, d := m.Sum("garner_forwarder_retries_total"), m.Sum("garner_forwarder_dropped_batches_total"); r != 0 || d != 0 {
+		t.Errorf("forwarder retries %v, dropped batches %v during the rotation; want 0, 0", r, d)
+	}
+	fwd.StopOK(t)
+	agg.StopOK(t)
+	var total float64
+	for _, p := range g.Points() {
+		if strings.HasPrefix(p.Name, "stats.counters.rot.count.count") {
+			v, _ := strconv.ParseFloat(p.Value, 64)
+			total += v
+		}
+	}
+	if total != float64(sent) {
+		t.Fatalf("rot.count total %v at the aggregator's backend, want %d", total, sent)
+	}
+}
