@@ -25,6 +25,10 @@ type TLS struct {
 	// tcp-tls-cert-file, tcp-tls-key-file, tcp-tls-client-ca-file. Zero =
 	// plain TCP.
 	TCP tlsconf.ServerOptions
+	// HTTP holds the TLS of each [http.<name>] server that sets any of
+	// tls-cert-file, tls-key-file, tls-client-ca-file, by server name
+	// (lower case, as Admin.HTTPServers). A server not in it is plain HTTP.
+	HTTP map[string]tlsconf.ServerOptions
 }
 
 var tlsKeys = []key{
@@ -34,6 +38,9 @@ var tlsKeys = []key{
 	{"admin-tls-cert-file", kString, "", "PEM certificate (chain, leaf first) admin-addr serves HTTPS with; set with admin-tls-key-file. Re-read when the file changes (a broken new pair keeps the old one, logged). Empty = plain HTTP", true},
 	{"admin-tls-key-file", kString, "", "PEM private key of admin-tls-cert-file", true},
 	{"admin-tls-client-ca-file", kString, "", "PEM CA bundle: admin-addr then requires a client certificate from one of these CAs (mutual TLS; forwarders with http-transport.tls-cert-file). Empty = no client certificate asked", true},
+	{"http.*.tls-cert-file", kString, "", "PEM certificate this server serves HTTPS with; set with tls-key-file. Re-read when the file changes. Empty = plain HTTP", false},
+	{"http.*.tls-key-file", kString, "", "PEM private key of tls-cert-file", false},
+	{"http.*.tls-client-ca-file", kString, "", "PEM CA bundle: this server then requires a client certificate from one of these CAs (mutual TLS; e.g. ingestion only from forwarders holding one). Empty = none asked", false},
 	{"http-transport.tls-ca-file", kString, "", "Forwarder mode: PEM CA bundle the aggregators' certificates must chain to (https:// api-endpoint); empty = the system roots", false},
 	{"http-transport.tls-cert-file", kString, "", "Forwarder mode: PEM client certificate presented to the aggregators (mutual TLS); set with tls-key-file. Re-read when the file changes", false},
 	{"http-transport.tls-key-file", kString, "", "Forwarder mode: PEM private key of tls-cert-file", false},
@@ -68,6 +75,24 @@ func (c *Config) loadTLS(r *reader) {
 		}
 		_, err := tlsconf.ServerConfig(o, discard())
 		r.failTLS(err, tlsFieldKeys{tlsconf.FieldCert: "tcp-tls-cert-file", tlsconf.FieldKey: "tcp-tls-key-file", tlsconf.FieldClientCA: "tcp-tls-client-ca-file"})
+	}
+
+	for _, srv := range c.Admin.HTTPServers {
+		k := "http." + srv.Name + "."
+		o := tlsconf.ServerOptions{
+			CertFile:     strings.TrimSpace(r.strOr(k+"tls-cert-file", "")),
+			KeyFile:      strings.TrimSpace(r.strOr(k+"tls-key-file", "")),
+			ClientCAFile: strings.TrimSpace(r.strOr(k+"tls-client-ca-file", "")),
+		}
+		if !o.Enabled() {
+			continue
+		}
+		if c.TLS.HTTP == nil {
+			c.TLS.HTTP = map[string]tlsconf.ServerOptions{}
+		}
+		c.TLS.HTTP[srv.Name] = o
+		_, err := tlsconf.ServerConfig(o, discard())
+		r.failTLS(err, tlsFieldKeys{tlsconf.FieldCert: k + "tls-cert-file", tlsconf.FieldKey: k + "tls-key-file", tlsconf.FieldClientCA: k + "tls-client-ca-file"})
 	}
 
 	f := &c.Forward.HTTPTransport.TLS

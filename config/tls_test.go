@@ -49,6 +49,7 @@ func TestTLSKeys(t *testing.T) {
 		{name: "tcp key missing", args: []string{"--tcp-metrics-addr=127.0.0.1:0", "--tcp-tls-cert-file=" + p.CertFile, "--tcp-tls-key-file=" + missing}, wantKey: "tcp-tls-key-file"},
 		{name: "tcp client CA missing", args: []string{"--tcp-metrics-addr=127.0.0.1:0", "--tcp-tls-cert-file=" + p.CertFile, "--tcp-tls-key-file=" + p.KeyFile, "--tcp-tls-client-ca-file=" + missing}, wantKey: "tcp-tls-client-ca-file"},
 		{name: "tcp TLS without tcp-metrics-addr", args: []string{"--tcp-tls-cert-file=" + p.CertFile, "--tcp-tls-key-file=" + p.KeyFile}, wantKey: "tcp-tls-cert-file"},
+		{name: "http server key missing", file: "http-servers = \"in\"\n[http.in]\naddress = \"127.0.0.1:1\"\ntls-cert-file = \"" + p.CertFile + "\"\ntls-key-file = \"" + missing + "\"\n", wantKey: "http.in.tls-key-file"},
 		{name: "forwarder CA missing", file: transport("tls-ca-file = \"" + missing + "\"\n"), wantKey: "http-transport.tls-ca-file"},
 		{name: "forwarder cert without key", file: transport("tls-cert-file = \"" + p.CertFile + "\"\n"), wantKey: "http-transport.tls-key-file"},
 		{name: "forwarder key is junk", file: transport("tls-cert-file = \"" + p.CertFile + "\"\ntls-key-file = \"" + junk + "\"\n"), wantKey: "http-transport.tls-cert-file"},

@@ -98,10 +98,15 @@ func newAdmin(cfg *config.Config, log logrus.FieldLogger, reg *prometheus.Regist
 		ls = append(ls, l)
 	}
 	for _, s := range cfg.Admin.HTTPServers {
-		ls = append(ls, web.Listener{
+		l := web.Listener{
 			Name: s.Name, Address: s.Address, Healthcheck: s.EnableHealthcheck,
 			Prof: s.EnableProf, Expvar: s.EnableExpvar, Ingestion: s.EnableIngestion,
-		})
+		}
+		var err error
+		if l.TLS, err = serverTLS(cfg.TLS.HTTP[s.Name], "http."+s.Name+".tls-cert-file", log.WithFields(logrus.Fields{"component": "http", "http_server": s.Name})); err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
 	}
 	wo := web.DefaultOptions()
 	wo.Listeners = ls

@@ -334,3 +334,27 @@ func TestTLSRotationUnderTraffic(t *testing.T) {
 		t.Fatalf("rot.count total %v at the aggregator's backend, want %d", total, sent)
 	}
 }
+
+// TestHTTPServerTLS: an [http.<name>] server over mutual TLS, next to a
+// plain admin server.
+func TestHTTPServerTLS(t *testing.T) {
+	f := newTLSFiles(t)
+	addr := garnertest.FreeAddr(t)
+	p := garnertest.StartConfig(t, fmt.Sprintf("backends = \"null\"\nmetrics-addr = \"\"\nhttp-servers = \"ingest\"\n[http.ingest]\naddress = %q\nenable-ingestion = true\ntls-cert-file = %q\ntls-key-file = %q\ntls-client-ca-file = %q\n",
+		addr, f.server.CertFile, f.server.KeyFile, f.caFile))
+	p.LoggedAddr(t, "serving http", "http_server=ingest", "tls=true")
+	resp, err := f.httpsClient(t, f.client).Get("https://" + addr + "/healthcheck")
+	if err != nil {
+		t.Fatalf("mutual TLS to [http.ingest]: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthcheck over TLS: %s", resp.Status)
+	}
+	if resp, err := f.httpsClient(t, garnertest.Pair{}).Get("https://" + addr + "/healthcheck"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("no client certificate: got %s, want a refused handshake", resp.Status)
+	}
+	garnertest.MustScrape(t, p.AdminAddr(t)) // the admin server stays plain HTTP
+	p.StopOK(t)
+}
