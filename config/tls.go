@@ -10,9 +10,10 @@ import (
 	"github.com/garner-metrics/garner/pkg/tlsconf"
 )
 
-// TLS is the certificate configuration of garner's listeners. (The
-// forwarder's client side lives in Forward.HTTPTransport.TLS, next to the
-// rest of [http-transport].) Every file is loaded at Load, so a missing,
+// TLS is the certificate configuration of garner's listeners. (The client
+// side lives in each client's options, next to the rest of its section:
+// Forward.HTTPTransport.TLS, InfluxDB.TLS, Datadog.TLS, Prometheus.TLS,
+// OTLP.TLS.) Every file is loaded at Load, so a missing,
 // unreadable or mismatched file fails the start naming its key; the servers
 // and clients re-read the certificates when their files change (see
 // pkg/tlsconf and SECURITY.md).
@@ -31,7 +32,7 @@ type TLS struct {
 	HTTP map[string]tlsconf.ServerOptions
 }
 
-var tlsKeys = []key{
+var tlsKeys = append([]key{
 	{"tcp-tls-cert-file", kString, "", "PEM certificate (chain, leaf first) the TCP statsd listener (tcp-metrics-addr) serves TLS with; set with tcp-tls-key-file. A client speaking plaintext, or failing the handshake, is closed and counted in garner_tls_handshake_errors_total{listener=\"tcp\"}. Re-read when the file changes. Empty = plain TCP", true},
 	{"tcp-tls-key-file", kString, "", "PEM private key of tcp-tls-cert-file", true},
 	{"tcp-tls-client-ca-file", kString, "", "PEM CA bundle: TCP statsd clients must then present a certificate from one of these CAs (mutual TLS). Empty = no client certificate asked", true},
@@ -45,6 +46,39 @@ var tlsKeys = []key{
 	{"http-transport.tls-cert-file", kString, "", "Forwarder mode: PEM client certificate presented to the aggregators (mutual TLS); set with tls-key-file. Re-read when the file changes", false},
 	{"http-transport.tls-key-file", kString, "", "Forwarder mode: PEM private key of tls-cert-file", false},
 	{"http-transport.tls-server-name", kString, "", "Forwarder mode: name the aggregators' certificates must hold, when not the api-endpoint host (e.g. endpoints given as IP addresses); empty = the host", false},
+}, backendTLSKeys()...)
+
+// tlsBackends are the HTTP backends with client TLS keys, each the same four
+// (hyphenated in every section, datadog's and otlp's too).
+var tlsBackends = []string{"influxdb", "datadog", "prometheus", "otlp"}
+
+func backendTLSKeys() []key {
+	var out []key
+	for _, b := range tlsBackends {
+		out = append(out,
+			key{b + ".tls-ca-file", kString, "", "PEM CA bundle the " + b + " server's certificate must chain to (https:// URLs); empty = the system roots", false},
+			key{b + ".tls-cert-file", kString, "", "PEM client certificate presented to the " + b + " server (mutual TLS); set with tls-key-file. Re-read when the file changes", false},
+			key{b + ".tls-key-file", kString, "", "PEM private key of " + b + ".tls-cert-file", false},
+			key{b + ".tls-server-name", kString, "", "Name the " + b + " server's certificate must hold, when not the URL's host; empty = the host", false},
+		)
+	}
+	return out
+}
+
+// clientTLS reads the four client TLS keys under prefix ("http-transport.",
+// "influxdb.") and loads their files, failing the key of a bad one.
+func (r *reader) clientTLS(prefix string) tlsconf.ClientOptions {
+	o := tlsconf.ClientOptions{
+		CAFile:     strings.TrimSpace(r.str(prefix + "tls-ca-file")),
+		CertFile:   strings.TrimSpace(r.str(prefix + "tls-cert-file")),
+		KeyFile:    strings.TrimSpace(r.str(prefix + "tls-key-file")),
+		ServerName: strings.TrimSpace(r.str(prefix + "tls-server-name")),
+	}
+	if o.Enabled() {
+		_, err := tlsconf.ClientConfig(o, discard())
+		r.failTLS(err, tlsFieldKeys{tlsconf.FieldCA: prefix + "tls-ca-file", tlsconf.FieldCert: prefix + "tls-cert-file", tlsconf.FieldKey: prefix + "tls-key-file"})
+	}
+	return o
 }
 
 // tlsFieldKeys maps a tlsconf.FileError field onto the key that names the file.
@@ -95,17 +129,11 @@ func (c *Config) loadTLS(r *reader) {
 		r.failTLS(err, tlsFieldKeys{tlsconf.FieldCert: k + "tls-cert-file", tlsconf.FieldKey: k + "tls-key-file", tlsconf.FieldClientCA: k + "tls-client-ca-file"})
 	}
 
-	f := &c.Forward.HTTPTransport.TLS
-	*f = tlsconf.ClientOptions{
-		CAFile:     strings.TrimSpace(r.str("http-transport.tls-ca-file")),
-		CertFile:   strings.TrimSpace(r.str("http-transport.tls-cert-file")),
-		KeyFile:    strings.TrimSpace(r.str("http-transport.tls-key-file")),
-		ServerName: strings.TrimSpace(r.str("http-transport.tls-server-name")),
-	}
-	if f.Enabled() {
-		_, err := tlsconf.ClientConfig(*f, discard())
-		r.failTLS(err, tlsFieldKeys{tlsconf.FieldCA: "http-transport.tls-ca-file", tlsconf.FieldCert: "http-transport.tls-cert-file", tlsconf.FieldKey: "http-transport.tls-key-file"})
-	}
+	c.Forward.HTTPTransport.TLS = r.clientTLS("http-transport.")
+	c.InfluxDB.TLS = r.clientTLS("influxdb.")
+	c.Datadog.TLS = r.clientTLS("datadog.")
+	c.Prometheus.TLS = r.clientTLS("prometheus.")
+	c.OTLP.TLS = r.clientTLS("otlp.")
 }
 
 // failTLS records err from tlsconf against the key of the file it is about.

@@ -72,6 +72,7 @@ func New(cfg Options, deps backends.Deps) (*Client, error) {
 		Timeout:               cfg.ClientTimeout,
 		MaxRequestElapsedTime: cfg.MaxRequestElapsedTime,
 		Compression:           comp,
+		TLS:                   cfg.TLS,
 		UserAgent:             cfg.UserAgent,
 		Deps:                  deps,
 	})

@@ -1,11 +1,19 @@
 package datadog
 
-import "time"
+import (
+	"time"
+
+	"github.com/garner-metrics/garner/pkg/tlsconf"
+)
 
 // Options configures the backend; config maps the [datadog] keys onto it
 // (datadog.<key>, named as the field: api_endpoint → APIEndpoint). Key names
 // and defaults follow gostatsd. Start from DefaultOptions.
 type Options struct {
+	// TLS is the client side of https:// URLs (keys tls-ca-file,
+	// tls-cert-file, tls-key-file, tls-server-name; see httpsend.Options.TLS).
+	// Zero (the default): the system roots, no client certificate.
+	TLS tlsconf.ClientOptions
 	// APIKey is sent as the DD-API-KEY header. Required: no default.
 	APIKey string
 	// APIEndpoint is the base URL; series go to <APIEndpoint>/api/v1/series.

@@ -36,6 +36,7 @@ package httpsend
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -47,6 +48,7 @@ import (
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/pkg/ratelog"
+	"github.com/garner-metrics/garner/pkg/tlsconf"
 	"github.com/garner-metrics/garner/pkg/version"
 )
 
@@ -84,6 +86,12 @@ type Options struct {
 	// per host. Its own Timeout should be zero: attempts are bounded by
 	// Timeout.
 	Client *http.Client
+	// TLS configures the default client's https:// connections (the
+	// backends' tls-ca-file, tls-cert-file, tls-key-file, tls-server-name):
+	// a private CA, a client certificate re-read when its files change.
+	// Zero (the default): the system roots; TLS 1.2 at least either way.
+	// Ignored when Client is set.
+	TLS tlsconf.ClientOptions
 
 	// Deps are the backend's: Log and Registerer are required;
 	// DroppedSeries (may be nil) counts the series of batches given up on.
@@ -152,6 +160,12 @@ func New(opts Options) (*Sender, error) {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = opts.MaxRequests
 		tr.ResponseHeaderTimeout = opts.Timeout
+		tr.TLSClientConfig = &tls.Config{MinVersion: tlsconf.MinVersion}
+		if opts.TLS.Enabled() {
+			if tr.TLSClientConfig, err = tlsconf.ClientConfig(opts.TLS, opts.Log); err != nil {
+				return nil, fmt.Errorf("httpsend: %s tls: %w", opts.Subsystem, err)
+			}
+		}
 		hc = &http.Client{Transport: tr}
 	}
 	s := &Sender{

@@ -94,6 +94,7 @@ func New(cfg Options, deps backends.Deps) (*Client, error) {
 		Timeout:               cfg.Timeout,
 		MaxRequestElapsedTime: cfg.MaxRequestElapsedTime,
 		Compression:           comp,
+		TLS:                   cfg.TLS,
 		Deps:                  deps,
 	})
 	if err != nil {

@@ -1,11 +1,19 @@
 package influxdb
 
-import "time"
+import (
+	"time"
+
+	"github.com/garner-metrics/garner/pkg/tlsconf"
+)
 
 // Options configures the backend; config maps the [influxdb] keys onto it
 // (influxdb.<key>, named as the field: api-endpoint → APIEndpoint). Key
 // names and defaults follow gostatsd. Start from DefaultOptions.
 type Options struct {
+	// TLS is the client side of https:// URLs (keys tls-ca-file,
+	// tls-cert-file, tls-key-file, tls-server-name; see httpsend.Options.TLS).
+	// Zero (the default): the system roots, no client certificate.
+	TLS tlsconf.ClientOptions
 	// APIEndpoint is the base URL, e.g. http://127.0.0.1:8086. Required: no default.
 	APIEndpoint string
 	// APIVersion selects the write API: 1 (/write?db=&rp=&consistency=) or

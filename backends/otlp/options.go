@@ -1,6 +1,10 @@
 package otlp
 
-import "time"
+import (
+	"time"
+
+	"github.com/garner-metrics/garner/pkg/tlsconf"
+)
 
 // Conversions of timers (the conversion key), as gostatsd names them.
 const (
@@ -13,6 +17,10 @@ const (
 // names, defaults and meaning follow gostatsd's otlp backend. Start from
 // DefaultOptions.
 type Options struct {
+	// TLS is the client side of https:// URLs (keys tls-ca-file,
+	// tls-cert-file, tls-key-file, tls-server-name; see httpsend.Options.TLS).
+	// Zero (the default): the system roots, no client certificate.
+	TLS tlsconf.ClientOptions
 	// MetricsEndpoint is the OTLP/HTTP metrics URL (…/v1/metrics). Required: no default.
 	MetricsEndpoint string
 	// LogsEndpoint is the OTLP/HTTP logs URL (…/v1/logs) for events; ""

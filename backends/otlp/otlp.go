@@ -129,6 +129,7 @@ func New(cfg Options, deps backends.Deps) (*Client, error) {
 		MaxRequestElapsedTime: cfg.MaxRequestElapsedTime,
 		MaxRetries:            retries,
 		Compression:           compression,
+		TLS:                   cfg.TLS,
 		UserAgent:             cfg.UserAgent,
 		Deps:                  deps,
 	})

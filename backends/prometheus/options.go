@@ -1,11 +1,19 @@
 package prometheus
 
-import "time"
+import (
+	"time"
+
+	"github.com/garner-metrics/garner/pkg/tlsconf"
+)
 
 // Options configures the backend; config maps the [prometheus] keys onto it
 // (prometheus.<key>, named as the field: remote-write-url → RemoteWriteURL).
 // Start from DefaultOptions.
 type Options struct {
+	// TLS is the client side of https:// URLs (keys tls-ca-file,
+	// tls-cert-file, tls-key-file, tls-server-name; see httpsend.Options.TLS).
+	// Zero (the default): the system roots, no client certificate.
+	TLS tlsconf.ClientOptions
 	// RemoteWriteURL is the http(s) URL of the remote write endpoint.
 	// Required: no default.
 	RemoteWriteURL string

@@ -142,6 +142,7 @@ func New(cfg Options, percentThreshold []float64, deps backends.Deps) (*Client, 
 		MaxRequests: cfg.MaxRequests,
 		Timeout:     cfg.Timeout,
 		Compression: httpsend.Snappy,
+		TLS:         cfg.TLS,
 		Deps:        deps,
 	})
 	if err != nil {
