@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -357,4 +359,65 @@ func TestHTTPServerTLS(t *testing.T) {
 	}
 	garnertest.MustScrape(t, p.AdminAddr(t)) // the admin server stays plain HTTP
 	p.StopOK(t)
+}
+
+// TestBackendClientTLS: the influxdb backend writes to an HTTPS server that
+// requires a client certificate from the test CA: with the [influxdb] tls-*
+// keys every line arrives; without a client certificate nothing does and
+// the failed requests are counted.
+func TestBackendClientTLS(t *testing.T) {
+	f := newTLSFiles(t)
+	srvTLS, err := tlsconf.ServerConfig(tlsconf.ServerOptions{CertFile: f.server.CertFile, KeyFile: f.server.KeyFile, ClientCAFile: f.caFile}, logrus.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", srvTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var body strings.Builder
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		body.Write(b)
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}), ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	run := func(metric, flush, certLines string) *garnertest.Process {
+		t.Helper()
+		toml := fmt.Sprintf("backends = \"influxdb\"\n[influxdb]\napi-endpoint = %q\napi-version = 1\ndatabase = \"db\"\ncompress-payload = false\nmax-request-elapsed-time = \"1s\"\ntls-ca-file = %q\n%s",
+			"https://"+ln.Addr().String(), f.caFile, certLines)
+		p := garnertest.StartConfig(t, toml, "--metrics-addr", "127.0.0.1:0", "--flush-interval", flush, "--shutdown-grace", "0s")
+		garnertest.SendUDP(t, p.UDPAddr(t), metric+":3|c\n"+metric+":4|c")
+		p.WaitRead(t, 2)
+		return p
+	}
+	good := run("tls_good", "1h", fmt.Sprintf("tls-cert-file = %q\ntls-key-file = %q\n", f.client.CertFile, f.client.KeyFile))
+	good.StopOK(t)
+	bad := run("tls_nocert", "200ms", "")
+	badAdmin := bad.AdminAddr(t)
+	garnertest.WaitFor(t, "the refused writes counted", 20*time.Second, func() bool {
+		return garnertest.MustScrape(t, badAdmin).Sum("garner_influxdb_requests_total", `result="error"`) > 0
+	})
+	if ok := garnertest.MustScrape(t, badAdmin).Sum("garner_influxdb_requests_total", `result="2xx"`); ok != 0 {
+		t.Errorf("%v writes without a client certificate succeeded", ok)
+	}
+	bad.Stop(20 * time.Second)
+
+	mu.Lock()
+	got := body.String()
+	mu.Unlock()
+	if !strings.Contains(got, "tls_good") || !strings.Contains(got, "=7") {
+		t.Errorf("the backend with a client certificate did not deliver tls_good=7: %q", got)
+	}
+	if strings.Contains(got, "tls_nocert") {
+		t.Errorf("the backend without a client certificate got through: %q", got)
+	}
+	if !strings.Contains(bad.Stderr(), "certificate") {
+		t.Errorf("the refused writes were not logged:\n%s", bad.Stderr())
+	}
 }
