@@ -83,6 +83,10 @@ func newAdmin(cfg *config.Config, log logrus.FieldLogger, reg *prometheus.Regist
 		}
 	}
 
+	if err := watchExpiry(cfg, log.WithField("component", "tls_expiry"), reg, a.health); err != nil {
+		return nil, err
+	}
+
 	reg.MustRegister(buildInfo())
 
 	var ls []web.Listener

@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -420,4 +421,53 @@ func TestBackendClientTLS(t *testing.T) {
 	if !strings.Contains(bad.Stderr(), "certificate") {
 		t.Errorf("the refused writes were not logged:\n%s", bad.Stderr())
 	}
+}
+
+// TestCertificateExpiry: the expiry of each certificate garner serves is a
+// self-metric, and one that expires within 7 days makes its health
+// dependency fail and {base}/dependencies say degraded.
+func TestCertificateExpiry(t *testing.T) {
+	f := newTLSFiles(t)
+	month := f.ca.WritePair(t, f.dir, "admin", time.Now().Add(30*24*time.Hour))
+	soon := f.ca.WritePair(t, f.dir, "tcp", time.Now().Add(72*time.Hour))
+	p := garnertest.StartConfig(t, "backends = \"null\"\nmetrics-addr = \"\"\n",
+		"--tcp-metrics-addr", "127.0.0.1:0", "--dependency-check-interval", "200ms", "--dependency-check-timeout", "200ms",
+		"--admin-tls-cert-file", month.CertFile, "--admin-tls-key-file", month.KeyFile,
+		"--tcp-tls-cert-file", soon.CertFile, "--tcp-tls-key-file", soon.KeyFile)
+	base := "https://" + p.AdminAddr(t)
+	c := f.httpsClient(t, garnertest.Pair{})
+
+	m, err := garnertest.Scrape(c, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, pair := range map[string]garnertest.Pair{"admin-tls-cert-file": month, "tcp-tls-cert-file": soon} {
+		if got := m.Sum("garner_tls_certificate_expiry_timestamp_seconds", `key="`+key+`"`); got != float64(pair.Cert.NotAfter.Unix()) {
+			t.Errorf("expiry of %s = %v, want %d", key, got, pair.Cert.NotAfter.Unix())
+		}
+	}
+	var body struct {
+		Status       string `json:"status"`
+		Dependencies map[string]struct {
+			Status    string `json:"status"`
+			LastError string `json:"last_error"`
+		} `json:"dependencies"`
+	}
+	garnertest.WaitFor(t, "both certificates probed", 20*time.Second, func() bool {
+		resp, err := c.Get(base + "/health/dependencies")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Fatal(err)
+		}
+		return body.Dependencies["tls tcp-tls-cert-file"].Status != "unknown" && body.Dependencies["tls admin-tls-cert-file"].Status != "unknown" &&
+			body.Dependencies["tls tcp-tls-cert-file"].Status != ""
+	})
+	if body.Status != "degraded" || body.Dependencies["tls admin-tls-cert-file"].Status != "up" ||
+		body.Dependencies["tls tcp-tls-cert-file"].Status != "down" || !strings.Contains(body.Dependencies["tls tcp-tls-cert-file"].LastError, "expires") {
+		t.Fatalf("dependencies = %+v; want degraded, the admin certificate up, the tcp one down as expiring", body)
+	}
+	p.StopOK(t)
 }

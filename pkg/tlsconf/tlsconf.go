@@ -241,3 +241,20 @@ func (kp *keyPair) current() *tls.Certificate {
 		Info("tls: loaded the changed certificate and key")
 	return kp.cert
 }
+
+// Leaf returns the certificate a config built by ServerConfig or
+// ClientConfig serves or presents now (checking its files for a change
+// first, as a handshake does), or nil when it has none.
+func Leaf(cfg *tls.Config) *x509.Certificate {
+	var c *tls.Certificate
+	switch {
+	case cfg.GetCertificate != nil:
+		c, _ = cfg.GetCertificate(&tls.ClientHelloInfo{})
+	case cfg.GetClientCertificate != nil:
+		c, _ = cfg.GetClientCertificate(&tls.CertificateRequestInfo{})
+	}
+	if c == nil {
+		return nil
+	}
+	return c.Leaf
+}
