@@ -92,6 +92,15 @@ func TestAdminHTTPS(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || strings.Contains(string(body), "garner_build_info") {
 		t.Fatalf("plain HTTP to the TLS port: %s %q; want 400 and no metrics", resp.Status, body)
 	}
+	m, err = garnertest.Scrape(f.httpsClient(t, f.client), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, reason := range []string{tlsconf.ReasonNoClientCert, tlsconf.ReasonBadCert, tlsconf.ReasonNotTLS} {
+		if n := m.Sum("garner_tls_handshake_errors_total", `listener="admin"`, `reason="`+reason+`"`); n != 1 {
+			t.Errorf("garner_tls_handshake_errors_total{reason=%q} = %v, want 1", reason, n)
+		}
+	}
 	p.StopOK(t)
 }
 
@@ -146,8 +155,17 @@ func TestForwardMutualTLS(t *testing.T) {
 			t.Errorf("%s: %v series accepted by the aggregator, want 0", name, sent)
 		}
 	}
-	if !agg.WaitStderr("TLS handshake error", 10*time.Second) {
+	if !agg.WaitStderr("tls handshake with an http client failed", 10*time.Second) {
 		t.Error("the aggregator did not log the refused handshakes")
+	}
+	aggMetrics, err := garnertest.Scrape(f.httpsClient(t, f.client), "https://"+aggAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, reason := range []string{tlsconf.ReasonNoClientCert, tlsconf.ReasonBadCert} {
+		if aggMetrics.Sum("garner_tls_handshake_errors_total", `listener="admin"`, `reason="`+reason+`"`) == 0 {
+			t.Errorf("the aggregator counted no refused handshake with reason %s", reason)
+		}
 	}
 	noCert.Stop(20 * time.Second)
 	otherCA.Stop(20 * time.Second)

@@ -59,8 +59,10 @@ type Listener struct {
 	Expvar      bool // /expvar (enable-expvar)
 	Healthcheck bool // /healthcheck, /deepcheck and the {base} health family (enable-healthcheck; always on admin-addr)
 	Ingestion   bool // handlers mounted with HandleIngestion (enable-ingestion)
-	// TLS, when set, makes the server HTTPS only (a plain HTTP request gets
-	// 400 from net/http); built by tlsconf.ServerConfig. Nil = plain HTTP.
+	// TLS, when set, makes the server HTTPS only (HTTP/1.1; a plain HTTP
+	// request gets 400), failed handshakes counted in
+	// garner_tls_handshake_errors_total{listener=Name}; built by
+	// tlsconf.ServerConfig. Nil = plain HTTP.
 	TLS *tls.Config
 }
 
@@ -204,6 +206,9 @@ func New(opts Options, deps Deps) (*Server, error) {
 			s.Close()
 			return nil, &BindError{Listener: l.Name, Address: l.Address, Err: err}
 		}
+		if l.TLS != nil {
+			ln = s.tlsListener(l, ln)
+		}
 		sv := &served{l: l, ln: ln, mux: http.NewServeMux()}
 		s.routes(sv)
 		sv.srv = &http.Server{
@@ -214,7 +219,6 @@ func New(opts Options, deps Deps) (*Server, error) {
 			IdleTimeout:       IdleTimeout,
 			MaxHeaderBytes:    MaxHeaderBytes,
 			ErrorLog:          newErrorLog(deps.Log.WithField("http_server", l.Name)),
-			TLSConfig:         l.TLS,
 		}
 		s.servers = append(s.servers, sv)
 	}
@@ -309,12 +313,7 @@ func (s *Server) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			s.log.WithFields(logrus.Fields{"http_server": sv.l.Name, "address": sv.ln.Addr().String(), "tls": sv.l.TLS != nil}).Info("serving http")
-			serve := sv.srv.Serve
-			if sv.l.TLS != nil {
-				// The certificate comes from TLSConfig.GetCertificate.
-				serve = func(ln net.Listener) error { return sv.srv.ServeTLS(ln, "", "") }
-			}
-			if err := serve(sv.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := sv.srv.Serve(sv.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("http server %q on %q: %w", sv.l.Name, sv.l.Address, err)
 				cancel()
 			}

@@ -1,0 +1,98 @@
+package tlsconf_test
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/garner-metrics/garner/pkg/garnertest"
+	"github.com/garner-metrics/garner/pkg/tlsconf"
+)
+
+// TestListener: a client that connects and says nothing does not hold up
+// the next one; a plaintext client is reported with its reason; Close ends
+// Accept with net.ErrClosed.
+func TestListener(t *testing.T) {
+	dir := t.TempDir()
+	ca := garnertest.NewCA(t, "test CA")
+	caFile := ca.WriteCA(t, dir, "ca.pem")
+	p := ca.WritePair(t, dir, "server", time.Now().Add(time.Hour))
+	srv, err := tlsconf.ServerConfig(tlsconf.ServerOptions{CertFile: p.CertFile, KeyFile: p.KeyFile}, logrus.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var reasons []string
+	ln := tlsconf.Listener(inner, srv, func(_ net.Conn, err error) {
+		mu.Lock()
+		reasons = append(reasons, tlsconf.HandshakeReason(err))
+		mu.Unlock()
+	})
+	silent, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	plain, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+
+	cli, err := tlsconf.ClientConfig(tlsconf.ClientOptions{CAFile: caFile}, logrus.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialed := make(chan error, 1)
+	go func() {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", inner.Addr().String(), cli)
+		if err == nil {
+			_, err = c.Write([]byte("x"))
+			c.Close()
+		}
+		dialed <- err
+	}()
+	accepted := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			c.Close()
+		}
+		accepted <- err
+	}()
+	select {
+	case err := <-accepted:
+		if err != nil {
+			t.Fatalf("Accept: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a silent client held up the handshake of the next one")
+	}
+	if err := <-dialed; err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	garnertest.WaitFor(t, "the plaintext client reported", 5*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(reasons) == 1 && reasons[0] == tlsconf.ReasonNotTLS
+	})
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Accept after Close: %v, want net.ErrClosed", err)
+	}
+	_ = ln.Close() // idempotent
+}
