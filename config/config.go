@@ -92,6 +92,7 @@ type Config struct {
 	Filters     Filters
 	Protocol    Protocol // tag-formats
 	TLS         TLS      // admin-tls-*; the forwarder's tls-* keys are in Forward.HTTPTransport.TLS
+	Auth        Auth     // ingestion-token; the token files (admin-token-file sets Admin.Token)
 
 	// values holds each key's effective value as Load read it (see
 	// ChangedKeys); config-path and version are not keys.
@@ -235,6 +236,7 @@ var sections = []func(*Config, *reader){
 	(*Config).loadTimers,
 	(*Config).loadGostatsd, // after the keys it maps onto
 	(*Config).loadTLS,
+	(*Config).loadAuth,
 }
 
 func (c *Config) loadCore(r *reader) {

@@ -116,6 +116,7 @@ func newAdmin(cfg *config.Config, log logrus.FieldLogger, reg *prometheus.Regist
 	wo.Listeners = ls
 	wo.BasePath = cfg.Admin.HealthBasePath
 	wo.Token = cfg.Admin.Token
+	wo.IngestionToken = cfg.Auth.IngestionToken
 	wo.MaxBodySize = cfg.Forward.Ingestion.MaxBodyBytes
 	wo.Hostname = cfg.Hostname
 	wo.ServerMode = cfg.Forward.ServerMode

@@ -55,7 +55,7 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 // name.
 func (s *Server) route(sv *served, pattern, name string, open bool, h http.Handler) {
 	if !open {
-		h = s.protect(sv, h)
+		h = s.protect(sv, h, s.token, "admin-token")
 	}
 	sv.mux.Handle(pattern, s.instrument(sv, name, h))
 }
@@ -66,17 +66,20 @@ func (s *Server) instrument(sv *served, name string, h http.Handler) http.Handle
 	return promhttp.InstrumentHandlerCounter(s.m.requests.MustCurryWith(labels), h)
 }
 
-// protect answers 401 without a valid bearer token (when one is configured).
-func (s *Server) protect(sv *served, h http.Handler) http.Handler {
-	if s.token == nil {
+// protect answers 401 without token as bearer token (when one is
+// configured); key names it for the caller.
+func (s *Server) protect(sv *served, h http.Handler, token []byte, key string) http.Handler {
+	if token == nil {
 		return h
 	}
+	msg := "this endpoint needs the " + strings.TrimSuffix(key, "-token") + " token: send \"Authorization: Bearer <" + key + ">\""
+
 	refused := s.m.refused.WithLabelValues(sv.l.Name, "unauthorized")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.authorized(r) {
+		if !authorized(r, token) {
 			refused.Inc()
 			w.Header().Set("WWW-Authenticate", `Bearer realm="garner"`)
-			writeError(w, http.StatusUnauthorized, "unauthorized", "this endpoint needs the admin token: send \"Authorization: Bearer <admin-token>\"")
+			writeError(w, http.StatusUnauthorized, "unauthorized", msg)
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -171,7 +174,11 @@ func (s *Server) ingestion(sv *served, h http.Handler) http.Handler {
 // mountIngestion routes the ingestion pattern through auth and metrics.
 // (HandleIngestion calls it for each server with ingestion enabled.)
 func (s *Server) mountIngestion(sv *served, pattern string, h http.Handler) {
-	s.route(sv, pattern, "ingestion "+pattern, false, s.ingestion(sv, h))
+	if s.ingestToken == nil {
+		s.route(sv, pattern, "ingestion "+pattern, false, s.ingestion(sv, h))
+		return
+	}
+	s.route(sv, pattern, "ingestion "+pattern, true, s.protect(sv, s.ingestion(sv, h), s.ingestToken, "ingestion-token"))
 }
 
 type errorBody struct {

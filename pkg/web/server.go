@@ -80,6 +80,11 @@ type Options struct {
 	// every endpoint except the probes and /healthcheck (key admin-token).
 	// Default "" = no token.
 	Token string
+	// IngestionToken, when set, is the bearer token of the ingestion
+	// endpoints (key ingestion-token) instead of Token: forwarders hold it,
+	// not the admin token, and Token no longer opens ingestion. Default ""
+	// = ingestion takes Token, as the other endpoints.
+	IngestionToken string
 	// MaxBodySize bounds the body of an ingestion request, in bytes, before
 	// any decompression, which the handler bounds itself (key
 	// ingestion.max-body-bytes). Default 16 MiB; 0 = default.
@@ -138,14 +143,15 @@ func (e *BindError) Unwrap() error { return e.Err }
 
 // Server is the set of HTTP servers. Its methods are safe for concurrent use.
 type Server struct {
-	opts    Options
-	deps    Deps
-	log     logrus.FieldLogger
-	started time.Time
-	token   []byte
-	m       *httpMetrics
-	prof    *profSlot
-	stats   *statsSampler
+	opts        Options
+	deps        Deps
+	log         logrus.FieldLogger
+	started     time.Time
+	token       []byte
+	ingestToken []byte // nil = token
+	m           *httpMetrics
+	prof        *profSlot
+	stats       *statsSampler
 
 	servers []*served
 
@@ -197,6 +203,9 @@ func New(opts Options, deps Deps) (*Server, error) {
 	}
 	if opts.Token != "" {
 		s.token = []byte(opts.Token)
+	}
+	if opts.IngestionToken != "" {
+		s.ingestToken = []byte(opts.IngestionToken)
 	}
 	s.m = newHTTPMetrics(deps.Registerer)
 	s.stats = newStatsSampler(deps.Gatherer, deps.Flush, opts.StatsInterval)
@@ -352,9 +361,10 @@ func (s *Server) Close() {
 	})
 }
 
-// authorized checks the bearer token in constant time.
-func (s *Server) authorized(r *http.Request) bool {
-	if s.token == nil {
+// authorized checks the bearer token against token in constant time; a
+// nil token lets every request in.
+func authorized(r *http.Request, token []byte) bool {
+	if token == nil {
 		return true
 	}
 	h := r.Header.Get("Authorization")
@@ -362,5 +372,5 @@ func (s *Server) authorized(r *http.Request) bool {
 	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
 		return false
 	}
-	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(h[len(prefix):])), s.token) == 1
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(h[len(prefix):])), token) == 1
 }
