@@ -26,6 +26,8 @@ func TestAuthKeys(t *testing.T) {
 		{name: "token file missing", args: []string{"--ingestion-token-file=" + filepath.Join(t.TempDir(), "none")}, wantKey: "ingestion-token-file"},
 		{name: "token file empty", args: []string{"--admin-token-file=" + empty}, wantKey: "admin-token-file"},
 		{name: "same tokens", args: []string{"--admin-token=a", "--ingestion-token=a"}, wantKey: "ingestion-token"},
+		{name: "socket mode not octal", args: []string{"--metrics-socket-mode=rw"}, wantKey: "metrics-socket-mode"},
+		{name: "socket mode nobody can send", args: []string{"--metrics-socket-mode=0444"}, wantKey: "metrics-socket-mode"},
 		{name: "bearer and custom Authorization", file: "[http-transport]\nbearer-token = \"t\"\n[http-transport.custom-headers]\nAuthorization = \"Basic x\"\n", wantKey: "http-transport.bearer-token"},
 	})
 }

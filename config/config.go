@@ -93,6 +93,7 @@ type Config struct {
 	Protocol    Protocol // tag-formats
 	TLS         TLS      // admin-tls-*; the forwarder's tls-* keys are in Forward.HTTPTransport.TLS
 	Auth        Auth     // ingestion-token; the token files (admin-token-file sets Admin.Token)
+	Socket      Socket
 
 	// values holds each key's effective value as Load read it (see
 	// ChangedKeys); config-path and version are not keys.
@@ -237,6 +238,7 @@ var sections = []func(*Config, *reader){
 	(*Config).loadGostatsd, // after the keys it maps onto
 	(*Config).loadTLS,
 	(*Config).loadAuth,
+	(*Config).loadSocket,
 }
 
 func (c *Config) loadCore(r *reader) {

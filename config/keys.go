@@ -194,7 +194,7 @@ var coreKeys = []key{
 // keyTables lists every section's keys; a section file adds its table here.
 var keyTables = [][]key{
 	coreKeys, graphiteKeys, influxdbKeys, datadogKeys, prometheusKeys, otlpKeys, statsdaemonKeys,
-	exporterKeys, adminKeys, forwardKeys, filterKeys, timerKeys, gostatsdKeys, protocolKeys, tlsKeys, authKeys,
+	exporterKeys, adminKeys, forwardKeys, filterKeys, timerKeys, gostatsdKeys, protocolKeys, tlsKeys, authKeys, socketKeys,
 }
 
 func allKeys() []key {

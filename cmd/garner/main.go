@@ -309,6 +309,10 @@ func listen(cfg *config.Config, lines *receiver.Lines, log logrus.FieldLogger, r
 			if err != nil {
 				return fail(err)
 			}
+			if err := u.SetMode(cfg.Socket.Mode); err != nil {
+				rs = append(rs, u)
+				return fail(err)
+			}
 			log.WithField("address", u.Addr().String()).Info("listening for statsd on unix datagram socket")
 			rs = append(rs, u)
 		} else {

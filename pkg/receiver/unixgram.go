@@ -24,7 +24,13 @@ type Unixgram struct {
 	lines   *Lines
 	log     logrus.FieldLogger
 	reading atomic.Bool // the reading goroutine runs (health.go)
+	bound   os.FileInfo // the socket file as bound, to remove only ours
 }
+
+// DefaultSocketMode is the permission of the socket file (key
+// metrics-socket-mode), as DogStatsD and the OpenTelemetry Collector use:
+// anyone may send, only the owner may read.
+const DefaultSocketMode os.FileMode = 0o622
 
 // ListenUnixgram binds the socket at path, replacing a stale socket file left
 // by an earlier run (but never a file that is not a socket). Datagrams are
@@ -46,14 +52,42 @@ func ListenUnixgram(path string, batchSize, datagramSize int, lines *Lines, log 
 		_ = conn.Close()
 		return nil, fmt.Errorf("cannot read unix socket %q: %w", path, err)
 	}
-	return &Unixgram{path: path, conn: conn, rd: rd, lines: lines, log: log.WithField("receiver", "unixgram")}, nil
+	bound, err := os.Lstat(path)
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("cannot stat unix socket %q: %w", path, err)
+	}
+	return &Unixgram{path: path, conn: conn, rd: rd, lines: lines, log: log.WithField("receiver", "unixgram"), bound: bound}, nil
+}
+
+// SetMode sets the permission bits of the socket file (metrics-socket-mode;
+// connecting to it needs write permission). Call it before Run.
+func (u *Unixgram) SetMode(mode os.FileMode) error {
+	if err := os.Chmod(u.path, mode.Perm()); err != nil {
+		return fmt.Errorf("cannot set the mode of unix socket %q: %w", u.path, err)
+	}
+	return nil
+}
+
+// removeIfOurs removes the socket file unless another process has replaced
+// it since it was bound (a second garner started on the same path).
+func (u *Unixgram) removeIfOurs() {
+	fi, err := os.Lstat(u.path)
+	if err != nil {
+		return
+	}
+	if !os.SameFile(fi, u.bound) {
+		u.log.WithField("path", u.path).Warn("not removing the unix socket: another process bound it since")
+		return
+	}
+	_ = os.Remove(u.path)
 }
 
 // Addr is the socket address.
 func (u *Unixgram) Addr() net.Addr { return u.conn.LocalAddr() }
 
-// Run reads until ctx is cancelled, drains briefly, closes and removes the
-// socket, and returns nil.
+// Run reads until ctx is cancelled, drains briefly, closes the socket and
+// removes its file if it is still the one bound, and returns nil.
 func (u *Unixgram) Run(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
@@ -66,6 +100,6 @@ func (u *Unixgram) Run(ctx context.Context) error {
 	_ = u.conn.SetReadDeadline(time.Now().Add(drainTime))
 	<-done
 	_ = u.conn.Close()
-	_ = os.Remove(u.path)
+	u.removeIfOurs()
 	return nil
 }
