@@ -5,7 +5,8 @@
 // written, key not matching) is logged and the old pair stays in use, so a
 // rotation never breaks the listener; a later change is tried again.
 //
-// CA files are read once, when the config is built.
+// A server's client CA bundle is re-read the same way; a client's CA bundle
+// is read once, when the config is built.
 package tlsconf
 
 import (
@@ -108,12 +109,19 @@ func ServerConfig(o ServerOptions, log logrus.FieldLogger) (*tls.Config, error) 
 		},
 	}
 	if o.ClientCAFile != "" {
-		pool, err := loadPool(FieldClientCA, o.ClientCAFile)
+		ca, err := newCAFile(o.ClientCAFile, log)
 		if err != nil {
 			return nil, err
 		}
-		cfg.ClientCAs = pool
+		cfg.ClientCAs = ca.pool
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		// Each handshake gets the client CAs as they are on disk now.
+		base := cfg.Clone()
+		cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			c := base.Clone()
+			c.ClientCAs = ca.current()
+			return c, nil
+		}
 	}
 	return cfg, nil
 }
@@ -257,4 +265,46 @@ func Leaf(cfg *tls.Config) *x509.Certificate {
 		return nil
 	}
 	return c.Leaf
+}
+
+// caFile is a server's client CA bundle, reloaded when the file's stamp
+// changes; a bundle that does not load keeps the previous pool (logged).
+// Safe for concurrent use.
+type caFile struct {
+	path string
+	log  logrus.FieldLogger
+
+	mu    sync.Mutex
+	pool  *x509.CertPool
+	stamp stamp // of the file last tried
+}
+
+func newCAFile(path string, log logrus.FieldLogger) (*caFile, error) {
+	st, err := stat(path)
+	if err != nil {
+		return nil, &FileError{Field: FieldClientCA, Path: path, Err: err}
+	}
+	pool, err := loadPool(FieldClientCA, path)
+	if err != nil {
+		return nil, err
+	}
+	return &caFile{path: path, log: log, pool: pool, stamp: st}, nil
+}
+
+func (c *caFile) current() *x509.CertPool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st, err := stat(c.path)
+	if err != nil || st == c.stamp {
+		return c.pool
+	}
+	c.stamp = st
+	pool, err := loadPool(FieldClientCA, c.path)
+	if err != nil {
+		c.log.WithError(err).Error("tls: cannot load the changed client CA bundle; still using the previous one")
+		return c.pool
+	}
+	c.pool = pool
+	c.log.WithField("ca_file", c.path).Info("tls: loaded the changed client CA bundle")
+	return c.pool
 }

@@ -175,7 +175,7 @@ func TestRotation(t *testing.T) {
 	newCli := ca.WritePair(t, dir, "client", day)
 	var seen string
 	srv2 := srv.Clone()
-	srv2.VerifyPeerCertificate = nil
+	srv2.GetConfigForClient = nil // its per-handshake config would drop VerifyConnection
 	srv2.VerifyConnection = func(cs tls.ConnectionState) error {
 		seen = cs.PeerCertificates[0].SerialNumber.String()
 		return nil
@@ -224,5 +224,43 @@ func TestBadFiles(t *testing.T) {
 				t.Fatalf("error %v; want a FileError about the %s file", err, tc.field)
 			}
 		})
+	}
+}
+
+// TestClientCARotation: the server's client CA bundle is re-read when it
+// changes; a broken one keeps the previous bundle.
+func TestClientCARotation(t *testing.T) {
+	dir := t.TempDir()
+	ca1, ca2 := garnertest.NewCA(t, "first CA"), garnertest.NewCA(t, "second CA")
+	caFile := ca1.WriteCA(t, dir, "clients.pem")
+	day := time.Now().Add(24 * time.Hour)
+	srvPair := ca1.WritePair(t, dir, "server", day)
+	c1, c2 := ca1.WritePair(t, dir, "client1", day), ca2.WritePair(t, dir, "client2", day)
+	serverCA := ca1.WriteCA(t, t.TempDir(), "server-ca.pem")
+	log, _ := test.NewNullLogger()
+	srv, err := tlsconf.ServerConfig(tlsconf.ServerOptions{CertFile: srvPair.CertFile, KeyFile: srvPair.KeyFile, ClientCAFile: caFile}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(p garnertest.Pair) error {
+		cli, err := tlsconf.ClientConfig(tlsconf.ClientOptions{CAFile: serverCA, CertFile: p.CertFile, KeyFile: p.KeyFile}, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = handshake(t, srv, cli)
+		return err
+	}
+	if dial(c1) != nil || dial(c2) == nil {
+		t.Fatal("before rotation: want client1 in, client2 out")
+	}
+	ca2.WriteCA(t, dir, "clients.pem")
+	if dial(c2) != nil || dial(c1) == nil {
+		t.Fatal("after rotation to the second CA: want client2 in, client1 out")
+	}
+	if err := os.WriteFile(caFile, []byte("junk\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if dial(c2) != nil {
+		t.Fatal("a broken CA bundle replaced the working one")
 	}
 }
