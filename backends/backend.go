@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // Backend receives every flush and every event.
@@ -27,15 +27,15 @@ type Backend interface {
 	Name() string
 	// SendMetrics delivers one flush. It returns when the data was handed to
 	// the destination (or queued in the backend's own bounded buffer).
-	SendMetrics(ctx context.Context, s *metrics.Snapshot) error
+	SendMetrics(ctx context.Context, s *model.Snapshot) error
 	// SendEvent delivers one event. Backends without events return nil.
-	SendEvent(ctx context.Context, e *metrics.Event) error
+	SendEvent(ctx context.Context, e *model.Event) error
 }
 
 // ServiceCheckSender is implemented by backends that accept DogStatsD
 // service checks. The others never see them.
 type ServiceCheckSender interface {
-	SendServiceCheck(ctx context.Context, c *metrics.ServiceCheck) error
+	SendServiceCheck(ctx context.Context, c *model.ServiceCheck) error
 }
 
 // Runner is implemented by backends with background work (a connection, a

@@ -24,7 +24,7 @@ import (
 	"github.com/garner-metrics/garner/backends/otlp"
 	"github.com/garner-metrics/garner/backends/prometheus"
 	"github.com/garner-metrics/garner/pkg/aggregator"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
 
@@ -72,13 +72,13 @@ type Config struct {
 	Namespace           string
 	DefaultTags         []string
 	GaugeDeltas         bool
-	MemoryLimit         int                // bytes; 0 = none
-	MaxSeries           int                // 0 = unlimited
-	MaxSeriesPerMetric  int                // 0 = unlimited
-	CardinalityOverflow bool               // fold refused series into <name>.__overflow__
-	HistogramLimit      int                // buckets per gsd_histogram tag
-	DisabledSubMetrics  metrics.SubMetrics // disabled-sub-metrics.<name> = true sets the bit
-	Timers              Timers             // timer-aggregation, histogram-max-buckets (timers.go)
+	MemoryLimit         int              // bytes; 0 = none
+	MaxSeries           int              // 0 = unlimited
+	MaxSeriesPerMetric  int              // 0 = unlimited
+	CardinalityOverflow bool             // fold refused series into <name>.__overflow__
+	HistogramLimit      int              // buckets per gsd_histogram tag
+	DisabledSubMetrics  model.SubMetrics // disabled-sub-metrics.<name> = true sets the bit
+	Timers              Timers           // timer-aggregation, histogram-max-buckets (timers.go)
 
 	Graphite    Graphite
 	InfluxDB    influxdb.Options   // [influxdb]
@@ -320,7 +320,7 @@ func (c *Config) loadCore(r *reader) {
 		r.fail("max-series", errors.New("limits must not be negative (0 = unlimited)"))
 	}
 	c.HistogramLimit = r.positiveInt("histogram-limit")
-	for name, bit := range metrics.SubMetricKeys {
+	for name, bit := range model.SubMetricKeys {
 		if r.bool("disabled-sub-metrics." + name) {
 			c.DisabledSubMetrics |= bit
 		}

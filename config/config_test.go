@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 var update = flag.Bool("update", false, "rewrite config/garner.example.toml")
@@ -139,7 +139,7 @@ median = true
 	if c.Expiry.Counter != time.Minute || c.Expiry.Gauge != -time.Second {
 		t.Errorf("expiry = %+v", c.Expiry)
 	}
-	if !c.DisabledSubMetrics.Has(metrics.SubMedian) || c.DisabledSubMetrics.Has(metrics.SubMean) {
+	if !c.DisabledSubMetrics.Has(model.SubMedian) || c.DisabledSubMetrics.Has(model.SubMean) {
 		t.Errorf("disabled-sub-metrics = %b", c.DisabledSubMetrics)
 	}
 }

@@ -33,7 +33,7 @@ import (
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/backends/httpsend"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // Name is the backend's name in the backends key.
@@ -101,7 +101,7 @@ func (c *Client) Name() string { return Name }
 // SendMetrics posts the snapshot to /api/v1/series in batches of
 // metrics_per_batch garner series and returns when every batch was
 // delivered or given up on.
-func (c *Client) SendMetrics(ctx context.Context, s *metrics.Snapshot) error {
+func (c *Client) SendMetrics(ctx context.Context, s *model.Snapshot) error {
 	n := s.Len()
 	if n == 0 {
 		return nil
@@ -118,13 +118,13 @@ func (c *Client) SendMetrics(ctx context.Context, s *metrics.Snapshot) error {
 }
 
 // SendEvent posts the event to /api/v1/events.
-func (c *Client) SendEvent(ctx context.Context, ev *metrics.Event) error {
+func (c *Client) SendEvent(ctx context.Context, ev *model.Event) error {
 	p := httpsend.One(1, func(dst []byte) ([]byte, error) { return appendEvent(dst, ev), nil })
 	return c.sender.Send(ctx, httpsend.Request{URL: c.endpoint + "/api/v1/events", Header: c.header}, p)
 }
 
 // SendServiceCheck posts the check to /api/v1/check_run.
-func (c *Client) SendServiceCheck(ctx context.Context, sc *metrics.ServiceCheck) error {
+func (c *Client) SendServiceCheck(ctx context.Context, sc *model.ServiceCheck) error {
 	p := httpsend.One(1, func(dst []byte) ([]byte, error) { return appendServiceCheck(dst, sc), nil })
 	return c.sender.Send(ctx, httpsend.Request{URL: c.endpoint + "/api/v1/check_run", Header: c.header}, p)
 }
@@ -153,7 +153,7 @@ func (c *Client) Close() error {
 
 // encoder writes one batch's JSON body; used by one goroutine.
 type encoder struct {
-	snap      *metrics.Snapshot
+	snap      *model.Snapshot
 	nonFinite prometheus.Counter
 	ts        []byte // flush time, unix seconds, formatted
 	interval  []byte
@@ -185,16 +185,16 @@ func (e *encoder) appendOne(dst []byte, k int) []byte {
 		t := &s.Timers[k]
 		if t.Histogram != nil {
 			for _, b := range t.Histogram {
-				dst = e.point(dst, &t.Series, ".histogram", "gauge", float64(b.Count), "le:"+metrics.FormatBound(b.Le))
+				dst = e.point(dst, &t.Series, ".histogram", "gauge", float64(b.Count), "le:"+model.FormatBound(b.Le))
 			}
 			return dst
 		}
-		for _, st := range metrics.TimerStats {
+		for _, st := range model.TimerStats {
 			if s.Disabled.Has(st.Sub) {
 				continue
 			}
 			typ := "gauge"
-			if st.Sub == metrics.SubCountPerSecond {
+			if st.Sub == model.SubCountPerSecond {
 				typ = "rate"
 			}
 			dst = e.point(dst, &t.Series, "."+st.Name, typ, st.Value(t), "")
@@ -215,7 +215,7 @@ func (e *encoder) appendOne(dst []byte, k int) []byte {
 }
 
 // point appends one Datadog series object with a single point.
-func (e *encoder) point(dst []byte, s *metrics.Series, suffix, typ string, v float64, extraTag string) []byte {
+func (e *encoder) point(dst []byte, s *model.Series, suffix, typ string, v float64, extraTag string) []byte {
 	switch {
 	case math.IsNaN(v):
 		e.countNonFinite()
@@ -274,7 +274,7 @@ func (e *encoder) countNonFinite() {
 
 // appendEvent appends the /api/v1/events body. host is the event's
 // hostname, or the sender's address when it named none.
-func appendEvent(dst []byte, ev *metrics.Event) []byte {
+func appendEvent(dst []byte, ev *model.Event) []byte {
 	dst = append(dst, `{"title":`...)
 	dst = appendJSONString(dst, ev.Title)
 	dst = append(dst, `,"text":`...)
@@ -300,7 +300,7 @@ func appendEvent(dst []byte, ev *metrics.Event) []byte {
 
 // appendServiceCheck appends the /api/v1/check_run body; status is 0 ok,
 // 1 warning, 2 critical, 3 unknown.
-func appendServiceCheck(dst []byte, sc *metrics.ServiceCheck) []byte {
+func appendServiceCheck(dst []byte, sc *model.ServiceCheck) []byte {
 	dst = append(dst, `{"check":`...)
 	dst = appendJSONString(dst, sc.Name)
 	host := sc.Hostname

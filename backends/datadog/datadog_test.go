@@ -15,7 +15,7 @@ import (
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/pkg/garnertest"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 func vmConfig(vm *garnertest.VictoriaMetrics, compression string) Options {
@@ -51,21 +51,21 @@ func TestVictoriaMetrics(t *testing.T) {
 			}
 			now := time.Now().Truncate(time.Second)
 			prefix := "dd_" + map[string]string{"deflate": "z", "gzip": "g", "": "n"}[comp]
-			snap := &metrics.Snapshot{
+			snap := &model.Snapshot{
 				Time: now, Interval: 10 * time.Second,
-				Counters: []metrics.Counter{
-					{Series: metrics.Series{Name: prefix + ".req", Tags: []string{"bare", "env:prod"}, Source: "10.0.0.7"}, Value: 42, PerSecond: 4.2},
-					{Series: metrics.Series{Name: prefix + ".req", Tags: []string{"env:dev"}, Source: "10.0.0.8"}, Value: 0.5, PerSecond: 0.05},
+				Counters: []model.Counter{
+					{Series: model.Series{Name: prefix + ".req", Tags: []string{"bare", "env:prod"}, Source: "10.0.0.7"}, Value: 42, PerSecond: 4.2},
+					{Series: model.Series{Name: prefix + ".req", Tags: []string{"env:dev"}, Source: "10.0.0.8"}, Value: 0.5, PerSecond: 0.05},
 				},
-				Gauges: []metrics.Gauge{{Series: metrics.Series{Name: prefix + ".temp", Tags: []string{"path:a:b"}}, Value: -3}},
-				Sets:   []metrics.Set{{Series: metrics.Series{Name: prefix + ".users"}, Members: map[string]struct{}{"x": {}}}},
-				Timers: []metrics.Timer{{Series: metrics.Series{Name: prefix + ".lat"}, Count: 2, PerSecond: 0.2, Lower: 1, Upper: 3, Mean: 2, Median: 2, Std: 1, Sum: 4, SumSquares: 10,
-					Percentiles: []metrics.Percentile{{Name: "upper_90", Value: 3}}}},
+				Gauges: []model.Gauge{{Series: model.Series{Name: prefix + ".temp", Tags: []string{"path:a:b"}}, Value: -3}},
+				Sets:   []model.Set{{Series: model.Series{Name: prefix + ".users"}, Members: map[string]struct{}{"x": {}}}},
+				Timers: []model.Timer{{Series: model.Series{Name: prefix + ".lat"}, Count: 2, PerSecond: 0.2, Lower: 1, Upper: 3, Mean: 2, Median: 2, Std: 1, Sum: 4, SumSquares: 10,
+					Percentiles: []model.Percentile{{Name: "upper_90", Value: 3}}}},
 			}
 			if err := c.SendMetrics(context.Background(), snap); err != nil {
 				t.Fatal(err)
 			}
-			if err := c.SendServiceCheck(context.Background(), &metrics.ServiceCheck{Name: "db.up", Status: metrics.CheckOK, Timestamp: now.Unix(), Hostname: "h"}); err != nil {
+			if err := c.SendServiceCheck(context.Background(), &model.ServiceCheck{Name: "db.up", Status: model.CheckOK, Timestamp: now.Unix(), Hostname: "h"}); err != nil {
 				t.Errorf("service check: %v", err)
 			}
 			if v := testutil.ToFloat64(dropped); v != 0 {
@@ -120,7 +120,7 @@ func TestEventsRefusedByVictoriaMetricsAreCounted(t *testing.T) {
 	vm := garnertest.StartVictoriaMetrics(t, false)
 	c, dropped := garnertest.NewBackend(t, New, vmConfig(vm, "deflate"))
 	start := time.Now()
-	err := c.SendEvent(context.Background(), &metrics.Event{Title: "t", Text: "x", DateHappened: time.Now().Unix()})
+	err := c.SendEvent(context.Background(), &model.Event{Title: "t", Text: "x", DateHappened: time.Now().Unix()})
 	if err == nil || !strings.Contains(err.Error(), "400") {
 		t.Fatalf("error = %v, want VictoriaMetrics' 400", err)
 	}
@@ -145,7 +145,7 @@ func TestDownIsBoundedAndCounted(t *testing.T) {
 	if err := c.CheckHealth(context.Background()); err == nil {
 		t.Error("health check of a closed port succeeded")
 	}
-	snap := &metrics.Snapshot{Time: time.Now(), Gauges: []metrics.Gauge{{Series: metrics.Series{Name: "a"}}, {Series: metrics.Series{Name: "b"}}, {Series: metrics.Series{Name: "c"}}}}
+	snap := &model.Snapshot{Time: time.Now(), Gauges: []model.Gauge{{Series: model.Series{Name: "a"}}, {Series: model.Series{Name: "b"}}, {Series: model.Series{Name: "c"}}}}
 	start := time.Now()
 	if err := c.SendMetrics(context.Background(), snap); err == nil {
 		t.Fatal("want an error")

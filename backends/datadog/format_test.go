@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // ddSeries is the Datadog v1 series object, as the API decodes it.
@@ -46,18 +46,18 @@ func decodeBody(t *testing.T, body []byte) []ddSeries {
 const ts = 1700000000
 
 func TestSeriesMapping(t *testing.T) {
-	ser := func(name, src string, tags ...string) metrics.Series {
-		return metrics.Series{Name: name, Tags: tags, Source: src}
+	ser := func(name, src string, tags ...string) model.Series {
+		return model.Series{Name: name, Tags: tags, Source: src}
 	}
 	pt := func(v float64) [][2]float64 { return [][2]float64{{ts, v}} }
 	cases := []struct {
 		name string
-		snap metrics.Snapshot
+		snap model.Snapshot
 		want []ddSeries
 	}{
 		{
 			name: "counter is a rate plus a .count gauge",
-			snap: metrics.Snapshot{Counters: []metrics.Counter{{Series: ser("api.req", "10.0.0.7", "env:prod", "bare"), Value: 42, PerSecond: 4.2}}},
+			snap: model.Snapshot{Counters: []model.Counter{{Series: ser("api.req", "10.0.0.7", "env:prod", "bare"), Value: 42, PerSecond: 4.2}}},
 			want: []ddSeries{
 				{Metric: "api.req", Points: pt(4.2), Type: "rate", Interval: 10, Host: "10.0.0.7", Tags: []string{"env:prod", "bare"}},
 				{Metric: "api.req.count", Points: pt(42), Type: "gauge", Interval: 10, Host: "10.0.0.7", Tags: []string{"env:prod", "bare"}},
@@ -65,9 +65,9 @@ func TestSeriesMapping(t *testing.T) {
 		},
 		{
 			name: "gauge and set without source or tags",
-			snap: metrics.Snapshot{
-				Gauges: []metrics.Gauge{{Series: ser("temp", ""), Value: -1.5}},
-				Sets:   []metrics.Set{{Series: ser("users", ""), Members: map[string]struct{}{"a": {}, "b": {}}}},
+			snap: model.Snapshot{
+				Gauges: []model.Gauge{{Series: ser("temp", ""), Value: -1.5}},
+				Sets:   []model.Set{{Series: ser("users", ""), Members: map[string]struct{}{"a": {}, "b": {}}}},
 			},
 			want: []ddSeries{
 				{Metric: "temp", Points: pt(-1.5), Type: "gauge", Interval: 10},
@@ -76,9 +76,9 @@ func TestSeriesMapping(t *testing.T) {
 		},
 		{
 			name: "timer stats, count_ps as a rate, percentiles, disabled left out",
-			snap: metrics.Snapshot{Disabled: metrics.SubSumSquares | metrics.SubMedian, Timers: []metrics.Timer{{
+			snap: model.Snapshot{Disabled: model.SubSumSquares | model.SubMedian, Timers: []model.Timer{{
 				Series: ser("lat", "h"), Count: 3, PerSecond: 0.3, Lower: 1, Upper: 9, Mean: 4, Median: 2, Std: 3.5, Sum: 12, SumSquares: 86,
-				Percentiles: []metrics.Percentile{{Name: "upper_90", Value: 9}},
+				Percentiles: []model.Percentile{{Name: "upper_90", Value: 9}},
 			}}},
 			want: []ddSeries{
 				{Metric: "lat.lower", Points: pt(1), Type: "gauge", Interval: 10, Host: "h"},
@@ -93,8 +93,8 @@ func TestSeriesMapping(t *testing.T) {
 		},
 		{
 			name: "histogram buckets",
-			snap: metrics.Snapshot{Timers: []metrics.Timer{{Series: ser("h", "", "gsd_histogram:5"),
-				Histogram: []metrics.Bucket{{Le: 5, Count: 1}, {Le: math.Inf(1), Count: 2}}}}},
+			snap: model.Snapshot{Timers: []model.Timer{{Series: ser("h", "", "gsd_histogram:5"),
+				Histogram: []model.Bucket{{Le: 5, Count: 1}, {Le: math.Inf(1), Count: 2}}}}},
 			want: []ddSeries{
 				{Metric: "h.histogram", Points: pt(1), Type: "gauge", Interval: 10, Tags: []string{"gsd_histogram:5", "le:5"}},
 				{Metric: "h.histogram", Points: pt(2), Type: "gauge", Interval: 10, Tags: []string{"gsd_histogram:5", "le:+Inf"}},
@@ -102,7 +102,7 @@ func TestSeriesMapping(t *testing.T) {
 		},
 		{
 			name: "NaN left out, Inf clamped",
-			snap: metrics.Snapshot{Gauges: []metrics.Gauge{
+			snap: model.Snapshot{Gauges: []model.Gauge{
 				{Series: ser("nan", ""), Value: math.NaN()},
 				{Series: ser("pinf", ""), Value: math.Inf(1)},
 				{Series: ser("ninf", ""), Value: math.Inf(-1)},
@@ -114,7 +114,7 @@ func TestSeriesMapping(t *testing.T) {
 		},
 		{
 			name: "names and tags that need JSON escaping",
-			snap: metrics.Snapshot{Gauges: []metrics.Gauge{{Series: ser(`q"n\x`, "", "k:\"v\"\n\x01", "bad:\xff"), Value: 1}}},
+			snap: model.Snapshot{Gauges: []model.Gauge{{Series: ser(`q"n\x`, "", "k:\"v\"\n\x01", "bad:\xff"), Value: 1}}},
 			want: []ddSeries{{Metric: `q"n\x`, Points: pt(1), Type: "gauge", Interval: 10, Tags: []string{"k:\"v\"\n\x01", "bad:\ufffd"}}},
 		},
 	}
@@ -136,8 +136,8 @@ func TestSeriesMapping(t *testing.T) {
 }
 
 func TestBatchBoundaries(t *testing.T) {
-	snap := &metrics.Snapshot{Time: time.Unix(ts, 0), Interval: 0, Gauges: []metrics.Gauge{
-		{Series: metrics.Series{Name: "a"}, Value: 1}, {Series: metrics.Series{Name: "b"}, Value: math.NaN()}, {Series: metrics.Series{Name: "c"}, Value: 3},
+	snap := &model.Snapshot{Time: time.Unix(ts, 0), Interval: 0, Gauges: []model.Gauge{
+		{Series: model.Series{Name: "a"}, Value: 1}, {Series: model.Series{Name: "b"}, Value: math.NaN()}, {Series: model.Series{Name: "c"}, Value: 3},
 	}}
 	for _, r := range [][2]int{{0, 1}, {1, 2}, {1, 3}, {0, 3}} {
 		e := encoder{snap: snap}
@@ -157,8 +157,8 @@ func TestBatchBoundaries(t *testing.T) {
 }
 
 func TestEventAndServiceCheckBodies(t *testing.T) {
-	ev := &metrics.Event{Title: "deploy", Text: "v2\nok", DateHappened: ts, AggregationKey: "k", SourceTypeName: "ci",
-		Tags: []string{"env:prod"}, Source: "10.0.0.1", Priority: metrics.PriorityLow, AlertType: metrics.AlertWarning}
+	ev := &model.Event{Title: "deploy", Text: "v2\nok", DateHappened: ts, AggregationKey: "k", SourceTypeName: "ci",
+		Tags: []string{"env:prod"}, Source: "10.0.0.1", Priority: model.PriorityLow, AlertType: model.AlertWarning}
 	var gotEv map[string]any
 	if err := json.Unmarshal(appendEvent(nil, ev), &gotEv); err != nil {
 		t.Fatal(err)
@@ -169,7 +169,7 @@ func TestEventAndServiceCheckBodies(t *testing.T) {
 		t.Errorf("event body %v\nwant %v", gotEv, wantEv)
 	}
 
-	sc := &metrics.ServiceCheck{Name: "db.up", Status: metrics.CheckCritical, Timestamp: ts, Hostname: "db1", Tags: []string{"role:primary"}, Message: "down"}
+	sc := &model.ServiceCheck{Name: "db.up", Status: model.CheckCritical, Timestamp: ts, Hostname: "db1", Tags: []string{"role:primary"}, Message: "down"}
 	var gotSC map[string]any
 	if err := json.Unmarshal(appendServiceCheck(nil, sc), &gotSC); err != nil {
 		t.Fatal(err)
@@ -192,15 +192,15 @@ func BenchmarkEncode(b *testing.B) {
 }
 
 // benchSnapshot is 1000 counters, 100 timers and 100 gauges.
-func benchSnapshot() *metrics.Snapshot {
-	s := &metrics.Snapshot{Time: time.Unix(ts, 0), Interval: 10 * time.Second}
+func benchSnapshot() *model.Snapshot {
+	s := &model.Snapshot{Time: time.Unix(ts, 0), Interval: 10 * time.Second}
 	for i := range 1000 {
-		s.Counters = append(s.Counters, metrics.Counter{Series: metrics.Series{Name: "app.requests." + strconv.Itoa(i), Tags: []string{"env:prod", "region:eu"}, Source: "10.0.0.1"}, Value: float64(i), PerSecond: float64(i) / 10})
+		s.Counters = append(s.Counters, model.Counter{Series: model.Series{Name: "app.requests." + strconv.Itoa(i), Tags: []string{"env:prod", "region:eu"}, Source: "10.0.0.1"}, Value: float64(i), PerSecond: float64(i) / 10})
 	}
 	for i := range 100 {
-		s.Timers = append(s.Timers, metrics.Timer{Series: metrics.Series{Name: "app.lat." + strconv.Itoa(i), Source: "10.0.0.1"}, Count: 10, Lower: 1, Upper: 100, Mean: 50.5,
-			Percentiles: []metrics.Percentile{{Name: "upper_90", Value: 90}}})
-		s.Gauges = append(s.Gauges, metrics.Gauge{Series: metrics.Series{Name: "app.g." + strconv.Itoa(i)}, Value: 1.5})
+		s.Timers = append(s.Timers, model.Timer{Series: model.Series{Name: "app.lat." + strconv.Itoa(i), Source: "10.0.0.1"}, Count: 10, Lower: 1, Upper: 100, Mean: 50.5,
+			Percentiles: []model.Percentile{{Name: "upper_90", Value: 90}}})
+		s.Gauges = append(s.Gauges, model.Gauge{Series: model.Series{Name: "app.g." + strconv.Itoa(i)}, Value: 1.5})
 	}
 	return s
 }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // benchSeries is the series count of the scrape benchmark; 1000000 for the
@@ -29,9 +29,9 @@ func benchSeries() int {
 // label per series, as request counters by path would be).
 func filled(b *testing.B, n int) *fixture {
 	f := newFixture(b, "mappings:\n- match: bench.*.hits\n  name: bench_hits_total\n  labels: {path: \"$1\"}\n")
-	s := metrics.Snapshot{Counters: make([]metrics.Counter, n)}
+	s := model.Snapshot{Counters: make([]model.Counter, n)}
 	for i := range s.Counters {
-		s.Counters[i] = metrics.Counter{Series: metrics.Series{Name: fmt.Sprintf("bench.p%d.hits", i), Tags: []string{"env:prod"}}, Value: 1}
+		s.Counters[i] = model.Counter{Series: model.Series{Name: fmt.Sprintf("bench.p%d.hits", i), Tags: []string{"env:prod"}}, Value: 1}
 	}
 	if err := f.e.SendMetrics(b.Context(), &s); err != nil {
 		b.Fatal(err)
@@ -71,9 +71,9 @@ func BenchmarkScrape(b *testing.B) {
 func BenchmarkFlush(b *testing.B) {
 	n := benchSeries()
 	f := filled(b, n)
-	s := metrics.Snapshot{Counters: make([]metrics.Counter, n)}
+	s := model.Snapshot{Counters: make([]model.Counter, n)}
 	for i := range s.Counters {
-		s.Counters[i] = metrics.Counter{Series: metrics.Series{Name: fmt.Sprintf("bench.p%d.hits", i), Tags: []string{"env:prod"}}, Value: 1}
+		s.Counters[i] = model.Counter{Series: model.Series{Name: fmt.Sprintf("bench.p%d.hits", i), Tags: []string{"env:prod"}}, Value: 1}
 	}
 	b.ReportAllocs()
 	for b.Loop() {

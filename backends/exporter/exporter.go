@@ -55,7 +55,7 @@ import (
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/pkg/mapping"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/ratelog"
 )
 
@@ -188,7 +188,7 @@ func (e *Exporter) ReloadMapping(path string) error {
 
 // SendMetrics applies one flush to the exposed series, then expires the
 // series idle past their ttl.
-func (e *Exporter) SendMetrics(_ context.Context, s *metrics.Snapshot) error {
+func (e *Exporter) SendMetrics(_ context.Context, s *model.Snapshot) error {
 	now := s.Time
 	if now.IsZero() {
 		now = time.Now()
@@ -202,7 +202,7 @@ func (e *Exporter) SendMetrics(_ context.Context, s *metrics.Snapshot) error {
 }
 
 // SendEvent implements backends.Backend: events have no place in a scrape.
-func (e *Exporter) SendEvent(context.Context, *metrics.Event) error { return nil }
+func (e *Exporter) SendEvent(context.Context, *model.Event) error { return nil }
 
 type scrapeErrorLog struct{ e *Exporter }
 

@@ -18,7 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/backends"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 const testMappings = `
@@ -92,7 +92,7 @@ func newFixture(t testing.TB, mappings string) *fixture {
 	return &fixture{e: e, reg: reg, path: path, t0: time.Unix(1_800_000_000, 0)}
 }
 
-func (f *fixture) send(t *testing.T, at time.Duration, s metrics.Snapshot) {
+func (f *fixture) send(t *testing.T, at time.Duration, s model.Snapshot) {
 	t.Helper()
 	s.Time = f.t0.Add(at)
 	if err := f.e.SendMetrics(context.Background(), &s); err != nil {
@@ -130,8 +130,8 @@ func (f *fixture) scrape(t *testing.T, accept string) map[string]*dto.MetricFami
 	return out
 }
 
-func ser(name string, tags ...string) metrics.Series {
-	return metrics.Series{Name: name, Tags: tags, Source: "10.0.0.1"}
+func ser(name string, tags ...string) model.Series {
+	return model.Series{Name: name, Tags: tags, Source: "10.0.0.1"}
 }
 
 func labelsOf(m *dto.Metric) string {
@@ -153,18 +153,18 @@ func one(t *testing.T, fams map[string]*dto.MetricFamily, name string, typ dto.M
 
 func TestTypes(t *testing.T) {
 	f := newFixture(t, testMappings)
-	f.send(t, 0, metrics.Snapshot{
-		Counters: []metrics.Counter{{Series: ser("test.dispatcher.p.send.ok", "env:prod"), Value: 3}},
-		Gauges:   []metrics.Gauge{{Series: ser("queue.depth"), Value: 7}},
-		Sets:     []metrics.Set{{Series: ser("users.unique"), Members: map[string]struct{}{"a": {}, "b": {}}}},
-		Timers: []metrics.Timer{
+	f.send(t, 0, model.Snapshot{
+		Counters: []model.Counter{{Series: ser("test.dispatcher.p.send.ok", "env:prod"), Value: 3}},
+		Gauges:   []model.Gauge{{Series: ser("queue.depth"), Value: 7}},
+		Sets:     []model.Set{{Series: ser("users.unique"), Members: map[string]struct{}{"a": {}, "b": {}}}},
+		Timers: []model.Timer{
 			{Series: ser("api.request.home"), Values: []float64{5, 50, 500, 5000}, SampledCount: 4},
 			{Series: ser("api.summary.home"), Values: []float64{100, 200}, SampledCount: 20}, // @0.1: each value 10 times
 		},
 	})
-	f.send(t, 10*time.Second, metrics.Snapshot{
-		Counters: []metrics.Counter{{Series: ser("test.dispatcher.p.send.ok", "env:prod"), Value: 2}},
-		Gauges:   []metrics.Gauge{{Series: ser("queue.depth"), Value: 4}},
+	f.send(t, 10*time.Second, model.Snapshot{
+		Counters: []model.Counter{{Series: ser("test.dispatcher.p.send.ok", "env:prod"), Value: 2}},
+		Gauges:   []model.Gauge{{Series: ser("queue.depth"), Value: 4}},
 	})
 	fams := f.scrape(t, "")
 	c := one(t, fams, "dispatcher_events_total", dto.MetricType_COUNTER)
@@ -203,16 +203,16 @@ func TestTypes(t *testing.T) {
 
 func TestConflictsNeverFailTheScrape(t *testing.T) {
 	f := newFixture(t, testMappings)
-	f.send(t, 0, metrics.Snapshot{
-		Counters: []metrics.Counter{
+	f.send(t, 0, model.Snapshot{
+		Counters: []model.Counter{
 			{Series: ser("clash.x"), Value: 1},
 			{Series: ser("labels.change", "a:1"), Value: 1},
 		},
-		Gauges: []metrics.Gauge{{Series: ser("clash.x"), Value: 9}},
-		Timers: []metrics.Timer{{Series: ser("api.summary.x", "quantile:bad"), Values: []float64{1}, SampledCount: 1}},
+		Gauges: []model.Gauge{{Series: ser("clash.x"), Value: 9}},
+		Timers: []model.Timer{{Series: ser("api.summary.x", "quantile:bad"), Values: []float64{1}, SampledCount: 1}},
 	})
-	f.send(t, time.Second, metrics.Snapshot{
-		Counters: []metrics.Counter{{Series: ser("labels.change", "a:1", "b:2"), Value: 1}},
+	f.send(t, time.Second, model.Snapshot{
+		Counters: []model.Counter{{Series: ser("labels.change", "a:1", "b:2"), Value: 1}},
 	})
 	fams := f.scrape(t, "")
 	if c := one(t, fams, "clash_x", dto.MetricType_COUNTER); c.GetCounter().GetValue() != 1 {
@@ -234,8 +234,8 @@ func TestConflictsNeverFailTheScrape(t *testing.T) {
 
 func TestLabelsTTLDropAndReload(t *testing.T) {
 	f := newFixture(t, testMappings)
-	f.send(t, 0, metrics.Snapshot{
-		Counters: []metrics.Counter{
+	f.send(t, 0, model.Snapshot{
+		Counters: []model.Counter{
 			{Series: ser("honor.a", "env:tag"), Value: 1},
 			{Series: ser("short.a"), Value: 1},
 			{Series: ser("noise.a"), Value: 1},
@@ -260,7 +260,7 @@ func TestLabelsTTLDropAndReload(t *testing.T) {
 		t.Errorf("negative counters %v", got)
 	}
 	// Idle past its 1m ttl (zero increments do not count as samples).
-	f.send(t, 2*time.Minute, metrics.Snapshot{Counters: []metrics.Counter{{Series: ser("short.a"), Value: 0}}})
+	f.send(t, 2*time.Minute, model.Snapshot{Counters: []model.Counter{{Series: ser("short.a"), Value: 0}}})
 	fams = f.scrape(t, "")
 	if _, ok := fams["short_lived"]; ok {
 		t.Error("series idle past its ttl still exposed")
@@ -276,7 +276,7 @@ func TestLabelsTTLDropAndReload(t *testing.T) {
 	if err := f.e.ReloadMapping(f.path); err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Fatalf("bad file: %v", err)
 	}
-	f.send(t, 3*time.Minute, metrics.Snapshot{Counters: []metrics.Counter{{Series: ser("short.b"), Value: 1}}})
+	f.send(t, 3*time.Minute, model.Snapshot{Counters: []model.Counter{{Series: ser("short.b"), Value: 1}}})
 	if _, ok := f.scrape(t, "")["short_lived"]; !ok {
 		t.Error("old mappings lost after a bad reload")
 	}
@@ -286,7 +286,7 @@ func TestLabelsTTLDropAndReload(t *testing.T) {
 	if err := f.e.ReloadMapping(f.path); err != nil {
 		t.Fatal(err)
 	}
-	f.send(t, 4*time.Minute, metrics.Snapshot{Counters: []metrics.Counter{{Series: ser("short.b"), Value: 1}}})
+	f.send(t, 4*time.Minute, model.Snapshot{Counters: []model.Counter{{Series: ser("short.b"), Value: 1}}})
 	if c := one(t, f.scrape(t, ""), "renamed", dto.MetricType_COUNTER); c.GetCounter().GetValue() != 1 {
 		t.Errorf("renamed = %v", c)
 	}

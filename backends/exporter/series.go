@@ -12,7 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/pkg/mapping"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/ratelog"
 )
 
@@ -74,7 +74,7 @@ const (
 	kindTimer   byte = 't'
 )
 
-func (e *Exporter) apply(s *metrics.Snapshot, now time.Time) {
+func (e *Exporter) apply(s *model.Snapshot, now time.Time) {
 	st := &e.st
 	st.flushes++
 	for i := range s.Counters {
@@ -169,7 +169,7 @@ func (e *Exporter) expire(now time.Time) {
 
 // targetKey writes the garner series' identity (its source aside: the
 // sender is not a label, so series from several senders add up).
-func targetKey(dst []byte, kind byte, s *metrics.Series) []byte {
+func targetKey(dst []byte, kind byte, s *model.Series) []byte {
 	dst = append(dst[:0], kind)
 	dst = append(dst, s.Name...)
 	for _, t := range s.Tags {
@@ -182,7 +182,7 @@ func targetKey(dst []byte, kind byte, s *metrics.Series) []byte {
 // target returns what the garner series maps to, resolving it again after
 // a mapping reload, after its series expired, and while it is dropped for a
 // reason that may pass (a type conflict, the series bound).
-func (e *Exporter) target(kind byte, s *metrics.Series) *target {
+func (e *Exporter) target(kind byte, s *model.Series) *target {
 	st := &e.st
 	st.key = targetKey(st.key, kind, s)
 	gen := e.gen.Load()
@@ -200,7 +200,7 @@ func (e *Exporter) target(kind byte, s *metrics.Series) *target {
 	return t
 }
 
-func (e *Exporter) resolve(kind byte, s *metrics.Series) target {
+func (e *Exporter) resolve(kind byte, s *model.Series) target {
 	mapper := e.mapper.Load()
 	mt := mapping.Counter
 	switch kind {

@@ -13,22 +13,22 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // mixedSnapshot has n series of each type, tagged, with percentiles, so that
 // its payload spans many chunks.
-func mixedSnapshot(n int, ts int64) *metrics.Snapshot {
-	s := &metrics.Snapshot{Time: time.Unix(ts, 0), Interval: 10 * time.Second}
+func mixedSnapshot(n int, ts int64) *model.Snapshot {
+	s := &model.Snapshot{Time: time.Unix(ts, 0), Interval: 10 * time.Second}
 	for i := 0; i < n; i++ {
-		se := func(kind string) metrics.Series {
-			return metrics.Series{Name: fmt.Sprintf("%s.m%06d", kind, i), Tags: []string{"env:prod", fmt.Sprintf("shard:%d", i%7)}, Source: "10.0.0.1"}
+		se := func(kind string) model.Series {
+			return model.Series{Name: fmt.Sprintf("%s.m%06d", kind, i), Tags: []string{"env:prod", fmt.Sprintf("shard:%d", i%7)}, Source: "10.0.0.1"}
 		}
-		s.Counters = append(s.Counters, metrics.Counter{Series: se("c"), Value: float64(i), PerSecond: float64(i) / 10})
-		s.Gauges = append(s.Gauges, metrics.Gauge{Series: se("g"), Value: float64(i) / 3})
-		s.Sets = append(s.Sets, metrics.Set{Series: se("s"), Members: map[string]struct{}{"a": {}}})
-		s.Timers = append(s.Timers, metrics.Timer{Series: se("t"), Count: 2, Lower: 1, Upper: 2, Mean: 1.5, Sum: 3,
-			Percentiles: []metrics.Percentile{{Name: "upper_90", Value: 2}, {Name: "count_90", Value: 2}}})
+		s.Counters = append(s.Counters, model.Counter{Series: se("c"), Value: float64(i), PerSecond: float64(i) / 10})
+		s.Gauges = append(s.Gauges, model.Gauge{Series: se("g"), Value: float64(i) / 3})
+		s.Sets = append(s.Sets, model.Set{Series: se("s"), Members: map[string]struct{}{"a": {}}})
+		s.Timers = append(s.Timers, model.Timer{Series: se("t"), Count: 2, Lower: 1, Upper: 2, Mean: 1.5, Sum: 3,
+			Percentiles: []model.Percentile{{Name: "upper_90", Value: 2}, {Name: "count_90", Value: 2}}})
 	}
 	return s
 }
@@ -125,7 +125,7 @@ func TestFlushLargerThanBuffer(t *testing.T) {
 	}
 
 	got := readAll(listen(t, addr, 0))
-	if err := c.SendMetrics(context.Background(), &metrics.Snapshot{Time: snap.Time}); err != nil {
+	if err := c.SendMetrics(context.Background(), &model.Snapshot{Time: snap.Time}); err != nil {
 		t.Fatalf("flush with carbon up: %v", err)
 	}
 	_ = c.Close()

@@ -27,7 +27,7 @@ import (
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/backends/lineconn"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // Name is the backend's name in the backends key.
@@ -131,11 +131,11 @@ func New(opts Options, deps backends.Deps) (*Client, error) {
 func (c *Client) Name() string { return Name }
 
 // SendEvent discards events.
-func (c *Client) SendEvent(context.Context, *metrics.Event) error { return nil }
+func (c *Client) SendEvent(context.Context, *model.Event) error { return nil }
 
 // SendMetrics writes what is queued from earlier flushes, then formats the
 // snapshot and writes it chunk by chunk. What cannot be written is queued.
-func (c *Client) SendMetrics(ctx context.Context, s *metrics.Snapshot) error {
+func (c *Client) SendMetrics(ctx context.Context, s *model.Snapshot) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	b := c.conn.Begin(ctx)

@@ -21,7 +21,7 @@ import (
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/backends/graphite"
 	"github.com/garner-metrics/garner/pkg/garnertest"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // newClient builds a basic-mode backend for addr with a fresh registry.
@@ -57,10 +57,10 @@ func newOptsClient(t testing.TB, opts graphite.Options) (*graphite.Client, *prom
 }
 
 // counterSnapshot has n counters, m000000..., each with value v, at second ts.
-func counterSnapshot(n int, v float64, ts int64) *metrics.Snapshot {
-	s := &metrics.Snapshot{Time: time.Unix(ts, 0), Interval: 10 * time.Second}
+func counterSnapshot(n int, v float64, ts int64) *model.Snapshot {
+	s := &model.Snapshot{Time: time.Unix(ts, 0), Interval: 10 * time.Second}
 	for i := 0; i < n; i++ {
-		s.Counters = append(s.Counters, metrics.Counter{Series: metrics.Series{Name: fmt.Sprintf("m%06d", i)}, Value: v, PerSecond: v / 10})
+		s.Counters = append(s.Counters, model.Counter{Series: model.Series{Name: fmt.Sprintf("m%06d", i)}, Value: v, PerSecond: v / 10})
 	}
 	return s
 }
@@ -238,7 +238,7 @@ func TestPartialWriteResendsWholeLine(t *testing.T) {
 	}
 
 	got := readAll(l)
-	if err := c.SendMetrics(context.Background(), &metrics.Snapshot{Time: snap.Time}); err != nil {
+	if err := c.SendMetrics(context.Background(), &model.Snapshot{Time: snap.Time}); err != nil {
 		t.Fatalf("resend: %v", err)
 	}
 	_ = c.Close()
@@ -355,10 +355,10 @@ func TestFormatWhatCarbonTakes(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c, _, _ := newModeClient(t, "tags", closedAddr(t), 1<<20, time.Second)
-			snap := &metrics.Snapshot{Time: time.Unix(ts, 0), Gauges: []metrics.Gauge{
-				{Series: metrics.Series{Name: "a", Source: "h"}, Value: 2},
-				{Series: metrics.Series{Name: "g", Tags: tc.tags, Source: tc.source}, Value: 1},
-				{Series: metrics.Series{Name: "z", Source: "h"}, Value: 3},
+			snap := &model.Snapshot{Time: time.Unix(ts, 0), Gauges: []model.Gauge{
+				{Series: model.Series{Name: "a", Source: "h"}, Value: 2},
+				{Series: model.Series{Name: "g", Tags: tc.tags, Source: tc.source}, Value: 1},
+				{Series: model.Series{Name: "z", Source: "h"}, Value: 3},
 			}}
 			want := "stats.gauges.a;host=h 2.000000 1700000000\n" + tc.want + "stats.gauges.z;host=h 3.000000 1700000000\n"
 			if got := string(c.Format(nil, snap)); got != want {
@@ -375,12 +375,12 @@ func TestSkippedLinesCounted(t *testing.T) {
 	l := listen(t, "127.0.0.1:0", 0)
 	c, reg, droppedSeries := newModeClient(t, "tags", l.Addr().String(), 1<<20, time.Second)
 	long := "k:" + strings.Repeat("x", graphite.MaxLineLength)
-	snap := &metrics.Snapshot{Time: time.Unix(1700000000, 0),
-		Counters: []metrics.Counter{
-			{Series: metrics.Series{Name: "long", Tags: []string{long}}, Value: 1, PerSecond: 0.1},
-			{Series: metrics.Series{Name: "ok"}, Value: 1, PerSecond: 0.1},
+	snap := &model.Snapshot{Time: time.Unix(1700000000, 0),
+		Counters: []model.Counter{
+			{Series: model.Series{Name: "long", Tags: []string{long}}, Value: 1, PerSecond: 0.1},
+			{Series: model.Series{Name: "ok"}, Value: 1, PerSecond: 0.1},
 		},
-		Timers: []metrics.Timer{{Series: metrics.Series{Name: "long", Tags: []string{long}}, Count: 1, Percentiles: []metrics.Percentile{{Name: "upper_90", Value: 1}}}},
+		Timers: []model.Timer{{Series: model.Series{Name: "long", Tags: []string{long}}, Count: 1, Percentiles: []model.Percentile{{Name: "upper_90", Value: 1}}}},
 	}
 	got := readAll(l)
 	if err := c.SendMetrics(context.Background(), snap); err != nil {

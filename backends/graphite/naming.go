@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/garner-metrics/garner/backends/lineconn"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
 
@@ -61,7 +61,7 @@ const MaxLineLength = 16384
 // Format appends the snapshot's Graphite lines to dst. Invalid UTF-8 in tags
 // and sources is replaced by U+FFFD (carbon drops the connection on it) and
 // lines longer than MaxLineLength are left out.
-func (c *Client) Format(dst []byte, s *metrics.Snapshot) []byte {
+func (c *Client) Format(dst []byte, s *model.Snapshot) []byte {
 	f := formatter{n: &c.naming, dst: dst}
 	f.run(s)
 	return f.dst
@@ -72,7 +72,7 @@ func (c *Client) Format(dst []byte, s *metrics.Snapshot) []byte {
 // series in it to emit and goes on with the slice emit returns. It returns
 // what is left in dst and of how many series, and how many lines it left
 // out, of how many series.
-func (c *Client) format(dst []byte, s *metrics.Snapshot, emit func(dst []byte, series int) []byte) (out []byte, series, skippedLines, skippedSeries int) {
+func (c *Client) format(dst []byte, s *model.Snapshot, emit func(dst []byte, series int) []byte) (out []byte, series, skippedLines, skippedSeries int) {
 	f := formatter{n: &c.naming, dst: dst, emit: emit}
 	f.run(s)
 	return f.dst, f.series, f.skippedLines, f.skippedSeries
@@ -94,7 +94,7 @@ type formatter struct {
 	skippedLines, skippedSeries int
 }
 
-func (f *formatter) run(s *metrics.Snapshot) {
+func (f *formatter) run(s *model.Snapshot) {
 	var tsb [20]byte
 	f.ts = strconv.AppendInt(tsb[:0], s.Time.Unix(), 10)
 	var vb [32]byte
@@ -117,16 +117,16 @@ func (f *formatter) run(s *metrics.Snapshot) {
 		f.begin(t.Name)
 		if t.Histogram != nil {
 			for _, b := range t.Histogram {
-				f.line(c.counterNS, "histogram", t.Tags, metrics.FormatBound(b.Le), t.Source, strconv.AppendUint(f.v[:0], b.Count, 10))
+				f.line(c.counterNS, "histogram", t.Tags, model.FormatBound(b.Le), t.Source, strconv.AppendUint(f.v[:0], b.Count, 10))
 			}
 			f.end()
 			continue
 		}
-		for _, st := range metrics.TimerStats {
+		for _, st := range model.TimerStats {
 			if s.Disabled.Has(st.Sub) {
 				continue
 			}
-			if st.Sub == metrics.SubCount {
+			if st.Sub == model.SubCount {
 				f.line(c.timerNS, st.Name, t.Tags, "", t.Source, appendCount(f.v[:0], t.Count))
 			} else {
 				f.line(c.timerNS, st.Name, t.Tags, "", t.Source, appendF6(f.v[:0], st.Value(t)))

@@ -32,7 +32,7 @@ import (
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/backends/httpsend"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // Name is the backend's name in the backends key.
@@ -123,7 +123,7 @@ func (c *Client) Name() string { return Name }
 
 // SendMetrics writes the snapshot in batches of metrics-per-batch series and
 // returns when every batch was written or given up on (see httpsend).
-func (c *Client) SendMetrics(ctx context.Context, s *metrics.Snapshot) error {
+func (c *Client) SendMetrics(ctx context.Context, s *model.Snapshot) error {
 	n := s.Len()
 	if n == 0 {
 		return nil
@@ -144,7 +144,7 @@ func (c *Client) SendMetrics(ctx context.Context, s *metrics.Snapshot) error {
 
 // SendEvent writes the event as a point of the measurement "events" with
 // fields title and text, tags priority, alerttype, sourcetypename and host.
-func (c *Client) SendEvent(ctx context.Context, ev *metrics.Event) error {
+func (c *Client) SendEvent(ctx context.Context, ev *model.Event) error {
 	p := httpsend.One(1, func(dst []byte) ([]byte, error) {
 		var e encoder
 		return e.appendEvent(dst, ev), nil
@@ -184,7 +184,7 @@ type tagKV struct{ k, v string }
 
 // appendSeries appends the line of the snapshot's k-th series, counting
 // counters, then timers, gauges and sets.
-func (e *encoder) appendSeries(dst []byte, s *metrics.Snapshot, k int) []byte {
+func (e *encoder) appendSeries(dst []byte, s *model.Snapshot, k int) []byte {
 	ts := s.Time.UnixMilli()
 	if k < len(s.Counters) {
 		x := &s.Counters[k]
@@ -199,11 +199,11 @@ func (e *encoder) appendSeries(dst []byte, s *metrics.Snapshot, k int) []byte {
 		return e.line(dst, &t.Series, ts, func(dst []byte) []byte {
 			if t.Histogram != nil {
 				for _, b := range t.Histogram {
-					dst = e.field(dst, "le."+metrics.FormatBound(b.Le), float64(b.Count))
+					dst = e.field(dst, "le."+model.FormatBound(b.Le), float64(b.Count))
 				}
 				return dst
 			}
-			for _, st := range metrics.TimerStats {
+			for _, st := range model.TimerStats {
 				if !s.Disabled.Has(st.Sub) {
 					dst = e.field(dst, timerField(st.Name), st.Value(t))
 				}
@@ -237,7 +237,7 @@ func timerField(name string) string {
 
 // line appends "<measurement>[,tags] <fields> <ts>\n"; it writes nothing
 // when fields writes no field.
-func (e *encoder) line(dst []byte, s *metrics.Series, ts int64, fields func([]byte) []byte) []byte {
+func (e *encoder) line(dst []byte, s *model.Series, ts int64, fields func([]byte) []byte) []byte {
 	start := len(dst)
 	if s.Name == "" || s.Name[0] == '#' {
 		e.empty++
@@ -318,7 +318,7 @@ func (e *encoder) appendTags(dst []byte, tags []string, source string) []byte {
 }
 
 // appendEvent appends an event as gostatsd writes it.
-func (e *encoder) appendEvent(dst []byte, ev *metrics.Event) []byte {
+func (e *encoder) appendEvent(dst []byte, ev *model.Event) []byte {
 	tags := make([]string, 0, len(ev.Tags)+4)
 	hasHost := false
 	for _, t := range ev.Tags {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/pkg/garnertest"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 func baseConfig(endpoint string) Options {
@@ -25,19 +25,19 @@ func baseConfig(endpoint string) Options {
 }
 
 // testSnapshot has one series of each kind, with tags that need escaping.
-func testSnapshot(now time.Time) *metrics.Snapshot {
-	return &metrics.Snapshot{
+func testSnapshot(now time.Time) *model.Snapshot {
+	return &model.Snapshot{
 		Time: now, Interval: 10 * time.Second,
-		Counters: []metrics.Counter{
-			{Series: metrics.Series{Name: "api.req", Tags: []string{"env:prod", "path:/a b,c=d"}, Source: "10.0.0.7"}, Value: 42, PerSecond: 4.2},
-			{Series: metrics.Series{Name: "api.req", Tags: []string{"env:dev"}, Source: "10.0.0.8"}, Value: 0.8, PerSecond: 0.08},
+		Counters: []model.Counter{
+			{Series: model.Series{Name: "api.req", Tags: []string{"env:prod", "path:/a b,c=d"}, Source: "10.0.0.7"}, Value: 42, PerSecond: 4.2},
+			{Series: model.Series{Name: "api.req", Tags: []string{"env:dev"}, Source: "10.0.0.8"}, Value: 0.8, PerSecond: 0.08},
 		},
-		Gauges: []metrics.Gauge{{Series: metrics.Series{Name: "temp", Source: "10.0.0.7"}, Value: -12.5}},
-		Sets:   []metrics.Set{{Series: metrics.Series{Name: "users"}, Members: map[string]struct{}{"a": {}, "b": {}}}},
-		Timers: []metrics.Timer{{
-			Series: metrics.Series{Name: "lat", Tags: []string{"bare"}}, Count: 3, PerSecond: 0.3,
+		Gauges: []model.Gauge{{Series: model.Series{Name: "temp", Source: "10.0.0.7"}, Value: -12.5}},
+		Sets:   []model.Set{{Series: model.Series{Name: "users"}, Members: map[string]struct{}{"a": {}, "b": {}}}},
+		Timers: []model.Timer{{
+			Series: model.Series{Name: "lat", Tags: []string{"bare"}}, Count: 3, PerSecond: 0.3,
 			Lower: 1, Upper: 9, Mean: 4, Median: 2, Std: 3.55, Sum: 12, SumSquares: 86,
-			Percentiles: []metrics.Percentile{{Name: "upper_90", Value: 9}},
+			Percentiles: []model.Percentile{{Name: "upper_90", Value: 9}},
 		}},
 	}
 }
@@ -60,7 +60,7 @@ func TestInfluxDBv1RealServer(t *testing.T) {
 	if err := c.SendMetrics(ctx, testSnapshot(now)); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.SendEvent(ctx, &metrics.Event{Title: `deploy "x"`, Text: "a\nb", DateHappened: now.Unix(), Source: "10.0.0.9", Tags: []string{"env:prod"}}); err != nil {
+	if err := c.SendEvent(ctx, &model.Event{Title: `deploy "x"`, Text: "a\nb", DateHappened: now.Unix(), Source: "10.0.0.9", Tags: []string{"env:prod"}}); err != nil {
 		t.Fatal(err)
 	}
 	if v := testutil.ToFloat64(dropped); v != 0 {

@@ -6,7 +6,7 @@ import (
 	"context"
 
 	"github.com/garner-metrics/garner/backends"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // Name is the backend's name in the backends key.
@@ -21,7 +21,7 @@ var _ backends.Backend = Backend{}
 func (Backend) Name() string { return Name }
 
 // SendMetrics discards s.
-func (Backend) SendMetrics(context.Context, *metrics.Snapshot) error { return nil }
+func (Backend) SendMetrics(context.Context, *model.Snapshot) error { return nil }
 
 // SendEvent discards e.
-func (Backend) SendEvent(context.Context, *metrics.Event) error { return nil }
+func (Backend) SendEvent(context.Context, *model.Event) error { return nil }

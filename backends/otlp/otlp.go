@@ -64,7 +64,7 @@ import (
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/backends/httpsend"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/version"
 )
 
@@ -166,7 +166,7 @@ func (c *Client) CheckHealth(ctx context.Context) error {
 // SendMetrics posts the snapshot in requests of at most metrics_per_batch
 // metrics (one data point each), at most max_requests at once, retried as
 // configured. Batches not delivered are counted as dropped series.
-func (c *Client) SendMetrics(ctx context.Context, s *metrics.Snapshot) error {
+func (c *Client) SendMetrics(ctx context.Context, s *model.Snapshot) error {
 	plan := c.plan(s)
 	if len(plan) == 0 {
 		return nil
@@ -179,7 +179,7 @@ func (c *Client) SendMetrics(ctx context.Context, s *metrics.Snapshot) error {
 
 // SendEvent posts the event as one log record to logs_endpoint; without a
 // logs_endpoint it does nothing.
-func (c *Client) SendEvent(ctx context.Context, e *metrics.Event) error {
+func (c *Client) SendEvent(ctx context.Context, e *model.Event) error {
 	if c.cfg.LogsEndpoint == "" {
 		return nil
 	}
@@ -195,7 +195,7 @@ const (
 	kindCounterCount              // sum <name>.count
 	kindGauge
 	kindSet
-	kindTimerStat      // sub = index into metrics.TimerStats
+	kindTimerStat      // sub = index into model.TimerStats
 	kindTimerPct       // sub = index into Percentiles
 	kindTimerBucket    // sub = bucket index
 	kindTimerHistogram // AsHistogram
@@ -209,7 +209,7 @@ type item struct {
 }
 
 // plan lists the metrics of a snapshot, leaving out NaN points.
-func (c *Client) plan(s *metrics.Snapshot) []item {
+func (c *Client) plan(s *model.Snapshot) []item {
 	plan := make([]item, 0, 2*len(s.Counters)+len(s.Gauges)+len(s.Sets)+len(s.Timers)*12)
 	ok := func(v float64) bool {
 		if math.IsNaN(v) {
@@ -246,7 +246,7 @@ func (c *Client) plan(s *metrics.Snapshot) []item {
 				plan = append(plan, item{kind: kindTimerBucket, sub: int32(j), idx: int32(i)})
 			}
 		default:
-			for j, st := range metrics.TimerStats {
+			for j, st := range model.TimerStats {
 				if !s.Disabled.Has(st.Sub) && ok(st.Value(t)) {
 					plan = append(plan, item{kind: kindTimerStat, sub: int32(j), idx: int32(i)})
 				}
@@ -263,7 +263,7 @@ func (c *Client) plan(s *metrics.Snapshot) []item {
 
 // metricsData builds the request of a batch. It only reads the snapshot
 // and the plan, so batches are built concurrently.
-func (c *Client) metricsData(s *metrics.Snapshot, plan []item) *metricsv1.MetricsData {
+func (c *Client) metricsData(s *model.Snapshot, plan []item) *metricsv1.MetricsData {
 	end := uint64(s.Time.UnixNano())
 	start := uint64(s.Time.Add(-s.Interval).UnixNano())
 	if s.Interval <= 0 {
@@ -272,7 +272,7 @@ func (c *Client) metricsData(s *metrics.Snapshot, plan []item) *metricsv1.Metric
 	md := &metricsv1.MetricsData{}
 	byResource := make(map[string]*metricsv1.ScopeMetrics)
 	var (
-		lastSeries *metrics.Series
+		lastSeries *model.Series
 		res, attrs []*commonv1.KeyValue
 		sm         *metricsv1.ScopeMetrics
 	)
@@ -297,7 +297,7 @@ func (c *Client) metricsData(s *metrics.Snapshot, plan []item) *metricsv1.Metric
 	return md
 }
 
-func (c *Client) seriesOf(s *metrics.Snapshot, it item) *metrics.Series {
+func (c *Client) seriesOf(s *model.Snapshot, it item) *model.Series {
 	switch it.kind {
 	case kindCounterRate, kindCounterCount:
 		return &s.Counters[it.idx].Series
@@ -310,7 +310,7 @@ func (c *Client) seriesOf(s *metrics.Snapshot, it item) *metrics.Series {
 }
 
 // metric builds one metric of the plan.
-func (c *Client) metric(s *metrics.Snapshot, it item, attrs []*commonv1.KeyValue, start, end uint64) *metricsv1.Metric {
+func (c *Client) metric(s *model.Snapshot, it item, attrs []*commonv1.KeyValue, start, end uint64) *metricsv1.Metric {
 	gauge := func(name string, dp *metricsv1.NumberDataPoint) *metricsv1.Metric {
 		dp.Attributes, dp.TimeUnixNano = attrs, end
 		return &metricsv1.Metric{Name: validUTF8(name), Data: &metricsv1.Metric_Gauge{Gauge: &metricsv1.Gauge{DataPoints: []*metricsv1.NumberDataPoint{dp}}}}
@@ -335,8 +335,8 @@ func (c *Client) metric(s *metrics.Snapshot, it item, attrs []*commonv1.KeyValue
 		return gauge(st.Name, integer(int64(len(st.Members))))
 	case kindTimerStat:
 		t := &s.Timers[it.idx]
-		stat := metrics.TimerStats[it.sub]
-		if stat.Sub == metrics.SubCount {
+		stat := model.TimerStats[it.sub]
+		if stat.Sub == model.SubCount {
 			return gauge(t.Name+"."+stat.Name, number(t.Count))
 		}
 		return gauge(t.Name+"."+stat.Name, double(stat.Value(t)))
@@ -347,7 +347,7 @@ func (c *Client) metric(s *metrics.Snapshot, it item, attrs []*commonv1.KeyValue
 	case kindTimerBucket:
 		t := &s.Timers[it.idx]
 		b := t.Histogram[it.sub]
-		le := &commonv1.KeyValue{Key: "le", Value: str(metrics.FormatBound(b.Le))}
+		le := &commonv1.KeyValue{Key: "le", Value: str(model.FormatBound(b.Le))}
 		m := gauge(t.Name+".histogram", double(float64(b.Count)))
 		dp := m.GetGauge().DataPoints[0]
 		dp.Attributes = append(append(make([]*commonv1.KeyValue, 0, len(attrs)+1), attrs...), le)
@@ -361,7 +361,7 @@ func (c *Client) metric(s *metrics.Snapshot, it item, attrs []*commonv1.KeyValue
 }
 
 // histogramPoint is a timer as an OTLP histogram point.
-func (c *Client) histogramPoint(t *metrics.Timer, attrs []*commonv1.KeyValue, start, end uint64) *metricsv1.HistogramDataPoint {
+func (c *Client) histogramPoint(t *model.Timer, attrs []*commonv1.KeyValue, start, end uint64) *metricsv1.HistogramDataPoint {
 	dp := &metricsv1.HistogramDataPoint{Attributes: attrs, StartTimeUnixNano: start, TimeUnixNano: end}
 	if t.Histogram != nil {
 		// garner's buckets are cumulative (≤ le); OTLP wants the count of
@@ -401,7 +401,7 @@ func (c *Client) histogramPoint(t *metrics.Timer, attrs []*commonv1.KeyValue, st
 
 // splitTags turns a series' tags (plus host:<source>) into resource and
 // data point attributes, and returns a key identifying the resource.
-func (c *Client) splitTags(s *metrics.Series) (res, attrs []*commonv1.KeyValue, resKey string) {
+func (c *Client) splitTags(s *model.Series) (res, attrs []*commonv1.KeyValue, resKey string) {
 	var key strings.Builder
 	haveHost := false
 	add := func(k, v string) {
@@ -448,7 +448,7 @@ func putAttr(kvs []*commonv1.KeyValue, k, v string) []*commonv1.KeyValue {
 }
 
 // logsData is an event as one log record.
-func (c *Client) logsData(e *metrics.Event, now time.Time) *logsv1.LogsData {
+func (c *Client) logsData(e *model.Event, now time.Time) *logsv1.LogsData {
 	var res, tags []*commonv1.KeyValue
 	for _, t := range e.Tags {
 		k, v, _ := strings.Cut(t, ":")
@@ -490,11 +490,11 @@ func (c *Client) logsData(e *metrics.Event, now time.Time) *logsv1.LogsData {
 	}}}
 }
 
-func severity(a metrics.AlertType) (logsv1.SeverityNumber, string) {
+func severity(a model.AlertType) (logsv1.SeverityNumber, string) {
 	switch a {
-	case metrics.AlertWarning:
+	case model.AlertWarning:
 		return logsv1.SeverityNumber_SEVERITY_NUMBER_WARN, "WARN"
-	case metrics.AlertError:
+	case model.AlertError:
 		return logsv1.SeverityNumber_SEVERITY_NUMBER_ERROR, "ERROR"
 	}
 	return logsv1.SeverityNumber_SEVERITY_NUMBER_INFO, "INFO"

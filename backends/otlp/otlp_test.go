@@ -17,7 +17,7 @@ import (
 	metricsv1 "go.opentelemetry.io/proto/otlp/metrics/v1"
 
 	"github.com/garner-metrics/garner/pkg/garnertest"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
@@ -30,28 +30,28 @@ func testConfig(r *receiver) Options {
 	}
 }
 
-func testSnapshot() *metrics.Snapshot {
+func testSnapshot() *model.Snapshot {
 	src := "10.0.0.7"
-	return &metrics.Snapshot{
+	return &model.Snapshot{
 		Time: t0, Interval: 10 * time.Second,
-		Counters: []metrics.Counter{
-			{Series: metrics.Series{Name: "api.requests", Tags: []string{"canary", "env:prod", "service:web", "team:a", "team:b"}, Source: src}, Value: 3, PerSecond: 0.3},
-			{Series: metrics.Series{Name: "frac", Source: src}, Value: 0.8, PerSecond: 0.08},
+		Counters: []model.Counter{
+			{Series: model.Series{Name: "api.requests", Tags: []string{"canary", "env:prod", "service:web", "team:a", "team:b"}, Source: src}, Value: 3, PerSecond: 0.3},
+			{Series: model.Series{Name: "frac", Source: src}, Value: 0.8, PerSecond: 0.08},
 		},
-		Gauges: []metrics.Gauge{
-			{Series: metrics.Series{Name: "queue.depth", Source: src}, Value: 7.5},
-			{Series: metrics.Series{Name: "bad", Source: src}, Value: math.NaN()},
-			{Series: metrics.Series{Name: "hosted", Tags: []string{"host:web1"}, Source: src}, Value: math.Inf(1)},
+		Gauges: []model.Gauge{
+			{Series: model.Series{Name: "queue.depth", Source: src}, Value: 7.5},
+			{Series: model.Series{Name: "bad", Source: src}, Value: math.NaN()},
+			{Series: model.Series{Name: "hosted", Tags: []string{"host:web1"}, Source: src}, Value: math.Inf(1)},
 		},
-		Sets: []metrics.Set{{Series: metrics.Series{Name: "users", Tags: []string{"service:web"}, Source: src}, Members: map[string]struct{}{"a": {}, "b": {}}}},
-		Timers: []metrics.Timer{
-			{Series: metrics.Series{Name: "api.latency", Source: src}, Values: []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10},
+		Sets: []model.Set{{Series: model.Series{Name: "users", Tags: []string{"service:web"}, Source: src}, Members: map[string]struct{}{"a": {}, "b": {}}}},
+		Timers: []model.Timer{
+			{Series: model.Series{Name: "api.latency", Source: src}, Values: []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10},
 				SampledCount: 10, Count: 10, PerSecond: 1, Lower: 1, Upper: 10, Mean: 5.5, Median: 6, Std: 2.87, Sum: 55, SumSquares: 385,
-				Percentiles: []metrics.Percentile{{Name: "upper_90", Value: 9}, {Name: "count_90", Value: 9}}},
-			{Series: metrics.Series{Name: "resp.size", Tags: []string{"gsd_histogram:10_100"}, Source: src}, Values: []float64{5, 50, 500, 7},
-				Histogram: []metrics.Bucket{{Le: 10, Count: 2}, {Le: 100, Count: 3}, {Le: math.Inf(1), Count: 4}}},
+				Percentiles: []model.Percentile{{Name: "upper_90", Value: 9}, {Name: "count_90", Value: 9}}},
+			{Series: model.Series{Name: "resp.size", Tags: []string{"gsd_histogram:10_100"}, Source: src}, Values: []float64{5, 50, 500, 7},
+				Histogram: []model.Bucket{{Le: 10, Count: 2}, {Le: 100, Count: 3}, {Le: math.Inf(1), Count: 4}}},
 		},
-		Disabled: metrics.SubStd | metrics.SubSumSquares,
+		Disabled: model.SubStd | model.SubSumSquares,
 	}
 }
 
@@ -148,7 +148,7 @@ func TestMetricsAsHistogram(t *testing.T) {
 	cfg.CompressPayload = false
 	c, _ := garnertest.NewBackend(t, New, cfg)
 	s := testSnapshot()
-	s.Timers = append(s.Timers, metrics.Timer{Series: metrics.Series{Name: "idle"}})
+	s.Timers = append(s.Timers, model.Timer{Series: model.Series{Name: "idle"}})
 	if err := c.SendMetrics(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
@@ -204,9 +204,9 @@ func TestBatches(t *testing.T) {
 	cfg := testConfig(r)
 	cfg.MetricsPerBatch = 4
 	c, _ := garnertest.NewBackend(t, New, cfg)
-	s := &metrics.Snapshot{Time: t0}
+	s := &model.Snapshot{Time: t0}
 	for i := range 10 {
-		s.Gauges = append(s.Gauges, metrics.Gauge{Series: metrics.Series{Name: fmt.Sprintf("g%d", i)}, Value: float64(i)})
+		s.Gauges = append(s.Gauges, model.Gauge{Series: model.Series{Name: fmt.Sprintf("g%d", i)}, Value: float64(i)})
 	}
 	if err := c.SendMetrics(context.Background(), s); err != nil {
 		t.Fatal(err)
@@ -241,7 +241,7 @@ func TestRetries(t *testing.T) {
 			cfg := testConfig(r)
 			cfg.MaxRetries = tc.maxRetries
 			c, dropped := garnertest.NewBackend(t, New, cfg)
-			s := &metrics.Snapshot{Time: t0, Counters: []metrics.Counter{{Series: metrics.Series{Name: "c"}, Value: 1, PerSecond: 0.1}}}
+			s := &model.Snapshot{Time: t0, Counters: []model.Counter{{Series: model.Series{Name: "c"}, Value: 1, PerSecond: 0.1}}}
 			err := c.SendMetrics(context.Background(), s)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
@@ -259,10 +259,10 @@ func TestRetries(t *testing.T) {
 func TestEventAsLog(t *testing.T) {
 	r := newReceiver(t)
 	c, _ := garnertest.NewBackend(t, New, testConfig(r))
-	e := &metrics.Event{
+	e := &model.Event{
 		Title: "deploy", Text: "v1.2 \xffdone", DateHappened: t0.Unix(), Hostname: "web1", AggregationKey: "agg",
 		SourceTypeName: "ci", Tags: []string{"service:api", "env:prod", "canary"}, Source: "10.0.0.7",
-		Priority: metrics.PriorityLow, AlertType: metrics.AlertWarning,
+		Priority: model.PriorityLow, AlertType: model.AlertWarning,
 	}
 	if err := c.SendEvent(context.Background(), e); err != nil {
 		t.Fatal(err)
@@ -330,9 +330,9 @@ func TestCheckHealth(t *testing.T) {
 
 func BenchmarkEncode(b *testing.B) {
 	c := &Client{scope: &commonv1.InstrumentationScope{Name: ScopeName}, resourceKeys: map[string]bool{"service": true}}
-	s := &metrics.Snapshot{Time: t0, Interval: 10 * time.Second}
+	s := &model.Snapshot{Time: t0, Interval: 10 * time.Second}
 	for i := range 500 {
-		s.Counters = append(s.Counters, metrics.Counter{Series: metrics.Series{
+		s.Counters = append(s.Counters, model.Counter{Series: model.Series{
 			Name: fmt.Sprintf("app.requests.%d", i), Tags: []string{"env:prod", "service:api"}, Source: "10.0.0.7"}, Value: 1, PerSecond: 0.1})
 	}
 	plan := c.plan(s)

@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/garner-metrics/garner/pkg/garnertest"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // Integration tests: the backend writes to a REAL VictoriaMetrics and a REAL
@@ -83,10 +83,10 @@ func (p *promServer) query(t *testing.T, q string, at time.Time) []promSample {
 }
 
 // testSnapshots are two flushes, 10s apart, ending at end.
-func testSnapshots(end time.Time) []*metrics.Snapshot {
+func testSnapshots(end time.Time) []*model.Snapshot {
 	src := "10.1.2.3"
-	hist := func(vals ...float64) metrics.Timer {
-		t := metrics.Timer{Series: metrics.Series{Name: "it.resp-size", Tags: []string{"gsd_histogram:10_100"}, Source: src}, Values: vals}
+	hist := func(vals ...float64) model.Timer {
+		t := model.Timer{Series: model.Series{Name: "it.resp-size", Tags: []string{"gsd_histogram:10_100"}, Source: src}, Values: vals}
 		var b10, b100 uint64
 		for _, v := range vals {
 			if v <= 10 {
@@ -96,27 +96,27 @@ func testSnapshots(end time.Time) []*metrics.Snapshot {
 				b100++
 			}
 		}
-		t.Histogram = []metrics.Bucket{{Le: 10, Count: b10}, {Le: 100, Count: b100}, {Le: math.Inf(1), Count: uint64(len(vals))}}
+		t.Histogram = []model.Bucket{{Le: 10, Count: b10}, {Le: 100, Count: b100}, {Le: math.Inf(1), Count: uint64(len(vals))}}
 		return t
 	}
-	timer := func(vals ...float64) metrics.Timer {
-		t := metrics.Timer{Series: metrics.Series{Name: "it.latency", Tags: []string{"route:/api"}, Source: src}, Values: vals,
+	timer := func(vals ...float64) model.Timer {
+		t := model.Timer{Series: model.Series{Name: "it.latency", Tags: []string{"route:/api"}, Source: src}, Values: vals,
 			SampledCount: float64(len(vals)), Median: vals[len(vals)/2]}
 		for _, v := range vals {
 			t.Sum += v
 		}
 		return t
 	}
-	mk := func(at time.Time, hits float64, gauge float64, tv []float64, hv []float64) *metrics.Snapshot {
-		return &metrics.Snapshot{
+	mk := func(at time.Time, hits float64, gauge float64, tv []float64, hv []float64) *model.Snapshot {
+		return &model.Snapshot{
 			Time: at, Interval: 10 * time.Second,
-			Counters: []metrics.Counter{{Series: metrics.Series{Name: "it.hits", Tags: []string{"env:test", "canary"}, Source: src}, Value: hits}},
-			Gauges:   []metrics.Gauge{{Series: metrics.Series{Name: "it.queue", Source: src}, Value: gauge}},
-			Sets:     []metrics.Set{{Series: metrics.Series{Name: "it.users", Source: src}, Members: map[string]struct{}{"a": {}, "b": {}, "c": {}}}},
-			Timers:   []metrics.Timer{timer(tv...), hist(hv...)},
+			Counters: []model.Counter{{Series: model.Series{Name: "it.hits", Tags: []string{"env:test", "canary"}, Source: src}, Value: hits}},
+			Gauges:   []model.Gauge{{Series: model.Series{Name: "it.queue", Source: src}, Value: gauge}},
+			Sets:     []model.Set{{Series: model.Series{Name: "it.users", Source: src}, Members: map[string]struct{}{"a": {}, "b": {}, "c": {}}}},
+			Timers:   []model.Timer{timer(tv...), hist(hv...)},
 		}
 	}
-	return []*metrics.Snapshot{
+	return []*model.Snapshot{
 		mk(end.Add(-10*time.Second), 4, 1.5, []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, []float64{5, 50, 500}),
 		mk(end, 2.5, -3, []float64{20, 30}, []float64{1, 2}),
 	}

@@ -53,7 +53,7 @@ import (
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/backends/httpsend"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // Name is the backend's name in the backends key.
@@ -166,13 +166,13 @@ func New(cfg Options, percentThreshold []float64, deps backends.Deps) (*Client, 
 func (c *Client) Name() string { return Name }
 
 // SendEvent discards events: remote write has none.
-func (c *Client) SendEvent(context.Context, *metrics.Event) error { return nil }
+func (c *Client) SendEvent(context.Context, *model.Event) error { return nil }
 
 // SendMetrics updates the running totals with the snapshot, then posts it
 // in requests of at most metrics-per-batch time series, at most
 // max-requests at once, each attempt bounded by timeout and retried until
 // ctx ends. Batches not delivered are counted as dropped series.
-func (c *Client) SendMetrics(ctx context.Context, s *metrics.Snapshot) error {
+func (c *Client) SendMetrics(ctx context.Context, s *model.Snapshot) error {
 	c.mu.Lock()
 	plan := c.planLocked(s)
 	c.mu.Unlock()
@@ -228,7 +228,7 @@ type sample struct {
 
 // planLocked lists the time series of a snapshot, updating the running
 // totals, and forgets the totals of series the snapshot no longer has.
-func (c *Client) planLocked(s *metrics.Snapshot) []sample {
+func (c *Client) planLocked(s *model.Snapshot) []sample {
 	c.gen++
 	plan := make([]sample, 0, s.Len()+len(s.Timers)*(len(c.quantiles)+2))
 	for i := range s.Counters {
@@ -322,7 +322,7 @@ func (c *Client) addLocked(total *float64, inc float64) {
 // runningLocked returns the running totals of a series, creating them.
 // kind separates counters ('c'), timers ('t') and histograms ('h') of the
 // same name; buckets sizes a histogram's bucket counts.
-func (c *Client) runningLocked(kind byte, s *metrics.Series, buckets int) *running {
+func (c *Client) runningLocked(kind byte, s *model.Series, buckets int) *running {
 	b := append(c.keyBuf[:0], kind)
 	b = append(b, s.Name...)
 	for _, t := range s.Tags {
@@ -346,12 +346,12 @@ func (c *Client) runningLocked(kind byte, s *metrics.Series, buckets int) *runni
 
 // encode appends the WriteRequest of the samples to dst. It only reads the
 // snapshot and the plan, so batches are encoded concurrently.
-func (c *Client) encode(dst []byte, s *metrics.Snapshot, plan []sample, ts int64) []byte {
+func (c *Client) encode(dst []byte, s *model.Snapshot, plan []sample, ts int64) []byte {
 	var ls []label
 	for i := range plan {
 		p := &plan[i]
 		var (
-			ser         *metrics.Series
+			ser         *model.Series
 			suffix      string
 			xName, xVal string
 		)
@@ -370,7 +370,7 @@ func (c *Client) encode(dst []byte, s *metrics.Snapshot, plan []sample, ts int64
 			ser, suffix = &s.Timers[p.idx].Series, "_count"
 		case kindBucket:
 			t := &s.Timers[p.idx]
-			ser, suffix, xName, xVal = &t.Series, "_bucket", "le", metrics.FormatBound(t.Histogram[p.sub].Le)
+			ser, suffix, xName, xVal = &t.Series, "_bucket", "le", model.FormatBound(t.Histogram[p.sub].Le)
 		}
 		ls = seriesLabels(ls[:0], ser, sanitizeMetricName(ser.Name)+suffix, xName, xVal)
 		dst = appendTimeSeries(dst, ls, p.value, ts)

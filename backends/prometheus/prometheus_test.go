@@ -21,7 +21,7 @@ import (
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/pkg/garnertest"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 func TestSanitize(t *testing.T) {
@@ -50,35 +50,35 @@ func TestSanitize(t *testing.T) {
 func TestSeriesLabels(t *testing.T) {
 	cases := []struct {
 		name         string
-		series       metrics.Series
+		series       model.Series
 		extra, value string
 		want         string
 	}{
-		{"tags and host", metrics.Series{Name: "x", Tags: []string{"env:prod", "region:eu"}, Source: "10.0.0.7"}, "", "",
+		{"tags and host", model.Series{Name: "x", Tags: []string{"env:prod", "region:eu"}, Source: "10.0.0.7"}, "", "",
 			`__name__="m",env="prod",host="10.0.0.7",region="eu"`},
-		{"host tag wins over source", metrics.Series{Tags: []string{"host:web1"}, Source: "10.0.0.7"}, "", "",
+		{"host tag wins over source", model.Series{Tags: []string{"host:web1"}, Source: "10.0.0.7"}, "", "",
 			`__name__="m",host="web1"`},
-		{"no source", metrics.Series{Tags: []string{"a:1"}}, "", "",
+		{"no source", model.Series{Tags: []string{"a:1"}}, "", "",
 			`__name__="m",a="1"`},
-		{"bare tag", metrics.Series{Tags: []string{"canary"}}, "", "",
+		{"bare tag", model.Series{Tags: []string{"canary"}}, "", "",
 			`__name__="m",unnamed="canary"`},
-		{"first colon only", metrics.Series{Tags: []string{"url:http://x"}}, "", "",
+		{"first colon only", model.Series{Tags: []string{"url:http://x"}}, "", "",
 			`__name__="m",url="http://x"`},
-		{"label name sanitised", metrics.Series{Tags: []string{"k8s.pod-name:p1", "1st:yes"}}, "", "",
+		{"label name sanitised", model.Series{Tags: []string{"k8s.pod-name:p1", "1st:yes"}}, "", "",
 			`_1st="yes",__name__="m",k8s_pod_name="p1"`},
-		{"same name merged", metrics.Series{Tags: []string{"env:a", "env:b", "x", "y"}}, "", "",
+		{"same name merged", model.Series{Tags: []string{"env:a", "env:b", "x", "y"}}, "", "",
 			`__name__="m",env="a,b",unnamed="x,y"`},
-		{"empty value left out", metrics.Series{Tags: []string{"env:", "a:1"}}, "", "",
+		{"empty value left out", model.Series{Tags: []string{"env:", "a:1"}}, "", "",
 			`__name__="m",a="1"`},
-		{"reserved name", metrics.Series{Tags: []string{"__name__:evil"}}, "", "",
+		{"reserved name", model.Series{Tags: []string{"__name__:evil"}}, "", "",
 			`__name__="m",exported___name__="evil"`},
-		{"clash with quantile", metrics.Series{Tags: []string{"quantile:hi"}}, "quantile", "0.5",
+		{"clash with quantile", model.Series{Tags: []string{"quantile:hi"}}, "quantile", "0.5",
 			`__name__="m",exported_quantile="hi",quantile="0.5"`},
-		{"le on a counter is kept", metrics.Series{Tags: []string{"le:5"}}, "", "",
+		{"le on a counter is kept", model.Series{Tags: []string{"le:5"}}, "", "",
 			`__name__="m",le="5"`},
-		{"uppercase sorts before __name__", metrics.Series{Tags: []string{"Env:x"}}, "", "",
+		{"uppercase sorts before __name__", model.Series{Tags: []string{"Env:x"}}, "", "",
 			`Env="x",__name__="m"`},
-		{"invalid utf8 value", metrics.Series{Tags: []string{"a:\xff"}}, "", "",
+		{"invalid utf8 value", model.Series{Tags: []string{"a:\xff"}}, "", "",
 			`__name__="m",a="` + "\uFFFD" + `"`},
 	}
 	for _, tc := range cases {
@@ -293,8 +293,8 @@ func TestSendMetrics(t *testing.T) {
 	}, 90, -10, 99.9)
 
 	src := "10.0.0.7"
-	timer := func(vals ...float64) metrics.Timer {
-		t := metrics.Timer{Series: metrics.Series{Name: "api.latency", Source: src}, Values: vals}
+	timer := func(vals ...float64) model.Timer {
+		t := model.Timer{Series: model.Series{Name: "api.latency", Source: src}, Values: vals}
 		for _, v := range vals {
 			t.Sum += v
 		}
@@ -304,22 +304,22 @@ func TestSendMetrics(t *testing.T) {
 		}
 		return t
 	}
-	hist := metrics.Timer{Series: metrics.Series{Name: "resp.size", Tags: []string{"gsd_histogram:10_100"}, Source: src},
+	hist := model.Timer{Series: model.Series{Name: "resp.size", Tags: []string{"gsd_histogram:10_100"}, Source: src},
 		Values:    []float64{5, 50, 500, 7},
-		Histogram: []metrics.Bucket{{Le: 10, Count: 2}, {Le: 100, Count: 3}, {Le: math.Inf(1), Count: 4}}}
-	snap1 := &metrics.Snapshot{
+		Histogram: []model.Bucket{{Le: 10, Count: 2}, {Le: 100, Count: 3}, {Le: math.Inf(1), Count: 4}}}
+	snap1 := &model.Snapshot{
 		Time: t0, Interval: 10 * time.Second,
-		Counters: []metrics.Counter{
-			{Series: metrics.Series{Name: "api.requests", Tags: []string{"env:prod"}, Source: src}, Value: 3},
-			{Series: metrics.Series{Name: "gone", Source: src}, Value: 1},
+		Counters: []model.Counter{
+			{Series: model.Series{Name: "api.requests", Tags: []string{"env:prod"}, Source: src}, Value: 3},
+			{Series: model.Series{Name: "gone", Source: src}, Value: 1},
 		},
-		Gauges: []metrics.Gauge{
-			{Series: metrics.Series{Name: "queue.depth", Source: src}, Value: 7.5},
-			{Series: metrics.Series{Name: "bad.gauge", Source: src}, Value: math.NaN()},
-			{Series: metrics.Series{Name: "inf.gauge", Source: src}, Value: math.Inf(-1)},
+		Gauges: []model.Gauge{
+			{Series: model.Series{Name: "queue.depth", Source: src}, Value: 7.5},
+			{Series: model.Series{Name: "bad.gauge", Source: src}, Value: math.NaN()},
+			{Series: model.Series{Name: "inf.gauge", Source: src}, Value: math.Inf(-1)},
 		},
-		Sets:   []metrics.Set{{Series: metrics.Series{Name: "users", Source: src}, Members: map[string]struct{}{"a": {}, "b": {}}}},
-		Timers: []metrics.Timer{timer(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), hist},
+		Sets:   []model.Set{{Series: model.Series{Name: "users", Source: src}, Members: map[string]struct{}{"a": {}, "b": {}}}},
+		Timers: []model.Timer{timer(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), hist},
 	}
 	if err := c.SendMetrics(context.Background(), snap1); err != nil {
 		t.Fatal(err)
@@ -362,13 +362,13 @@ func TestSendMetrics(t *testing.T) {
 
 	// Second flush: totals grow; "gone" is absent and forgotten; an idle
 	// timer sends only _sum and _count; a NaN increment is not added.
-	snap2 := &metrics.Snapshot{
+	snap2 := &model.Snapshot{
 		Time: t0.Add(10 * time.Second), Interval: 10 * time.Second,
-		Counters: []metrics.Counter{
-			{Series: metrics.Series{Name: "api.requests", Tags: []string{"env:prod"}, Source: src}, Value: 2.5},
-			{Series: metrics.Series{Name: "nan.counter", Source: src}, Value: math.NaN()},
+		Counters: []model.Counter{
+			{Series: model.Series{Name: "api.requests", Tags: []string{"env:prod"}, Source: src}, Value: 2.5},
+			{Series: model.Series{Name: "nan.counter", Source: src}, Value: math.NaN()},
 		},
-		Timers: []metrics.Timer{timer(), hist},
+		Timers: []model.Timer{timer(), hist},
 	}
 	if err := c.SendMetrics(context.Background(), snap2); err != nil {
 		t.Fatal(err)
@@ -387,7 +387,7 @@ func TestSendMetrics(t *testing.T) {
 	checkSeries(t, "flush 2", r.take(), want2, ms+10000)
 
 	// Third flush: "gone" comes back and restarts from its own value.
-	snap3 := &metrics.Snapshot{Time: t0.Add(20 * time.Second), Counters: []metrics.Counter{{Series: metrics.Series{Name: "gone", Source: src}, Value: 4}}}
+	snap3 := &model.Snapshot{Time: t0.Add(20 * time.Second), Counters: []model.Counter{{Series: model.Series{Name: "gone", Source: src}, Value: 4}}}
 	if err := c.SendMetrics(context.Background(), snap3); err != nil {
 		t.Fatal(err)
 	}
@@ -438,9 +438,9 @@ func TestBatchesAndBasicAuth(t *testing.T) {
 	c, _, _ := newClient(t, Options{
 		RemoteWriteURL: r.srv.URL, MetricsPerBatch: 3, BasicAuthUsername: "u", BasicAuthPassword: "p",
 	})
-	snap := &metrics.Snapshot{Time: t0}
+	snap := &model.Snapshot{Time: t0}
 	for i := range 10 {
-		snap.Gauges = append(snap.Gauges, metrics.Gauge{Series: metrics.Series{Name: fmt.Sprintf("g%d", i)}, Value: float64(i)})
+		snap.Gauges = append(snap.Gauges, model.Gauge{Series: model.Series{Name: fmt.Sprintf("g%d", i)}, Value: float64(i)})
 	}
 	if err := c.SendMetrics(context.Background(), snap); err != nil {
 		t.Fatal(err)
@@ -463,8 +463,8 @@ func TestRejectedCountsDropped(t *testing.T) {
 	r := newReceiver(t)
 	r.status = http.StatusBadRequest
 	c, _, dropped := newClient(t, Options{RemoteWriteURL: r.srv.URL, MetricsPerBatch: 2})
-	snap := &metrics.Snapshot{Time: t0, Counters: []metrics.Counter{
-		{Series: metrics.Series{Name: "a"}, Value: 1}, {Series: metrics.Series{Name: "b"}, Value: 1}, {Series: metrics.Series{Name: "c"}, Value: 1},
+	snap := &model.Snapshot{Time: t0, Counters: []model.Counter{
+		{Series: model.Series{Name: "a"}, Value: 1}, {Series: model.Series{Name: "b"}, Value: 1}, {Series: model.Series{Name: "c"}, Value: 1},
 	}}
 	err := c.SendMetrics(context.Background(), snap)
 	if err == nil || !strings.Contains(err.Error(), "400") {
@@ -497,7 +497,7 @@ func TestDownDoesNotBlock(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err := c.SendMetrics(ctx, &metrics.Snapshot{Time: t0, Gauges: []metrics.Gauge{{Series: metrics.Series{Name: "g"}, Value: 1}}})
+	err := c.SendMetrics(ctx, &model.Snapshot{Time: t0, Gauges: []model.Gauge{{Series: model.Series{Name: "g"}, Value: 1}}})
 	if err == nil {
 		t.Fatal("want an error")
 	}
@@ -549,10 +549,10 @@ func TestNewRequiresURL(t *testing.T) {
 
 func BenchmarkEncode(b *testing.B) {
 	c := &Client{quantiles: []quantile{{0.5, "0.5"}, {0.9, "0.9"}}}
-	snap := &metrics.Snapshot{Time: t0}
+	snap := &model.Snapshot{Time: t0}
 	var plan []sample
 	for i := range 1000 {
-		snap.Counters = append(snap.Counters, metrics.Counter{Series: metrics.Series{
+		snap.Counters = append(snap.Counters, model.Counter{Series: model.Series{
 			Name: fmt.Sprintf("app.requests.%d", i), Tags: []string{"env:prod", "region:eu-west-1"}, Source: "10.0.0.7"}, Value: 1})
 		plan = append(plan, sample{kind: kindCounter, idx: int32(i), value: float64(i)})
 	}

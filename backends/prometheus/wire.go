@@ -8,7 +8,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // Remote write 1.0 messages (prometheus/prompb types.proto and remote.proto):
@@ -114,7 +114,7 @@ func sanitize(s string, colon bool) string {
 // name are merged into one label whose values are joined with ',' in tag
 // order. host=<source> is added unless a tag already gives a host label.
 // Invalid UTF-8 in values is replaced with U+FFFD.
-func seriesLabels(dst []label, s *metrics.Series, name, extraName, extraValue string) []label {
+func seriesLabels(dst []label, s *model.Series, name, extraName, extraValue string) []label {
 	start := len(dst)
 	dst = append(dst, label{"__name__", name})
 	haveHost := false

@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/garner-metrics/garner/pkg/garnertest"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // garnerB is a real garner receiving statsd on UDP and TCP and flushing to a
@@ -93,8 +93,8 @@ func TestToRealGarner(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := c.SendMetrics(context.Background(), &metrics.Snapshot{Counters: []metrics.Counter{
-				{Series: metrics.Series{Name: "app.done"}, Value: 1}}}); err != nil {
+			if err := c.SendMetrics(context.Background(), &model.Snapshot{Counters: []model.Counter{
+				{Series: model.Series{Name: "app.done"}, Value: 1}}}); err != nil {
 				t.Fatal(err)
 			}
 			ok := b.g.WaitFor(15*time.Second, func(lines []string) bool {

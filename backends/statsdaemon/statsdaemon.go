@@ -38,7 +38,7 @@ import (
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/backends/lineconn"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // Name is the backend's name in the backends key.
@@ -139,7 +139,7 @@ func (c *Client) Name() string { return Name }
 
 // SendMetrics writes the snapshot's lines. It returns an error when some
 // could not be written (they are dropped and counted).
-func (c *Client) SendMetrics(ctx context.Context, s *metrics.Snapshot) error {
+func (c *Client) SendMetrics(ctx context.Context, s *model.Snapshot) error {
 	if s.Len() == 0 {
 		return nil
 	}
@@ -193,12 +193,12 @@ func (c *Client) SendMetrics(ctx context.Context, s *metrics.Snapshot) error {
 }
 
 // SendEvent re-sends the event as a DogStatsD _e line.
-func (c *Client) SendEvent(ctx context.Context, e *metrics.Event) error {
+func (c *Client) SendEvent(ctx context.Context, e *model.Event) error {
 	return c.sendOne(ctx, appendEvent(nil, e, !c.opts.DisableTags))
 }
 
 // SendServiceCheck re-sends the check as a DogStatsD _sc line.
-func (c *Client) SendServiceCheck(ctx context.Context, sc *metrics.ServiceCheck) error {
+func (c *Client) SendServiceCheck(ctx context.Context, sc *model.ServiceCheck) error {
 	return c.sendOne(ctx, appendServiceCheck(nil, sc, !c.opts.DisableTags))
 }
 
@@ -380,7 +380,7 @@ func appendHost(dst []byte, hostname, source string) []byte {
 }
 
 // appendEvent appends _e{<title len>,<text len>}:<title>|<text>|d:|h:|k:|p:|s:|t:|#tags.
-func appendEvent(dst []byte, e *metrics.Event, withTags bool) []byte {
+func appendEvent(dst []byte, e *model.Event, withTags bool) []byte {
 	title, text := escapeText(e.Title), escapeText(e.Text)
 	dst = append(dst, "_e{"...)
 	dst = strconv.AppendInt(dst, int64(len(title)), 10)
@@ -412,7 +412,7 @@ func appendEvent(dst []byte, e *metrics.Event, withTags bool) []byte {
 }
 
 // appendServiceCheck appends _sc|<name>|<status>|d:<ts>|h:<host>|#tags|m:<message>.
-func appendServiceCheck(dst []byte, sc *metrics.ServiceCheck, withTags bool) []byte {
+func appendServiceCheck(dst []byte, sc *model.ServiceCheck, withTags bool) []byte {
 	dst = append(dst, "_sc|"...)
 	dst = append(dst, attr(sc.Name)...)
 	dst = append(dst, '|')

@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/garner-metrics/garner/pkg/garnertest"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
 
@@ -88,23 +88,23 @@ func (s *udpSink) wait(t *testing.T, lines int) [][]byte {
 }
 
 // bigSnapshot has every kind of series, enough to need many datagrams.
-func bigSnapshot() *metrics.Snapshot {
-	s := &metrics.Snapshot{Time: time.Now(), Interval: time.Second}
+func bigSnapshot() *model.Snapshot {
+	s := &model.Snapshot{Time: time.Now(), Interval: time.Second}
 	for i := range 200 {
-		s.Counters = append(s.Counters, metrics.Counter{Series: metrics.Series{Name: fmt.Sprintf("app.requests.%03d", i), Tags: []string{"env:prod", "region:eu-west-1"}, Source: "10.0.0.1"}, Value: float64(i) + 0.5})
+		s.Counters = append(s.Counters, model.Counter{Series: model.Series{Name: fmt.Sprintf("app.requests.%03d", i), Tags: []string{"env:prod", "region:eu-west-1"}, Source: "10.0.0.1"}, Value: float64(i) + 0.5})
 	}
-	s.Timers = []metrics.Timer{
-		{Series: metrics.Series{Name: "app.lat", Tags: []string{"ep:/x"}}, Values: []float64{1, 2.5, 300}, SampledCount: 30},
-		{Series: metrics.Series{Name: "app.unsampled"}, Values: []float64{7, 8}, SampledCount: 2},
-		{Series: metrics.Series{Name: "app.idle"}}, // no values: nothing to send
+	s.Timers = []model.Timer{
+		{Series: model.Series{Name: "app.lat", Tags: []string{"ep:/x"}}, Values: []float64{1, 2.5, 300}, SampledCount: 30},
+		{Series: model.Series{Name: "app.unsampled"}, Values: []float64{7, 8}, SampledCount: 2},
+		{Series: model.Series{Name: "app.idle"}}, // no values: nothing to send
 	}
-	s.Gauges = []metrics.Gauge{
-		{Series: metrics.Series{Name: "app.temp"}, Value: -12.25},
-		{Series: metrics.Series{Name: "app.up"}, Value: 1},
-		{Series: metrics.Series{Name: "app.nan"}, Value: math.NaN()},
-		{Series: metrics.Series{Name: "app.inf"}, Value: math.Inf(1)},
+	s.Gauges = []model.Gauge{
+		{Series: model.Series{Name: "app.temp"}, Value: -12.25},
+		{Series: model.Series{Name: "app.up"}, Value: 1},
+		{Series: model.Series{Name: "app.nan"}, Value: math.NaN()},
+		{Series: model.Series{Name: "app.inf"}, Value: math.Inf(1)},
 	}
-	s.Sets = []metrics.Set{{Series: metrics.Series{Name: "app.users", Tags: []string{"k:v"}}, Members: map[string]struct{}{"alice": {}, "bob": {}, "c-3": {}}}}
+	s.Sets = []model.Set{{Series: model.Series{Name: "app.users", Tags: []string{"k:v"}}, Members: map[string]struct{}{"alice": {}, "bob": {}, "c-3": {}}}}
 	return s
 }
 
@@ -255,8 +255,8 @@ func TestTCPDownDropsAndCounts(t *testing.T) {
 }
 
 func TestEventAndServiceCheckRoundTrip(t *testing.T) {
-	ev := &metrics.Event{Title: "deploy | v2", Text: "line1\nline2", DateHappened: 1700000000, Hostname: "web1",
-		AggregationKey: "agg", SourceTypeName: "ci", Tags: []string{"env:prod", "bare"}, Priority: metrics.PriorityLow, AlertType: metrics.AlertSuccess}
+	ev := &model.Event{Title: "deploy | v2", Text: "line1\nline2", DateHappened: 1700000000, Hostname: "web1",
+		AggregationKey: "agg", SourceTypeName: "ci", Tags: []string{"env:prod", "bare"}, Priority: model.PriorityLow, AlertType: model.AlertSuccess}
 	var m statsd.Metric
 	line := appendEvent(nil, ev, true)
 	if err := m.Parse(line); err != nil || m.Kind != statsd.KindEvent {
@@ -266,7 +266,7 @@ func TestEventAndServiceCheckRoundTrip(t *testing.T) {
 		t.Errorf("event round trip:\n got %+v\nwant %+v", m.Event, ev)
 	}
 
-	sc := &metrics.ServiceCheck{Name: "db.up", Status: metrics.CheckWarning, Timestamp: 1700000000, Hostname: "db1", Tags: []string{"role:primary"}, Message: "slow\nreplica"}
+	sc := &model.ServiceCheck{Name: "db.up", Status: model.CheckWarning, Timestamp: 1700000000, Hostname: "db1", Tags: []string{"role:primary"}, Message: "slow\nreplica"}
 	line = appendServiceCheck(nil, sc, true)
 	if err := m.Parse(line); err != nil || m.Kind != statsd.KindServiceCheck {
 		t.Fatalf("service check line %q: %v", line, err)

@@ -23,7 +23,7 @@ import (
 	"sync"
 
 	"github.com/garner-metrics/garner/backends"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // Name is the backend's name in the backends key.
@@ -64,7 +64,7 @@ func New(opts Options) *Backend {
 // Name implements backends.Backend.
 func (b *Backend) Name() string { return Name }
 
-func appendSeries(dst []byte, kind string, s *metrics.Series) []byte {
+func appendSeries(dst []byte, kind string, s *model.Series) []byte {
 	dst = append(dst, kind...)
 	dst = append(dst, ' ')
 	dst = append(dst, s.Name...)
@@ -94,7 +94,7 @@ func appendField(dst []byte, name string, v float64) []byte {
 }
 
 // SendMetrics writes one line per series.
-func (b *Backend) SendMetrics(_ context.Context, s *metrics.Snapshot) error {
+func (b *Backend) SendMetrics(_ context.Context, s *model.Snapshot) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var line []byte
@@ -127,12 +127,12 @@ func (b *Backend) SendMetrics(_ context.Context, s *metrics.Snapshot) error {
 		if t.Histogram != nil {
 			for _, bk := range t.Histogram {
 				line = append(line, " le="...)
-				line = append(line, metrics.FormatBound(bk.Le)...)
+				line = append(line, model.FormatBound(bk.Le)...)
 				line = append(line, ':')
 				line = strconv.AppendUint(line, bk.Count, 10)
 			}
 		} else {
-			for _, st := range metrics.TimerStats {
+			for _, st := range model.TimerStats {
 				if !s.Disabled.Has(st.Sub) {
 					line = appendField(line, st.Name, st.Value(t))
 				}
@@ -147,7 +147,7 @@ func (b *Backend) SendMetrics(_ context.Context, s *metrics.Snapshot) error {
 }
 
 // SendEvent writes the event on one line.
-func (b *Backend) SendEvent(_ context.Context, e *metrics.Event) error {
+func (b *Backend) SendEvent(_ context.Context, e *model.Event) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	_, _ = fmt.Fprintf(b.w, "event title=%q text=%q date=%d host=%q source=%q priority=%s alert_type=%s aggregation_key=%q source_type=%q tags=%q\n",
@@ -156,7 +156,7 @@ func (b *Backend) SendEvent(_ context.Context, e *metrics.Event) error {
 }
 
 // SendServiceCheck writes the service check on one line.
-func (b *Backend) SendServiceCheck(_ context.Context, c *metrics.ServiceCheck) error {
+func (b *Backend) SendServiceCheck(_ context.Context, c *model.ServiceCheck) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	_, _ = fmt.Fprintf(b.w, "service_check name=%q status=%s timestamp=%d host=%q source=%q message=%q tags=%q\n",

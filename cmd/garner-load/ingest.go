@@ -185,9 +185,7 @@ func (o *ingestOptions) load(ctx context.Context, url string) *ingestReport {
 	end := start.Add(o.bench.Duration)
 	var wg sync.WaitGroup
 	for f := range o.Forwarders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 30 * time.Second}
 			defer client.CloseIdleConnections()
 			mk := &bodyMaker{raw: o.rawBody(f), v3: o.Proto == "v3"}
@@ -232,7 +230,7 @@ func (o *ingestOptions) load(ctx context.Context, url string) *ingestReport {
 			rep.Refused += refused
 			rep.Late += late
 			mu.Unlock()
-		}()
+		})
 	}
 	wg.Wait()
 	rep.Seconds = time.Since(start).Seconds()

@@ -102,9 +102,7 @@ func tcpServer(t *testing.T) (string, func() *tally) {
 			if err != nil {
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				defer c.Close()
 				sc := bufio.NewScanner(c)
 				for sc.Scan() {
@@ -113,7 +111,7 @@ func tcpServer(t *testing.T) (string, func() *tally) {
 					tl.line(sc.Bytes())
 					tl.mu.Unlock()
 				}
-			}()
+			})
 		}
 	})
 	t.Cleanup(func() { _ = ln.Close() })

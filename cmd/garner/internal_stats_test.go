@@ -15,7 +15,7 @@ import (
 
 	"github.com/garner-metrics/garner/config"
 	"github.com/garner-metrics/garner/pkg/aggregator"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/receiver"
 )
 
@@ -56,7 +56,7 @@ func TestStatserInternal(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := map[string]float64{}
-		k := func(se metrics.Series) string {
+		k := func(se model.Series) string {
 			return se.Name + "|" + strings.Join(se.Tags, ",") + "|" + se.Source
 		}
 		for _, x := range snap.Counters {

@@ -27,7 +27,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/pkg/histogram"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // Expiry holds the idle expiry interval per type (keys expiry-interval and
@@ -59,7 +59,7 @@ type Options struct {
 	HistogramLimit int
 	// DisabledSubMetrics are the timer aggregates not emitted (keys
 	// disabled-sub-metrics.*). Default none.
-	DisabledSubMetrics metrics.SubMetrics
+	DisabledSubMetrics model.SubMetrics
 	// MaxSeries bounds the series held at once, all types (key max-series);
 	// 0 = unlimited, the default.
 	MaxSeries int
@@ -178,7 +178,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 // and resets them (a flush). Samples submitted before Snapshot was called
 // are included. It returns ctx.Err() if ctx ends before every shard
 // answered.
-func (a *Aggregator) Snapshot(ctx context.Context, now time.Time) (*metrics.Snapshot, error) {
+func (a *Aggregator) Snapshot(ctx context.Context, now time.Time) (*model.Snapshot, error) {
 	a.lastMu.Lock()
 	interval := now.Sub(a.lastTime)
 	if interval <= 0 {
@@ -249,15 +249,15 @@ func (a *Aggregator) Snapshot(ctx context.Context, now time.Time) (*metrics.Snap
 			return nil, ctx.Err()
 		}
 	}
-	snap := &metrics.Snapshot{Time: now, Interval: interval, Disabled: a.opts.DisabledSubMetrics,
-		Counters: make([]metrics.Counter, total.counters),
-		Gauges:   make([]metrics.Gauge, total.gauges),
-		Sets:     make([]metrics.Set, total.sets),
-		Timers:   make([]metrics.Timer, total.timers),
+	snap := &model.Snapshot{Time: now, Interval: interval, Disabled: a.opts.DisabledSubMetrics,
+		Counters: make([]model.Counter, total.counters),
+		Gauges:   make([]model.Gauge, total.gauges),
+		Sets:     make([]model.Set, total.sets),
+		Timers:   make([]model.Timer, total.timers),
 	}
-	var pcts []metrics.Percentile
+	var pcts []model.Percentile
 	if total.pctsMax > 0 {
-		pcts = make([]metrics.Percentile, total.pctsMax)
+		pcts = make([]model.Percentile, total.pctsMax)
 	}
 	var off shardCounts
 	for i, c := range per {
@@ -288,11 +288,11 @@ func (c *shardCounts) add(o shardCounts) {
 
 // bytes estimates what a snapshot of these counts allocates.
 func (c *shardCounts) bytes() uint64 {
-	return uint64(c.counters)*uint64(unsafe.Sizeof(metrics.Counter{})) +
-		uint64(c.gauges)*uint64(unsafe.Sizeof(metrics.Gauge{})) +
-		uint64(c.sets)*uint64(unsafe.Sizeof(metrics.Set{})) +
-		uint64(c.timers)*uint64(unsafe.Sizeof(metrics.Timer{})) +
-		uint64(c.pctsMax)*uint64(unsafe.Sizeof(metrics.Percentile{}))
+	return uint64(c.counters)*uint64(unsafe.Sizeof(model.Counter{})) +
+		uint64(c.gauges)*uint64(unsafe.Sizeof(model.Gauge{})) +
+		uint64(c.sets)*uint64(unsafe.Sizeof(model.Set{})) +
+		uint64(c.timers)*uint64(unsafe.Sizeof(model.Timer{})) +
+		uint64(c.pctsMax)*uint64(unsafe.Sizeof(model.Percentile{}))
 }
 
 // minCollectFirst is the smallest snapshot worth a collection before it.

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sirupsen/logrus"
 
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
 
@@ -84,7 +84,7 @@ func (h *harness) send(lines ...string) {
 }
 
 // flush advances the clock by d and flushes.
-func (h *harness) flush(d time.Duration) *metrics.Snapshot {
+func (h *harness) flush(d time.Duration) *model.Snapshot {
 	h.t.Helper()
 	h.now = h.now.Add(d)
 	s, err := h.a.Snapshot(context.Background(), h.now)
@@ -94,19 +94,19 @@ func (h *harness) flush(d time.Duration) *metrics.Snapshot {
 	return s
 }
 
-func key(s metrics.Series) string {
+func key(s model.Series) string {
 	return s.Name + "|" + strings.Join(s.Tags, ",") + "|" + s.Source
 }
 
-func counters(s *metrics.Snapshot) map[string]metrics.Counter {
-	out := map[string]metrics.Counter{}
+func counters(s *model.Snapshot) map[string]model.Counter {
+	out := map[string]model.Counter{}
 	for _, c := range s.Counters {
 		out[key(c.Series)] = c
 	}
 	return out
 }
 
-func gauges(s *metrics.Snapshot) map[string]float64 {
+func gauges(s *model.Snapshot) map[string]float64 {
 	out := map[string]float64{}
 	for _, g := range s.Gauges {
 		out[key(g.Series)] = g.Value
@@ -114,15 +114,15 @@ func gauges(s *metrics.Snapshot) map[string]float64 {
 	return out
 }
 
-func timers(s *metrics.Snapshot) map[string]metrics.Timer {
-	out := map[string]metrics.Timer{}
+func timers(s *model.Snapshot) map[string]model.Timer {
+	out := map[string]model.Timer{}
 	for _, x := range s.Timers {
 		out[key(x.Series)] = x
 	}
 	return out
 }
 
-func pcts(t metrics.Timer) map[string]float64 {
+func pcts(t model.Timer) map[string]float64 {
 	out := map[string]float64{}
 	for _, p := range t.Percentiles {
 		out[p.Name] = p.Value
@@ -220,7 +220,7 @@ func TestNegativePercentileAllValues(t *testing.T) {
 }
 
 func TestDisabledSubMetrics(t *testing.T) {
-	h := newHarness(t, Options{DisabledSubMetrics: metrics.SubMeanPct | metrics.SubUpperPct})
+	h := newHarness(t, Options{DisabledSubMetrics: model.SubMeanPct | model.SubUpperPct})
 	h.send("t:1|ms", "t:2|ms")
 	p := pcts(timers(h.flush(time.Second))["t||10.0.0.7"])
 	if _, ok := p["mean_90"]; ok {
@@ -238,7 +238,7 @@ func TestHistogram(t *testing.T) {
 	h := newHarness(t, Options{HistogramLimit: 3})
 	h.send("h:1|ms|#gsd_histogram:5_10_20_50", "h:7|ms|#gsd_histogram:5_10_20_50", "h:100|ms|#gsd_histogram:5_10_20_50")
 	tm := timers(h.flush(time.Second))["h|gsd_histogram:5_10_20_50|10.0.0.7"]
-	want := []metrics.Bucket{{Le: 5, Count: 1}, {Le: 10, Count: 2}, {Le: 20, Count: 2}, {Le: math.Inf(1), Count: 3}}
+	want := []model.Bucket{{Le: 5, Count: 1}, {Le: 10, Count: 2}, {Le: 20, Count: 2}, {Le: math.Inf(1), Count: 3}}
 	if fmt.Sprint(tm.Histogram) != fmt.Sprint(want) {
 		t.Fatalf("buckets %v, want %v (limit 3 keeps the first three bounds)", tm.Histogram, want)
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/ratelog"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
@@ -128,7 +128,7 @@ func (a *Aggregator) Cardinality(n int) (int, []NameCount) {
 // overflow series, like any series, lives in the shard its key hashes to:
 // a sample for another shard's overflow series is passed on to that shard.
 // nil means the sample was passed on or refused.
-func newSeries[T any](s *shard, m map[string]*T, key []byte, rec *record, mk func(metrics.Series) *T) *T {
+func newSeries[T any](s *shard, m map[string]*T, key []byte, rec *record, mk func(model.Series) *T) *T {
 	card := s.a.card
 	k := string(key) // the name in the cardinality index shares its bytes
 	name := keyName(k)

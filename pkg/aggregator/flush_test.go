@@ -8,7 +8,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // TestFlushFillsEverySeriesOnce: with several shards, every series lands in
@@ -129,8 +129,8 @@ func TestFlushAllocatesOneSnapshot(t *testing.T) {
 		h.send(lines...)
 	}
 	waitDrained(h.a)
-	snapBytes := n * (unsafe.Sizeof(metrics.Counter{}) + unsafe.Sizeof(metrics.Gauge{}) + unsafe.Sizeof(metrics.Timer{}) +
-		5*unsafe.Sizeof(metrics.Percentile{}))
+	snapBytes := n * (unsafe.Sizeof(model.Counter{}) + unsafe.Sizeof(model.Gauge{}) + unsafe.Sizeof(model.Timer{}) +
+		5*unsafe.Sizeof(model.Percentile{}))
 	// collectFirst goes by the same figure.
 	if est := (&shardCounts{counters: n, gauges: n, timers: n, pctsMax: 5 * n}).bytes(); est != uint64(snapBytes) {
 		t.Errorf("snapshot estimate %d bytes, want %d", est, snapBytes)

@@ -5,7 +5,7 @@ import (
 	"math"
 
 	"github.com/garner-metrics/garner/pkg/histogram"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
 
@@ -95,9 +95,9 @@ func (s *shard) applyHistogram(t *timerState, b *Batch, rec *record) {
 
 // histogramAggregate is timerAggregate for a timer in histogram mode: the
 // statistics from t.exp, which it hands over to the result.
-func (s *shard) histogramAggregate(t *timerState, secs float64, pctBuf []metrics.Percentile) (metrics.Timer, []metrics.Percentile) {
+func (s *shard) histogramAggregate(t *timerState, secs float64, pctBuf []model.Percentile) (model.Timer, []model.Percentile) {
 	h := t.exp
-	out := metrics.Timer{Series: t.Series, SampledCount: t.sampled, Exp: h}
+	out := model.Timer{Series: t.Series, SampledCount: t.sampled, Exp: h}
 	n := h.Count()
 	if n == 0 {
 		return out, pctBuf
@@ -142,20 +142,20 @@ func (s *shard) histogramAggregate(t *timerState, secs float64, pctBuf []metrics
 
 // appendPct appends percentile p's sub-metrics over its k values (those
 // not disabled): count_P, mean_P, sum_P, sum_squares_P and upper_P (lower_-P).
-func appendPct(dst []metrics.Percentile, dis metrics.SubMetrics, p *pct, k int, sum, sumSq, bound float64) []metrics.Percentile {
-	add := func(sub metrics.SubMetrics, name string, v float64) {
+func appendPct(dst []model.Percentile, dis model.SubMetrics, p *pct, k int, sum, sumSq, bound float64) []model.Percentile {
+	add := func(sub model.SubMetrics, name string, v float64) {
 		if !dis.Has(sub) {
-			dst = append(dst, metrics.Percentile{Name: name, Value: v})
+			dst = append(dst, model.Percentile{Name: name, Value: v})
 		}
 	}
-	add(metrics.SubCountPct, p.count, float64(k))
-	add(metrics.SubMeanPct, p.mean, sum/float64(k))
-	add(metrics.SubSumPct, p.sum, sum)
-	add(metrics.SubSumSquaresPct, p.sumSquares, sumSq)
+	add(model.SubCountPct, p.count, float64(k))
+	add(model.SubMeanPct, p.mean, sum/float64(k))
+	add(model.SubSumPct, p.sum, sum)
+	add(model.SubSumSquaresPct, p.sumSquares, sumSq)
 	if p.p > 0 {
-		add(metrics.SubUpperPct, p.bound, bound)
+		add(model.SubUpperPct, p.bound, bound)
 	} else {
-		add(metrics.SubLowerPct, p.bound, bound)
+		add(model.SubLowerPct, p.bound, bound)
 	}
 	return dst
 }

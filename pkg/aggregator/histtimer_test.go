@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/garner-metrics/garner/pkg/histogram"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
 
@@ -189,8 +189,8 @@ func benchTimerSamples(b *testing.B, mode TimerAggregation) {
 	}
 	flush := func() {
 		c := s.counts()
-		snap := &metrics.Snapshot{Timers: make([]metrics.Timer, c.timers)}
-		s.snapshot(flushReq{now: time.Now(), interval: time.Second}, fillSpec{snap: snap, pcts: make([]metrics.Percentile, 0, c.pctsMax)})
+		snap := &model.Snapshot{Timers: make([]model.Timer, c.timers)}
+		s.snapshot(flushReq{now: time.Now(), interval: time.Second}, fillSpec{snap: snap, pcts: make([]model.Percentile, 0, c.pctsMax)})
 	}
 	batch := getBatch(0, time.Now().UnixNano())
 	b.ReportAllocs()

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"strings"
 
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // SeriesKey is the identity of a series: the bytes the shards key their maps
@@ -108,14 +108,14 @@ func (k SeriesKey) Parts() (name, tags, source []byte) {
 
 // seriesOf decodes a key held as a string (a shard's map key) into a Series
 // whose strings share the key's memory.
-func seriesOf(key string) metrics.Series {
+func seriesOf(key string) model.Series {
 	name, rest, _ := strings.Cut(key, "\x00")
 	tagStr, src, _ := strings.Cut(rest, "\x00")
 	var tags []string
 	if tagStr != "" {
 		tags = strings.Split(tagStr, ",")
 	}
-	return metrics.Series{Name: name, Tags: tags, Source: src}
+	return model.Series{Name: name, Tags: tags, Source: src}
 }
 
 // keyName is the name part of a key held as a string.

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/garner-metrics/garner/pkg/histogram"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
 
@@ -40,31 +40,31 @@ type shardCounts struct {
 // these offsets on, and pcts (len 0, capacity its pctsMax) for its timers'
 // percentiles.
 type fillSpec struct {
-	snap                           *metrics.Snapshot
+	snap                           *model.Snapshot
 	counters, gauges, sets, timers int
-	pcts                           []metrics.Percentile
+	pcts                           []model.Percentile
 }
 
 type counterState struct {
-	metrics.Series
+	model.Series
 	value float64
 	seen  int64
 }
 
 type gaugeState struct {
-	metrics.Series
+	model.Series
 	value float64
 	seen  int64
 }
 
 type setState struct {
-	metrics.Series
+	model.Series
 	members map[string]struct{}
 	seen    int64
 }
 
 type timerState struct {
-	metrics.Series
+	model.Series
 	values  []float64
 	sampled float64
 	hist    *[]float64           // gsd_histogram bucket bounds; nil = plain timer
@@ -239,11 +239,11 @@ func (s *shard) apply(b *Batch) {
 	}
 }
 
-func newCounterState(se metrics.Series) *counterState { return &counterState{Series: se} }
-func newGaugeState(se metrics.Series) *gaugeState     { return &gaugeState{Series: se} }
-func newSetState(se metrics.Series) *setState         { return &setState{Series: se} }
+func newCounterState(se model.Series) *counterState { return &counterState{Series: se} }
+func newGaugeState(se model.Series) *gaugeState     { return &gaugeState{Series: se} }
+func newSetState(se model.Series) *setState         { return &setState{Series: se} }
 
-func (s *shard) newTimerState(se metrics.Series) *timerState {
+func (s *shard) newTimerState(se model.Series) *timerState {
 	t := &timerState{Series: se}
 	if bounds, ok := histogramBounds(se.Tags, s.a.opts.HistogramLimit); ok {
 		t.hist = &bounds
@@ -307,7 +307,7 @@ func (s *shard) snapshot(req flushReq, f fillSpec) {
 	exp := s.a.opts.Expiry
 	i := f.counters
 	for k, c := range s.counters {
-		f.snap.Counters[i] = metrics.Counter{Series: c.Series, Value: c.value, PerSecond: c.value / secs}
+		f.snap.Counters[i] = model.Counter{Series: c.Series, Value: c.value, PerSecond: c.value / secs}
 		i++
 		c.value = 0
 		if expired(exp.Counter, now, c.seen) {
@@ -317,7 +317,7 @@ func (s *shard) snapshot(req flushReq, f fillSpec) {
 	}
 	i = f.gauges
 	for k, g := range s.gauges {
-		f.snap.Gauges[i] = metrics.Gauge{Series: g.Series, Value: g.value}
+		f.snap.Gauges[i] = model.Gauge{Series: g.Series, Value: g.value}
 		i++
 		if expired(exp.Gauge, now, g.seen) {
 			delete(s.gauges, k)
@@ -330,7 +330,7 @@ func (s *shard) snapshot(req flushReq, f fillSpec) {
 		if members == nil {
 			members = noMembers
 		}
-		f.snap.Sets[i] = metrics.Set{Series: st.Series, Members: members}
+		f.snap.Sets[i] = model.Set{Series: st.Series, Members: members}
 		i++
 		// Handed over; allocated again by the next sample, during the
 		// interval: allocating it here would add to what a flush allocates
@@ -360,15 +360,15 @@ func (s *shard) snapshot(req flushReq, f fillSpec) {
 // timerAggregate computes a timer's statistics as gostatsd does, minus its
 // crash on negative percentiles. It hands t.values over to the result and
 // appends the percentiles to pctBuf, which it returns.
-func (s *shard) timerAggregate(t *timerState, secs float64, pctBuf []metrics.Percentile) (metrics.Timer, []metrics.Percentile) {
+func (s *shard) timerAggregate(t *timerState, secs float64, pctBuf []model.Percentile) (model.Timer, []model.Percentile) {
 	if t.exp != nil {
 		return s.histogramAggregate(t, secs, pctBuf)
 	}
 	vals := t.values
-	out := metrics.Timer{Series: t.Series, Values: vals, SampledCount: t.sampled}
+	out := model.Timer{Series: t.Series, Values: vals, SampledCount: t.sampled}
 	if t.hist != nil {
 		bounds := *t.hist
-		out.Histogram = make([]metrics.Bucket, 0, len(bounds)+1)
+		out.Histogram = make([]model.Bucket, 0, len(bounds)+1)
 		for _, b := range bounds {
 			var n uint64
 			for _, v := range vals {
@@ -376,9 +376,9 @@ func (s *shard) timerAggregate(t *timerState, secs float64, pctBuf []metrics.Per
 					n++
 				}
 			}
-			out.Histogram = append(out.Histogram, metrics.Bucket{Le: b, Count: n})
+			out.Histogram = append(out.Histogram, model.Bucket{Le: b, Count: n})
 		}
-		out.Histogram = append(out.Histogram, metrics.Bucket{Le: math.Inf(1), Count: uint64(len(vals))})
+		out.Histogram = append(out.Histogram, model.Bucket{Le: math.Inf(1), Count: uint64(len(vals))})
 		return out, pctBuf
 	}
 	n := len(vals)

@@ -8,7 +8,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/backends"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // EventOptions bounds the event dispatcher.
@@ -53,7 +53,7 @@ func NewEvents(opts EventOptions, bs []backends.Backend, log logrus.FieldLogger,
 }
 
 // Event queues an event, unless its title and text are over the length bound.
-func (e *Events) Event(ev *metrics.Event) {
+func (e *Events) Event(ev *model.Event) {
 	if e.maxLen > 0 && len(ev.Title)+len(ev.Text) > e.maxLen {
 		e.tooLong.Inc()
 		return
@@ -63,7 +63,7 @@ func (e *Events) Event(ev *metrics.Event) {
 
 // ServiceCheck queues a service check, unless its message is over the
 // length bound.
-func (e *Events) ServiceCheck(c *metrics.ServiceCheck) {
+func (e *Events) ServiceCheck(c *model.ServiceCheck) {
 	if e.maxLen > 0 && len(c.Message) > e.maxLen {
 		e.tooLong.Inc()
 		return
@@ -104,9 +104,9 @@ func (e *Events) deliver(ctx context.Context, x any) {
 		sctx, cancel := context.WithTimeout(ctx, e.timeout)
 		var err error
 		switch v := x.(type) {
-		case *metrics.Event:
+		case *model.Event:
 			err = b.SendEvent(sctx, v)
-		case *metrics.ServiceCheck:
+		case *model.ServiceCheck:
 			if sc, ok := b.(backends.ServiceCheckSender); ok {
 				err = sc.SendServiceCheck(sctx, v)
 			}

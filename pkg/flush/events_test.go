@@ -12,7 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/backends"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // recorder is a backend that keeps the events and service checks it gets.
@@ -27,16 +27,16 @@ var (
 	_ backends.ServiceCheckSender = (*recorder)(nil)
 )
 
-func (r *recorder) Name() string                                         { return "recorder" }
-func (r *recorder) SendMetrics(context.Context, *metrics.Snapshot) error { return nil }
-func (r *recorder) SendEvent(_ context.Context, e *metrics.Event) error {
+func (r *recorder) Name() string                                       { return "recorder" }
+func (r *recorder) SendMetrics(context.Context, *model.Snapshot) error { return nil }
+func (r *recorder) SendEvent(_ context.Context, e *model.Event) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, e.Title)
 	return nil
 }
 
-func (r *recorder) SendServiceCheck(_ context.Context, c *metrics.ServiceCheck) error {
+func (r *recorder) SendServiceCheck(_ context.Context, c *model.ServiceCheck) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.checks = append(r.checks, c.Name)
@@ -47,41 +47,41 @@ func TestEventBounds(t *testing.T) {
 	cases := []struct {
 		name                    string
 		opts                    EventOptions
-		events                  []*metrics.Event
-		checks                  []*metrics.ServiceCheck
+		events                  []*model.Event
+		checks                  []*model.ServiceCheck
 		wantEvents, wantChecks  int
 		wantQueueFull, wantLong float64
 	}{
 		{
 			name:       "under the bounds",
 			opts:       EventOptions{QueueLength: 4, MaxLength: 10},
-			events:     []*metrics.Event{{Title: "t", Text: "123456789"}},
-			checks:     []*metrics.ServiceCheck{{Name: "c", Message: "0123456789"}},
+			events:     []*model.Event{{Title: "t", Text: "123456789"}},
+			checks:     []*model.ServiceCheck{{Name: "c", Message: "0123456789"}},
 			wantEvents: 1, wantChecks: 1,
 		},
 		{
 			name:     "title plus text over the length bound",
 			opts:     EventOptions{QueueLength: 4, MaxLength: 10},
-			events:   []*metrics.Event{{Title: "title", Text: "text12"}, {Title: strings.Repeat("x", 11)}, {Title: "ok"}},
+			events:   []*model.Event{{Title: "title", Text: "text12"}, {Title: strings.Repeat("x", 11)}, {Title: "ok"}},
 			wantLong: 2, wantEvents: 1,
 		},
 		{
 			name:     "service check message over the length bound",
 			opts:     EventOptions{QueueLength: 4, MaxLength: 10},
-			checks:   []*metrics.ServiceCheck{{Name: "c", Message: strings.Repeat("m", 11)}},
+			checks:   []*model.ServiceCheck{{Name: "c", Message: strings.Repeat("m", 11)}},
 			wantLong: 1,
 		},
 		{
 			name:       "zero length bound is unbounded",
 			opts:       EventOptions{QueueLength: 4},
-			events:     []*metrics.Event{{Title: strings.Repeat("x", 1<<20)}},
+			events:     []*model.Event{{Title: strings.Repeat("x", 1<<20)}},
 			wantEvents: 1,
 		},
 		{
 			name:          "queue full",
 			opts:          EventOptions{QueueLength: 2, MaxLength: 100},
-			events:        []*metrics.Event{{Title: "1"}, {Title: "2"}, {Title: "3"}},
-			checks:        []*metrics.ServiceCheck{{Name: "4"}},
+			events:        []*model.Event{{Title: "1"}, {Title: "2"}, {Title: "3"}},
+			checks:        []*model.ServiceCheck{{Name: "4"}},
 			wantQueueFull: 2, wantEvents: 2,
 		},
 	}

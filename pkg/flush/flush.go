@@ -16,13 +16,13 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/backends"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // Source produces the snapshot of one flush (the aggregator): the
 // aggregates since the previous one, which it then resets.
 type Source interface {
-	Snapshot(ctx context.Context, now time.Time) (*metrics.Snapshot, error)
+	Snapshot(ctx context.Context, now time.Time) (*model.Snapshot, error)
 }
 
 // Options configures a Flusher.
@@ -55,7 +55,7 @@ type flushMetrics struct {
 // output is one backend with its queue and counters.
 type output struct {
 	b       backends.Backend
-	queue   chan *metrics.Snapshot
+	queue   chan *model.Snapshot
 	timeout time.Duration
 	log     logrus.FieldLogger
 
@@ -88,7 +88,7 @@ func New(opts Options, src Source, bs []backends.Backend, log logrus.FieldLogger
 	for _, b := range bs {
 		n := b.Name()
 		f.outs = append(f.outs, &output{
-			b: b, queue: make(chan *metrics.Snapshot, 1), timeout: opts.Timeout,
+			b: b, queue: make(chan *model.Snapshot, 1), timeout: opts.Timeout,
 			log:   log.WithField("backend", n),
 			sends: sends.WithLabelValues(n), errs: errs.WithLabelValues(n), dropped: dropped.WithLabelValues(n),
 			series: series.WithLabelValues(n), dur: dur.WithLabelValues(n),
@@ -167,7 +167,7 @@ func (f *Flusher) finalTime(now time.Time) time.Time {
 	return next
 }
 
-func (f *Flusher) collect(ctx context.Context, now time.Time) (*metrics.Snapshot, error) {
+func (f *Flusher) collect(ctx context.Context, now time.Time) (*model.Snapshot, error) {
 	start := time.Now()
 	snap, err := f.src.Snapshot(ctx, now)
 	if err != nil {
@@ -243,7 +243,7 @@ func (o *output) run(ctx context.Context) {
 	}
 }
 
-func (o *output) send(ctx context.Context, snap *metrics.Snapshot) error {
+func (o *output) send(ctx context.Context, snap *model.Snapshot) error {
 	start := time.Now()
 	err := o.b.SendMetrics(ctx, snap)
 	o.dur.Observe(time.Since(start).Seconds())
@@ -261,8 +261,8 @@ func (o *output) send(ctx context.Context, snap *metrics.Snapshot) error {
 // without members. Gauges stay (they keep their value). Used by the final
 // flush: a zero there says nothing, and in a store that keeps one point per
 // step it can overwrite what the garner taking over stored for that step.
-func dropIdle(snap *metrics.Snapshot) {
-	snap.Counters = slices.DeleteFunc(snap.Counters, func(c metrics.Counter) bool { return c.Value == 0 })
-	snap.Timers = slices.DeleteFunc(snap.Timers, func(t metrics.Timer) bool { return len(t.Values) == 0 && t.SampledCount == 0 })
-	snap.Sets = slices.DeleteFunc(snap.Sets, func(s metrics.Set) bool { return len(s.Members) == 0 })
+func dropIdle(snap *model.Snapshot) {
+	snap.Counters = slices.DeleteFunc(snap.Counters, func(c model.Counter) bool { return c.Value == 0 })
+	snap.Timers = slices.DeleteFunc(snap.Timers, func(t model.Timer) bool { return len(t.Values) == 0 && t.SampledCount == 0 })
+	snap.Sets = slices.DeleteFunc(snap.Sets, func(s model.Set) bool { return len(s.Members) == 0 })
 }

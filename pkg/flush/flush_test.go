@@ -10,13 +10,13 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/backends"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // fixedSource hands out a copy of one snapshot, stamped with the flush time.
-type fixedSource struct{ snap metrics.Snapshot }
+type fixedSource struct{ snap model.Snapshot }
 
-func (s *fixedSource) Snapshot(_ context.Context, now time.Time) (*metrics.Snapshot, error) {
+func (s *fixedSource) Snapshot(_ context.Context, now time.Time) (*model.Snapshot, error) {
 	c := s.snap
 	c.Time = now
 	return &c, nil
@@ -25,32 +25,32 @@ func (s *fixedSource) Snapshot(_ context.Context, now time.Time) (*metrics.Snaps
 // keeper is a backend that keeps the snapshots it gets.
 type keeper struct {
 	mu    sync.Mutex
-	snaps []*metrics.Snapshot
+	snaps []*model.Snapshot
 }
 
-func (k *keeper) Name() string                                    { return "keeper" }
-func (k *keeper) SendEvent(context.Context, *metrics.Event) error { return nil }
-func (k *keeper) SendMetrics(_ context.Context, s *metrics.Snapshot) error {
+func (k *keeper) Name() string                                  { return "keeper" }
+func (k *keeper) SendEvent(context.Context, *model.Event) error { return nil }
+func (k *keeper) SendMetrics(_ context.Context, s *model.Snapshot) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.snaps = append(k.snaps, s)
 	return nil
 }
 
-func (k *keeper) all() []*metrics.Snapshot {
+func (k *keeper) all() []*model.Snapshot {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return append([]*metrics.Snapshot(nil), k.snaps...)
+	return append([]*model.Snapshot(nil), k.snaps...)
 }
 
-func idleAndBusy() metrics.Snapshot {
-	return metrics.Snapshot{
-		Counters: []metrics.Counter{{Series: metrics.Series{Name: "idle"}}, {Series: metrics.Series{Name: "busy"}, Value: 5}},
-		Gauges:   []metrics.Gauge{{Series: metrics.Series{Name: "g"}, Value: 0}},
-		Sets: []metrics.Set{{Series: metrics.Series{Name: "idle"}, Members: map[string]struct{}{}},
-			{Series: metrics.Series{Name: "busy"}, Members: map[string]struct{}{"a": {}}}},
-		Timers: []metrics.Timer{{Series: metrics.Series{Name: "idle"}},
-			{Series: metrics.Series{Name: "busy"}, Values: []float64{1}, SampledCount: 1}},
+func idleAndBusy() model.Snapshot {
+	return model.Snapshot{
+		Counters: []model.Counter{{Series: model.Series{Name: "idle"}}, {Series: model.Series{Name: "busy"}, Value: 5}},
+		Gauges:   []model.Gauge{{Series: model.Series{Name: "g"}, Value: 0}},
+		Sets: []model.Set{{Series: model.Series{Name: "idle"}, Members: map[string]struct{}{}},
+			{Series: model.Series{Name: "busy"}, Members: map[string]struct{}{"a": {}}}},
+		Timers: []model.Timer{{Series: model.Series{Name: "idle"}},
+			{Series: model.Series{Name: "busy"}, Values: []float64{1}, SampledCount: 1}},
 	}
 }
 

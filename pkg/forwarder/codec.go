@@ -8,7 +8,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/garner-metrics/garner/pkg/histogram"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // The encoders below write the protobuf wire format straight from a
@@ -57,11 +57,11 @@ const (
 
 // seriesSize is the size of the name, tags and source fields of a v3 series
 // message (Counter, Gauge, Set, Timer).
-func seriesSize(s *metrics.Series) int {
+func seriesSize(s *model.Series) int {
 	return protowire.SizeTag(v3Name) + protowire.SizeBytes(len(s.Name)) + tagsSourceSize(s, v3Tags, v3Source)
 }
 
-func appendSeries(b []byte, s *metrics.Series) []byte {
+func appendSeries(b []byte, s *model.Series) []byte {
 	b = protowire.AppendTag(b, v3Name, protowire.BytesType)
 	b = protowire.AppendString(b, s.Name)
 	return appendTagsSource(b, s, v3Tags, v3Source)
@@ -69,7 +69,7 @@ func appendSeries(b []byte, s *metrics.Series) []byte {
 
 // appendV3Scalar appends a Counter or Gauge message (field num): the series
 // and one value.
-func appendV3Scalar(b []byte, num protowire.Number, s *metrics.Series, v float64) []byte {
+func appendV3Scalar(b []byte, num protowire.Number, s *model.Series, v float64) []byte {
 	b = protowire.AppendTag(b, num, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(seriesSize(s)+sizeDouble(v3Value, v)))
 	b = appendSeries(b, s)
@@ -78,7 +78,7 @@ func appendV3Scalar(b []byte, num protowire.Number, s *metrics.Series, v float64
 
 // tagsSourceSize is the size of a series' tags and source fields, with
 // the field numbers of v3 (Tags, Source) or v2 (Tags, Hostname).
-func tagsSourceSize(s *metrics.Series, tags, source protowire.Number) int {
+func tagsSourceSize(s *model.Series, tags, source protowire.Number) int {
 	n := 0
 	for _, t := range s.Tags {
 		n += protowire.SizeTag(tags) + protowire.SizeBytes(len(t))
@@ -90,7 +90,7 @@ func tagsSourceSize(s *metrics.Series, tags, source protowire.Number) int {
 }
 
 // appendTagsSource appends what tagsSourceSize measures.
-func appendTagsSource(b []byte, s *metrics.Series, tags, source protowire.Number) []byte {
+func appendTagsSource(b []byte, s *model.Series, tags, source protowire.Number) []byte {
 	for _, t := range s.Tags {
 		b = protowire.AppendTag(b, tags, protowire.BytesType)
 		b = protowire.AppendString(b, t)
@@ -138,7 +138,7 @@ func sizePackedDoubles(num protowire.Number, n int) int {
 
 // timerCount is the sample count to forward: Σ 1/rate, or the number of
 // values when the snapshot did not fill it in (histogram timers).
-func timerCount(t *metrics.Timer) float64 {
+func timerCount(t *model.Timer) float64 {
 	if t.SampledCount == 0 && len(t.Values) > 0 {
 		return float64(len(t.Values))
 	}
@@ -146,7 +146,7 @@ func timerCount(t *metrics.Timer) float64 {
 }
 
 // appendV3 appends a garner.v3.RawBatch with the selected series to b.
-func (e *encoder) appendV3(b []byte, id []byte, forwarder string, snap *metrics.Snapshot, sel *selection) []byte {
+func (e *encoder) appendV3(b []byte, id []byte, forwarder string, snap *model.Snapshot, sel *selection) []byte {
 	if len(id) > 0 {
 		b = protowire.AppendTag(b, v3BatchID, protowire.BytesType)
 		b = protowire.AppendBytes(b, id)
@@ -200,7 +200,7 @@ const (
 
 // tagsKeyLen is the length of gostatsd's tags key of a series: the sorted
 // tags joined with ",", then ",s:<source>" when the source is not empty.
-func tagsKeyLen(s *metrics.Series) int {
+func tagsKeyLen(s *model.Series) int {
 	n := 0
 	for i, t := range s.Tags {
 		if i > 0 {
@@ -214,7 +214,7 @@ func tagsKeyLen(s *metrics.Series) int {
 	return n
 }
 
-func appendTagsKey(b []byte, s *metrics.Series) []byte {
+func appendTagsKey(b []byte, s *model.Series) []byte {
 	for i, t := range s.Tags {
 		if i > 0 {
 			b = append(b, ',')
@@ -229,22 +229,22 @@ func appendTagsKey(b []byte, s *metrics.Series) []byte {
 }
 
 // v2SeriesSize is the size of Tags and Hostname in a RawXxxV2.
-func v2SeriesSize(s *metrics.Series) int { return tagsSourceSize(s, v2Tags, v2Hostname) }
+func v2SeriesSize(s *model.Series) int { return tagsSourceSize(s, v2Tags, v2Hostname) }
 
-func appendV2Series(b []byte, s *metrics.Series) []byte {
+func appendV2Series(b []byte, s *model.Series) []byte {
 	return appendTagsSource(b, s, v2Tags, v2Hostname)
 }
 
 // v2Kind encodes the type-specific fields of one RawXxxV2.
 type v2Kind interface {
-	series(i int32) *metrics.Series
+	series(i int32) *model.Series
 	valueSize(i int32) int
 	appendValue(b []byte, i int32) []byte
 }
 
-type v2CounterKind struct{ s []metrics.Counter }
+type v2CounterKind struct{ s []model.Counter }
 
-func (v v2CounterKind) series(i int32) *metrics.Series { return &v.s[i].Series }
+func (v v2CounterKind) series(i int32) *model.Series { return &v.s[i].Series }
 func (v v2CounterKind) valueSize(i int32) int {
 	n := counterV2(v.s[i].Value)
 	if n == 0 {
@@ -273,17 +273,17 @@ func counterV2(v float64) int64 {
 	return int64(r)
 }
 
-type v2GaugeKind struct{ s []metrics.Gauge }
+type v2GaugeKind struct{ s []model.Gauge }
 
-func (v v2GaugeKind) series(i int32) *metrics.Series { return &v.s[i].Series }
-func (v v2GaugeKind) valueSize(i int32) int          { return sizeDouble(v2Val, v.s[i].Value) }
+func (v v2GaugeKind) series(i int32) *model.Series { return &v.s[i].Series }
+func (v v2GaugeKind) valueSize(i int32) int        { return sizeDouble(v2Val, v.s[i].Value) }
 func (v v2GaugeKind) appendValue(b []byte, i int32) []byte {
 	return appendDouble(b, v2Val, v.s[i].Value)
 }
 
-type v2SetKind struct{ s []metrics.Set }
+type v2SetKind struct{ s []model.Set }
 
-func (v v2SetKind) series(i int32) *metrics.Series { return &v.s[i].Series }
+func (v v2SetKind) series(i int32) *model.Series { return &v.s[i].Series }
 func (v v2SetKind) valueSize(i int32) int {
 	n := 0
 	for m := range v.s[i].Members {
@@ -300,11 +300,11 @@ func (v v2SetKind) appendValue(b []byte, i int32) []byte {
 }
 
 type v2TimerKind struct {
-	s         []metrics.Timer
+	s         []model.Timer
 	estimated map[int32][]float64 // encoder.v2Values
 }
 
-func (v v2TimerKind) series(i int32) *metrics.Series { return &v.s[i].Series }
+func (v v2TimerKind) series(i int32) *model.Series { return &v.s[i].Series }
 func (v v2TimerKind) values(i int32) []float64 {
 	if vs, ok := v.estimated[i]; ok {
 		return vs
@@ -322,7 +322,7 @@ func (v v2TimerKind) appendValue(b []byte, i int32) []byte {
 }
 
 // appendV2 appends a pb.RawMessageV2 with the selected series to b.
-func (e *encoder) appendV2(b []byte, snap *metrics.Snapshot, sel *selection) []byte {
+func (e *encoder) appendV2(b []byte, snap *model.Snapshot, sel *selection) []byte {
 	b = e.appendV2Type(b, v2Counters, v2CounterKind{snap.Counters}, sel.counters)
 	b = e.appendV2Type(b, v2Gauges, v2GaugeKind{snap.Gauges}, sel.gauges)
 	b = e.appendV2Type(b, v2Sets, v2SetKind{snap.Sets}, sel.sets)
@@ -429,7 +429,7 @@ func sizeVarintField(num protowire.Number, v uint64) int {
 }
 
 // eventSize is the size of an EventV2 (or garner.v3.Event) holding e.
-func eventSize(e *metrics.Event) int {
+func eventSize(e *model.Event) int {
 	n := sizeStringField(evTitle, e.Title) + sizeStringField(evText, e.Text) +
 		sizeVarintField(evDateHappened, uint64(e.DateHappened)) + sizeStringField(evHostname, e.Hostname) +
 		sizeStringField(evAggregationKey, e.AggregationKey) + sizeStringField(evSourceTypeName, e.SourceTypeName) +
@@ -442,7 +442,7 @@ func eventSize(e *metrics.Event) int {
 }
 
 // appendEvent appends the fields of an EventV2 (or garner.v3.Event).
-func appendEvent(b []byte, e *metrics.Event) []byte {
+func appendEvent(b []byte, e *model.Event) []byte {
 	b = appendStringField(b, evTitle, e.Title)
 	b = appendStringField(b, evText, e.Text)
 	b = appendVarintField(b, evDateHappened, uint64(e.DateHappened))
@@ -474,7 +474,7 @@ const (
 	scSourceIP  = 7
 )
 
-func checkSize(c *metrics.ServiceCheck) int {
+func checkSize(c *model.ServiceCheck) int {
 	n := sizeStringField(scName, c.Name) + sizeVarintField(scStatus, uint64(c.Status)) +
 		sizeVarintField(scTimestamp, uint64(c.Timestamp)) + sizeStringField(scHostname, c.Hostname) +
 		sizeStringField(scMessage, c.Message) + sizeStringField(scSourceIP, c.Source)
@@ -484,7 +484,7 @@ func checkSize(c *metrics.ServiceCheck) int {
 	return n
 }
 
-func appendCheck(b []byte, c *metrics.ServiceCheck) []byte {
+func appendCheck(b []byte, c *model.ServiceCheck) []byte {
 	b = appendStringField(b, scName, c.Name)
 	b = appendVarintField(b, scStatus, uint64(c.Status))
 	b = appendVarintField(b, scTimestamp, uint64(c.Timestamp))
@@ -499,7 +499,7 @@ func appendCheck(b []byte, c *metrics.ServiceCheck) []byte {
 }
 
 // appendEventBatch appends a garner.v3.EventBatch.
-func appendEventBatch(b []byte, id []byte, events []*metrics.Event, checks []*metrics.ServiceCheck) []byte {
+func appendEventBatch(b []byte, id []byte, events []*model.Event, checks []*model.ServiceCheck) []byte {
 	if len(id) > 0 {
 		b = protowire.AppendTag(b, ebBatchID, protowire.BytesType)
 		b = protowire.AppendBytes(b, id)

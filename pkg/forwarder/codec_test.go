@@ -11,7 +11,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/proto/garnerpb"
 	"github.com/garner-metrics/garner/proto/pb"
 )
@@ -26,31 +26,31 @@ func members(ms ...string) map[string]struct{} {
 
 // testSnapshot has the corner cases of every type: empty tags and source,
 // several series of one name, zero, negative and fractional values.
-func testSnapshot() *metrics.Snapshot {
-	return &metrics.Snapshot{
-		Counters: []metrics.Counter{
-			{Series: metrics.Series{Name: "req", Tags: []string{"a:1", "b"}, Source: "10.0.0.1"}, Value: 41.6},
-			{Series: metrics.Series{Name: "req", Tags: []string{"a:2"}, Source: "10.0.0.1"}, Value: -2.5},
-			{Series: metrics.Series{Name: "req"}, Value: 0},
-			{Series: metrics.Series{Name: "other", Source: "h"}, Value: 0.4},
+func testSnapshot() *model.Snapshot {
+	return &model.Snapshot{
+		Counters: []model.Counter{
+			{Series: model.Series{Name: "req", Tags: []string{"a:1", "b"}, Source: "10.0.0.1"}, Value: 41.6},
+			{Series: model.Series{Name: "req", Tags: []string{"a:2"}, Source: "10.0.0.1"}, Value: -2.5},
+			{Series: model.Series{Name: "req"}, Value: 0},
+			{Series: model.Series{Name: "other", Source: "h"}, Value: 0.4},
 		},
-		Gauges: []metrics.Gauge{
-			{Series: metrics.Series{Name: "g", Tags: []string{"x:y"}}, Value: -1.25},
-			{Series: metrics.Series{Name: "g0", Source: "s"}, Value: 0},
+		Gauges: []model.Gauge{
+			{Series: model.Series{Name: "g", Tags: []string{"x:y"}}, Value: -1.25},
+			{Series: model.Series{Name: "g0", Source: "s"}, Value: 0},
 		},
-		Sets: []metrics.Set{
-			{Series: metrics.Series{Name: "users", Tags: []string{"env:prod"}, Source: "10.0.0.2"}, Members: members("ann", "bob", "")},
+		Sets: []model.Set{
+			{Series: model.Series{Name: "users", Tags: []string{"env:prod"}, Source: "10.0.0.2"}, Members: members("ann", "bob", "")},
 		},
-		Timers: []metrics.Timer{
-			{Series: metrics.Series{Name: "lat", Tags: []string{"route:/x"}}, Values: []float64{1, 2.5, 2.5, 100}, SampledCount: 8},
-			{Series: metrics.Series{Name: "lat", Source: "s"}, Values: []float64{-3}, SampledCount: 1},
+		Timers: []model.Timer{
+			{Series: model.Series{Name: "lat", Tags: []string{"route:/x"}}, Values: []float64{1, 2.5, 2.5, 100}, SampledCount: 8},
+			{Series: model.Series{Name: "lat", Source: "s"}, Values: []float64{-3}, SampledCount: 1},
 			// A histogram timer: the snapshot leaves SampledCount at zero.
-			{Series: metrics.Series{Name: "hist", Tags: []string{"gsd_histogram:1_2"}}, Values: []float64{0.5, 3}},
+			{Series: model.Series{Name: "hist", Tags: []string{"gsd_histogram:1_2"}}, Values: []float64{0.5, 3}},
 		},
 	}
 }
 
-func selectAll(s *metrics.Snapshot) *selection {
+func selectAll(s *model.Snapshot) *selection {
 	sel := &selection{}
 	for i := range s.Counters {
 		sel.counters = append(sel.counters, int32(i))
@@ -78,7 +78,7 @@ func sortedMembers(m map[string]struct{}) []string {
 
 // gostatsdTagsKey is gostatsd's formatTagsKey, written independently of the
 // encoder's.
-func gostatsdTagsKey(s metrics.Series) string {
+func gostatsdTagsKey(s model.Series) string {
 	k := strings.Join(s.Tags, ",")
 	if s.Source != "" {
 		k += ",s:" + s.Source
@@ -183,13 +183,13 @@ func TestEncodeV3Decodes(t *testing.T) {
 }
 
 func TestEncodeEvents(t *testing.T) {
-	events := []*metrics.Event{
+	events := []*model.Event{
 		{Title: "deploy", Text: "v1.2\nok", DateHappened: 1795283974, Hostname: "web-1", AggregationKey: "k",
-			SourceTypeName: "ci", Tags: []string{"env:prod", "x"}, Source: "10.0.0.1", Priority: metrics.PriorityLow, AlertType: metrics.AlertSuccess},
+			SourceTypeName: "ci", Tags: []string{"env:prod", "x"}, Source: "10.0.0.1", Priority: model.PriorityLow, AlertType: model.AlertSuccess},
 		{Title: "t", DateHappened: -5},
 	}
-	checks := []*metrics.ServiceCheck{
-		{Name: "db", Status: metrics.CheckCritical, Timestamp: 17, Hostname: "h", Tags: []string{"a"}, Message: "down", Source: "10.0.0.2"},
+	checks := []*model.ServiceCheck{
+		{Name: "db", Status: model.CheckCritical, Timestamp: 17, Hostname: "h", Tags: []string{"a"}, Message: "down", Source: "10.0.0.2"},
 		{Name: "ok"},
 	}
 	t.Run("v2", func(t *testing.T) {
@@ -231,25 +231,25 @@ func TestEncodeEvents(t *testing.T) {
 // bigSnapshot has n series, a quarter of each type, with realistic names,
 // tags and values (deterministic, not repetitive enough to flatter the
 // compression).
-func bigSnapshot(n int) *metrics.Snapshot {
-	s := &metrics.Snapshot{}
+func bigSnapshot(n int) *model.Snapshot {
+	s := &model.Snapshot{}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < n/4; i++ {
-		ser := func(kind string) metrics.Series {
-			return metrics.Series{
+		ser := func(kind string) model.Series {
+			return model.Series{
 				Name:   fmt.Sprintf("service_%d.api.%s.endpoint_%d", i%7, kind, i%50),
 				Tags:   []string{"env:prod", fmt.Sprintf("instance:i-%08x", rng.Uint32()), fmt.Sprintf("region:r%d", i%4)},
 				Source: fmt.Sprintf("10.1.%d.%d", i%8, i%250),
 			}
 		}
-		s.Counters = append(s.Counters, metrics.Counter{Series: ser("requests"), Value: float64(rng.IntN(10000))})
-		s.Gauges = append(s.Gauges, metrics.Gauge{Series: ser("queue"), Value: rng.Float64() * 1000})
-		s.Sets = append(s.Sets, metrics.Set{Series: ser("users"), Members: members(fmt.Sprint("u", rng.IntN(1e6)), fmt.Sprint("u", rng.IntN(1e6)), fmt.Sprint("u", rng.IntN(1e6)))})
+		s.Counters = append(s.Counters, model.Counter{Series: ser("requests"), Value: float64(rng.IntN(10000))})
+		s.Gauges = append(s.Gauges, model.Gauge{Series: ser("queue"), Value: rng.Float64() * 1000})
+		s.Sets = append(s.Sets, model.Set{Series: ser("users"), Members: members(fmt.Sprint("u", rng.IntN(1e6)), fmt.Sprint("u", rng.IntN(1e6)), fmt.Sprint("u", rng.IntN(1e6)))})
 		vals := make([]float64, 4)
 		for k := range vals {
 			vals[k] = float64(rng.IntN(100000)) / 100 // milliseconds with two decimals
 		}
-		s.Timers = append(s.Timers, metrics.Timer{Series: ser("latency"), Values: vals, SampledCount: 4})
+		s.Timers = append(s.Timers, model.Timer{Series: ser("latency"), Values: vals, SampledCount: 4})
 	}
 	return s
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"strings"
 
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // maxPendingEvents bounds the events and service checks waiting for the next
@@ -12,14 +12,14 @@ import (
 const maxPendingEvents = 10000
 
 // SendEvent queues an event for the next event batch (every flush-interval).
-func (f *Forwarder) SendEvent(_ context.Context, e *metrics.Event) error {
+func (f *Forwarder) SendEvent(_ context.Context, e *model.Event) error {
 	f.queueEvent(func() { f.events = append(f.events, e) })
 	return nil
 }
 
 // SendServiceCheck queues a service check for the next event batch. v2
 // upstreams have no service checks: those are dropped and counted.
-func (f *Forwarder) SendServiceCheck(_ context.Context, c *metrics.ServiceCheck) error {
+func (f *Forwarder) SendServiceCheck(_ context.Context, c *model.ServiceCheck) error {
 	f.queueEvent(func() { f.checks = append(f.checks, c) })
 	return nil
 }
@@ -54,16 +54,16 @@ func (f *Forwarder) flushEvents() {
 	pick := func(parts ...string) int {
 		var h uint64
 		f.encMu.Lock()
-		h, f.keyBuf = seriesHash(f.keyBuf, &metrics.Series{Name: strings.Join(parts, "\x00")})
+		h, f.keyBuf = seriesHash(f.keyBuf, &model.Series{Name: strings.Join(parts, "\x00")})
 		f.encMu.Unlock()
 		return ch.pick(h)
 	}
-	evBy := map[int][]*metrics.Event{}
+	evBy := map[int][]*model.Event{}
 	for _, e := range events {
 		i := pick(e.Title, e.Hostname, e.AggregationKey, e.Source)
 		evBy[i] = append(evBy[i], e)
 	}
-	scBy := map[int][]*metrics.ServiceCheck{}
+	scBy := map[int][]*model.ServiceCheck{}
 	for _, c := range checks {
 		i := pick(c.Name, c.Hostname, c.Source)
 		scBy[i] = append(scBy[i], c)

@@ -24,7 +24,7 @@ import (
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/backends/httpsend"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/version"
 )
 
@@ -62,8 +62,8 @@ type Forwarder struct {
 	hdrs   map[string]http.Header
 
 	evMu   sync.Mutex
-	events []*metrics.Event
-	checks []*metrics.ServiceCheck
+	events []*model.Event
+	checks []*model.ServiceCheck
 }
 
 var (

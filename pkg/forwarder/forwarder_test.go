@@ -22,7 +22,7 @@ import (
 	"github.com/garner-metrics/garner/pkg/aggregator"
 	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/ingest"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/receiver"
 )
 
@@ -111,7 +111,7 @@ func (a *aggServer) failWhile(status int) *atomic.Bool {
 	return on
 }
 
-func (a *aggServer) flush() *metrics.Snapshot {
+func (a *aggServer) flush() *model.Snapshot {
 	a.t.Helper()
 	s, err := a.agg.Snapshot(context.Background(), time.Now().Add(time.Second))
 	if err != nil {
@@ -173,14 +173,14 @@ func (fx *fwdFixture) stop() {
 
 // counterSnapshot has n counters c.0 .. c.n-1 with value i+1 and one of each
 // other type.
-func counterSnapshot(n int) *metrics.Snapshot {
-	s := &metrics.Snapshot{}
+func counterSnapshot(n int) *model.Snapshot {
+	s := &model.Snapshot{}
 	for i := 0; i < n; i++ {
-		s.Counters = append(s.Counters, metrics.Counter{Series: metrics.Series{Name: fmt.Sprintf("c.%d", i), Tags: []string{"k:v"}, Source: "10.0.0.9"}, Value: float64(i + 1)})
+		s.Counters = append(s.Counters, model.Counter{Series: model.Series{Name: fmt.Sprintf("c.%d", i), Tags: []string{"k:v"}, Source: "10.0.0.9"}, Value: float64(i + 1)})
 	}
-	s.Gauges = []metrics.Gauge{{Series: metrics.Series{Name: "g"}, Value: 4.5}}
-	s.Sets = []metrics.Set{{Series: metrics.Series{Name: "s"}, Members: map[string]struct{}{"a": {}, "b": {}}}}
-	s.Timers = []metrics.Timer{{Series: metrics.Series{Name: "t"}, Values: []float64{1, 2, 3}, SampledCount: 6}}
+	s.Gauges = []model.Gauge{{Series: model.Series{Name: "g"}, Value: 4.5}}
+	s.Sets = []model.Set{{Series: model.Series{Name: "s"}, Members: map[string]struct{}{"a": {}, "b": {}}}}
+	s.Timers = []model.Timer{{Series: model.Series{Name: "t"}, Values: []float64{1, 2, 3}, SampledCount: 6}}
 	return s
 }
 
@@ -191,7 +191,7 @@ type total struct {
 	series                         int
 }
 
-func sum(snaps ...*metrics.Snapshot) total {
+func sum(snaps ...*model.Snapshot) total {
 	var t total
 	for _, s := range snaps {
 		for _, c := range s.Counters {
@@ -248,7 +248,7 @@ func TestForwardProtocols(t *testing.T) {
 			fx := startForwarder(t, Options{APIEndpoints: []string{a.srv.URL}, Protocol: tc.protocol, CompressionType: tc.comp, MaxSeriesPerRequest: 7, Hostname: "fwd"})
 			send := func() {
 				snap := counterSnapshot(20)
-				snap.Counters = append(snap.Counters, metrics.Counter{Series: metrics.Series{Name: "frac"}, Value: 0.2})
+				snap.Counters = append(snap.Counters, model.Counter{Series: model.Series{Name: "frac"}, Value: 0.2})
 				if err := fx.f.SendMetrics(context.Background(), snap); err != nil {
 					t.Fatal(err)
 				}
@@ -390,7 +390,7 @@ func TestDrainAtShutdown(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		_ = fx.f.SendMetrics(context.Background(), counterSnapshot(37))
 	}
-	_ = fx.f.SendEvent(context.Background(), &metrics.Event{Title: "bye"})
+	_ = fx.f.SendEvent(context.Background(), &model.Event{Title: "bye"})
 	fx.stop()
 	if got := sum(a.flush()); got.series != 40 || got.counters != 3*37*38/2 || got.timers != 18 {
 		t.Fatalf("after the drain the aggregator has %+v", got)
@@ -409,9 +409,9 @@ func TestEventsForwarded(t *testing.T) {
 			a := newAggServer(t, v3, nil)
 			fx := startForwarder(t, Options{APIEndpoints: []string{a.srv.URL}})
 			for i := 0; i < 3; i++ {
-				_ = fx.f.SendEvent(context.Background(), &metrics.Event{Title: fmt.Sprint("e", i), Text: "x"})
+				_ = fx.f.SendEvent(context.Background(), &model.Event{Title: fmt.Sprint("e", i), Text: "x"})
 			}
-			_ = fx.f.SendServiceCheck(context.Background(), &metrics.ServiceCheck{Name: "c"})
+			_ = fx.f.SendServiceCheck(context.Background(), &model.ServiceCheck{Name: "c"})
 			if v3 {
 				waitFor(t, "one event batch", 5*time.Second, func() bool { return testutil.ToFloat64(fx.f.m.sentItems.WithLabelValues("event")) == 4 })
 				if a.pathCount("/v3/event") != 1 {
@@ -431,10 +431,10 @@ func TestDynamicAndCustomHeaders(t *testing.T) {
 	a := newAggServer(t, true, nil)
 	fx := startForwarder(t, Options{APIEndpoints: []string{a.srv.URL}, DynamicHeaders: []string{"tenant_id", "region"},
 		CustomHeaders: map[string]string{"X-Static": "1", "Region": "static-wins"}})
-	snap := &metrics.Snapshot{Counters: []metrics.Counter{
-		{Series: metrics.Series{Name: "a", Tags: []string{"region:eu", "tenant_id:t1"}}, Value: 1},
-		{Series: metrics.Series{Name: "b", Tags: []string{"tenant_id:t2"}}, Value: 1},
-		{Series: metrics.Series{Name: "c", Tags: []string{"tenant_id:t1"}}, Value: 1},
+	snap := &model.Snapshot{Counters: []model.Counter{
+		{Series: model.Series{Name: "a", Tags: []string{"region:eu", "tenant_id:t1"}}, Value: 1},
+		{Series: model.Series{Name: "b", Tags: []string{"tenant_id:t2"}}, Value: 1},
+		{Series: model.Series{Name: "c", Tags: []string{"tenant_id:t1"}}, Value: 1},
 	}}
 	_ = fx.f.SendMetrics(context.Background(), snap)
 	waitFor(t, "delivery", 5*time.Second, func() bool { return fx.sent() == 3 })

@@ -3,7 +3,7 @@ package forwarder
 import (
 	"github.com/cespare/xxhash/v2"
 
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // Series are spread over the upstreams by rendezvous (highest random weight)
@@ -15,7 +15,7 @@ import (
 
 // seriesHash hashes a series key (name, tags, source) with buf as scratch; it
 // returns the grown buffer for reuse.
-func seriesHash(buf []byte, s *metrics.Series) (uint64, []byte) {
+func seriesHash(buf []byte, s *model.Series) (uint64, []byte) {
 	buf = append(buf[:0], s.Name...)
 	buf = append(buf, 0)
 	for i, t := range s.Tags {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 func testHashes(ids ...string) []uint64 {
@@ -20,7 +20,7 @@ func assign(n int, ids []string, ok []bool) map[int]string {
 	out := make(map[int]string, n)
 	var buf []byte
 	for i := 0; i < n; i++ {
-		s := metrics.Series{Name: fmt.Sprintf("metric.%d", i), Tags: []string{"env:prod"}, Source: "10.0.0.1"}
+		s := model.Series{Name: fmt.Sprintf("metric.%d", i), Tags: []string{"env:prod"}, Source: "10.0.0.1"}
 		var h uint64
 		h, buf = seriesHash(buf, &s)
 		if c := choose(h, hashes, ok); c >= 0 {

@@ -4,7 +4,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/garner-metrics/garner/pkg/histogram"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // Timer histograms on the wire (garner.v3.Timer field 6, a
@@ -98,7 +98,7 @@ func appendHistogram(b []byte, num protowire.Number, d *histogram.Data) []byte {
 
 // appendV3Timer appends a garner.v3.Timer: the series, the sample count,
 // the values and, in histogram mode, the histogram (field 6).
-func (e *encoder) appendV3Timer(b []byte, t *metrics.Timer) []byte {
+func (e *encoder) appendV3Timer(b []byte, t *model.Timer) []byte {
 	count := timerCount(t)
 	n := seriesSize(&t.Series) + sizeDouble(v3Value, count) + sizePackedDoubles(v3Values, len(t.Values))
 	if t.Exp != nil {
@@ -120,7 +120,7 @@ func (e *encoder) appendV3Timer(b []byte, t *metrics.Timer) []byte {
 // own, or for a histogram timer the values its buckets stand for (each
 // within its bucket's relative width of a real one; counted in
 // garner_forwarder_v2_estimated_timers_total).
-func (e *encoder) v2Values(timers []metrics.Timer, sel []int32) {
+func (e *encoder) v2Values(timers []model.Timer, sel []int32) {
 	clear(e.estimated)
 	for _, i := range sel {
 		if t := &timers[i]; t.Exp != nil && len(t.Values) == 0 {

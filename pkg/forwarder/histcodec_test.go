@@ -8,7 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/garner-metrics/garner/pkg/histogram"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/proto/garnerpb"
 	"github.com/garner-metrics/garner/proto/pb"
 )
@@ -20,7 +20,7 @@ func TestHistogramTimerEncoding(t *testing.T) {
 	for _, v := range []float64{-2, 0, 0.5, 3, 3, 1000} {
 		h.Add(v)
 	}
-	snap := &metrics.Snapshot{Timers: []metrics.Timer{{Series: metrics.Series{Name: "t", Tags: []string{"a:b"}}, SampledCount: 12, Exp: h}}}
+	snap := &model.Snapshot{Timers: []model.Timer{{Series: model.Series{Name: "t", Tags: []string{"a:b"}}, SampledCount: 12, Exp: h}}}
 	var e encoder
 	var m garnerpb.RawBatch
 	if err := proto.Unmarshal(e.appendV3(nil, nil, "", snap, selectAll(snap)), &m); err != nil {

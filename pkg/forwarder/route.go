@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // newBatch builds a batch from raw bytes: kept until max-buffer-age from
@@ -30,7 +30,7 @@ func (f *Forwarder) newBatch(kind batchKind, v2 bool, raw []byte, items, samples
 
 // samples is how many values the selected series carry: one per counter
 // and gauge, the members of a set, the values of a timer.
-func (s *selection) samples(snap *metrics.Snapshot) int {
+func (s *selection) samples(snap *model.Snapshot) int {
 	n := len(s.counters) + len(s.gauges)
 	for _, i := range s.sets {
 		n += len(snap.Sets[i].Members)
@@ -85,7 +85,7 @@ type partKey struct {
 
 // SendMetrics splits the snapshot over the upstreams, encodes, compresses
 // and queues it. It never waits for the network.
-func (f *Forwarder) SendMetrics(_ context.Context, snap *metrics.Snapshot) error {
+func (f *Forwarder) SendMetrics(_ context.Context, snap *model.Snapshot) error {
 	if snap.Len() == 0 {
 		return nil
 	}
@@ -100,7 +100,7 @@ func (f *Forwarder) SendMetrics(_ context.Context, snap *metrics.Snapshot) error
 	for _, p := range f.parts {
 		p.reset()
 	}
-	assign := func(s *metrics.Series) *selection {
+	assign := func(s *model.Series) *selection {
 		var h uint64
 		h, f.keyBuf = seriesHash(f.keyBuf, s)
 		c := ch.pick(h)
@@ -195,7 +195,7 @@ func (s *selection) split(max int, fn func(*selection)) {
 
 // headerKey is the series' dynamic header values ("name:value,..."), and
 // caches the headers they make; "" without dynamic headers.
-func (f *Forwarder) headerKey(s *metrics.Series) string {
+func (f *Forwarder) headerKey(s *model.Series) string {
 	if len(f.opts.DynamicHeaders) == 0 {
 		return ""
 	}

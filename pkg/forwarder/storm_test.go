@@ -14,7 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // TestNoRetryStormAfterOutage: a fleet of forwarders that flush at the same
@@ -83,7 +83,7 @@ func TestNoRetryStormAfterOutage(t *testing.T) {
 	var wg sync.WaitGroup
 	for i, fx := range fwds {
 		wg.Go(func() {
-			s := &metrics.Snapshot{Counters: []metrics.Counter{{Series: metrics.Series{Name: "storm.c", Source: fmt.Sprintf("10.1.%d.%d", i/256, i%256)}, Value: 1}}}
+			s := &model.Snapshot{Counters: []model.Counter{{Series: model.Series{Name: "storm.c", Source: fmt.Sprintf("10.1.%d.%d", i/256, i%256)}, Value: 1}}}
 			_ = fx.f.SendMetrics(context.Background(), s)
 		})
 	}

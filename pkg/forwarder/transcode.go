@@ -8,7 +8,7 @@ import (
 
 	"github.com/garner-metrics/garner/backends/httpsend"
 	"github.com/garner-metrics/garner/pkg/histogram"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/proto/garnerpb"
 )
 
@@ -55,10 +55,10 @@ func (t transcoder) toV2(b *batch) ([]*batch, error) {
 	}
 	var out []*batch
 	for i, ev := range m.Events {
-		e := &metrics.Event{
+		e := &model.Event{
 			Title: ev.Title, Text: ev.Text, DateHappened: ev.DateHappened, Hostname: ev.Hostname,
 			AggregationKey: ev.AggregationKey, SourceTypeName: ev.SourceTypeName, Tags: ev.Tags, Source: ev.SourceIp,
-			Priority: metrics.Priority(ev.Priority), AlertType: metrics.AlertType(ev.AlertType),
+			Priority: model.Priority(ev.Priority), AlertType: model.AlertType(ev.AlertType),
 		}
 		body, enc, err := t.comp.compress(appendEvent(nil, e), true)
 		if err != nil {
@@ -76,15 +76,15 @@ func (t transcoder) toV2(b *batch) ([]*batch, error) {
 
 // snapshotOfV3 turns a decoded v3 batch back into a snapshot with every
 // series selected.
-func snapshotOfV3(m *garnerpb.RawBatch) (*metrics.Snapshot, *selection) {
-	s := &metrics.Snapshot{}
+func snapshotOfV3(m *garnerpb.RawBatch) (*model.Snapshot, *selection) {
+	s := &model.Snapshot{}
 	sel := &selection{}
 	for i, c := range m.Counters {
-		s.Counters = append(s.Counters, metrics.Counter{Series: metrics.Series{Name: c.Name, Tags: c.Tags, Source: c.Source}, Value: c.Value})
+		s.Counters = append(s.Counters, model.Counter{Series: model.Series{Name: c.Name, Tags: c.Tags, Source: c.Source}, Value: c.Value})
 		sel.counters = append(sel.counters, int32(i))
 	}
 	for i, g := range m.Gauges {
-		s.Gauges = append(s.Gauges, metrics.Gauge{Series: metrics.Series{Name: g.Name, Tags: g.Tags, Source: g.Source}, Value: g.Value})
+		s.Gauges = append(s.Gauges, model.Gauge{Series: model.Series{Name: g.Name, Tags: g.Tags, Source: g.Source}, Value: g.Value})
 		sel.gauges = append(sel.gauges, int32(i))
 	}
 	for i, x := range m.Sets {
@@ -92,11 +92,11 @@ func snapshotOfV3(m *garnerpb.RawBatch) (*metrics.Snapshot, *selection) {
 		for _, mm := range x.Members {
 			ms[mm] = struct{}{}
 		}
-		s.Sets = append(s.Sets, metrics.Set{Series: metrics.Series{Name: x.Name, Tags: x.Tags, Source: x.Source}, Members: ms})
+		s.Sets = append(s.Sets, model.Set{Series: model.Series{Name: x.Name, Tags: x.Tags, Source: x.Source}, Members: ms})
 		sel.sets = append(sel.sets, int32(i))
 	}
 	for i, t := range m.Timers {
-		s.Timers = append(s.Timers, metrics.Timer{Series: metrics.Series{Name: t.Name, Tags: t.Tags, Source: t.Source}, Values: t.Values, SampledCount: t.SampleCount})
+		s.Timers = append(s.Timers, model.Timer{Series: model.Series{Name: t.Name, Tags: t.Tags, Source: t.Source}, Values: t.Values, SampledCount: t.SampleCount})
 		if t.Histogram != nil {
 			// our own encoding of a valid histogram: it decodes
 			if h, err := histogram.FromData(t.Histogram.Data(), histogram.MaxBucketsLimit); err == nil {

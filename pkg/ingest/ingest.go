@@ -29,7 +29,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/ratelog"
 	"github.com/garner-metrics/garner/pkg/receiver"
 	"github.com/garner-metrics/garner/proto/garnerpb"
@@ -419,10 +419,10 @@ func (h *Handler) eventV2(_ context.Context, body []byte) (string, error) {
 	if err := proto.Unmarshal(body, &msg); err != nil {
 		return "", fmt.Errorf("%w as a v2 EventV2: %w", errDecode, err)
 	}
-	h.event(&metrics.Event{
+	h.event(&model.Event{
 		Title: msg.Title, Text: msg.Text, DateHappened: msg.DateHappened, Hostname: msg.Hostname,
 		AggregationKey: msg.AggregationKey, SourceTypeName: msg.SourceTypeName, Tags: msg.Tags, Source: msg.SourceIP,
-		Priority: wireEnum(msg.Priority, metrics.PriorityLow), AlertType: wireEnum(msg.Type, metrics.AlertSuccess),
+		Priority: wireEnum(msg.Priority, model.PriorityLow), AlertType: wireEnum(msg.Type, model.AlertSuccess),
 	})
 	return resAccepted, nil
 }
@@ -438,19 +438,19 @@ func (h *Handler) eventV3(_ context.Context, body []byte) (string, error) {
 		return resDuplicate, nil
 	}
 	for _, m := range msg.Events {
-		h.event(&metrics.Event{
+		h.event(&model.Event{
 			Title: m.Title, Text: m.Text, DateHappened: m.DateHappened, Hostname: m.Hostname,
 			AggregationKey: m.AggregationKey, SourceTypeName: m.SourceTypeName, Tags: m.Tags, Source: m.SourceIp,
-			Priority: wireEnum(m.Priority, metrics.PriorityLow), AlertType: wireEnum(m.AlertType, metrics.AlertSuccess),
+			Priority: wireEnum(m.Priority, model.PriorityLow), AlertType: wireEnum(m.AlertType, model.AlertSuccess),
 		})
 	}
 	for _, m := range msg.ServiceChecks {
-		c := &metrics.ServiceCheck{
+		c := &model.ServiceCheck{
 			Name: m.Name, Timestamp: m.Timestamp, Hostname: m.Hostname, Tags: m.Tags, Message: m.Message, Source: m.SourceIp,
-			Status: metrics.CheckUnknown,
+			Status: model.CheckUnknown,
 		}
 		if m.Status >= 0 && m.Status < garnerpb.ServiceCheck_UNKNOWN {
-			c.Status = metrics.CheckStatus(m.Status)
+			c.Status = model.CheckStatus(m.Status)
 		}
 		if c.Timestamp == 0 {
 			c.Timestamp = time.Now().Unix()
@@ -473,7 +473,7 @@ func wireEnum[W ~int32, G ~uint8](w W, highest G) G {
 	return G(w)
 }
 
-func (h *Handler) event(e *metrics.Event) {
+func (h *Handler) event(e *model.Event) {
 	if e.DateHappened == 0 {
 		e.DateHappened = time.Now().Unix()
 	}

@@ -23,7 +23,7 @@ import (
 
 	"github.com/garner-metrics/garner/pkg/aggregator"
 	"github.com/garner-metrics/garner/pkg/garnertest"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/receiver"
 	"github.com/garner-metrics/garner/proto/garnerpb"
 	"github.com/garner-metrics/garner/proto/pb"
@@ -31,17 +31,17 @@ import (
 
 type sink struct {
 	mu     sync.Mutex
-	events []*metrics.Event
-	checks []*metrics.ServiceCheck
+	events []*model.Event
+	checks []*model.ServiceCheck
 }
 
-func (s *sink) Event(e *metrics.Event) {
+func (s *sink) Event(e *model.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.events = append(s.events, e)
 }
 
-func (s *sink) ServiceCheck(c *metrics.ServiceCheck) {
+func (s *sink) ServiceCheck(c *model.ServiceCheck) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.checks = append(s.checks, c)
@@ -102,7 +102,7 @@ func (f *fixture) post(path, enc string, body []byte) *http.Response {
 	return resp
 }
 
-func (f *fixture) flush() *metrics.Snapshot {
+func (f *fixture) flush() *model.Snapshot {
 	f.t.Helper()
 	s, err := f.agg.Snapshot(context.Background(), time.Now().Add(time.Second))
 	if err != nil {
@@ -151,7 +151,7 @@ func gostatsdBody() *pb.RawMessageV2 {
 	}
 }
 
-func seriesKey(s metrics.Series) string {
+func seriesKey(s model.Series) string {
 	return s.Name + "|" + strings.Join(s.Tags, ",") + "|" + s.Source
 }
 
@@ -346,14 +346,14 @@ func TestEvents(t *testing.T) {
 	}
 	e := f.sink.events[0]
 	sort.Strings(e.Tags)
-	if e.Title != "deploy" || e.Priority != metrics.PriorityLow || e.AlertType != metrics.AlertError || e.Source != "10.0.0.1" ||
+	if e.Title != "deploy" || e.Priority != model.PriorityLow || e.AlertType != model.AlertError || e.Source != "10.0.0.1" ||
 		e.DateHappened != 1700000000 || strings.Join(e.Tags, ",") != "a,dc:x" {
 		t.Fatalf("v2 event %+v", e)
 	}
-	if e := f.sink.events[1]; e.Title != "t2" || e.AlertType != metrics.AlertWarning || e.DateHappened == 0 {
+	if e := f.sink.events[1]; e.Title != "t2" || e.AlertType != model.AlertWarning || e.DateHappened == 0 {
 		t.Fatalf("v3 event %+v", e)
 	}
-	if c := f.sink.checks[0]; c.Name != "db" || c.Status != metrics.CheckCritical || c.Message != "down" || c.Timestamp != 5 {
+	if c := f.sink.checks[0]; c.Name != "db" || c.Status != model.CheckCritical || c.Message != "down" || c.Timestamp != 5 {
 		t.Fatalf("service check %+v", c)
 	}
 }
@@ -387,35 +387,35 @@ func TestDedupWindowAndBound(t *testing.T) {
 }
 
 // TestWireEnumsNumberAsGarner pins the assumption of wireEnum: both wire
-// protocols number priorities, alert types and statuses as pkg/metrics does.
+// protocols number priorities, alert types and statuses as pkg/model does.
 func TestWireEnumsNumberAsGarner(t *testing.T) {
 	alerts := []struct {
 		v2   pb.EventV2_AlertType
 		v3   garnerpb.Event_AlertType
-		want metrics.AlertType
+		want model.AlertType
 	}{
-		{pb.EventV2_Info, garnerpb.Event_INFO, metrics.AlertInfo},
-		{pb.EventV2_Warning, garnerpb.Event_WARNING, metrics.AlertWarning},
-		{pb.EventV2_Error, garnerpb.Event_ERROR, metrics.AlertError},
-		{pb.EventV2_Success, garnerpb.Event_SUCCESS, metrics.AlertSuccess},
-		{7, 7, metrics.AlertInfo},
+		{pb.EventV2_Info, garnerpb.Event_INFO, model.AlertInfo},
+		{pb.EventV2_Warning, garnerpb.Event_WARNING, model.AlertWarning},
+		{pb.EventV2_Error, garnerpb.Event_ERROR, model.AlertError},
+		{pb.EventV2_Success, garnerpb.Event_SUCCESS, model.AlertSuccess},
+		{7, 7, model.AlertInfo},
 	}
 	for _, a := range alerts {
-		if g := wireEnum(a.v2, metrics.AlertSuccess); g != a.want {
+		if g := wireEnum(a.v2, model.AlertSuccess); g != a.want {
 			t.Errorf("v2 %v → %v, want %v", a.v2, g, a.want)
 		}
-		if g := wireEnum(a.v3, metrics.AlertSuccess); g != a.want {
+		if g := wireEnum(a.v3, model.AlertSuccess); g != a.want {
 			t.Errorf("v3 %v → %v, want %v", a.v3, g, a.want)
 		}
 	}
-	if wireEnum(pb.EventV2_Low, metrics.PriorityLow) != metrics.PriorityLow || wireEnum(garnerpb.Event_LOW, metrics.PriorityLow) != metrics.PriorityLow {
+	if wireEnum(pb.EventV2_Low, model.PriorityLow) != model.PriorityLow || wireEnum(garnerpb.Event_LOW, model.PriorityLow) != model.PriorityLow {
 		t.Error("low priority not carried")
 	}
-	for s, want := range map[garnerpb.ServiceCheck_Status]metrics.CheckStatus{
-		garnerpb.ServiceCheck_OK: metrics.CheckOK, garnerpb.ServiceCheck_WARNING: metrics.CheckWarning,
-		garnerpb.ServiceCheck_CRITICAL: metrics.CheckCritical,
+	for s, want := range map[garnerpb.ServiceCheck_Status]model.CheckStatus{
+		garnerpb.ServiceCheck_OK: model.CheckOK, garnerpb.ServiceCheck_WARNING: model.CheckWarning,
+		garnerpb.ServiceCheck_CRITICAL: model.CheckCritical,
 	} {
-		if metrics.CheckStatus(s) != want {
+		if model.CheckStatus(s) != want {
 			t.Errorf("status %v numbered %d, garner %d", s, s, want)
 		}
 	}

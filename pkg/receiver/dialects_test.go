@@ -8,7 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
 
@@ -71,17 +71,17 @@ func TestDialects(t *testing.T) {
 
 type eventRecorder struct {
 	mu     sync.Mutex
-	events []*metrics.Event
-	checks []*metrics.ServiceCheck
+	events []*model.Event
+	checks []*model.ServiceCheck
 }
 
-func (r *eventRecorder) Event(e *metrics.Event) {
+func (r *eventRecorder) Event(e *model.Event) {
 	r.mu.Lock()
 	r.events = append(r.events, e)
 	r.mu.Unlock()
 }
 
-func (r *eventRecorder) ServiceCheck(c *metrics.ServiceCheck) {
+func (r *eventRecorder) ServiceCheck(c *model.ServiceCheck) {
 	r.mu.Lock()
 	r.checks = append(r.checks, c)
 	r.mu.Unlock()
@@ -102,7 +102,7 @@ func TestLenientEvents(t *testing.T) {
 		t.Fatalf("kept %d events, %d service checks; want 1, 1", len(rec.events), len(rec.checks))
 	}
 	if e := rec.events[0]; e.Title != "title" || e.Text != "te\nt" || len(e.Tags) != 1 || e.Tags[0] != "k:v" ||
-		e.Priority != metrics.PriorityNormal || e.AlertType != metrics.AlertInfo || e.DateHappened == 0 {
+		e.Priority != model.PriorityNormal || e.AlertType != model.AlertInfo || e.DateHappened == 0 {
 		t.Errorf("event %+v", e)
 	}
 	if c := rec.checks[0]; c.Name != "db.up" || c.Message != "fine" || c.Timestamp == 0 {

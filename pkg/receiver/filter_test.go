@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/garner-metrics/garner/pkg/filter"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // gostatsdFilterRules is gostatsd's filtering example (FILTERING.md and its
@@ -27,7 +27,7 @@ func seriesKeys(t *testing.T, l *Lines) []string {
 	t.Helper()
 	s := snapshot(t, l)
 	var out []string
-	k := func(typ string, se metrics.Series) {
+	k := func(typ string, se model.Series) {
 		out = append(out, typ+" "+se.Name+"|"+strings.Join(se.Tags, ",")+"|"+se.Source)
 	}
 	for _, c := range s.Counters {

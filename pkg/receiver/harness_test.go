@@ -15,7 +15,7 @@ import (
 
 	"github.com/garner-metrics/garner/pkg/aggregator"
 	"github.com/garner-metrics/garner/pkg/filter"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 var src = netip.MustParseAddr("10.0.0.7")
@@ -46,7 +46,7 @@ func newLines(t testing.TB, shards int, opts Options, cfg *filter.Config) *Lines
 }
 
 // snapshot flushes l's aggregator.
-func snapshot(t testing.TB, l *Lines) *metrics.Snapshot {
+func snapshot(t testing.TB, l *Lines) *model.Snapshot {
 	t.Helper()
 	s, err := l.agg.Snapshot(context.Background(), time.Now().Add(time.Second))
 	if err != nil {
@@ -80,15 +80,15 @@ func (h *harness) send(lines ...string) {
 	h.r.Handoff()
 }
 
-func (h *harness) flush() *metrics.Snapshot { return snapshot(h.t, h.l) }
+func (h *harness) flush() *model.Snapshot { return snapshot(h.t, h.l) }
 
 // key is a series as "name|tags|source".
-func key(s metrics.Series) string {
+func key(s model.Series) string {
 	return s.Name + "|" + strings.Join(s.Tags, ",") + "|" + s.Source
 }
 
 // byKey indexes series by key.
-func byKey[T any](xs []T, series func(*T) metrics.Series) map[string]T {
+func byKey[T any](xs []T, series func(*T) model.Series) map[string]T {
 	out := make(map[string]T, len(xs))
 	for i := range xs {
 		out[key(series(&xs[i]))] = xs[i]
@@ -96,16 +96,16 @@ func byKey[T any](xs []T, series func(*T) metrics.Series) map[string]T {
 	return out
 }
 
-func counters(s *metrics.Snapshot) map[string]metrics.Counter {
-	return byKey(s.Counters, func(c *metrics.Counter) metrics.Series { return c.Series })
+func counters(s *model.Snapshot) map[string]model.Counter {
+	return byKey(s.Counters, func(c *model.Counter) model.Series { return c.Series })
 }
 
-func gauges(s *metrics.Snapshot) map[string]metrics.Gauge {
-	return byKey(s.Gauges, func(g *metrics.Gauge) metrics.Series { return g.Series })
+func gauges(s *model.Snapshot) map[string]model.Gauge {
+	return byKey(s.Gauges, func(g *model.Gauge) model.Series { return g.Series })
 }
 
-func timers(s *metrics.Snapshot) map[string]metrics.Timer {
-	return byKey(s.Timers, func(t *metrics.Timer) metrics.Series { return t.Series })
+func timers(s *model.Snapshot) map[string]model.Timer {
+	return byKey(s.Timers, func(t *model.Timer) model.Series { return t.Series })
 }
 
 // counterValue is the sum of the counter name's children in g.

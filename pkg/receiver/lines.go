@@ -11,7 +11,7 @@ import (
 
 	"github.com/garner-metrics/garner/pkg/aggregator"
 	"github.com/garner-metrics/garner/pkg/filter"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/ratelog"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
@@ -61,8 +61,8 @@ func DefaultOptions() Options {
 // EventSink receives events and service checks. It must not block: a full
 // queue drops and counts.
 type EventSink interface {
-	Event(e *metrics.Event)
-	ServiceCheck(c *metrics.ServiceCheck)
+	Event(e *model.Event)
+	ServiceCheck(c *model.ServiceCheck)
 }
 
 // Lines is the line handling the listeners share: the options, the shaping
@@ -148,7 +148,7 @@ func (l *Lines) withDefaultTags(tags []string) []string {
 
 // event hands an event to the sink with the default tags added, its source
 // set to src unless src is "", and its date set when it had none.
-func (l *Lines) event(e *metrics.Event, src string) {
+func (l *Lines) event(e *model.Event, src string) {
 	l.stamp(&e.DateHappened, &e.Tags, &e.Source, src)
 	if l.events != nil {
 		l.events.Event(e)
@@ -156,7 +156,7 @@ func (l *Lines) event(e *metrics.Event, src string) {
 }
 
 // serviceCheck is event for a service check.
-func (l *Lines) serviceCheck(c *metrics.ServiceCheck, src string) {
+func (l *Lines) serviceCheck(c *model.ServiceCheck, src string) {
 	l.stamp(&c.Timestamp, &c.Tags, &c.Source, src)
 	if l.events != nil {
 		l.events.ServiceCheck(c)

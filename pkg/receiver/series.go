@@ -9,7 +9,7 @@ import (
 	"github.com/garner-metrics/garner/pkg/aggregator"
 	"github.com/garner-metrics/garner/pkg/filter"
 	"github.com/garner-metrics/garner/pkg/histogram"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
 
@@ -162,8 +162,8 @@ func (w *SeriesWriter) Send(ctx context.Context) int {
 
 // Event hands a forwarded event to the event sink with this server's
 // default tags added, as for an event line. The source is the message's.
-func (w *SeriesWriter) Event(e *metrics.Event) { w.l.event(e, "") }
+func (w *SeriesWriter) Event(e *model.Event) { w.l.event(e, "") }
 
 // ServiceCheck hands a forwarded service check to the event sink with this
 // server's default tags added.
-func (w *SeriesWriter) ServiceCheck(c *metrics.ServiceCheck) { w.l.serviceCheck(c, "") }
+func (w *SeriesWriter) ServiceCheck(c *model.ServiceCheck) { w.l.serviceCheck(c, "") }

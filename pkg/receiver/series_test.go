@@ -13,7 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/pkg/aggregator"
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // TestRawMergesWithLines checks that raw series from forwarders land in the
@@ -37,7 +37,7 @@ func TestRawMergesWithLines(t *testing.T) {
 	if len(s.Sets) != 1 || len(s.Gauges) != 1 || len(s.Timers) != 1 || len(s.Counters) != 2 {
 		t.Fatalf("series: %d counters %d gauges %d sets %d timers", len(s.Counters), len(s.Gauges), len(s.Sets), len(s.Timers))
 	}
-	cs := map[string]metrics.Counter{}
+	cs := map[string]model.Counter{}
 	for _, c := range s.Counters {
 		cs[key(c.Series)] = c
 	}

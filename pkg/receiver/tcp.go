@@ -157,9 +157,7 @@ func (t *TCP) Run(ctx context.Context) error {
 		}
 		t.mu.Unlock()
 		t.active.Inc()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			t.serve(ctx, conn)
 			t.mu.Lock()
 			delete(t.conns, conn)
@@ -167,7 +165,7 @@ func (t *TCP) Run(ctx context.Context) error {
 			_ = conn.Close()
 			t.active.Dec()
 			<-t.sem
-		}()
+		})
 	}
 }
 

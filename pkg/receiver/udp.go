@@ -147,19 +147,15 @@ func (u *UDP) Close() {
 func (u *UDP) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for i := range u.conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			u.reading.Add(1)
 			defer u.reading.Add(-1)
 			readDatagrams(u.rds[i], u.lines.NewHandler("udp"), u.log.WithField("reader", i))
-		}()
+		})
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		u.watchDrops(ctx, dropCheckInterval)
-	}()
+	})
 	<-ctx.Done()
 	for _, c := range u.conns {
 		_ = c.SetReadDeadline(time.Now().Add(drainTime))

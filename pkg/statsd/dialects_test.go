@@ -5,7 +5,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 func TestParseTagStyles(t *testing.T) {
@@ -121,16 +121,16 @@ func TestParseLenientEvents(t *testing.T) {
 	cases := []struct {
 		name    string
 		line    string
-		want    metrics.Event
+		want    model.Event
 		unknown int
 	}{
-		{"bad date", "_e{1,1}:a|b|d:abc|h:x", metrics.Event{Title: "a", Text: "b", Hostname: "x"}, 1},
-		{"bad priority", "_e{1,1}:a|b|p:urgent|k:g", metrics.Event{Title: "a", Text: "b", AggregationKey: "g"}, 1},
-		{"bad alert type", "_e{1,1}:a|b|t:test|t:error", metrics.Event{Title: "a", Text: "b", AlertType: metrics.AlertError}, 1},
+		{"bad date", "_e{1,1}:a|b|d:abc|h:x", model.Event{Title: "a", Text: "b", Hostname: "x"}, 1},
+		{"bad priority", "_e{1,1}:a|b|p:urgent|k:g", model.Event{Title: "a", Text: "b", AggregationKey: "g"}, 1},
+		{"bad alert type", "_e{1,1}:a|b|t:test|t:error", model.Event{Title: "a", Text: "b", AlertType: model.AlertError}, 1},
 		{"container, external data, cardinality", "_e{1,1}:a|b|c:ci-123|e:it-false,cn-x|card:high|#k:v",
-			metrics.Event{Title: "a", Text: "b", Tags: []string{"k:v"}}, 3},
-		{"escaped newline", `_e{1,4}:a|b\nc`, metrics.Event{Title: "a", Text: "b\nc"}, 0},
-		{"unknown field", "_e{1,1}:a|b|z:1|zz", metrics.Event{Title: "a", Text: "b"}, 2},
+			model.Event{Title: "a", Text: "b", Tags: []string{"k:v"}}, 3},
+		{"escaped newline", `_e{1,4}:a|b\nc`, model.Event{Title: "a", Text: "b\nc"}, 0},
+		{"unknown field", "_e{1,1}:a|b|z:1|zz", model.Event{Title: "a", Text: "b"}, 2},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -151,7 +151,7 @@ func TestParseLenientServiceChecks(t *testing.T) {
 	if err := m.Parse([]byte(line)); err != nil {
 		t.Fatal(err)
 	}
-	want := metrics.ServiceCheck{Name: "db.up", Status: metrics.CheckWarning, Hostname: "db1", Tags: []string{"k:v"}, Message: "slow"}
+	want := model.ServiceCheck{Name: "db.up", Status: model.CheckWarning, Hostname: "db1", Tags: []string{"k:v"}, Message: "slow"}
 	if m.Kind != KindServiceCheck || !reflect.DeepEqual(*m.Check, want) || m.Unknown != 4 {
 		t.Fatalf("got %+v (unknown %d), want %+v (unknown 4)", m.Check, m.Unknown, want)
 	}

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // parseEvent parses _e{<title len>,<text len>}:<title>|<text>|d:..|h:..|k:..|p:..|s:..|t:..|#tags.
@@ -14,7 +14,7 @@ import (
 // has a bad value (d:abc, p:urgent, t:test): the field is skipped and
 // counted in m.Unknown, as are unknown fields and those garner carries
 // nowhere (c:, e:, card:).
-func (m *Metric) parseEvent(line []byte) (*metrics.Event, error) {
+func (m *Metric) parseEvent(line []byte) (*model.Event, error) {
 	lim := &m.Limits
 	rest := line[3:] // after "_e{"
 	comma := bytes.IndexByte(rest, ',')
@@ -42,7 +42,7 @@ func (m *Metric) parseEvent(line []byte) (*metrics.Event, error) {
 	if titleLen == 0 || uint64(len(rest)) < titleLen+1+textLen || rest[titleLen] != '|' {
 		return nil, ErrBadEvent
 	}
-	e := &metrics.Event{
+	e := &model.Event{
 		Title: string(rest[:titleLen]),
 		Text:  strings.ReplaceAll(string(rest[titleLen+1:titleLen+1+textLen]), `\n`, "\n"),
 	}
@@ -89,22 +89,22 @@ func (m *Metric) parseEvent(line []byte) (*metrics.Event, error) {
 		case 'p':
 			switch string(val) {
 			case "normal":
-				e.Priority = metrics.PriorityNormal
+				e.Priority = model.PriorityNormal
 			case "low":
-				e.Priority = metrics.PriorityLow
+				e.Priority = model.PriorityLow
 			default:
 				m.Unknown++
 			}
 		case 't':
 			switch string(val) {
 			case "info":
-				e.AlertType = metrics.AlertInfo
+				e.AlertType = model.AlertInfo
 			case "warning":
-				e.AlertType = metrics.AlertWarning
+				e.AlertType = model.AlertWarning
 			case "error":
-				e.AlertType = metrics.AlertError
+				e.AlertType = model.AlertError
 			case "success":
-				e.AlertType = metrics.AlertSuccess
+				e.AlertType = model.AlertSuccess
 			default:
 				m.Unknown++
 			}
@@ -119,14 +119,14 @@ func (m *Metric) parseEvent(line []byte) (*metrics.Event, error) {
 // m: is the last field: the message runs to the end of the line. A bad
 // timestamp, an unknown field and c:, e:, card: are skipped and counted in
 // m.Unknown, as in parseEvent.
-func (m *Metric) parseServiceCheck(line []byte) (*metrics.ServiceCheck, error) {
+func (m *Metric) parseServiceCheck(line []byte) (*model.ServiceCheck, error) {
 	lim := &m.Limits
 	fields := line[4:]
 	p := bytes.IndexByte(fields, '|')
 	if p <= 0 {
 		return nil, ErrBadCheck
 	}
-	sc := &metrics.ServiceCheck{Name: string(fields[:p])}
+	sc := &model.ServiceCheck{Name: string(fields[:p])}
 	fields = fields[p+1:]
 	var status []byte
 	if p = bytes.IndexByte(fields, '|'); p < 0 {
@@ -137,7 +137,7 @@ func (m *Metric) parseServiceCheck(line []byte) (*metrics.ServiceCheck, error) {
 	if len(status) != 1 || status[0] < '0' || status[0] > '3' {
 		return nil, ErrBadCheck
 	}
-	sc.Status = metrics.CheckStatus(status[0] - '0')
+	sc.Status = model.CheckStatus(status[0] - '0')
 	for len(fields) > 0 {
 		if bytes.HasPrefix(fields, []byte("m:")) {
 			sc.Message = strings.ReplaceAll(string(fields[2:]), `\n`, "\n")

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // Type is a metric type.
@@ -138,8 +138,8 @@ type Metric struct {
 	// service check fields skipped for a bad value (d:abc, p:urgent).
 	Unknown int
 
-	Event *metrics.Event        // set when Kind == KindEvent
-	Check *metrics.ServiceCheck // set when Kind == KindServiceCheck
+	Event *model.Event        // set when Kind == KindEvent
+	Check *model.ServiceCheck // set when Kind == KindServiceCheck
 
 	// Limits bounds the lines Parse accepts. Set it once (a Router does at
 	// construction); Parse only reads it.

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/garner-metrics/garner/pkg/metrics"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 type parsed struct {
@@ -140,8 +140,8 @@ func TestParseEvent(t *testing.T) {
 	if err := m.Parse([]byte(line)); err != nil {
 		t.Fatal(err)
 	}
-	want := &metrics.Event{Title: "title", Text: "line\nnext", DateHappened: 1700000000, Hostname: "web1",
-		AggregationKey: "agg", SourceTypeName: "src", Tags: []string{"a:b", "c"}, Priority: metrics.PriorityLow, AlertType: metrics.AlertWarning}
+	want := &model.Event{Title: "title", Text: "line\nnext", DateHappened: 1700000000, Hostname: "web1",
+		AggregationKey: "agg", SourceTypeName: "src", Tags: []string{"a:b", "c"}, Priority: model.PriorityLow, AlertType: model.AlertWarning}
 	if m.Kind != KindEvent || !reflect.DeepEqual(m.Event, want) {
 		t.Fatalf("got %+v, want %+v", m.Event, want)
 	}
@@ -152,7 +152,7 @@ func TestParseServiceCheck(t *testing.T) {
 	if err := m.Parse([]byte("_sc|db.up|2|d:1700000000|h:db1|#env:prod|m:down | really")); err != nil {
 		t.Fatal(err)
 	}
-	want := &metrics.ServiceCheck{Name: "db.up", Status: metrics.CheckCritical, Timestamp: 1700000000, Hostname: "db1",
+	want := &model.ServiceCheck{Name: "db.up", Status: model.CheckCritical, Timestamp: 1700000000, Hostname: "db1",
 		Tags: []string{"env:prod"}, Message: "down | really"}
 	if m.Kind != KindServiceCheck || !reflect.DeepEqual(m.Check, want) {
 		t.Fatalf("got %+v, want %+v", m.Check, want)

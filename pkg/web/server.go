@@ -318,21 +318,17 @@ func (s *Server) Run(ctx context.Context) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	for _, sv := range s.servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			s.log.WithFields(logrus.Fields{"http_server": sv.l.Name, "address": sv.ln.Addr().String(), "tls": sv.l.TLS != nil}).Info("serving http")
 			if err := sv.srv.Serve(sv.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("http server %q on %q: %w", sv.l.Name, sv.l.Address, err)
 				cancel()
 			}
-		}()
+		})
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		s.stats.run(sctx, s.opts.StatsInterval)
-	}()
+	})
 	<-sctx.Done()
 	s.StartDraining()
 	shctx, shcancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)

@@ -1,10 +1,10 @@
-// Package metrics is garner's data model between aggregation and output:
+// Package model is garner's data model between aggregation and output:
 // the aggregates of one flush (Snapshot), events and service checks.
 //
 // Everything reachable from a Snapshot is immutable once the flusher hands it
 // to the backends: backends may read it from several goroutines at once and
 // must not modify it.
-package metrics
+package model
 
 import (
 	"strconv"
