@@ -115,11 +115,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchOptions, error) {
 	var runs []string
 	var types string
 	var series int
-	fs := pflag.NewFlagSet("garner-load bench", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.SortFlags = false
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, `Usage: garner-load bench [flags]
+	fs := newFlagSet("garner-load bench", `Usage: garner-load bench [flags]
 
 Runs the garner binary with the graphite backend pointed at a listener of its
 own, drives it with garner-load at each offered rate, and reports per run the
@@ -127,31 +123,20 @@ lines accepted (from the flushed counter and timer counts), loss, garner's CPU
 seconds and peak RSS (from /proc), and kernel drops; with --out it writes the
 table into BENCHMARKS.md between the bench-e2e markers.
 
-`)
-		fs.PrintDefaults()
-	}
-	fs.StringVar(&o.Garner, "garner", "", "garner binary (default: garner next to this binary, then $PATH)")
-	fs.StringArrayVar(&o.GarnerArgs, "garner-arg", nil, "Extra garner flag, repeatable (e.g. --garner-arg=--max-readers=2)")
+`, stderr)
+	o.garnerFlags(fs)
 	fs.StringArrayVar(&runs, "run", nil, "A run RATE[:TYPES[:SERIES]], repeatable; RATE in lines/s with k/M suffix, or max (default \""+defaultRuns+"\")")
 	fs.StringVar(&types, "types", "c", "Types of runs that do not name theirs")
 	fs.IntVar(&series, "series", 10000, "Series per type of runs that do not name theirs")
-	fs.DurationVar(&o.Duration, "duration", 20*time.Second, "Load time of each run")
-	fs.DurationVar(&o.FlushInterval, "flush-interval", 10*time.Second, "garner's flush-interval (the default of garner and gostatsd)")
-	fs.DurationVar(&o.Drain, "drain", time.Second, "Wait after the load before reading garner's CPU, memory and drops")
-	fs.DurationVar(&o.StopTimeout, "stop-timeout", time.Minute, "Bound on garner's shutdown (final flush) after SIGTERM")
 	fs.IntVar(&o.Senders, "senders", 1, "Sending goroutines")
 	fs.IntVar(&o.Batch, "batch", 64, "Datagrams per sendmmsg")
 	fs.IntVar(&o.DatagramSize, "datagram-size", 1400, "Bytes per datagram (whole lines)")
 	fs.IntVar(&o.Tags, "tags", 0, "Tags per line")
-	fs.StringVar(&o.Out, "out", "", "Write the table into this markdown file (BENCHMARKS.md) between <!-- bench-e2e:start --> and <!-- bench-e2e:end -->")
-	fs.StringVar(&o.Commit, "commit", "", "Commit the garner binary was built from, for the table (default: garner --version)")
+	o.runFlags(fs, 20*time.Second, 10*time.Second, "bench-e2e")
 	fs.StringVar(&o.ProfileDir, "profile-dir", "", "Save a CPU profile of garner per run here (runs garner with --enable-prof)")
 	fs.DurationVar(&o.Progress, "progress", 5*time.Second, "Interval of the load progress line; 0 = none")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	defTypes, err := parseTypes(types)
 	if err != nil {
@@ -167,16 +152,35 @@ table into BENCHMARKS.md between the bench-e2e markers.
 		}
 		o.Runs = append(o.Runs, r)
 	}
+	return o, o.validate()
+}
+
+// garnerFlags adds the flags that say which garner to run.
+func (o *benchOptions) garnerFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Garner, "garner", "", "garner binary (default: garner next to this binary, then $PATH)")
+	fs.StringArrayVar(&o.GarnerArgs, "garner-arg", nil, "Extra garner flag, repeatable (e.g. --garner-arg=--max-readers=2)")
+}
+
+// runFlags adds the flags that time a run and say where its table goes
+// (between the <!-- marker:start --> and <!-- marker:end --> lines).
+func (o *benchOptions) runFlags(fs *pflag.FlagSet, duration, flushInterval time.Duration, marker string) {
+	fs.DurationVar(&o.Duration, "duration", duration, "Load time of each run")
+	fs.DurationVar(&o.FlushInterval, "flush-interval", flushInterval, "garner's flush-interval (10s is the default of garner and gostatsd)")
+	fs.DurationVar(&o.Drain, "drain", time.Second, "Wait after the load before reading garner's CPU, memory and drops")
+	fs.DurationVar(&o.StopTimeout, "stop-timeout", time.Minute, "Bound on garner's shutdown (final flush) after SIGTERM")
+	fs.StringVar(&o.Out, "out", "", "Write the table into this markdown file (BENCHMARKS.md) between <!-- "+marker+":start --> and <!-- "+marker+":end -->")
+	fs.StringVar(&o.Commit, "commit", "", "Commit the garner binary was built from, for the table (default: garner --version)")
+}
+
+// validate checks the run flags and finds garner when --garner is not given.
+func (o *benchOptions) validate() (err error) {
 	if o.Duration <= 0 || o.FlushInterval <= 0 || o.StopTimeout <= 0 || o.Drain < 0 {
-		return nil, errors.New("duration, flush-interval and stop-timeout must be positive, drain not negative")
+		return errors.New("--duration, --flush-interval and --stop-timeout must be positive, --drain not negative")
 	}
 	if o.Garner == "" {
 		o.Garner, err = findGarner()
-		if err != nil {
-			return nil, err
-		}
 	}
-	return o, nil
+	return err
 }
 
 func findGarner() (string, error) {
@@ -195,12 +199,8 @@ func findGarner() (string, error) {
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseBenchFlags(args, stderr)
-	if errors.Is(err, pflag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "garner-load bench: %v\n", err)
-		return exitUsage
+	if code, done := flagsDone("garner-load bench", err, stderr); done {
+		return code
 	}
 	if o.Commit == "" {
 		o.Commit = garnerVersion(o.Garner)

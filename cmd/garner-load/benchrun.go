@@ -5,16 +5,11 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
-	"github.com/garner-metrics/garner/pkg/garnertest/logaddr"
 	"github.com/garner-metrics/garner/pkg/receiver"
 )
 
@@ -60,52 +55,21 @@ func optCount(v float64) string {
 
 // benchOne runs garner, loads it, stops it and accounts for every line.
 func benchOne(ctx context.Context, o *benchOptions, r benchRun, stderr io.Writer) (*runReport, error) {
-	cb, err := newCarbon("stats.counters.", "stats.timers.")
+	var extra []string
+	if o.ProfileDir != "" {
+		extra = append(extra, "--enable-prof")
+	}
+	g, err := startGarner(o.Garner, o.FlushInterval, append(extra, o.GarnerArgs...))
 	if err != nil {
 		return nil, err
 	}
-	defer cb.close(time.Second)
-	// Port 0: garner logs the ports it bound, so no other process can take
-	// them between a free-port probe and garner's bind.
-	args := []string{
-		"--metrics-addr=127.0.0.1:0", "--backends=graphite", "--flush-interval=" + o.FlushInterval.String(),
-		"--admin-addr=127.0.0.1:0", "--log-level=info",
+	defer g.kill()
+	addrs, err := g.logged(ctx, "listening", []string{"listening for statsd on udp"}, []string{"serving http", "http_server=admin"})
+	if err != nil {
+		return nil, err
 	}
-	if o.ProfileDir != "" {
-		args = append(args, "--enable-prof")
-	}
-	args = append(args, o.GarnerArgs...)
-	cmd := exec.Command(o.Garner, args...)
-	cmd.Env = append(os.Environ(), "GARNER_GRAPHITE_ADDRESS="+cb.addr(), "GARNER_GRAPHITE_MODE=tags")
-	logs := &limitedBuffer{max: 1 << 20}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("cannot start %q: %w", o.Garner, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	killed := false
-	defer func() {
-		select {
-		case <-exited:
-		default:
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}()
-	var addr, admin string
-	if !waitFor(ctx, exited, 15*time.Second, func() bool {
-		addr = logaddr.Find(logs.String(), "listening for statsd on udp")
-		admin = logaddr.Find(logs.String(), "serving http", "http_server=admin")
-		return addr != "" && admin != ""
-	}) {
-		return nil, fmt.Errorf("garner did not start listening:\n%s", logs.String())
-	}
-	pid := cmd.Process.Pid
-	inodes, err := socketInodes(pid)
+	addr, admin := addrs[0], addrs[1]
+	inodes, err := socketInodes(g.cmd.Process.Pid)
 	if err != nil {
 		return nil, fmt.Errorf("cannot list garner's sockets: %w", err)
 	}
@@ -121,11 +85,9 @@ func benchOne(ctx context.Context, o *benchOptions, r benchRun, stderr io.Writer
 		return n
 	}
 	drops0 := drops()
-	cpu0, err := procCPUSeconds(pid)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read garner's CPU time: %w", err)
+	if err := g.startMeasure(); err != nil {
+		return nil, err
 	}
-	self0 := selfCPUSeconds()
 
 	var profWG sync.WaitGroup
 	var profErr error
@@ -150,14 +112,8 @@ func benchOne(ctx context.Context, o *benchOptions, r benchRun, stderr io.Writer
 		return nil, ctx.Err()
 	}
 	rep := &runReport{Run: r, Sent: sent, QueueDrops: -1, BadLines: -1, Received: -1, MetricKernelDrops: -1}
-	rep.LoadCPU = selfCPUSeconds() - self0
-	cpu1, err := procCPUSeconds(pid)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read garner's CPU time: %w", err)
-	}
-	rep.GarnerCPU = cpu1 - cpu0
-	if rep.PeakRSS, err = procStatusKB(pid, "VmHWM"); err != nil {
-		return nil, fmt.Errorf("cannot read garner's peak RSS: %w", err)
+	if rep.GarnerCPU, rep.LoadCPU, rep.PeakRSS, err = g.measure(); err != nil {
+		return nil, err
 	}
 	rep.KernelDrops = drops() - drops0
 	if m, err := scrapeMetrics(ctx, "http://"+admin+"/metrics"); err != nil {
@@ -185,31 +141,9 @@ func benchOne(ctx context.Context, o *benchOptions, r benchRun, stderr io.Writer
 		}
 	}
 
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(o.StopTimeout):
-		killed = true
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-	if killed {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("garner did not stop within %s and was killed: its final flush is missing", o.StopTimeout))
-	}
-	if code := cmd.ProcessState.ExitCode(); code != 0 && !killed {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("garner exited with code %d", code))
-	}
-	if !cb.close(10 * time.Second) {
-		rep.Notes = append(rep.Notes, "the graphite listener was still receiving 10s after garner exited")
-	}
-	counters, timers, _, malformed := cb.totals()
-	if malformed > 0 {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("%d malformed graphite lines", malformed))
-	}
+	counters, timers, notes := g.stop(o.StopTimeout)
+	rep.Notes = append(rep.Notes, notes...)
 	rep.account(counters, timers)
-	if strings.Contains(logs.String(), "level=error") || strings.Contains(logs.String(), "level=fatal") {
-		rep.Notes = append(rep.Notes, "garner logged errors: "+firstLine(logs.String(), "level=error"))
-	}
 	return rep, nil
 }
 

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zlib"
-	"github.com/spf13/pflag"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/garner-metrics/garner/proto/garnerpb"
@@ -57,13 +56,7 @@ type ingestReport struct {
 
 func parseIngestFlags(args []string, stderr io.Writer) (*ingestOptions, error) {
 	o := &ingestOptions{}
-	fs := pflag.NewFlagSet("garner-load bench-ingest", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.SortFlags = false
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: garner-load bench-ingest [flags]\n\nRuns garner as an aggregator (enable-ingestion) flushing to a Graphite listener of its own,\nPOSTs forwarded bodies to it and reports series/s accepted, garner's CPU per series, request\nlatency, peak RSS and whether the flushed totals are exact.\n\n")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("garner-load bench-ingest", "Usage: garner-load bench-ingest [flags]\n\nRuns garner as an aggregator (enable-ingestion) flushing to a Graphite listener of its own,\nPOSTs forwarded bodies to it and reports series/s accepted, garner's CPU per series, request\nlatency, peak RSS and whether the flushed totals are exact.\n\n", stderr)
 	fs.StringSliceVar(&o.Protos, "proto", []string{"v2"}, "v2 (POST /v2/raw, gostatsd's format) or v3 (POST /v3/raw, garner's, a batch id per body); v2,v3 = a run of each, a row each")
 	fs.IntVar(&o.Forwarders, "forwarders", 10, "Simulated forwarders, each with its own connection and one request in flight")
 	fs.IntVar(&o.Counters, "counters", 1000, "Counters per body (value 1 each)")
@@ -71,19 +64,10 @@ func parseIngestFlags(args []string, stderr io.Writer) (*ingestOptions, error) {
 	fs.IntVar(&o.TimerValues, "timer-values", 10, "Values per timer")
 	rate := fs.String("bodies", "300", "Bodies per second over all forwarders")
 	b := &o.bench
-	fs.StringVar(&b.Garner, "garner", "", "garner binary (default: garner next to this binary, then $PATH)")
-	fs.StringArrayVar(&b.GarnerArgs, "garner-arg", nil, "Extra garner flag, repeatable")
-	fs.DurationVar(&b.Duration, "duration", 20*time.Second, "Load time")
-	fs.DurationVar(&b.FlushInterval, "flush-interval", time.Second, "garner's flush-interval")
-	fs.DurationVar(&b.Drain, "drain", time.Second, "Wait after the load before reading garner's CPU and memory")
-	fs.DurationVar(&b.StopTimeout, "stop-timeout", time.Minute, "Bound on garner's shutdown (final flush) after SIGTERM")
-	fs.StringVar(&b.Out, "out", "", "Write the table into this markdown file between <!-- bench-ingest:start --> and <!-- bench-ingest:end -->")
-	fs.StringVar(&b.Commit, "commit", "", "Commit garner was built from, for the table (default: garner --version)")
-	if err := fs.Parse(args); err != nil {
+	b.garnerFlags(fs)
+	b.runFlags(fs, 20*time.Second, time.Second, "bench-ingest")
+	if err := parseFlags(fs, args); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	var err error
 	if o.BodiesPerSec, err = strconv.ParseFloat(*rate, 64); err != nil || o.BodiesPerSec <= 0 {
@@ -94,15 +78,8 @@ func parseIngestFlags(args []string, stderr io.Writer) (*ingestOptions, error) {
 		return nil, fmt.Errorf("--proto %q: want v2, v3 or v2,v3", o.Protos)
 	case o.Forwarders < 1 || o.Counters < 0 || o.Timers < 0 || o.TimerValues < 1 || o.Counters+o.Timers == 0:
 		return nil, errors.New("--forwarders and --timer-values must be at least 1, --counters and --timers not negative and not both 0")
-	case b.Duration <= 0 || b.FlushInterval <= 0 || b.StopTimeout <= 0 || b.Drain < 0:
-		return nil, errors.New("--duration, --flush-interval and --stop-timeout must be positive, --drain not negative")
 	}
-	if b.Garner == "" {
-		if b.Garner, err = findGarner(); err != nil {
-			return nil, err
-		}
-	}
-	return o, nil
+	return o, b.validate()
 }
 
 // idDigits is the width of a v3 batch id's number: ids are patched into

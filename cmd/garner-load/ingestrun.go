@@ -2,29 +2,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"time"
-
-	"github.com/spf13/pflag"
-
-	"github.com/garner-metrics/garner/pkg/garnertest/logaddr"
 )
 
 func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseIngestFlags(args, stderr)
-	if errors.Is(err, pflag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "garner-load bench-ingest: %v\n", err)
-		return exitUsage
+	if code, done := flagsDone("garner-load bench-ingest", err, stderr); done {
+		return code
 	}
 	if o.bench.Commit == "" {
 		o.bench.Commit = garnerVersion(o.bench.Garner)
@@ -54,84 +42,35 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 // run starts garner as an aggregator, loads it, stops it and compares the
 // flushed totals with what it accepted.
 func (o *ingestOptions) run(ctx context.Context, stderr io.Writer) (*ingestReport, error) {
-	cb, err := newCarbon("stats.counters.", "stats.timers.")
-	if err != nil {
-		return nil, err
-	}
-	defer cb.close(time.Second)
 	b := &o.bench
-	args := append([]string{
-		"--metrics-addr=127.0.0.1:0", "--backends=graphite", "--flush-interval=" + b.FlushInterval.String(),
-		"--admin-addr=127.0.0.1:0", "--enable-ingestion=true", "--log-level=info",
-	}, b.GarnerArgs...)
-	cmd := exec.Command(b.Garner, args...)
-	cmd.Env = append(os.Environ(), "GARNER_GRAPHITE_ADDRESS="+cb.addr(), "GARNER_GRAPHITE_MODE=tags")
-	logs := &limitedBuffer{max: 1 << 20}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("cannot start %q: %w", b.Garner, err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	defer func() {
-		select {
-		case <-exited:
-		default:
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}()
-	var admin string
-	if !waitFor(ctx, exited, 15*time.Second, func() bool {
-		admin = logaddr.Find(logs.String(), "serving http", "http_server=admin")
-		return admin != ""
-	}) {
-		return nil, fmt.Errorf("garner did not start serving http:\n%s", logs.String())
-	}
-	pid := cmd.Process.Pid
-	cpu0, err := procCPUSeconds(pid)
+	g, err := startGarner(b.Garner, b.FlushInterval, append([]string{"--enable-ingestion=true"}, b.GarnerArgs...))
 	if err != nil {
 		return nil, err
 	}
-	self0 := selfCPUSeconds()
+	defer g.kill()
+	addrs, err := g.logged(ctx, "serving http", []string{"serving http", "http_server=admin"})
+	if err != nil {
+		return nil, err
+	}
+	if err := g.startMeasure(); err != nil {
+		return nil, err
+	}
 	fmt.Fprintf(stderr, "garner-load bench-ingest: %d forwarders, %.0f bodies/s of %d counters + %d timers × %d values to /%s/raw for %s\n",
 		o.Forwarders, o.BodiesPerSec, o.Counters, o.Timers, o.TimerValues, o.Proto, b.Duration)
-	rep := o.load(ctx, "http://"+admin+"/"+o.Proto+"/raw")
+	rep := o.load(ctx, "http://"+addrs[0]+"/"+o.Proto+"/raw")
 	sleep(ctx, b.Drain)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	rep.LoadCPU = selfCPUSeconds() - self0
-	cpu1, err := procCPUSeconds(pid)
-	if err != nil {
+	if rep.GarnerCPU, rep.LoadCPU, rep.PeakRSS, err = g.measure(); err != nil {
 		return nil, err
 	}
-	rep.GarnerCPU = cpu1 - cpu0
-	if rep.PeakRSS, err = procStatusKB(pid, "VmHWM"); err != nil {
-		return nil, err
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(b.StopTimeout):
-		_ = cmd.Process.Kill()
-		<-exited
-		rep.Notes = append(rep.Notes, fmt.Sprintf("garner did not stop within %s and was killed: its final flush is missing", b.StopTimeout))
-	}
-	if !cb.close(10 * time.Second) {
-		rep.Notes = append(rep.Notes, "the graphite listener was still receiving 10s after garner exited")
-	}
-	counters, timers, _, malformed := cb.totals()
-	if malformed > 0 {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("%d malformed graphite lines", malformed))
-	}
+	counters, timers, notes := g.stop(b.StopTimeout)
+	rep.Notes = append(rep.Notes, notes...)
 	rep.CounterGot = int64(math.Round(counters["garnerload.c"]))
 	rep.TimerGot = int64(math.Round(timers["garnerload.ms"]))
 	if rep.Refused > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d bodies were not answered 202", rep.Refused))
-	}
-	if s := logs.String(); strings.Contains(s, "level=error") || strings.Contains(s, "level=warn") {
-		rep.Notes = append(rep.Notes, "garner logged: "+firstLine(s, "level=warn")+firstLine(s, "level=error"))
 	}
 	fmt.Fprintf(stderr, "garner-load bench-ingest: %s\n", o.summary(rep))
 	return rep, nil

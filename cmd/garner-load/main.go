@@ -47,12 +47,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runBenchIngest(ctx, args[1:], stdout, stderr)
 	}
 	o, err := parseSendFlags(args, stderr)
-	if errors.Is(err, pflag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "garner-load: %v\n", err)
-		return exitUsage
+	if code, done := flagsDone("garner-load", err, stderr); done {
+		return code
 	}
 	res, err := Run(ctx, *o, stderr)
 	if err != nil {
@@ -68,6 +64,44 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// flagsDone is the end of a command whose flags did not parse: 0 after
+// --help, exitUsage after a bad flag (said on stderr); done is false when
+// err is nil and the command goes on.
+func flagsDone(cmd string, err error, stderr io.Writer) (code int, done bool) {
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, pflag.ErrHelp):
+		return exitOK, true
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
+	return exitUsage, true
+}
+
+// newFlagSet is a command's flag set: flags in the order they are added,
+// usage (the text above the flag list) on --help and after a bad flag.
+func newFlagSet(cmd, usage string, stderr io.Writer) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(cmd, pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.SortFlags = false
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args, which must hold flags only.
+func parseFlags(fs *pflag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
 // workloadFlags adds the flags that shape the content.
 func workloadFlags(fs *pflag.FlagSet, w *Workload, types *string) {
 	fs.StringVar(&w.Prefix, "prefix", "garnerload", "First component of every metric name: <prefix>.<type>.s<series>")
@@ -80,13 +114,7 @@ func workloadFlags(fs *pflag.FlagSet, w *Workload, types *string) {
 func parseSendFlags(args []string, stderr io.Writer) (*Options, error) {
 	o := &Options{}
 	var types string
-	fs := pflag.NewFlagSet("garner-load", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.SortFlags = false
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: garner-load [flags]\n       garner-load bench --help\n\nSends deterministic statsd load and prints what it sent as JSON on stdout.\n\n")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("garner-load", "Usage: garner-load [flags]\n       garner-load bench --help\n       garner-load bench-ingest --help\n\nSends deterministic statsd load and prints what it sent as JSON on stdout.\n\n", stderr)
 	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8125", "Statsd server, host:port")
 	fs.StringVar(&o.Proto, "proto", "udp", "udp or tcp")
 	rate := fs.String("rate", "100k", "Target lines per second over all senders, with an optional k or M suffix; 0 or max = as fast as possible")
@@ -97,11 +125,8 @@ func parseSendFlags(args []string, stderr io.Writer) (*Options, error) {
 	workloadFlags(fs, &o.Workload, &types)
 	fs.DurationVar(&o.Progress, "progress", time.Second, "Interval of the progress line on stderr; 0 = none")
 	fs.BoolVar(&o.PerName, "per-name", false, "Also print the expected total of every counter")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	t, err := parseTypes(types)
 	if err != nil {
