@@ -16,29 +16,16 @@ import (
 // nowhere (c:, e:, card:).
 func (m *Metric) parseEvent(line []byte) (*model.Event, error) {
 	lim := &m.Limits
-	rest := line[3:] // after "_e{"
-	comma := bytes.IndexByte(rest, ',')
-	if comma < 0 {
+	titleLen, rest, ok := cutLength(line[3:], ',') // after "_e{"
+	if !ok {
 		return nil, ErrBadEvent
 	}
-	titleLen, err := strconv.ParseUint(string(rest[:comma]), 10, 31)
-	if err != nil {
-		return nil, ErrBadEvent
-	}
-	rest = rest[comma+1:]
-	brace := bytes.IndexByte(rest, '}')
-	if brace < 0 {
-		return nil, ErrBadEvent
-	}
-	textLen, err := strconv.ParseUint(string(rest[:brace]), 10, 31)
-	if err != nil {
-		return nil, ErrBadEvent
-	}
-	rest = rest[brace+1:]
-	if len(rest) == 0 || rest[0] != ':' {
+	textLen, rest, ok := cutLength(rest, '}')
+	if !ok || len(rest) == 0 || rest[0] != ':' {
 		return nil, ErrBadEvent
 	}
 	rest = rest[1:]
+	var err error
 	if titleLen == 0 || uint64(len(rest)) < titleLen+1+textLen || rest[titleLen] != '|' {
 		return nil, ErrBadEvent
 	}
@@ -47,17 +34,15 @@ func (m *Metric) parseEvent(line []byte) (*model.Event, error) {
 		Text:  strings.ReplaceAll(string(rest[titleLen+1:titleLen+1+textLen]), `\n`, "\n"),
 	}
 	rest = rest[titleLen+1+textLen:]
-	if len(rest) > 0 && rest[0] != '|' {
-		return nil, ErrBadEvent
+	if len(rest) > 0 {
+		if rest[0] != '|' {
+			return nil, ErrBadEvent
+		}
+		rest = rest[1:]
 	}
 	for len(rest) > 0 {
-		rest = rest[1:] // the '|'
 		var attr []byte
-		if p := bytes.IndexByte(rest, '|'); p < 0 {
-			attr, rest = rest, nil
-		} else {
-			attr, rest = rest[:p], rest[p:]
-		}
+		attr, rest, _ = bytes.Cut(rest, sep)
 		if len(attr) == 0 {
 			continue
 		}
@@ -121,19 +106,12 @@ func (m *Metric) parseEvent(line []byte) (*model.Event, error) {
 // m.Unknown, as in parseEvent.
 func (m *Metric) parseServiceCheck(line []byte) (*model.ServiceCheck, error) {
 	lim := &m.Limits
-	fields := line[4:]
-	p := bytes.IndexByte(fields, '|')
-	if p <= 0 {
+	name, fields, ok := bytes.Cut(line[4:], sep)
+	if !ok || len(name) == 0 {
 		return nil, ErrBadCheck
 	}
-	sc := &model.ServiceCheck{Name: string(fields[:p])}
-	fields = fields[p+1:]
-	var status []byte
-	if p = bytes.IndexByte(fields, '|'); p < 0 {
-		status, fields = fields, nil
-	} else {
-		status, fields = fields[:p], fields[p+1:]
-	}
+	sc := &model.ServiceCheck{Name: string(name)}
+	status, fields, _ := bytes.Cut(fields, sep)
 	if len(status) != 1 || status[0] < '0' || status[0] > '3' {
 		return nil, ErrBadCheck
 	}
@@ -144,11 +122,7 @@ func (m *Metric) parseServiceCheck(line []byte) (*model.ServiceCheck, error) {
 			break
 		}
 		var f []byte
-		if p = bytes.IndexByte(fields, '|'); p < 0 {
-			f, fields = fields, nil
-		} else {
-			f, fields = fields[:p], fields[p+1:]
-		}
+		f, fields, _ = bytes.Cut(fields, sep)
 		switch {
 		case len(f) == 0:
 		case f[0] == '#':
@@ -180,11 +154,7 @@ func splitTags(b []byte, lim *Limits) ([]string, error) {
 	var tags []string
 	for len(b) > 0 {
 		var t []byte
-		if c := bytes.IndexByte(b, ','); c < 0 {
-			t, b = b, nil
-		} else {
-			t, b = b[:c], b[c+1:]
-		}
+		t, b, _ = bytes.Cut(b, comma)
 		if len(t) == 0 {
 			continue
 		}
@@ -197,4 +167,18 @@ func splitTags(b []byte, lim *Limits) ([]string, error) {
 		tags = append(tags, string(t))
 	}
 	return tags, nil
+}
+
+// The separators of fields and of tags.
+var sep, comma = []byte("|"), []byte(",")
+
+// cutLength reads the decimal length before end in b and returns what
+// follows end.
+func cutLength(b []byte, end byte) (n uint64, rest []byte, ok bool) {
+	i := bytes.IndexByte(b, end)
+	if i < 0 {
+		return 0, nil, false
+	}
+	n, err := strconv.ParseUint(string(b[:i]), 10, 31)
+	return n, b[i+1:], err == nil
 }

@@ -179,25 +179,23 @@ func (m *Metric) Parse(line []byte) error {
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
 	}
-	if len(line) > 2 && line[0] == '_' {
-		if line[1] == 'e' && line[2] == '{' {
-			m.Kind = KindEvent
-			if !utf8.Valid(line) {
-				return ErrInvalidUTF8
-			}
-			ev, err := m.parseEvent(line)
-			m.Event = ev
-			return err
-		}
-		if len(line) > 3 && line[1] == 's' && line[2] == 'c' && line[3] == '|' {
+	event := len(line) > 2 && line[0] == '_' && line[1] == 'e' && line[2] == '{'
+	check := len(line) > 3 && line[0] == '_' && line[1] == 's' && line[2] == 'c' && line[3] == '|'
+	if event || check {
+		m.Kind = KindEvent
+		if check {
 			m.Kind = KindServiceCheck
-			if !utf8.Valid(line) {
-				return ErrInvalidUTF8
-			}
-			sc, err := m.parseServiceCheck(line)
-			m.Check = sc
-			return err
 		}
+		if !utf8.Valid(line) {
+			return ErrInvalidUTF8
+		}
+		var err error
+		if event {
+			m.Event, err = m.parseEvent(line)
+		} else {
+			m.Check, err = m.parseServiceCheck(line)
+		}
+		return err
 	}
 	m.Kind = KindMetric
 
