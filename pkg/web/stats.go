@@ -65,46 +65,29 @@ func readTotals(g prometheus.Gatherer) Totals {
 			t.ReceivedBytes = sum(mf)
 		case "garner_receiver_bad_lines_total":
 			t.BadLines = sum(mf)
-			for _, m := range mf.GetMetric() {
-				if r := label(m, "reason"); r != "" {
-					t.BadLinesByReason[r] += value(m)
-				}
-			}
+			t.BadLinesByReason = byLabel(mf, "reason")
+			delete(t.BadLinesByReason, "")
 		case "garner_aggregator_series":
-			for _, m := range mf.GetMetric() {
-				t.Series[label(m, "type")] += value(m)
-			}
+			t.Series = byLabel(mf, "type")
 		case "garner_flush_total":
 			t.Flushes = sum(mf)
 		case "garner_ingest_requests_total":
-			for _, m := range mf.GetMetric() {
-				t.Ingestion.Requests += value(m)
-				if r := label(m, "result"); r != "accepted" && r != "duplicate" {
-					t.Ingestion.Rejects += value(m)
-				}
-			}
+			by := byLabel(mf, "result")
+			t.Ingestion.Requests = sum(mf)
+			t.Ingestion.Rejects = t.Ingestion.Requests - by["accepted"] - by["duplicate"]
 		case "garner_ingest_series_total":
 			t.Ingestion.Series = sum(mf)
 		case "garner_ingest_body_bytes_total":
 			t.Ingestion.Bytes = sum(mf)
 		case "garner_forwarder_sent_series_total":
-			for _, m := range mf.GetMetric() {
-				if label(m, "kind") == "raw" {
-					t.Forwarder.SeriesSent += value(m)
-				}
-			}
+			t.Forwarder.SeriesSent = byLabel(mf, "kind")["raw"]
 		case "garner_forwarder_buffered_bytes":
 			t.Forwarder.BufferedBytes = sum(mf)
 		case "garner_forwarder_retries_total":
 			t.Forwarder.Retries = sum(mf)
 		case "garner_forwarder_upstreams":
-			for _, m := range mf.GetMetric() {
-				if label(m, "state") == "up" {
-					t.Forwarder.UpstreamsUp += value(m)
-				} else {
-					t.Forwarder.UpstreamsDown += value(m)
-				}
-			}
+			t.Forwarder.UpstreamsUp = byLabel(mf, "state")["up"]
+			t.Forwarder.UpstreamsDown = sum(mf) - t.Forwarder.UpstreamsUp
 		}
 		if isDropCounter(name) {
 			v := sum(mf)
@@ -129,6 +112,15 @@ func sum(mf *dto.MetricFamily) float64 {
 		s += value(m)
 	}
 	return s
+}
+
+// byLabel sums mf's values by the value of one label ("" where it is absent).
+func byLabel(mf *dto.MetricFamily, name string) map[string]float64 {
+	by := map[string]float64{}
+	for _, m := range mf.GetMetric() {
+		by[label(m, name)] += value(m)
+	}
+	return by
 }
 
 func value(m *dto.Metric) float64 {
