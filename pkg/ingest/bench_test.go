@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"bytes"
+	"compress/zlib"
+
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -21,13 +23,14 @@ const benchSeries = 1300
 func BenchmarkIngest(b *testing.B) {
 	v2, v3 := benchBodies(b)
 	for _, bc := range []struct {
-		path string
-		body []byte
+		name, path, enc string
+		body            []byte
 	}{
-		{"/v2/raw", v2},
-		{"/v3/raw", v3},
+		{"v2", "/v2/raw", "", v2},
+		{"v3", "/v3/raw", "", v3},
+		{"v2-deflate", "/v2/raw", "deflate", deflate(b, v2)}, // as gostatsd sends it
 	} {
-		b.Run(bc.path[1:3], func(b *testing.B) {
+		b.Run(bc.name, func(b *testing.B) {
 			f := newFixture(b, Options{ServeV3: true, DedupWindow: 1}) // 1ns: every v3 request is applied
 			var h http.Handler
 			for _, r := range f.h.Routes() {
@@ -45,7 +48,11 @@ func BenchmarkIngest(b *testing.B) {
 					b.StartTimer()
 				}
 				w := httptest.NewRecorder()
-				h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, bc.path, bytes.NewReader(body)))
+				r := httptest.NewRequest(http.MethodPost, bc.path, bytes.NewReader(body))
+				if bc.enc != "" {
+					r.Header.Set("Content-Encoding", bc.enc)
+				}
+				h.ServeHTTP(w, r)
 				if w.Code != http.StatusAccepted {
 					b.Fatalf("%s: %d %s", bc.path, w.Code, w.Body)
 				}
@@ -114,4 +121,20 @@ func BenchmarkDecode(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchSeries), "ns/series")
 		})
 	}
+}
+
+// deflate is body in the zlib format, at gostatsd's level 9.
+func deflate(tb testing.TB, body []byte) []byte {
+	var buf bytes.Buffer
+	w, err := zlib.NewWriterLevel(&buf, zlib.BestCompression)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := w.Write(body); err != nil {
+		tb.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes()
 }

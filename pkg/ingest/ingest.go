@@ -105,15 +105,16 @@ type Route struct {
 // Handler holds the ingestion endpoints. Its routes are safe for concurrent
 // use.
 type Handler struct {
-	opts     Options
-	log      logrus.FieldLogger
-	writers  sync.Pool // *receiver.SeriesWriter
-	decoders sync.Pool // *decoder, each with its own SeriesWriter
-	bufs     sync.Pool // *bytes.Buffer
-	zstd     *zstd.Decoder
-	dedup    *dedup
-	logLim   *ratelog.Limiter
-	m        ingestMetrics
+	opts      Options
+	log       logrus.FieldLogger
+	writers   sync.Pool // *receiver.SeriesWriter
+	decoders  sync.Pool // *decoder, each with its own SeriesWriter
+	bufs      sync.Pool // *bytes.Buffer
+	inflaters sync.Pool // *inflater
+	zstd      *zstd.Decoder
+	dedup     *dedup
+	logLim    *ratelog.Limiter
+	m         ingestMetrics
 }
 
 type ingestMetrics struct {
@@ -329,13 +330,26 @@ func (h *Handler) decompress(out *bytes.Buffer, body []byte, enc string) ([]byte
 		}
 		return dst, nil
 	}
-	// deflate: the zlib format, as gostatsd sends it.
-	zr, err := zlib.NewReader(bytes.NewReader(body))
+	// deflate: the zlib format, as gostatsd sends it. An inflater's
+	// dictionary and window are reused, from request to request.
+	in, _ := h.inflaters.Get().(*inflater)
+	if in == nil {
+		in = &inflater{}
+	}
+	defer h.inflaters.Put(in)
+	in.body.Reset(body)
+	var err error
+	if in.zr == nil {
+		in.zr, err = zlib.NewReader(&in.body)
+	} else {
+		err = in.zr.(zlib.Resetter).Reset(&in.body, nil)
+	}
 	if err != nil {
+		in.zr = nil // a reader whose Reset failed is not reused
 		return nil, fmt.Errorf("cannot decompress deflate (zlib): %w", err)
 	}
-	defer zr.Close()
-	n, err := out.ReadFrom(io.LimitReader(zr, limit+1))
+	in.limited = io.LimitedReader{R: in.zr, N: limit + 1}
+	n, err := out.ReadFrom(&in.limited)
 	if err != nil {
 		return nil, fmt.Errorf("cannot decompress deflate (zlib): %w", err)
 	}
@@ -343,6 +357,13 @@ func (h *Handler) decompress(out *bytes.Buffer, body []byte, enc string) ([]byte
 		return nil, tooLarge
 	}
 	return out.Bytes(), nil
+}
+
+// inflater is a pooled zlib reader with the reader of the body it inflates.
+type inflater struct {
+	body    bytes.Reader
+	zr      io.ReadCloser // implements zlib.Resetter
+	limited io.LimitedReader
 }
 
 // rawV2 applies a pb.RawMessageV2.
