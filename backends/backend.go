@@ -76,6 +76,14 @@ func (d Deps) Register(owner string, cs ...prometheus.Collector) error {
 	return nil
 }
 
+// NonFinite creates and registers garner_<backend>_nonfinite_values_total,
+// the values backend's wire has no form for (NaN, ±Inf); help says what
+// became of them.
+func (d Deps) NonFinite(backend, help string) (prometheus.Counter, error) {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_" + backend + "_nonfinite_values_total", Help: help})
+	return c, d.Register(backend, c)
+}
+
 // DialCheck is a HealthChecker body for backends that speak plain TCP or
 // UDP: it dials address (bounded by ctx and timeout) and hangs up. Over UDP
 // it only proves that the address resolves.

@@ -84,12 +84,8 @@ func New(cfg Options, deps backends.Deps) (*Client, error) {
 		header:   http.Header{"Content-Type": {"application/json"}, "Dd-Api-Key": {cfg.APIKey}},
 		sender:   sender,
 		perBatch: cfg.MetricsPerBatch,
-		nonFinite: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "garner_datadog_nonfinite_values_total",
-			Help: "Points that were NaN (left out) or ±Inf (sent as ±MaxFloat64): JSON has no form for them.",
-		}),
 	}
-	if err := deps.Register(Name, c.nonFinite); err != nil {
+	if c.nonFinite, err = deps.NonFinite(Name, "Points that were NaN (left out) or ±Inf (sent as ±MaxFloat64): JSON has no form for them."); err != nil {
 		return nil, err
 	}
 	return c, nil

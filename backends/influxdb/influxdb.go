@@ -107,12 +107,8 @@ func New(cfg Options, deps backends.Deps) (*Client, error) {
 	c := &Client{
 		writeURL: w.String(), pingURL: ping.String(), header: header, sender: sender,
 		perBatch: cfg.MetricsPerBatch, dropped: deps.DroppedSeries,
-		nonFinite: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "garner_influxdb_nonfinite_values_total",
-			Help: "Field values left out because they were NaN or ±Inf (line protocol has no form for them).",
-		}),
 	}
-	if err := deps.Register(Name, c.nonFinite); err != nil {
+	if c.nonFinite, err = deps.NonFinite(Name, "Field values left out because they were NaN or ±Inf (line protocol has no form for them)."); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -136,11 +136,7 @@ func New(cfg Options, deps backends.Deps) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.nonFinite = prom.NewCounter(prom.CounterOpts{
-		Name: "garner_otlp_nonfinite_values_total",
-		Help: "NaN data points the otlp backend did not send.",
-	})
-	if err := deps.Register(Name, c.nonFinite); err != nil {
+	if c.nonFinite, err = deps.NonFinite(Name, "NaN data points the otlp backend did not send."); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -148,15 +148,14 @@ func New(cfg Options, percentThreshold []float64, deps backends.Deps) (*Client, 
 	if err != nil {
 		return nil, err
 	}
-	c.nonFinite = prom.NewCounter(prom.CounterOpts{
-		Name: "garner_prometheus_nonfinite_values_total",
-		Help: "NaN samples not sent, and NaN or ±Inf increments not added to a running total, by the prometheus backend.",
-	})
+	if c.nonFinite, err = deps.NonFinite(Name, "NaN samples not sent, and NaN or ±Inf increments not added to a running total, by the prometheus backend."); err != nil {
+		return nil, err
+	}
 	c.tracked = prom.NewGauge(prom.GaugeOpts{
 		Name: "garner_prometheus_running_series",
 		Help: "Series whose running totals (counters, timer sums and counts, histogram buckets) the prometheus backend keeps.",
 	})
-	if err := deps.Register(Name, c.nonFinite, c.tracked); err != nil {
+	if err := deps.Register(Name, c.tracked); err != nil {
 		return nil, err
 	}
 	return c, nil

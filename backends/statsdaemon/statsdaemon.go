@@ -114,14 +114,16 @@ func New(opts Options, deps backends.Deps) (*Client, error) {
 		bytes:       prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_statsdaemon_sent_bytes_total", Help: "Bytes of statsd lines written."}),
 		writeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_statsdaemon_write_errors_total", Help: "Failed dials and writes; their data is dropped."}),
 		connects:    prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_statsdaemon_connects_total", Help: "Connections (TCP) or sockets (UDP) opened."}),
-		nonFinite:   prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_statsdaemon_nonfinite_values_total", Help: "Values that were NaN (not sent) or ±Inf (sent as ±MaxFloat64)."}),
 	}
-	if err := deps.Register(Name, c.m.packets, c.m.bytes, c.m.writeErrors, c.m.connects, c.m.nonFinite); err != nil {
+	if err := deps.Register(Name, c.m.packets, c.m.bytes, c.m.writeErrors, c.m.connects); err != nil {
+		return nil, err
+	}
+	var err error
+	if c.m.nonFinite, err = deps.NonFinite(Name, "Values that were NaN (not sent) or ±Inf (sent as ±MaxFloat64)."); err != nil {
 		return nil, err
 	}
 	// Nothing is kept for the next flush (MaxBufferSize 0): what cannot be
 	// written is dropped and counted.
-	var err error
 	c.conn, err = lineconn.New(lineconn.Options{
 		Network: network, Address: opts.Address, DialTimeout: opts.DialTimeout, WriteTimeout: opts.WriteTimeout,
 	}, lineconn.Counters{
