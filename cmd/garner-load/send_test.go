@@ -88,19 +88,29 @@ func udpServer(t *testing.T) (string, func() *tally) {
 	}
 }
 
-func tcpServer(t *testing.T) (string, func() *tally) {
+// tcpServer counts what arrives on a TCP listener. stop waits (with a
+// deadline) until conns connections have been accepted before it closes the
+// listener: a client may connect, write and close before the accept loop has
+// taken its connection from the kernel's queue, and closing the listener then
+// would reset that connection and drop its lines.
+func tcpServer(t *testing.T, conns int) (string, func() *tally) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	tl := newTally()
+	accepted := make(chan struct{}, conns)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			select {
+			case accepted <- struct{}{}:
+			default:
 			}
 			wg.Go(func() {
 				defer c.Close()
@@ -116,6 +126,16 @@ func tcpServer(t *testing.T) (string, func() *tally) {
 	})
 	t.Cleanup(func() { _ = ln.Close() })
 	return ln.Addr().String(), func() *tally {
+		deadline := time.After(10 * time.Second)
+	wait:
+		for range conns {
+			select {
+			case <-accepted:
+			case <-deadline:
+				t.Errorf("fewer than %d connections accepted within 10s", conns)
+				break wait
+			}
+		}
 		_ = ln.Close()
 		wg.Wait()
 		return tl
@@ -157,7 +177,7 @@ func TestRunTotalsMatchWhatTheServerCounts(t *testing.T) {
 			if o.Proto == "udp" {
 				o.Addr, stop = udpServer(t)
 			} else {
-				o.Addr, stop = tcpServer(t)
+				o.Addr, stop = tcpServer(t, o.Senders)
 			}
 			res, err := Run(context.Background(), o, nil)
 			if err != nil {
