@@ -3,7 +3,6 @@ package datadog
 import (
 	"context"
 	"fmt"
-	"net"
 	"sort"
 	"strings"
 	"testing"
@@ -133,12 +132,7 @@ func TestEventsRefusedByVictoriaMetricsAreCounted(t *testing.T) {
 }
 
 func TestDownIsBoundedAndCounted(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
+	addr := garnertest.FreeAddr(t) // nobody listens there
 	cfg := Options{APIKey: "k", APIEndpoint: "http://" + addr, Compression: "deflate", MetricsPerBatch: 1,
 		MaxRequests: 2, MaxRequestElapsedTime: 400 * time.Millisecond, ClientTimeout: time.Second}
 	c, dropped := garnertest.NewBackend(t, New, cfg)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -27,6 +26,7 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/garner-metrics/garner/backends"
+	"github.com/garner-metrics/garner/pkg/garnertest"
 )
 
 type fixture struct {
@@ -285,14 +285,9 @@ func TestRetries(t *testing.T) {
 }
 
 func TestConnectionRefusedIsRetriedThenDropped(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
+	addr := garnertest.FreeAddr(t) // nobody listens there
 	f := newSender(t, Options{InitialBackoff: 10 * time.Millisecond, MaxRequestElapsedTime: 200 * time.Millisecond})
-	err = f.s.Send(context.Background(), Request{URL: "http://" + addr + "/write?db=x&p=secret"}, items(7, 3))
+	err := f.s.Send(context.Background(), Request{URL: "http://" + addr + "/write?db=x&p=secret"}, items(7, 3))
 	if err == nil {
 		t.Fatal("want an error")
 	}

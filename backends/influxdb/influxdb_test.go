@@ -3,7 +3,6 @@ package influxdb
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -228,12 +227,7 @@ func keys(m map[string]garnertest.Series) []string {
 }
 
 func TestInfluxDBDownIsBoundedAndCounted(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
+	addr := garnertest.FreeAddr(t) // nobody listens there
 	cfg := baseConfig("http://" + addr)
 	cfg.MaxRequestElapsedTime = 500 * time.Millisecond
 	c, dropped := garnertest.NewBackend(t, New, cfg)
@@ -242,7 +236,7 @@ func TestInfluxDBDownIsBoundedAndCounted(t *testing.T) {
 	}
 	snap := testSnapshot(time.Now())
 	start := time.Now()
-	err = c.SendMetrics(context.Background(), snap)
+	err := c.SendMetrics(context.Background(), snap)
 	if err == nil {
 		t.Fatal("want an error")
 	}
