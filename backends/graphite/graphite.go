@@ -109,8 +109,8 @@ func New(opts Options, deps backends.Deps) (*Client, error) {
 	c := &Client{opts: opts, naming: n, log: deps.Log, droppedSeries: deps.DroppedSeries}
 	ctr := lineconn.Counters{
 		Connects:       prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_graphite_connects_total", Help: "Connections made to carbon."}),
-		DroppedBatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_graphite_dropped_flushes_total", Help: "Flushes of which unsent data was dropped because the send buffer (graphite.max_buffer_size) was full."}),
-		DroppedBytes:   prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_graphite_dropped_bytes_total", Help: "Bytes of unsent data dropped because the send buffer (graphite.max_buffer_size) was full."}),
+		DroppedBatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_graphite_dropped_flushes_total", Help: "Flushes of which unsent data was dropped: the send buffer (graphite.max_buffer_size) was full, or garner stopped with it unsent."}),
+		DroppedBytes:   prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_graphite_dropped_bytes_total", Help: "Bytes of unsent data dropped: the send buffer (graphite.max_buffer_size) was full, or garner stopped with it unsent."}),
 		DroppedSeries:  deps.DroppedSeries,
 	}
 	c.skippedLines = prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_graphite_skipped_lines_total", Help: "Lines not sent because they are longer than carbon takes (16384 bytes): carbon would drop the connection."})
@@ -175,5 +175,5 @@ func (c *Client) keepBuf(b []byte) {
 // CheckHealth dials carbon (bounded by ctx and dial_timeout) and hangs up.
 func (c *Client) CheckHealth(ctx context.Context) error { return c.conn.CheckHealth(ctx) }
 
-// Close closes the connection. What is queued stays queued.
+// Close closes the connection; what is still queued is dropped and counted.
 func (c *Client) Close() error { return c.conn.Close() }

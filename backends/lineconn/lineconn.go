@@ -416,11 +416,20 @@ func (c *Conn) CheckHealth(ctx context.Context) error {
 	return backends.DialCheck(ctx, c.opts.Network, c.opts.Address, c.opts.DialTimeout)
 }
 
-// Close closes the connection; what is queued stays queued for a next
-// batch, which dials again. Safe to call more than once.
+// Close closes the connection for good (garner is stopping): what is still
+// queued will never be written, so it is counted as dropped and logged.
+// Safe to call more than once.
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if len(c.pending) > 0 {
+		var b Batch
+		for len(c.pending) > 0 {
+			c.dropOldestLocked(&b)
+		}
+		c.log.WithFields(logrus.Fields{"address": c.opts.Address, "bytes": b.droppedBytes, "series": b.droppedSeries}).
+			Warn("closing with data still queued for a peer that did not take it: dropped")
+	}
 	if c.conn == nil {
 		return nil
 	}

@@ -78,6 +78,34 @@ func checkCounts(t *testing.T, ctr Counters, want map[prometheus.Counter]float64
 	}
 }
 
+// TestCloseDropsWhatIsQueued: at shutdown, data queued for a peer that is
+// down will never be written: Close counts it as dropped and says so.
+func TestCloseDropsWhatIsQueued(t *testing.T) {
+	ctr := allCounters()
+	log, hook := logtest.NewNullLogger()
+	c, err := New(options("tcp", garnertest.FreeAddr(t), 1<<20), ctr, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := c.Begin(context.Background())
+	b.Send([]byte("a 1 1\nb 1 1\n"), 2)
+	b.Send([]byte("c 1 1\n"), 1)
+	if r := b.End(); !r.Dial || r.Kept != 18 || r.DroppedSeries != 0 {
+		t.Fatalf("result %+v, want a dial error and 18 bytes kept", r)
+	}
+	checkCounts(t, ctr, map[prometheus.Counter]float64{ctr.DroppedSeries: 0, ctr.DroppedBytes: 0})
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkCounts(t, ctr, map[prometheus.Counter]float64{ctr.DroppedBatches: 1, ctr.DroppedBytes: 18, ctr.DroppedSeries: 3})
+	e := hook.LastEntry()
+	if e == nil || e.Data["series"] != 3 || e.Data["bytes"] != 18 {
+		t.Fatalf("log %+v, want a warning with series=3 bytes=18", e)
+	}
+	_ = c.Close() // a second Close drops nothing more
+	checkCounts(t, ctr, map[prometheus.Counter]float64{ctr.DroppedSeries: 3})
+}
+
 func TestNew(t *testing.T) {
 	if _, err := New(Options{Network: "unix", Address: "x"}, Counters{}, nil); err == nil {
 		t.Error("network unix accepted")
