@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/model"
 )
 
@@ -103,7 +104,7 @@ func firstDiff(a, b []byte) int {
 // whole lines); the oldest are dropped and counted, the flush once. When
 // carbon is back, what was kept arrives, and it is the payload's tail.
 func TestFlushLargerThanBuffer(t *testing.T) {
-	addr := closedAddr(t)
+	addr := garnertest.FreeAddr(t)
 	const limit = 400 << 10
 	c, reg, droppedSeries := newModeClient(t, "basic", addr, limit, time.Second)
 	const n = 20000 // counters: 2 lines of ~45 bytes each
@@ -115,12 +116,12 @@ func TestFlushLargerThanBuffer(t *testing.T) {
 	if err := c.SendMetrics(context.Background(), snap); err == nil || !strings.Contains(err.Error(), "cannot connect to carbon") {
 		t.Fatalf("flush with carbon down: error %v, want cannot connect", err)
 	}
-	droppedBytes := gathered(t, reg, "garner_graphite_dropped_bytes_total")
+	droppedBytes := garnertest.Gathered(t, reg, "garner_graphite_dropped_bytes_total")
 	kept := len(payload) - int(droppedBytes)
 	if kept <= 0 || kept > limit {
 		t.Fatalf("kept %d bytes (dropped %v of %d), want 1..%d", kept, droppedBytes, len(payload), limit)
 	}
-	if d := gathered(t, reg, "garner_graphite_dropped_flushes_total"); d != 1 {
+	if d := garnertest.Gathered(t, reg, "garner_graphite_dropped_flushes_total"); d != 1 {
 		t.Errorf("dropped flushes = %v, want 1 (one flush, partly dropped)", d)
 	}
 
@@ -146,7 +147,7 @@ func TestFlushLargerThanBuffer(t *testing.T) {
 // TestQueuedFlushesAheadOfNew: flushes queued while carbon is down are
 // written, oldest first, before the new flush's chunks.
 func TestQueuedFlushesAheadOfNew(t *testing.T) {
-	addr := closedAddr(t)
+	addr := garnertest.FreeAddr(t)
 	c, reg, _ := newModeClient(t, "tags", addr, 64<<20, time.Second)
 	var want []byte
 	for i := int64(1); i <= 3; i++ {
@@ -167,7 +168,7 @@ func TestQueuedFlushesAheadOfNew(t *testing.T) {
 		t.Errorf("carbon got %d bytes, want %d (first difference at byte %d)", len(b), len(want), firstDiff(b, want))
 	}
 	for _, m := range []string{"garner_graphite_dropped_flushes_total", "garner_graphite_dropped_bytes_total"} {
-		if v := gathered(t, reg, m); v != 0 {
+		if v := garnertest.Gathered(t, reg, m); v != 0 {
 			t.Errorf("%s = %v, want 0", m, v)
 		}
 	}

@@ -65,27 +65,6 @@ func counterSnapshot(n int, v float64, ts int64) *model.Snapshot {
 	return s
 }
 
-func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("metric %s not registered", name)
-	return 0
-}
-
-// closedAddr is a loopback address nobody listens on (for now).
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	return fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
-}
-
 // listen listens on addr until the test ends: "127.0.0.1:0" for a new
 // port, or the address of an earlier listener, when the test is skipped
 // if another process took it meanwhile. rcvbuf > 0 pins the socket receive
@@ -161,7 +140,7 @@ func readOne(l net.Listener, read func(net.Conn) []byte) <-chan []byte {
 // kept, up to max_buffer_size bytes; beyond it the oldest flush is dropped and
 // counted. When carbon is back, what is kept arrives, oldest first.
 func TestBufferBoundedWhileDown(t *testing.T) {
-	addr := closedAddr(t)
+	addr := garnertest.FreeAddr(t)
 	probe, _, _ := newClient(t, addr, 1, time.Second)
 	size := len(probe.Format(nil, counterSnapshot(2, 1, 1700000001)))
 	c, reg, droppedSeries := newClient(t, addr, 2*size+size/2, time.Second) // room for two flushes
@@ -176,10 +155,10 @@ func TestBufferBoundedWhileDown(t *testing.T) {
 		got  float64
 		want float64
 	}{
-		{"dropped flushes", gathered(t, reg, "garner_graphite_dropped_flushes_total"), 3},
-		{"dropped bytes", gathered(t, reg, "garner_graphite_dropped_bytes_total"), float64(3 * size)},
+		{"dropped flushes", garnertest.Gathered(t, reg, "garner_graphite_dropped_flushes_total"), 3},
+		{"dropped bytes", garnertest.Gathered(t, reg, "garner_graphite_dropped_bytes_total"), float64(3 * size)},
 		{"dropped series", testutil.ToFloat64(droppedSeries), 6},
-		{"connects", gathered(t, reg, "garner_graphite_connects_total"), 0},
+		{"connects", garnertest.Gathered(t, reg, "garner_graphite_connects_total"), 0},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
@@ -200,7 +179,7 @@ func TestBufferBoundedWhileDown(t *testing.T) {
 	if s := string(<-got); s != string(want) {
 		t.Errorf("carbon got\n%s\nwant\n%s", s, want)
 	}
-	if n := gathered(t, reg, "garner_graphite_dropped_flushes_total"); n != 3 {
+	if n := garnertest.Gathered(t, reg, "garner_graphite_dropped_flushes_total"); n != 3 {
 		t.Errorf("dropped flushes = %v, want still 3", n)
 	}
 }
@@ -299,7 +278,7 @@ func TestReconnectAfterCarbonClosed(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the second flush never reached carbon: written into the closed connection")
 	}
-	if n := gathered(t, reg, "garner_graphite_connects_total"); n != 2 {
+	if n := garnertest.Gathered(t, reg, "garner_graphite_connects_total"); n != 2 {
 		t.Errorf("connects = %v, want 2", n)
 	}
 }
@@ -354,7 +333,7 @@ func TestFormatWhatCarbonTakes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, _, _ := newModeClient(t, "tags", closedAddr(t), 1<<20, time.Second)
+			c, _, _ := newModeClient(t, "tags", garnertest.FreeAddr(t), 1<<20, time.Second)
 			snap := &model.Snapshot{Time: time.Unix(ts, 0), Gauges: []model.Gauge{
 				{Series: model.Series{Name: "a", Source: "h"}, Value: 2},
 				{Series: model.Series{Name: "g", Tags: tc.tags, Source: tc.source}, Value: 1},
@@ -391,7 +370,7 @@ func TestSkippedLinesCounted(t *testing.T) {
 		t.Errorf("carbon got %q, want %q", s, want)
 	}
 	// 2 counter lines + 9 timer stats + 1 percentile.
-	if n := gathered(t, reg, "garner_graphite_skipped_lines_total"); n != 12 {
+	if n := garnertest.Gathered(t, reg, "garner_graphite_skipped_lines_total"); n != 12 {
 		t.Errorf("skipped lines = %v, want 12", n)
 	}
 	if n := testutil.ToFloat64(droppedSeries); n != 2 {

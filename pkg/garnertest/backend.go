@@ -35,3 +35,25 @@ func NewBackend[B, O any](t testing.TB, newBackend func(O, backends.Deps) (B, er
 	}
 	return b, dropped
 }
+
+// Gathered is the sum over every series of the counter or gauge name in g;
+// it fails the test if g has no such metric.
+func Gathered(t testing.TB, g prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		var sum float64
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+		return sum
+	}
+	t.Fatalf("metric %s not registered", name)
+	return 0
+}
