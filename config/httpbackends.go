@@ -123,6 +123,7 @@ var prometheusKeys = []key{
 	{"prometheus.metrics-per-batch", kInt, prometheusDefaults.MetricsPerBatch, "Most time series (one sample each) per remote write request; a flush is split into several requests beyond it", false},
 	{"prometheus.max-requests", kInt, prometheusDefaults.MaxRequests, "Most remote write requests in flight at once", false},
 	{"prometheus.timeout", kDuration, prometheusDefaults.Timeout, "Bound on one remote write request attempt; failed attempts are retried with backoff until backend-timeout", false},
+	{"prometheus.timers", kString, prometheusDefaults.Timers, "Timers as \"summary\" (<name>{quantile} of the interval, running <name>_sum and <name>_count) or \"native-histogram\" (one cumulative native histogram <name>, from the exponential histogram of timer-aggregation = \"histogram\" or built from the raw values in exact mode; Prometheus needs --enable-feature=native-histograms); gsd_histogram timers stay classic histograms", false},
 	{"prometheus.headers.*", kString, nil, "Extra HTTP headers for remote write, one per line in a [prometheus.headers] table: <Header-Name> = \"value\" (e.g. X-Scope-OrgID = \"tenant-1\"); Authorization is set by the auth keys above", false},
 }
 
@@ -136,6 +137,7 @@ func (c *Config) loadPrometheus(r *reader) {
 	p.MaxRequests = r.positiveInt("prometheus.max-requests")
 	p.Timeout = r.positiveDuration("prometheus.timeout")
 	p.Headers = r.headerMap("prometheus.headers")
+	p.Timers = r.oneOf("prometheus.timers", prometheus.TimersSummary, prometheus.TimersNativeHistogram)
 
 	if p.BearerToken != "" && (p.BasicAuthUsername != "" || p.BasicAuthPassword != "") {
 		r.fail("prometheus.bearer-token", errors.New("set either bearer-token or basic-auth-username/-password, not both"))

@@ -120,6 +120,7 @@ func TestOutputSectionsBadConfig(t *testing.T) {
 		{name: "prometheus token and basic auth", file: "[prometheus]\nbearer-token = \"t\"\nbasic-auth-username = \"u\"\n", wantKey: "prometheus.bearer-token"},
 		{name: "prometheus password without user", file: "[prometheus]\nbasic-auth-password = \"p\"\n", wantKey: "prometheus.basic-auth-username"},
 		{name: "prometheus zero batch", file: "[prometheus]\nmetrics-per-batch = 0\n", wantKey: "prometheus.metrics-per-batch"},
+		{name: "prometheus unknown timers", file: "[prometheus]\ntimers = \"histogram\"\n", wantKey: "prometheus.timers"},
 		{name: "prometheus timeout without unit", file: "[prometheus]\ntimeout = 5\n", wantKey: "prometheus.timeout"},
 		{name: "prometheus bad header name", file: "[prometheus.headers]\n\"X Bad\" = \"v\"\n", wantKey: "prometheus.headers.x bad"},
 		{name: "prometheus header not a string", file: "[prometheus.headers]\nX-N = 3\n", wantKey: "prometheus.headers.x-n"},

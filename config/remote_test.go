@@ -18,13 +18,14 @@ bearer-token = "s3cret"
 metrics-per-batch = 250
 max-requests = 2
 timeout = "3s"
+timers = "Native-Histogram"
 [prometheus.headers]
 X-Scope-OrgID = "tenant-1"
 X-Other = "a, b"
 `))
 	p := c.Prometheus
 	if p.RemoteWriteURL != "http://127.0.0.1:9090/api/v1/write" || p.BearerToken != "s3cret" ||
-		p.MetricsPerBatch != 250 || p.MaxRequests != 2 || p.Timeout != 3*time.Second {
+		p.MetricsPerBatch != 250 || p.MaxRequests != 2 || p.Timeout != 3*time.Second || p.Timers != "native-histogram" {
 		t.Fatalf("got %+v", p)
 	}
 	if len(p.Headers) != 2 || p.Headers["X-Scope-Orgid"] != "tenant-1" || p.Headers["X-Other"] != "a, b" {
@@ -32,7 +33,7 @@ X-Other = "a, b"
 	}
 
 	d := Default().Prometheus
-	if d.MetricsPerBatch != 1000 || d.MaxRequests != 4 || d.Timeout != 5*time.Second || d.RemoteWriteURL != "" {
+	if d.MetricsPerBatch != 1000 || d.MaxRequests != 4 || d.Timeout != 5*time.Second || d.RemoteWriteURL != "" || d.Timers != "summary" {
 		t.Fatalf("defaults = %+v", d)
 	}
 }

@@ -35,7 +35,21 @@ type Options struct {
 	// Timeout bounds one request attempt; failed attempts are retried until
 	// backend-timeout. Default 5s; 0 = the HTTP sender's default.
 	Timeout time.Duration
+	// Timers is how timers are sent: TimersSummary (default; "" means it
+	// too) or TimersNativeHistogram.
+	Timers string
 }
+
+// Values of Options.Timers (the timers key).
+const (
+	// TimersSummary sends a timer as a summary: per-interval quantiles
+	// and running _sum and _count.
+	TimersSummary = "summary"
+	// TimersNativeHistogram sends a timer as a native histogram (schema,
+	// spans, delta-encoded bucket counts), cumulative since the series
+	// appeared; Prometheus needs --enable-feature=native-histograms.
+	TimersNativeHistogram = "native-histogram"
+)
 
 // DefaultOptions returns the defaults of every [prometheus] key.
 func DefaultOptions() Options {
@@ -43,5 +57,6 @@ func DefaultOptions() Options {
 		MetricsPerBatch: 1000,
 		MaxRequests:     4,
 		Timeout:         5 * time.Second,
+		Timers:          TimersSummary,
 	}
 }

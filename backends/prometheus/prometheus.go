@@ -20,6 +20,14 @@
 //     samples sends no quantiles, only _sum and _count.
 //   - timer with a gsd_histogram tag → <name>_bucket{le="..."} with running
 //     bucket counts, <name>_sum and <name>_count: a Prometheus histogram.
+//   - timer with timers = "native-histogram" → <name> as one native
+//     histogram sample (schema = the histogram's scale, at most 8; zero
+//     threshold 0; spans and delta-encoded bucket counts), cumulative since
+//     the series appeared, built from the aggregator's exponential histogram
+//     or, in exact timer mode, from the interval's raw values; bucket counts
+//     carry the sample rate (they add up to the sampled count, rounded), the
+//     sum is the sum of the values. No quantiles, _sum or _count then;
+//     gsd_histogram timers stay classic histograms. See native.go.
 //
 // Labels: tag k:v → k="v", bare tag x → unnamed="x", host="<source>"
 // unless a tag names the host; see seriesLabels for the edge cases.
@@ -53,6 +61,7 @@ import (
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/backends/httpsend"
+	"github.com/garner-metrics/garner/pkg/histogram"
 	"github.com/garner-metrics/garner/pkg/model"
 )
 
@@ -70,6 +79,7 @@ type Client struct {
 	dropped   prom.Counter // garner_backend_dropped_series_total{backend="prometheus"}
 	nonFinite prom.Counter
 	tracked   prom.Gauge
+	native    bool // timers = native-histogram
 
 	mu     sync.Mutex
 	totals map[string]*running // by series key; see key
@@ -85,10 +95,12 @@ type quantile struct {
 
 // running holds a series' totals since it appeared.
 type running struct {
-	gen     uint64    // last flush that had the series
-	sum     float64   // counter total, or timer sum
-	count   float64   // timer sample count
-	buckets []float64 // histogram bucket counts (cumulative over le, and over time)
+	gen     uint64               // last flush that had the series
+	sum     float64              // counter total, or timer sum
+	count   float64              // timer sample count
+	buckets []float64            // histogram bucket counts (cumulative over le, and over time)
+	nh      *histogram.Histogram // native histogram since the series appeared
+	sent    bool                 // nh has been in a plan (its first sample carries the reset hint)
 }
 
 var (
@@ -104,6 +116,13 @@ func New(cfg Options, percentThreshold []float64, deps backends.Deps) (*Client, 
 		return nil, errors.New("prometheus.remote-write-url is required")
 	}
 	c := &Client{cfg: cfg, log: deps.Log, dropped: deps.DroppedSeries, totals: make(map[string]*running)}
+	switch cfg.Timers {
+	case "", TimersSummary:
+	case TimersNativeHistogram:
+		c.native = true
+	default:
+		return nil, fmt.Errorf("prometheus.timers: %q is not one of %s, %s", cfg.Timers, TimersSummary, TimersNativeHistogram)
+	}
 	if c.dropped == nil {
 		c.dropped = prom.NewCounter(prom.CounterOpts{Name: "unused"})
 	}
@@ -214,6 +233,7 @@ const (
 	kindSum      // timer or histogram _sum
 	kindCount    // timer or histogram _count
 	kindBucket   // sub = bucket index
+	kindNative   // native histogram: hist
 )
 
 // sample is one time series of the write request: which aggregate it comes
@@ -223,6 +243,8 @@ type sample struct {
 	sub   int32 // quantile or bucket index
 	idx   int32 // index into the snapshot's slice of that type
 	value float64
+	hist  *histogram.Data // kindNative: the running histogram
+	reset bool            // kindNative: send the reset hint
 }
 
 // planLocked lists the time series of a snapshot, updating the running
@@ -262,6 +284,10 @@ func (c *Client) planLocked(s *model.Snapshot) []sample {
 			plan = append(plan,
 				sample{kind: kindSum, idx: int32(i), value: r.sum},
 				sample{kind: kindCount, idx: int32(i), value: r.count})
+			continue
+		}
+		if c.native {
+			plan = c.planNativeLocked(plan, t, i)
 			continue
 		}
 		r := c.runningLocked('t', &t.Series, 0)
@@ -346,9 +372,19 @@ func (c *Client) runningLocked(kind byte, s *model.Series, buckets int) *running
 // encode appends the WriteRequest of the samples to dst. It only reads the
 // snapshot and the plan, so batches are encoded concurrently.
 func (c *Client) encode(dst []byte, s *model.Snapshot, plan []sample, ts int64) []byte {
-	var ls []label
+	var (
+		ls   []label
+		hist []byte
+	)
 	for i := range plan {
 		p := &plan[i]
+		if p.kind == kindNative {
+			ser := &s.Timers[p.idx].Series
+			ls = seriesLabels(ls[:0], ser, sanitizeMetricName(ser.Name), "", "")
+			hist = appendHistogram(hist[:0], p.hist, ts, p.reset)
+			dst = appendHistogramSeries(dst, ls, hist)
+			continue
+		}
 		var (
 			ser         *model.Series
 			suffix      string

@@ -108,6 +108,7 @@ type ts struct {
 	labels []label
 	value  float64
 	millis int64
+	hist   *nativeHist // a native histogram sample instead of value
 }
 
 // key is name{labels but __name__} in the order sent.
@@ -163,6 +164,11 @@ func decodeWriteRequest(b []byte) ([]ts, error) {
 					}
 					return nil
 				})
+			case 4:
+				samples++
+				h, err := decodeNativeHistogram(v)
+				s.hist, s.millis = h, h.millis
+				return err
 			}
 			return fmt.Errorf("unexpected TimeSeries field %d", num)
 		})

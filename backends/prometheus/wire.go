@@ -34,17 +34,32 @@ type label struct{ name, value string }
 // WriteRequest, length-delimited) holding labels and a single sample.
 // Labels must already be sorted and unique.
 func appendTimeSeries(dst []byte, labels []label, value float64, tsMillis int64) []byte {
-	size := 0
-	for _, l := range labels {
-		n := labelSize(l)
-		size += protowire.SizeTag(fieldLabels) + protowire.SizeBytes(n)
-	}
 	sampleSize := protowire.SizeTag(fieldSampleValue) + protowire.SizeFixed64() +
 		protowire.SizeTag(fieldSampleTime) + protowire.SizeVarint(uint64(tsMillis))
-	size += protowire.SizeTag(fieldSamples) + protowire.SizeBytes(sampleSize)
+	size := labelsSize(labels) + protowire.SizeTag(fieldSamples) + protowire.SizeBytes(sampleSize)
 
 	dst = protowire.AppendTag(dst, fieldTimeseries, protowire.BytesType)
 	dst = protowire.AppendVarint(dst, uint64(size))
+	dst = appendLabels(dst, labels)
+	dst = protowire.AppendTag(dst, fieldSamples, protowire.BytesType)
+	dst = protowire.AppendVarint(dst, uint64(sampleSize))
+	dst = protowire.AppendTag(dst, fieldSampleValue, protowire.Fixed64Type)
+	dst = protowire.AppendFixed64(dst, math.Float64bits(value))
+	dst = protowire.AppendTag(dst, fieldSampleTime, protowire.VarintType)
+	return protowire.AppendVarint(dst, uint64(tsMillis))
+}
+
+// labelsSize is the encoded size of the labels fields of a TimeSeries.
+func labelsSize(labels []label) int {
+	size := 0
+	for _, l := range labels {
+		size += protowire.SizeTag(fieldLabels) + protowire.SizeBytes(labelSize(l))
+	}
+	return size
+}
+
+// appendLabels appends the labels fields of a TimeSeries.
+func appendLabels(dst []byte, labels []label) []byte {
 	for _, l := range labels {
 		dst = protowire.AppendTag(dst, fieldLabels, protowire.BytesType)
 		dst = protowire.AppendVarint(dst, uint64(labelSize(l)))
@@ -53,12 +68,7 @@ func appendTimeSeries(dst []byte, labels []label, value float64, tsMillis int64)
 		dst = protowire.AppendTag(dst, fieldLabelValue, protowire.BytesType)
 		dst = protowire.AppendString(dst, l.value)
 	}
-	dst = protowire.AppendTag(dst, fieldSamples, protowire.BytesType)
-	dst = protowire.AppendVarint(dst, uint64(sampleSize))
-	dst = protowire.AppendTag(dst, fieldSampleValue, protowire.Fixed64Type)
-	dst = protowire.AppendFixed64(dst, math.Float64bits(value))
-	dst = protowire.AppendTag(dst, fieldSampleTime, protowire.VarintType)
-	return protowire.AppendVarint(dst, uint64(tsMillis))
+	return dst
 }
 
 func labelSize(l label) int {
