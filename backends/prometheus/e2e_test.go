@@ -2,6 +2,11 @@ package prometheus
 
 import (
 	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,6 +147,89 @@ remote-write-url = "%s/api/v1/write"
 			got := prom.query(t, tc.query, now)
 			if len(got) != 1 || got[0].Value != tc.want {
 				t.Errorf("got %+v, want one sample %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// sendTimerTCP sends every value as a timer line name:<v>|ms over TCP
+// (no loss), in connections of 10k lines.
+func sendTimerTCP(t *testing.T, tcp, name string, values []float64) {
+	t.Helper()
+	var b strings.Builder
+	for i, v := range values {
+		b.WriteString(name)
+		b.WriteByte(':')
+		b.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
+		b.WriteString("|ms\n")
+		if (i+1)%10000 == 0 || i == len(values)-1 {
+			garnertest.SendTCP(t, tcp, b.String())
+			b.Reset()
+		}
+	}
+}
+
+// TestE2ENativeHistogramToPrometheus is issue 12's Prometheus check: 100k
+// lognormal latency samples (about 1 ms to 2.3 s) through the real garner
+// binary into a real Prometheus with native histograms, in two halves that
+// reach it in different flushes. histogram_count() must be exact after
+// each half (the histogram is cumulative) and histogram_quantile(0.99)
+// within 3% of the exact p99 — with timer-aggregation = "histogram" and,
+// built from the raw values, "exact".
+func TestE2ENativeHistogramToPrometheus(t *testing.T) {
+	prom := startNativePrometheus(t)
+	rnd := rand.New(rand.NewPCG(21, 22))
+	for _, mode := range []string{"histogram", "exact"} {
+		t.Run(mode, func(t *testing.T) {
+			values := lognormal(rnd, 100000)
+			p := garnertest.StartConfig(t, fmt.Sprintf(`backends = "prometheus"
+metrics-addr = "127.0.0.1:0"
+tcp-metrics-addr = "127.0.0.1:0"
+flush-interval = "300ms"
+shutdown-grace = "0s"
+timer-aggregation = %q
+[prometheus]
+remote-write-url = "%s/api/v1/write"
+timers = "native-histogram"
+`, mode, prom.URL))
+			tcp := p.TCPAddr(t)
+			name := "e2e.native." + mode
+			sel := `e2e_native_` + mode + `{host="127.0.0.1"}`
+			count := func() float64 {
+				got := prom.query(t, "histogram_count("+sel+")", time.Now())
+				if len(got) != 1 {
+					return -1
+				}
+				return got[0].Value
+			}
+
+			half := len(values) / 2
+			sendTimerTCP(t, tcp, name, values[:half])
+			garnertest.WaitFor(t, "Prometheus to hold the first half", 30*time.Second, func() bool { return count() >= float64(half) })
+			if n := count(); n != float64(half) {
+				t.Fatalf("histogram_count after the first half = %v, want %d", n, half)
+			}
+			firstSeen := time.Now()
+			sendTimerTCP(t, tcp, name, values[half:])
+			p.WaitRead(t, len(values))
+			p.StopOK(t) // the final flush
+			garnertest.WaitFor(t, "Prometheus to hold every sample", 30*time.Second, func() bool { return count() >= float64(len(values)) })
+			if n := count(); n != float64(len(values)) {
+				t.Errorf("histogram_count = %v, want %d", n, len(values))
+			}
+			// Cumulative: the sample of the first half is still there, below.
+			if got := prom.query(t, "histogram_count("+sel+")", firstSeen); len(got) != 1 || got[0].Value != float64(half) {
+				t.Errorf("histogram_count when the first half was in = %+v, want %d", got, half)
+			}
+			sorted := slices.Sorted(slices.Values(values))
+			for _, q := range []float64{0.5, 0.9, 0.99} {
+				want := exactQuantile(sorted, q)
+				got := one(t, prom, "histogram_quantile("+ftoa(q)+", "+sel+")", time.Now())
+				if off := math.Abs(got-want) / want; off > 0.03 {
+					t.Errorf("histogram_quantile(%v) = %v, exact %v: off by %.2f%%", q, got, want, 100*off)
+				} else {
+					t.Logf("histogram_quantile(%v) = %v, exact %v: off by %.2f%%", q, got, want, 100*off)
+				}
 			}
 		})
 	}

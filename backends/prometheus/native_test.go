@@ -255,9 +255,7 @@ func TestNativeHistograms(t *testing.T) {
 	mixed := []float64{-4, -0.5, 0, 0, 1, 3, 1000}
 	classic := model.Timer{Series: model.Series{Name: "resp.size", Tags: []string{"gsd_histogram:10"}, Source: "10.0.0.7"},
 		Values: []float64{5, 50}, Histogram: []model.Bucket{{Le: 10, Count: 1}, {Le: math.Inf(1), Count: 2}}}
-	snap := func(at time.Duration, ts ...model.Timer) *model.Snapshot {
-		return &model.Snapshot{Time: t0.Add(at), Interval: 10 * time.Second, Timers: ts}
-	}
+	snap := func(at time.Duration, ts ...model.Timer) *model.Snapshot { return testSnapshotAt(t0.Add(at), ts...) }
 	send := func(s *model.Snapshot) map[string]ts {
 		t.Helper()
 		if err := c.SendMetrics(context.Background(), s); err != nil {

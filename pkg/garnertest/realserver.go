@@ -403,10 +403,11 @@ type Prometheus struct {
 }
 
 // StartPrometheus runs prometheus --web.enable-remote-write-receiver on a
-// free loopback port with a temporary TSDB and a config without scrapes.
-func StartPrometheus(t testing.TB) *Prometheus {
+// free loopback port with a temporary TSDB and a config without scrapes,
+// with flags added (e.g. --enable-feature=native-histograms).
+func StartPrometheus(t testing.TB, flags ...string) *Prometheus {
 	t.Helper()
-	return startPrometheus(t, "global:\n  scrape_interval: 1m\n", "--web.enable-remote-write-receiver")
+	return startPrometheus(t, "global:\n  scrape_interval: 1m\n", append([]string{"--web.enable-remote-write-receiver"}, flags...)...)
 }
 
 // startPrometheus runs prometheus with config yml on a free loopback port
