@@ -192,7 +192,7 @@ var otlpKeys = []key{
 	{"otlp.compress_payload", kBool, otlpDefaults.CompressPayload, "gzip request bodies (Content-Encoding: gzip)", false},
 	{"otlp.metrics_per_batch", kInt, otlpDefaults.MetricsPerBatch, "Most metrics (one data point each) per request; a flush is split into several requests beyond it", false},
 	{"otlp.resource_keys", kList, "", "Tag keys whose tags become resource attributes instead of data point attributes, space-separated (e.g. \"service env\")", false},
-	{"otlp.conversion", kString, otlpDefaults.Conversion, "Timers as AsGauge (gauges <name>.lower, .upper, .count, ... and <name>.histogram{le}) or AsHistogram (OTLP histograms)", false},
+	{"otlp.conversion", kString, otlpDefaults.Conversion, "Timers as AsGauge (gauges <name>.lower, .upper, .count, ... and <name>.histogram{le}), AsHistogram (OTLP histograms: count, sum, min, max, gsd_histogram buckets) or AsExponentialHistogram (OTLP exponential histograms, from the exponential histogram of timer-aggregation = \"histogram\" or built from the raw values in exact mode)", false},
 	{"otlp.user_agent", kString, otlpDefaults.UserAgent, "User-Agent of OTLP requests; empty = garner/<version>", false},
 }
 
@@ -218,8 +218,10 @@ func (c *Config) loadOTLP(r *reader) {
 		o.Conversion = otlp.AsGauge
 	case "ashistogram":
 		o.Conversion = otlp.AsHistogram
+	case "asexponentialhistogram":
+		o.Conversion = otlp.AsExponentialHistogram
 	default:
-		r.fail("otlp.conversion", fmt.Errorf("%q is not one of %s, %s", conv, otlp.AsGauge, otlp.AsHistogram))
+		r.fail("otlp.conversion", fmt.Errorf("%q is not one of %s, %s, %s", conv, otlp.AsGauge, otlp.AsHistogram, otlp.AsExponentialHistogram))
 	}
 }
 

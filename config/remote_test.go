@@ -46,6 +46,7 @@ func TestOTLPSection(t *testing.T) {
 		wantConv    string
 	}{
 		{"gostatsd seconds", "max_request_elapsed_time = 20\nconversion = \"AsHistogram\"\n", 20 * time.Second, otlp.AsHistogram},
+		{"exponential histogram", "conversion = \"asexponentialhistogram\"\n", 15 * time.Second, otlp.AsExponentialHistogram},
 		{"seconds as string", "max_request_elapsed_time = \"7\"\nconversion = \"asgauge\"\n", 7 * time.Second, otlp.AsGauge},
 		{"duration", "max_request_elapsed_time = \"1m30s\"\n", 90 * time.Second, otlp.AsGauge},
 		{"default", "", 15 * time.Second, otlp.AsGauge},

@@ -2,10 +2,16 @@ package otlp
 
 import (
 	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
+	metricsv1 "go.opentelemetry.io/proto/otlp/metrics/v1"
+
 	"github.com/garner-metrics/garner/pkg/garnertest"
+	"github.com/garner-metrics/garner/pkg/histogram"
 )
 
 // TestE2E runs the real garner binary with the otlp backend posting to the
@@ -69,5 +75,86 @@ max_request_elapsed_time = 5
 	if got := formatAttrs(recs[0].Attributes); res[0] != "service=api" ||
 		got != "aggregation_key=,alert_type=warning,priority=normal,source=127.0.0.1,source_type_name=,tags={},text=done,title=deploy" {
 		t.Errorf("event log record: resource %q attributes %s", res[0], got)
+	}
+}
+
+// TestE2EExponentialHistogram runs the real garner binary with conversion
+// AsExponentialHistogram, in both timer modes, sends 20k lognormal latency
+// samples (about 1 ms to 2.3 s) over TCP in two halves that reach the
+// receiver in different flushes, plus 1000 samples at rate 0.1, and merges
+// the delta points it decodes (official protos) back into one histogram:
+// the count is exact, min and max are exact, and the median, p90 and p99
+// estimated from the merged buckets are within 2% of the exact ones.
+func TestE2EExponentialHistogram(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(31, 32))
+	for _, mode := range []string{"histogram", "exact"} {
+		t.Run(mode, func(t *testing.T) {
+			r := newReceiver(t)
+			p := garnertest.StartConfig(t, fmt.Sprintf(`backends = "otlp"
+metrics-addr = "127.0.0.1:0"
+tcp-metrics-addr = "127.0.0.1:0"
+flush-interval = "300ms"
+shutdown-grace = "0s"
+timer-aggregation = %q
+[otlp]
+metrics_endpoint = "%s/v1/metrics"
+conversion = "AsExponentialHistogram"
+`, mode, r.srv.URL))
+			tcp := p.TCPAddr(t)
+			values := make([]float64, 20000)
+			for i := range values {
+				values[i] = math.Exp(math.Log(50) + rnd.NormFloat64())
+			}
+			points := func(name string) []*metricsv1.ExponentialHistogramDataPoint {
+				var out []*metricsv1.ExponentialHistogramDataPoint
+				for _, pt := range r.points() {
+					if pt.metric == name && pt.exp != nil && pt.exp.Count > 0 {
+						out = append(out, pt.exp)
+					}
+				}
+				return out
+			}
+			half := len(values) / 2
+			garnertest.SendTimersTCP(t, tcp, "e2e.lat", "", values[:half])
+			garnertest.WaitFor(t, "a flush with the first half", 20*time.Second, func() bool { return len(points("e2e.lat")) > 0 })
+			garnertest.SendTimersTCP(t, tcp, "e2e.lat", "", values[half:])
+			garnertest.SendTimersTCP(t, tcp, "e2e.sampled", "|@0.1", values[:1000])
+			p.WaitRead(t, len(values)+1000)
+			p.StopOK(t)
+
+			merged := histogram.New(histogram.DefaultMaxBuckets)
+			lat := points("e2e.lat")
+			for _, dp := range lat {
+				h, err := histogram.FromData(&histogram.Data{
+					Scale: dp.Scale, Count: dp.Count, ZeroCount: dp.ZeroCount, Sum: dp.GetSum(), Min: dp.GetMin(), Max: dp.GetMax(),
+					PositiveOffset: dp.GetPositive().GetOffset(), Positive: dp.GetPositive().GetBucketCounts(),
+					NegativeOffset: dp.GetNegative().GetOffset(), Negative: dp.GetNegative().GetBucketCounts(),
+				}, histogram.DefaultMaxBuckets)
+				if err != nil {
+					t.Fatalf("point does not hold together: %v (%v)", err, dp)
+				}
+				merged.Merge(h)
+			}
+			if len(lat) < 2 {
+				t.Errorf("%d points with values, want the two halves in different flushes", len(lat))
+			}
+			sorted := slices.Sorted(slices.Values(values))
+			if merged.Count() != uint64(len(values)) || merged.Min() != sorted[0] || merged.Max() != sorted[len(sorted)-1] {
+				t.Errorf("merged count %d min %v max %v, want %d %v %v", merged.Count(), merged.Min(), merged.Max(), len(values), sorted[0], sorted[len(sorted)-1])
+			}
+			for _, q := range []float64{0.5, 0.9, 0.99} {
+				want := sorted[int(math.Ceil(q*float64(len(sorted))))-1]
+				if got := merged.Quantile(q); math.Abs(got-want)/want > 0.02 {
+					t.Errorf("p%v from the merged buckets = %v, exact %v", 100*q, got, want)
+				}
+			}
+			var sampled uint64
+			for _, dp := range points("e2e.sampled") {
+				sampled += dp.Count
+			}
+			if sampled != 10000 {
+				t.Errorf("e2e.sampled: Σcount %d, want 10000 (1000 samples at rate 0.1)", sampled)
+			}
+		})
 	}
 }

@@ -10,6 +10,10 @@ import (
 const (
 	AsGauge     = "AsGauge"     // timers as gauges <name>.<stat>, gsd_histogram buckets as gauges <name>.histogram{le}
 	AsHistogram = "AsHistogram" // timers as OTLP histograms (count, sum, min, max; buckets from gsd_histogram)
+	// AsExponentialHistogram sends timers as delta OTLP exponential
+	// histograms (scale, zero count, positive and negative buckets, count,
+	// sum, min, max); gsd_histogram timers as AsHistogram does.
+	AsExponentialHistogram = "AsExponentialHistogram"
 )
 
 // Options configures the backend; config maps the [otlp] keys onto it
@@ -44,7 +48,8 @@ type Options struct {
 	// ResourceKeys are tag keys whose tags become resource attributes
 	// instead of data point attributes. Default none.
 	ResourceKeys []string
-	// Conversion of timers: AsGauge (default; also what "" means) or AsHistogram.
+	// Conversion of timers: AsGauge (default; also what "" means),
+	// AsHistogram or AsExponentialHistogram.
 	Conversion string
 	// UserAgent of every request; "" (default) = garner/<version>.
 	UserAgent string

@@ -24,6 +24,17 @@
 //   - timer, conversion AsHistogram → histogram <name> (delta) with count
 //     (samples, sample rate applied), sum, min and max, and with a
 //     gsd_histogram tag its explicit bounds and per-bucket counts.
+//   - timer, conversion AsExponentialHistogram (garner's) → exponential
+//     histogram <name> (delta) with scale, zero count (exact zeros: zero
+//     threshold 0), positive and negative offset and bucket counts, count,
+//     sum, min and max: the aggregator's histogram of the interval as it is
+//     (timer-aggregation = "histogram"), or in exact mode one built from the
+//     interval's raw values (at most 512 buckets per range). The bucket
+//     counts carry the sample rate: they add up to count (the sampled
+//     count, rounded), each within 1 of its share; sum, min and max are
+//     those of the values. A timer with a gsd_histogram tag is sent as with
+//     AsHistogram (its explicit buckets are exact); an interval without
+//     samples sends a point with count 0.
 //
 // Events become log records sent to logs_endpoint (not sent when it is
 // empty) with the attributes title, text, source, priority, alert_type,
@@ -64,6 +75,7 @@ import (
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/backends/httpsend"
+	"github.com/garner-metrics/garner/pkg/histogram"
 	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/version"
 )
@@ -77,7 +89,8 @@ const ScopeName = "garner/aggregation"
 // Client is the OTLP backend. Safe for concurrent use.
 type Client struct {
 	cfg          Options
-	asHistogram  bool
+	asHistogram  bool // AsHistogram or AsExponentialHistogram
+	asExp        bool // AsExponentialHistogram
 	log          logrus.FieldLogger
 	sender       *httpsend.Sender
 	metricsReq   httpsend.Request
@@ -99,13 +112,22 @@ func New(cfg Options, deps backends.Deps) (*Client, error) {
 		return nil, errors.New("otlp.metrics_endpoint is required")
 	}
 	c := &Client{
-		cfg: cfg, asHistogram: cfg.Conversion == AsHistogram, log: deps.Log,
+		cfg: cfg, log: deps.Log,
 		scope:        &commonv1.InstrumentationScope{Name: ScopeName, Version: version.Get().Version},
 		resourceKeys: make(map[string]bool, len(cfg.ResourceKeys)),
 		dropped:      deps.DroppedSeries,
 	}
 	if c.dropped == nil {
 		c.dropped = prom.NewCounter(prom.CounterOpts{Name: "unused"})
+	}
+	switch cfg.Conversion {
+	case "", AsGauge:
+	case AsHistogram:
+		c.asHistogram = true
+	case AsExponentialHistogram:
+		c.asHistogram, c.asExp = true, true
+	default:
+		return nil, fmt.Errorf("otlp.conversion: %q is not one of %s, %s, %s", cfg.Conversion, AsGauge, AsHistogram, AsExponentialHistogram)
 	}
 	for _, k := range cfg.ResourceKeys {
 		c.resourceKeys[k] = true
@@ -194,7 +216,8 @@ const (
 	kindTimerStat      // sub = index into model.TimerStats
 	kindTimerPct       // sub = index into Percentiles
 	kindTimerBucket    // sub = bucket index
-	kindTimerHistogram // AsHistogram
+	kindTimerHistogram // AsHistogram (and gsd_histogram timers with AsExponentialHistogram)
+	kindTimerExp       // AsExponentialHistogram
 )
 
 // item is one OTLP metric (with one data point) of a snapshot.
@@ -235,6 +258,8 @@ func (c *Client) plan(s *model.Snapshot) []item {
 	for i := range s.Timers {
 		t := &s.Timers[i]
 		switch {
+		case c.asExp && t.Histogram == nil:
+			plan = append(plan, item{kind: kindTimerExp, idx: int32(i)})
 		case c.asHistogram:
 			plan = append(plan, item{kind: kindTimerHistogram, idx: int32(i)})
 		case t.Histogram != nil:
@@ -350,6 +375,12 @@ func (c *Client) metric(s *model.Snapshot, it item, attrs []*commonv1.KeyValue, 
 		return m
 	}
 	t := &s.Timers[it.idx]
+	if it.kind == kindTimerExp {
+		return &metricsv1.Metric{Name: validUTF8(t.Name), Data: &metricsv1.Metric_ExponentialHistogram{ExponentialHistogram: &metricsv1.ExponentialHistogram{
+			AggregationTemporality: metricsv1.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA,
+			DataPoints:             []*metricsv1.ExponentialHistogramDataPoint{c.exponentialPoint(t, attrs, start, end)},
+		}}}
+	}
 	return &metricsv1.Metric{Name: validUTF8(t.Name), Data: &metricsv1.Metric_Histogram{Histogram: &metricsv1.Histogram{
 		AggregationTemporality: metricsv1.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA,
 		DataPoints:             []*metricsv1.HistogramDataPoint{c.histogramPoint(t, attrs, start, end)},
@@ -385,6 +416,41 @@ func (c *Client) histogramPoint(t *model.Timer, attrs []*commonv1.KeyValue, star
 	lo, hi, sum := t.Values[0], t.Values[0], 0.0
 	for _, v := range t.Values {
 		lo, hi, sum = min(lo, v), max(hi, v), sum+v
+	}
+	if !math.IsNaN(sum) && !math.IsInf(sum, 0) {
+		dp.Sum = &sum
+	} else {
+		c.nonFinite.Inc()
+	}
+	dp.Min, dp.Max = &lo, &hi
+	return dp
+}
+
+// exponentialPoint is a timer as an OTLP exponential histogram point: its
+// histogram (built from the raw values in exact mode), the bucket counts
+// scaled to the sampled count.
+func (c *Client) exponentialPoint(t *model.Timer, attrs []*commonv1.KeyValue, start, end uint64) *metricsv1.ExponentialHistogramDataPoint {
+	dp := &metricsv1.ExponentialHistogramDataPoint{Attributes: attrs, StartTimeUnixNano: start, TimeUnixNano: end}
+	h := t.Exp
+	if h == nil {
+		if len(t.Values) == 0 {
+			return dp
+		}
+		h = histogram.FromValues(t.Values, histogram.DefaultMaxBuckets)
+	}
+	if h.Count() == 0 {
+		return dp
+	}
+	var d histogram.Data
+	h.ExportScaled(&d, histogram.WeightedCount(t.SampledCount, h.Count()))
+	dp.Count, dp.Scale, dp.ZeroCount = d.Count, d.Scale, d.ZeroCount
+	dp.Positive = &metricsv1.ExponentialHistogramDataPoint_Buckets{Offset: d.PositiveOffset, BucketCounts: d.Positive}
+	if len(d.Negative) > 0 {
+		dp.Negative = &metricsv1.ExponentialHistogramDataPoint_Buckets{Offset: d.NegativeOffset, BucketCounts: d.Negative}
+	}
+	lo, hi, sum := d.Min, d.Max, d.Sum
+	if t.Exp != nil { // the aggregator's exact statistics
+		lo, hi, sum = t.Lower, t.Upper, t.Sum
 	}
 	if !math.IsNaN(sum) && !math.IsInf(sum, 0) {
 		dp.Sum = &sum

@@ -120,6 +120,7 @@ type point struct {
 	time     uint64
 	sum      *metricsv1.Sum
 	hist     *metricsv1.HistogramDataPoint
+	exp      *metricsv1.ExponentialHistogramDataPoint
 }
 
 // key is metric{attrs}.
@@ -155,6 +156,16 @@ func (r *receiver) points() []point {
 							p.start, p.time = dp.StartTimeUnixNano, dp.TimeUnixNano
 							if d.Histogram.AggregationTemporality != metricsv1.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA {
 								r.t.Errorf("histogram %s is not delta", m.Name)
+							}
+							out = append(out, p)
+						}
+					case *metricsv1.Metric_ExponentialHistogram:
+						for _, dp := range d.ExponentialHistogram.DataPoints {
+							p := base
+							p.kind, p.attrs, p.exp = "exponential_histogram", formatAttrs(dp.Attributes), dp
+							p.start, p.time = dp.StartTimeUnixNano, dp.TimeUnixNano
+							if d.ExponentialHistogram.AggregationTemporality != metricsv1.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA {
+								r.t.Errorf("exponential histogram %s is not delta", m.Name)
 							}
 							out = append(out, p)
 						}

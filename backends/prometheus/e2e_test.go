@@ -5,8 +5,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -152,23 +150,6 @@ remote-write-url = "%s/api/v1/write"
 	}
 }
 
-// sendTimerTCP sends every value as a timer line name:<v>|ms over TCP
-// (no loss), in connections of 10k lines.
-func sendTimerTCP(t *testing.T, tcp, name string, values []float64) {
-	t.Helper()
-	var b strings.Builder
-	for i, v := range values {
-		b.WriteString(name)
-		b.WriteByte(':')
-		b.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
-		b.WriteString("|ms\n")
-		if (i+1)%10000 == 0 || i == len(values)-1 {
-			garnertest.SendTCP(t, tcp, b.String())
-			b.Reset()
-		}
-	}
-}
-
 // TestE2ENativeHistogramToPrometheus is issue 12's Prometheus check: 100k
 // lognormal latency samples (about 1 ms to 2.3 s) through the real garner
 // binary into a real Prometheus with native histograms, in two halves that
@@ -204,13 +185,13 @@ timers = "native-histogram"
 			}
 
 			half := len(values) / 2
-			sendTimerTCP(t, tcp, name, values[:half])
+			garnertest.SendTimersTCP(t, tcp, name, "", values[:half])
 			garnertest.WaitFor(t, "Prometheus to hold the first half", 30*time.Second, func() bool { return count() >= float64(half) })
 			if n := count(); n != float64(half) {
 				t.Fatalf("histogram_count after the first half = %v, want %d", n, half)
 			}
 			firstSeen := time.Now()
-			sendTimerTCP(t, tcp, name, values[half:])
+			garnertest.SendTimersTCP(t, tcp, name, "", values[half:])
 			p.WaitRead(t, len(values))
 			p.StopOK(t) // the final flush
 			garnertest.WaitFor(t, "Prometheus to hold every sample", 30*time.Second, func() bool { return count() >= float64(len(values)) })

@@ -89,6 +89,26 @@ func SendTCP(t testing.TB, addr, payload string) {
 	}
 }
 
+// SendTimersTCP sends every value as a statsd timer line
+// <name>:<value>|ms<suffix> (suffix e.g. "|@0.1" or "|#k:v"; shortest
+// exact decimal), over TCP (no loss), in connections of 10k lines.
+func SendTimersTCP(t testing.TB, addr, name, suffix string, values []float64) {
+	t.Helper()
+	var b []byte
+	for i, v := range values {
+		b = append(b, name...)
+		b = append(b, ':')
+		b = strconv.AppendFloat(b, v, 'g', -1, 64)
+		b = append(b, "|ms"...)
+		b = append(b, suffix...)
+		b = append(b, '\n')
+		if (i+1)%10000 == 0 || i == len(values)-1 {
+			SendTCP(t, addr, string(b))
+			b = b[:0]
+		}
+	}
+}
+
 // MaxSendBuffer is the largest send buffer, in bytes, the kernel gives a TCP
 // socket: autotuned up to net.ipv4.tcp_wmem's maximum, or, set with
 // SO_SNDBUF, up to twice net.core.wmem_max. A test that needs a peer's
