@@ -90,16 +90,9 @@ func TestE2EExponentialHistogram(t *testing.T) {
 	for _, mode := range []string{"histogram", "exact"} {
 		t.Run(mode, func(t *testing.T) {
 			r := newReceiver(t)
-			p := garnertest.StartConfig(t, fmt.Sprintf(`backends = "otlp"
-metrics-addr = "127.0.0.1:0"
-tcp-metrics-addr = "127.0.0.1:0"
-flush-interval = "300ms"
-shutdown-grace = "0s"
-timer-aggregation = %q
-[otlp]
-metrics_endpoint = "%s/v1/metrics"
-conversion = "AsExponentialHistogram"
-`, mode, r.srv.URL))
+			p := garnertest.StartConfig(t, fmt.Sprintf("[otlp]\nmetrics_endpoint = \"%s/v1/metrics\"\nconversion = \"AsExponentialHistogram\"\n", r.srv.URL),
+				"--backends", "otlp", "--timer-aggregation", mode, "--flush-interval", "300ms", "--shutdown-grace", "0s",
+				"--metrics-addr", "127.0.0.1:0", "--tcp-metrics-addr", "127.0.0.1:0")
 			tcp := p.TCPAddr(t)
 			values := make([]float64, 20000)
 			for i := range values {

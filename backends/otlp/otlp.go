@@ -417,12 +417,7 @@ func (c *Client) histogramPoint(t *model.Timer, attrs []*commonv1.KeyValue, star
 	for _, v := range t.Values {
 		lo, hi, sum = min(lo, v), max(hi, v), sum+v
 	}
-	if !math.IsNaN(sum) && !math.IsInf(sum, 0) {
-		dp.Sum = &sum
-	} else {
-		c.nonFinite.Inc()
-	}
-	dp.Min, dp.Max = &lo, &hi
+	dp.Sum, dp.Min, dp.Max = c.stats(sum, lo, hi)
 	return dp
 }
 
@@ -452,13 +447,18 @@ func (c *Client) exponentialPoint(t *model.Timer, attrs []*commonv1.KeyValue, st
 	if t.Exp != nil { // the aggregator's exact statistics
 		lo, hi, sum = t.Lower, t.Upper, t.Sum
 	}
-	if !math.IsNaN(sum) && !math.IsInf(sum, 0) {
-		dp.Sum = &sum
-	} else {
-		c.nonFinite.Inc()
-	}
-	dp.Min, dp.Max = &lo, &hi
+	dp.Sum, dp.Min, dp.Max = c.stats(sum, lo, hi)
 	return dp
+}
+
+// stats are a histogram point's sum, min and max; a sum that is not
+// finite is left out and counted.
+func (c *Client) stats(sum, lo, hi float64) (*float64, *float64, *float64) {
+	if math.IsNaN(sum) || math.IsInf(sum, 0) {
+		c.nonFinite.Inc()
+		return nil, &lo, &hi
+	}
+	return &sum, &lo, &hi
 }
 
 // splitTags turns a series' tags (plus host:<source>) into resource and

@@ -151,22 +151,14 @@ func (r *receiver) points() []point {
 						}
 					case *metricsv1.Metric_Histogram:
 						for _, dp := range d.Histogram.DataPoints {
-							p := base
-							p.kind, p.attrs, p.hist = "histogram", formatAttrs(dp.Attributes), dp
-							p.start, p.time = dp.StartTimeUnixNano, dp.TimeUnixNano
-							if d.Histogram.AggregationTemporality != metricsv1.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA {
-								r.t.Errorf("histogram %s is not delta", m.Name)
-							}
+							p := r.histogramPoint(base, "histogram", d.Histogram.AggregationTemporality, dp.Attributes, dp.StartTimeUnixNano, dp.TimeUnixNano)
+							p.hist = dp
 							out = append(out, p)
 						}
 					case *metricsv1.Metric_ExponentialHistogram:
 						for _, dp := range d.ExponentialHistogram.DataPoints {
-							p := base
-							p.kind, p.attrs, p.exp = "exponential_histogram", formatAttrs(dp.Attributes), dp
-							p.start, p.time = dp.StartTimeUnixNano, dp.TimeUnixNano
-							if d.ExponentialHistogram.AggregationTemporality != metricsv1.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA {
-								r.t.Errorf("exponential histogram %s is not delta", m.Name)
-							}
+							p := r.histogramPoint(base, "exponential_histogram", d.ExponentialHistogram.AggregationTemporality, dp.Attributes, dp.StartTimeUnixNano, dp.TimeUnixNano)
+							p.exp = dp
 							out = append(out, p)
 						}
 					default:
@@ -177,6 +169,15 @@ func (r *receiver) points() []point {
 		}
 	}
 	return out
+}
+
+// histogramPoint is base as a point of a histogram kind, which must be delta.
+func (r *receiver) histogramPoint(base point, kind string, temp metricsv1.AggregationTemporality, attrs []*commonv1.KeyValue, start, end uint64) point {
+	if temp != metricsv1.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA {
+		r.t.Errorf("%s %s is not delta", kind, base.metric)
+	}
+	base.kind, base.attrs, base.start, base.time = kind, formatAttrs(attrs), start, end
+	return base
 }
 
 func numberPoint(p point, kind string, dp *metricsv1.NumberDataPoint) point {
