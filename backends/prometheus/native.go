@@ -29,10 +29,19 @@ const (
 	minSchema = -4
 )
 
+// exports holds the exported running histograms of one plan: the Data of
+// each (cap fixed up front, so pointers into it stay valid) and their
+// counters, a few allocations per flush.
+type exports struct {
+	data   []histogram.Data
+	counts []uint64
+}
+
 // planNativeLocked updates timer t's running histogram and appends its
-// sample (none until the series has had a value). t must not have
-// gsd_histogram buckets (those are sent as a classic histogram).
-func (c *Client) planNativeLocked(plan []sample, t *model.Timer, i int) []sample {
+// sample (none until the series has had a value), exporting it into ex. t
+// must not have gsd_histogram buckets (those are sent as a classic
+// histogram).
+func (c *Client) planNativeLocked(plan []sample, ex *exports, t *model.Timer, i int) []sample {
 	r := c.runningLocked('n', &t.Series, 0)
 	h := t.Exp
 	if h == nil && len(t.Values) > 0 { // timer-aggregation = exact
@@ -64,8 +73,9 @@ func (c *Client) planNativeLocked(plan []sample, t *model.Timer, i int) []sample
 		c.dropped.Inc()
 		return plan
 	}
-	d := &histogram.Data{}
-	r.nh.Export(d)
+	ex.data = append(ex.data, histogram.Data{})
+	d := &ex.data[len(ex.data)-1]
+	ex.counts = r.nh.ExportArena(d, ex.counts)
 	plan = append(plan, sample{kind: kindNative, idx: int32(i), hist: d, reset: !r.sent})
 	r.sent = true
 	return plan

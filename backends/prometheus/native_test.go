@@ -382,3 +382,29 @@ func TestTimersOption(t *testing.T) {
 		t.Errorf("New with timers = histogram: %v, want an error naming prometheus.timers and the values", err)
 	}
 }
+
+// BenchmarkNativeFlush is one flush of 1000 histogram-mode timers (5000
+// lognormal samples each) as native histograms: merge into the running
+// histograms, export and encode.
+func BenchmarkNativeFlush(b *testing.B) {
+	deps, _, _ := garnertest.BackendDeps()
+	c, err := New(Options{RemoteWriteURL: "http://127.0.0.1:1", Timers: TimersNativeHistogram}, nil, deps)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	snap := testSnapshotAt(t0)
+	for i := range 1000 {
+		tm := histTimer(fmt.Sprintf("app.latency.%d", i), histogram.DefaultMaxBuckets, 5000, lognormal(rnd, 5000)...)
+		snap.Timers = append(snap.Timers, tm)
+	}
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		c.mu.Lock()
+		plan := c.planLocked(snap)
+		c.mu.Unlock()
+		buf = c.encode(buf[:0], snap, plan, t0.UnixMilli())
+	}
+	b.SetBytes(int64(len(buf)))
+}

@@ -84,7 +84,10 @@ type Client struct {
 	mu     sync.Mutex
 	totals map[string]*running // by series key; see key
 	gen    uint64              // flushes seen, to forget absent series
-	keyBuf []byte
+	// nativeCounters is how many bucket counters the last flush's native
+	// histograms exported.
+	nativeCounters int
+	keyBuf         []byte
 }
 
 // quantile is one timer quantile sent as <name>{quantile="label"}.
@@ -267,6 +270,7 @@ func (c *Client) planLocked(s *model.Snapshot) []sample {
 	for i := range s.Sets {
 		plan = append(plan, sample{kind: kindSet, idx: int32(i), value: float64(len(s.Sets[i].Members))})
 	}
+	var ex exports // native histograms
 	for i := range s.Timers {
 		t := &s.Timers[i]
 		if t.Histogram != nil {
@@ -287,7 +291,11 @@ func (c *Client) planLocked(s *model.Snapshot) []sample {
 			continue
 		}
 		if c.native {
-			plan = c.planNativeLocked(plan, t, i)
+			if ex.data == nil {
+				ex.data = make([]histogram.Data, 0, len(s.Timers)-i)
+				ex.counts = make([]uint64, 0, c.nativeCounters+c.nativeCounters/8)
+			}
+			plan = c.planNativeLocked(plan, &ex, t, i)
 			continue
 		}
 		r := c.runningLocked('t', &t.Series, 0)
@@ -316,6 +324,9 @@ func (c *Client) planLocked(s *model.Snapshot) []sample {
 		plan = append(plan,
 			sample{kind: kindSum, idx: int32(i), value: r.sum},
 			sample{kind: kindCount, idx: int32(i), value: r.count})
+	}
+	if ex.data != nil {
+		c.nativeCounters = len(ex.counts) // sizes the next flush's exports
 	}
 	for k, r := range c.totals {
 		if r.gen != c.gen {

@@ -3,6 +3,7 @@ package histogram
 import (
 	"math"
 	"math/bits"
+	"slices"
 )
 
 // Helpers for exporters (Prometheus native histograms, OTLP exponential
@@ -66,4 +67,25 @@ func WeightedCount(sampled float64, count uint64) uint64 {
 		return count
 	}
 	return uint64(math.Floor(sampled + 0.5))
+}
+
+// ExportArena is Export with the counters appended to arena instead:
+// d.Positive and d.Negative become sub-slices of the returned arena, so that
+// the histograms of a whole flush export into a few allocations. What
+// arena held before is not changed (a grown arena is a new array).
+func (h *Histogram) ExportArena(d *Data, arena []uint64) []uint64 {
+	arena = slices.Grow(arena, int(h.pos.n+h.neg.n))
+	start := len(arena)
+	for j := int32(0); j < h.pos.n; j++ {
+		arena = append(arena, h.pos.get(j))
+	}
+	mid := len(arena)
+	for j := int32(0); j < h.neg.n; j++ {
+		arena = append(arena, h.neg.get(j))
+	}
+	end := len(arena)
+	*d = Data{Scale: h.scale, Count: h.count, ZeroCount: h.zero, Sum: h.sum, SumSquares: h.sumSq,
+		Min: h.min, Max: h.max, PositiveOffset: h.pos.off, NegativeOffset: h.neg.off,
+		Positive: arena[start:mid:mid], Negative: arena[mid:end:end]}
+	return arena
 }

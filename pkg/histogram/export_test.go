@@ -3,6 +3,7 @@ package histogram
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -85,5 +86,35 @@ func TestWeightedCount(t *testing.T) {
 				t.Errorf("WeightedCount(%g, %d) = %d, want %d", tt.sampled, tt.count, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestExportArena(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	var arena []uint64
+	var ds []Data
+	var hs []*Histogram
+	for i := range 20 {
+		vs := lognormal(r, 50+i*100)
+		if i%3 == 0 {
+			vs = append(vs, -1, -7, 0)
+		}
+		h := FromValues(vs, DefaultMaxBuckets)
+		var d Data
+		arena = h.ExportArena(&d, arena)
+		hs, ds = append(hs, h), append(ds, d)
+	}
+	for i, h := range hs {
+		var want Data
+		h.Export(&want)
+		got := ds[i]
+		if got.Scale != want.Scale || got.Count != want.Count || got.ZeroCount != want.ZeroCount || got.Sum != want.Sum ||
+			got.SumSquares != want.SumSquares || got.Min != want.Min || got.Max != want.Max ||
+			got.PositiveOffset != want.PositiveOffset || got.NegativeOffset != want.NegativeOffset {
+			t.Fatalf("histogram %d: statistics %+v, want %+v", i, got, want)
+		}
+		if !slices.Equal(got.Positive, want.Positive) || !slices.Equal(got.Negative, want.Negative) {
+			t.Fatalf("histogram %d: counters differ from Export's after later exports", i)
+		}
 	}
 }
