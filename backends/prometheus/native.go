@@ -30,8 +30,7 @@ const (
 )
 
 // exports holds the exported running histograms of one plan: the Data of
-// each (cap fixed up front, so pointers into it stay valid) and their
-// counters, a few allocations per flush.
+// each and their counters, a few allocations per flush.
 type exports struct {
 	data   []histogram.Data
 	counts []uint64
@@ -73,10 +72,10 @@ func (c *Client) planNativeLocked(plan []sample, ex *exports, t *model.Timer, i 
 		c.dropped.Inc()
 		return plan
 	}
-	ex.data = append(ex.data, histogram.Data{})
-	d := &ex.data[len(ex.data)-1]
-	ex.counts = r.nh.ExportArena(d, ex.counts)
-	plan = append(plan, sample{kind: kindNative, idx: int32(i), hist: d, reset: !r.sent})
+	var d histogram.Data
+	ex.counts = r.nh.ExportArena(&d, ex.counts)
+	ex.data = append(ex.data, d)
+	plan = append(plan, sample{kind: kindNative, sub: int32(len(ex.data) - 1), idx: int32(i), reset: !r.sent})
 	r.sent = true
 	return plan
 }

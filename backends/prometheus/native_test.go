@@ -402,9 +402,9 @@ func BenchmarkNativeFlush(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		c.mu.Lock()
-		plan := c.planLocked(snap)
+		plan, hists := c.planLocked(snap)
 		c.mu.Unlock()
-		buf = c.encode(buf[:0], snap, plan, t0.UnixMilli())
+		buf = c.encode(buf[:0], snap, plan, hists, t0.UnixMilli())
 	}
 	b.SetBytes(int64(len(buf)))
 }

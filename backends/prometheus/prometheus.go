@@ -195,14 +195,14 @@ func (c *Client) SendEvent(context.Context, *model.Event) error { return nil }
 // ctx ends. Batches not delivered are counted as dropped series.
 func (c *Client) SendMetrics(ctx context.Context, s *model.Snapshot) error {
 	c.mu.Lock()
-	plan := c.planLocked(s)
+	plan, hists := c.planLocked(s)
 	c.mu.Unlock()
 	if len(plan) == 0 {
 		return nil
 	}
 	ts := s.Time.UnixMilli()
 	p := httpsend.Split(len(plan), c.cfg.MetricsPerBatch, func(dst []byte, lo, hi int) ([]byte, error) {
-		return c.encode(dst, s, plan[lo:hi], ts), nil
+		return c.encode(dst, s, plan[lo:hi], hists, ts), nil
 	})
 	return c.sender.Send(ctx, c.req, p)
 }
@@ -243,18 +243,19 @@ const (
 // from and its value (running totals applied).
 type sample struct {
 	kind  uint8
-	sub   int32 // quantile or bucket index
+	reset bool  // kindNative: send the reset hint
+	sub   int32 // quantile or bucket index; kindNative: index of the exported histogram
 	idx   int32 // index into the snapshot's slice of that type
 	value float64
-	hist  *histogram.Data // kindNative: the running histogram
-	reset bool            // kindNative: send the reset hint
 }
 
 // planLocked lists the time series of a snapshot, updating the running
 // totals, and forgets the totals of series the snapshot no longer has.
-func (c *Client) planLocked(s *model.Snapshot) []sample {
+// hists are the native histograms of the plan (exported: they do not change
+// when the running ones do).
+func (c *Client) planLocked(s *model.Snapshot) (plan []sample, hists []histogram.Data) {
 	c.gen++
-	plan := make([]sample, 0, s.Len()+len(s.Timers)*(len(c.quantiles)+2))
+	plan = make([]sample, 0, s.Len()+len(s.Timers)*(len(c.quantiles)+2))
 	for i := range s.Counters {
 		x := &s.Counters[i]
 		r := c.runningLocked('c', &x.Series, 0)
@@ -291,7 +292,7 @@ func (c *Client) planLocked(s *model.Snapshot) []sample {
 			continue
 		}
 		if c.native {
-			if ex.data == nil {
+			if ex.counts == nil {
 				ex.data = make([]histogram.Data, 0, len(s.Timers)-i)
 				ex.counts = make([]uint64, 0, c.nativeCounters+c.nativeCounters/8)
 			}
@@ -325,7 +326,7 @@ func (c *Client) planLocked(s *model.Snapshot) []sample {
 			sample{kind: kindSum, idx: int32(i), value: r.sum},
 			sample{kind: kindCount, idx: int32(i), value: r.count})
 	}
-	if ex.data != nil {
+	if ex.counts != nil {
 		c.nativeCounters = len(ex.counts) // sizes the next flush's exports
 	}
 	for k, r := range c.totals {
@@ -334,7 +335,7 @@ func (c *Client) planLocked(s *model.Snapshot) []sample {
 		}
 	}
 	c.tracked.Set(float64(len(c.totals)))
-	return plan
+	return plan, ex.data
 }
 
 // finite reports whether v may be sent: NaN never, ±Inf when inf is true.
@@ -382,7 +383,7 @@ func (c *Client) runningLocked(kind byte, s *model.Series, buckets int) *running
 
 // encode appends the WriteRequest of the samples to dst. It only reads the
 // snapshot and the plan, so batches are encoded concurrently.
-func (c *Client) encode(dst []byte, s *model.Snapshot, plan []sample, ts int64) []byte {
+func (c *Client) encode(dst []byte, s *model.Snapshot, plan []sample, hists []histogram.Data, ts int64) []byte {
 	var (
 		ls   []label
 		hist []byte
@@ -392,7 +393,7 @@ func (c *Client) encode(dst []byte, s *model.Snapshot, plan []sample, ts int64) 
 		if p.kind == kindNative {
 			ser := &s.Timers[p.idx].Series
 			ls = seriesLabels(ls[:0], ser, sanitizeMetricName(ser.Name), "", "")
-			hist = appendHistogram(hist[:0], p.hist, ts, p.reset)
+			hist = appendHistogram(hist[:0], &hists[p.sub], ts, p.reset)
 			dst = appendHistogramSeries(dst, ls, hist)
 			continue
 		}

@@ -565,7 +565,7 @@ func BenchmarkEncode(b *testing.B) {
 	var buf []byte
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = c.encode(buf[:0], snap, plan, t0.UnixMilli())
+		buf = c.encode(buf[:0], snap, plan, nil, t0.UnixMilli())
 	}
 	b.SetBytes(int64(len(buf)))
 }
