@@ -215,3 +215,50 @@ timers = "native-histogram"
 		})
 	}
 }
+
+// TestE2ETierNativeHistogram is the issue's tier into Prometheus: 4 real
+// forwarders (histogram mode, 25k lognormal samples each over TCP) ship
+// their histograms over /v3 to one real aggregator, which merges them and
+// remote-writes one native histogram to a real Prometheus: histogram_count
+// exact, histogram_quantile within 3% of the exact values.
+func TestE2ETierNativeHistogram(t *testing.T) {
+	prom := startNativePrometheus(t)
+	agg := garnertest.StartConfig(t, fmt.Sprintf("[prometheus]\nremote-write-url = \"%s/api/v1/write\"\ntimers = \"native-histogram\"\n", prom.URL),
+		"--backends", "prometheus", "--timer-aggregation", "histogram", "--flush-interval", "300ms", "--shutdown-grace", "0s",
+		"--metrics-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--enable-ingestion", "--ignore-host")
+	admin := agg.AdminAddr(t)
+	rnd := rand.New(rand.NewPCG(41, 42))
+	var all []float64
+	var fwds []*garnertest.Process
+	for range 4 {
+		f := garnertest.StartConfig(t, fmt.Sprintf("server-mode = \"forwarder\"\n[http-transport]\napi-endpoint = \"http://%s\"\nflush-interval = \"200ms\"\n", admin),
+			"--timer-aggregation", "histogram", "--shutdown-grace", "0s", "--metrics-addr", "127.0.0.1:0", "--tcp-metrics-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
+		values := lognormal(rnd, 25000)
+		garnertest.SendTimersTCP(t, f.TCPAddr(t), "e2e.tier", "|#host:fleet", values)
+		all = append(all, values...)
+		fwds = append(fwds, f)
+	}
+	for _, f := range fwds {
+		f.WaitRead(t, 25000)
+		f.StopOK(t) // its final flush forwards what is left
+	}
+	sel := `e2e_tier{host="fleet"}`
+	garnertest.WaitFor(t, "Prometheus to hold every sample", 30*time.Second, func() bool {
+		got := prom.query(t, "histogram_count("+sel+")", time.Now())
+		return len(got) == 1 && got[0].Value >= float64(len(all))
+	})
+	agg.StopOK(t)
+	if n := one(t, prom, "histogram_count("+sel+")", time.Now()); n != float64(len(all)) {
+		t.Errorf("histogram_count = %v, want %d", n, len(all))
+	}
+	slices.Sort(all)
+	for _, q := range []float64{0.5, 0.9, 0.99} {
+		want := exactQuantile(all, q)
+		got := one(t, prom, "histogram_quantile("+ftoa(q)+", "+sel+")", time.Now())
+		if off := math.Abs(got-want) / want; off > 0.03 {
+			t.Errorf("histogram_quantile(%v) = %v, exact %v: off by %.2f%%", q, got, want, 100*off)
+		} else {
+			t.Logf("histogram_quantile(%v) = %v, exact %v: off by %.2f%%", q, got, want, 100*off)
+		}
+	}
+}
