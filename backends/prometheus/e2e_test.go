@@ -116,7 +116,7 @@ metrics-per-batch = 2
 // against a real Prometheus and reads the counter total, a gauge and a
 // timer summary back with PromQL.
 func TestE2EToPrometheus(t *testing.T) {
-	prom := startPrometheus(t)
+	prom := garnertest.StartPrometheus(t)
 	p := garnertest.StartConfig(t, fmt.Sprintf(`backends = "prometheus"
 metrics-addr = "127.0.0.1:0"
 flush-interval = "300ms"
@@ -142,8 +142,8 @@ remote-write-url = "%s/api/v1/write"
 	}
 	for _, tc := range cases {
 		t.Run(tc.query, func(t *testing.T) {
-			got := prom.query(t, tc.query, now)
-			if len(got) != 1 || got[0].Value != tc.want {
+			got := prom.QueryAt(t, tc.query, now)
+			if len(got) != 1 || got[0].Values[0] != tc.want {
 				t.Errorf("got %+v, want one sample %v", got, tc.want)
 			}
 		})
@@ -177,11 +177,11 @@ timers = "native-histogram"
 			name := "e2e.native." + mode
 			sel := `e2e_native_` + mode + `{host="127.0.0.1"}`
 			count := func() float64 {
-				got := prom.query(t, "histogram_count("+sel+")", time.Now())
+				got := prom.QueryAt(t, "histogram_count("+sel+")", time.Now())
 				if len(got) != 1 {
 					return -1
 				}
-				return got[0].Value
+				return got[0].Values[0]
 			}
 
 			half := len(values) / 2
@@ -199,7 +199,7 @@ timers = "native-histogram"
 				t.Errorf("histogram_count = %v, want %d", n, len(values))
 			}
 			// Cumulative: the sample of the first half is still there, below.
-			if got := prom.query(t, "histogram_count("+sel+")", firstSeen); len(got) != 1 || got[0].Value != float64(half) {
+			if got := prom.QueryAt(t, "histogram_count("+sel+")", firstSeen); len(got) != 1 || got[0].Values[0] != float64(half) {
 				t.Errorf("histogram_count when the first half was in = %+v, want %d", got, half)
 			}
 			sorted := slices.Sorted(slices.Values(values))
@@ -244,8 +244,8 @@ func TestE2ETierNativeHistogram(t *testing.T) {
 	}
 	sel := `e2e_tier{host="fleet"}`
 	garnertest.WaitFor(t, "Prometheus to hold every sample", 30*time.Second, func() bool {
-		got := prom.query(t, "histogram_count("+sel+")", time.Now())
-		return len(got) == 1 && got[0].Value >= float64(len(all))
+		got := prom.QueryAt(t, "histogram_count("+sel+")", time.Now())
+		return len(got) == 1 && got[0].Values[0] >= float64(len(all))
 	})
 	agg.StopOK(t)
 	if n := one(t, prom, "histogram_count("+sel+")", time.Now()); n != float64(len(all)) {

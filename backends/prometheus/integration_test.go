@@ -2,14 +2,9 @@ package prometheus
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math"
-	"net/http"
-	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,62 +20,6 @@ import (
 // Prometheus (Debian packages victoria-metrics and prometheus), each
 // started by the test on a loopback port with a temporary data folder, and
 // the values are read back through their query APIs.
-
-// promServer is a running Prometheus with the remote write receiver on.
-type promServer struct {
-	URL string // http://127.0.0.1:<port>
-}
-
-// startPrometheus starts a real Prometheus (garnertest.StartPrometheus).
-func startPrometheus(t *testing.T) *promServer {
-	t.Helper()
-	return &promServer{URL: garnertest.StartPrometheus(t).URL}
-}
-
-// promSample is one element of an instant query's vector.
-type promSample struct {
-	Metric map[string]string
-	Value  float64
-	Millis int64
-}
-
-// query runs an instant PromQL query at time at.
-func (p *promServer) query(t *testing.T, q string, at time.Time) []promSample {
-	t.Helper()
-	u := p.URL + "/api/v1/query?" + url.Values{"query": {q}, "time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)}}.Encode()
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatalf("query %q: %v", q, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	var r struct {
-		Status string
-		Error  string
-		Data   struct {
-			ResultType string
-			Result     []struct {
-				Metric map[string]string
-				Value  [2]any
-			}
-		}
-	}
-	if err := json.Unmarshal(body, &r); err != nil || r.Status != "success" {
-		t.Fatalf("query %q: %v %s", q, err, body)
-	}
-	var out []promSample
-	for _, x := range r.Data.Result {
-		ts, _ := x.Value[0].(float64)
-		vs, _ := x.Value[1].(string)
-		v, err := strconv.ParseFloat(vs, 64)
-		if err != nil {
-			t.Fatalf("query %q: value %q: %v", q, vs, err)
-		}
-		out = append(out, promSample{Metric: x.Metric, Value: v, Millis: int64(math.Round(ts * 1000))})
-	}
-	sort.Slice(out, func(i, j int) bool { return fmt.Sprint(out[i].Metric) < fmt.Sprint(out[j].Metric) })
-	return out
-}
 
 // testSnapshots are two flushes, 10s apart, ending at end.
 func testSnapshots(end time.Time) []*model.Snapshot {
@@ -196,17 +135,17 @@ func TestRemoteWriteToVictoriaMetrics(t *testing.T) {
 }
 
 func TestRemoteWriteToPrometheus(t *testing.T) {
-	p := startPrometheus(t)
+	p := garnertest.StartPrometheus(t)
 	end, dropped := sendTestSnapshots(t, p.URL+"/api/v1/write", 5)
 	for _, w := range wantAfter {
 		sel := selector(w.name, w.labels)
 		t.Run(sel, func(t *testing.T) {
-			got := p.query(t, sel, end)
+			got := p.QueryAt(t, sel, end)
 			if len(got) != 1 {
 				t.Fatalf("want 1 sample, got %+v", got)
 			}
-			if got[0].Value != w.value || got[0].Millis != end.UnixMilli() {
-				t.Errorf("got %v at %d, want %v at %d", got[0].Value, got[0].Millis, w.value, end.UnixMilli())
+			if got[0].Values[0] != w.value || got[0].Timestamps[0] != end.UnixMilli() {
+				t.Errorf("got %v at %d, want %v at %d", got[0].Values[0], got[0].Timestamps[0], w.value, end.UnixMilli())
 			}
 			if len(got[0].Metric) != len(w.labels)+1 {
 				t.Errorf("labels %v, want exactly %v and __name__", got[0].Metric, w.labels)
@@ -214,12 +153,12 @@ func TestRemoteWriteToPrometheus(t *testing.T) {
 		})
 	}
 	// PromQL reads the series as the types they imitate.
-	inc := p.query(t, `increase(it_hits_total[1m])`, end)
-	if len(inc) != 1 || inc[0].Value <= 0 {
+	inc := p.QueryAt(t, `increase(it_hits_total[1m])`, end)
+	if len(inc) != 1 || inc[0].Values[0] <= 0 {
 		t.Errorf("increase(it_hits_total[1m]) = %+v, want one positive value", inc)
 	}
-	q := p.query(t, `histogram_quantile(0.5, it_resp_size_bucket)`, end)
-	if len(q) != 1 || q[0].Value <= 0 || q[0].Value > 10 {
+	q := p.QueryAt(t, `histogram_quantile(0.5, it_resp_size_bucket)`, end)
+	if len(q) != 1 || q[0].Values[0] <= 0 || q[0].Values[0] > 10 {
 		t.Errorf("histogram_quantile(0.5) = %+v, want one value in (0, 10] (3 of 5 values are <= 10)", q)
 	}
 	if countOf(dropped) != 0 {

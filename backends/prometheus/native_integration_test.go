@@ -15,9 +15,9 @@ import (
 
 // startNativePrometheus starts a real Prometheus that takes native
 // histograms over remote write.
-func startNativePrometheus(t *testing.T) *promServer {
+func startNativePrometheus(t *testing.T) *garnertest.Prometheus {
 	t.Helper()
-	return &promServer{URL: garnertest.StartPrometheus(t, "--enable-feature=native-histograms").URL}
+	return garnertest.StartPrometheus(t, "--enable-feature=native-histograms")
 }
 
 // exactQuantile is the nearest-rank q-quantile of sorted values.
@@ -26,13 +26,13 @@ func exactQuantile(sorted []float64, q float64) float64 {
 }
 
 // one returns the value of the single sample of a query result.
-func one(t *testing.T, p *promServer, q string, at time.Time) float64 {
+func one(t *testing.T, p *garnertest.Prometheus, q string, at time.Time) float64 {
 	t.Helper()
-	got := p.query(t, q, at)
+	got := p.QueryAt(t, q, at)
 	if len(got) != 1 {
 		t.Fatalf("%s at %d: got %+v, want one sample", q, at.UnixMilli(), got)
 	}
-	return got[0].Value
+	return got[0].Values[0]
 }
 
 // TestNativeHistogramToPrometheus writes two flushes of native histograms

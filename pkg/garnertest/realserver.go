@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -19,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -444,7 +446,19 @@ func StartPrometheusScraping(t testing.TB, target, path string) *Prometheus {
 // (__name__ included when the result keeps it) and value.
 func (p *Prometheus) Query(t testing.TB, q string) []Series {
 	t.Helper()
-	resp, err := http.Get(p.URL + "/api/v1/query?" + url.Values{"query": {q}}.Encode())
+	return p.QueryAt(t, q, time.Time{})
+}
+
+// QueryAt runs an instant PromQL query at time at (now when at is zero) and
+// returns each sample's labels, value (Values[0]) and timestamp in
+// milliseconds (Timestamps[0]).
+func (p *Prometheus) QueryAt(t testing.TB, q string, at time.Time) []Series {
+	t.Helper()
+	params := url.Values{"query": {q}}
+	if !at.IsZero() {
+		params.Set("time", strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64))
+	}
+	resp, err := http.Get(p.URL + "/api/v1/query?" + params.Encode())
 	if err != nil {
 		t.Fatalf("query %q: %v", q, err)
 	}
@@ -464,12 +478,13 @@ func (p *Prometheus) Query(t testing.TB, q string) []Series {
 	}
 	var out []Series
 	for _, x := range r.Data.Result {
+		ts, _ := x.Value[0].(float64)
 		vs, _ := x.Value[1].(string)
-		var v float64
-		if _, err := fmt.Sscan(vs, &v); err != nil {
+		v, err := strconv.ParseFloat(vs, 64)
+		if err != nil {
 			t.Fatalf("query %q: value %q: %v", q, vs, err)
 		}
-		out = append(out, Series{Metric: x.Metric, Values: []float64{v}})
+		out = append(out, Series{Metric: x.Metric, Values: []float64{v}, Timestamps: []int64{int64(math.Round(ts * 1000))}})
 	}
 	return out
 }
