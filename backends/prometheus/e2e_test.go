@@ -2,7 +2,6 @@ package prometheus
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -203,15 +202,7 @@ timers = "native-histogram"
 				t.Errorf("histogram_count when the first half was in = %+v, want %d", got, half)
 			}
 			sorted := slices.Sorted(slices.Values(values))
-			for _, q := range []float64{0.5, 0.9, 0.99} {
-				want := exactQuantile(sorted, q)
-				got := one(t, prom, "histogram_quantile("+ftoa(q)+", "+sel+")", time.Now())
-				if off := math.Abs(got-want) / want; off > 0.03 {
-					t.Errorf("histogram_quantile(%v) = %v, exact %v: off by %.2f%%", q, got, want, 100*off)
-				} else {
-					t.Logf("histogram_quantile(%v) = %v, exact %v: off by %.2f%%", q, got, want, 100*off)
-				}
-			}
+			checkQuantiles(t, prom, sel, sorted, time.Now())
 		})
 	}
 }
@@ -252,13 +243,5 @@ func TestE2ETierNativeHistogram(t *testing.T) {
 		t.Errorf("histogram_count = %v, want %d", n, len(all))
 	}
 	slices.Sort(all)
-	for _, q := range []float64{0.5, 0.9, 0.99} {
-		want := exactQuantile(all, q)
-		got := one(t, prom, "histogram_quantile("+ftoa(q)+", "+sel+")", time.Now())
-		if off := math.Abs(got-want) / want; off > 0.03 {
-			t.Errorf("histogram_quantile(%v) = %v, exact %v: off by %.2f%%", q, got, want, 100*off)
-		} else {
-			t.Logf("histogram_quantile(%v) = %v, exact %v: off by %.2f%%", q, got, want, 100*off)
-		}
-	}
+	checkQuantiles(t, prom, sel, all, time.Now())
 }
