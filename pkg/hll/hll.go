@@ -9,11 +9,12 @@
 // pick one of m = 2^p registers, which keeps the largest rank (position of
 // the first 1 bit, from 1) seen in the remaining 64-p bits.
 //
-// A sketch starts sparse: it keeps the distinct hashes themselves, so its
-// count is exact (up to 64-bit hash collisions) and a typical small set
-// costs 8 bytes per member. Once the hashes would take more memory than
-// the registers (m/8 of them) it turns dense: m one-byte registers
-// (16 KiB at the default precision 14), whatever the traffic. Registers
+// A sketch starts sparse: it keeps the distinct hashes themselves (an
+// open-addressing table at most 3/4 full), so its count is exact (up to
+// 64-bit hash collisions) and a small set costs 11 to 21 bytes per member.
+// Once the table would take more memory than the registers (beyond 1536
+// members at precision 14) it turns dense: m one-byte registers (16 KiB at
+// the default precision 14), whatever the traffic. Registers
 // are a function of the hashes seen, so sparse and dense sketches merge
 // exactly: merging is the union of hashes, or the register-wise maximum.
 //
@@ -50,10 +51,11 @@ var ErrInvalid = errors.New("invalid hyperloglog sketch")
 
 // Sketch is a HyperLogLog sketch. The zero value is not usable: call New.
 type Sketch struct {
-	p      uint8
-	sorted int      // sparse[:sorted] is sorted and without repeats
-	sparse []uint64 // the member hashes while sparse (dense == nil)
-	dense  []uint8  // 2^p registers once dense
+	p     uint8
+	zero  bool     // sparse: the hash 0 was seen (0 marks a free slot in table)
+	n     int      // sparse: distinct hashes
+	table []uint64 // sparse: the hashes, open addressing; nil when empty or dense
+	dense []uint8  // 2^p registers once dense
 }
 
 // New returns an empty sparse sketch of precision p (clamped to
@@ -80,9 +82,10 @@ func (s *Sketch) Precision() int { return int(s.p) }
 // Sparse reports whether the sketch still keeps its hashes (exact count).
 func (s *Sketch) Sparse() bool { return s.dense == nil }
 
-// maxSparse is the most hashes a sparse sketch keeps: as many bytes as the
-// registers.
-func (s *Sketch) maxSparse() int { return max(1, (1<<s.p)/8) }
+// maxTable is the most slots of a sparse sketch's hash table: as many
+// bytes as the registers (at least 8 slots). It turns dense when the table
+// would grow beyond, at 3/4 of it full: 1536 members at precision 14.
+func (s *Sketch) maxTable() int { return max(8, (1<<s.p)/8) }
 
 // AddHash adds a member by its hash.
 func (s *Sketch) AddHash(h uint64) {
@@ -90,25 +93,67 @@ func (s *Sketch) AddHash(h uint64) {
 		s.addDense(h)
 		return
 	}
-	if n := len(s.sparse); n == cap(s.sparse) || n >= s.maxSparse() {
-		s.compact()
-		if len(s.sparse) >= s.maxSparse() {
-			s.toDense()
-			s.addDense(h)
-			return
-		}
-	}
-	s.sparse = append(s.sparse, h)
-}
-
-// compact sorts the sparse hashes and drops repeats.
-func (s *Sketch) compact() {
-	if s.sorted == len(s.sparse) {
+	if !s.insert(h) {
 		return
 	}
-	slices.Sort(s.sparse)
-	s.sparse = slices.Compact(s.sparse)
-	s.sorted = len(s.sparse)
+	if len(s.table) > 0 && 4*s.n > 3*len(s.table) {
+		if 2*len(s.table) > s.maxTable() {
+			s.toDense()
+			return
+		}
+		s.grow(2 * len(s.table))
+	}
+}
+
+// insert adds h to the sparse table and reports whether it was new.
+func (s *Sketch) insert(h uint64) bool {
+	if h == 0 {
+		if s.zero {
+			return false
+		}
+		s.zero = true
+		s.n++
+		return true
+	}
+	if s.table == nil {
+		s.table = make([]uint64, 8)
+	}
+	mask := uint64(len(s.table) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		switch s.table[i] {
+		case h:
+			return false
+		case 0:
+			s.table[i] = h
+			s.n++
+			return true
+		}
+	}
+}
+
+func (s *Sketch) grow(size int) {
+	old := s.table
+	s.table, s.n = make([]uint64, size), 0
+	if s.zero {
+		s.n = 1
+	}
+	for _, h := range old {
+		if h != 0 {
+			s.insert(h)
+		}
+	}
+}
+
+// eachHash calls fn with every hash of a sparse sketch.
+func (s *Sketch) eachHash(fn func(h uint64)) {
+	if s.zero {
+		fn(0)
+	}
+	for _, h := range s.table {
+		if h != 0 {
+			fn(h)
+		}
+	}
 }
 
 // register is the register index and rank of hash h at precision p.
@@ -127,10 +172,8 @@ func (s *Sketch) addDense(h uint64) {
 
 func (s *Sketch) toDense() {
 	s.dense = make([]uint8, 1<<s.p)
-	for _, h := range s.sparse {
-		s.addDense(h)
-	}
-	s.sparse, s.sorted = nil, 0
+	s.eachHash(s.addDense)
+	s.table, s.n, s.zero = nil, 0, false
 }
 
 // Reduce lowers the sketch's precision to p, if it is higher: what a
@@ -144,11 +187,8 @@ func (s *Sketch) Reduce(p int) {
 	np := uint8(p)
 	if s.dense == nil {
 		s.p = np
-		if len(s.sparse) >= s.maxSparse() {
-			s.compact()
-			if len(s.sparse) >= s.maxSparse() {
-				s.toDense()
-			}
+		if len(s.table) > s.maxTable() {
+			s.toDense()
 		}
 		return
 	}
@@ -177,9 +217,7 @@ func (s *Sketch) Merge(o *Sketch) {
 		s.Reduce(int(o.p))
 	}
 	if o.dense == nil {
-		for _, h := range o.sparse {
-			s.AddHash(h)
-		}
+		o.eachHash(s.AddHash)
 		return
 	}
 	if s.dense == nil {
@@ -200,15 +238,14 @@ func (s *Sketch) Merge(o *Sketch) {
 
 // Clone returns a copy of s.
 func (s *Sketch) Clone() *Sketch {
-	return &Sketch{p: s.p, sorted: s.sorted, sparse: slices.Clone(s.sparse), dense: slices.Clone(s.dense)}
+	return &Sketch{p: s.p, zero: s.zero, n: s.n, table: slices.Clone(s.table), dense: slices.Clone(s.dense)}
 }
 
 // Estimate is the estimated number of distinct members: exact while
 // sparse, within 1.04/sqrt(2^p) (one standard error) once dense.
 func (s *Sketch) Estimate() uint64 {
 	if s.dense == nil {
-		s.compact()
-		return uint64(len(s.sparse))
+		return uint64(s.n)
 	}
 	q := 64 - int(s.p)
 	var c [66]float64 // registers by rank, 0..q+1
@@ -263,7 +300,7 @@ func tau(x float64) float64 {
 }
 
 // Bytes is the memory the sketch's hashes or registers take.
-func (s *Sketch) Bytes() int { return 8*cap(s.sparse) + cap(s.dense) }
+func (s *Sketch) Bytes() int { return 8*len(s.table) + len(s.dense) }
 
 // Data is a sketch in its exported form: the fields of garner.v3's
 // HyperLogLog message. Exactly one of Registers (dense, 2^Precision
@@ -274,16 +311,18 @@ type Data struct {
 	Hashes    []uint64
 }
 
-// Export fills d from s, sharing s's registers (or its compacted hashes):
-// d is valid until s next changes.
+// Export fills d from s: Registers shares s's registers (valid until s
+// next changes), Hashes are appended to d.Hashes[:0] (its memory is
+// reused).
 func (s *Sketch) Export(d *Data) {
+	hashes := d.Hashes[:0]
 	*d = Data{Precision: int32(s.p)}
 	if s.dense != nil {
 		d.Registers = s.dense
 		return
 	}
-	s.compact()
-	d.Hashes = s.sparse
+	s.eachHash(func(h uint64) { hashes = append(hashes, h) })
+	d.Hashes = hashes
 }
 
 // FromData builds a sketch from its exported form (off the wire), at most
@@ -326,11 +365,7 @@ func FromData(d *Data, maxPrecision int) (*Sketch, error) {
 func (s *Sketch) StandIns(fn func(member string)) (exact bool) {
 	var buf [24]byte
 	if s.dense == nil {
-		s.compact()
-		for _, h := range s.sparse {
-			b := strconv.AppendUint(buf[:0], h, 16)
-			fn(string(b))
-		}
+		s.eachHash(func(h uint64) { fn(string(strconv.AppendUint(buf[:0], h, 16))) })
 		return true
 	}
 	n := s.Estimate()
