@@ -207,7 +207,7 @@ func (e *encoder) appendOne(dst []byte, k int) []byte {
 	}
 	k -= len(s.Gauges)
 	st := &s.Sets[k]
-	return e.point(dst, &st.Series, "", "gauge", float64(len(st.Members)), "")
+	return e.point(dst, &st.Series, "", "gauge", float64(st.Count()), "")
 }
 
 // point appends one Datadog series object with a single point.

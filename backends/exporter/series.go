@@ -104,8 +104,8 @@ func (e *Exporter) apply(s *model.Snapshot, now time.Time) {
 	for i := range s.Sets {
 		set := &s.Sets[i]
 		if t := e.target(kindSet, &set.Series); t.s != nil {
-			t.s.value = float64(len(set.Members))
-			if len(set.Members) > 0 {
+			t.s.value = float64(set.Count())
+			if set.Count() > 0 {
 				t.s.touch(now, t.mp)
 			}
 		} else {

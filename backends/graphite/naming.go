@@ -146,7 +146,7 @@ func (f *formatter) run(s *model.Snapshot) {
 	for i := range s.Sets {
 		st := &s.Sets[i]
 		f.begin(st.Name)
-		f.line(c.setNS, "", st.Tags, "", st.Source, strconv.AppendInt(f.v[:0], int64(len(st.Members)), 10))
+		f.line(c.setNS, "", st.Tags, "", st.Source, strconv.AppendInt(f.v[:0], int64(st.Count()), 10))
 		f.end()
 	}
 }

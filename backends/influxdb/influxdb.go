@@ -217,7 +217,7 @@ func (e *encoder) appendSeries(dst []byte, s *model.Snapshot, k int) []byte {
 	}
 	k -= len(s.Gauges)
 	st := &s.Sets[k]
-	return e.line(dst, &st.Series, ts, func(dst []byte) []byte { return e.field(dst, "count", float64(len(st.Members))) })
+	return e.line(dst, &st.Series, ts, func(dst []byte) []byte { return e.field(dst, "count", float64(st.Count())) })
 }
 
 // timerField maps garner's timer stat names to gostatsd's InfluxDB field names.

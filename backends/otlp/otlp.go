@@ -353,7 +353,7 @@ func (c *Client) metric(s *model.Snapshot, it item, attrs []*commonv1.KeyValue, 
 		return gauge(g.Name, double(g.Value))
 	case kindSet:
 		st := &s.Sets[it.idx]
-		return gauge(st.Name, integer(int64(len(st.Members))))
+		return gauge(st.Name, integer(int64(st.Count())))
 	case kindTimerStat:
 		t := &s.Timers[it.idx]
 		stat := model.TimerStats[it.sub]

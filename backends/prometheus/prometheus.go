@@ -269,7 +269,7 @@ func (c *Client) planLocked(s *model.Snapshot) (plan []sample, hists []histogram
 		}
 	}
 	for i := range s.Sets {
-		plan = append(plan, sample{kind: kindSet, idx: int32(i), value: float64(len(s.Sets[i].Members))})
+		plan = append(plan, sample{kind: kindSet, idx: int32(i), value: float64(s.Sets[i].Count())})
 	}
 	var ex exports // native histograms
 	for i := range s.Timers {

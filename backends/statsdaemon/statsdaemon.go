@@ -185,10 +185,18 @@ func (c *Client) SendMetrics(ctx context.Context, s *model.Snapshot) error {
 	for i := range s.Sets {
 		st := &s.Sets[i]
 		first := true
-		for m := range st.Members {
+		put := func(m string) {
 			line = f.appendRaw(line[:0], st.Name, m, "s", st.Tags)
 			w.put(line, first)
 			first = false
+		}
+		for m := range st.Members {
+			put(m)
+		}
+		if st.Sketch != nil {
+			// set-aggregation = hll: strings standing for the members
+			// (pkg/hll StandIns), as many as the estimate
+			st.Sketch.StandIns(put)
 		}
 	}
 	return c.finish(w, s.Len())

@@ -118,7 +118,7 @@ func (b *Backend) SendMetrics(_ context.Context, s *model.Snapshot) error {
 	for i := range s.Sets {
 		st := &s.Sets[i]
 		line = appendSeries(line[:0], "set", &st.Series)
-		line = appendField(line, "count", float64(len(st.Members)))
+		line = appendField(line, "count", float64(st.Count()))
 		write()
 	}
 	for i := range s.Timers {

@@ -27,6 +27,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/pkg/histogram"
+	"github.com/garner-metrics/garner/pkg/hll"
 	"github.com/garner-metrics/garner/pkg/model"
 )
 
@@ -80,6 +81,16 @@ type Options struct {
 	// 4 means 4. Default histogram.DefaultMaxBuckets (512: scale 5, a
 	// relative error of at most 2.19%, over 16 octaves).
 	HistogramMaxBuckets int
+	// SetAggregation is what a set series keeps over an interval (key
+	// set-aggregation): every distinct member (SetExact, the zero value and
+	// the default) or a HyperLogLog sketch (SetHLL; hllset.go).
+	SetAggregation SetAggregation
+	// HLLPrecision is the precision p of a set's HyperLogLog sketch (key
+	// hll-precision): 2^p one-byte registers once dense, a relative
+	// standard error of 1.04/sqrt(2^p). Clamped to hll.MinPrecision..
+	// hll.MaxPrecision (4..18); 0 means the default, hll.DefaultPrecision (14: 16 KiB,
+	// 0.81%).
+	HLLPrecision int
 }
 
 // DefaultOptions returns the options every key defaults to.
@@ -93,6 +104,7 @@ func DefaultOptions() Options {
 		HistogramLimit:    64,
 
 		HistogramMaxBuckets: histogram.DefaultMaxBuckets,
+		HLLPrecision:        hll.DefaultPrecision,
 	}
 }
 
@@ -113,9 +125,10 @@ type Aggregator struct {
 }
 
 type aggMetrics struct {
-	queueDropped prometheus.Counter
-	flushGC      prometheus.Counter
-	series       *prometheus.GaugeVec
+	queueDropped  prometheus.Counter
+	flushGC       prometheus.Counter
+	exactSketches prometheus.Counter
+	series        *prometheus.GaugeVec
 }
 
 // New builds an aggregator; Run must be running for Snapshot to answer.
@@ -123,6 +136,10 @@ func New(opts Options, log logrus.FieldLogger, reg prometheus.Registerer) *Aggre
 	if opts.Shards < 1 {
 		opts.Shards = 1
 	}
+	if opts.HLLPrecision == 0 {
+		opts.HLLPrecision = hll.DefaultPrecision
+	}
+	opts.HLLPrecision = max(hll.MinPrecision, min(opts.HLLPrecision, hll.MaxPrecision))
 	if opts.MaxQueuedSamples < batchRecords {
 		opts.MaxQueuedSamples = batchRecords
 	}
@@ -145,12 +162,16 @@ func New(opts Options, log logrus.FieldLogger, reg prometheus.Registerer) *Aggre
 			Name: "garner_aggregator_flush_gc_total",
 			Help: "Garbage collections run just before a flush, because allocating its snapshot would have started one with the snapshot counted as live.",
 		}),
+		exactSketches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "garner_aggregator_exact_set_sketches_total",
+			Help: "Forwarded set sketches (v3 HyperLogLog) merged with set-aggregation = exact: such a set's count is the sketch's estimate for that interval.",
+		}),
 		series: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "garner_aggregator_series",
 			Help: "Series held at the last flush, by type.",
 		}, []string{"type"}),
 	}
-	reg.MustRegister(a.m.queueDropped, a.m.flushGC, a.m.series)
+	reg.MustRegister(a.m.queueDropped, a.m.flushGC, a.m.exactSketches, a.m.series)
 	a.card = newCardinality(opts.MaxSeries, opts.MaxSeriesPerMetric, opts.CardinalityOverflow, log, reg)
 	for i := 0; i < opts.Shards; i++ {
 		a.shards = append(a.shards, newShard(a, i, opts.MaxQueuedSamples))

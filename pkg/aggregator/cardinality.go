@@ -174,11 +174,14 @@ func (s *shard) passOn(to *shard, key []byte, rec *record) {
 	}
 	r := b.addKey(key)
 	r.val, r.rate, r.typ, r.delta = rec.val, rec.rate, rec.typ, rec.delta
-	if rec.typ == statsd.Set {
+	if rec.typ == statsd.Set && rec.hist == 0 {
 		addMember(b, r, s.member)
 		return
 	}
-	if rec.hist != 0 { // a forwarded histogram goes along
+	if rec.typ == statsd.Set { // a forwarded sketch goes along
+		b.sketches = append(b.sketches, s.sketches[rec.hist-1])
+		r.hist = uint32(len(b.sketches))
+	} else if rec.hist != 0 { // a forwarded histogram goes along
 		b.hists = append(b.hists, s.hists[rec.hist-1])
 		r.hist = uint32(len(b.hists))
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/garner-metrics/garner/pkg/histogram"
+	"github.com/garner-metrics/garner/pkg/hll"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
 
@@ -28,7 +29,7 @@ type record struct {
 	rate       float64
 	typ        statsd.Type
 	delta      bool
-	hist       uint32 // a forwarded histogram: index+1 in the batch's hists; val is its sample count
+	hist       uint32 // a forwarded histogram: index+1 in the batch's hists, val its sample count; for a set, a forwarded sketch: index+1 in sketches
 }
 
 // Batch is samples for one shard: fixed-size records whose series keys and
@@ -36,11 +37,12 @@ type record struct {
 // samples is one channel send and costs no allocation. Batches are pooled;
 // one belongs to its Batcher until it is submitted, to the aggregator after.
 type Batch struct {
-	recs  []record
-	arena []byte
-	now   int64 // unix nanos when the batch was started: the samples' arrival time
-	shard int
-	hists []*histogram.Histogram // forwarded timer histograms (record.hist)
+	recs     []record
+	arena    []byte
+	now      int64 // unix nanos when the batch was started: the samples' arrival time
+	shard    int
+	hists    []*histogram.Histogram // forwarded timer histograms (record.hist)
+	sketches []*hll.Sketch          // forwarded set sketches (record.hist of a set)
 }
 
 var batchPool = sync.Pool{New: func() any {
@@ -58,6 +60,8 @@ func putBatch(b *Batch) {
 	b.arena = b.arena[:0]
 	clear(b.hists)
 	b.hists = b.hists[:0]
+	clear(b.sketches)
+	b.sketches = b.sketches[:0]
 	batchPool.Put(b)
 }
 

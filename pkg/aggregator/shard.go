@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/garner-metrics/garner/pkg/histogram"
+	"github.com/garner-metrics/garner/pkg/hll"
 	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
@@ -60,6 +61,7 @@ type gaugeState struct {
 type setState struct {
 	model.Series
 	members map[string]struct{}
+	sketch  *hll.Sketch // set-aggregation = "hll", or a forwarded sketch (hllset.go); nil = none this interval
 	seen    int64
 }
 
@@ -96,11 +98,12 @@ type shard struct {
 	cum, cumSq []float64
 
 	// cardinality overflow (cardinality.go)
-	scratch []byte                 // overflow keys
-	passed  map[*shard]*Batch      // samples for other shards' overflow series
-	now     int64                  // arrival time of the batch being applied
-	member  []byte                 // set member of the sample being applied
-	hists   []*histogram.Histogram // forwarded histograms of the batch being applied
+	scratch  []byte                 // overflow keys
+	passed   map[*shard]*Batch      // samples for other shards' overflow series
+	now      int64                  // arrival time of the batch being applied
+	member   []byte                 // set member of the sample being applied
+	hists    []*histogram.Histogram // forwarded histograms of the batch being applied
+	sketches []*hll.Sketch          // forwarded set sketches of the batch being applied
 }
 
 // maxValuesHint bounds the capacity a timer's values start an interval with,
@@ -165,7 +168,7 @@ func (s *shard) drain() {
 }
 
 func (s *shard) apply(b *Batch) {
-	s.now, s.hists = b.now, b.hists
+	s.now, s.hists, s.sketches = b.now, b.hists, b.sketches
 	for i := range b.recs {
 		rec := &b.recs[i]
 		key := b.arena[rec.off : rec.off+rec.klen]
@@ -220,6 +223,11 @@ func (s *shard) apply(b *Batch) {
 					continue
 				}
 			}
+			st.seen = b.now
+			if rec.hist != 0 || st.sketch != nil || s.a.opts.SetAggregation == SetHLL {
+				s.applySketch(st, b, rec)
+				continue
+			}
 			if st.members == nil {
 				st.members = make(map[string]struct{})
 			}
@@ -227,11 +235,10 @@ func (s *shard) apply(b *Batch) {
 			if _, ok := st.members[string(m)]; !ok {
 				st.members[string(m)] = struct{}{}
 			}
-			st.seen = b.now
 		}
 	}
 	s.queued.Add(-int64(len(b.recs)))
-	s.hists = nil
+	s.hists, s.sketches = nil, nil
 	putBatch(b)
 	s.signalRoom()
 	if len(s.passed) > 0 {
@@ -331,11 +338,14 @@ func (s *shard) snapshot(req flushReq, f fillSpec) {
 			members = noMembers
 		}
 		f.snap.Sets[i] = model.Set{Series: st.Series, Members: members}
+		if st.sketch != nil {
+			f.snap.Sets[i].Sketch, f.snap.Sets[i].Estimate = st.sketch, st.sketch.Estimate()
+		}
 		i++
 		// Handed over; allocated again by the next sample, during the
 		// interval: allocating it here would add to what a flush allocates
 		// at once (see collectFirst).
-		st.members = nil
+		st.members, st.sketch = nil, nil
 		if expired(exp.Set, now, st.seen) {
 			delete(s.sets, k)
 			s.a.card.remove(st.Name)

@@ -264,5 +264,5 @@ func (o *output) send(ctx context.Context, snap *model.Snapshot) error {
 func dropIdle(snap *model.Snapshot) {
 	snap.Counters = slices.DeleteFunc(snap.Counters, func(c model.Counter) bool { return c.Value == 0 })
 	snap.Timers = slices.DeleteFunc(snap.Timers, func(t model.Timer) bool { return len(t.Values) == 0 && t.SampledCount == 0 })
-	snap.Sets = slices.DeleteFunc(snap.Sets, func(s model.Set) bool { return len(s.Members) == 0 })
+	snap.Sets = slices.DeleteFunc(snap.Sets, func(s model.Set) bool { return s.Count() == 0 })
 }

@@ -124,7 +124,7 @@ func (f *Forwarder) SendMetrics(_ context.Context, snap *model.Snapshot) error {
 		p.gauges = append(p.gauges, int32(i))
 	}
 	for i := range snap.Sets {
-		if len(snap.Sets[i].Members) == 0 {
+		if snap.Sets[i].Count() == 0 {
 			continue
 		}
 		p := assign(&snap.Sets[i].Series)

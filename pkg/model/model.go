@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/garner-metrics/garner/pkg/histogram"
+	"github.com/garner-metrics/garner/pkg/hll"
 )
 
 // Series identifies one aggregated series: name, sorted de-duplicated tags
@@ -49,8 +50,23 @@ type Gauge struct {
 type Set struct {
 	Series
 	// Members holds the unique values seen this interval; len(Members) is
-	// the set's value. Never nil.
+	// the set's value when Sketch is nil. Never nil.
 	Members map[string]struct{}
+	// Sketch is the interval's HyperLogLog with set-aggregation = "hll"
+	// (Members is then empty); nil otherwise.
+	Sketch *hll.Sketch
+	// Estimate is Sketch's estimated count of distinct members (exact
+	// while the sketch is sparse); 0 without a Sketch.
+	Estimate uint64
+}
+
+// Count is the set's value: the number of distinct members, or the
+// sketch's estimate of it.
+func (s *Set) Count() int {
+	if s.Sketch != nil {
+		return int(s.Estimate)
+	}
+	return len(s.Members)
 }
 
 // Percentile is one named percentile sub-metric, e.g. {"upper_90", 12.5}.
