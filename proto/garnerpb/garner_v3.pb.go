@@ -73,7 +73,7 @@ func (x Event_Priority) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Event_Priority.Descriptor instead.
 func (Event_Priority) EnumDescriptor() ([]byte, []int) {
-	return file_garner_v3_proto_rawDescGZIP(), []int{7, 0}
+	return file_garner_v3_proto_rawDescGZIP(), []int{8, 0}
 }
 
 type Event_AlertType int32
@@ -125,7 +125,7 @@ func (x Event_AlertType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Event_AlertType.Descriptor instead.
 func (Event_AlertType) EnumDescriptor() ([]byte, []int) {
-	return file_garner_v3_proto_rawDescGZIP(), []int{7, 1}
+	return file_garner_v3_proto_rawDescGZIP(), []int{8, 1}
 }
 
 type ServiceCheck_Status int32
@@ -177,7 +177,7 @@ func (x ServiceCheck_Status) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ServiceCheck_Status.Descriptor instead.
 func (ServiceCheck_Status) EnumDescriptor() ([]byte, []int) {
-	return file_garner_v3_proto_rawDescGZIP(), []int{8, 0}
+	return file_garner_v3_proto_rawDescGZIP(), []int{9, 0}
 }
 
 // RawBatch is the body of POST /v3/raw: a share of one forwarder flush.
@@ -406,11 +406,14 @@ func (x *Gauge) GetValue() float64 {
 }
 
 type Set struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Tags          []string               `protobuf:"bytes,2,rep,name=tags,proto3" json:"tags,omitempty"`
-	Source        string                 `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
-	Members       []string               `protobuf:"bytes,4,rep,name=members,proto3" json:"members,omitempty"` // the unique members seen in the interval
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Tags    []string               `protobuf:"bytes,2,rep,name=tags,proto3" json:"tags,omitempty"`
+	Source  string                 `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	Members []string               `protobuf:"bytes,4,rep,name=members,proto3" json:"members,omitempty"` // the unique members seen in the interval
+	// The members as a HyperLogLog sketch (set-aggregation = "hll" on the
+	// forwarder), instead of or besides members: the set is their union.
+	Hll           *HyperLogLog `protobuf:"bytes,5,opt,name=hll,proto3" json:"hll,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -473,6 +476,82 @@ func (x *Set) GetMembers() []string {
 	return nil
 }
 
+func (x *Set) GetHll() *HyperLogLog {
+	if x != nil {
+		return x.Hll
+	}
+	return nil
+}
+
+// HyperLogLog is a cardinality sketch of a set's members (pkg/hll). Each
+// member is hashed with XXH64, seed 0, over its bytes; at precision p the
+// top p bits of the hash are a register index and the register keeps the
+// highest rank seen, the rank being the position (from 1) of the first 1
+// bit in the other 64-p bits (64-p+1 when they are all 0). A sparse sketch
+// sends the distinct hashes instead (exact while small), a dense one its
+// registers; an aggregator merges sketches into the sketch of the union
+// (hashes are added, registers take the maximum, a finer precision is
+// folded down to the coarser).
+type HyperLogLog struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Precision     uint32                 `protobuf:"varint,1,opt,name=precision,proto3" json:"precision,omitempty"`   // 4..18
+	Registers     []byte                 `protobuf:"bytes,2,opt,name=registers,proto3" json:"registers,omitempty"`    // dense: 2^precision bytes, one rank per register (at most 64-precision+1)
+	Hashes        []uint64               `protobuf:"fixed64,3,rep,packed,name=hashes,proto3" json:"hashes,omitempty"` // sparse: the distinct member hashes, packed
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HyperLogLog) Reset() {
+	*x = HyperLogLog{}
+	mi := &file_garner_v3_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HyperLogLog) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HyperLogLog) ProtoMessage() {}
+
+func (x *HyperLogLog) ProtoReflect() protoreflect.Message {
+	mi := &file_garner_v3_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HyperLogLog.ProtoReflect.Descriptor instead.
+func (*HyperLogLog) Descriptor() ([]byte, []int) {
+	return file_garner_v3_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *HyperLogLog) GetPrecision() uint32 {
+	if x != nil {
+		return x.Precision
+	}
+	return 0
+}
+
+func (x *HyperLogLog) GetRegisters() []byte {
+	if x != nil {
+		return x.Registers
+	}
+	return nil
+}
+
+func (x *HyperLogLog) GetHashes() []uint64 {
+	if x != nil {
+		return x.Hashes
+	}
+	return nil
+}
+
 type Timer struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -489,7 +568,7 @@ type Timer struct {
 
 func (x *Timer) Reset() {
 	*x = Timer{}
-	mi := &file_garner_v3_proto_msgTypes[4]
+	mi := &file_garner_v3_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -501,7 +580,7 @@ func (x *Timer) String() string {
 func (*Timer) ProtoMessage() {}
 
 func (x *Timer) ProtoReflect() protoreflect.Message {
-	mi := &file_garner_v3_proto_msgTypes[4]
+	mi := &file_garner_v3_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -514,7 +593,7 @@ func (x *Timer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timer.ProtoReflect.Descriptor instead.
 func (*Timer) Descriptor() ([]byte, []int) {
-	return file_garner_v3_proto_rawDescGZIP(), []int{4}
+	return file_garner_v3_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Timer) GetName() string {
@@ -585,7 +664,7 @@ type Histogram struct {
 
 func (x *Histogram) Reset() {
 	*x = Histogram{}
-	mi := &file_garner_v3_proto_msgTypes[5]
+	mi := &file_garner_v3_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -597,7 +676,7 @@ func (x *Histogram) String() string {
 func (*Histogram) ProtoMessage() {}
 
 func (x *Histogram) ProtoReflect() protoreflect.Message {
-	mi := &file_garner_v3_proto_msgTypes[5]
+	mi := &file_garner_v3_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -610,7 +689,7 @@ func (x *Histogram) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Histogram.ProtoReflect.Descriptor instead.
 func (*Histogram) Descriptor() ([]byte, []int) {
-	return file_garner_v3_proto_rawDescGZIP(), []int{5}
+	return file_garner_v3_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Histogram) GetScale() int32 {
@@ -702,7 +781,7 @@ type EventBatch struct {
 
 func (x *EventBatch) Reset() {
 	*x = EventBatch{}
-	mi := &file_garner_v3_proto_msgTypes[6]
+	mi := &file_garner_v3_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -714,7 +793,7 @@ func (x *EventBatch) String() string {
 func (*EventBatch) ProtoMessage() {}
 
 func (x *EventBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_garner_v3_proto_msgTypes[6]
+	mi := &file_garner_v3_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -727,7 +806,7 @@ func (x *EventBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventBatch.ProtoReflect.Descriptor instead.
 func (*EventBatch) Descriptor() ([]byte, []int) {
-	return file_garner_v3_proto_rawDescGZIP(), []int{6}
+	return file_garner_v3_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *EventBatch) GetBatchId() []byte {
@@ -769,7 +848,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_garner_v3_proto_msgTypes[7]
+	mi := &file_garner_v3_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -781,7 +860,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_garner_v3_proto_msgTypes[7]
+	mi := &file_garner_v3_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -794,7 +873,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_garner_v3_proto_rawDescGZIP(), []int{7}
+	return file_garner_v3_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Event) GetTitle() string {
@@ -882,7 +961,7 @@ type ServiceCheck struct {
 
 func (x *ServiceCheck) Reset() {
 	*x = ServiceCheck{}
-	mi := &file_garner_v3_proto_msgTypes[8]
+	mi := &file_garner_v3_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +973,7 @@ func (x *ServiceCheck) String() string {
 func (*ServiceCheck) ProtoMessage() {}
 
 func (x *ServiceCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_garner_v3_proto_msgTypes[8]
+	mi := &file_garner_v3_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +986,7 @@ func (x *ServiceCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceCheck.ProtoReflect.Descriptor instead.
 func (*ServiceCheck) Descriptor() ([]byte, []int) {
-	return file_garner_v3_proto_rawDescGZIP(), []int{8}
+	return file_garner_v3_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ServiceCheck) GetName() string {
@@ -980,12 +1059,17 @@ const file_garner_v3_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04tags\x18\x02 \x03(\tR\x04tags\x12\x16\n" +
 	"\x06source\x18\x03 \x01(\tR\x06source\x12\x14\n" +
-	"\x05value\x18\x04 \x01(\x01R\x05value\"e\n" +
+	"\x05value\x18\x04 \x01(\x01R\x05value\"\x89\x01\n" +
 	"\x03Set\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04tags\x18\x02 \x03(\tR\x04tags\x12\x16\n" +
 	"\x06source\x18\x03 \x01(\tR\x06source\x12\x18\n" +
-	"\amembers\x18\x04 \x03(\tR\amembersJ\x04\b\x05\x10\x06\"\xb6\x01\n" +
+	"\amembers\x18\x04 \x03(\tR\amembers\x12(\n" +
+	"\x03hll\x18\x05 \x01(\v2\x16.garner.v3.HyperLogLogR\x03hll\"a\n" +
+	"\vHyperLogLog\x12\x1c\n" +
+	"\tprecision\x18\x01 \x01(\rR\tprecision\x12\x1c\n" +
+	"\tregisters\x18\x02 \x01(\fR\tregisters\x12\x16\n" +
+	"\x06hashes\x18\x03 \x03(\x06R\x06hashes\"\xb6\x01\n" +
 	"\x05Timer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04tags\x18\x02 \x03(\tR\x04tags\x12\x16\n" +
@@ -1062,7 +1146,7 @@ func file_garner_v3_proto_rawDescGZIP() []byte {
 }
 
 var file_garner_v3_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_garner_v3_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_garner_v3_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_garner_v3_proto_goTypes = []any{
 	(Event_Priority)(0),      // 0: garner.v3.Event.Priority
 	(Event_AlertType)(0),     // 1: garner.v3.Event.AlertType
@@ -1071,28 +1155,30 @@ var file_garner_v3_proto_goTypes = []any{
 	(*Counter)(nil),          // 4: garner.v3.Counter
 	(*Gauge)(nil),            // 5: garner.v3.Gauge
 	(*Set)(nil),              // 6: garner.v3.Set
-	(*Timer)(nil),            // 7: garner.v3.Timer
-	(*Histogram)(nil),        // 8: garner.v3.Histogram
-	(*EventBatch)(nil),       // 9: garner.v3.EventBatch
-	(*Event)(nil),            // 10: garner.v3.Event
-	(*ServiceCheck)(nil),     // 11: garner.v3.ServiceCheck
+	(*HyperLogLog)(nil),      // 7: garner.v3.HyperLogLog
+	(*Timer)(nil),            // 8: garner.v3.Timer
+	(*Histogram)(nil),        // 9: garner.v3.Histogram
+	(*EventBatch)(nil),       // 10: garner.v3.EventBatch
+	(*Event)(nil),            // 11: garner.v3.Event
+	(*ServiceCheck)(nil),     // 12: garner.v3.ServiceCheck
 }
 var file_garner_v3_proto_depIdxs = []int32{
 	4,  // 0: garner.v3.RawBatch.counters:type_name -> garner.v3.Counter
 	5,  // 1: garner.v3.RawBatch.gauges:type_name -> garner.v3.Gauge
 	6,  // 2: garner.v3.RawBatch.sets:type_name -> garner.v3.Set
-	7,  // 3: garner.v3.RawBatch.timers:type_name -> garner.v3.Timer
-	8,  // 4: garner.v3.Timer.histogram:type_name -> garner.v3.Histogram
-	10, // 5: garner.v3.EventBatch.events:type_name -> garner.v3.Event
-	11, // 6: garner.v3.EventBatch.service_checks:type_name -> garner.v3.ServiceCheck
-	0,  // 7: garner.v3.Event.priority:type_name -> garner.v3.Event.Priority
-	1,  // 8: garner.v3.Event.alert_type:type_name -> garner.v3.Event.AlertType
-	2,  // 9: garner.v3.ServiceCheck.status:type_name -> garner.v3.ServiceCheck.Status
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	8,  // 3: garner.v3.RawBatch.timers:type_name -> garner.v3.Timer
+	7,  // 4: garner.v3.Set.hll:type_name -> garner.v3.HyperLogLog
+	9,  // 5: garner.v3.Timer.histogram:type_name -> garner.v3.Histogram
+	11, // 6: garner.v3.EventBatch.events:type_name -> garner.v3.Event
+	12, // 7: garner.v3.EventBatch.service_checks:type_name -> garner.v3.ServiceCheck
+	0,  // 8: garner.v3.Event.priority:type_name -> garner.v3.Event.Priority
+	1,  // 9: garner.v3.Event.alert_type:type_name -> garner.v3.Event.AlertType
+	2,  // 10: garner.v3.ServiceCheck.status:type_name -> garner.v3.ServiceCheck.Status
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_garner_v3_proto_init() }
@@ -1106,7 +1192,7 @@ func file_garner_v3_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_garner_v3_proto_rawDesc), len(file_garner_v3_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
