@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/garner-metrics/garner/pkg/histogram"
+	"github.com/garner-metrics/garner/pkg/hll"
 	"github.com/garner-metrics/garner/pkg/model"
 )
 
@@ -37,6 +38,10 @@ type encoder struct {
 	hist       histogram.Data      // the timer histogram being written (v3)
 	estimated  map[int32][]float64 // values estimated from histograms, by timer index (v2)
 	nEstimated int                 // timers sent as estimated values (v2), for takeEstimated
+
+	sketch         hll.Data           // the set sketch being written (v3)
+	standIns       map[int32][]string // members standing for sketches, by set index (v2)
+	nEstimatedSets int                // sets sent as made-up members (v2), for takeEstimatedSets
 }
 
 // Field numbers of garner.v3.
@@ -158,18 +163,7 @@ func (e *encoder) appendV3(b []byte, id []byte, forwarder string, snap *model.Sn
 		b = appendV3Scalar(b, v3Gauges, &snap.Gauges[i].Series, snap.Gauges[i].Value)
 	}
 	for _, i := range sel.sets {
-		s := &snap.Sets[i]
-		n := seriesSize(&s.Series)
-		for m := range s.Members {
-			n += protowire.SizeTag(v3Value) + protowire.SizeBytes(len(m))
-		}
-		b = protowire.AppendTag(b, v3Sets, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(n))
-		b = appendSeries(b, &s.Series)
-		for m := range s.Members {
-			b = protowire.AppendTag(b, v3Value, protowire.BytesType)
-			b = protowire.AppendString(b, m)
-		}
+		b = e.appendV3Set(b, &snap.Sets[i])
 	}
 	for _, i := range sel.timers {
 		b = e.appendV3Timer(b, &snap.Timers[i])
@@ -281,17 +275,33 @@ func (v v2GaugeKind) appendValue(b []byte, i int32) []byte {
 	return appendDouble(b, v2Val, v.s[i].Value)
 }
 
-type v2SetKind struct{ s []model.Set }
+type v2SetKind struct {
+	s        []model.Set
+	standIns map[int32][]string // encoder.v2Members
+}
 
 func (v v2SetKind) series(i int32) *model.Series { return &v.s[i].Series }
 func (v v2SetKind) valueSize(i int32) int {
 	n := 0
+	if ms, ok := v.standIns[i]; ok {
+		for _, m := range ms {
+			n += protowire.SizeTag(v2Val) + protowire.SizeBytes(len(m))
+		}
+		return n
+	}
 	for m := range v.s[i].Members {
 		n += protowire.SizeTag(v2Val) + protowire.SizeBytes(len(m))
 	}
 	return n
 }
 func (v v2SetKind) appendValue(b []byte, i int32) []byte {
+	if ms, ok := v.standIns[i]; ok {
+		for _, m := range ms {
+			b = protowire.AppendTag(b, v2Val, protowire.BytesType)
+			b = protowire.AppendString(b, m)
+		}
+		return b
+	}
 	for m := range v.s[i].Members {
 		b = protowire.AppendTag(b, v2Val, protowire.BytesType)
 		b = protowire.AppendString(b, m)
@@ -325,7 +335,8 @@ func (v v2TimerKind) appendValue(b []byte, i int32) []byte {
 func (e *encoder) appendV2(b []byte, snap *model.Snapshot, sel *selection) []byte {
 	b = e.appendV2Type(b, v2Counters, v2CounterKind{snap.Counters}, sel.counters)
 	b = e.appendV2Type(b, v2Gauges, v2GaugeKind{snap.Gauges}, sel.gauges)
-	b = e.appendV2Type(b, v2Sets, v2SetKind{snap.Sets}, sel.sets)
+	e.v2Members(snap.Sets, sel.sets)
+	b = e.appendV2Type(b, v2Sets, v2SetKind{snap.Sets, e.standIns}, sel.sets)
 	e.v2Values(snap.Timers, sel.timers)
 	b = e.appendV2Type(b, v2Timers, v2TimerKind{snap.Timers, e.estimated}, sel.timers)
 	return b

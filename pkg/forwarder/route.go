@@ -33,7 +33,7 @@ func (f *Forwarder) newBatch(kind batchKind, v2 bool, raw []byte, items, samples
 func (s *selection) samples(snap *model.Snapshot) int {
 	n := len(s.counters) + len(s.gauges)
 	for _, i := range s.sets {
-		n += len(snap.Sets[i].Members)
+		n += snap.Sets[i].Count()
 	}
 	for _, i := range s.timers {
 		n += len(snap.Timers[i].Values)
@@ -149,6 +149,7 @@ func (f *Forwarder) SendMetrics(_ context.Context, snap *model.Snapshot) error {
 			if v2 {
 				f.raw = f.enc.appendV2(f.raw[:0], snap, sel)
 				f.m.estimated.Add(float64(f.enc.takeEstimated()))
+				f.m.estSets.Add(float64(f.enc.takeEstimatedSets()))
 			} else {
 				f.raw = f.enc.appendV3(f.raw[:0], newBatchID(), f.opts.Hostname, snap, sel)
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/garner-metrics/garner/backends/httpsend"
 	"github.com/garner-metrics/garner/pkg/histogram"
+	"github.com/garner-metrics/garner/pkg/hll"
 	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/proto/garnerpb"
 )
@@ -36,6 +37,7 @@ func (t transcoder) toV2(b *batch) ([]*batch, error) {
 		var e encoder
 		raw := e.appendV2(nil, snap, sel)
 		t.m.estimated.Add(float64(e.takeEstimated()))
+		t.m.estSets.Add(float64(e.takeEstimatedSets()))
 		body, enc, err := t.comp.compress(raw, true)
 		if err != nil {
 			return nil, err
@@ -93,6 +95,12 @@ func snapshotOfV3(m *garnerpb.RawBatch) (*model.Snapshot, *selection) {
 			ms[mm] = struct{}{}
 		}
 		s.Sets = append(s.Sets, model.Set{Series: model.Series{Name: x.Name, Tags: x.Tags, Source: x.Source}, Members: ms})
+		if x.Hll != nil {
+			// our own encoding of a valid sketch: it decodes
+			if sk, err := hll.FromData(x.Hll.Data(), hll.MaxPrecision); err == nil {
+				s.Sets[i].Sketch, s.Sets[i].Estimate = sk, sk.Estimate()
+			}
+		}
 		sel.sets = append(sel.sets, int32(i))
 	}
 	for i, t := range m.Timers {
