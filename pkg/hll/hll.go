@@ -325,26 +325,39 @@ func (s *Sketch) Export(d *Data) {
 	d.Hashes = hashes
 }
 
-// FromData builds a sketch from its exported form (off the wire), at most
-// of precision maxPrecision (a finer one is reduced). It refuses a
+// Validate checks d as FromData does, without building a sketch: a
 // precision outside MinPrecision..MaxPrecision, registers that are not
-// 2^Precision bytes or hold a rank above 64-Precision+1. Hashes given
-// beside registers are added to them.
-func FromData(d *Data, maxPrecision int) (*Sketch, error) {
+// 2^Precision bytes or hold a rank above 64-Precision+1 are refused
+// (ErrInvalid, wrapped).
+func (d *Data) Validate() error {
 	if d.Precision < MinPrecision || d.Precision > MaxPrecision {
-		return nil, fmt.Errorf("%w: precision %d outside %d..%d", ErrInvalid, d.Precision, MinPrecision, MaxPrecision)
+		return fmt.Errorf("%w: precision %d outside %d..%d", ErrInvalid, d.Precision, MinPrecision, MaxPrecision)
+	}
+	if len(d.Registers) == 0 {
+		return nil
+	}
+	if len(d.Registers) != 1<<d.Precision {
+		return fmt.Errorf("%w: %d registers at precision %d, want %d", ErrInvalid, len(d.Registers), d.Precision, 1<<d.Precision)
+	}
+	maxRank := uint8(64 - d.Precision + 1)
+	for i, r := range d.Registers {
+		if r > maxRank {
+			return fmt.Errorf("%w: register %d has rank %d, above %d", ErrInvalid, i, r, maxRank)
+		}
+	}
+	return nil
+}
+
+// FromData builds a sketch from its exported form (off the wire), at most
+// of precision maxPrecision (a finer one is reduced), refusing what
+// Validate refuses. Hashes given beside registers are added to them. It
+// copies what it keeps of d.
+func FromData(d *Data, maxPrecision int) (*Sketch, error) {
+	if err := d.Validate(); err != nil {
+		return nil, err
 	}
 	s := New(int(d.Precision))
 	if len(d.Registers) > 0 {
-		if len(d.Registers) != 1<<s.p {
-			return nil, fmt.Errorf("%w: %d registers at precision %d, want %d", ErrInvalid, len(d.Registers), s.p, 1<<s.p)
-		}
-		maxRank := uint8(64 - s.p + 1)
-		for i, r := range d.Registers {
-			if r > maxRank {
-				return nil, fmt.Errorf("%w: register %d has rank %d, above %d", ErrInvalid, i, r, maxRank)
-			}
-		}
 		s.dense = slices.Clone(d.Registers)
 	}
 	for _, h := range d.Hashes {
