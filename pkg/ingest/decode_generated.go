@@ -64,8 +64,13 @@ func generatedV3(body []byte) (msg *garnerpb.RawBatch, err error) {
 func applyGeneratedV3(msg *garnerpb.RawBatch, sink seriesSink) (n [4]int, bad int) {
 	n[kCounter], bad = eachV3(msg.Counters, bad, func(c *garnerpb.Counter) { sink.Counter(c.Name, c.Tags, c.Source, c.Value) })
 	n[kGauge], bad = eachV3(msg.Gauges, bad, func(g *garnerpb.Gauge) { sink.Gauge(g.Name, g.Tags, g.Source, g.Value) })
-	n[kSet], bad = eachV3(msg.Sets, bad, func(st *garnerpb.Set) { sink.Set(st.Name, st.Tags, st.Source, st.Members) })
 	badHist := 0
+	n[kSet], bad = eachV3(msg.Sets, bad, func(st *garnerpb.Set) {
+		sink.Set(st.Name, st.Tags, st.Source, st.Members)
+		if st.Hll != nil && !sink.SetSketch(st.Name, st.Tags, st.Source, st.Hll.Data()) {
+			badHist++
+		}
+	})
 	n[kTimer], bad = eachV3(msg.Timers, bad, func(t *garnerpb.Timer) {
 		if t.Histogram == nil {
 			sink.Timer(t.Name, t.Tags, t.Source, t.Values, t.SampleCount)

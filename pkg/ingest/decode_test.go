@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/garner-metrics/garner/pkg/histogram"
+	"github.com/garner-metrics/garner/pkg/hll"
 	"github.com/garner-metrics/garner/proto/garnerpb"
 	"github.com/garner-metrics/garner/proto/pb"
 )
@@ -41,6 +42,11 @@ func (r *recorder) Set(name string, tags []string, source string, members []stri
 
 func (r *recorder) Timer(name string, tags []string, source string, values []float64, sampleCount float64) {
 	r.add("ms", name, tags, source, append([]float64{sampleCount}, values...), nil)
+}
+
+func (r *recorder) SetSketch(name string, tags []string, source string, d *hll.Data) bool {
+	r.add("hll", name, tags, source, nil, []string{fmt.Sprintf("%+v", *d)})
+	return d.Validate() == nil
 }
 
 func (r *recorder) TimerHistogram(name string, tags []string, source string, d *histogram.Data, sampleCount float64) bool {
@@ -180,10 +186,28 @@ func randomV3(r *rand.Rand) *garnerpb.RawBatch {
 	for i := r.IntN(20); i > 0; i-- {
 		m.Counters = append(m.Counters, &garnerpb.Counter{Name: one(r), Tags: randomStrings(r, 3), Source: one(r), Value: r.Float64()})
 		m.Gauges = append(m.Gauges, &garnerpb.Gauge{Name: one(r), Tags: randomStrings(r, 3), Source: one(r), Value: -r.Float64()})
-		m.Sets = append(m.Sets, &garnerpb.Set{Name: one(r), Tags: randomStrings(r, 3), Source: one(r), Members: randomStrings(r, 4)})
+		m.Sets = append(m.Sets, &garnerpb.Set{Name: one(r), Tags: randomStrings(r, 3), Source: one(r), Members: randomStrings(r, 4), Hll: randomSketch(r)})
 		m.Timers = append(m.Timers, &garnerpb.Timer{Name: one(r), Tags: randomStrings(r, 3), Source: one(r), Values: randomFloats(r, 6), SampleCount: r.Float64()})
 	}
 	return m
+}
+
+// randomSketch returns no sketch, a sparse one, a dense one of precision 4
+// or an invalid one (a rank too high, a precision outside 4..18).
+func randomSketch(r *rand.Rand) *garnerpb.HyperLogLog {
+	switch r.IntN(5) {
+	case 0:
+		return &garnerpb.HyperLogLog{Precision: 14, Hashes: []uint64{r.Uint64(), r.Uint64(), 0}}
+	case 1:
+		regs := make([]byte, 16)
+		for i := range regs {
+			regs[i] = byte(r.IntN(62))
+		}
+		return &garnerpb.HyperLogLog{Precision: 4, Registers: regs, Hashes: []uint64{r.Uint64()}}
+	case 2:
+		return &garnerpb.HyperLogLog{Precision: uint32(r.IntN(40))}
+	}
+	return nil
 }
 
 // TestStreamingMatchesGenerated checks the streaming decoder against the
@@ -261,6 +285,7 @@ func (nopSink) Timer(string, []string, string, []float64, float64) {}
 func (nopSink) TimerHistogram(string, []string, string, *histogram.Data, float64) bool {
 	return true
 }
+func (nopSink) SetSketch(string, []string, string, *hll.Data) bool { return true }
 
 // TestHandlerFallbackAndHalfRefused: through the handler, a body with a
 // repeated map key is applied as the generated code reads it (the last

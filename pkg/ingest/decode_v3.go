@@ -1,6 +1,10 @@
 package ingest
 
-import "google.golang.org/protobuf/encoding/protowire"
+import (
+	"encoding/binary"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
 
 // garner's RawBatch (proto/garner_v3.proto): field 1 the batch id, 2-5
 // repeated Counter, Gauge, Set and Timer messages, 6 the forwarder.
@@ -71,6 +75,12 @@ func (d *decoder) seriesV3(k int, b []byte) error {
 			}
 		case f.num == 5 && k == kTimer: // values
 			s.values, ok = f.appendDoubles(s.values)
+		case f.num == 5 && k == kSet && f.typ == protowire.BytesType: // hll
+			if s.hasSketch {
+				return errStream // two pieces merge into one message: the generated code's job
+			}
+			s.hasSketch = true
+			ok = s.sketchV3(f.b)
 		case f.num == 6 && k == kTimer && f.typ == protowire.BytesType: // histogram
 			return errStream // decoded and merged by the generated code, for now
 		}
@@ -79,4 +89,47 @@ func (d *decoder) seriesV3(k int, b []byte) error {
 		}
 	}
 	return nil
+}
+
+// sketchV3 decodes a HyperLogLog message into s.sketch; false means one
+// the streaming decoder leaves to the generated code (a field repeated or
+// of an unexpected wire type, hashes not whole fixed64s).
+func (s *series) sketchV3(b []byte) bool {
+	d := &s.sketch
+	var f field
+	seen := 0
+	for len(b) > 0 {
+		if nextField(&b, &f) != nil {
+			return false
+		}
+		switch f.num {
+		case 1: // precision
+			if f.typ != protowire.VarintType || seen&1 != 0 {
+				return false
+			}
+			seen |= 1
+			d.Precision = int32(min(f.u, 1<<20))
+		case 2: // registers
+			if f.typ != protowire.BytesType || seen&2 != 0 {
+				return false
+			}
+			seen |= 2
+			d.Registers = f.b
+		case 3: // hashes, packed or not
+			switch f.typ {
+			case protowire.Fixed64Type:
+				d.Hashes = append(d.Hashes, f.u)
+			case protowire.BytesType:
+				if len(f.b)%8 != 0 {
+					return false
+				}
+				for p := f.b; len(p) > 0; p = p[8:] {
+					d.Hashes = append(d.Hashes, binary.LittleEndian.Uint64(p))
+				}
+			default:
+				return false
+			}
+		}
+	}
+	return true
 }

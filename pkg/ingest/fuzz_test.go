@@ -30,8 +30,10 @@ func FuzzRawV3(f *testing.F) {
 		BatchId:  []byte("0123456789abcdef"),
 		Counters: []*garnerpb.Counter{{Name: "c", Tags: []string{"a:b", "a,b", ""}, Source: "s", Value: 1.5}},
 		Gauges:   []*garnerpb.Gauge{{Name: "g", Value: -1}},
-		Sets:     []*garnerpb.Set{{Name: "s", Members: []string{"x", "y"}}},
-		Timers:   []*garnerpb.Timer{{Name: "t", SampleCount: -1, Values: []float64{1, 2}}},
+		Sets: []*garnerpb.Set{{Name: "s", Members: []string{"x", "y"}},
+			{Name: "h", Hll: &garnerpb.HyperLogLog{Precision: 14, Hashes: []uint64{1, 2, 3}}},
+			{Name: "d", Hll: &garnerpb.HyperLogLog{Precision: 4, Registers: []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 61}}}},
+		Timers: []*garnerpb.Timer{{Name: "t", SampleCount: -1, Values: []float64{1, 2}}},
 	}))
 	f.Add(mustMarshal(f, &garnerpb.EventBatch{Events: []*garnerpb.Event{{Title: "e"}}, ServiceChecks: []*garnerpb.ServiceCheck{{Status: 9}}}))
 	f.Add([]byte{})

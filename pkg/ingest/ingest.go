@@ -169,7 +169,7 @@ func New(opts Options, lines *receiver.Lines, log logrus.FieldLogger, reg promet
 		},
 		events:   prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_events_total", Help: "Forwarded events handed to the event dispatcher."}),
 		checks:   prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_service_checks_total", Help: "Forwarded service checks handed to the event dispatcher."}),
-		invalid:  prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_invalid_series_total", Help: "Forwarded series skipped because they have no name, or a timer histogram that does not hold together."}),
+		invalid:  prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_invalid_series_total", Help: "Forwarded series skipped because they have no name, or a timer histogram or set sketch (HyperLogLog) that does not hold together."}),
 		body:     prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_body_bytes_total", Help: "Request body bytes received, as sent (compressed)."}),
 		inflated: prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_decompressed_bytes_total", Help: "Request body bytes after decompression."}),
 		dropped:  prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_dropped_samples_total", Help: "Forwarded samples dropped because the shards' queues stayed full for ingestion.apply-timeout (also in garner_aggregator_queue_dropped_lines_total)."}),

@@ -23,6 +23,7 @@ import (
 
 	"github.com/garner-metrics/garner/pkg/aggregator"
 	"github.com/garner-metrics/garner/pkg/garnertest"
+	"github.com/garner-metrics/garner/pkg/hll"
 	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/receiver"
 	"github.com/garner-metrics/garner/proto/garnerpb"
@@ -484,5 +485,43 @@ func TestSenderGoneMidApply(t *testing.T) {
 	}
 	if total != n {
 		t.Fatalf("%v of %d increments applied (dropped: %v)", total, n, testutil.ToFloat64(h.m.dropped))
+	}
+}
+
+// TestSetSketches: a v3 set with a sketch (field 5) is merged with the
+// members it comes with, streaming or not; an invalid sketch is skipped
+// and counted in garner_ingest_invalid_series_total.
+func TestSetSketches(t *testing.T) {
+	f := newFixture(t, Options{ServeV3: true})
+	sk := hll.New(hll.DefaultPrecision)
+	for i := 0; i < 1000; i++ {
+		sk.AddString(fmt.Sprintf("user-%d", i))
+	}
+	var d hll.Data
+	sk.Export(&d)
+	bad := make([]byte, 16)
+	bad[3] = 62 // above the highest rank at precision 4
+	body := mustMarshal(t, &garnerpb.RawBatch{Sets: []*garnerpb.Set{
+		{Name: "users", Members: []string{"user-1", "someone-else"}, Hll: &garnerpb.HyperLogLog{Precision: uint32(d.Precision), Hashes: d.Hashes}},
+		{Name: "broken", Hll: &garnerpb.HyperLogLog{Precision: 4, Registers: bad}},
+	}})
+	hist := mustMarshal(t, &garnerpb.RawBatch{ // a histogram timer sends the body to the generated code
+		Sets:   []*garnerpb.Set{{Name: "users2", Hll: &garnerpb.HyperLogLog{Precision: uint32(d.Precision), Hashes: d.Hashes}}},
+		Timers: []*garnerpb.Timer{{Name: "t", SampleCount: 1, Histogram: &garnerpb.Histogram{Count: 1, Sum: 1, Min: 1, Max: 1, PositiveCounts: []uint64{1}}}},
+	})
+	for _, b := range [][]byte{body, hist} {
+		if resp := f.post("/v3/raw", "", b); resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	got := map[string]int{}
+	for _, s := range f.flush().Sets {
+		got[s.Name] = s.Count()
+	}
+	if got["users"] != 1001 || got["users2"] != 1000 || got["broken"] != 0 {
+		t.Errorf("set counts %v, want users 1001, users2 1000, no broken", got)
+	}
+	if n := testutil.ToFloat64(f.h.m.invalid); n != 1 {
+		t.Errorf("invalid series %v, want 1", n)
 	}
 }

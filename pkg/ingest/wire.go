@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/garner-metrics/garner/pkg/histogram"
+	"github.com/garner-metrics/garner/pkg/hll"
 )
 
 // The streaming decoder of /v2/raw and /v3/raw bodies (decode_v2.go,
@@ -132,11 +133,14 @@ type series struct {
 	sampleCount  float64 // timer
 	values       []float64
 	members      []string
+	sketch       hll.Data // set: field 5, when hasSketch; Registers over the body
+	hasSketch    bool
 }
 
 func (s *series) reset() {
 	s.name, s.source, s.value, s.sampleCount = "", "", 0, 0
 	s.tags, s.values, s.members = s.tags[:0], s.values[:0], s.members[:0]
+	s.sketch, s.hasSketch = hll.Data{Hashes: s.sketch.Hashes[:0]}, false
 }
 
 // seriesSink receives decoded series: a *receiver.SeriesWriter, or a
@@ -148,6 +152,7 @@ type seriesSink interface {
 	Set(name string, tags []string, source string, members []string)
 	Timer(name string, tags []string, source string, values []float64, sampleCount float64)
 	TimerHistogram(name string, tags []string, source string, d *histogram.Data, sampleCount float64) bool
+	SetSketch(name string, tags []string, source string, d *hll.Data) bool
 }
 
 // decoder decodes bodies into a sink. It is reused from request to request
@@ -183,6 +188,9 @@ func (d *decoder) apply(k int) {
 		d.sink.Gauge(s.name, s.tags, s.source, s.value)
 	case kSet:
 		d.sink.Set(s.name, s.tags, s.source, s.members)
+		if s.hasSketch && !d.sink.SetSketch(s.name, s.tags, s.source, &s.sketch) {
+			d.bad++ // counted as applied and as invalid, as a bad histogram
+		}
 	case kTimer:
 		d.sink.Timer(s.name, s.tags, s.source, s.values, s.sampleCount)
 	}
@@ -205,6 +213,9 @@ func (d *decoder) release() {
 	s.members = dropOrClear(s.members)
 	if cap(s.values) > maxPooledScratch {
 		s.values = nil
+	}
+	if cap(s.sketch.Hashes) > maxPooledScratch {
+		s.sketch.Hashes = nil
 	}
 	d.seenTags = dropOrClear(d.seenTags)
 	for i, m := range d.seen {

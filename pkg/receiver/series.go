@@ -9,6 +9,7 @@ import (
 	"github.com/garner-metrics/garner/pkg/aggregator"
 	"github.com/garner-metrics/garner/pkg/filter"
 	"github.com/garner-metrics/garner/pkg/histogram"
+	"github.com/garner-metrics/garner/pkg/hll"
 	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
@@ -106,6 +107,19 @@ func (w *SeriesWriter) TimerHistogram(name string, tags []string, source string,
 		return true
 	}
 	return w.b.Histogram(d, sampleCount) == nil
+}
+
+// SetSketch adds a forwarded set sketch (v3 Set field 5) and reports
+// false, adding nothing, for one that does not hold together
+// (hll.Data.Validate's checks).
+func (w *SeriesWriter) SetSketch(name string, tags []string, source string, d *hll.Data) bool {
+	if d.Validate() != nil {
+		return false
+	}
+	if len(d.Registers) == 0 && len(d.Hashes) == 0 || !w.series(name, tags, source) {
+		return true
+	}
+	return w.b.Sketch(d) == nil
 }
 
 // series shapes a series and starts it in the batcher; false means a filter
