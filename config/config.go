@@ -79,6 +79,7 @@ type Config struct {
 	HistogramLimit      int              // buckets per gsd_histogram tag
 	DisabledSubMetrics  model.SubMetrics // disabled-sub-metrics.<name> = true sets the bit
 	Timers              Timers           // timer-aggregation, histogram-max-buckets (timers.go)
+	Sets                Sets             // set-aggregation, hll-precision (timers.go)
 
 	Graphite    Graphite
 	InfluxDB    influxdb.Options   // [influxdb]

@@ -24,3 +24,22 @@ func TestTimerKeys(t *testing.T) {
 		{name: "too many buckets", args: []string{"--histogram-max-buckets=100000"}, wantKey: "histogram-max-buckets"},
 	})
 }
+
+func TestSetKeys(t *testing.T) {
+	c := Default()
+	if c.Sets.Aggregation != aggregator.SetExact || c.Sets.HLLPrecision != 14 {
+		t.Errorf("defaults %+v", c.Sets)
+	}
+	c, err := Load([]string{"--set-aggregation=hll", "--hll-precision=12"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Sets.Aggregation != aggregator.SetHLL || c.Sets.HLLPrecision != 12 {
+		t.Errorf("got %+v", c.Sets)
+	}
+	requireBadConfigs(t, []badConfig{
+		{name: "unknown set aggregation", file: "set-aggregation = \"bloom\"\n", wantKey: "set-aggregation"},
+		{name: "precision too low", args: []string{"--hll-precision=3"}, wantKey: "hll-precision"},
+		{name: "precision too high", args: []string{"--hll-precision=19"}, wantKey: "hll-precision"},
+	})
+}

@@ -132,6 +132,8 @@ func build(loaded *config.Config, log logrus.FieldLogger, reg prometheus.Registe
 		CardinalityOverflow: cfg.CardinalityOverflow,
 		TimerAggregation:    cfg.Timers.Aggregation,
 		HistogramMaxBuckets: cfg.Timers.HistogramMaxBuckets,
+		SetAggregation:      cfg.Sets.Aggregation,
+		HLLPrecision:        cfg.Sets.HLLPrecision,
 	}, log, reg)
 	p.lines = receiver.NewLines(receiver.Options{
 		IgnoreHost:         cfg.IgnoreHost,
