@@ -62,7 +62,7 @@ type Set struct {
 
 // Count is the set's value: the number of distinct members, or the
 // sketch's estimate of it.
-func (s *Set) Count() int {
+func (s Set) Count() int {
 	if s.Sketch != nil {
 		return int(s.Estimate)
 	}
