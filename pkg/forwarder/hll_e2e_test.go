@@ -68,3 +68,45 @@ func TestTierHLLSets(t *testing.T) {
 		t.Errorf("hll mode: %.0f bytes received, want ≤ 1/10 of exact mode's %.0f", hllBytes, exactBytes)
 	}
 }
+
+// members returns set lines for members user-[from, to) of name.
+func members(name string, from, to int) string {
+	var b strings.Builder
+	for i := from; i < to; i++ {
+		b.WriteString(name + ":user-" + strconv.Itoa(i) + "|s\n")
+	}
+	return b.String()
+}
+
+// TestHLLSetsToV2Upstream: forwarders with set-aggregation = hll in front
+// of a v2-only upstream (as gostatsd is): small sets go as their member
+// hashes, so the upstream's union over forwarders is exact; a large set
+// goes as made-up members as many as its estimate (counted: unit-tested in
+// TestSketchSetEncoding). The forwarders flush once, at SIGTERM, so that no
+// set is split over two flushes; that batch is re-encoded for v2 after the
+// upstream's 404 to /v3.
+func TestHLLSetsToV2Upstream(t *testing.T) {
+	carb := garnertest.NewGraphite(t)
+	agg := startAggregator(t, carb, "", "[ingestion]\nv3 = false\n")
+	t.Setenv("GARNER_SET_AGGREGATION", "hll")
+	t.Setenv("GARNER_TCP_METRICS_ADDR", "127.0.0.1:0")
+	f1 := startForwarder(t, "1h", "", agg)
+	f2 := startForwarder(t, "1h", "", agg)
+	garnertest.SendTCP(t, f1.p.TCPAddr(t), members("v2.small", 0, 500)+members("v2.big", 0, 5000))
+	garnertest.SendTCP(t, f2.p.TCPAddr(t), members("v2.small", 300, 600))
+	f1.p.WaitRead(t, 5500)
+	f2.p.WaitRead(t, 300)
+	f1.stop(t)
+	f2.stop(t)
+	if n := agg.metric(t, "garner_ingest_requests_total", `endpoint="/v2/raw",result="accepted"`); n < 2 {
+		t.Fatalf("the upstream accepted %g v2 requests, want 2", n)
+	}
+	agg.stop(t)
+	pts := points(carb)
+	if got := pts["stats.sets.v2.small;host=127.0.0.1"]; got != 600 {
+		t.Errorf("small set through v2: %g, want exactly 600", got)
+	}
+	if got := pts["stats.sets.v2.big;host=127.0.0.1"]; math.Abs(got-5000)/5000 > 3*1.04/128 {
+		t.Errorf("large set through v2: %g, want 5000 within 2.4%%", got)
+	}
+}
