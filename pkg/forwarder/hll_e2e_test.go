@@ -50,7 +50,7 @@ func setTier(t *testing.T, mode string, perFwd int) (count, bodyBytes float64) {
 // union of overlapping sets is within 3 standard errors (3 × 1.04/√16384 =
 // 2.4%), for far fewer bytes than the members exact mode ships.
 func TestTierHLLSets(t *testing.T) {
-	const perFwd = 100_000
+	const perFwd = 40_000
 	union := 2.5 * perFwd
 	var exactCount, exactBytes float64
 	t.Run("exact", func(t *testing.T) { exactCount, exactBytes = setTier(t, "exact", perFwd) })
