@@ -231,6 +231,23 @@ func addSetMember[T string | []byte](t *Batcher, member T, rate float64) {
 	}
 }
 
+// current returns the current batch and the record template of the
+// current series, starting a batch if needed; push adds the record.
+func (t *Batcher) current() (*Batch, record) {
+	if t.cur == nil {
+		t.Series(t.key)
+	}
+	return t.cur, t.rec
+}
+
+// push adds rec to the current batch and hands the batch over when full.
+func (t *Batcher) push(rec record) {
+	t.cur.recs = append(t.cur.recs, rec)
+	if t.cur.full() {
+		t.next()
+	}
+}
+
 // next hands the current batch over, full; the current series continues in
 // a new batch of the same shard at its next sample.
 func (t *Batcher) next() {

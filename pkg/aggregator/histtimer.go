@@ -50,17 +50,10 @@ func (t *Batcher) Histogram(d *histogram.Data, sampleCount float64) error {
 	if !(sampleCount > 0) || math.IsInf(sampleCount, 0) {
 		sampleCount = float64(h.Count())
 	}
-	if t.cur == nil {
-		t.Series(t.key)
-	}
-	b := t.cur
+	b, rec := t.current()
 	b.hists = append(b.hists, h)
-	rec := t.rec
 	rec.typ, rec.val, rec.rate, rec.hist = statsd.Timer, sampleCount, 1, uint32(len(b.hists))
-	b.recs = append(b.recs, rec)
-	if b.full() {
-		t.next()
-	}
+	t.push(rec)
 	return nil
 }
 

@@ -43,17 +43,10 @@ func (t *Batcher) Sketch(d *hll.Data) error {
 	if sk.Estimate() == 0 {
 		return nil
 	}
-	if t.cur == nil {
-		t.Series(t.key)
-	}
-	b := t.cur
+	b, rec := t.current()
 	b.sketches = append(b.sketches, sk)
-	rec := t.rec
 	rec.typ, rec.rate, rec.hist = statsd.Set, 1, uint32(len(b.sketches))
-	b.recs = append(b.recs, rec)
-	if b.full() {
-		t.next()
-	}
+	t.push(rec)
 	return nil
 }
 
