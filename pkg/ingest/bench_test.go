@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/garner-metrics/garner/pkg/aggregator"
+	"github.com/garner-metrics/garner/pkg/hll"
 	"github.com/garner-metrics/garner/proto/garnerpb"
 	"github.com/garner-metrics/garner/proto/pb"
 )
@@ -58,6 +60,64 @@ func BenchmarkIngest(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchSeries), "ns/series")
+		})
+	}
+}
+
+// BenchmarkIngestSets measures the aggregator side of a forwarded set: one
+// v3 request of 10 sets of 5000 distinct members each, sent as members to
+// an exact-mode aggregator or as (dense) sketches to an hll-mode one.
+// ns/member is per member the request stands for.
+func BenchmarkIngestSets(b *testing.B) {
+	const sets, perSet = 10, 5000
+	exact, sketches := &garnerpb.RawBatch{BatchId: []byte("x")}, &garnerpb.RawBatch{BatchId: []byte("x")}
+	for i := 0; i < sets; i++ {
+		name := fmt.Sprintf("bench.users.%d", i)
+		sk := hll.New(hll.DefaultPrecision)
+		var ms []string
+		for j := 0; j < perSet; j++ {
+			m := fmt.Sprintf("user-%d", i*perSet/2+j)
+			ms = append(ms, m)
+			sk.AddString(m)
+		}
+		var d hll.Data
+		sk.Export(&d)
+		exact.Sets = append(exact.Sets, &garnerpb.Set{Name: name, Source: "10.0.0.1", Members: ms})
+		sketches.Sets = append(sketches.Sets, &garnerpb.Set{Name: name, Source: "10.0.0.1",
+			Hll: &garnerpb.HyperLogLog{Precision: uint32(d.Precision), Registers: d.Registers, Hashes: d.Hashes}})
+	}
+	for _, bc := range []struct {
+		name string
+		mode aggregator.SetAggregation
+		body []byte
+	}{
+		{"mode=exact", aggregator.SetExact, mustMarshal(b, exact)},
+		{"mode=hll", aggregator.SetHLL, mustMarshal(b, sketches)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			f := newFixtureSets(b, Options{ServeV3: true, DedupWindow: 1}, bc.mode)
+			var h http.Handler
+			for _, r := range f.h.Routes() {
+				if r.Pattern == "POST /v3/raw" {
+					h = r.Handler
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if i%20 == 0 {
+					b.StopTimer()
+					f.flush() // an interval every 20 requests
+					b.StartTimer()
+				}
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/v3/raw", bytes.NewReader(bc.body)))
+				if w.Code != http.StatusAccepted {
+					b.Fatalf("%d %s", w.Code, w.Body)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*sets*perSet), "ns/member")
+			b.ReportMetric(float64(len(bc.body)), "body-bytes")
 		})
 	}
 }

@@ -58,12 +58,19 @@ type fixture struct {
 
 func newFixture(t testing.TB, opts Options) *fixture {
 	t.Helper()
+	return newFixtureSets(t, opts, aggregator.SetExact)
+}
+
+// newFixtureSets is newFixture with an aggregator of set-aggregation sets.
+func newFixtureSets(t testing.TB, opts Options, sets aggregator.SetAggregation) *fixture {
+	t.Helper()
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	reg := prometheus.NewRegistry()
 	s := &sink{}
 	agg := aggregator.New(aggregator.Options{
 		Shards: 2, MaxQueuedSamples: 1 << 16, PercentThresholds: []float64{90}, HistogramLimit: 64,
+		SetAggregation: sets,
 	}, log, reg)
 	lines := receiver.NewLines(receiver.Options{DefaultTags: []string{"dc:x"}, Namespace: "ignored", IgnoreHost: true}, agg, s, log, reg)
 	ctx, cancel := context.WithCancel(context.Background())
