@@ -90,7 +90,7 @@ func (e *encoder) v2Members(sets []model.Set, sel []int32) {
 		if e.standIns == nil {
 			e.standIns = map[int32][]string{}
 		}
-		ms := make([]string, 0, st.Estimate)
+		ms := make([]string, 0, min(st.Estimate, hll.MaxStandIns)+uint64(len(st.Members)))
 		for m := range st.Members {
 			ms = append(ms, m)
 		}

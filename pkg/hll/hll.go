@@ -259,8 +259,11 @@ func (s *Sketch) Estimate() uint64 {
 	}
 	z += m * sigma(c[0]/m)
 	e := m * m / (2 * math.Ln2 * z)
-	if math.IsInf(e, 0) || math.IsNaN(e) {
+	switch {
+	case math.IsNaN(e) || e < 0:
 		return 0
+	case e >= maxEstimate: // only registers crafted off the wire get here
+		return maxEstimate
 	}
 	return uint64(math.Round(e))
 }
@@ -298,6 +301,14 @@ func tau(x float64) float64 {
 		}
 	}
 }
+
+// maxEstimate caps Estimate, so that it converts to an int (model.Set.Count)
+// whatever the registers: 2^62, far beyond any real set.
+const maxEstimate = 1 << 62
+
+// MaxStandIns is the most made-up members StandIns gives for a dense
+// sketch: a sketch off the wire can claim any count up to 2^62.
+const MaxStandIns = 1 << 22
 
 // Bytes is the memory the sketch's hashes or registers take.
 func (s *Sketch) Bytes() int { return 8*len(s.table) + len(s.dense) }
@@ -373,7 +384,8 @@ func FromData(d *Data, maxPrecision int) (*Sketch, error) {
 // distinct member, the same in every process, so a receiver's union over
 // several senders is right); once dense, Estimate strings "hll:0",
 // "hll:1"... (a receiver's union over several senders is then their
-// largest estimate, not the union). It reports whether they are exact.
+// largest estimate, not the union), at most MaxStandIns of them. It
+// reports whether they are exact.
 // The string is valid only during the call.
 func (s *Sketch) StandIns(fn func(member string)) (exact bool) {
 	var buf [24]byte
@@ -381,7 +393,7 @@ func (s *Sketch) StandIns(fn func(member string)) (exact bool) {
 		s.eachHash(func(h uint64) { fn(string(strconv.AppendUint(buf[:0], h, 16))) })
 		return true
 	}
-	n := s.Estimate()
+	n := min(s.Estimate(), MaxStandIns)
 	for i := uint64(0); i < n; i++ {
 		b := strconv.AppendUint(append(buf[:0], "hll:"...), i, 10)
 		fn(string(b))

@@ -191,6 +191,27 @@ func TestHashStable(t *testing.T) {
 	}
 }
 
+// Registers crafted off the wire at the highest rank claim a huge count:
+// the estimate stays an int and the stand-ins stay bounded.
+func TestCraftedRegistersBounded(t *testing.T) {
+	regs := make([]byte, 1<<DefaultPrecision)
+	for i := range regs {
+		regs[i] = 64 - DefaultPrecision + 1
+	}
+	s, err := FromData(&Data{Precision: DefaultPrecision, Registers: regs}, DefaultPrecision)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := s.Estimate(); e != maxEstimate || int(e) < 0 {
+		t.Errorf("estimate %d, want the cap %d", e, uint64(maxEstimate))
+	}
+	n := 0
+	s.StandIns(func(string) { n++ })
+	if n != MaxStandIns {
+		t.Errorf("%d stand-ins, want the cap %d", n, MaxStandIns)
+	}
+}
+
 func TestStandIns(t *testing.T) {
 	s := New(DefaultPrecision)
 	for i := 0; i < 500; i++ {
