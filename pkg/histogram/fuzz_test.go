@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"testing"
+	"time"
 )
 
 // FuzzFromData feeds FromData histograms off the wire: it never panics,
@@ -13,6 +14,11 @@ func FuzzFromData(f *testing.F) {
 	f.Add(int8(3), int32(-2), int32(5), uint8(4), []byte{1, 2, 3, 0, 7}, 0.5, 9.0, uint64(1))
 	f.Add(int8(20), int32(1<<30), int32(-1<<30), uint8(200), []byte{255, 255, 1}, -1.0, 1.0, uint64(0))
 	f.Fuzz(func(t *testing.T, scale int8, posOff, negOff int32, maxB uint8, raw []byte, lo, hi float64, zero uint64) {
+		// One input takes microseconds. One that took 30s would be a hostile
+		// forwarder's way to stall an aggregator: crash the worker, so that
+		// the fuzzer keeps the input as a failure instead of stalling.
+		watchdog := time.AfterFunc(30*time.Second, func() { panic("FromData and its checks took over 30s on this input") })
+		defer watchdog.Stop()
 		var d Data
 		d.Scale, d.PositiveOffset, d.NegativeOffset, d.ZeroCount = int32(scale), posOff, negOff, zero%1000
 		for i := 0; i+2 <= len(raw); i += 2 {
