@@ -2,10 +2,7 @@ package config
 
 import (
 	"errors"
-	"io"
 	"strings"
-
-	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/pkg/tlsconf"
 )
@@ -15,7 +12,7 @@ import (
 // Forward.HTTPTransport.TLS, InfluxDB.TLS, Datadog.TLS, Prometheus.TLS,
 // OTLP.TLS.) Every file is loaded at Load, so a missing,
 // unreadable or mismatched file fails the start naming its key; the servers
-// and clients re-read the certificates when their files change (see
+// and clients re-read the files when they change and on SIGHUP (see
 // pkg/tlsconf and SECURITY.md).
 type TLS struct {
 	// Admin is the admin server's (admin-addr) HTTPS: admin-tls-cert-file →
@@ -33,17 +30,17 @@ type TLS struct {
 }
 
 var tlsKeys = append([]key{
-	{"tcp-tls-cert-file", kString, "", "PEM certificate (chain, leaf first) the TCP statsd listener (tcp-metrics-addr) serves TLS with; set with tcp-tls-key-file. A client speaking plaintext, or failing the handshake, is closed and counted in garner_tls_handshake_errors_total{listener=\"tcp\"}. Re-read when the file changes. Empty = plain TCP", true},
+	{"tcp-tls-cert-file", kString, "", "PEM certificate (chain, leaf first) the TCP statsd listener (tcp-metrics-addr) serves TLS with; set with tcp-tls-key-file. A client speaking plaintext, or failing the handshake, is closed and counted in garner_tls_handshake_errors_total{listener=\"tcp\"}. Re-read when the file changes and on SIGHUP. Empty = plain TCP", true},
 	{"tcp-tls-key-file", kString, "", "PEM private key of tcp-tls-cert-file", true},
-	{"tcp-tls-client-ca-file", kString, "", "PEM CA bundle: TCP statsd clients must then present a certificate from one of these CAs (mutual TLS). Empty = no client certificate asked", true},
-	{"admin-tls-cert-file", kString, "", "PEM certificate (chain, leaf first) admin-addr serves HTTPS with; set with admin-tls-key-file. Re-read when the file changes (a broken new pair keeps the old one, logged). Empty = plain HTTP", true},
+	{"tcp-tls-client-ca-file", kString, "", "PEM CA bundle: TCP statsd clients must then present a certificate from one of these CAs (mutual TLS). Re-read when the file changes and on SIGHUP. Empty = no client certificate asked", true},
+	{"admin-tls-cert-file", kString, "", "PEM certificate (chain, leaf first) admin-addr serves HTTPS with; set with admin-tls-key-file. Re-read when the file changes and on SIGHUP (a broken new pair keeps the old one, logged). Empty = plain HTTP", true},
 	{"admin-tls-key-file", kString, "", "PEM private key of admin-tls-cert-file", true},
-	{"admin-tls-client-ca-file", kString, "", "PEM CA bundle: admin-addr then requires a client certificate from one of these CAs (mutual TLS; forwarders with http-transport.tls-cert-file). Empty = no client certificate asked", true},
-	{"http.*.tls-cert-file", kString, "", "PEM certificate this server serves HTTPS with; set with tls-key-file. Re-read when the file changes. Empty = plain HTTP", false},
+	{"admin-tls-client-ca-file", kString, "", "PEM CA bundle: admin-addr then requires a client certificate from one of these CAs (mutual TLS; forwarders with http-transport.tls-cert-file). Re-read when the file changes and on SIGHUP. Empty = no client certificate asked", true},
+	{"http.*.tls-cert-file", kString, "", "PEM certificate this server serves HTTPS with; set with tls-key-file. Re-read when the file changes and on SIGHUP. Empty = plain HTTP", false},
 	{"http.*.tls-key-file", kString, "", "PEM private key of tls-cert-file", false},
-	{"http.*.tls-client-ca-file", kString, "", "PEM CA bundle: this server then requires a client certificate from one of these CAs (mutual TLS; e.g. ingestion only from forwarders holding one). Empty = none asked", false},
-	{"http-transport.tls-ca-file", kString, "", "Forwarder mode: PEM CA bundle the aggregators' certificates must chain to (https:// api-endpoint); empty = the system roots", false},
-	{"http-transport.tls-cert-file", kString, "", "Forwarder mode: PEM client certificate presented to the aggregators (mutual TLS); set with tls-key-file. Re-read when the file changes", false},
+	{"http.*.tls-client-ca-file", kString, "", "PEM CA bundle: this server then requires a client certificate from one of these CAs (mutual TLS; e.g. ingestion only from forwarders holding one). Re-read when the file changes and on SIGHUP. Empty = none asked", false},
+	{"http-transport.tls-ca-file", kString, "", "Forwarder mode: PEM CA bundle the aggregators' certificates must chain to (https:// api-endpoint); re-read when the file changes and on SIGHUP (new connections use it). Empty = the system roots", false},
+	{"http-transport.tls-cert-file", kString, "", "Forwarder mode: PEM client certificate presented to the aggregators (mutual TLS); set with tls-key-file. Re-read when the file changes and on SIGHUP", false},
 	{"http-transport.tls-key-file", kString, "", "Forwarder mode: PEM private key of tls-cert-file", false},
 	{"http-transport.tls-server-name", kString, "", "Forwarder mode: name the aggregators' certificates must hold, when not the api-endpoint host (e.g. endpoints given as IP addresses); empty = the host", false},
 }, backendTLSKeys()...)
@@ -56,8 +53,8 @@ func backendTLSKeys() []key {
 	var out []key
 	for _, b := range tlsBackends {
 		out = append(out,
-			key{b + ".tls-ca-file", kString, "", "PEM CA bundle the " + b + " server's certificate must chain to (https:// URLs); empty = the system roots", false},
-			key{b + ".tls-cert-file", kString, "", "PEM client certificate presented to the " + b + " server (mutual TLS); set with tls-key-file. Re-read when the file changes", false},
+			key{b + ".tls-ca-file", kString, "", "PEM CA bundle the " + b + " server's certificate must chain to (https:// URLs); re-read when the file changes and on SIGHUP (new connections use it). Empty = the system roots", false},
+			key{b + ".tls-cert-file", kString, "", "PEM client certificate presented to the " + b + " server (mutual TLS); set with tls-key-file. Re-read when the file changes and on SIGHUP", false},
 			key{b + ".tls-key-file", kString, "", "PEM private key of " + b + ".tls-cert-file", false},
 			key{b + ".tls-server-name", kString, "", "Name the " + b + " server's certificate must hold, when not the URL's host; empty = the host", false},
 		)
@@ -75,7 +72,7 @@ func (r *reader) clientTLS(prefix string) tlsconf.ClientOptions {
 		ServerName: strings.TrimSpace(r.str(prefix + "tls-server-name")),
 	}
 	if o.Enabled() {
-		_, err := tlsconf.ClientConfig(o, discard())
+		err := tlsconf.CheckClient(o)
 		r.failTLS(err, tlsFieldKeys{tlsconf.FieldCA: prefix + "tls-ca-file", tlsconf.FieldCert: prefix + "tls-cert-file", tlsconf.FieldKey: prefix + "tls-key-file"})
 	}
 	return o
@@ -94,7 +91,7 @@ func (c *Config) loadTLS(r *reader) {
 		if c.Admin.Addr == "" {
 			r.fail("admin-tls-cert-file", errors.New("admin-addr is empty: there is no admin server to serve TLS on"))
 		}
-		_, err := tlsconf.ServerConfig(o, discard())
+		err := tlsconf.CheckServer(o)
 		r.failTLS(err, tlsFieldKeys{tlsconf.FieldCert: "admin-tls-cert-file", tlsconf.FieldKey: "admin-tls-key-file", tlsconf.FieldClientCA: "admin-tls-client-ca-file"})
 	}
 
@@ -107,7 +104,7 @@ func (c *Config) loadTLS(r *reader) {
 		if c.TCPMetricsAddr == "" {
 			r.fail("tcp-tls-cert-file", errors.New("tcp-metrics-addr is empty: there is no TCP listener to serve TLS on"))
 		}
-		_, err := tlsconf.ServerConfig(o, discard())
+		err := tlsconf.CheckServer(o)
 		r.failTLS(err, tlsFieldKeys{tlsconf.FieldCert: "tcp-tls-cert-file", tlsconf.FieldKey: "tcp-tls-key-file", tlsconf.FieldClientCA: "tcp-tls-client-ca-file"})
 	}
 
@@ -125,7 +122,7 @@ func (c *Config) loadTLS(r *reader) {
 			c.TLS.HTTP = map[string]tlsconf.ServerOptions{}
 		}
 		c.TLS.HTTP[srv.Name] = o
-		_, err := tlsconf.ServerConfig(o, discard())
+		err := tlsconf.CheckServer(o)
 		r.failTLS(err, tlsFieldKeys{tlsconf.FieldCert: k + "tls-cert-file", tlsconf.FieldKey: k + "tls-key-file", tlsconf.FieldClientCA: k + "tls-client-ca-file"})
 	}
 
@@ -150,10 +147,4 @@ func (r *reader) failTLS(err error, keys tlsFieldKeys) {
 		r.fail(k, err)
 		return
 	}
-}
-
-func discard() logrus.FieldLogger {
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	return l
 }

@@ -36,7 +36,6 @@ package httpsend
 import (
 	"cmp"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -88,8 +87,11 @@ type Options struct {
 	Client *http.Client
 	// TLS configures the default client's https:// connections (the
 	// backends' tls-ca-file, tls-cert-file, tls-key-file, tls-server-name):
-	// a private CA, a client certificate re-read when its files change.
-	// Zero (the default): the system roots; TLS 1.2 at least either way.
+	// a private CA and a client certificate, re-read when their files change
+	// and on tlsconf.Reload (new connections use them). Zero (the default):
+	// the system roots; TLS 1.2 at least either way. A request that fails
+	// at the handshake is counted in
+	// garner_tls_client_handshake_errors_total{client=Subsystem,reason}.
 	// Ignored when Client is set.
 	TLS tlsconf.ClientOptions
 
@@ -160,13 +162,11 @@ func New(opts Options) (*Sender, error) {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = opts.MaxRequests
 		tr.ResponseHeaderTimeout = opts.Timeout
-		tr.TLSClientConfig = &tls.Config{MinVersion: tlsconf.MinVersion}
-		if opts.TLS.Enabled() {
-			if tr.TLSClientConfig, err = tlsconf.ClientConfig(opts.TLS, opts.Log); err != nil {
-				return nil, fmt.Errorf("httpsend: %s tls: %w", opts.Subsystem, err)
-			}
+		tc, err := tlsconf.NewClient(opts.TLS, opts.Log)
+		if err != nil {
+			return nil, fmt.Errorf("httpsend: %s tls: %w", opts.Subsystem, err)
 		}
-		hc = &http.Client{Transport: tr}
+		hc = &http.Client{Transport: tc.RoundTripper(tr, opts.Subsystem, tlsconf.ClientHandshakeErrors(opts.Registerer), opts.Log)}
 	}
 	s := &Sender{
 		opts: opts, comp: comp, slots: make(chan struct{}, opts.MaxRequests),

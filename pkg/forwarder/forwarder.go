@@ -25,6 +25,7 @@ import (
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/backends/httpsend"
 	"github.com/garner-metrics/garner/pkg/model"
+	"github.com/garner-metrics/garner/pkg/tlsconf"
 	"github.com/garner-metrics/garner/pkg/version"
 )
 
@@ -115,6 +116,7 @@ func New(opts Options, log logrus.FieldLogger, reg prometheus.Registerer) (*Forw
 	if f.upBase.tls, err = clientTLS(opts.TLS, log); err != nil {
 		return nil, err
 	}
+	f.upBase.tlsErrs = tlsconf.ClientHandshakeErrors(reg)
 	for _, raw := range opts.APIEndpoints {
 		ep, err := parseEndpoint(raw, opts.DNSRefresh > 0)
 		if err != nil {

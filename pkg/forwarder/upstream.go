@@ -2,7 +2,6 @@ package forwarder
 
 import (
 	"context"
-	"crypto/tls"
 	"net"
 	"net/http"
 	"net/netip"
@@ -11,10 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/backends/httpsend"
 	"github.com/garner-metrics/garner/pkg/ratelog"
+	"github.com/garner-metrics/garner/pkg/tlsconf"
 )
 
 // batchKind is what a batch carries; the value is the kind label of the
@@ -74,7 +75,8 @@ type upstreamConfig struct {
 	header        http.Header   // custom headers and Content-Type, on every request
 	userAgent     string
 	retry         httpsend.Retry
-	tls           *tls.Config // clientTLS
+	tls           *tlsconf.Client        // clientTLS
+	tlsErrs       *prometheus.CounterVec // garner_tls_client_handshake_errors_total
 
 	log     logrus.FieldLogger
 	m       *fwdMetrics
@@ -131,7 +133,6 @@ func newUpstream(cfg upstreamConfig) *upstream {
 		TLSHandshakeTimeout:   cfg.timeout,
 		ExpectContinueTimeout: time.Second,
 		ForceAttemptHTTP2:     true,
-		TLSClientConfig:       cfg.tls.Clone(), // the transport adds its NextProtos to it
 	}
 	if cfg.pin.IsValid() {
 		// One address of a name: dial it, whatever the URL's host resolves
@@ -142,7 +143,7 @@ func newUpstream(cfg upstreamConfig) *upstream {
 			return dialer.DialContext(ctx, network, addr)
 		}
 	}
-	u.client = httpsend.Client{HTTP: &http.Client{Transport: tr}, Timeout: cfg.timeout, UserAgent: cfg.userAgent, Retry: cfg.retry}
+	u.client = httpsend.Client{HTTP: &http.Client{Transport: cfg.transport(tr, u.log)}, Timeout: cfg.timeout, UserAgent: cfg.userAgent, Retry: cfg.retry}
 	u.up.Store(true)
 	u.v2.Store(cfg.v2)
 	return u

@@ -61,10 +61,19 @@ func HandshakeReason(err error) string {
 // registered with reg; every TLS listener shares it, so a second call with
 // the same reg returns the collector registered first.
 func HandshakeErrors(reg prometheus.Registerer) *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+	return sharedCounterVec(reg, prometheus.CounterOpts{
 		Name: "garner_tls_handshake_errors_total",
 		Help: "TLS handshakes refused or failed, by listener and reason (not_tls, no_client_cert, expired_cert, bad_cert, protocol_version, timeout, closed, other).",
-	}, []string{"listener", "reason"})
+	}, "listener", "reason")
+}
+
+// sharedCounterVec registers a counter vector with reg, or returns the one
+// of that name reg already has; a nil reg registers nothing.
+func sharedCounterVec(reg prometheus.Registerer, opts prometheus.CounterOpts, labels ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(opts, labels)
+	if reg == nil {
+		return c
+	}
 	if err := reg.Register(c); err != nil {
 		var are prometheus.AlreadyRegisteredError
 		if errors.As(err, &are) {

@@ -5,8 +5,10 @@
 // written, key not matching) is logged and the old pair stays in use, so a
 // rotation never breaks the listener; a later change is tried again.
 //
-// A server's client CA bundle is re-read the same way; a client's CA bundle
-// is read once, when the config is built.
+// A server's client CA bundle is re-read the same way. A client's CA bundle
+// and certificate are re-read when they change by the http.RoundTripper of
+// Client (new connections use the new files). Reload re-reads every file of
+// every config in use whether or not it changed (garner's SIGHUP).
 package tlsconf
 
 import (
@@ -92,16 +94,14 @@ func (e *FileError) Unwrap() error { return e.Err }
 // bad file fails at start. The certificate is re-read when its files change.
 // log receives one line per rotation and per broken new pair.
 func ServerConfig(o ServerOptions, log logrus.FieldLogger) (*tls.Config, error) {
-	if o.CertFile == "" || o.KeyFile == "" {
-		if o.CertFile == "" {
-			return nil, &FileError{Field: FieldCert, Err: errors.New("a TLS server needs a certificate and a key: set both")}
-		}
-		return nil, &FileError{Field: FieldKey, Err: errors.New("a TLS server needs a certificate and a key: set both")}
+	if err := serverPairSet(o); err != nil {
+		return nil, err
 	}
 	kp, err := newKeyPair(o.CertFile, o.KeyFile, log)
 	if err != nil {
 		return nil, err
 	}
+	track(kp)
 	cfg := &tls.Config{
 		MinVersion: MinVersion,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -109,10 +109,11 @@ func ServerConfig(o ServerOptions, log logrus.FieldLogger) (*tls.Config, error) 
 		},
 	}
 	if o.ClientCAFile != "" {
-		ca, err := newCAFile(o.ClientCAFile, log)
+		ca, err := newCAFile(FieldClientCA, o.ClientCAFile, log)
 		if err != nil {
 			return nil, err
 		}
+		track(ca)
 		cfg.ClientCAs = ca.pool
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 		// Each handshake gets the client CAs as they are on disk now.
@@ -127,32 +128,49 @@ func ServerConfig(o ServerOptions, log logrus.FieldLogger) (*tls.Config, error) 
 }
 
 // ClientConfig builds a client config from o, loading every file now. The
-// client certificate, if any, is re-read when its files change.
+// client certificate, if any, is re-read when its files change; the CA
+// bundle is the one read now (a Client's RoundTripper follows its changes).
 func ClientConfig(o ClientOptions, log logrus.FieldLogger) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: MinVersion, ServerName: o.ServerName}
-	if o.CAFile != "" {
-		pool, err := loadPool(FieldCA, o.CAFile)
-		if err != nil {
-			return nil, err
-		}
-		cfg.RootCAs = pool
+	c, err := NewClient(o, log)
+	if err != nil {
+		return nil, err
 	}
+	return c.Config(), nil
+}
+
+// serverPairSet says which of a server's certificate and key is missing.
+func serverPairSet(o ServerOptions) error {
 	switch {
-	case o.CertFile == "" && o.KeyFile == "":
 	case o.CertFile == "":
-		return nil, &FileError{Field: FieldCert, Err: errors.New("a client key needs its certificate: set both")}
+		return &FileError{Field: FieldCert, Err: errors.New("a TLS server needs a certificate and a key: set both")}
 	case o.KeyFile == "":
-		return nil, &FileError{Field: FieldKey, Err: errors.New("a client certificate needs its key: set both")}
-	default:
-		kp, err := newKeyPair(o.CertFile, o.KeyFile, log)
-		if err != nil {
-			return nil, err
-		}
-		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			return kp.current(), nil
+		return &FileError{Field: FieldKey, Err: errors.New("a TLS server needs a certificate and a key: set both")}
+	}
+	return nil
+}
+
+// CheckServer loads the files of o as ServerConfig would, and returns its
+// error; nothing is kept (for validating a configuration).
+func CheckServer(o ServerOptions) error {
+	if err := serverPairSet(o); err != nil {
+		return err
+	}
+	if _, err := load(o.CertFile, o.KeyFile); err != nil {
+		return err
+	}
+	if o.ClientCAFile != "" {
+		if _, err := loadPool(FieldClientCA, o.ClientCAFile); err != nil {
+			return err
 		}
 	}
-	return cfg, nil
+	return nil
+}
+
+// CheckClient loads the files of o as ClientConfig would, and returns its
+// error; nothing is kept.
+func CheckClient(o ClientOptions) error {
+	_, err := loadClient(o, nil)
+	return err
 }
 
 func loadPool(field, path string) (*x509.CertPool, error) {
@@ -189,8 +207,9 @@ type keyPair struct {
 
 	mu        sync.Mutex
 	cert      *tls.Certificate
-	certStamp stamp // of the files last tried, loaded or not
-	keyStamp  stamp
+	certStamp stamp  // of the files last tried, loaded or not
+	keyStamp  stamp  //
+	gen       uint64 // pairs loaded after the first
 }
 
 func newKeyPair(certFile, keyFile string, log logrus.FieldLogger) (*keyPair, error) {
@@ -245,6 +264,7 @@ func (kp *keyPair) current() *tls.Certificate {
 		return kp.cert
 	}
 	kp.cert = cert
+	kp.gen++
 	kp.log.WithFields(logrus.Fields{"cert_file": kp.certFile, "not_after": cert.Leaf.NotAfter.UTC().Format(time.RFC3339)}).
 		Info("tls: loaded the changed certificate and key")
 	return kp.cert
@@ -267,28 +287,29 @@ func Leaf(cfg *tls.Config) *x509.Certificate {
 	return c.Leaf
 }
 
-// caFile is a server's client CA bundle, reloaded when the file's stamp
-// changes; a bundle that does not load keeps the previous pool (logged).
-// Safe for concurrent use.
+// caFile is a CA bundle (a server's client CAs, field FieldClientCA, or a
+// client's, FieldCA), reloaded when the file's stamp changes; a bundle that
+// does not load keeps the previous pool (logged). Safe for concurrent use.
 type caFile struct {
-	path string
-	log  logrus.FieldLogger
+	field, path string
+	log         logrus.FieldLogger
 
 	mu    sync.Mutex
 	pool  *x509.CertPool
-	stamp stamp // of the file last tried
+	stamp stamp  // of the file last tried
+	gen   uint64 // bundles loaded after the first
 }
 
-func newCAFile(path string, log logrus.FieldLogger) (*caFile, error) {
+func newCAFile(field, path string, log logrus.FieldLogger) (*caFile, error) {
 	st, err := stat(path)
 	if err != nil {
-		return nil, &FileError{Field: FieldClientCA, Path: path, Err: err}
+		return nil, &FileError{Field: field, Path: path, Err: err}
 	}
-	pool, err := loadPool(FieldClientCA, path)
+	pool, err := loadPool(field, path)
 	if err != nil {
 		return nil, err
 	}
-	return &caFile{path: path, log: log, pool: pool, stamp: st}, nil
+	return &caFile{field: field, path: path, log: log, pool: pool, stamp: st}, nil
 }
 
 func (c *caFile) current() *x509.CertPool {
@@ -299,12 +320,13 @@ func (c *caFile) current() *x509.CertPool {
 		return c.pool
 	}
 	c.stamp = st
-	pool, err := loadPool(FieldClientCA, c.path)
+	pool, err := loadPool(c.field, c.path)
 	if err != nil {
-		c.log.WithError(err).Error("tls: cannot load the changed client CA bundle; still using the previous one")
+		c.log.WithError(err).Error("tls: cannot load the changed CA bundle; still using the previous one")
 		return c.pool
 	}
 	c.pool = pool
-	c.log.WithField("ca_file", c.path).Info("tls: loaded the changed client CA bundle")
+	c.gen++
+	c.log.WithField("ca_file", c.path).Info("tls: loaded the changed CA bundle")
 	return c.pool
 }
