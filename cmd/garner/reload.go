@@ -27,6 +27,7 @@ type reloader struct {
 	log     *logrus.Logger
 	hooks   []reloadHook
 	every   []func(next *config.Config) // on every SIGHUP whose config loads, before hooks
+	signal  []func()                    // on every SIGHUP, before the config is loaded
 }
 
 // reloadHook applies the keys it covers from a newly loaded Config. It runs
@@ -78,6 +79,13 @@ func (r *reloader) onEvery(apply func(next *config.Config)) {
 	r.every = append(r.every, apply)
 }
 
+// onSignal registers apply to run on every SIGHUP, first, whether or not
+// the configuration loads: for files that do not depend on it (the TLS
+// certificates in use). Register before Run.
+func (r *reloader) onSignal(apply func()) {
+	r.signal = append(r.signal, apply)
+}
+
 // Run reloads on each SIGHUP until ctx ends.
 func (r *reloader) Run(ctx context.Context) error {
 	defer signal.Stop(r.hup)
@@ -92,6 +100,9 @@ func (r *reloader) Run(ctx context.Context) error {
 }
 
 func (r *reloader) reload() {
+	for _, apply := range r.signal {
+		apply()
+	}
 	next, err := config.Load(r.args)
 	if err != nil {
 		r.log.WithError(err).Error("SIGHUP: the configuration does not load; nothing changed")

@@ -30,6 +30,27 @@ func serverTLS(o tlsconf.ServerOptions, key string, log logrus.FieldLogger) (*tl
 	return tc, nil
 }
 
+// reloadTLS re-reads every certificate, key and CA bundle in use (SIGHUP),
+// whether or not the files changed, and logs each: what was loaded, and what
+// did not load and so is still the previous one. New handshakes use what was
+// loaded; the clients open new connections.
+func reloadTLS(log logrus.FieldLogger) {
+	for _, r := range tlsconf.Reload() {
+		e := log.WithField("file", r.File)
+		if r.KeyFile != "" {
+			e = e.WithField("key_file", r.KeyFile)
+		}
+		switch {
+		case r.Err != nil:
+			e.WithError(r.Err).Error("SIGHUP: tls: cannot load the file; still using the previous one")
+		case r.KeyFile != "":
+			e.WithField("not_after", r.NotAfter.UTC().Format(time.RFC3339)).Info("SIGHUP: tls: re-read the certificate and key")
+		default:
+			e.Info("SIGHUP: tls: re-read the CA bundle")
+		}
+	}
+}
+
 // expiryWarning is how long before its expiry a certificate makes its health
 // dependency fail (overall status degraded).
 const expiryWarning = 7 * 24 * time.Hour

@@ -107,9 +107,11 @@ func TestAdminHTTPS(t *testing.T) {
 // TestForwardMutualTLS: forwarders → aggregator over mutual TLS with real
 // binaries. The forwarder with a client certificate from the aggregator's
 // client CA delivers every sample (exact totals at the aggregator's
-// backend); one without a certificate, and one with a certificate from
-// another CA, deliver nothing: their requests fail at the handshake and are
-// counted as retries, and the aggregator logs the refused handshakes.
+// backend); one without a certificate, one with a certificate from another
+// CA and one with an expired certificate deliver nothing: their requests
+// fail at the handshake, each counts why in
+// garner_tls_client_handshake_errors_total and logs it, and the aggregator
+// counts and logs the refused handshakes.
 func TestForwardMutualTLS(t *testing.T) {
 	f := newTLSFiles(t)
 	g := garnertest.NewGraphite(t)
@@ -131,6 +133,7 @@ func TestForwardMutualTLS(t *testing.T) {
 	good := forwarder(f.client)
 	noCert := forwarder(garnertest.Pair{})
 	otherCA := forwarder(f.outCA)
+	expired := forwarder(f.ca.WritePair(t, f.dir, "expired", time.Now().Add(-time.Minute)))
 
 	const datagrams, perDatagram = 50, 20
 	send := func(p *garnertest.Process, line string) {
@@ -145,15 +148,35 @@ func TestForwardMutualTLS(t *testing.T) {
 	send(good, "tls.good:1.5|c")
 	send(noCert, "tls.nocert:1|c")
 	send(otherCA, "tls.otherca:1|c")
+	send(expired, "tls.expired:1|c")
 
-	for name, p := range map[string]*garnertest.Process{"no client certificate": noCert, "client from another CA": otherCA} {
-		admin := p.AdminAddr(t)
-		garnertest.WaitFor(t, name+": failed requests counted", 20*time.Second, func() bool {
-			return garnertest.MustScrape(t, admin).Sum("garner_forwarder_retries_total") > 0
+	for _, r := range []struct {
+		name, reason string
+		p            *garnertest.Process
+	}{
+		{"no client certificate", tlsconf.ReasonClientNoCert, noCert},
+		{"client from another CA", tlsconf.ReasonClientCertRefused, otherCA},
+		{"expired client", tlsconf.ReasonClientCertExpired, expired},
+	} {
+		admin := r.p.AdminAddr(t)
+		garnertest.WaitFor(t, r.name+": failed handshakes counted", 20*time.Second, func() bool {
+			m := garnertest.MustScrape(t, admin)
+			return m.Sum("garner_forwarder_retries_total") > 0 &&
+				m.Sum("garner_tls_client_handshake_errors_total", `client="forwarder"`, `reason="`+r.reason+`"`) > 0
 		})
-		if sent := garnertest.MustScrape(t, admin).Sum("garner_forwarder_sent_series_total"); sent != 0 {
-			t.Errorf("%s: %v series accepted by the aggregator, want 0", name, sent)
+		m := garnertest.MustScrape(t, admin)
+		if sent := m.Sum("garner_forwarder_sent_series_total"); sent != 0 {
+			t.Errorf("%s: %v series accepted by the aggregator, want 0", r.name, sent)
 		}
+		if all, this := m.Sum("garner_tls_client_handshake_errors_total"), m.Sum("garner_tls_client_handshake_errors_total", `reason="`+r.reason+`"`); all != this {
+			t.Errorf("%s: %v failed handshakes, %v of them %s; want all %s", r.name, all, this, r.reason, r.reason)
+		}
+		if !r.p.WaitStderr("tls handshake with the server failed", 10*time.Second) || !strings.Contains(r.p.Stderr(), "reason="+r.reason) {
+			t.Errorf("%s: the failed handshake was not logged with reason %s", r.name, r.reason)
+		}
+	}
+	if n := garnertest.MustScrape(t, good.AdminAddr(t)).Sum("garner_tls_client_handshake_errors_total"); n != 0 {
+		t.Errorf("the forwarder with a good certificate counted %v failed handshakes", n)
 	}
 	if !agg.WaitStderr("tls handshake with an http client failed", 10*time.Second) {
 		t.Error("the aggregator did not log the refused handshakes")
@@ -162,13 +185,14 @@ func TestForwardMutualTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, reason := range []string{tlsconf.ReasonNoClientCert, tlsconf.ReasonBadCert} {
+	for _, reason := range []string{tlsconf.ReasonNoClientCert, tlsconf.ReasonBadCert, tlsconf.ReasonExpiredCert} {
 		if aggMetrics.Sum("garner_tls_handshake_errors_total", `listener="admin"`, `reason="`+reason+`"`) == 0 {
 			t.Errorf("the aggregator counted no refused handshake with reason %s", reason)
 		}
 	}
 	noCert.Stop(20 * time.Second)
 	otherCA.Stop(20 * time.Second)
+	expired.Stop(20 * time.Second)
 	good.StopOK(t) // drains: everything it aggregated is delivered
 	agg.StopOK(t)  // final flush
 
@@ -181,7 +205,7 @@ func TestForwardMutualTLS(t *testing.T) {
 				t.Fatal(err)
 			}
 			total += v
-		case strings.Contains(p.Name, "tls.nocert") || strings.Contains(p.Name, "tls.otherca"):
+		case strings.Contains(p.Name, "tls.nocert") || strings.Contains(p.Name, "tls.otherca") || strings.Contains(p.Name, "tls.expired"):
 			t.Errorf("a refused forwarder's series reached the backend: %s %s", p.Name, p.Value)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -105,6 +106,44 @@ func (ca *CA) WritePair(t testing.TB, dir, name string, notAfter time.Time) Pair
 	writePEM(t, p.CertFile, "CERTIFICATE", der)
 	writePEM(t, p.KeyFile, "PRIVATE KEY", keyDER)
 	return p
+}
+
+// RewritePair writes a new pair over p's files (same name, valid until
+// notAfter) keeping their sizes and modification times, as a rotation
+// within the same second of a same-size certificate would: only a forced
+// re-read (SIGHUP) can tell. It returns the pair now in the files.
+func (ca *CA) RewritePair(t testing.TB, p Pair, notAfter time.Time) Pair {
+	t.Helper()
+	stat := func(path string) os.FileInfo {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi
+	}
+	oldCert, oldKey := stat(p.CertFile), stat(p.KeyFile)
+	name := strings.TrimSuffix(filepath.Base(p.CertFile), ".crt")
+	dir := t.TempDir()
+	for range 200 { // ECDSA signatures vary by a few bytes: find a pair of the same sizes
+		n := ca.WritePair(t, dir, name, notAfter)
+		if stat(n.CertFile).Size() != oldCert.Size() || stat(n.KeyFile).Size() != oldKey.Size() {
+			continue
+		}
+		for from, to := range map[string]os.FileInfo{n.CertFile: oldCert, n.KeyFile: oldKey} {
+			if err := os.Chtimes(from, to.ModTime(), to.ModTime()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Rename(n.CertFile, p.CertFile); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(n.KeyFile, p.KeyFile); err != nil {
+			t.Fatal(err)
+		}
+		return Pair{CertFile: p.CertFile, KeyFile: p.KeyFile, Cert: n.Cert}
+	}
+	t.Fatal("no new pair of the same sizes in 200 tries")
+	return Pair{}
 }
 
 func serial(t testing.TB) *big.Int {

@@ -4,8 +4,6 @@ import (
 	"crypto/tls"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -20,43 +18,6 @@ func writeFile(t *testing.T, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// rewriteUnnoticed writes a new pair of the same name over p's files with the same
-// sizes and modification times, so that only a forced re-read can tell.
-func rewriteUnnoticed(t *testing.T, ca *garnertest.CA, p garnertest.Pair, notAfter time.Time) garnertest.Pair {
-	t.Helper()
-	size := func(path string) (int64, time.Time) {
-		fi, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return fi.Size(), fi.ModTime()
-	}
-	certSize, certMod := size(p.CertFile)
-	keySize, keyMod := size(p.KeyFile)
-	name := strings.TrimSuffix(filepath.Base(p.CertFile), ".crt")
-	dir := t.TempDir()
-	for range 200 { // signatures vary in length by a few bytes: find a same-size pair
-		n := ca.WritePair(t, dir, name, notAfter)
-		cs, _ := size(n.CertFile)
-		ks, _ := size(n.KeyFile)
-		if cs != certSize || ks != keySize {
-			continue
-		}
-		c, _ := os.ReadFile(n.CertFile)
-		k, _ := os.ReadFile(n.KeyFile)
-		writeFile(t, p.CertFile, string(c))
-		writeFile(t, p.KeyFile, string(k))
-		for path, mod := range map[string]time.Time{p.CertFile: certMod, p.KeyFile: keyMod} {
-			if err := os.Chtimes(path, mod, mod); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return garnertest.Pair{CertFile: p.CertFile, KeyFile: p.KeyFile, Cert: n.Cert}
-	}
-	t.Fatal("no pair of the same size in 200 tries")
-	return garnertest.Pair{}
 }
 
 func reloaded(t *testing.T, file string) []tlsconf.Reloaded {
@@ -106,7 +67,7 @@ func TestReload(t *testing.T) {
 	}
 	want(t, first)
 
-	second := rewriteUnnoticed(t, ca, first, day.Add(time.Hour))
+	second := ca.RewritePair(t, first, day.Add(time.Hour))
 	want(t, first) // same stamps: a handshake does not re-read
 	rs := reloaded(t, first.CertFile)
 	if len(rs) != 1 || rs[0].Err != nil || rs[0].KeyFile != first.KeyFile || !rs[0].NotAfter.Equal(second.Cert.NotAfter) {
