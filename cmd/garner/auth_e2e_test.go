@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -111,4 +112,101 @@ func scrapeWith(req *http.Request) (string, error) {
 		return "", fmt.Errorf("/metrics answered %s", resp.Status)
 	}
 	return b.String(), nil
+}
+
+// TestTokenFilesSIGHUP: the token files are re-read on SIGHUP. After the
+// aggregator's admin and ingestion token files are rewritten and it gets a
+// SIGHUP, the old tokens open nothing and the new ones everything they
+// did; the forwarder, refused meanwhile, sends the new ingestion token once
+// its bearer-token-file is rewritten and it gets a SIGHUP, and delivers
+// exactly again.
+func TestTokenFilesSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, token string) string {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path+".tmp", []byte(token+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	adminFile, ingestFile, bearerFile := write("admin", "admin-1"), write("ingest", "ingest-1"), write("bearer", "ingest-1")
+	g := garnertest.NewGraphite(t)
+	agg := garnertest.StartConfig(t, fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\n", g.Addr()),
+		"--metrics-addr", "", "--enable-ingestion", "--flush-interval", "1h", "--shutdown-grace", "0s",
+		"--admin-token-file", adminFile, "--ingestion-token-file", ingestFile)
+	aggAddr := agg.AdminAddr(t)
+	fwd := garnertest.StartConfig(t, fmt.Sprintf("server-mode = \"forwarder\"\n[http-transport]\napi-endpoint = %q\nflush-interval = \"100ms\"\nbearer-token-file = %q\n", "http://"+aggAddr, bearerFile),
+		"--metrics-addr", "127.0.0.1:0", "--shutdown-grace", "0s", "--shutdown-timeout", "2s")
+	udp, fwdAdmin := fwd.UDPAddr(t), fwd.AdminAddr(t)
+	metrics := func(token string) (string, int) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, "http://"+aggAddr+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		m, err := scrapeWith(req)
+		if err != nil && !strings.Contains(err.Error(), "401") {
+			t.Fatal(err)
+		}
+		if err != nil {
+			return "", http.StatusUnauthorized
+		}
+		return m, http.StatusOK
+	}
+	sent := func() float64 { return garnertest.MustScrape(t, fwdAdmin).Sum("garner_forwarder_sent_series_total") }
+	const rotated = "SIGHUP: new tokens in force"
+
+	garnertest.SendUDP(t, udp, strings.TrimSuffix(strings.Repeat("tok.before:1|c\n", 10), "\n"))
+	fwd.WaitRead(t, 10)
+	garnertest.WaitFor(t, "the forwarder to deliver", 20*time.Second, func() bool { return sent() == 1 })
+	if _, code := metrics("admin-1"); code != http.StatusOK {
+		t.Fatalf("/metrics with the admin token: %d", code)
+	}
+
+	write("admin", "admin-2")
+	write("ingest", "ingest-2")
+	agg.Signal(syscall.SIGHUP)
+	garnertest.WaitFor(t, "the aggregator's new tokens", 10*time.Second, func() bool { return strings.Contains(agg.Stderr(), rotated) })
+	if _, code := metrics("admin-1"); code != http.StatusUnauthorized {
+		t.Errorf("/metrics with the old admin token: %d, want 401", code)
+	}
+	refused := func() float64 {
+		m, _ := metrics("admin-2")
+		const line = `garner_http_refused_requests_total{reason="unauthorized",server="admin"} `
+		i := strings.Index(m, line)
+		if i < 0 {
+			return 0
+		}
+		rest, _, _ := strings.Cut(m[i+len(line):], "\n")
+		v, _ := strconv.ParseFloat(rest, 64)
+		return v
+	}
+	base := refused() // the /metrics refused above
+	garnertest.SendUDP(t, udp, "tok.refused:1|c")
+	fwd.WaitRead(t, 11)
+	garnertest.WaitFor(t, "the old ingestion token refused", 20*time.Second, func() bool { return refused() > base })
+
+	write("bearer", "ingest-2")
+	fwd.Signal(syscall.SIGHUP)
+	garnertest.WaitFor(t, "the forwarder's new token", 10*time.Second, func() bool { return strings.Contains(fwd.Stderr(), rotated) })
+	before := sent()
+	garnertest.SendUDP(t, udp, strings.TrimSuffix(strings.Repeat("tok.after:3|c\n", 10), "\n"))
+	fwd.WaitRead(t, 21)
+	garnertest.WaitFor(t, "the forwarder to deliver with the new token", 20*time.Second, func() bool { return sent() > before })
+	fwd.StopOK(t)
+	agg.StopOK(t)
+	totals := map[string]float64{}
+	for _, p := range g.Points() {
+		for _, name := range []string{"tok.before", "tok.after"} {
+			if strings.HasPrefix(p.Name, "stats.counters."+name+".count") {
+				v, _ := strconv.ParseFloat(p.Value, 64)
+				totals[name] += v
+			}
+		}
+	}
+	if totals["tok.before"] != 10 || totals["tok.after"] != 30 {
+		t.Fatalf("totals %v at the aggregator's backend, want tok.before 10 and tok.after 30: %v", totals, g.Lines())
+	}
 }

@@ -257,6 +257,7 @@ func serve(sigCtx context.Context, args []string) (int, error) {
 	}, "filters", "filter.*", "drop-tag-keys", "max-tag-value-length", "mappings", "mapping.*")
 	watchMappingFile(rl, bs, log)
 	rl.onSignal(func() { reloadTLS(log.WithField("component", "tls")) })
+	watchTokens(rl, adm.web, p.fwd, loaded, log)
 	bg.Go(func() error { return rl.Run(bgCtx) })
 	for _, b := range bs {
 		if r, ok := b.(backends.Runner); ok {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -512,4 +513,117 @@ func TestCertificateExpiry(t *testing.T) {
 		t.Fatalf("dependencies = %+v; want degraded, the admin certificate up, the tcp one down as expiring", body)
 	}
 	p.StopOK(t)
+}
+
+// TestTLSReloadOnSIGHUP: a pair rewritten with the same sizes and
+// modification times (which no handshake notices) is served after a SIGHUP,
+// which logs it and moves the expiry metric; a broken pair on the next
+// SIGHUP is logged and the previous one stays in use.
+func TestTLSReloadOnSIGHUP(t *testing.T) {
+	f := newTLSFiles(t)
+	p := garnertest.StartConfig(t, "backends = \"null\"\nmetrics-addr = \"\"\n",
+		"--dependency-check-interval", "200ms", "--dependency-check-timeout", "200ms",
+		"--admin-tls-cert-file", f.server.CertFile, "--admin-tls-key-file", f.server.KeyFile,
+		"--admin-tls-client-ca-file", f.caFile)
+	base := "https://" + p.AdminAddr(t)
+	served := func() string { // on a new connection: a new handshake
+		t.Helper()
+		resp, err := f.httpsClient(t, f.client).Get(base + "/health/live")
+		if err != nil {
+			t.Fatalf("handshake with the admin server: %v", err)
+		}
+		resp.Body.Close()
+		return resp.TLS.PeerCertificates[0].SerialNumber.String()
+	}
+	if s := served(); s != f.server.Cert.SerialNumber.String() {
+		t.Fatalf("served serial %s, want %s", s, f.server.Cert.SerialNumber)
+	}
+	next := f.ca.RewritePair(t, f.server, time.Now().Add(48*time.Hour))
+	if s := served(); s != f.server.Cert.SerialNumber.String() {
+		t.Fatalf("the unnoticed rewrite was served before any SIGHUP (serial %s): the test proves nothing", s)
+	}
+
+	const loaded, kept = "SIGHUP: tls: re-read the certificate and key", "SIGHUP: tls: cannot load the file; still using the previous one"
+	p.Signal(syscall.SIGHUP)
+	garnertest.WaitFor(t, "the SIGHUP re-read logged", 10*time.Second, func() bool { return strings.Contains(p.Stderr(), loaded) })
+	if s := served(); s != next.Cert.SerialNumber.String() {
+		t.Fatalf("after SIGHUP the admin server serves serial %s, want the rewritten %s", s, next.Cert.SerialNumber)
+	}
+	garnertest.WaitFor(t, "the expiry metric to follow", 10*time.Second, func() bool {
+		m, err := garnertest.Scrape(f.httpsClient(t, f.client), base)
+		return err == nil && m.Sum("garner_tls_certificate_expiry_timestamp_seconds", `key="admin-tls-cert-file"`) == float64(next.Cert.NotAfter.Unix())
+	})
+
+	if err := os.WriteFile(f.server.KeyFile, []byte("-----BEGIN PRIVATE KEY-----\nnot a key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.Signal(syscall.SIGHUP)
+	garnertest.WaitFor(t, "the broken pair logged", 10*time.Second, func() bool { return strings.Contains(p.Stderr(), kept) })
+	if s := served(); s != next.Cert.SerialNumber.String() {
+		t.Fatalf("after a SIGHUP with a broken key the admin server serves serial %s, want still %s", s, next.Cert.SerialNumber)
+	}
+	if n := strings.Count(p.Stderr(), loaded); n != 1 {
+		t.Errorf("%q logged %d times, want once (the CA bundle is logged apart)", loaded, n)
+	}
+	p.StopOK(t)
+}
+
+// TestForwarderCAFileRotation: aggregators move to a new server CA. A
+// forwarder whose tls-ca-file does not hold it delivers nothing and counts
+// bad_cert; once the file is rewritten with both CAs (no restart, no
+// SIGHUP) the forwarder's new connections trust it and what it is sent from
+// then on arrives exactly.
+func TestForwarderCAFileRotation(t *testing.T) {
+	f := newTLSFiles(t)
+	newCA := garnertest.NewCA(t, "new server CA")
+	srv := newCA.WritePair(t, f.dir, "aggregator-new", time.Now().Add(24*time.Hour))
+	g := garnertest.NewGraphite(t)
+	agg := garnertest.StartConfig(t, fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\n", g.Addr()),
+		"--metrics-addr", "", "--enable-ingestion", "--flush-interval", "1h", "--shutdown-grace", "0s",
+		"--admin-tls-cert-file", srv.CertFile, "--admin-tls-key-file", srv.KeyFile, "--admin-tls-client-ca-file", f.caFile)
+	bundle := f.ca.WriteCA(t, t.TempDir(), "servers.pem")
+	fwd := garnertest.StartConfig(t, fmt.Sprintf("server-mode = \"forwarder\"\n[http-transport]\napi-endpoint = %q\nflush-interval = \"100ms\"\nprobe-interval = \"200ms\"\ntls-ca-file = %q\ntls-cert-file = %q\ntls-key-file = %q\n",
+		"https://"+agg.AdminAddr(t), bundle, f.client.CertFile, f.client.KeyFile),
+		"--metrics-addr", "127.0.0.1:0", "--shutdown-grace", "0s")
+	udp, fwdAdmin := fwd.UDPAddr(t), fwd.AdminAddr(t)
+
+	garnertest.SendUDP(t, udp, "ca.before:1|c")
+	fwd.WaitRead(t, 1)
+	garnertest.WaitFor(t, "the untrusted aggregator counted", 20*time.Second, func() bool {
+		return garnertest.MustScrape(t, fwdAdmin).Sum("garner_tls_client_handshake_errors_total", `client="forwarder"`, `reason="`+tlsconf.ReasonServerBad+`"`) > 0
+	})
+
+	old, err := os.ReadFile(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	added, err := os.ReadFile(newCA.WriteCA(t, t.TempDir(), "new.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bundle+".tmp", append(old, added...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(bundle+".tmp", bundle); err != nil {
+		t.Fatal(err)
+	}
+	garnertest.WaitFor(t, "the forwarder to reach the aggregator", 20*time.Second, func() bool {
+		return garnertest.MustScrape(t, fwdAdmin).Sum("garner_forwarder_sent_series_total") > 0 ||
+			strings.Contains(fwd.Stderr(), "back in the choice")
+	})
+	const n = 400
+	garnertest.SendUDP(t, udp, strings.TrimSuffix(strings.Repeat("ca.after:2|c\n", n), "\n"))
+	fwd.WaitRead(t, 1+n)
+	fwd.StopOK(t)
+	agg.StopOK(t)
+	var total float64
+	for _, p := range g.Points() {
+		if strings.HasPrefix(p.Name, "stats.counters.ca.after.count") {
+			v, _ := strconv.ParseFloat(p.Value, 64)
+			total += v
+		}
+	}
+	if total != 2*n {
+		t.Fatalf("ca.after total %v at the aggregator's backend, want %d; points: %v", total, 2*n, g.Lines())
+	}
 }

@@ -103,13 +103,15 @@ func New(opts Options, log logrus.FieldLogger, reg prometheus.Registerer) (*Forw
 		header.Set(k, v)
 	}
 	header.Set("Content-Type", "application/x-protobuf")
+	shared := &atomic.Pointer[http.Header]{}
+	shared.Store(&header)
 	retry := httpsend.Retry{}
 	if opts.MaxRequestElapsedTime < 0 {
 		retry.MaxRetries = -1
 	}
 	f.upBase = upstreamConfig{
 		v2: opts.Protocol == "v2", reprobe: opts.V3Reprobe, maxBufferSize: opts.MaxBufferSize, failures: opts.UpstreamFailures,
-		fastFail: opts.FastFail, timeout: opts.ClientTimeout, header: header,
+		fastFail: opts.FastFail, timeout: opts.ClientTimeout, header: shared,
 		userAgent: "garner/" + version.Get().Version + " (forwarder)", retry: retry,
 		log: log, m: f.m, pool: f.pool, tr: transcoder{comp: comp, m: f.m}, retired: f.forget,
 	}
@@ -133,6 +135,18 @@ func New(opts Options, log logrus.FieldLogger, reg prometheus.Registerer) (*Forw
 	f.publishLocked()
 	f.mu.Unlock()
 	return f, nil
+}
+
+// SetAuthorization replaces the Authorization header of the requests from
+// now on (the bearer token, its file re-read on SIGHUP); "" removes it.
+func (f *Forwarder) SetAuthorization(v string) {
+	next := f.upBase.header.Load().Clone()
+	if v == "" {
+		next.Del("Authorization")
+	} else {
+		next.Set("Authorization", v)
+	}
+	f.upBase.header.Store(&next)
 }
 
 // Name implements backends.Backend.

@@ -454,6 +454,35 @@ func TestDynamicAndCustomHeaders(t *testing.T) {
 	}
 }
 
+// TestSetAuthorization: a new Authorization header (a bearer token file
+// re-read on SIGHUP) is sent from the next request on; the other headers
+// stay.
+func TestSetAuthorization(t *testing.T) {
+	a := newAggServer(t, true, nil)
+	fx := startForwarder(t, Options{APIEndpoints: []string{a.srv.URL},
+		CustomHeaders: map[string]string{"X-Static": "1", "Authorization": "Bearer old"}})
+	send := func(name string, want float64) {
+		t.Helper()
+		_ = fx.f.SendMetrics(context.Background(), &model.Snapshot{Counters: []model.Counter{{Series: model.Series{Name: name}, Value: 1}}})
+		waitFor(t, "delivery", 5*time.Second, func() bool { return fx.sent() == want })
+	}
+	send("a", 1)
+	fx.f.SetAuthorization("Bearer new")
+	send("b", 2)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var got []string
+	for _, h := range a.hdrs {
+		if h.Get("X-Static") != "1" {
+			t.Fatalf("custom header lost: %v", h)
+		}
+		got = append(got, h.Get("Authorization"))
+	}
+	if len(got) < 2 || got[0] != "Bearer old" || got[len(got)-1] != "Bearer new" {
+		t.Fatalf("Authorization of the requests = %q; want Bearer old, then Bearer new", got)
+	}
+}
+
 type fakeResolver struct {
 	mu    sync.Mutex
 	addrs []netip.Addr

@@ -123,7 +123,7 @@ func (u *upstream) request(ctx context.Context, b *batch) httpsend.Post {
 	case b.kind == kindEvent:
 		path = "/v3/event"
 	}
-	h := u.cfg.header
+	h := *u.cfg.header.Load()
 	if len(b.header) > 0 {
 		h = h.Clone()
 		for k, vs := range b.header {
@@ -196,7 +196,7 @@ func (u *upstream) probe(ctx context.Context, after time.Duration) {
 
 // ping is one empty POST /v2/raw.
 func (u *upstream) ping(ctx context.Context) error {
-	h := u.cfg.header.Clone()
+	h := u.cfg.header.Load().Clone()
 	h.Set("Content-Encoding", contentEncoding(httpsend.None))
 	code, err := u.client.Probe(ctx, http.MethodPost, u.base+"/v2/raw", h)
 	if err != nil {

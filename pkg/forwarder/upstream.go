@@ -71,8 +71,8 @@ type upstreamConfig struct {
 	maxBufferSize int
 	failures      int // failures in a row that take it out
 	fastFail      bool
-	timeout       time.Duration // one request
-	header        http.Header   // custom headers and Content-Type, on every request
+	timeout       time.Duration                // one request
+	header        *atomic.Pointer[http.Header] // custom headers and Content-Type, on every request; shared, SetAuthorization swaps it
 	userAgent     string
 	retry         httpsend.Retry
 	tls           *tlsconf.Client        // clientTLS

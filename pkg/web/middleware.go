@@ -55,7 +55,7 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 // name.
 func (s *Server) route(sv *served, pattern, name string, open bool, h http.Handler) {
 	if !open {
-		h = s.protect(sv, h, s.token, "admin-token")
+		h = s.protect(sv, h, adminToken, "admin-token")
 	}
 	sv.mux.Handle(pattern, s.instrument(sv, name, h))
 }
@@ -66,17 +66,18 @@ func (s *Server) instrument(sv *served, name string, h http.Handler) http.Handle
 	return promhttp.InstrumentHandlerCounter(s.m.requests.MustCurryWith(labels), h)
 }
 
-// protect answers 401 without token as bearer token (when one is
-// configured); key names it for the caller.
-func (s *Server) protect(sv *served, h http.Handler, token []byte, key string) http.Handler {
-	if token == nil {
+// protect answers 401 without the token that token picks from the
+// credentials in force (when New had one: SetTokens cannot add one); key
+// names it for the caller.
+func (s *Server) protect(sv *served, h http.Handler, token func(*credentials) []byte, key string) http.Handler {
+	if token(s.creds.Load()) == nil {
 		return h
 	}
 	msg := "this endpoint needs the " + strings.TrimSuffix(key, "-token") + " token: send \"Authorization: Bearer <" + key + ">\""
 
 	refused := s.m.refused.WithLabelValues(sv.l.Name, "unauthorized")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !authorized(r, token) {
+		if !authorized(r, token(s.creds.Load())) {
 			refused.Inc()
 			w.Header().Set("WWW-Authenticate", `Bearer realm="garner"`)
 			writeError(w, http.StatusUnauthorized, "unauthorized", msg)
@@ -174,11 +175,11 @@ func (s *Server) ingestion(sv *served, h http.Handler) http.Handler {
 // mountIngestion routes the ingestion pattern through auth and metrics.
 // (HandleIngestion calls it for each server with ingestion enabled.)
 func (s *Server) mountIngestion(sv *served, pattern string, h http.Handler) {
-	if s.ingestToken == nil {
+	if s.creds.Load().ingest == nil {
 		s.route(sv, pattern, "ingestion "+pattern, false, s.ingestion(sv, h))
 		return
 	}
-	s.route(sv, pattern, "ingestion "+pattern, true, s.protect(sv, s.ingestion(sv, h), s.ingestToken, "ingestion-token"))
+	s.route(sv, pattern, "ingestion "+pattern, true, s.protect(sv, s.ingestion(sv, h), ingestToken, "ingestion-token"))
 }
 
 type errorBody struct {

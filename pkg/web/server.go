@@ -143,15 +143,14 @@ func (e *BindError) Unwrap() error { return e.Err }
 
 // Server is the set of HTTP servers. Its methods are safe for concurrent use.
 type Server struct {
-	opts        Options
-	deps        Deps
-	log         logrus.FieldLogger
-	started     time.Time
-	token       []byte
-	ingestToken []byte // nil = token
-	m           *httpMetrics
-	prof        *profSlot
-	stats       *statsSampler
+	opts    Options
+	deps    Deps
+	log     logrus.FieldLogger
+	started time.Time
+	creds   atomic.Pointer[credentials] // SetTokens swaps them
+	m       *httpMetrics
+	prof    *profSlot
+	stats   *statsSampler
 
 	servers []*served
 
@@ -201,12 +200,7 @@ func New(opts Options, deps Deps) (*Server, error) {
 	if deps.Health != nil {
 		s.started = deps.Health.Started()
 	}
-	if opts.Token != "" {
-		s.token = []byte(opts.Token)
-	}
-	if opts.IngestionToken != "" {
-		s.ingestToken = []byte(opts.IngestionToken)
-	}
+	s.creds.Store(newCredentials(opts.Token, opts.IngestionToken))
 	s.m = newHTTPMetrics(deps.Registerer)
 	s.stats = newStatsSampler(deps.Gatherer, deps.Flush, opts.StatsInterval)
 	for _, l := range opts.Listeners {
@@ -355,6 +349,38 @@ func (s *Server) Close() {
 			_ = sv.ln.Close()
 		}
 	})
+}
+
+// credentials are the bearer tokens in force; nil = none (ingest nil:
+// ingestion takes admin).
+type credentials struct{ admin, ingest []byte }
+
+func newCredentials(admin, ingestion string) *credentials {
+	c := &credentials{}
+	if admin != "" {
+		c.admin = []byte(admin)
+	}
+	if ingestion != "" {
+		c.ingest = []byte(ingestion)
+	}
+	return c
+}
+
+func adminToken(c *credentials) []byte  { return c.admin }
+func ingestToken(c *credentials) []byte { return c.ingest }
+
+// SetTokens replaces the admin and ingestion tokens (Options.Token and
+// IngestionToken) for the requests from now on: garner re-reads its token
+// files on SIGHUP. Which endpoints need a token was decided by New, so a
+// token cannot be turned on or off here: that is refused, and nothing
+// changes.
+func (s *Server) SetTokens(admin, ingestion string) error {
+	cur, next := s.creds.Load(), newCredentials(admin, ingestion)
+	if (cur.admin == nil) != (next.admin == nil) || (cur.ingest == nil) != (next.ingest == nil) {
+		return errors.New("turning admin-token or ingestion-token on or off needs a restart")
+	}
+	s.creds.Store(next)
+	return nil
 }
 
 // authorized checks the bearer token against token in constant time; a

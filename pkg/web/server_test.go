@@ -251,6 +251,42 @@ func TestToken(t *testing.T) {
 	}
 }
 
+// TestSetTokens: new tokens apply to the next request, the old ones no
+// longer open anything; turning a token on or off is refused.
+func TestSetTokens(t *testing.T) {
+	env := start(t, Options{Listeners: []Listener{adminListener()}, Token: "admin-1", IngestionToken: "ingest-1"}, nil)
+	env.srv.HandleIngestion("POST /v2/raw", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	base := "http://" + env.addrs["admin"]
+	codes := func(step string, want map[[2]string]int) {
+		t.Helper()
+		for req, code := range want {
+			method, token := "GET", req[1]
+			if req[0] == "/v2/raw" {
+				method = "POST"
+			}
+			if a := do(t, method, base+req[0], token, nil); a.code != code {
+				t.Errorf("%s: %s %s with %q: %d, want %d", step, method, req[0], token, a.code, code)
+			}
+		}
+	}
+	codes("at start", map[[2]string]int{{"/health", "admin-1"}: 200, {"/v2/raw", "ingest-1"}: 202, {"/v2/raw", "admin-1"}: 401})
+	if err := env.srv.SetTokens("admin-2", "ingest-2"); err != nil {
+		t.Fatal(err)
+	}
+	codes("after SetTokens", map[[2]string]int{
+		{"/health", "admin-2"}: 200, {"/health", "admin-1"}: 401,
+		{"/v2/raw", "ingest-2"}: 202, {"/v2/raw", "ingest-1"}: 401, {"/health/live", ""}: 204,
+	})
+	for _, tc := range [][2]string{{"", "ingest-3"}, {"admin-3", ""}} {
+		if err := env.srv.SetTokens(tc[0], tc[1]); err == nil {
+			t.Errorf("SetTokens(%q, %q) turned a token off; want it refused", tc[0], tc[1])
+		}
+	}
+	codes("after refused SetTokens", map[[2]string]int{{"/health", "admin-2"}: 200, {"/v2/raw", "ingest-2"}: 202})
+}
+
 func TestBindError(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
