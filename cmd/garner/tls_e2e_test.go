@@ -311,9 +311,10 @@ func TestTCPListenerTLS(t *testing.T) {
 }
 
 // TestTLSRotationUnderTraffic: the aggregator's server pair and the
-// forwarder's client pair are rewritten in place while samples flow; new
-// handshakes get the new certificate, no request fails and the totals are
-// exact.
+// forwarder's client pair are rewritten in place while samples flow, and
+// later both get a SIGHUP (every file re-read, the forwarder's connections
+// replaced); new handshakes get the new certificate, no request fails and
+// the totals are exact.
 func TestTLSRotationUnderTraffic(t *testing.T) {
 	f := newTLSFiles(t)
 	g := garnertest.NewGraphite(t)
@@ -346,9 +347,13 @@ func TestTLSRotationUnderTraffic(t *testing.T) {
 	var rotated garnertest.Pair
 	sent := 0
 	for i := range rounds {
-		if i == rounds/2 {
+		switch i {
+		case rounds / 2:
 			rotated = f.ca.WritePair(t, f.dir, "aggregator", time.Now().Add(48*time.Hour))
 			f.ca.WritePair(t, f.dir, "forwarder", time.Now().Add(48*time.Hour))
+		case 3 * rounds / 4:
+			agg.Signal(syscall.SIGHUP)
+			fwd.Signal(syscall.SIGHUP)
 		}
 		garnertest.SendUDP(t, udp, strings.TrimSuffix(strings.Repeat("rot.count:1|c\n", perRound), "\n"))
 		sent += perRound
@@ -363,9 +368,14 @@ func TestTLSRotationUnderTraffic(t *testing.T) {
 	if !agg.WaitStderr("tls: loaded the changed certificate and key", 10*time.Second) {
 		t.Error("the aggregator did not log the rotation")
 	}
+	for name, p := range map[string]*garnertest.Process{"aggregator": agg, "forwarder": fwd} {
+		if !p.WaitStderr("SIGHUP: tls: re-read the certificate and key", 10*time.Second) {
+			t.Errorf("the %s did not log the SIGHUP re-read", name)
+		}
+	}
 	m := garnertest.MustScrape(t, fwdAdmin)
-	if r, d := m.Sum("garner_forwarder_retries_total"), m.Sum("garner_forwarder_dropped_batches_total"); r != 0 || d != 0 {
-		t.Errorf("forwarder retries %v, dropped batches %v during the rotation; want 0, 0", r, d)
+	if r, d, h := m.Sum("garner_forwarder_retries_total"), m.Sum("garner_forwarder_dropped_batches_total"), m.Sum("garner_tls_client_handshake_errors_total"); r != 0 || d != 0 || h != 0 {
+		t.Errorf("forwarder retries %v, dropped batches %v, failed handshakes %v during the rotation; want 0, 0, 0", r, d, h)
 	}
 	fwd.StopOK(t)
 	agg.StopOK(t)
@@ -450,6 +460,9 @@ func TestBackendClientTLS(t *testing.T) {
 	if ok := garnertest.MustScrape(t, badAdmin).Sum("garner_influxdb_requests_total", `result="2xx"`); ok != 0 {
 		t.Errorf("%v writes without a client certificate succeeded", ok)
 	}
+	garnertest.WaitFor(t, "the refused handshakes counted by reason", 10*time.Second, func() bool {
+		return garnertest.MustScrape(t, badAdmin).Sum("garner_tls_client_handshake_errors_total", `client="influxdb"`, `reason="`+tlsconf.ReasonClientNoCert+`"`) > 0
+	})
 	bad.Stop(20 * time.Second)
 
 	mu.Lock()
