@@ -197,16 +197,7 @@ func TestTokenFilesSIGHUP(t *testing.T) {
 	garnertest.WaitFor(t, "the forwarder to deliver with the new token", 20*time.Second, func() bool { return sent() > before })
 	fwd.StopOK(t)
 	agg.StopOK(t)
-	totals := map[string]float64{}
-	for _, p := range g.Points() {
-		for _, name := range []string{"tok.before", "tok.after"} {
-			if strings.HasPrefix(p.Name, "stats.counters."+name+".count") {
-				v, _ := strconv.ParseFloat(p.Value, 64)
-				totals[name] += v
-			}
-		}
-	}
-	if totals["tok.before"] != 10 || totals["tok.after"] != 30 {
-		t.Fatalf("totals %v at the aggregator's backend, want tok.before 10 and tok.after 30: %v", totals, g.Lines())
+	if b, a := counterTotal(g, "tok.before"), counterTotal(g, "tok.after"); b != 10 || a != 30 {
+		t.Fatalf("tok.before %v, tok.after %v at the aggregator's backend, want 10 and 30: %v", b, a, g.Lines())
 	}
 }

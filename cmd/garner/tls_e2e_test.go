@@ -57,6 +57,18 @@ func (f tlsFiles) httpsClient(t *testing.T, pair garnertest.Pair) *http.Client {
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
 }
 
+// servedSerial makes a new connection to base (a new handshake) as f's
+// client and returns the serial of the certificate the server presented.
+func (f tlsFiles) servedSerial(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := f.httpsClient(t, f.client).Get(base + "/health/live")
+	if err != nil {
+		t.Fatalf("new handshake with %s: %v", base, err)
+	}
+	resp.Body.Close()
+	return resp.TLS.PeerCertificates[0].SerialNumber.String()
+}
+
 // TestAdminHTTPS: admin-addr over mutual TLS. A client with a certificate
 // from the client CA is served; one without, or from another CA, is refused
 // at the handshake; plain HTTP gets 400 and no data.
@@ -329,16 +341,7 @@ func TestTLSRotationUnderTraffic(t *testing.T) {
 	udp := fwd.UDPAddr(t)
 	fwdAdmin := fwd.AdminAddr(t)
 
-	served := func() string {
-		t.Helper()
-		c := f.httpsClient(t, f.client)
-		resp, err := c.Get("https://" + aggAddr + "/health/live")
-		if err != nil {
-			t.Fatalf("new handshake with the aggregator: %v", err)
-		}
-		resp.Body.Close()
-		return resp.TLS.PeerCertificates[0].SerialNumber.String()
-	}
+	served := func() string { return f.servedSerial(t, "https://"+aggAddr) }
 	if s := served(); s != f.server.Cert.SerialNumber.String() {
 		t.Fatalf("served serial %s, want %s", s, f.server.Cert.SerialNumber)
 	}
@@ -379,14 +382,7 @@ func TestTLSRotationUnderTraffic(t *testing.T) {
 	}
 	fwd.StopOK(t)
 	agg.StopOK(t)
-	var total float64
-	for _, p := range g.Points() {
-		if strings.HasPrefix(p.Name, "stats.counters.rot.count.count") {
-			v, _ := strconv.ParseFloat(p.Value, 64)
-			total += v
-		}
-	}
-	if total != float64(sent) {
+	if total := counterTotal(g, "rot.count"); total != float64(sent) {
 		t.Fatalf("rot.count total %v at the aggregator's backend, want %d", total, sent)
 	}
 }
@@ -539,15 +535,7 @@ func TestTLSReloadOnSIGHUP(t *testing.T) {
 		"--admin-tls-cert-file", f.server.CertFile, "--admin-tls-key-file", f.server.KeyFile,
 		"--admin-tls-client-ca-file", f.caFile)
 	base := "https://" + p.AdminAddr(t)
-	served := func() string { // on a new connection: a new handshake
-		t.Helper()
-		resp, err := f.httpsClient(t, f.client).Get(base + "/health/live")
-		if err != nil {
-			t.Fatalf("handshake with the admin server: %v", err)
-		}
-		resp.Body.Close()
-		return resp.TLS.PeerCertificates[0].SerialNumber.String()
-	}
+	served := func() string { return f.servedSerial(t, base) }
 	if s := served(); s != f.server.Cert.SerialNumber.String() {
 		t.Fatalf("served serial %s, want %s", s, f.server.Cert.SerialNumber)
 	}
@@ -629,14 +617,7 @@ func TestForwarderCAFileRotation(t *testing.T) {
 	fwd.WaitRead(t, 1+n)
 	fwd.StopOK(t)
 	agg.StopOK(t)
-	var total float64
-	for _, p := range g.Points() {
-		if strings.HasPrefix(p.Name, "stats.counters.ca.after.count") {
-			v, _ := strconv.ParseFloat(p.Value, 64)
-			total += v
-		}
-	}
-	if total != 2*n {
+	if total := counterTotal(g, "ca.after"); total != 2*n {
 		t.Fatalf("ca.after total %v at the aggregator's backend, want %d; points: %v", total, 2*n, g.Lines())
 	}
 }

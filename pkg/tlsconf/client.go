@@ -90,11 +90,11 @@ func (c *Client) generation() uint64 {
 	var g uint64
 	if c.ca != nil {
 		c.ca.current()
-		g += c.ca.generation()
+		g += c.ca.gen.Load()
 	}
 	if c.kp != nil {
 		c.kp.current()
-		g += c.kp.generation()
+		g += c.kp.gen.Load()
 	}
 	return g
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 	"weak"
 )
@@ -112,16 +113,7 @@ func (kp *keyPair) set(cert *tls.Certificate, cs, ks stamp) {
 	kp.mu.Lock()
 	defer kp.mu.Unlock()
 	kp.certStamp, kp.keyStamp = cs, ks
-	if cert != nil {
-		kp.cert = cert
-		kp.gen++
-	}
-}
-
-func (kp *keyPair) generation() uint64 {
-	kp.mu.Lock()
-	defer kp.mu.Unlock()
-	return kp.gen
+	swap(&kp.cert, cert, &kp.gen)
 }
 
 // set puts a bundle loaded by Reload in use (nil: keep the one in use).
@@ -129,14 +121,14 @@ func (c *caFile) set(pool *x509.CertPool, st stamp) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stamp = st
-	if pool != nil {
-		c.pool = pool
-		c.gen++
-	}
+	swap(&c.pool, pool, &c.gen)
 }
 
-func (c *caFile) generation() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.gen
+// swap puts v in *cur and counts a generation, unless v is nil (it did not
+// load: the one in use stays).
+func swap[T any](cur **T, v *T, gen *atomic.Uint64) {
+	if v != nil {
+		*cur = v
+		gen.Add(1)
+	}
 }

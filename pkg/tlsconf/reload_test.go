@@ -35,27 +35,13 @@ func reloaded(t *testing.T, file string) []tlsconf.Reloaded {
 // stamp (which a handshake does not notice), once for every config using
 // it; a broken pair keeps the previous one and says why.
 func TestReload(t *testing.T) {
-	dir := t.TempDir()
-	ca := garnertest.NewCA(t, "garner test CA")
-	caFile := ca.WriteCA(t, dir, "ca.pem")
-	day := time.Now().Add(24 * time.Hour)
-	first := ca.WritePair(t, dir, "server", day)
-	cliPair := ca.WritePair(t, dir, "client", day)
+	f := newRotationFiles(t)
+	ca, caFile, day, first, cliPair := f.ca, f.caFile, f.day, f.server, f.client
 	quiet := logrus.New()
 	quiet.SetOutput(io.Discard)
 	o := tlsconf.ServerOptions{CertFile: first.CertFile, KeyFile: first.KeyFile, ClientCAFile: caFile}
-	srv, err := tlsconf.ServerConfig(o, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv2, err := tlsconf.ServerConfig(o, quiet) // another config of the same files
-	if err != nil {
-		t.Fatal(err)
-	}
-	cli, err := tlsconf.ClientConfig(tlsconf.ClientOptions{CAFile: caFile, CertFile: cliPair.CertFile, KeyFile: cliPair.KeyFile}, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, srv2 := mustServer(t, o, quiet), mustServer(t, o, quiet) // two configs of the same files
+	cli := mustClient(t, tlsconf.ClientOptions{CAFile: caFile, CertFile: cliPair.CertFile, KeyFile: cliPair.KeyFile}, quiet)
 	want := func(t *testing.T, p garnertest.Pair) {
 		t.Helper()
 		for i, cfg := range []*tls.Config{srv, srv2} {

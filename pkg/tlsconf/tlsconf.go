@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -207,9 +208,9 @@ type keyPair struct {
 
 	mu        sync.Mutex
 	cert      *tls.Certificate
-	certStamp stamp  // of the files last tried, loaded or not
-	keyStamp  stamp  //
-	gen       uint64 // pairs loaded after the first
+	certStamp stamp         // of the files last tried, loaded or not
+	keyStamp  stamp         //
+	gen       atomic.Uint64 // pairs loaded after the first
 }
 
 func newKeyPair(certFile, keyFile string, log logrus.FieldLogger) (*keyPair, error) {
@@ -263,8 +264,7 @@ func (kp *keyPair) current() *tls.Certificate {
 			Error("tls: cannot load the changed certificate and key; still using the previous pair")
 		return kp.cert
 	}
-	kp.cert = cert
-	kp.gen++
+	swap(&kp.cert, cert, &kp.gen)
 	kp.log.WithFields(logrus.Fields{"cert_file": kp.certFile, "not_after": cert.Leaf.NotAfter.UTC().Format(time.RFC3339)}).
 		Info("tls: loaded the changed certificate and key")
 	return kp.cert
@@ -296,8 +296,8 @@ type caFile struct {
 
 	mu    sync.Mutex
 	pool  *x509.CertPool
-	stamp stamp  // of the file last tried
-	gen   uint64 // bundles loaded after the first
+	stamp stamp         // of the file last tried
+	gen   atomic.Uint64 // bundles loaded after the first
 }
 
 func newCAFile(field, path string, log logrus.FieldLogger) (*caFile, error) {
@@ -325,8 +325,7 @@ func (c *caFile) current() *x509.CertPool {
 		c.log.WithError(err).Error("tls: cannot load the changed CA bundle; still using the previous one")
 		return c.pool
 	}
-	c.pool = pool
-	c.gen++
+	swap(&c.pool, pool, &c.gen)
 	c.log.WithField("ca_file", c.path).Info("tls: loaded the changed CA bundle")
 	return c.pool
 }

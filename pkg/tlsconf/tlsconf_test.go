@@ -60,6 +60,24 @@ func handshake(t *testing.T, srv, cli *tls.Config) (string, error) {
 	return c.ConnectionState().PeerCertificates[0].SerialNumber.String(), nil
 }
 
+func mustServer(t *testing.T, o tlsconf.ServerOptions, log logrus.FieldLogger) *tls.Config {
+	t.Helper()
+	c, err := tlsconf.ServerConfig(o, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func mustClient(t *testing.T, o tlsconf.ClientOptions, log logrus.FieldLogger) *tls.Config {
+	t.Helper()
+	c, err := tlsconf.ClientConfig(o, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func TestMutualTLS(t *testing.T) {
 	dir := t.TempDir()
 	ca := garnertest.NewCA(t, "garner test CA")
@@ -72,18 +90,8 @@ func TestMutualTLS(t *testing.T) {
 	expiredPair := ca.WritePair(t, dir, "expired", time.Now().Add(-time.Minute))
 	log := logrus.New()
 
-	srv, err := tlsconf.ServerConfig(tlsconf.ServerOptions{CertFile: srvPair.CertFile, KeyFile: srvPair.KeyFile, ClientCAFile: caFile}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := func(t *testing.T, o tlsconf.ClientOptions) *tls.Config {
-		t.Helper()
-		c, err := tlsconf.ClientConfig(o, log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	srv := mustServer(t, tlsconf.ServerOptions{CertFile: srvPair.CertFile, KeyFile: srvPair.KeyFile, ClientCAFile: caFile}, log)
+	client := func(t *testing.T, o tlsconf.ClientOptions) *tls.Config { return mustClient(t, o, log) }
 	for _, tc := range []struct {
 		name string
 		cli  tlsconf.ClientOptions
@@ -117,23 +125,31 @@ func TestMutualTLS(t *testing.T) {
 	})
 }
 
+// rotationFiles are a CA, its bundle, and a server and a client pair from
+// it, valid for a day, in a fresh directory.
+type rotationFiles struct {
+	ca             *garnertest.CA
+	dir, caFile    string
+	day            time.Time
+	server, client garnertest.Pair
+}
+
+func newRotationFiles(t *testing.T) rotationFiles {
+	t.Helper()
+	f := rotationFiles{dir: t.TempDir(), ca: garnertest.NewCA(t, "garner test CA"), day: time.Now().Add(24 * time.Hour)}
+	f.caFile = f.ca.WriteCA(t, f.dir, "ca.pem")
+	f.server = f.ca.WritePair(t, f.dir, "server", f.day)
+	f.client = f.ca.WritePair(t, f.dir, "client", f.day)
+	return f
+}
+
 func TestRotation(t *testing.T) {
-	dir := t.TempDir()
-	ca := garnertest.NewCA(t, "garner test CA")
-	caFile := ca.WriteCA(t, dir, "ca.pem")
-	day := time.Now().Add(24 * time.Hour)
-	first := ca.WritePair(t, dir, "server", day)
-	cliPair := ca.WritePair(t, dir, "client", day)
+	f := newRotationFiles(t)
+	ca, dir, caFile, day, first, cliPair := f.ca, f.dir, f.caFile, f.day, f.server, f.client
 	log, hook := test.NewNullLogger()
 
-	srv, err := tlsconf.ServerConfig(tlsconf.ServerOptions{CertFile: first.CertFile, KeyFile: first.KeyFile, ClientCAFile: caFile}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cli, err := tlsconf.ClientConfig(tlsconf.ClientOptions{CAFile: caFile, CertFile: cliPair.CertFile, KeyFile: cliPair.KeyFile}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := mustServer(t, tlsconf.ServerOptions{CertFile: first.CertFile, KeyFile: first.KeyFile, ClientCAFile: caFile}, log)
+	cli := mustClient(t, tlsconf.ClientOptions{CAFile: caFile, CertFile: cliPair.CertFile, KeyFile: cliPair.KeyFile}, log)
 	want := func(t *testing.T, p garnertest.Pair) {
 		t.Helper()
 		got, err := handshake(t, srv, cli)
@@ -213,15 +229,19 @@ func TestBadFiles(t *testing.T) {
 		{"client key without cert", nil, &tlsconf.ClientOptions{KeyFile: p.KeyFile}, tlsconf.FieldCert},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var err error
+			var err, checked error
 			if tc.srv != nil {
 				_, err = tlsconf.ServerConfig(*tc.srv, log)
+				checked = tlsconf.CheckServer(*tc.srv)
 			} else {
 				_, err = tlsconf.ClientConfig(*tc.cli, log)
+				checked = tlsconf.CheckClient(*tc.cli)
 			}
-			var fe *tlsconf.FileError
-			if !errors.As(err, &fe) || fe.Field != tc.field {
-				t.Fatalf("error %v; want a FileError about the %s file", err, tc.field)
+			for name, err := range map[string]error{"config": err, "check": checked} {
+				var fe *tlsconf.FileError
+				if !errors.As(err, &fe) || fe.Field != tc.field {
+					t.Fatalf("%s: error %v; want a FileError about the %s file", name, err, tc.field)
+				}
 			}
 		})
 	}
@@ -238,16 +258,9 @@ func TestClientCARotation(t *testing.T) {
 	c1, c2 := ca1.WritePair(t, dir, "client1", day), ca2.WritePair(t, dir, "client2", day)
 	serverCA := ca1.WriteCA(t, t.TempDir(), "server-ca.pem")
 	log, _ := test.NewNullLogger()
-	srv, err := tlsconf.ServerConfig(tlsconf.ServerOptions{CertFile: srvPair.CertFile, KeyFile: srvPair.KeyFile, ClientCAFile: caFile}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := mustServer(t, tlsconf.ServerOptions{CertFile: srvPair.CertFile, KeyFile: srvPair.KeyFile, ClientCAFile: caFile}, log)
 	dial := func(p garnertest.Pair) error {
-		cli, err := tlsconf.ClientConfig(tlsconf.ClientOptions{CAFile: serverCA, CertFile: p.CertFile, KeyFile: p.KeyFile}, log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = handshake(t, srv, cli)
+		_, err := handshake(t, srv, mustClient(t, tlsconf.ClientOptions{CAFile: serverCA, CertFile: p.CertFile, KeyFile: p.KeyFile}, log))
 		return err
 	}
 	if dial(c1) != nil || dial(c2) == nil {
