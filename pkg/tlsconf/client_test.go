@@ -6,6 +6,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -221,5 +222,50 @@ func TestClientRotation(t *testing.T) {
 	writeFile(t, caFile, "junk\n")
 	if _, err := get(t, rt, second+"/"); err != nil {
 		t.Fatalf("a broken bundle replaced the working one: %v", err)
+	}
+}
+
+// TestClientReload: after Reload, a Client's round tripper makes a new
+// connection, presenting the client pair re-read even though its files'
+// stamps did not change.
+func TestClientReload(t *testing.T) {
+	f := newRotationFiles(t)
+	quiet := logrus.New()
+	quiet.SetOutput(io.Discard)
+	srv := mustServer(t, tlsconf.ServerOptions{CertFile: f.server.CertFile, KeyFile: f.server.KeyFile, ClientCAFile: f.caFile}, quiet)
+	srv.GetConfigForClient = nil
+	var mu sync.Mutex
+	var seen []string
+	srv.VerifyConnection = func(cs tls.ConnectionState) error {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, cs.PeerCertificates[0].SerialNumber.String())
+		return nil
+	}
+	url := serveHTTP(t, srv) + "/"
+	c, err := tlsconf.NewClient(tlsconf.ClientOptions{CAFile: f.caFile, CertFile: f.client.CertFile, KeyFile: f.client.KeyFile}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := c.RoundTripper(&http.Transport{}, "test", nil, quiet)
+	last := func() string {
+		t.Helper()
+		if _, err := get(t, rt, url); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return seen[len(seen)-1]
+	}
+	if s := last(); s != f.client.Cert.SerialNumber.String() {
+		t.Fatalf("server saw client %s, want %s", s, f.client.Cert.SerialNumber)
+	}
+	next := f.ca.RewritePair(t, f.client, f.day)
+	if s := last(); s != f.client.Cert.SerialNumber.String() {
+		t.Fatalf("the unnoticed rewrite was presented before Reload (%s)", s)
+	}
+	tlsconf.Reload()
+	if s := last(); s != next.Cert.SerialNumber.String() {
+		t.Fatalf("after Reload the server saw client %s, want the rewritten %s", s, next.Cert.SerialNumber)
 	}
 }
