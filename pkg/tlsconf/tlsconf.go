@@ -208,8 +208,8 @@ type keyPair struct {
 
 	mu        sync.Mutex
 	cert      *tls.Certificate
-	certStamp stamp         // of the files last tried, loaded or not
-	keyStamp  stamp         //
+	certStamp stamp         // of the cert file last tried, loaded or not
+	keyStamp  stamp         // of the key file last tried
 	gen       atomic.Uint64 // pairs loaded after the first
 }
 
