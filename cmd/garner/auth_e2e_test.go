@@ -78,6 +78,7 @@ func TestIngestionToken(t *testing.T) {
 	wrong.Stop(20 * time.Second)
 	good.StopOK(t)
 	agg.StopOK(t)
+	g.WaitSent(10 * time.Second) // the final flush read to its end
 	var total float64
 	for _, p := range g.Points() {
 		if strings.HasPrefix(p.Name, "stats.counters.tok.good.count") {
@@ -197,6 +198,7 @@ func TestTokenFilesSIGHUP(t *testing.T) {
 	garnertest.WaitFor(t, "the forwarder to deliver with the new token", 20*time.Second, func() bool { return sent() > before })
 	fwd.StopOK(t)
 	agg.StopOK(t)
+	g.WaitSent(10 * time.Second) // the final flush read to its end
 	if b, a := counterTotal(g, "tok.before"), counterTotal(g, "tok.after"); b != 10 || a != 30 {
 		t.Fatalf("tok.before %v, tok.after %v at the aggregator's backend, want 10 and 30: %v", b, a, g.Lines())
 	}

@@ -206,8 +206,9 @@ func TestForwardMutualTLS(t *testing.T) {
 	noCert.Stop(20 * time.Second)
 	otherCA.Stop(20 * time.Second)
 	expired.Stop(20 * time.Second)
-	good.StopOK(t) // drains: everything it aggregated is delivered
-	agg.StopOK(t)  // final flush
+	good.StopOK(t)               // drains: everything it aggregated is delivered
+	agg.StopOK(t)                // final flush
+	g.WaitSent(10 * time.Second) // the final flush read to its end
 
 	var total float64
 	for _, p := range g.Points() {
@@ -382,6 +383,7 @@ func TestTLSRotationUnderTraffic(t *testing.T) {
 	}
 	fwd.StopOK(t)
 	agg.StopOK(t)
+	g.WaitSent(10 * time.Second) // the final flush read to its end
 	if total := counterTotal(g, "rot.count"); total != float64(sent) {
 		t.Fatalf("rot.count total %v at the aggregator's backend, want %d", total, sent)
 	}
@@ -617,6 +619,7 @@ func TestForwarderCAFileRotation(t *testing.T) {
 	fwd.WaitRead(t, 1+n)
 	fwd.StopOK(t)
 	agg.StopOK(t)
+	g.WaitSent(10 * time.Second) // the final flush read to its end
 	if total := counterTotal(g, "ca.after"); total != 2*n {
 		t.Fatalf("ca.after total %v at the aggregator's backend, want %d; points: %v", total, 2*n, g.Lines())
 	}
