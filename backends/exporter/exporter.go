@@ -72,6 +72,8 @@ type Exporter struct {
 	gen    atomic.Uint64 // mapper generation, bumped by every (re)load
 	ln     net.Listener
 	srv    *http.Server
+	scrape http.Handler // the telemetry path's handler
+	spare  atomic.Pointer[scrapeBuf]
 	clash  *ratelog.Limiter
 	tagLog *ratelog.Limiter
 
@@ -108,10 +110,11 @@ func New(opts Options, deps backends.Deps) (*Exporter, error) {
 	}
 	e.ln = ln
 	mux := http.NewServeMux()
-	mux.Handle(opts.TelemetryPath, promhttp.HandlerFor(gatherFunc(e.gather), promhttp.HandlerOpts{
+	e.scrape = e.serveMetrics(promhttp.HandlerFor(gatherFunc(e.gather), promhttp.HandlerOpts{
 		ErrorHandling: promhttp.ContinueOnError,
 		ErrorLog:      scrapeErrorLog{e},
 	}))
+	mux.Handle(opts.TelemetryPath, e.scrape)
 	if opts.TelemetryPath != "/" {
 		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path != "/" {

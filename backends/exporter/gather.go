@@ -1,10 +1,9 @@
 package exporter
 
 import (
-	"slices"
-	"strings"
-
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/garner-metrics/garner/pkg/mapping"
 )
 
 // gatherFunc makes a function a prometheus.Gatherer.
@@ -12,51 +11,46 @@ type gatherFunc func() ([]*dto.MetricFamily, error)
 
 func (f gatherFunc) Gather() ([]*dto.MetricFamily, error) { return f() }
 
-// gather builds the exposition: families sorted by name, each series
-// written from its state. Counters and gauges are copied under the lock;
-// summaries and histograms write themselves (client_golang, with its own
-// locking). Allocation is in proportion to the series: one dto.Metric and
-// one value each, allocated in one slice per family.
+// gather builds the exposition as client_golang messages, for the formats
+// serveMetrics leaves to client_golang's encoder (protobuf text, compact
+// text) and for the tests that compare the direct writers with it:
+// families sorted by name, series in the order writeText writes them.
 func (e *Exporter) gather() ([]*dto.MetricFamily, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	out := make([]*dto.MetricFamily, 0, len(e.st.families))
-	for _, f := range e.st.families {
+	sb := e.getBuf()
+	defer e.putBuf(sb)
+	e.snapshot(sb)
+	out := make([]*dto.MetricFamily, 0, len(sb.fams))
+	items := sb.items
+	for _, sf := range sb.fams {
+		f := sf.f
 		mf := &dto.MetricFamily{Name: &f.name, Help: &f.help, Type: f.typ.Enum()}
-		ms := make([]dto.Metric, len(f.series))
-		mf.Metric = make([]*dto.Metric, 0, len(f.series))
-		var vals []float64
-		var counters []dto.Counter
-		var gauges []dto.Gauge
-		switch f.typ {
-		case dto.MetricType_COUNTER:
-			vals, counters = make([]float64, len(f.series)), make([]dto.Counter, len(f.series))
-		case dto.MetricType_GAUGE:
-			vals, gauges = make([]float64, len(f.series)), make([]dto.Gauge, len(f.series))
-		}
-		i := 0
-		for _, s := range f.series {
-			m := &ms[i]
+		for _, it := range items[:sf.n] {
+			m := &dto.Metric{}
 			switch {
-			case s.obs != nil:
-				if err := s.obs.Write(m); err != nil {
+			case it.s.obs != nil:
+				if err := it.s.obs.Write(m); err != nil {
 					continue
 				}
-			case counters != nil:
-				vals[i] = s.value
-				counters[i].Value = &vals[i]
-				m.Counter = &counters[i]
+			case f.typ == dto.MetricType_COUNTER:
+				m.Counter = &dto.Counter{Value: &it.v}
 			default:
-				vals[i] = s.value
-				gauges[i].Value = &vals[i]
-				m.Gauge = &gauges[i]
+				m.Gauge = &dto.Gauge{Value: &it.v}
 			}
-			m.Label = s.labels
+			m.Label = labelPairs(it.s.labels)
 			mf.Metric = append(mf.Metric, m)
-			i++
 		}
-		out = append(out, mf)
+		items = items[sf.n:]
+		if len(mf.Metric) > 0 {
+			out = append(out, mf)
+		}
 	}
-	slices.SortFunc(out, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
 	return out, nil
+}
+
+func labelPairs(ls []mapping.Label) []*dto.LabelPair {
+	out := make([]*dto.LabelPair, len(ls))
+	for i := range ls {
+		out[i] = &dto.LabelPair{Name: &ls[i].Name, Value: &ls[i].Value}
+	}
+	return out
 }

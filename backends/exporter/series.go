@@ -26,10 +26,24 @@ const maxRepeat = 10000
 // state is everything exposed, guarded by Exporter.mu.
 type state struct {
 	families map[string]*family
+	order    []*family          // families sorted by name; nil when a family came or went
 	targets  map[string]*target // by garner series (type, name, tags), see targetKey
 	nseries  int
 	flushes  uint64
 	key      []byte
+}
+
+// sorted returns the families sorted by name, sorting again only after a
+// family was added or removed.
+func (st *state) sorted() []*family {
+	if st.order == nil {
+		st.order = make([]*family, 0, len(st.families))
+		for _, f := range st.families {
+			st.order = append(st.order, f)
+		}
+		slices.SortFunc(st.order, func(a, b *family) int { return strings.Compare(a.name, b.name) })
+	}
+	return st.order
 }
 
 func (st *state) init() {
@@ -37,23 +51,41 @@ func (st *state) init() {
 	st.targets = make(map[string]*target)
 }
 
-// family is one metric name with one type.
+// family is one metric name with one type. name, help and typ never
+// change; a scrape reads them without the lock.
 type family struct {
 	name   string
 	help   string
 	typ    dto.MetricType
 	series map[string]*series // by label signature
+	list   []*series          // the same series in the order they came (series.idx)
 }
 
-// series is one exposed series.
+func (f *family) add(s *series) {
+	f.series[s.sig] = s
+	s.idx = len(f.list)
+	f.list = append(f.list, s)
+}
+
+func (f *family) remove(s *series) {
+	delete(f.series, s.sig)
+	last := f.list[len(f.list)-1]
+	f.list[s.idx], last.idx = last, s.idx
+	f.list[len(f.list)-1] = nil
+	f.list = f.list[:len(f.list)-1]
+}
+
+// series is one exposed series. labels and obs never change once it
+// exists: a scrape reads them without the lock (obs has its own).
 type series struct {
 	fam    *family
 	sig    string
-	labels []*dto.LabelPair // sorted by name; shared with every scrape, never modified
-	value  float64          // counter total or gauge value
-	obs    prom.Metric      // summary or histogram; nil for counters and gauges
+	labels []mapping.Label // sorted by name
+	value  float64         // counter total or gauge value
+	obs    prom.Metric     // summary or histogram; nil for counters and gauges
 	seen   time.Time
 	ttl    time.Duration
+	idx    int  // in fam.list
 	gone   bool // expired: targets pointing here resolve again
 }
 
@@ -154,15 +186,16 @@ func (s *series) touch(now time.Time, mp *mapping.Mapping) {
 func (e *Exporter) expire(now time.Time) {
 	st := &e.st
 	for name, f := range st.families {
-		for sig, s := range f.series {
+		for _, s := range f.series {
 			if s.ttl > 0 && now.Sub(s.seen) > s.ttl {
 				s.gone = true
-				delete(f.series, sig)
+				f.remove(s)
 				st.nseries--
 			}
 		}
 		if len(f.series) == 0 {
 			delete(st.families, name)
+			st.order = nil
 		}
 	}
 }
@@ -255,15 +288,16 @@ func (e *Exporter) resolve(kind byte, s *model.Series) target {
 		}
 		f = &family{name: r.Name, help: help, typ: typ, series: make(map[string]*series)}
 		st.families[r.Name] = f
+		st.order = nil
 	}
-	ser := &series{fam: f, sig: sig, labels: labelPairs(labels), ttl: mp.TTL}
+	ser := &series{fam: f, sig: sig, labels: labels, ttl: mp.TTL}
 	switch typ {
 	case dto.MetricType_SUMMARY:
 		ser.obs = newSummary(mp.Summary)
 	case dto.MetricType_HISTOGRAM:
 		ser.obs = newHistogram(mp.Histogram)
 	}
-	f.series[sig] = ser
+	f.add(ser)
 	st.nseries++
 	return target{s: ser, mp: mp}
 }
@@ -337,14 +371,6 @@ func signature(ls []mapping.Label) string {
 		b.WriteByte(0xff)
 	}
 	return b.String()
-}
-
-func labelPairs(ls []mapping.Label) []*dto.LabelPair {
-	out := make([]*dto.LabelPair, len(ls))
-	for i, l := range ls {
-		out[i] = &dto.LabelPair{Name: &l.Name, Value: &l.Value}
-	}
-	return out
 }
 
 func newSummary(o mapping.SummaryOptions) prom.Metric {
