@@ -6,9 +6,9 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
-	"slices"
 	"sync"
 
 	dto "github.com/prometheus/client_model/go"
