@@ -13,6 +13,14 @@
 //     observer_type says (default summary), each value observed in seconds
 //     (value ÷ 1000, then × the mapping's scale). A value sent with
 //     @rate is observed int(1/rate) times, as statsd_exporter does.
+//     With timer-aggregation = "histogram" a timer reaches the exporter as
+//     an exponential histogram, not values: each of its values is observed
+//     as estimated from its bucket (pkg/histogram's AppendValues: within the
+//     bucket's relative width, 2.19% at the default histogram-max-buckets,
+//     the lowest and highest exact). _count and the bucket a value falls in
+//     are therefore exact except within that width of a bucket bound, and
+//     _sum and quantiles are within it; counted in
+//     garner_exporter_estimated_observations_total.
 //   - set → a gauge of the unique members seen in the last flush interval
 //     (statsd_exporter drops sets); matched by match_metric_type: gauge.
 //
@@ -216,11 +224,12 @@ func (l scrapeErrorLog) Println(v ...any) {
 }
 
 type selfMetrics struct {
-	dropped  *prom.CounterVec
-	tags     prom.Counter
-	reloads  *prom.CounterVec
-	mappings prom.Gauge
-	series   prom.Gauge
+	dropped   *prom.CounterVec
+	tags      prom.Counter
+	reloads   *prom.CounterVec
+	mappings  prom.Gauge
+	series    prom.Gauge
+	estimated prom.Counter
 }
 
 // The reasons of garner_exporter_dropped_samples_total.
@@ -249,8 +258,12 @@ func newSelfMetrics(reg prom.Registerer) *selfMetrics {
 		}, []string{"result"}),
 		mappings: prom.NewGauge(prom.GaugeOpts{Name: "garner_exporter_mappings", Help: "Mappings in the loaded mapping file."}),
 		series:   prom.NewGauge(prom.GaugeOpts{Name: "garner_exporter_series", Help: "Series the exporter's endpoint exposes."}),
+		estimated: prom.NewCounter(prom.CounterOpts{
+			Name: "garner_exporter_estimated_observations_total",
+			Help: "Timer values observed as estimated from a timer-aggregation=histogram series' buckets (each within its bucket's relative width of the value sent).",
+		}),
 	}
-	reg.MustRegister(m.dropped, m.tags, m.reloads, m.mappings, m.series)
+	reg.MustRegister(m.dropped, m.tags, m.reloads, m.mappings, m.series, m.estimated)
 	for _, r := range []string{reasonTypeConflict, reasonReservedLabel, reasonMaxSeries, reasonNegative, reasonNonFinite, reasonDropAction} {
 		m.dropped.WithLabelValues(r)
 	}

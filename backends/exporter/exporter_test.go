@@ -2,11 +2,13 @@ package exporter
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/backends"
+	"github.com/garner-metrics/garner/pkg/histogram"
 	"github.com/garner-metrics/garner/pkg/model"
 )
 
@@ -302,5 +305,64 @@ func TestRefusesBadMappingFileAtStart(t *testing.T) {
 	_, err := New(o, backends.Deps{Registerer: prom.NewRegistry()})
 	if err == nil || !strings.Contains(err.Error(), "line 4") || !strings.Contains(err.Error(), "exporter.mapping-config") {
 		t.Fatalf("New = %v, want the key and line 4 named", err)
+	}
+}
+
+// TestHistogramModeTimers: a timer-aggregation=histogram timer (Exp, no
+// Values) is observed into the mapped summary and histogram from its
+// buckets: counts exact, each value within its bucket, native buckets
+// those of the same values sent exactly.
+func TestHistogramModeTimers(t *testing.T) {
+	f := newFixture(t, testMappings)
+	// Values (ms) in the middle of native buckets at schema 3, so that the
+	// estimates (within 2.19%) stay in the bucket of the value.
+	var vals []float64
+	for _, k := range []int{-60, -40, -20, -5, 3, 20} {
+		vals = append(vals, 1000*math.Exp2((float64(k)+0.5)/8))
+	}
+	exp := histogram.New(histogram.DefaultMaxBuckets)
+	for _, v := range vals {
+		exp.Add(v)
+	}
+	sum := 0.0
+	for _, v := range vals {
+		sum += v / 1000
+	}
+	f.send(t, 0, model.Snapshot{Timers: []model.Timer{
+		{Series: ser("api.request.hist"), Exp: exp, SampledCount: float64(len(vals)) * 2}, // @0.5
+		{Series: ser("api.request.exact"), Values: vals, SampledCount: float64(len(vals)) * 2},
+		{Series: ser("api.summary.hist"), Exp: exp, SampledCount: float64(len(vals))},
+	}})
+	pb := f.scrape(t, `application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited`)
+	var hist, exact *dto.Histogram
+	for _, m := range pb["api_request_seconds"].GetMetric() {
+		switch labelsOf(m) {
+		case "route=hist":
+			hist = m.GetHistogram()
+		case "route=exact":
+			exact = m.GetHistogram()
+		}
+	}
+	if hist == nil || exact == nil {
+		t.Fatalf("histograms missing: %v", pb["api_request_seconds"])
+	}
+	if hist.GetSampleCount() != uint64(2*len(vals)) || math.Abs(hist.GetSampleSum()-2*sum) > 0.022*2*sum {
+		t.Errorf("histogram-mode count %d sum %v, want %d and ~%v", hist.GetSampleCount(), hist.GetSampleSum(), 2*len(vals), 2*sum)
+	}
+	for i, b := range exact.GetBucket() {
+		if hb := hist.GetBucket()[i]; hb.GetCumulativeCount() != b.GetCumulativeCount() {
+			t.Errorf("classic bucket le=%v: %d, exact mode %d", b.GetUpperBound(), hb.GetCumulativeCount(), b.GetCumulativeCount())
+		}
+	}
+	if fmt.Sprint(hist.GetPositiveSpan(), hist.GetPositiveDelta(), hist.GetSchema()) != fmt.Sprint(exact.GetPositiveSpan(), exact.GetPositiveDelta(), exact.GetSchema()) {
+		t.Errorf("native buckets differ:\n hist  %v %v\n exact %v %v", hist.GetPositiveSpan(), hist.GetPositiveDelta(), exact.GetPositiveSpan(), exact.GetPositiveDelta())
+	}
+	s := one(t, pb, "api_summary_seconds", dto.MetricType_SUMMARY).GetSummary()
+	slices.Sort(vals)
+	if med := s.GetQuantile()[0].GetValue(); s.GetSampleCount() != uint64(len(vals)) || med < vals[2]/1000*0.978 || med > vals[3]/1000*1.022 {
+		t.Errorf("summary count %d median %v, want %d and ~%v..%v", s.GetSampleCount(), med, len(vals), vals[2]/1000, vals[3]/1000)
+	}
+	if got := testutil.ToFloat64(f.e.m.estimated); got != float64(2*len(vals)) {
+		t.Errorf("estimated observations %v, want %d (values, not repeats)", got, 2*len(vals))
 	}
 }

@@ -31,6 +31,7 @@ type state struct {
 	nseries  int
 	flushes  uint64
 	key      []byte
+	vals     []float64 // a histogram-mode timer's estimated values
 }
 
 // sorted returns the families sorted by name, sorting again only after a
@@ -146,7 +147,11 @@ func (e *Exporter) apply(s *model.Snapshot, now time.Time) {
 	}
 	for i := range s.Timers {
 		tm := &s.Timers[i]
-		if len(tm.Values) == 0 {
+		n := len(tm.Values)
+		if n == 0 && tm.Exp != nil {
+			n = int(tm.Exp.Count())
+		}
+		if n == 0 {
 			continue
 		}
 		t := e.target(kindTimer, &tm.Series)
@@ -154,18 +159,30 @@ func (e *Exporter) apply(s *model.Snapshot, now time.Time) {
 			e.m.dropped.WithLabelValues(t.why).Inc()
 			continue
 		}
+		vals := tm.Values
+		if len(vals) == 0 {
+			// timer-aggregation = "histogram": the interval's values as
+			// estimated from the exponential histogram, each within its
+			// bucket (see the package doc).
+			st.vals = tm.Exp.AppendValues(st.vals[:0])
+			vals = st.vals
+			e.m.estimated.Add(float64(len(vals)))
+		}
 		repeat := 1
-		if r := tm.SampledCount / float64(len(tm.Values)); r > 1 {
+		if r := tm.SampledCount / float64(n); r > 1 {
 			repeat = min(int(r+1e-9), maxRepeat)
 		}
 		obs := t.s.obs.(prom.Observer)
 		scale := t.mp.Scale / 1000
-		for _, v := range tm.Values {
+		for _, v := range vals {
 			for range repeat {
 				obs.Observe(v * scale)
 			}
 		}
 		t.s.touch(now, t.mp)
+	}
+	if cap(st.vals) > 1<<20 {
+		st.vals = nil // one huge interval does not keep its buffer
 	}
 	// Forget garner series gone from the aggregator: memory follows it.
 	if st.flushes%16 == 0 {
