@@ -366,3 +366,25 @@ func TestHistogramModeTimers(t *testing.T) {
 		t.Errorf("estimated observations %v, want %d (values, not repeats)", got, 2*len(vals))
 	}
 }
+
+// TestNoMappingFile: without exporter.mapping-config every name is escaped
+// and exposed with statsd_exporter's defaults (New used to crash on it).
+func TestNoMappingFile(t *testing.T) {
+	o := DefaultOptions()
+	o.ListenAddress = "127.0.0.1:0"
+	e, err := New(o, backends.Deps{Registerer: prom.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.SendMetrics(context.Background(), &model.Snapshot{
+		Counters: []model.Counter{{Series: ser("no.mapping-here"), Value: 2}},
+		Timers:   []model.Timer{{Series: ser("no.timer"), Values: []float64{10}, SampledCount: 1}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	fams, _ := e.gather()
+	if len(fams) != 2 || fams[0].GetName() != "no_mapping_here" || fams[1].GetType() != dto.MetricType_SUMMARY {
+		t.Errorf("families %v", fams)
+	}
+}

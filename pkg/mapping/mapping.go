@@ -213,8 +213,13 @@ func (m *Mapper) Default() *Mapping {
 var builtinDefault = (&defaults{summary: SummaryOptions{Quantiles: defaultObjectives},
 	histogram: HistogramOptions{Buckets: defaultBuckets}}).mapping()
 
-// Mappings returns the mappings in file order.
-func (m *Mapper) Mappings() []*Mapping { return m.mappings }
+// Mappings returns the mappings in file order (none for a nil Mapper).
+func (m *Mapper) Mappings() []*Mapping {
+	if m == nil {
+		return nil
+	}
+	return m.mappings
+}
 
 // Map returns what name, a metric of type t, maps to. A nil Mapper maps
 // every name to its escaped self.
