@@ -7,6 +7,7 @@ import (
 
 	"github.com/garner-metrics/garner/backends/exporter"
 	"github.com/garner-metrics/garner/pkg/mapping"
+	"github.com/garner-metrics/garner/pkg/tlsconf"
 )
 
 // Exporter is the [exporter] section: the statsd_exporter-compatible scrape
@@ -21,6 +22,11 @@ var exporterKeys = []key{
 	{"exporter.mapping-config", kString, exporterDefaults.MappingConfig, "statsd_exporter mapping file (YAML), unchanged (statsd_exporter's --statsd.mapping-config); re-read on SIGHUP, a bad new file keeps the old one; empty = no mappings, names escaped", false},
 	{"exporter.mapping-cache-size", kInt, exporterDefaults.MappingCacheSize, "Mapping results cached by name (statsd_exporter's --statsd.cache-size); negative = no cache", false},
 	{"exporter.max-series", kInt, exporterDefaults.MaxSeries, "Most series the scrape endpoint exposes; new series past it are dropped and counted (garner_exporter_dropped_samples_total{reason=\"max_series\"}); 0 = no bound", false},
+	{"exporter.tls-cert-file", kString, "", "PEM certificate (chain, leaf first) the scrape endpoint serves HTTPS with; set with tls-key-file (statsd_exporter's --web.config.file tls_server_config). A failed handshake is counted in garner_tls_handshake_errors_total{listener=\"exporter\"}. Re-read when the file changes. Empty = plain HTTP", false},
+	{"exporter.tls-key-file", kString, "", "PEM private key of exporter.tls-cert-file", false},
+	{"exporter.tls-client-ca-file", kString, "", "PEM CA bundle: the scrape endpoint then requires a client certificate from one of these CAs (mutual TLS; Prometheus tls_config cert_file). Empty = none asked", false},
+	{"exporter.token", kString, "", "Bearer token every request to the scrape endpoint must carry (Prometheus authorization.credentials); its own, neither admin-token nor ingestion-token; compared in constant time, 401 without it. Empty = none. Prefer exporter.token-file or GARNER_EXPORTER_TOKEN", false},
+	{"exporter.token-file", kString, "", "File holding exporter.token (trailing newline ignored), read at start; exclusive with exporter.token", false},
 }
 
 func (c *Config) loadExporter(r *reader) {
@@ -36,6 +42,16 @@ func (c *Config) loadExporter(r *reader) {
 	if !strings.HasPrefix(e.TelemetryPath, "/") {
 		r.fail("exporter.telemetry-path", fmt.Errorf("%q must start with /", e.TelemetryPath))
 	}
+	e.TLS = tlsconf.ServerOptions{
+		CertFile:     strings.TrimSpace(r.str("exporter.tls-cert-file")),
+		KeyFile:      strings.TrimSpace(r.str("exporter.tls-key-file")),
+		ClientCAFile: strings.TrimSpace(r.str("exporter.tls-client-ca-file")),
+	}
+	if e.TLS.Enabled() {
+		err := tlsconf.CheckServer(e.TLS)
+		r.failTLS(err, tlsFieldKeys{tlsconf.FieldCert: "exporter.tls-cert-file", tlsconf.FieldKey: "exporter.tls-key-file", tlsconf.FieldClientCA: "exporter.tls-client-ca-file"})
+	}
+	e.Token, _ = r.tokenFile("exporter.token", "exporter.token-file", strings.TrimSpace(r.str("exporter.token")))
 	if e.MaxSeries < 0 {
 		r.fail("exporter.max-series", fmt.Errorf("must not be negative, got %d", e.MaxSeries))
 	}

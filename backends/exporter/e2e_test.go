@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"os"
@@ -12,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/garner-metrics/garner/pkg/garnertest"
+	"github.com/garner-metrics/garner/pkg/tlsconf"
 )
 
 // e2eMappings is the file of statsd_exporter's documented examples (README)
@@ -206,4 +210,82 @@ func TestE2ERealPrometheusScrapes(t *testing.T) {
 	}
 	resp.Body.Close()
 	p.StopOK(t)
+}
+
+// bearer adds an Authorization header to every request.
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
+}
+
+// TestE2ETLSAndToken: the exporter's endpoint over mutual TLS with a
+// bearer token. A scraper with a client certificate and the token gets the
+// samples; without the token a 401 (counted); without a certificate the
+// handshake fails (counted by listener); a missing file fails the start
+// naming its key.
+func TestE2ETLSAndToken(t *testing.T) {
+	dir := t.TempDir()
+	ca := garnertest.NewCA(t, "exporter e2e CA")
+	day := time.Now().Add(24 * time.Hour)
+	caFile := ca.WriteCA(t, dir, "ca.pem")
+	server, client := ca.WritePair(t, dir, "garner", day), ca.WritePair(t, dir, "prometheus", day)
+	p := garnertest.StartConfig(t, fmt.Sprintf(`backends = "exporter"
+metrics-addr = "127.0.0.1:0"
+flush-interval = "200ms"
+[exporter]
+listen-address = "127.0.0.1:0"
+tls-cert-file = %q
+tls-key-file = %q
+tls-client-ca-file = %q
+token = "scrape-s3cret"
+`, server.CertFile, server.KeyFile, caFile))
+	addr := p.LoggedAddr(t, "serving http", "http_server=exporter")
+	httpsClient := func(pair garnertest.Pair, token string) *http.Client {
+		cfg, err := tlsconf.ClientConfig(tlsconf.ClientOptions{CAFile: caFile, CertFile: pair.CertFile, KeyFile: pair.KeyFile}, logrus.New())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rt http.RoundTripper = &http.Transport{TLSClientConfig: cfg}
+		if token != "" {
+			rt = bearer{token, rt}
+		}
+		return &http.Client{Timeout: 10 * time.Second, Transport: rt}
+	}
+	garnertest.SendUDP(t, p.UDPAddr(t), "tls.hits:4|c|#env:prod")
+	good := httpsClient(client, "scrape-s3cret")
+	garnertest.WaitFor(t, "the counter over https", 20*time.Second, func() bool {
+		m, err := garnertest.Scrape(good, "https://"+addr)
+		return err == nil && m[`tls_hits{env="prod"}`] == 4
+	})
+
+	resp, err := httpsClient(client, "wrong").Get("https://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), `"error"`) {
+		t.Errorf("wrong token: %s %s", resp.Status, body)
+	}
+	if _, err := httpsClient(garnertest.Pair{}, "scrape-s3cret").Get("https://" + addr + "/metrics"); err == nil {
+		t.Error("a scraper without a client certificate was served")
+	}
+	garnertest.WaitFor(t, "the refusals to be counted", 20*time.Second, func() bool {
+		m := garnertest.MustScrape(t, p.AdminAddr(t))
+		return m.Sum("garner_exporter_unauthorized_requests_total") == 1 &&
+			m.Sum("garner_tls_handshake_errors_total", `listener="exporter"`) >= 1
+	})
+	p.StopOK(t)
+
+	bad := garnertest.Start(t, "--backends=exporter", "--metrics-addr=127.0.0.1:0", "--config-path="+garnertest.WriteConfig(t,
+		fmt.Sprintf("[exporter]\nlisten-address = \"127.0.0.1:0\"\ntls-cert-file = %q\ntls-key-file = %q\n", filepath.Join(dir, "missing.crt"), server.KeyFile)))
+	if code := bad.Wait(20 * time.Second); code == 0 || !strings.Contains(bad.Stderr(), "exporter.tls-cert-file") {
+		t.Errorf("a missing certificate file: exit %d, stderr:\n%s", code, bad.Stderr())
+	}
 }

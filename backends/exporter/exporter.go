@@ -49,10 +49,13 @@ package exporter
 
 import (
 	"context"
+	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +68,8 @@ import (
 	"github.com/garner-metrics/garner/pkg/mapping"
 	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/ratelog"
+	"github.com/garner-metrics/garner/pkg/tlsconf"
+	"github.com/garner-metrics/garner/pkg/web"
 )
 
 // Name is the backend's name in the backends key.
@@ -112,9 +117,19 @@ func New(opts Options, deps backends.Deps) (*Exporter, error) {
 	if err := e.ReloadMapping(opts.MappingConfig); err != nil {
 		return nil, err
 	}
+	var tc *tls.Config
+	if opts.TLS.Enabled() {
+		var err error
+		if tc, err = tlsconf.ServerConfig(opts.TLS, e.log); err != nil {
+			return nil, fmt.Errorf("%s: %w", tlsKey(err), err)
+		}
+	}
 	ln, err := net.Listen("tcp", opts.ListenAddress)
 	if err != nil {
 		return nil, fmt.Errorf("exporter.listen-address %q: %w", opts.ListenAddress, err)
+	}
+	if tc != nil {
+		ln = e.tlsListener(ln, tc, reg)
 	}
 	e.ln = ln
 	mux := http.NewServeMux()
@@ -132,9 +147,65 @@ func New(opts Options, deps backends.Deps) (*Exporter, error) {
 			fmt.Fprintf(w, "garner statsd_exporter-compatible endpoint: %s\n", opts.TelemetryPath)
 		})
 	}
-	e.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	e.log.WithFields(logrus.Fields{"http_server": "exporter", "address": ln.Addr().String(), "path": opts.TelemetryPath}).Info("serving http")
+	e.srv = &http.Server{Handler: e.authorize(mux), ReadHeaderTimeout: 10 * time.Second}
+	e.log.WithFields(logrus.Fields{"http_server": "exporter", "address": ln.Addr().String(), "path": opts.TelemetryPath,
+		"tls": tc != nil, "token": opts.Token != ""}).Info("serving http")
 	return e, nil
+}
+
+// tlsKey is the key of the file a tlsconf error is about.
+func tlsKey(err error) string {
+	var fe *tlsconf.FileError
+	if errors.As(err, &fe) {
+		switch fe.Field {
+		case tlsconf.FieldKey:
+			return "exporter.tls-key-file"
+		case tlsconf.FieldClientCA:
+			return "exporter.tls-client-ca-file"
+		}
+	}
+	return "exporter.tls-cert-file"
+}
+
+// tlsListener serves TLS on ln: a failed handshake is counted in
+// garner_tls_handshake_errors_total{listener="exporter",reason} and logged
+// at a bounded rate.
+func (e *Exporter) tlsListener(ln net.Listener, tc *tls.Config, reg prom.Registerer) net.Listener {
+	vec := tlsconf.HandshakeErrors(reg)
+	for _, r := range tlsconf.Reasons {
+		vec.WithLabelValues(Name, r)
+	}
+	lim := ratelog.Every(time.Minute, 10)
+	log := e.log.WithField("http_server", Name)
+	return tlsconf.Listener(ln, tc, func(c net.Conn, err error) {
+		reason := tlsconf.HandshakeReason(err)
+		vec.WithLabelValues(Name, reason).Inc()
+		if l := lim.Entry(log); l != nil {
+			l.WithError(err).WithFields(logrus.Fields{"remote": c.RemoteAddr().String(), "reason": reason}).
+				Warn("tls handshake with a scraper failed; closing it")
+		}
+	})
+}
+
+// authorize lets a request through when it carries the bearer token (or
+// no token is configured); else 401 with garner's JSON error body.
+func (e *Exporter) authorize(next http.Handler) http.Handler {
+	if e.opts.Token == "" {
+		return next
+	}
+	token := []byte(e.opts.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Get("Authorization")
+		const prefix = "Bearer "
+		if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) ||
+			subtle.ConstantTimeCompare([]byte(strings.TrimSpace(h[len(prefix):])), token) != 1 {
+			e.m.unauthorized.Inc()
+			w.Header().Set("WWW-Authenticate", `Bearer realm="garner exporter"`)
+			web.WriteError(w, http.StatusUnauthorized, "unauthorized", "this endpoint needs \"Authorization: Bearer <exporter.token>\"")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Addr is the address the scrape endpoint listens on.
@@ -224,12 +295,13 @@ func (l scrapeErrorLog) Println(v ...any) {
 }
 
 type selfMetrics struct {
-	dropped   *prom.CounterVec
-	tags      prom.Counter
-	reloads   *prom.CounterVec
-	mappings  prom.Gauge
-	series    prom.Gauge
-	estimated prom.Counter
+	dropped      *prom.CounterVec
+	tags         prom.Counter
+	reloads      *prom.CounterVec
+	mappings     prom.Gauge
+	series       prom.Gauge
+	estimated    prom.Counter
+	unauthorized prom.Counter
 }
 
 // The reasons of garner_exporter_dropped_samples_total.
@@ -263,7 +335,11 @@ func newSelfMetrics(reg prom.Registerer) *selfMetrics {
 			Help: "Timer values observed as estimated from a timer-aggregation=histogram series' buckets (each within its bucket's relative width of the value sent).",
 		}),
 	}
-	reg.MustRegister(m.dropped, m.tags, m.reloads, m.mappings, m.series, m.estimated)
+	m.unauthorized = prom.NewCounter(prom.CounterOpts{
+		Name: "garner_exporter_unauthorized_requests_total",
+		Help: "Requests to the exporter's endpoint refused (401) for a missing or wrong bearer token (exporter.token).",
+	})
+	reg.MustRegister(m.dropped, m.tags, m.reloads, m.mappings, m.series, m.estimated, m.unauthorized)
 	for _, r := range []string{reasonTypeConflict, reasonReservedLabel, reasonMaxSeries, reasonNegative, reasonNonFinite, reasonDropAction} {
 		m.dropped.WithLabelValues(r)
 	}

@@ -1,5 +1,7 @@
 package exporter
 
+import "github.com/garner-metrics/garner/pkg/tlsconf"
+
 // Options configures the exporter; config maps the [exporter] keys onto it
 // (exporter.<key>, named as the field: listen-address → ListenAddress).
 // Start from DefaultOptions.
@@ -21,6 +23,17 @@ type Options struct {
 	// are dropped and counted (garner_exporter_dropped_samples_total
 	// {reason="max_series"}). Default 1000000; 0 = no bound.
 	MaxSeries int
+	// TLS makes the endpoint serve HTTPS (exporter.tls-cert-file,
+	// tls-key-file), requiring a client certificate from the CAs of
+	// tls-client-ca-file when set; the files are re-read when they change.
+	// Zero = plain HTTP, as statsd_exporter without --web.config.file.
+	TLS tlsconf.ServerOptions
+	// Token, when set (exporter.token or exporter.token-file), is the bearer
+	// token every request must carry (Prometheus: authorization.credentials
+	// or bearer_token_file); compared in constant time; 401 without it. It
+	// is its own token: a scraper holds neither admin-token nor
+	// ingestion-token. "" = none.
+	Token string
 }
 
 // DefaultOptions returns the defaults of every [exporter] key.

@@ -103,6 +103,8 @@ func watchExpiry(cfg *config.Config, log logrus.FieldLogger, reg prometheus.Regi
 			errs = append(errs, client("prometheus.tls-cert-file", cfg.Prometheus.TLS))
 		case "otlp":
 			errs = append(errs, client("otlp.tls-cert-file", cfg.OTLP.TLS))
+		case "exporter":
+			errs = append(errs, server("exporter.tls-cert-file", cfg.Exporter.TLS))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
