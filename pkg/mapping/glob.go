@@ -1,6 +1,9 @@
 package mapping
 
-import "strings"
+import (
+	"strings"
+	"sync"
+)
 
 // template is a glob mapping's name or label template, split at its
 // capture references: literal parts[0], capture refs[0], parts[1], ...
@@ -132,28 +135,32 @@ func (t *globTree) add(mp *Mapping, index int) {
 	}
 }
 
-// maxFields bounds the components matched without allocating.
-const maxFields = 32
+// searches holds the buffers of match: on the stack they escaped (walk
+// is recursive), 2.9 KB allocated per name matched.
+var searches = sync.Pool{New: func() any { return new(search) }}
 
 // match finds the glob mapping for name and returns it with its captures.
 func (t *globTree) match(name string, typ MetricType) (*Mapping, []string, bool) {
 	if t.empty || typ <= AnyType || typ >= numTypes {
 		return nil, nil, false
 	}
-	var fieldBuf [maxFields]string
-	fields := fieldBuf[:0]
+	s := searches.Get().(*search)
+	defer func() {
+		clear(s.fields) // keep no piece of name
+		clear(s.best)
+		*s = search{fields: s.fields[:0], caps: s.caps[:0], best: s.best[:0]}
+		searches.Put(s)
+	}()
 	for rest := name; ; {
 		i := strings.IndexByte(rest, '.')
 		if i < 0 {
-			fields = append(fields, rest)
+			s.fields = append(s.fields, rest)
 			break
 		}
-		fields = append(fields, rest[:i])
+		s.fields = append(s.fields, rest[:i])
 		rest = rest[i+1:]
 	}
-	s := search{fields: fields, ordered: !t.orderingDisabled}
-	var capBuf, bestBuf [maxFields]string
-	s.caps, s.best = capBuf[:0], bestBuf[:0]
+	s.ordered = !t.orderingDisabled
 	s.walk(t.roots[typ], 0)
 	if s.found == nil {
 		return nil, nil, false
