@@ -39,7 +39,18 @@ func filled(b *testing.B, n int) *fixture {
 // BenchmarkScrape is one text-format scrape of benchSeries counters, as
 // the endpoint serves it (uncompressed). It reports bytes per series
 // held by the exporter (heap growth while filling it / series).
-func BenchmarkScrape(b *testing.B) {
+func BenchmarkScrape(b *testing.B) { benchScrape(b, "", "") }
+
+// BenchmarkScrapeProtobuf is BenchmarkScrape in the delimited protobuf
+// format (what Prometheus asks for with native histograms on).
+func BenchmarkScrapeProtobuf(b *testing.B) {
+	benchScrape(b, "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited", "")
+}
+
+// BenchmarkScrapeGzip is BenchmarkScrape gzipped, as Prometheus asks.
+func BenchmarkScrapeGzip(b *testing.B) { benchScrape(b, "", "gzip") }
+
+func benchScrape(b *testing.B, accept, encoding string) {
 	n := benchSeries()
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -49,18 +60,24 @@ func BenchmarkScrape(b *testing.B) {
 	runtime.ReadMemStats(&after)
 	perSeries := float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
 	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	if encoding != "" {
+		req.Header.Set("Accept-Encoding", encoding)
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	w := &discardResponse{h: http.Header{}}
 	for b.Loop() {
 		w.n = 0
 		f.e.scrape.ServeHTTP(w, req)
-		if w.n < int64(n)*20 {
+		if w.n < int64(n) {
 			b.Fatalf("scrape wrote %d bytes for %d series", w.n, n)
 		}
 	}
 	b.ReportMetric(perSeries, "heapB/series")
-	b.ReportMetric(float64(n), "series")
+	b.ReportMetric(float64(w.n)/float64(n), "bodyB/series")
 }
 
 // discardResponse is a ResponseWriter that counts the body and keeps
