@@ -63,7 +63,7 @@ var e2eWant = map[string]float64{
 	`users_unique`:                                                                        2,
 }
 
-func startE2E(t *testing.T) (p *garnertest.Process, exporterAddr, mappingPath string) {
+func startE2E(t *testing.T, extra ...string) (p *garnertest.Process, exporterAddr, mappingPath string) {
 	t.Helper()
 	mappingPath = filepath.Join(t.TempDir(), "statsd_mapping.yml")
 	mappings, err := os.ReadFile(e2eMappings)
@@ -76,10 +76,11 @@ func startE2E(t *testing.T) (p *garnertest.Process, exporterAddr, mappingPath st
 	p = garnertest.StartConfig(t, fmt.Sprintf(`backends = "exporter"
 metrics-addr = "127.0.0.1:0"
 flush-interval = "200ms"
+%s
 [exporter]
 listen-address = "127.0.0.1:0"
 mapping-config = %q
-`, mappingPath))
+`, strings.Join(extra, "\n"), mappingPath))
 	return p, p.LoggedAddr(t, "serving http", "http_server=exporter"), mappingPath
 }
 
@@ -120,6 +121,31 @@ func TestE2EMatchesStatsdExporter(t *testing.T) {
 	}
 	if n := garnertest.MustScrape(t, p.AdminAddr(t)).Sum("garner_exporter_dropped_samples_total", `reason="action_drop"`); n < 1 {
 		t.Errorf("action: drop not counted")
+	}
+	p.StopOK(t)
+}
+
+// TestE2EHistogramMode: with timer-aggregation = "histogram" the timers
+// reach the exporter as exponential histograms; the samples are
+// statsd_exporter's within the bucket width (2.19% at the default), the
+// bucket counts and _count exactly.
+func TestE2EHistogramMode(t *testing.T) {
+	p, addr, _ := startE2E(t, `timer-aggregation = "histogram"`)
+	garnertest.SendUDP(t, p.UDPAddr(t), e2eLines...)
+	var got garnertest.Metrics
+	garnertest.WaitFor(t, "the exporter to expose every line", 20*time.Second, func() bool {
+		got = garnertest.MustScrape(t, addr)
+		return len(got) >= len(e2eWant) && got[`other_timer_count{job="acme_server_other",outcome="ok",provider="github"}`] == 3
+	})
+	for k, want := range e2eWant {
+		v, ok := got[k]
+		exact := strings.Contains(k, "_bucket") || strings.Contains(k, "_count") || !strings.Contains(k, "timer")
+		if !ok || exact && !sameSample(v, want) || !exact && math.Abs(v-want) > 0.022*want {
+			t.Errorf("%s = %v (present %v), want %v", k, v, ok, want)
+		}
+	}
+	if n := garnertest.MustScrape(t, p.AdminAddr(t)).Sum("garner_exporter_estimated_observations_total"); n != 6 {
+		t.Errorf("estimated observations %v, want the 6 timer values", n)
 	}
 	p.StopOK(t)
 }
