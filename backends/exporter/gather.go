@@ -20,11 +20,9 @@ func (e *Exporter) gather() ([]*dto.MetricFamily, error) {
 	defer e.putBuf(sb)
 	e.snapshot(sb)
 	out := make([]*dto.MetricFamily, 0, len(sb.fams))
-	items := sb.items
-	for _, sf := range sb.fams {
-		f := sf.f
+	for f, items := range sb.families() {
 		mf := &dto.MetricFamily{Name: &f.name, Help: &f.help, Type: f.typ.Enum()}
-		for _, it := range items[:sf.n] {
+		for _, it := range items {
 			m := &dto.Metric{}
 			switch {
 			case it.s.obs != nil:
@@ -39,7 +37,6 @@ func (e *Exporter) gather() ([]*dto.MetricFamily, error) {
 			m.Label = labelPairs(it.s.labels)
 			mf.Metric = append(mf.Metric, m)
 		}
-		items = items[sf.n:]
 		if len(mf.Metric) > 0 {
 			out = append(out, mf)
 		}

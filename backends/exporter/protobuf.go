@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/garner-metrics/garner/pkg/mapping"
+	"github.com/garner-metrics/garner/pkg/promwire"
 )
 
 // The delimited protobuf exposition (io.prometheus.client.MetricFamily,
@@ -25,9 +26,6 @@ const (
 	fMetricSummary   = 4
 	fMetricHistogram = 7
 
-	fLabelName  = 1
-	fLabelValue = 2
-
 	fValue = 1 // Gauge.value, Counter.value
 )
 
@@ -37,24 +35,14 @@ const valueMsgLen = 1 + 8
 func labelsLen(ls []mapping.Label) int {
 	n := 0
 	for _, l := range ls {
-		pl := labelPairLen(l)
-		n += 1 + protowire.SizeVarint(uint64(pl)) + pl
+		n += promwire.FieldSize(fMetricLabel, l.Name, l.Value)
 	}
 	return n
 }
 
-func labelPairLen(l mapping.Label) int {
-	return 1 + protowire.SizeBytes(len(l.Name)) + 1 + protowire.SizeBytes(len(l.Value))
-}
-
 func appendLabels(b []byte, ls []mapping.Label) []byte {
 	for _, l := range ls {
-		b = protowire.AppendTag(b, fMetricLabel, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(labelPairLen(l)))
-		b = protowire.AppendTag(b, fLabelName, protowire.BytesType)
-		b = protowire.AppendString(b, l.Name)
-		b = protowire.AppendTag(b, fLabelValue, protowire.BytesType)
-		b = protowire.AppendString(b, l.Value)
+		b = promwire.AppendLabel(b, fMetricLabel, l.Name, l.Value)
 	}
 	return b
 }
@@ -64,11 +52,7 @@ func appendLabels(b []byte, ls []mapping.Label) []byte {
 // is encoded into sb.body first (its messages come from client_golang).
 func (e *Exporter) writeProto(sb *scrapeBuf) error {
 	w := sb.bw
-	items := sb.items
-	for _, sf := range sb.fams {
-		f := sf.f
-		fitems := items[:sf.n]
-		items = items[sf.n:]
+	for f, fitems := range sb.families() {
 		head := protowire.SizeTag(fFamilyName) + protowire.SizeBytes(len(f.name)) +
 			protowire.SizeTag(fFamilyHelp) + protowire.SizeBytes(len(f.help)) +
 			protowire.SizeTag(fFamilyType) + protowire.SizeVarint(uint64(f.typ))

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"compress/gzip"
 	"io"
+	"iter"
 	"math"
 	"net/http"
 	"slices"
@@ -155,6 +156,19 @@ func acceptsGzip(r *http.Request) bool {
 	return false
 }
 
+// families yields each family of the scrape with its series.
+func (sb *scrapeBuf) families() iter.Seq2[*family, []scrapeItem] {
+	return func(yield func(*family, []scrapeItem) bool) {
+		items := sb.items
+		for _, sf := range sb.fams {
+			if !yield(sf.f, items[:sf.n]) {
+				return
+			}
+			items = items[sf.n:]
+		}
+	}
+}
+
 // observed writes a summary's or histogram's current state into sb.m.
 func (sb *scrapeBuf) observed(s *series) bool {
 	sb.m.Reset()
@@ -166,11 +180,7 @@ func (sb *scrapeBuf) observed(s *series) bool {
 // compares them).
 func (e *Exporter) writeText(sb *scrapeBuf) error {
 	w := sb.bw
-	items := sb.items
-	for _, sf := range sb.fams {
-		f := sf.f
-		fitems := items[:sf.n]
-		items = items[sf.n:]
+	for f, fitems := range sb.families() {
 		w.WriteString("# HELP ")
 		sb.writeName(f.name)
 		w.WriteByte(' ')
