@@ -9,20 +9,19 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/garner-metrics/garner/pkg/model"
+	"github.com/garner-metrics/garner/pkg/promwire"
 )
 
 // Remote write 1.0 messages (prometheus/prompb types.proto and remote.proto):
 //
 //	WriteRequest { repeated TimeSeries timeseries = 1; }
 //	TimeSeries   { repeated Label labels = 1; repeated Sample samples = 2; }
-//	Label        { string name = 1; string value = 2; }
+//	Label        { string name = 1; string value = 2; } (pkg/promwire)
 //	Sample       { double value = 1; int64 timestamp = 2; } // timestamp in ms
 const (
 	fieldTimeseries  protowire.Number = 1
 	fieldLabels      protowire.Number = 1
 	fieldSamples     protowire.Number = 2
-	fieldLabelName   protowire.Number = 1
-	fieldLabelValue  protowire.Number = 2
 	fieldSampleValue protowire.Number = 1
 	fieldSampleTime  protowire.Number = 2
 )
@@ -53,7 +52,7 @@ func appendTimeSeries(dst []byte, labels []label, value float64, tsMillis int64)
 func labelsSize(labels []label) int {
 	size := 0
 	for _, l := range labels {
-		size += protowire.SizeTag(fieldLabels) + protowire.SizeBytes(labelSize(l))
+		size += promwire.FieldSize(fieldLabels, l.name, l.value)
 	}
 	return size
 }
@@ -61,19 +60,9 @@ func labelsSize(labels []label) int {
 // appendLabels appends the labels fields of a TimeSeries.
 func appendLabels(dst []byte, labels []label) []byte {
 	for _, l := range labels {
-		dst = protowire.AppendTag(dst, fieldLabels, protowire.BytesType)
-		dst = protowire.AppendVarint(dst, uint64(labelSize(l)))
-		dst = protowire.AppendTag(dst, fieldLabelName, protowire.BytesType)
-		dst = protowire.AppendString(dst, l.name)
-		dst = protowire.AppendTag(dst, fieldLabelValue, protowire.BytesType)
-		dst = protowire.AppendString(dst, l.value)
+		dst = promwire.AppendLabel(dst, fieldLabels, l.name, l.value)
 	}
 	return dst
-}
-
-func labelSize(l label) int {
-	return protowire.SizeTag(fieldLabelName) + protowire.SizeBytes(len(l.name)) +
-		protowire.SizeTag(fieldLabelValue) + protowire.SizeBytes(len(l.value))
 }
 
 // sanitizeMetricName maps a statsd name to the Prometheus metric name rules
