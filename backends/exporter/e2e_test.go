@@ -307,6 +307,9 @@ token = "scrape-s3cret"
 		return m.Sum("garner_exporter_unauthorized_requests_total") == 1 &&
 			m.Sum("garner_tls_handshake_errors_total", `listener="exporter"`) >= 1
 	})
+	if exp := garnertest.MustScrape(t, p.AdminAddr(t)).Sum("garner_tls_certificate_expiry_timestamp_seconds", `key="exporter.tls-cert-file"`); exp != float64(server.Cert.NotAfter.Unix()) {
+		t.Errorf("certificate expiry %v, want %d", exp, server.Cert.NotAfter.Unix())
+	}
 	p.StopOK(t)
 
 	bad := garnertest.Start(t, "--backends=exporter", "--metrics-addr=127.0.0.1:0", "--config-path="+garnertest.WriteConfig(t,
