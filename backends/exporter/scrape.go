@@ -245,7 +245,7 @@ func (e *Exporter) writeText(sb *scrapeBuf) error {
 // sample writes one line: name+suffix{labels[,extra="x"]} value.
 func (sb *scrapeBuf) sample(name, suffix string, ls []mapping.Label, extra string, extraValue, v float64) {
 	w := sb.bw
-	quoted := !isLegacyName(name + suffix)
+	quoted := !isLegacyName(name) // suffixes are legacy characters: name decides
 	sep := byte('{')
 	if quoted {
 		w.WriteByte('{')
