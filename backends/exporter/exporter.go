@@ -12,7 +12,9 @@
 //   - timer (ms, h, d) → a summary or histogram as the mapping's
 //     observer_type says (default summary), each value observed in seconds
 //     (value ÷ 1000, then × the mapping's scale). A value sent with
-//     @rate is observed int(1/rate) times, as statsd_exporter does.
+//     @rate is observed int(1/rate) times, as statsd_exporter does (at most
+//     10000 times; the rest counted in
+//     garner_exporter_capped_observations_total).
 //     With timer-aggregation = "histogram" a timer reaches the exporter as
 //     an exponential histogram, not values: each of its values is observed
 //     as estimated from its bucket (pkg/histogram's AppendValues: within the
@@ -301,6 +303,7 @@ type selfMetrics struct {
 	mappings     prom.Gauge
 	series       prom.Gauge
 	estimated    prom.Counter
+	capped       prom.Counter
 	unauthorized prom.Counter
 }
 
@@ -335,11 +338,15 @@ func newSelfMetrics(reg prom.Registerer) *selfMetrics {
 			Help: "Timer values observed as estimated from a timer-aggregation=histogram series' buckets (each within its bucket's relative width of the value sent).",
 		}),
 	}
+	m.capped = prom.NewCounter(prom.CounterOpts{
+		Name: "garner_exporter_capped_observations_total",
+		Help: "Timer observations left out because a value's sample rate asked for more than 10000 (statsd_exporter observes a value int(1/rate) times; garner at most 10000).",
+	})
 	m.unauthorized = prom.NewCounter(prom.CounterOpts{
 		Name: "garner_exporter_unauthorized_requests_total",
 		Help: "Requests to the exporter's endpoint refused (401) for a missing or wrong bearer token (exporter.token).",
 	})
-	reg.MustRegister(m.dropped, m.tags, m.reloads, m.mappings, m.series, m.estimated, m.unauthorized)
+	reg.MustRegister(m.dropped, m.tags, m.reloads, m.mappings, m.series, m.estimated, m.capped, m.unauthorized)
 	for _, r := range []string{reasonTypeConflict, reasonReservedLabel, reasonMaxSeries, reasonNegative, reasonNonFinite, reasonDropAction} {
 		m.dropped.WithLabelValues(r)
 	}

@@ -195,6 +195,20 @@ func TestTypes(t *testing.T) {
 	if q := s.Quantile[0].GetValue(); q != 0.1 && q != 0.2 {
 		t.Errorf("median %v", q)
 	}
+	if got := testutil.ToFloat64(f.e.m.capped); got != 0 {
+		t.Errorf("capped observations %v, want 0", got)
+	}
+	// @0.00001: 100000 observations asked per value, 10000 made, the rest counted.
+	f.send(t, 20*time.Second, model.Snapshot{Timers: []model.Timer{{Series: ser("api.summary.rare"), Values: []float64{7}, SampledCount: 1e5}}})
+	var rare *dto.Summary
+	for _, m := range f.scrape(t, "")["api_summary_seconds"].GetMetric() {
+		if labelsOf(m) == "route=rare" {
+			rare = m.GetSummary()
+		}
+	}
+	if rare.GetSampleCount() != maxRepeat || testutil.ToFloat64(f.e.m.capped) != 1e5-maxRepeat {
+		t.Errorf("rare: count %d, capped %v", rare.GetSampleCount(), testutil.ToFloat64(f.e.m.capped))
+	}
 
 	// The protobuf exposition carries the native histogram too.
 	pb := f.scrape(t, `application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited`)
