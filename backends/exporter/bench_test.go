@@ -109,3 +109,43 @@ func BenchmarkFlush(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkScrapeObservers is one text scrape of benchSeries/10 timer
+// series, one value observed in each, mapped by testMappings: summaries
+// (one quantile; client_golang's state), native histograms (3 buckets and
+// native ones; client_golang's) and classic histograms (3 buckets; the
+// exporter's own). It reports the bytes held per series.
+func BenchmarkScrapeObservers(b *testing.B) {
+	for kind, prefix := range map[string]string{"summary": "api.summary", "native": "api.request", "classic": "classic"} {
+		b.Run(kind, func(b *testing.B) {
+			n := benchSeries() / 10
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			f := newFixture(b, testMappings)
+			s := model.Snapshot{Timers: make([]model.Timer, n)}
+			for i := range s.Timers {
+				s.Timers[i] = model.Timer{Series: model.Series{Name: fmt.Sprintf("%s.r%d", prefix, i)}, Values: []float64{float64(i % 1000)}, SampledCount: 1}
+			}
+			if err := f.e.SendMetrics(b.Context(), &s); err != nil {
+				b.Fatal(err)
+			}
+			s = model.Snapshot{}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			perSeries := float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
+			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+			b.ReportAllocs()
+			b.ResetTimer()
+			w := &discardResponse{h: http.Header{}}
+			for b.Loop() {
+				w.n = 0
+				f.e.scrape.ServeHTTP(w, req)
+				if w.n < int64(n) {
+					b.Fatalf("scrape wrote %d bytes for %d series", w.n, n)
+				}
+			}
+			b.ReportMetric(perSeries, "heapB/series")
+		})
+	}
+}

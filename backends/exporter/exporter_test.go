@@ -59,6 +59,13 @@ mappings:
   ttl: 1m
 - match: "noise.*"
   action: drop
+- match: "classic.*"
+  name: "classic_seconds"
+  observer_type: histogram
+  histogram_options:
+    buckets: [0.001, 0.01, 1]
+  labels:
+    route: "$1"
 `
 
 type fixture struct {

@@ -25,6 +25,8 @@ func (e *Exporter) gather() ([]*dto.MetricFamily, error) {
 		for _, it := range items {
 			m := &dto.Metric{}
 			switch {
+			case it.s.hist != nil:
+				m.Histogram = sb.classic(it).dto()
 			case it.s.obs != nil:
 				if err := it.s.obs.Write(m); err != nil {
 					continue

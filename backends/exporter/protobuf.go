@@ -47,6 +47,33 @@ func appendLabels(b []byte, ls []mapping.Label) []byte {
 	return b
 }
 
+// Histogram and Bucket fields of metrics.proto.
+const (
+	fHistCount  = 1
+	fHistSum    = 2
+	fHistBucket = 3
+
+	fBucketCount = 1
+	fBucketBound = 2
+)
+
+// appendClassic appends a classic histogram's Histogram message body.
+func appendClassic(b []byte, c classicState) []byte {
+	b = protowire.AppendTag(b, fHistCount, protowire.VarintType)
+	b = protowire.AppendVarint(b, c.count)
+	b = protowire.AppendTag(b, fHistSum, protowire.Fixed64Type)
+	b = protowire.AppendFixed64(b, math.Float64bits(c.sum))
+	c.cumulative(func(le float64, n uint64) {
+		b = protowire.AppendTag(b, fHistBucket, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(protowire.SizeTag(fBucketCount)+protowire.SizeVarint(n)+protowire.SizeTag(fBucketBound)+8))
+		b = protowire.AppendTag(b, fBucketCount, protowire.VarintType)
+		b = protowire.AppendVarint(b, n)
+		b = protowire.AppendTag(b, fBucketBound, protowire.Fixed64Type)
+		b = protowire.AppendFixed64(b, math.Float64bits(le))
+	})
+	return b
+}
+
 // writeProto writes sb as delimited MetricFamily messages. A counter or
 // gauge family is sized first and streamed; a summary or histogram family
 // is encoded into sb.body first (its messages come from client_golang).
@@ -70,17 +97,24 @@ func (e *Exporter) writeProto(sb *scrapeBuf) error {
 		default:
 			sb.body = sb.body[:0]
 			for _, it := range fitems {
-				if !sb.observed(it.s) {
-					continue
-				}
 				field := protowire.Number(fMetricSummary)
-				var msg proto.Message = sb.m.GetSummary()
 				if f.typ == dto.MetricType_HISTOGRAM {
-					field, msg = fMetricHistogram, sb.m.GetHistogram()
+					field = fMetricHistogram
 				}
-				var err error
-				if sb.enc, err = (proto.MarshalOptions{}).MarshalAppend(sb.enc[:0], msg); err != nil {
-					continue
+				if it.s.hist != nil {
+					sb.enc = appendClassic(sb.enc[:0], sb.classic(it))
+				} else {
+					if !sb.observed(it.s) {
+						continue
+					}
+					var msg proto.Message = sb.m.GetSummary()
+					if f.typ == dto.MetricType_HISTOGRAM {
+						msg = sb.m.GetHistogram()
+					}
+					var err error
+					if sb.enc, err = (proto.MarshalOptions{}).MarshalAppend(sb.enc[:0], msg); err != nil {
+						continue
+					}
 				}
 				ml := labelsLen(it.s.labels) + protowire.SizeTag(field) + protowire.SizeBytes(len(sb.enc))
 				sb.body = protowire.AppendTag(sb.body, fFamilyMetric, protowire.BytesType)

@@ -27,8 +27,9 @@ import (
 
 // scrapeItem is one series as a scrape saw it.
 type scrapeItem struct {
-	s *series
-	v float64 // counter total or gauge value at the time of the copy
+	s   *series
+	v   float64 // counter total or gauge value at the time of the copy
+	off int     // a classic histogram: its copy's offset in scrapeBuf.state
 }
 
 // scrapeFam is one family of a scrape: its items are the next n.
@@ -41,6 +42,7 @@ type scrapeFam struct {
 type scrapeBuf struct {
 	fams  []scrapeFam
 	items []scrapeItem
+	state []uint64 // copies of the classic histograms (classicHist.appendState)
 	bw    *bufio.Writer
 	num   []byte
 	m     dto.Metric // a summary's or histogram's state, written by client_golang
@@ -74,7 +76,7 @@ var gzipWriters = sync.Pool{New: func() any {
 // snapshot copies the exposed series into sb, families sorted by name,
 // series in the order they came.
 func (e *Exporter) snapshot(sb *scrapeBuf) {
-	sb.fams, sb.items = sb.fams[:0], sb.items[:0]
+	sb.fams, sb.items, sb.state = sb.fams[:0], sb.items[:0], sb.state[:0]
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	sb.items = slices.Grow(sb.items, e.st.nseries)
@@ -84,7 +86,12 @@ func (e *Exporter) snapshot(sb *scrapeBuf) {
 		}
 		sb.fams = append(sb.fams, scrapeFam{f, len(f.list)})
 		for _, s := range f.list {
-			sb.items = append(sb.items, scrapeItem{s, s.value})
+			it := scrapeItem{s: s, v: s.value}
+			if s.hist != nil {
+				it.off = len(sb.state)
+				sb.state = s.hist.appendState(sb.state)
+			}
+			sb.items = append(sb.items, it)
 		}
 	}
 }
@@ -169,6 +176,11 @@ func (sb *scrapeBuf) families() iter.Seq2[*family, []scrapeItem] {
 	}
 }
 
+// classic is the copy of a classic histogram item's state.
+func (sb *scrapeBuf) classic(it scrapeItem) classicState {
+	return readClassic(it.s.hist, sb.state[it.off:])
+}
+
 // observed writes a summary's or histogram's current state into sb.m.
 func (sb *scrapeBuf) observed(s *series) bool {
 	sb.m.Reset()
@@ -213,6 +225,14 @@ func (e *Exporter) writeText(sb *scrapeBuf) error {
 				sb.sample(f.name, "_sum", ls, "", 0, sm.GetSampleSum())
 				sb.sample(f.name, "_count", ls, "", 0, float64(sm.GetSampleCount()))
 			case dto.MetricType_HISTOGRAM:
+				if it.s.hist != nil {
+					c := sb.classic(it)
+					c.cumulative(func(le float64, n uint64) { sb.sample(f.name, "_bucket", ls, "le", le, float64(n)) })
+					sb.sample(f.name, "_bucket", ls, "le", math.Inf(1), float64(c.count))
+					sb.sample(f.name, "_sum", ls, "", 0, c.sum)
+					sb.sample(f.name, "_count", ls, "", 0, float64(c.count))
+					continue
+				}
 				if !sb.observed(it.s) {
 					continue
 				}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	prom "github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"google.golang.org/protobuf/proto"
@@ -52,6 +53,8 @@ func sampleState(t *testing.T, f *fixture) {
 			{Series: ser("api.request.away", "env:x"), Values: []float64{0.5}, SampledCount: 1},
 			{Series: ser("api.summary.home"), Values: []float64{100, 200}, SampledCount: 2},
 			{Series: ser("plain.timer"), Values: []float64{1, 2, 3}, SampledCount: 3},
+			{Series: ser("classic.a"), Values: []float64{0.5, 1, 5, 10, 2000}, SampledCount: 5},
+			{Series: ser("classic.b", `q:"x"`), Values: []float64{0}, SampledCount: 1},
 		},
 	})
 }
@@ -93,7 +96,7 @@ func TestTextMatchesExpfmt(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(fams) < 12 {
+	if len(fams) < 13 {
 		t.Fatalf("only %d families in the sample", len(fams))
 	}
 	if got.Body.String() != want.String() {
@@ -193,5 +196,38 @@ func TestScrapeDoesNotHoldFlushes(t *testing.T) {
 	case <-done:
 	case <-time.After(30 * time.Second):
 		t.Fatal("a flush waited for a stalled scrape")
+	}
+}
+
+// TestClassicMatchesClientGolang: the exporter's own classic histogram
+// counts as client_golang's does (le inclusive, +Inf last), and the two
+// encode to the same text.
+func TestClassicMatchesClientGolang(t *testing.T) {
+	buckets := []float64{0.005, 0.01, 0.025, 0.1, 1, 10}
+	mine := newClassic(buckets)
+	theirs := prom.NewHistogram(prom.HistogramOpts{Name: "h", Help: "h", Buckets: buckets})
+	for _, v := range []float64{-3, 0, 0.005, 0.0050001, 0.01, 0.02, 0.1, 0.1, 1, 9.99, 10, 10.01, 1e9} {
+		mine.Observe(v)
+		theirs.Observe(v)
+	}
+	var m dto.Metric
+	if err := theirs.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	want := m.GetHistogram()
+	want.CreatedTimestamp = nil
+	got := readClassic(mine, mine.appendState(nil)).dto()
+	if !proto.Equal(got, want) {
+		t.Errorf("classic histogram\n got %v\nwant %v", got, want)
+	}
+	name, help, typ := "h", "h", dto.MetricType_HISTOGRAM
+	var a, b bytes.Buffer
+	for buf, h := range map[*bytes.Buffer]*dto.Histogram{&a: got, &b: want} {
+		if _, err := expfmt.MetricFamilyToText(buf, &dto.MetricFamily{Name: &name, Help: &help, Type: &typ, Metric: []*dto.Metric{{Histogram: h}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.String() != b.String() || !strings.Contains(a.String(), `h_bucket{le="0.005"} 3`) {
+		t.Errorf("text differs:\n%s\n%s", a.String(), b.String())
 	}
 }

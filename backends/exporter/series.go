@@ -84,7 +84,8 @@ type series struct {
 	sig    string
 	labels []mapping.Label // sorted by name
 	value  float64         // counter total or gauge value
-	obs    prom.Metric     // summary or histogram; nil for counters and gauges
+	obs    prom.Metric     // summary or native histogram; nil for counters, gauges and hist
+	hist   *classicHist    // a histogram without native buckets; guarded by Exporter.mu
 	seen   time.Time
 	ttl    time.Duration
 	idx    int  // in fam.list
@@ -177,7 +178,12 @@ func (e *Exporter) apply(s *model.Snapshot, now time.Time) {
 				repeat = maxRepeat
 			}
 		}
-		obs := t.s.obs.(prom.Observer)
+		var obs prom.Observer
+		if t.s.hist != nil {
+			obs = t.s.hist
+		} else {
+			obs = t.s.obs.(prom.Observer)
+		}
 		scale := t.mp.Scale / 1000
 		for _, v := range vals {
 			for range repeat {
@@ -317,7 +323,11 @@ func (e *Exporter) resolve(kind byte, s *model.Series) target {
 	case dto.MetricType_SUMMARY:
 		ser.obs = newSummary(mp.Summary)
 	case dto.MetricType_HISTOGRAM:
-		ser.obs = newHistogram(mp.Histogram)
+		if mp.Histogram.NativeBucketFactor > 1 {
+			ser.obs = newHistogram(mp.Histogram)
+		} else {
+			ser.hist = newClassic(mp.Histogram.Buckets)
+		}
 	}
 	f.add(ser)
 	st.nseries++
