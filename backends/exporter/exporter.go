@@ -23,6 +23,8 @@
 //     are therefore exact except within that width of a bucket bound, and
 //     _sum and quantiles are within it; counted in
 //     garner_exporter_estimated_observations_total.
+//     A histogram without native buckets is the exporter's own
+//     (classicHist); summaries and native histograms are client_golang's.
 //   - set → a gauge of the unique members seen in the last flush interval
 //     (statsd_exporter drops sets); matched by match_metric_type: gauge.
 //
