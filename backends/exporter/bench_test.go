@@ -52,13 +52,27 @@ func BenchmarkScrapeGzip(b *testing.B) { benchScrape(b, "", "gzip") }
 
 func benchScrape(b *testing.B, accept, encoding string) {
 	n := benchSeries()
+	var f *fixture
+	perSeries := heapPerSeries(n, func() { f = filled(b, n) })
+	w := scrapeLoop(b, f, n, accept, encoding)
+	b.ReportMetric(perSeries, "heapB/series")
+	b.ReportMetric(float64(w.n)/float64(n), "bodyB/series")
+}
+
+// heapPerSeries is the heap growth of fill (after a collection) over n.
+func heapPerSeries(n int, fill func()) float64 {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	f := filled(b, n)
+	fill()
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	perSeries := float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
+	return float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
+}
+
+// scrapeLoop is the timed loop of the scrape benchmarks: one scrape of
+// f's n series per iteration, into a counting ResponseWriter.
+func scrapeLoop(b *testing.B, f *fixture, n int, accept, encoding string) *discardResponse {
 	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 	if accept != "" {
 		req.Header.Set("Accept", accept)
@@ -76,8 +90,7 @@ func benchScrape(b *testing.B, accept, encoding string) {
 			b.Fatalf("scrape wrote %d bytes for %d series", w.n, n)
 		}
 	}
-	b.ReportMetric(perSeries, "heapB/series")
-	b.ReportMetric(float64(w.n)/float64(n), "bodyB/series")
+	return w
 }
 
 // discardResponse is a ResponseWriter that counts the body and keeps
@@ -119,32 +132,18 @@ func BenchmarkScrapeObservers(b *testing.B) {
 	for kind, prefix := range map[string]string{"summary": "api.summary", "native": "api.request", "classic": "classic"} {
 		b.Run(kind, func(b *testing.B) {
 			n := benchSeries() / 10
-			var before, after runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&before)
-			f := newFixture(b, testMappings)
-			s := model.Snapshot{Timers: make([]model.Timer, n)}
-			for i := range s.Timers {
-				s.Timers[i] = model.Timer{Series: model.Series{Name: fmt.Sprintf("%s.r%d", prefix, i)}, Values: []float64{float64(i % 1000)}, SampledCount: 1}
-			}
-			if err := f.e.SendMetrics(b.Context(), &s); err != nil {
-				b.Fatal(err)
-			}
-			s = model.Snapshot{}
-			runtime.GC()
-			runtime.ReadMemStats(&after)
-			perSeries := float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
-			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
-			b.ReportAllocs()
-			b.ResetTimer()
-			w := &discardResponse{h: http.Header{}}
-			for b.Loop() {
-				w.n = 0
-				f.e.scrape.ServeHTTP(w, req)
-				if w.n < int64(n) {
-					b.Fatalf("scrape wrote %d bytes for %d series", w.n, n)
+			var f *fixture
+			perSeries := heapPerSeries(n, func() {
+				f = newFixture(b, testMappings)
+				s := model.Snapshot{Timers: make([]model.Timer, n)}
+				for i := range s.Timers {
+					s.Timers[i] = model.Timer{Series: model.Series{Name: fmt.Sprintf("%s.r%d", prefix, i)}, Values: []float64{float64(i % 1000)}, SampledCount: 1}
 				}
-			}
+				if err := f.e.SendMetrics(b.Context(), &s); err != nil {
+					b.Fatal(err)
+				}
+			})
+			scrapeLoop(b, f, n, "", "")
 			b.ReportMetric(perSeries, "heapB/series")
 		})
 	}
