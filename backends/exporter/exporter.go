@@ -307,6 +307,7 @@ type selfMetrics struct {
 	estimated    prom.Counter
 	capped       prom.Counter
 	unauthorized prom.Counter
+	scrapes      map[string]prom.Counter // by format
 }
 
 // The reasons of garner_exporter_dropped_samples_total.
@@ -348,7 +349,15 @@ func newSelfMetrics(reg prom.Registerer) *selfMetrics {
 		Name: "garner_exporter_unauthorized_requests_total",
 		Help: "Requests to the exporter's endpoint refused (401) for a missing or wrong bearer token (exporter.token).",
 	})
-	reg.MustRegister(m.dropped, m.tags, m.reloads, m.mappings, m.series, m.estimated, m.capped, m.unauthorized)
+	scrapes := prom.NewCounterVec(prom.CounterOpts{
+		Name: "garner_exporter_scrapes_total",
+		Help: "Scrapes of the exporter's endpoint, by format: text, protobuf (delimited, written directly), other (protobuf text or compact, through client_golang).",
+	}, []string{"format"})
+	m.scrapes = map[string]prom.Counter{}
+	for _, f := range []string{formatText, formatProtobuf, formatOther} {
+		m.scrapes[f] = scrapes.WithLabelValues(f)
+	}
+	reg.MustRegister(m.dropped, m.tags, m.reloads, m.mappings, m.series, m.estimated, m.capped, m.unauthorized, scrapes)
 	for _, r := range []string{reasonTypeConflict, reasonReservedLabel, reasonMaxSeries, reasonNegative, reasonNonFinite, reasonDropAction} {
 		m.dropped.WithLabelValues(r)
 	}

@@ -104,7 +104,13 @@ func (e *Exporter) serveMetrics(fallback http.Handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultAcceptedFormats()...)
 		typ := format.FormatType()
-		if typ != expfmt.TypeTextPlain && typ != expfmt.TypeProtoDelim {
+		switch typ {
+		case expfmt.TypeTextPlain:
+			e.m.scrapes[formatText].Inc()
+		case expfmt.TypeProtoDelim:
+			e.m.scrapes[formatProtobuf].Inc()
+		default:
+			e.m.scrapes[formatOther].Inc()
 			fallback.ServeHTTP(w, r)
 			return
 		}
@@ -142,6 +148,13 @@ func (e *Exporter) serveMetrics(fallback http.Handler) http.HandlerFunc {
 		}
 	}
 }
+
+// The format label of garner_exporter_scrapes_total.
+const (
+	formatText     = "text"
+	formatProtobuf = "protobuf"
+	formatOther    = "other"
+)
 
 // acceptsGzip reports whether the request's Accept-Encoding allows gzip
 // (present, and not with q=0).
