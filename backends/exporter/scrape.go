@@ -19,11 +19,12 @@ import (
 )
 
 // A scrape copies, under the lock, one pointer and one value per series
-// (the rest of a series never changes once it exists, and summaries and
-// histograms lock themselves), then writes the exposition outside the
-// lock, straight from that copy: no client_golang message per series, so
-// a scrape allocates nothing per series once its buffers have grown, and
-// a slow scraper never holds up a flush.
+// (and a classic histogram's counts; the rest of a series never changes
+// once it exists, and client_golang's summaries and native histograms
+// lock themselves), then writes the exposition outside the lock, straight
+// from that copy: no client_golang message per counter, gauge or classic
+// histogram, so such a scrape allocates nothing per series once its
+// buffers have grown, and a slow scraper never holds up a flush.
 
 // scrapeItem is one series as a scrape saw it.
 type scrapeItem struct {
