@@ -29,6 +29,7 @@ type record struct {
 	rate       float64
 	typ        statsd.Type
 	delta      bool
+	unscaled   bool   // a timer sent as h or d (statsd.Metric.Unscaled)
 	hist       uint32 // a forwarded histogram: index+1 in the batch's hists, val its sample count; for a set, a forwarded sketch: index+1 in sketches
 }
 
@@ -202,11 +203,19 @@ func (t *Batcher) Series(key []byte) {
 // Sample adds one value of the current series; rate is its sample rate
 // (the value counts 1/rate), delta says a gauge value is relative.
 func (t *Batcher) Sample(typ statsd.Type, val, rate float64, delta bool) {
+	t.sample(typ, val, rate, delta, false)
+}
+
+// UnscaledTimer adds one timer value of the current series sent as h or d
+// (statsd.Metric.Unscaled); the flushed model.Timer says so.
+func (t *Batcher) UnscaledTimer(val, rate float64) { t.sample(statsd.Timer, val, rate, false, true) }
+
+func (t *Batcher) sample(typ statsd.Type, val, rate float64, delta, unscaled bool) {
 	if t.cur == nil {
 		t.Series(t.key)
 	}
 	rec := t.rec
-	rec.typ, rec.val, rec.rate, rec.delta = typ, val, rate, delta
+	rec.typ, rec.val, rec.rate, rec.delta, rec.unscaled = typ, val, rate, delta, unscaled
 	b := t.cur
 	b.recs = append(b.recs, rec)
 	if b.full() {

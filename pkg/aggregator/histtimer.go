@@ -90,7 +90,7 @@ func (s *shard) applyHistogram(t *timerState, b *Batch, rec *record) {
 // statistics from t.exp, which it hands over to the result.
 func (s *shard) histogramAggregate(t *timerState, secs float64, pctBuf []model.Percentile) (model.Timer, []model.Percentile) {
 	h := t.exp
-	out := model.Timer{Series: t.Series, SampledCount: t.sampled, Exp: h}
+	out := model.Timer{Series: t.Series, SampledCount: t.sampled, Exp: h, Unscaled: t.unscaled}
 	n := h.Count()
 	if n == 0 {
 		return out, pctBuf

@@ -73,6 +73,8 @@ type timerState struct {
 	exp     *histogram.Histogram // timer-aggregation = "histogram" (histtimer.go); nil = none this interval
 	seen    int64
 	lastN   int32 // values in the last interval (capped): the capacity of the next one
+	// unscaled: the last value came as h or d, not ms (model.Timer.Unscaled).
+	unscaled bool
 }
 
 // shard owns a share of the series. Only its goroutine touches the maps.
@@ -205,7 +207,7 @@ func (s *shard) apply(b *Batch) {
 					continue
 				}
 			}
-			t.seen = b.now
+			t.seen, t.unscaled = b.now, rec.unscaled
 			if rec.hist != 0 || s.a.opts.TimerAggregation == TimerHistogram && t.hist == nil {
 				s.applyHistogram(t, b, rec)
 				continue
@@ -375,7 +377,7 @@ func (s *shard) timerAggregate(t *timerState, secs float64, pctBuf []model.Perce
 		return s.histogramAggregate(t, secs, pctBuf)
 	}
 	vals := t.values
-	out := model.Timer{Series: t.Series, Values: vals, SampledCount: t.sampled}
+	out := model.Timer{Series: t.Series, Values: vals, SampledCount: t.sampled, Unscaled: t.unscaled}
 	if t.hist != nil {
 		bounds := *t.hist
 		out.Histogram = make([]model.Bucket, 0, len(bounds)+1)

@@ -106,6 +106,11 @@ type Timer struct {
 	// estimated from it); nil otherwise. Count, Lower, Upper, Sum and
 	// SumSquares stay exact.
 	Exp *histogram.Histogram
+	// Unscaled says the series' last value came as h or d rather than ms
+	// (from a statsd listener; false off the forwarding wire): the exporter
+	// observes such values as they are, as statsd_exporter does, and ms
+	// values ÷ 1000. Other backends treat all three alike.
+	Unscaled bool
 }
 
 // Snapshot is everything one flush hands to the backends.

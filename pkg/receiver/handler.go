@@ -175,6 +175,12 @@ func (r *LineHandler) HandleLine(line []byte) {
 		b.Member(m.Member, m.Rate)
 		return
 	}
+	if m.Unscaled {
+		for _, v := range m.Values {
+			b.UnscaledTimer(v, m.Rate)
+		}
+		return
+	}
 	deltas := m.Type == statsd.Gauge && l.opts.GaugeDeltas
 	for i, v := range m.Values {
 		b.Sample(m.Type, v, m.Rate, deltas && m.Delta[i])

@@ -137,6 +137,10 @@ type Metric struct {
 	// them or carries them nowhere (|e:, |card:), and the optional event or
 	// service check fields skipped for a bad value (d:abc, p:urgent).
 	Unknown int
+	// Unscaled is set for a timer sent as h or d rather than ms: values
+	// that are not milliseconds (statsd_exporter observes them as they
+	// are, and only ms ÷ 1000).
+	Unscaled bool
 
 	Event *model.Event        // set when Kind == KindEvent
 	Check *model.ServiceCheck // set when Kind == KindServiceCheck
@@ -159,6 +163,7 @@ func (m *Metric) reset() {
 	m.Delta = m.Delta[:0]
 	m.Member = nil
 	m.Rate = 1
+	m.Unscaled = false
 	m.Tags = m.Tags[:0]
 	m.ContainerID = nil
 	m.Timestamp = 0
@@ -247,7 +252,7 @@ func (m *Metric) Parse(line []byte) error {
 		case 'g':
 			m.Type = Gauge
 		case 'h', 'd':
-			m.Type = Timer
+			m.Type, m.Unscaled = Timer, true
 		case 's':
 			m.Type = Set
 		default:
