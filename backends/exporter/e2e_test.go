@@ -157,6 +157,29 @@ func TestE2EHistogramMode(t *testing.T) {
 	p.StopOK(t)
 }
 
+// TestE2EHistogramDistributionAsSent: statsd_exporter observes h and d
+// values as they are and only ms ÷ 1000 (its pkg/line); so does garner,
+// through the real binary, in both timer modes.
+func TestE2EHistogramDistributionAsSent(t *testing.T) {
+	for _, mode := range []string{"exact", "histogram"} {
+		p, addr, _ := startE2E(t, fmt.Sprintf("timer-aggregation = %q", mode))
+		garnertest.SendUDP(t, p.UDPAddr(t), "hist.x:0.25|h\nhist.x:0.5|h", "dist.x:2|d|@0.5", "ms.x:250|ms\nms.x:500|ms")
+		want := map[string]float64{"hist_x_sum": 0.75, "hist_x_count": 2, "dist_x_sum": 4, "dist_x_count": 2, "ms_x_sum": 0.75, "ms_x_count": 2}
+		var got garnertest.Metrics
+		garnertest.WaitFor(t, "the timers", 20*time.Second, func() bool {
+			got = garnertest.MustScrape(t, addr)
+			return got["hist_x_count"] == 2 && got["dist_x_count"] == 2 && got["ms_x_count"] == 2
+		})
+		for k, w := range want {
+			// Histogram mode: the sum of values estimated from their buckets.
+			if v := got[k]; math.Abs(v-w) > 0.022*w {
+				t.Errorf("%s: %s = %v, want %v", mode, k, v, w)
+			}
+		}
+		p.StopOK(t)
+	}
+}
+
 // TestE2EReloadOnSIGHUP: SIGHUP applies a new mapping file; a bad one is
 // refused, naming the line, and the mappings in force stay.
 func TestE2EReloadOnSIGHUP(t *testing.T) {

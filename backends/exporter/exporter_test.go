@@ -409,3 +409,23 @@ func TestNoMappingFile(t *testing.T) {
 		t.Errorf("families %v", fams)
 	}
 }
+
+// TestUnscaledTimers: values sent as h or d are observed as they are, ms
+// values ÷ 1000, as statsd_exporter's line parser does.
+func TestUnscaledTimers(t *testing.T) {
+	f := newFixture(t, testMappings)
+	f.send(t, 0, model.Snapshot{Timers: []model.Timer{
+		{Series: ser("api.summary.h"), Values: []float64{0.25, 0.5}, SampledCount: 2, Unscaled: true},
+		{Series: ser("api.summary.ms"), Values: []float64{250, 500}, SampledCount: 2},
+		{Series: ser("classic.h"), Values: []float64{0.5}, SampledCount: 1, Unscaled: true},
+	}})
+	fams := f.scrape(t, "")
+	for _, m := range fams["api_summary_seconds"].GetMetric() {
+		if s := m.GetSummary(); s.GetSampleSum() != 0.75 || s.GetSampleCount() != 2 {
+			t.Errorf("%s: sum %v count %d, want 0.75 and 2", labelsOf(m), s.GetSampleSum(), s.GetSampleCount())
+		}
+	}
+	if h := one(t, fams, "classic_seconds", dto.MetricType_HISTOGRAM).GetHistogram(); h.GetSampleSum() != 0.5 || h.GetBucket()[2].GetCumulativeCount() != 1 || h.GetBucket()[1].GetCumulativeCount() != 0 {
+		t.Errorf("classic h: %v", h)
+	}
+}

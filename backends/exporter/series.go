@@ -184,7 +184,10 @@ func (e *Exporter) apply(s *model.Snapshot, now time.Time) {
 		} else {
 			obs = t.s.obs.(prom.Observer)
 		}
-		scale := t.mp.Scale / 1000
+		scale := t.mp.Scale / 1000 // ms: Prometheus wants seconds
+		if tm.Unscaled {
+			scale = t.mp.Scale // h, d: as sent, as statsd_exporter observes them
+		}
 		for _, v := range vals {
 			for range repeat {
 				obs.Observe(v * scale)
