@@ -10,8 +10,9 @@
 //   - gauge → a gauge with the aggregator's value: +N / -N deltas apply to
 //     the current value (gauge-deltas).
 //   - timer (ms, h, d) → a summary or histogram as the mapping's
-//     observer_type says (default summary), each value observed in seconds
-//     (value ÷ 1000, then × the mapping's scale). A value sent with
+//     observer_type says (default summary), each ms value observed in
+//     seconds (÷ 1000), h and d values as sent (statsd_exporter's rule;
+//     model.Timer.Unscaled), then × the mapping's scale. A value sent with
 //     @rate is observed int(1/rate) times, as statsd_exporter does (at most
 //     10000 times; the rest counted in
 //     garner_exporter_capped_observations_total).
