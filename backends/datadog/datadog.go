@@ -27,6 +27,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -151,7 +152,9 @@ func (c *Client) Close() error {
 type encoder struct {
 	snap      *model.Snapshot
 	nonFinite prometheus.Counter
-	ts        []byte // flush time, unix seconds, formatted
+	ts        []byte // the current point's time, unix seconds, formatted
+	snapTS    []byte // the flush's time, formatted
+	atTS      []byte // a past interval's end, formatted (pointTime)
 	interval  []byte
 	n         int // points written in this body
 }
@@ -160,7 +163,8 @@ type encoder struct {
 // snapshot's series [lo, hi) (counters, then timers, gauges, sets).
 func (e *encoder) appendSeriesBody(dst []byte, lo, hi int) []byte {
 	s := e.snap
-	e.ts = strconv.AppendInt(e.ts[:0], s.Time.Unix(), 10)
+	e.snapTS = strconv.AppendInt(e.snapTS[:0], s.Time.Unix(), 10)
+	e.ts = e.snapTS
 	e.interval = strconv.AppendInt(e.interval[:0], max(1, int64(math.Round(s.Interval.Seconds()))), 10)
 	dst = append(dst, `{"series":[`...)
 	for k := lo; k < hi; k++ {
@@ -169,10 +173,23 @@ func (e *encoder) appendSeriesBody(dst []byte, lo, hi int) []byte {
 	return append(dst, "]}"...)
 }
 
+// pointTime sets the time of the points that follow: the flush's, or a past
+// interval's end (at, unix nanos; timestamps = "honor").
+func (e *encoder) pointTime(at int64) {
+	if at == 0 {
+		e.ts = e.snapTS
+		return
+	}
+	e.atTS = strconv.AppendInt(e.atTS[:0], at/int64(time.Second), 10)
+	e.ts = e.atTS
+}
+
 func (e *encoder) appendOne(dst []byte, k int) []byte {
 	s := e.snap
+	e.ts = e.snapTS
 	if k < len(s.Counters) {
 		x := &s.Counters[k]
+		e.pointTime(x.At)
 		dst = e.point(dst, &x.Series, "", "rate", x.PerSecond, "")
 		return e.point(dst, &x.Series, ".count", "gauge", x.Value, "")
 	}
@@ -203,6 +220,7 @@ func (e *encoder) appendOne(dst []byte, k int) []byte {
 	k -= len(s.Timers)
 	if k < len(s.Gauges) {
 		g := &s.Gauges[k]
+		e.pointTime(g.At)
 		return e.point(dst, &g.Series, "", "gauge", g.Value, "")
 	}
 	k -= len(s.Gauges)

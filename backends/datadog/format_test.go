@@ -101,6 +101,29 @@ func TestSeriesMapping(t *testing.T) {
 			},
 		},
 		{
+			name: "a past interval's counter and gauge carry its end, the timer after them the flush's time",
+			snap: model.Snapshot{
+				Counters: []model.Counter{{Series: ser("c", ""), Value: 5, PerSecond: 0.5, At: time.Unix(ts-30, 0).UnixNano()}},
+				Timers:   []model.Timer{{Series: ser("t", ""), Count: 1}},
+				Gauges:   []model.Gauge{{Series: ser("g", ""), Value: 7, At: time.Unix(ts-20, 0).UnixNano()}, {Series: ser("g", ""), Value: 2}},
+			},
+			want: []ddSeries{
+				{Metric: "c", Points: [][2]float64{{ts - 30, 0.5}}, Type: "rate", Interval: 10},
+				{Metric: "c.count", Points: [][2]float64{{ts - 30, 5}}, Type: "gauge", Interval: 10},
+				{Metric: "t.lower", Points: pt(0), Type: "gauge", Interval: 10},
+				{Metric: "t.upper", Points: pt(0), Type: "gauge", Interval: 10},
+				{Metric: "t.count", Points: pt(1), Type: "gauge", Interval: 10},
+				{Metric: "t.count_ps", Points: pt(0), Type: "rate", Interval: 10},
+				{Metric: "t.mean", Points: pt(0), Type: "gauge", Interval: 10},
+				{Metric: "t.median", Points: pt(0), Type: "gauge", Interval: 10},
+				{Metric: "t.std", Points: pt(0), Type: "gauge", Interval: 10},
+				{Metric: "t.sum", Points: pt(0), Type: "gauge", Interval: 10},
+				{Metric: "t.sum_squares", Points: pt(0), Type: "gauge", Interval: 10},
+				{Metric: "g", Points: [][2]float64{{ts - 20, 7}}, Type: "gauge", Interval: 10},
+				{Metric: "g", Points: pt(2), Type: "gauge", Interval: 10},
+			},
+		},
+		{
 			name: "NaN left out, Inf clamped",
 			snap: model.Snapshot{Gauges: []model.Gauge{
 				{Series: ser("nan", ""), Value: math.NaN()},

@@ -317,15 +317,16 @@ const (
 	reasonReservedLabel = "reserved_label" // a le label on a histogram, quantile on a summary
 	reasonMaxSeries     = "max_series"     // MaxSeries reached
 	reasonNegative      = "negative_counter"
-	reasonNonFinite     = "nonfinite_counter" // NaN or ±Inf counter increment
-	reasonDropAction    = "action_drop"       // a mapping with action: drop (wanted, not lost)
+	reasonNonFinite     = "nonfinite_counter"   // NaN or ±Inf counter increment
+	reasonDropAction    = "action_drop"         // a mapping with action: drop (wanted, not lost)
+	reasonPastGauge     = "past_interval_gauge" // a gauge of a past interval (timestamps = "honor")
 )
 
 func newSelfMetrics(reg prom.Registerer) *selfMetrics {
 	m := &selfMetrics{
 		dropped: prom.NewCounterVec(prom.CounterOpts{
 			Name: "garner_exporter_dropped_samples_total",
-			Help: "Series samples of a flush the exporter did not expose, by reason: type_conflict, reserved_label, max_series, negative_counter, nonfinite_counter, action_drop.",
+			Help: "Series samples of a flush the exporter did not expose, by reason: type_conflict, reserved_label, max_series, negative_counter, nonfinite_counter, action_drop, past_interval_gauge (a gauge of a past flush interval, timestamps = \"honor\": it must not replace the current value).",
 		}, []string{"reason"}),
 		tags: prom.NewCounter(prom.CounterOpts{
 			Name: "garner_exporter_tags_skipped_total",
@@ -359,7 +360,7 @@ func newSelfMetrics(reg prom.Registerer) *selfMetrics {
 		m.scrapes[f] = scrapes.WithLabelValues(f)
 	}
 	reg.MustRegister(m.dropped, m.tags, m.reloads, m.mappings, m.series, m.estimated, m.capped, m.unauthorized, scrapes)
-	for _, r := range []string{reasonTypeConflict, reasonReservedLabel, reasonMaxSeries, reasonNegative, reasonNonFinite, reasonDropAction} {
+	for _, r := range []string{reasonTypeConflict, reasonReservedLabel, reasonMaxSeries, reasonNegative, reasonNonFinite, reasonDropAction, reasonPastGauge} {
 		m.dropped.WithLabelValues(r)
 	}
 	m.reloads.WithLabelValues("ok")

@@ -129,6 +129,10 @@ func (e *Exporter) apply(s *model.Snapshot, now time.Time) {
 	}
 	for i := range s.Gauges {
 		g := &s.Gauges[i]
+		if g.At != 0 { // a past interval's value (timestamps = "honor") must not replace the current one
+			e.m.dropped.WithLabelValues(reasonPastGauge).Inc()
+			continue
+		}
 		if t := e.target(kindGauge, &g.Series); t.s != nil {
 			t.s.value = g.Value
 			t.s.touch(now, t.mp)

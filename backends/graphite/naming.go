@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/garner-metrics/garner/backends/lineconn"
@@ -83,7 +84,9 @@ type formatter struct {
 	n    *naming
 	dst  []byte
 	emit func([]byte, int) []byte
-	ts   []byte // the flush's timestamp, formatted
+	ts   []byte // the current point's timestamp, formatted
+	snap []byte // the flush's timestamp, formatted
+	atb  [20]byte
 	v    []byte // scratch for a value
 
 	name  string // the current series' name
@@ -96,13 +99,15 @@ type formatter struct {
 
 func (f *formatter) run(s *model.Snapshot) {
 	var tsb [20]byte
-	f.ts = strconv.AppendInt(tsb[:0], s.Time.Unix(), 10)
+	f.snap = strconv.AppendInt(tsb[:0], s.Time.Unix(), 10)
+	f.ts = f.snap
 	var vb [32]byte
 	f.v = vb[:0]
 	c := f.n
 	for i := range s.Counters {
 		x := &s.Counters[i]
 		f.begin(x.Name)
+		f.at(x.At)
 		if c.legacy {
 			f.line("stats_counts", "", nil, "", "", appendCount(f.v[:0], x.Value))
 			f.line(c.counterNS, "", nil, "", "", appendF6(f.v[:0], x.PerSecond))
@@ -112,6 +117,7 @@ func (f *formatter) run(s *model.Snapshot) {
 		}
 		f.end()
 	}
+	f.ts = f.snap
 	for i := range s.Timers {
 		t := &s.Timers[i]
 		f.begin(t.Name)
@@ -140,15 +146,27 @@ func (f *formatter) run(s *model.Snapshot) {
 	for i := range s.Gauges {
 		g := &s.Gauges[i]
 		f.begin(g.Name)
+		f.at(g.At)
 		f.line(c.gaugeNS, "", g.Tags, "", g.Source, appendF6(f.v[:0], g.Value))
 		f.end()
 	}
+	f.ts = f.snap
 	for i := range s.Sets {
 		st := &s.Sets[i]
 		f.begin(st.Name)
 		f.line(c.setNS, "", st.Tags, "", st.Source, strconv.AppendInt(f.v[:0], int64(st.Count()), 10))
 		f.end()
 	}
+}
+
+// at sets the timestamp of the current series' lines: the flush's, or a
+// past interval's end (model.Counter.At) for timestamped samples.
+func (f *formatter) at(at int64) {
+	if at == 0 {
+		f.ts = f.snap
+		return
+	}
+	f.ts = strconv.AppendInt(f.atb[:0], at/int64(time.Second), 10)
 }
 
 // begin starts a series. Its name is written as it is: every name reaching

@@ -94,6 +94,14 @@ func TestLines(t *testing.T) {
 			wantEmpty: 1,
 		},
 		{
+			name: "a past interval's counter and gauge carry its end",
+			snap: model.Snapshot{
+				Counters: []model.Counter{{Series: ser("c", ""), Value: 5, PerSecond: 0.5, At: time.Unix(1699999970, 0).UnixNano()}, {Series: ser("c", ""), Value: 1, PerSecond: 0.1}},
+				Gauges:   []model.Gauge{{Series: ser("g", ""), Value: 7, At: time.Unix(1699999970, 0).UnixNano()}},
+			},
+			want: "c count=5,rate=0.5 1699999970000\nc count=1,rate=0.1 1700000000123\ng value=7 1699999970000\n",
+		},
+		{
 			name: "large and tiny values",
 			snap: model.Snapshot{Gauges: []model.Gauge{{Series: ser("big", ""), Value: 1e300}, {Series: ser("tiny", ""), Value: 1e-9}, {Series: ser("mid", ""), Value: 123456789.25}}},
 			want: "big value=1e+300 1700000000123\ntiny value=1e-09 1700000000123\nmid value=123456789.25 1700000000123\n",

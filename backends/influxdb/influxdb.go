@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -184,7 +185,7 @@ func (e *encoder) appendSeries(dst []byte, s *model.Snapshot, k int) []byte {
 	ts := s.Time.UnixMilli()
 	if k < len(s.Counters) {
 		x := &s.Counters[k]
-		return e.line(dst, &x.Series, ts, func(dst []byte) []byte {
+		return e.line(dst, &x.Series, pointMillis(ts, x.At), func(dst []byte) []byte {
 			dst = e.field(dst, "count", x.Value)
 			return e.field(dst, "rate", x.PerSecond)
 		})
@@ -213,11 +214,20 @@ func (e *encoder) appendSeries(dst []byte, s *model.Snapshot, k int) []byte {
 	k -= len(s.Timers)
 	if k < len(s.Gauges) {
 		g := &s.Gauges[k]
-		return e.line(dst, &g.Series, ts, func(dst []byte) []byte { return e.field(dst, "value", g.Value) })
+		return e.line(dst, &g.Series, pointMillis(ts, g.At), func(dst []byte) []byte { return e.field(dst, "value", g.Value) })
 	}
 	k -= len(s.Gauges)
 	st := &s.Sets[k]
 	return e.line(dst, &st.Series, ts, func(dst []byte) []byte { return e.field(dst, "count", float64(st.Count())) })
+}
+
+// pointMillis is a point's time in unix milliseconds: the flush's (snap),
+// or a past interval's end (at, unix nanos; timestamps = "honor").
+func pointMillis(snap, at int64) int64 {
+	if at == 0 {
+		return snap
+	}
+	return at / int64(time.Millisecond)
 }
 
 // timerField maps garner's timer stat names to gostatsd's InfluxDB field names.

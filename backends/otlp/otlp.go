@@ -330,8 +330,23 @@ func (c *Client) seriesOf(s *model.Snapshot, it item) *model.Series {
 	return &s.Timers[it.idx].Series
 }
 
+// pointAt is the time of a past interval's counter or gauge (timestamps =
+// "honor"), unix nanos; 0 for every other point.
+func pointAt(s *model.Snapshot, it item) int64 {
+	switch it.kind {
+	case kindCounterRate, kindCounterCount:
+		return s.Counters[it.idx].At
+	case kindGauge:
+		return s.Gauges[it.idx].At
+	}
+	return 0
+}
+
 // metric builds one metric of the plan.
 func (c *Client) metric(s *model.Snapshot, it item, attrs []*commonv1.KeyValue, start, end uint64) *metricsv1.Metric {
+	if at := pointAt(s, it); at != 0 { // that interval's start and end
+		start, end = uint64(at-int64(s.PastInterval)), uint64(at)
+	}
 	gauge := func(name string, dp *metricsv1.NumberDataPoint) *metricsv1.Metric {
 		dp.Attributes, dp.TimeUnixNano = attrs, end
 		return &metricsv1.Metric{Name: validUTF8(name), Data: &metricsv1.Metric_Gauge{Gauge: &metricsv1.Gauge{DataPoints: []*metricsv1.NumberDataPoint{dp}}}}

@@ -262,8 +262,16 @@ func (c *Client) planLocked(s *model.Snapshot) (plan []sample, hists []histogram
 		c.addLocked(&r.sum, x.Value)
 		plan = append(plan, sample{kind: kindCounter, idx: int32(i), value: r.sum})
 	}
+	plan = c.onePerCounterLocked(s, plan)
 	for i := range s.Gauges {
 		g := &s.Gauges[i]
+		if g.At != 0 {
+			// A past interval's value (timestamps = "honor"): it must not
+			// replace the current one, nor be a second sample of the
+			// series at the flush's timestamp (remote write refuses those).
+			c.dropped.Inc()
+			continue
+		}
 		if c.finite(g.Value, true) {
 			plan = append(plan, sample{kind: kindGauge, idx: int32(i), value: g.Value})
 		}
@@ -354,6 +362,35 @@ func (c *Client) addLocked(total *float64, inc float64) {
 	if c.finite(inc, false) {
 		*total += inc
 	}
+}
+
+// onePerCounterLocked makes the counters' samples, all of plan so far, one
+// per series. A series is there twice with a counter of a past interval
+// (timestamps = "honor"): both added to its running total, and its one
+// sample, at the flush's time as every other, carries the total. A
+// remote-write series cannot go back in time, and two samples of a series
+// at one timestamp are refused.
+func (c *Client) onePerCounterLocked(s *model.Snapshot, plan []sample) []sample {
+	past := false
+	for i := range s.Counters {
+		past = past || s.Counters[i].At != 0
+	}
+	if !past {
+		return plan
+	}
+	first := make(map[*running]int, len(plan))
+	out := plan[:0]
+	for _, p := range plan {
+		r := c.runningLocked('c', &s.Counters[p.idx].Series, 0)
+		if j, dup := first[r]; dup {
+			out[j].value = r.sum
+			continue
+		}
+		first[r] = len(out)
+		p.value = r.sum
+		out = append(out, p)
+	}
+	return out
 }
 
 // runningLocked returns the running totals of a series, creating them.

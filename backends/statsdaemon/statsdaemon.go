@@ -83,6 +83,9 @@ type Client struct {
 	chunk int
 	conn  *lineconn.Conn
 	m     clientMetrics
+	// pastGauges counts the gauges of past intervals left out (statsd
+	// has no time to give them): garner_backend_dropped_series_total.
+	pastGauges prometheus.Counter
 
 	mu  sync.Mutex // serialises sends; guards buf
 	buf []byte     // the chunk being packed
@@ -104,7 +107,10 @@ func New(opts Options, deps backends.Deps) (*Client, error) {
 	if _, _, err := net.SplitHostPort(opts.Address); err != nil {
 		return nil, fmt.Errorf("statsdaemon address %q: %w", opts.Address, err)
 	}
-	c := &Client{opts: opts, chunk: MaxUDPPacketSize}
+	c := &Client{opts: opts, chunk: MaxUDPPacketSize, pastGauges: deps.DroppedSeries}
+	if c.pastGauges == nil {
+		c.pastGauges = prometheus.NewCounter(prometheus.CounterOpts{Name: "unused"})
+	}
 	network := "udp"
 	if opts.TCPTransport {
 		network, c.chunk = "tcp", tcpChunk
@@ -174,6 +180,13 @@ func (c *Client) SendMetrics(ctx context.Context, s *model.Snapshot) error {
 	}
 	for i := range s.Gauges {
 		g := &s.Gauges[i]
+		if g.At != 0 {
+			// A past interval's value (timestamps = "honor"): sent now,
+			// it would replace the current one downstream. Counters of
+			// past intervals are sent above: their increments add up.
+			c.pastGauges.Inc()
+			continue
+		}
 		line = line[:0]
 		if g.Value < 0 {
 			// "-5|g" is a delta to statsd: set 0 first, in the same datagram.

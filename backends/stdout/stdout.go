@@ -4,12 +4,16 @@
 //
 // Line format (fields separated by spaces, tags as k=v after ';'):
 //
-//	counter <name>[;tags][;host=<source>] value=<sum> per_second=<rate>
-//	gauge   <name>... value=<v>
+//	counter <name>[;tags][;host=<source>] value=<sum> per_second=<rate> [time=<unix seconds>]
+//	gauge   <name>... value=<v> [time=<unix seconds>]
 //	set     <name>... count=<unique values>
 //	timer   <name>... count=.. count_ps=.. lower=.. upper=.. mean=.. median=.. std=.. sum=.. sum_squares=.. <percentiles>
 //	timer   <name>... le=<bound>:<count> ... (gsd_histogram timers)
 //	event   title=.. text=.. host=.. tags=.. ...
+//
+// time= is there only for a counter or gauge of a past flush interval
+// (timestamps = "honor"): that interval's end. Every other line is for the
+// flush's time.
 package stdout
 
 import (
@@ -21,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/pkg/model"
@@ -93,6 +98,16 @@ func appendField(dst []byte, name string, v float64) []byte {
 	return strconv.AppendFloat(dst, v, 'g', -1, 64)
 }
 
+// appendTime appends " time=<unix seconds>" for a point of a past interval
+// (at != 0).
+func appendTime(dst []byte, at int64) []byte {
+	if at == 0 {
+		return dst
+	}
+	dst = append(dst, " time="...)
+	return strconv.AppendInt(dst, at/int64(time.Second), 10)
+}
+
 // SendMetrics writes one line per series.
 func (b *Backend) SendMetrics(_ context.Context, s *model.Snapshot) error {
 	b.mu.Lock()
@@ -107,12 +122,14 @@ func (b *Backend) SendMetrics(_ context.Context, s *model.Snapshot) error {
 		line = appendSeries(line[:0], "counter", &c.Series)
 		line = appendField(line, "value", c.Value)
 		line = appendField(line, "per_second", c.PerSecond)
+		line = appendTime(line, c.At)
 		write()
 	}
 	for i := range s.Gauges {
 		g := &s.Gauges[i]
 		line = appendSeries(line[:0], "gauge", &g.Series)
 		line = appendField(line, "value", g.Value)
+		line = appendTime(line, g.At)
 		write()
 	}
 	for i := range s.Sets {

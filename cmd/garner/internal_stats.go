@@ -128,7 +128,7 @@ func (s *statser) counter(name string, tags []string, total float64) {
 	}
 	s.last[key] = total
 	if s.w != nil {
-		s.w.Counter(name, tags, s.source, d)
+		s.w.Counter(name, tags, s.source, d, 0)
 		return
 	}
 	s.logMetric(name, "counter", tags, d)
@@ -136,7 +136,7 @@ func (s *statser) counter(name string, tags []string, total float64) {
 
 func (s *statser) gauge(name string, tags []string, v float64) {
 	if s.w != nil {
-		s.w.Gauge(name, tags, s.source, v)
+		s.w.Gauge(name, tags, s.source, v, 0)
 		return
 	}
 	s.logMetric(name, "gauge", tags, v)

@@ -134,6 +134,7 @@ func build(loaded *config.Config, log logrus.FieldLogger, reg prometheus.Registe
 		HistogramMaxBuckets: cfg.Timers.HistogramMaxBuckets,
 		SetAggregation:      cfg.Sets.Aggregation,
 		HLLPrecision:        cfg.Sets.HLLPrecision,
+		TimestampSlots:      timestampSlots(cfg),
 	}, log, reg)
 	p.lines = receiver.NewLines(receiver.Options{
 		IgnoreHost:         cfg.IgnoreHost,
@@ -144,11 +145,23 @@ func build(loaded *config.Config, log logrus.FieldLogger, reg prometheus.Registe
 		Limits:             cfg.LineLimits,
 		Rules:              rules,
 		DisabledTagFormats: cfg.Protocol.DisabledTagFormats,
+		Timestamps:         cfg.Protocol.Timestamps,
+		TimestampMaxAge:    cfg.Protocol.TimestampMaxAge,
 	}, p.agg, p.events, log, reg)
 	p.flusher = flush.New(flush.Options{
 		Interval: cfg.FlushInterval, Aligned: cfg.FlushAligned, Offset: cfg.FlushOffset, Timeout: cfg.BackendTimeout,
 	}, p.agg, bs, log, reg)
 	return p, nil
+}
+
+// timestampSlots are the intervals timestamped samples go to: the flush
+// intervals, on the wall clock (flush-offset counts only for aligned flushes).
+func timestampSlots(cfg *config.Config) aggregator.TimestampSlots {
+	s := aggregator.TimestampSlots{Interval: cfg.FlushInterval}
+	if cfg.FlushAligned {
+		s.Offset = cfg.FlushOffset
+	}
+	return s
 }
 
 // close closes the backends (a start that fails, or --check-config).

@@ -91,6 +91,11 @@ type Options struct {
 	// hll.MaxPrecision (4..18); 0 means the default, hll.DefaultPrecision (14: 16 KiB,
 	// 0.81%).
 	HLLPrecision int
+	// TimestampSlots are the flush intervals counters and gauges with their
+	// own time (Batcher.SeriesAt: DogStatsD timestamps) are aggregated into
+	// (keys flush-interval and flush-offset; slots.go). Default 10s, no
+	// offset: the defaults of those keys.
+	TimestampSlots TimestampSlots
 }
 
 // DefaultOptions returns the options every key defaults to.
@@ -105,6 +110,7 @@ func DefaultOptions() Options {
 
 		HistogramMaxBuckets: histogram.DefaultMaxBuckets,
 		HLLPrecision:        hll.DefaultPrecision,
+		TimestampSlots:      TimestampSlots{Interval: 10 * time.Second},
 	}
 }
 
@@ -270,7 +276,7 @@ func (a *Aggregator) Snapshot(ctx context.Context, now time.Time) (*model.Snapsh
 			return nil, ctx.Err()
 		}
 	}
-	snap := &model.Snapshot{Time: now, Interval: interval, Disabled: a.opts.DisabledSubMetrics,
+	snap := &model.Snapshot{Time: now, Interval: interval, PastInterval: a.opts.TimestampSlots.width(), Disabled: a.opts.DisabledSubMetrics,
 		Counters: make([]model.Counter, total.counters),
 		Gauges:   make([]model.Gauge, total.gauges),
 		Sets:     make([]model.Set, total.sets),

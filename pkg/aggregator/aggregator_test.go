@@ -71,7 +71,7 @@ func (h *harness) send(lines ...string) {
 		}
 		h.tags = append(h.tags[:0], m.Tags...)
 		h.key = AppendSeriesKey(h.key[:0], m.Name, h.tags, []byte(src))
-		h.b.Series(h.key)
+		h.b.SeriesAt(h.key, m.Timestamp*int64(time.Second)) // |T: as the receiver with timestamps = "honor"
 		if m.Type == statsd.Set {
 			h.b.Member(m.Member, m.Rate)
 			continue

@@ -173,7 +173,7 @@ func (s *shard) passOn(to *shard, key []byte, rec *record) {
 		s.passed[to] = b
 	}
 	r := b.addKey(key)
-	r.val, r.rate, r.typ, r.delta = rec.val, rec.rate, rec.typ, rec.delta
+	r.val, r.rate, r.typ, r.delta, r.at = rec.val, rec.rate, rec.typ, rec.delta, rec.at
 	if rec.typ == statsd.Set && rec.hist == 0 {
 		addMember(b, r, s.member)
 		return

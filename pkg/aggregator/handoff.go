@@ -31,6 +31,7 @@ type record struct {
 	delta      bool
 	unscaled   bool   // a timer sent as h or d (statsd.Metric.Unscaled)
 	hist       uint32 // a forwarded histogram: index+1 in the batch's hists, val its sample count; for a set, a forwarded sketch: index+1 in sketches
+	at         int64  // the sample's own time (a DogStatsD timestamp), unix nanos; 0 = arrival (slots.go)
 }
 
 // Batch is samples for one shard: fixed-size records whose series keys and
@@ -179,6 +180,7 @@ type Batcher struct {
 	cur     *Batch   // batch of the current series
 	rec     record   // record template of the current series
 	key     []byte   // key of the current series, the caller's
+	at      int64    // time of the current series' samples (SeriesAt); 0 = now
 	dropped int      // samples dropped since the last Send
 }
 
@@ -188,16 +190,23 @@ func (a *Aggregator) NewBatcher(p Policy) *Batcher {
 }
 
 // Series starts the samples of the series key (a SeriesKey). key must stay
-// unchanged until the next call to Series.
-func (t *Batcher) Series(key []byte) {
+// unchanged until the next call to Series or SeriesAt.
+func (t *Batcher) Series(key []byte) { t.SeriesAt(key, 0) }
+
+// SeriesAt is Series for samples that carry their own time, at (unix
+// nanoseconds; a DogStatsD timestamp): counters and gauges go to the flush
+// interval at falls in (TimestampSlots). at = 0 is Series. The caller
+// checks that at is recent enough to be worth keeping.
+func (t *Batcher) SeriesAt(key []byte, at int64) {
 	si := t.a.shardIndex(key)
 	b := t.pending[si]
 	if b == nil {
 		b = getBatch(si, time.Now().UnixNano())
 		t.pending[si] = b
 	}
-	t.cur, t.key = b, key
+	t.cur, t.key, t.at = b, key, at
 	t.rec = b.addKey(key)
+	t.rec.at = at
 }
 
 // Sample adds one value of the current series; rate is its sample rate
@@ -212,7 +221,7 @@ func (t *Batcher) UnscaledTimer(val, rate float64) { t.sample(statsd.Timer, val,
 
 func (t *Batcher) sample(typ statsd.Type, val, rate float64, delta, unscaled bool) {
 	if t.cur == nil {
-		t.Series(t.key)
+		t.SeriesAt(t.key, t.at)
 	}
 	rec := t.rec
 	rec.typ, rec.val, rec.rate, rec.delta, rec.unscaled = typ, val, rate, delta, unscaled
@@ -231,7 +240,7 @@ func (t *Batcher) MemberString(member string, rate float64) { addSetMember(t, me
 
 func addSetMember[T string | []byte](t *Batcher, member T, rate float64) {
 	if t.cur == nil {
-		t.Series(t.key)
+		t.SeriesAt(t.key, t.at)
 	}
 	t.rec.typ, t.rec.rate = statsd.Set, rate
 	addMember(t.cur, t.rec, member)
@@ -244,7 +253,7 @@ func addSetMember[T string | []byte](t *Batcher, member T, rate float64) {
 // current series, starting a batch if needed; push adds the record.
 func (t *Batcher) current() (*Batch, record) {
 	if t.cur == nil {
-		t.Series(t.key)
+		t.SeriesAt(t.key, t.at)
 	}
 	return t.cur, t.rec
 }
@@ -287,7 +296,7 @@ func (t *Batcher) Send(ctx context.Context) int {
 			t.submit(ctx, b)
 		}
 	}
-	t.cur, t.key = nil, nil
+	t.cur, t.key, t.at = nil, nil, 0
 	n := t.dropped
 	t.dropped = 0
 	return n

@@ -96,6 +96,11 @@ type shard struct {
 	sets     map[string]*setState
 	timers   map[string]*timerState
 
+	// timestamped samples of past intervals (slots.go), by interval end;
+	// lastFlush (unix nanos) is the time of the last snapshot
+	slots     map[int64]*slot
+	lastFlush int64
+
 	// flush scratch, reused from flush to flush
 	cum, cumSq []float64
 
@@ -127,6 +132,8 @@ func newShard(a *Aggregator, idx, maxQueued int) *shard {
 		gauges:   make(map[string]*gaugeState),
 		sets:     make(map[string]*setState),
 		timers:   make(map[string]*timerState),
+
+		lastFlush: a.started.UnixNano(),
 	}
 	room := make(chan struct{})
 	s.room.Store(&room)
@@ -179,18 +186,30 @@ func (s *shard) apply(b *Batch) {
 		}
 		switch rec.typ {
 		case statsd.Counter:
-			c := s.counters[string(key)]
+			m := s.counters
+			if rec.at != 0 {
+				if sl := s.slotOf(rec.at); sl != nil {
+					m = sl.counters
+				}
+			}
+			c := m[string(key)]
 			if c == nil {
-				if c = newSeries(s, s.counters, key, rec, newCounterState); c == nil {
+				if c = newSeries(s, m, key, rec, newCounterState); c == nil {
 					continue
 				}
 			}
 			c.value += rec.val / rec.rate
 			c.seen = b.now
 		case statsd.Gauge:
-			g := s.gauges[string(key)]
+			m := s.gauges
+			if rec.at != 0 {
+				if sl := s.slotOf(rec.at); sl != nil {
+					m = sl.gauges
+				}
+			}
+			g := m[string(key)]
 			if g == nil {
-				if g = newSeries(s, s.gauges, key, rec, newGaugeState); g == nil {
+				if g = newSeries(s, m, key, rec, newGaugeState); g == nil {
 					continue
 				}
 			}
@@ -290,8 +309,10 @@ func expired(exp time.Duration, now, seen int64) bool {
 // sizes is counts without the walk over the timers: every timer counted
 // with its percentiles.
 func (s *shard) sizes() shardCounts {
-	return shardCounts{shard: s.idx, counters: len(s.counters), gauges: len(s.gauges),
+	c := shardCounts{shard: s.idx, counters: len(s.counters), gauges: len(s.gauges),
 		sets: len(s.sets), timers: len(s.timers), pctsMax: 5 * len(s.a.pcts) * len(s.timers)}
+	s.slotCounts(&c)
+	return c
 }
 
 // counts says how many series the shard holds, and at most how many
@@ -303,8 +324,10 @@ func (s *shard) counts() shardCounts {
 			npct += 5 * len(s.a.pcts)
 		}
 	}
-	return shardCounts{shard: s.idx, counters: len(s.counters), gauges: len(s.gauges),
+	c := shardCounts{shard: s.idx, counters: len(s.counters), gauges: len(s.gauges),
 		sets: len(s.sets), timers: len(s.timers), pctsMax: npct}
+	s.slotCounts(&c)
+	return c
 }
 
 // snapshot writes every series at f's offsets in f's snapshot, then resets
@@ -324,6 +347,7 @@ func (s *shard) snapshot(req flushReq, f fillSpec) {
 			s.a.card.remove(c.Name)
 		}
 	}
+	slotCounters := i
 	i = f.gauges
 	for k, g := range s.gauges {
 		f.snap.Gauges[i] = model.Gauge{Series: g.Series, Value: g.value}
@@ -333,6 +357,7 @@ func (s *shard) snapshot(req flushReq, f fillSpec) {
 			s.a.card.remove(g.Name)
 		}
 	}
+	s.snapshotSlots(f, slotCounters, i, now)
 	i = f.sets
 	for k, st := range s.sets {
 		members := st.members

@@ -39,9 +39,11 @@ type encoder struct {
 	estimated  map[int32][]float64 // values estimated from histograms, by timer index (v2)
 	nEstimated int                 // timers sent as estimated values (v2), for takeEstimated
 
-	sketch         hll.Data           // the set sketch being written (v3)
-	standIns       map[int32][]string // members standing for sketches, by set index (v2)
-	nEstimatedSets int                // sets sent as made-up members (v2), for takeEstimatedSets
+	sketch                 hll.Data           // the set sketch being written (v3)
+	standIns               map[int32][]string // members standing for sketches, by set index (v2)
+	nEstimatedSets         int                // sets sent as made-up members (v2), for takeEstimatedSets
+	nowCounters, nowGauges []int32            // the selection without past intervals' points (v2)
+	nPast                  int                // past intervals' points left out (v2), for takePast
 }
 
 // Field numbers of garner.v3.
@@ -58,6 +60,7 @@ const (
 	v3Source = 3
 	v3Value  = 4 // counter, gauge value; set members; timer sample_count
 	v3Values = 5 // timer values
+	v3Time   = 5 // counter, gauge time_unix_nano
 )
 
 // seriesSize is the size of the name, tags and source fields of a v3 series
@@ -74,11 +77,20 @@ func appendSeries(b []byte, s *model.Series) []byte {
 
 // appendV3Scalar appends a Counter or Gauge message (field num): the series
 // and one value.
-func appendV3Scalar(b []byte, num protowire.Number, s *model.Series, v float64) []byte {
+func appendV3Scalar(b []byte, num protowire.Number, s *model.Series, v float64, at int64) []byte {
+	n := seriesSize(s) + sizeDouble(v3Value, v)
+	if at != 0 {
+		n += protowire.SizeTag(v3Time) + protowire.SizeVarint(uint64(at))
+	}
 	b = protowire.AppendTag(b, num, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(seriesSize(s)+sizeDouble(v3Value, v)))
+	b = protowire.AppendVarint(b, uint64(n))
 	b = appendSeries(b, s)
-	return appendDouble(b, v3Value, v)
+	b = appendDouble(b, v3Value, v)
+	if at != 0 {
+		b = protowire.AppendTag(b, v3Time, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(at))
+	}
+	return b
 }
 
 // tagsSourceSize is the size of a series' tags and source fields, with
@@ -157,10 +169,10 @@ func (e *encoder) appendV3(b []byte, id []byte, forwarder string, snap *model.Sn
 		b = protowire.AppendBytes(b, id)
 	}
 	for _, i := range sel.counters {
-		b = appendV3Scalar(b, v3Counters, &snap.Counters[i].Series, snap.Counters[i].Value)
+		b = appendV3Scalar(b, v3Counters, &snap.Counters[i].Series, snap.Counters[i].Value, snap.Counters[i].At)
 	}
 	for _, i := range sel.gauges {
-		b = appendV3Scalar(b, v3Gauges, &snap.Gauges[i].Series, snap.Gauges[i].Value)
+		b = appendV3Scalar(b, v3Gauges, &snap.Gauges[i].Series, snap.Gauges[i].Value, snap.Gauges[i].At)
 	}
 	for _, i := range sel.sets {
 		b = e.appendV3Set(b, &snap.Sets[i])
@@ -331,15 +343,42 @@ func (v v2TimerKind) appendValue(b []byte, i int32) []byte {
 	return appendPackedDoubles(b, v2Vals, v.values(i))
 }
 
-// appendV2 appends a pb.RawMessageV2 with the selected series to b.
+// appendV2 appends a pb.RawMessageV2 with the selected series to b. The
+// counters and gauges of past intervals (timestamps = "honor") are left
+// out and counted (takePast): v2 has no time for them, and a second entry
+// of a series would replace the current one in its map.
 func (e *encoder) appendV2(b []byte, snap *model.Snapshot, sel *selection) []byte {
-	b = e.appendV2Type(b, v2Counters, v2CounterKind{snap.Counters}, sel.counters)
-	b = e.appendV2Type(b, v2Gauges, v2GaugeKind{snap.Gauges}, sel.gauges)
+	e.nowCounters = e.nowOnly(e.nowCounters, sel.counters, func(i int32) bool { return snap.Counters[i].At == 0 })
+	e.nowGauges = e.nowOnly(e.nowGauges, sel.gauges, func(i int32) bool { return snap.Gauges[i].At == 0 })
+	b = e.appendV2Type(b, v2Counters, v2CounterKind{snap.Counters}, e.nowCounters)
+	b = e.appendV2Type(b, v2Gauges, v2GaugeKind{snap.Gauges}, e.nowGauges)
 	e.v2Members(snap.Sets, sel.sets)
 	b = e.appendV2Type(b, v2Sets, v2SetKind{snap.Sets, e.standIns}, sel.sets)
 	e.v2Values(snap.Timers, sel.timers)
 	b = e.appendV2Type(b, v2Timers, v2TimerKind{snap.Timers, e.estimated}, sel.timers)
 	return b
+}
+
+// nowOnly returns the indices of sel for which now is true, in dst's
+// memory, and counts the others in e.nPast.
+func (e *encoder) nowOnly(dst, sel []int32, now func(int32) bool) []int32 {
+	dst = dst[:0]
+	for _, i := range sel {
+		if now(i) {
+			dst = append(dst, i)
+		} else {
+			e.nPast++
+		}
+	}
+	return dst
+}
+
+// takePast returns how many past intervals' points appendV2 left out since
+// the last call, and resets the count.
+func (e *encoder) takePast() int {
+	n := e.nPast
+	e.nPast = 0
+	return n
 }
 
 // appendV2Type writes one map<name, XxxTagV2> field: the series grouped by

@@ -43,6 +43,7 @@ type fwdMetrics struct {
 	dnsFailure prometheus.Counter
 	estimated  prometheus.Counter
 	estSets    prometheus.Counter
+	v2Past     prometheus.Counter
 }
 
 // upstreamCounts reports the upstreams in the choice (up) and out of it,
@@ -93,6 +94,7 @@ func newMetrics(reg prometheus.Registerer, ups upstreamCounts, log logrus.FieldL
 		dnsFailure: prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_forwarder_dns_failures_total", Help: "Failed resolutions of an api-endpoint name (the previous addresses are kept)."}),
 		estimated:  prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_forwarder_v2_estimated_timers_total", Help: "Histogram timers (timer-aggregation = histogram) sent to a v2 upstream as values estimated from their buckets, each within its bucket's relative width of a real one: v2 has no histograms."}),
 		estSets:    prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_forwarder_v2_estimated_sets_total", Help: "Dense set sketches (set-aggregation = hll) sent to a v2 upstream as made-up members, as many as their estimate: v2 has no sketches, and the upstream's union of such sets from several forwarders is their largest count. Sparse sketches go as their member hashes, exactly, and are not counted."}),
+		v2Past:     prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_forwarder_v2_dropped_past_points_total", Help: "Counters and gauges of past flush intervals (DogStatsD timestamps, timestamps = \"honor\") not sent to a v2 upstream: v2 has no point time, and the upstream would take them for the current interval."}),
 	}
 	for _, r := range dropReasons {
 		m.droppedB[r] = droppedB.WithLabelValues(r)
@@ -116,7 +118,7 @@ func newMetrics(reg prometheus.Registerer, ups upstreamCounts, log logrus.FieldL
 	}
 	cs := []prometheus.Collector{
 		m.batches, m.sentItems, m.sentBytes, droppedB, droppedI, droppedS, m.retries, m.duration, m.rerouted,
-		m.down, m.up, probes, m.fallbacks, m.evDropped, m.dnsFailure, m.estimated, m.estSets,
+		m.down, m.up, probes, m.fallbacks, m.evDropped, m.dnsFailure, m.estimated, m.estSets, m.v2Past,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "garner_forwarder_upstreams", Help: "Upstreams by state.", ConstLabels: prometheus.Labels{"state": "up"}}, byState(true)),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "garner_forwarder_upstreams", Help: "Upstreams by state.", ConstLabels: prometheus.Labels{"state": "down"}}, byState(false)),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "garner_forwarder_buffered_bytes", Help: "Request bytes queued or in flight, all upstreams."}, func() float64 {

@@ -150,6 +150,7 @@ func (f *Forwarder) SendMetrics(_ context.Context, snap *model.Snapshot) error {
 				f.raw = f.enc.appendV2(f.raw[:0], snap, sel)
 				f.m.estimated.Add(float64(f.enc.takeEstimated()))
 				f.m.estSets.Add(float64(f.enc.takeEstimatedSets()))
+				f.m.v2Past.Add(float64(f.enc.takePast()))
 			} else {
 				f.raw = f.enc.appendV3(f.raw[:0], newBatchID(), f.opts.Hostname, snap, sel)
 			}

@@ -38,6 +38,7 @@ func (t transcoder) toV2(b *batch) ([]*batch, error) {
 		raw := e.appendV2(nil, snap, sel)
 		t.m.estimated.Add(float64(e.takeEstimated()))
 		t.m.estSets.Add(float64(e.takeEstimatedSets()))
+		t.m.v2Past.Add(float64(e.takePast()))
 		body, enc, err := t.comp.compress(raw, true)
 		if err != nil {
 			return nil, err
@@ -82,11 +83,11 @@ func snapshotOfV3(m *garnerpb.RawBatch) (*model.Snapshot, *selection) {
 	s := &model.Snapshot{}
 	sel := &selection{}
 	for i, c := range m.Counters {
-		s.Counters = append(s.Counters, model.Counter{Series: model.Series{Name: c.Name, Tags: c.Tags, Source: c.Source}, Value: c.Value})
+		s.Counters = append(s.Counters, model.Counter{Series: model.Series{Name: c.Name, Tags: c.Tags, Source: c.Source}, Value: c.Value, At: c.TimeUnixNano})
 		sel.counters = append(sel.counters, int32(i))
 	}
 	for i, g := range m.Gauges {
-		s.Gauges = append(s.Gauges, model.Gauge{Series: model.Series{Name: g.Name, Tags: g.Tags, Source: g.Source}, Value: g.Value})
+		s.Gauges = append(s.Gauges, model.Gauge{Series: model.Series{Name: g.Name, Tags: g.Tags, Source: g.Source}, Value: g.Value, At: g.TimeUnixNano})
 		sel.gauges = append(sel.gauges, int32(i))
 	}
 	for i, x := range m.Sets {

@@ -21,9 +21,9 @@ func generatedV2(body []byte, sink seriesSink) (n [4]int, bad int, err error) {
 		return n, 0, fmt.Errorf("%w as a v2 RawMessageV2: %w", errDecode, err)
 	}
 	n[kCounter], bad = eachV2(msg.Counters, bad, func(name string, c *pb.RawCounterV2) {
-		sink.Counter(name, c.Tags, c.Hostname, float64(c.Value))
+		sink.Counter(name, c.Tags, c.Hostname, float64(c.Value), 0)
 	})
-	n[kGauge], bad = eachV2(msg.Gauges, bad, func(name string, g *pb.RawGaugeV2) { sink.Gauge(name, g.Tags, g.Hostname, g.Value) })
+	n[kGauge], bad = eachV2(msg.Gauges, bad, func(name string, g *pb.RawGaugeV2) { sink.Gauge(name, g.Tags, g.Hostname, g.Value, 0) })
 	n[kSet], bad = eachV2(msg.Sets, bad, func(name string, st *pb.RawSetV2) { sink.Set(name, st.Tags, st.Hostname, st.Values) })
 	n[kTimer], bad = eachV2(msg.Timers, bad, func(name string, t *pb.RawTimerV2) {
 		sink.Timer(name, t.Tags, t.Hostname, t.Values, t.SampleCount)
@@ -62,8 +62,8 @@ func generatedV3(body []byte) (msg *garnerpb.RawBatch, err error) {
 
 // applyGeneratedV3 applies a RawBatch decoded by the generated code.
 func applyGeneratedV3(msg *garnerpb.RawBatch, sink seriesSink) (n [4]int, bad int) {
-	n[kCounter], bad = eachV3(msg.Counters, bad, func(c *garnerpb.Counter) { sink.Counter(c.Name, c.Tags, c.Source, c.Value) })
-	n[kGauge], bad = eachV3(msg.Gauges, bad, func(g *garnerpb.Gauge) { sink.Gauge(g.Name, g.Tags, g.Source, g.Value) })
+	n[kCounter], bad = eachV3(msg.Counters, bad, func(c *garnerpb.Counter) { sink.Counter(c.Name, c.Tags, c.Source, c.Value, c.TimeUnixNano) })
+	n[kGauge], bad = eachV3(msg.Gauges, bad, func(g *garnerpb.Gauge) { sink.Gauge(g.Name, g.Tags, g.Source, g.Value, g.TimeUnixNano) })
 	badHist := 0
 	n[kSet], bad = eachV3(msg.Sets, bad, func(st *garnerpb.Set) {
 		sink.Set(st.Name, st.Tags, st.Source, st.Members)

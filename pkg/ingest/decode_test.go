@@ -28,12 +28,12 @@ func (r *recorder) add(kind, name string, tags []string, source string, nums []f
 	r.got = append(r.got, b.String())
 }
 
-func (r *recorder) Counter(name string, tags []string, source string, value float64) {
-	r.add("c", name, tags, source, []float64{value}, nil)
+func (r *recorder) Counter(name string, tags []string, source string, value float64, at int64) {
+	r.add("c", name, tags, source, []float64{value, float64(at)}, nil)
 }
 
-func (r *recorder) Gauge(name string, tags []string, source string, value float64) {
-	r.add("g", name, tags, source, []float64{value}, nil)
+func (r *recorder) Gauge(name string, tags []string, source string, value float64, at int64) {
+	r.add("g", name, tags, source, []float64{value, float64(at)}, nil)
 }
 
 func (r *recorder) Set(name string, tags []string, source string, members []string) {
@@ -184,8 +184,8 @@ func randomV2(r *rand.Rand) *pb.RawMessageV2 {
 func randomV3(r *rand.Rand) *garnerpb.RawBatch {
 	m := &garnerpb.RawBatch{BatchId: []byte(one(r)), Forwarder: one(r)}
 	for i := r.IntN(20); i > 0; i-- {
-		m.Counters = append(m.Counters, &garnerpb.Counter{Name: one(r), Tags: randomStrings(r, 3), Source: one(r), Value: r.Float64()})
-		m.Gauges = append(m.Gauges, &garnerpb.Gauge{Name: one(r), Tags: randomStrings(r, 3), Source: one(r), Value: -r.Float64()})
+		m.Counters = append(m.Counters, &garnerpb.Counter{Name: one(r), Tags: randomStrings(r, 3), Source: one(r), Value: r.Float64(), TimeUnixNano: r.Int64N(3) * 1_700_000_000e9})
+		m.Gauges = append(m.Gauges, &garnerpb.Gauge{Name: one(r), Tags: randomStrings(r, 3), Source: one(r), Value: -r.Float64(), TimeUnixNano: r.Int64N(3) * 1_700_000_010e9})
 		m.Sets = append(m.Sets, &garnerpb.Set{Name: one(r), Tags: randomStrings(r, 3), Source: one(r), Members: randomStrings(r, 4), Hll: randomSketch(r)})
 		m.Timers = append(m.Timers, &garnerpb.Timer{Name: one(r), Tags: randomStrings(r, 3), Source: one(r), Values: randomFloats(r, 6), SampleCount: r.Float64()})
 	}
@@ -278,8 +278,8 @@ func TestStreamingAllocatesNothing(t *testing.T) {
 
 type nopSink struct{}
 
-func (nopSink) Counter(string, []string, string, float64)          {}
-func (nopSink) Gauge(string, []string, string, float64)            {}
+func (nopSink) Counter(string, []string, string, float64, int64)   {}
+func (nopSink) Gauge(string, []string, string, float64, int64)     {}
 func (nopSink) Set(string, []string, string, []string)             {}
 func (nopSink) Timer(string, []string, string, []float64, float64) {}
 func (nopSink) TimerHistogram(string, []string, string, *histogram.Data, float64) bool {

@@ -73,6 +73,8 @@ func (d *decoder) seriesV3(k int, b []byte) error {
 			if v, isDouble := f.double(); isDouble {
 				s.sampleCount = v
 			}
+		case f.num == 5 && (k == kCounter || k == kGauge) && f.typ == protowire.VarintType: // time_unix_nano
+			s.at = int64(f.u)
 		case f.num == 5 && k == kTimer: // values
 			s.values, ok = f.appendDoubles(s.values)
 		case f.num == 5 && k == kSet && f.typ == protowire.BytesType: // hll

@@ -28,8 +28,8 @@ func FuzzRawV2(f *testing.F) {
 func FuzzRawV3(f *testing.F) {
 	f.Add(mustMarshal(f, &garnerpb.RawBatch{
 		BatchId:  []byte("0123456789abcdef"),
-		Counters: []*garnerpb.Counter{{Name: "c", Tags: []string{"a:b", "a,b", ""}, Source: "s", Value: 1.5}},
-		Gauges:   []*garnerpb.Gauge{{Name: "g", Value: -1}},
+		Counters: []*garnerpb.Counter{{Name: "c", Tags: []string{"a:b", "a,b", ""}, Source: "s", Value: 1.5}, {Name: "c", Value: 2, TimeUnixNano: 1_700_000_000e9}},
+		Gauges:   []*garnerpb.Gauge{{Name: "g", Value: -1}, {Name: "g", Value: 3, TimeUnixNano: 1_700_000_000e9}},
 		Sets: []*garnerpb.Set{{Name: "s", Members: []string{"x", "y"}},
 			{Name: "h", Hll: &garnerpb.HyperLogLog{Precision: 14, Hashes: []uint64{1, 2, 3}}},
 			{Name: "d", Hll: &garnerpb.HyperLogLog{Precision: 4, Registers: []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 61}}}},

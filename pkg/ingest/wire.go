@@ -130,6 +130,7 @@ type series struct {
 	name, source string
 	tags         []string
 	value        float64 // counter and gauge
+	at           int64   // counter and gauge: time_unix_nano (v3)
 	sampleCount  float64 // timer
 	values       []float64
 	members      []string
@@ -138,7 +139,7 @@ type series struct {
 }
 
 func (s *series) reset() {
-	s.name, s.source, s.value, s.sampleCount = "", "", 0, 0
+	s.name, s.source, s.value, s.sampleCount, s.at = "", "", 0, 0, 0
 	s.tags, s.values, s.members = s.tags[:0], s.values[:0], s.members[:0]
 	s.sketch, s.hasSketch = hll.Data{Hashes: s.sketch.Hashes[:0]}, false
 }
@@ -147,8 +148,9 @@ func (s *series) reset() {
 // test's recorder. The strings and slices given are valid only during the
 // call.
 type seriesSink interface {
-	Counter(name string, tags []string, source string, value float64)
-	Gauge(name string, tags []string, source string, value float64)
+	// at is when the point is for (unix nanos; v3 time_unix_nano), 0 = now.
+	Counter(name string, tags []string, source string, value float64, at int64)
+	Gauge(name string, tags []string, source string, value float64, at int64)
 	Set(name string, tags []string, source string, members []string)
 	Timer(name string, tags []string, source string, values []float64, sampleCount float64)
 	TimerHistogram(name string, tags []string, source string, d *histogram.Data, sampleCount float64) bool
@@ -183,9 +185,9 @@ func (d *decoder) apply(k int) {
 	}
 	switch k {
 	case kCounter:
-		d.sink.Counter(s.name, s.tags, s.source, s.value)
+		d.sink.Counter(s.name, s.tags, s.source, s.value, s.at)
 	case kGauge:
-		d.sink.Gauge(s.name, s.tags, s.source, s.value)
+		d.sink.Gauge(s.name, s.tags, s.source, s.value, s.at)
 	case kSet:
 		d.sink.Set(s.name, s.tags, s.source, s.members)
 		if s.hasSketch && !d.sink.SetSketch(s.name, s.tags, s.source, &s.sketch) {

@@ -37,13 +37,20 @@ func (s *Series) HasTag(prefix string) bool {
 type Counter struct {
 	Series
 	Value     float64 // sum of value/sample-rate of every sample
-	PerSecond float64 // Value divided by the measured flush interval in seconds
+	PerSecond float64 // Value divided by the measured flush interval in seconds (by flush-interval for a past interval)
+	// At is when this point is for, in unix nanoseconds, when it is not the
+	// snapshot's Time: a past flush interval's end, for samples that came
+	// with a DogStatsD timestamp (timestamps = "honor"). 0 = Snapshot.Time.
+	// A series may then appear more than once in a snapshot, once per
+	// interval; Snapshot.PastInterval is that interval's length.
+	At int64
 }
 
 // Gauge is a gauge's value at the end of one flush interval.
 type Gauge struct {
 	Series
 	Value float64
+	At    int64 // as Counter.At
 }
 
 // Set is a set's aggregate over one flush interval.
@@ -117,10 +124,13 @@ type Timer struct {
 type Snapshot struct {
 	Time     time.Time     // when the flush started
 	Interval time.Duration // measured time since the previous flush
-	Counters []Counter
-	Gauges   []Gauge
-	Sets     []Set
-	Timers   []Timer
+	// PastInterval is the length of the past flush intervals that points
+	// with an At are for (timestamps = "honor"): flush-interval.
+	PastInterval time.Duration
+	Counters     []Counter
+	Gauges       []Gauge
+	Sets         []Set
+	Timers       []Timer
 	// Disabled lists the timer sub-metrics the operator switched off
 	// (disabled-sub-metrics); backends leave them out.
 	Disabled SubMetrics

@@ -104,8 +104,8 @@ func TestLineFilters(t *testing.T) {
 func TestSeriesWriterFilters(t *testing.T) {
 	a := newLines(t, 2, Options{Namespace: "ns", DefaultTags: []string{"env:prod"}}, &gostatsdFilterRules)
 	w := a.NewSeriesWriter()
-	w.Counter("ns.global.req", []string{"host:web1", "request_path:/a"}, "10.0.0.1", 2)
-	w.Gauge("ns.noisy.x", nil, "10.0.0.1", 1)
+	w.Counter("ns.global.req", []string{"host:web1", "request_path:/a"}, "10.0.0.1", 2, 0)
+	w.Gauge("ns.noisy.x", nil, "10.0.0.1", 1, 0)
 	w.Set("ns.noisy.y", nil, "10.0.0.1", []string{"a", "b"})
 	w.Timer("ns.noisy.z", nil, "10.0.0.1", []float64{1, 2}, 2)
 	w.Timer("ns.noisy.butok.z", []string{"request_path:/c"}, "10.0.0.1", []float64{1, 2}, 2)

@@ -5,6 +5,7 @@ package receiver
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -26,6 +27,7 @@ func FuzzDatagram(f *testing.F) {
 		"\x00\xff:1|c\n:\n|\n@\n#",
 		"a,k=v,b:1|c\nb[x=y]c:2|g\nd;e=f;g=h,i:1|ms\ng#h=i:u|s\nm,k=v:1|c|#x\nn:1::2:|c\no\xc3:1|c",
 		"_e{1,1}:a|b|d:x|p:urgent|t:test|c:1|e:2|card:3\n_sc|x|0|d:y|card:z|m:m\nq:1|c|c:1|e:2|card:3",
+		fmt.Sprintf("p:1|c|T%d\np:2|g|T%d\np:3|ms|T%d\np:x|s|T1\np:+1|g|T%d\nn:1|c|T99999999999", time.Now().Unix()-3600, time.Now().Unix()-30, time.Now().Unix(), time.Now().Unix()-30),
 	} {
 		f.Add([]byte(s), false)
 	}
@@ -34,7 +36,8 @@ func FuzzDatagram(f *testing.F) {
 	reg := prometheus.NewRegistry()
 	a := aggregator.New(aggregator.Options{Shards: 2, MaxQueuedSamples: 1 << 16, PercentThresholds: []float64{90, -50}, HistogramLimit: 8,
 		Expiry: aggregator.Expiry{Counter: -1, Gauge: -1, Set: -1, Timer: -1}, MaxSeries: 1000, MaxSeriesPerMetric: 10, CardinalityOverflow: true}, log, reg)
-	l := NewLines(Options{IgnoreHost: true, DefaultTags: []string{"d:1"}}, a, nil, log, reg)
+	// Timestamps honored as far back as a century: the fuzzer's |T values reach the slots.
+	l := NewLines(Options{IgnoreHost: true, DefaultTags: []string{"d:1"}, Timestamps: TimestampsHonor, TimestampMaxAge: 100 * 365 * 24 * time.Hour}, a, nil, log, reg)
 	ctx, cancel := context.WithCancel(context.Background())
 	f.Cleanup(cancel)
 	go func() { _ = a.Run(ctx) }()

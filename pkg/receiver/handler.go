@@ -40,10 +40,12 @@ type LineHandler struct {
 	// counts since the last Handoff, added to the metrics there
 	nDatagrams, nLines, nBytes, nUnknown, nTruncated, nEvents, nChecks uint64
 	nBad                                                               map[string]uint64
+	nTimestamped                                                       [nTsOutcomes]uint64
 
 	cDatagrams, cLines, cBytes, cUnknown, cTruncated prometheus.Counter
 	cEvents, cChecks                                 prometheus.Counter
 	cBad                                             map[string]prometheus.Counter
+	cTimestamped, cTsDropped                         [nTsOutcomes]prometheus.Counter
 }
 
 // NewHandler returns a LineHandler whose counts are labelled
@@ -71,6 +73,7 @@ func (l *Lines) NewHandler(name string) *LineHandler {
 	for _, reason := range statsd.Reasons {
 		r.cBad[reason] = rm.bad.WithLabelValues(name, reason)
 	}
+	r.cTimestamped, r.cTsDropped = rm.timestamped.children(name)
 	return r
 }
 
@@ -129,6 +132,11 @@ func (r *LineHandler) HandleLine(line []byte) {
 		return
 	}
 
+	at, ok := r.lineTime(line)
+	if !ok {
+		return
+	}
+
 	// The host, once: the sender's address, or with ignore-host the first
 	// host: tag, which then leaves the tags.
 	l := r.l
@@ -170,7 +178,7 @@ func (r *LineHandler) HandleLine(line []byte) {
 	r.key, r.tags = key, tags[:0]
 
 	b := r.b
-	b.Series(key)
+	b.SeriesAt(key, at)
 	if m.Type == statsd.Set {
 		b.Member(m.Member, m.Rate)
 		return
@@ -237,6 +245,12 @@ func (r *LineHandler) Handoff() {
 		if n > 0 {
 			r.cBad[reason].Add(float64(n))
 			r.nBad[reason] = 0
+		}
+	}
+	for o, n := range r.nTimestamped {
+		if n > 0 {
+			countTimestamped(&r.cTimestamped, &r.cTsDropped, tsOutcome(o), n)
+			r.nTimestamped[o] = 0
 		}
 	}
 }

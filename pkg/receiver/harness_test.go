@@ -82,6 +82,23 @@ func (h *harness) send(lines ...string) {
 
 func (h *harness) flush() *model.Snapshot { return snapshot(h.t, h.l) }
 
+// allocsPerLine is the allocations per line of one datagram of lines
+// through h's LineHandler, after a warm-up in which their series and the
+// pooled batches come to exist.
+func (h *harness) allocsPerLine(lines []string) float64 {
+	dg := []byte(strings.Join(lines, "\n"))
+	buf := make([]byte, len(dg))
+	run := func() {
+		copy(buf, dg)
+		h.r.HandleDatagram(buf, src, false)
+		h.r.Handoff()
+	}
+	for i := 0; i < 100; i++ {
+		run()
+	}
+	return testing.AllocsPerRun(200, run) / float64(len(lines))
+}
+
 // key is a series as "name|tags|source".
 func key(s model.Series) string {
 	return s.Name + "|" + strings.Join(s.Tags, ",") + "|" + s.Source

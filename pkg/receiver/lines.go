@@ -43,6 +43,14 @@ type Options struct {
 	// lists the others): their characters are sanitised out of names as
 	// any other. Zero, the default, reads every style (statsd.TagFormats).
 	DisabledTagFormats statsd.TagFormats
+	// Timestamps is what a line's DogStatsD timestamp (|T<unix seconds>)
+	// does (key timestamps): TimestampsIgnore, the zero value and the
+	// default, or TimestampsHonor (timestamps.go).
+	Timestamps TimestampMode
+	// TimestampMaxAge is how old a timestamp may be with TimestampsHonor
+	// (key timestamp-max-age); an older line is skipped and counted. 0
+	// means the default, 10m.
+	TimestampMaxAge time.Duration
 	// Rules shape every line and forwarded series: filters, tag rules and
 	// name mappings (package filter; the filters config section). nil =
 	// none, the default.
@@ -54,6 +62,7 @@ func DefaultOptions() Options {
 	return Options{
 		GaugeDeltas:       true,
 		BadLinesPerMinute: 60,
+		TimestampMaxAge:   10 * time.Minute,
 		Limits:            statsd.Limits{Tags: statsd.MaxTags, TagLength: statsd.MaxTagLength, Values: statsd.MaxValues},
 	}
 }
@@ -80,12 +89,15 @@ type Lines struct {
 	m       receiverMetrics
 	badLog  *ratelog.Limiter
 	bad     badLines
+	// forwarded points' timestamp counters (timestamps.go)
+	fwdTs, fwdTsDropped [nTsOutcomes]prometheus.Counter
 }
 
 type receiverMetrics struct {
 	datagrams, lines, bytes, truncated, unknown *prometheus.CounterVec
 	bad                                         *prometheus.CounterVec
 	events                                      *prometheus.CounterVec
+	timestamped                                 timestampCounters
 }
 
 func newReceiverMetrics(reg prometheus.Registerer) receiverMetrics {
@@ -101,7 +113,8 @@ func newReceiverMetrics(reg prometheus.Registerer) receiverMetrics {
 		bad:       cv("garner_receiver_bad_lines_total", "Lines skipped because they do not parse, by reason.", "receiver", "reason"),
 		events:    cv("garner_receiver_events_total", "Events and service checks received.", "receiver", "kind"),
 	}
-	reg.MustRegister(m.datagrams, m.lines, m.bytes, m.truncated, m.unknown, m.bad, m.events)
+	m.timestamped = newTimestampCounters(cv)
+	reg.MustRegister(m.datagrams, m.lines, m.bytes, m.truncated, m.unknown, m.bad, m.events, m.timestamped.outcomes, m.timestamped.dropped)
 	return m
 }
 
@@ -120,6 +133,7 @@ func NewLines(opts Options, agg *aggregator.Aggregator, events EventSink, log lo
 		l.defTags = append(l.defTags, []byte(t))
 	}
 	l.rules.Store(opts.Rules)
+	l.fwdTs, l.fwdTsDropped = l.m.timestamped.children(forwardedReceiver)
 	return l
 }
 

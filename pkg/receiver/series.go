@@ -52,24 +52,31 @@ func (l *Lines) NewSeriesWriter() *SeriesWriter {
 }
 
 // Counter adds value (already divided by its sample rate) to a counter.
-func (w *SeriesWriter) Counter(name string, tags []string, source string, value float64) {
-	if math.IsNaN(value) || math.IsInf(value, 0) || !w.series(name, tags, source) {
+// at is when the value is for (unix nanos; a past interval's end from a
+// forwarder that honors timestamps), 0 = now: with timestamps = "honor"
+// the value goes to that interval, as a line's |T would.
+func (w *SeriesWriter) Counter(name string, tags []string, source string, value float64, at int64) {
+	if math.IsNaN(value) || math.IsInf(value, 0) {
 		return
 	}
-	w.b.Sample(statsd.Counter, value, 1, false)
+	if at, ok := w.l.forwardedTime(at); ok && w.series(name, tags, source, at) {
+		w.b.Sample(statsd.Counter, value, 1, false)
+	}
 }
 
-// Gauge sets a gauge (absolute, last write wins).
-func (w *SeriesWriter) Gauge(name string, tags []string, source string, value float64) {
-	if math.IsNaN(value) || math.IsInf(value, 0) || !w.series(name, tags, source) {
+// Gauge sets a gauge (absolute, last write wins); at as for Counter.
+func (w *SeriesWriter) Gauge(name string, tags []string, source string, value float64, at int64) {
+	if math.IsNaN(value) || math.IsInf(value, 0) {
 		return
 	}
-	w.b.Sample(statsd.Gauge, value, 1, false)
+	if at, ok := w.l.forwardedTime(at); ok && w.series(name, tags, source, at) {
+		w.b.Sample(statsd.Gauge, value, 1, false)
+	}
 }
 
 // Set adds members to a set (nothing without members).
 func (w *SeriesWriter) Set(name string, tags []string, source string, members []string) {
-	if len(members) == 0 || !w.series(name, tags, source) {
+	if len(members) == 0 || !w.series(name, tags, source, 0) {
 		return
 	}
 	for _, m := range members {
@@ -82,7 +89,7 @@ func (w *SeriesWriter) Set(name string, tags []string, source string, members []
 // sampleCount. A sampleCount that is not positive and finite counts each
 // value once.
 func (w *SeriesWriter) Timer(name string, tags []string, source string, values []float64, sampleCount float64) {
-	if len(values) == 0 || !w.series(name, tags, source) {
+	if len(values) == 0 || !w.series(name, tags, source, 0) {
 		return
 	}
 	rate := 1.0
@@ -103,7 +110,7 @@ func (w *SeriesWriter) TimerHistogram(name string, tags []string, source string,
 	if _, err := histogram.FromData(d, histogram.MaxBucketsLimit); err != nil {
 		return false
 	}
-	if d.Count == 0 || !w.series(name, tags, source) {
+	if d.Count == 0 || !w.series(name, tags, source, 0) {
 		return true
 	}
 	return w.b.Histogram(d, sampleCount) == nil
@@ -116,15 +123,15 @@ func (w *SeriesWriter) SetSketch(name string, tags []string, source string, d *h
 	if d.Validate() != nil {
 		return false
 	}
-	if len(d.Registers) == 0 && len(d.Hashes) == 0 || !w.series(name, tags, source) {
+	if len(d.Registers) == 0 && len(d.Hashes) == 0 || !w.series(name, tags, source, 0) {
 		return true
 	}
 	return w.b.Sketch(d) == nil
 }
 
-// series shapes a series and starts it in the batcher; false means a filter
-// dropped it.
-func (w *SeriesWriter) series(name string, tags []string, source string) bool {
+// series shapes a series and starts it in the batcher, its samples taken
+// at at (0 = now); false means a filter dropped it.
+func (w *SeriesWriter) series(name string, tags []string, source string, at int64) bool {
 	if rules := w.l.rules.Load(); rules != w.rules {
 		if w.shaper != nil {
 			w.shaper.Publish()
@@ -157,7 +164,7 @@ func (w *SeriesWriter) series(name string, tags []string, source string) bool {
 	}
 	w.key = aggregator.AppendKeyTail(append(w.key[:0], name...), views, arena[start:])
 	w.arena, w.ends, w.tags = arena, ends, views[:0]
-	w.b.Series(w.key)
+	w.b.SeriesAt(w.key, at)
 	return true
 }
 

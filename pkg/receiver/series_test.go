@@ -25,11 +25,11 @@ func TestRawMergesWithLines(t *testing.T) {
 	r.HandleDatagram([]byte("c:1|c|#b:2,a:1\nt:10|ms\ns:x|s\ng:5|g"), src, false)
 	r.Handoff()
 	w := a.NewSeriesWriter()
-	w.Counter("ns.c", []string{"a:1", "b:2", "b:2"}, "10.0.0.7", 2.5)
+	w.Counter("ns.c", []string{"a:1", "b:2", "b:2"}, "10.0.0.7", 2.5, 0)
 	w.Timer("ns.t", nil, "10.0.0.7", []float64{20, 30}, 4) // sampled at 0.5
 	w.Set("ns.s", nil, "10.0.0.7", []string{"x", "y"})
-	w.Gauge("ns.g", nil, "10.0.0.7", 7)
-	w.Counter("other", []string{"z,y", ""}, "", 1)
+	w.Gauge("ns.g", nil, "10.0.0.7", 7, 0)
+	w.Counter("other", []string{"z,y", ""}, "", 1, 0)
 	if d := w.Send(context.Background()); d != 0 {
 		t.Fatalf("dropped %d", d)
 	}
@@ -75,13 +75,13 @@ func TestRawLargeRequests(t *testing.T) {
 		values[i] = float64(i)
 	}
 	for i := 0; i < 2000; i++ {
-		w.Counter(fmt.Sprintf("c.%d", i), []string{"k:v"}, "src", 1)
+		w.Counter(fmt.Sprintf("c.%d", i), []string{"k:v"}, "src", 1, 0)
 	}
 	w.Set("big.set", nil, "", members)
 	w.Timer("big.timer", nil, "", values, float64(len(values)))
 	w.Send(context.Background())
 	// The writer is reusable.
-	w.Counter("c.0", []string{"k:v"}, "src", 1)
+	w.Counter("c.0", []string{"k:v"}, "src", 1, 0)
 	w.Send(context.Background())
 	s := snapshot(t, a)
 	var c0 float64
@@ -112,7 +112,7 @@ func TestSeriesWriterSendGivesUp(t *testing.T) {
 	agg := aggregator.New(aggregator.Options{Shards: 1, MaxQueuedSamples: 512}, log, reg)
 	w := NewLines(Options{}, agg, nil, log, reg).NewSeriesWriter()
 	for i := 0; i < 200*512; i++ {
-		w.Counter(fmt.Sprintf("c.%d", i%50), nil, "", 1)
+		w.Counter(fmt.Sprintf("c.%d", i%50), nil, "", 1, 0)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()

@@ -132,7 +132,9 @@ type Metric struct {
 	Rate        float64 // 1 when absent
 	Tags        [][]byte
 	ContainerID []byte
-	Timestamp   int64 // |T<unix>, 0 when absent or malformed
+	// Timestamp is the DogStatsD 1.3 |T<unix seconds> section: positive, 0
+	// when absent or malformed (a malformed one counts in Unknown).
+	Timestamp int64
 	// Unknown counts the sections skipped because garner does not know
 	// them or carries them nowhere (|e:, |card:), and the optional event or
 	// service check fields skipped for a bad value (d:abc, p:urgent).
@@ -305,7 +307,9 @@ func (m *Metric) Parse(line []byte) error {
 			}
 			m.Unknown++
 		case 'T':
-			if ts, err := strconv.ParseInt(string(sec[1:]), 10, 64); err == nil {
+			// DogStatsD 1.3: |T<unix seconds>. Anything else (Tsoon, T-5,
+			// T0) is an unknown section, the line is still good.
+			if ts, ok := parseUnix(sec[1:]); ok {
 				m.Timestamp = ts
 			} else {
 				m.Unknown++
@@ -458,6 +462,22 @@ func SanitizeName(s string) string {
 		}
 	}
 	return s
+}
+
+// parseUnix parses a positive decimal number of seconds of at most 18
+// digits, without a sign.
+func parseUnix(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, n > 0
 }
 
 var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,

@@ -1,6 +1,7 @@
 package statsd
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -61,6 +62,13 @@ func TestParseMetric(t *testing.T) {
 		{"container id", "a:1|c|c:abc123", parsed{Name: "a", Type: Counter, Values: []float64{1}, Delta: []bool{false}, Rate: 1, ContainerID: "abc123", Unknown: 1}},
 		{"timestamp", "a:1|c|T1700000000", parsed{Name: "a", Type: Counter, Values: []float64{1}, Delta: []bool{false}, Rate: 1, Timestamp: 1700000000}},
 		{"bad timestamp is unknown", "a:1|c|Tsoon", parsed{Name: "a", Type: Counter, Values: []float64{1}, Delta: []bool{false}, Rate: 1, Unknown: 1}},
+		{"negative timestamp is unknown", "a:1|c|T-5", parsed{Name: "a", Type: Counter, Values: []float64{1}, Delta: []bool{false}, Rate: 1, Unknown: 1}},
+		{"zero timestamp is unknown", "a:1|c|T0", parsed{Name: "a", Type: Counter, Values: []float64{1}, Delta: []bool{false}, Rate: 1, Unknown: 1}},
+		{"empty timestamp is unknown", "a:1|c|T", parsed{Name: "a", Type: Counter, Values: []float64{1}, Delta: []bool{false}, Rate: 1, Unknown: 1}},
+		{"overlong timestamp is unknown", "a:1|c|T1234567890123456789", parsed{Name: "a", Type: Counter, Values: []float64{1}, Delta: []bool{false}, Rate: 1, Unknown: 1}},
+		{"timestamp before the tags", "g:-2|g|T1700000001|#k:v|@0.5", parsed{Name: "g", Type: Gauge, Values: []float64{-2}, Delta: []bool{true}, Rate: 0.5, Tags: []string{"k:v"}, Timestamp: 1700000001}},
+		{"timestamp on a timer", "t:1:2|ms|T1700000002", parsed{Name: "t", Type: Timer, Values: []float64{1, 2}, Delta: []bool{false, false}, Rate: 1, Timestamp: 1700000002}},
+		{"last timestamp wins", "a:1|c|T1700000000|T1700000009", parsed{Name: "a", Type: Counter, Values: []float64{1}, Delta: []bool{false}, Rate: 1, Timestamp: 1700000009}},
 		{"unknown sections", "a:1|c|x:1|@0.5|zz", parsed{Name: "a", Type: Counter, Values: []float64{1}, Delta: []bool{false}, Rate: 0.5, Unknown: 2}},
 		{"crlf", "a:1|c\r", parsed{Name: "a", Type: Counter, Values: []float64{1}, Delta: []bool{false}, Rate: 1}},
 		{"name sanitised", "a/b c\td*e!:1|c", parsed{Name: "a-b_c_de", Type: Counter, Values: []float64{1}, Delta: []bool{false}, Rate: 1}},
@@ -231,6 +239,7 @@ func BenchmarkParse(b *testing.B) {
 		{"tags_librato", "api.request.count#env=prod,region=us-east-1,service=api:1|c"},
 		{"tags_signalfx", "api.[env=prod,region=us-east-1,service=api]request.count:1|c"},
 		{"tags_graphite", "api.request.count;env=prod;region=us-east-1;service=api:1|c"},
+		{"timestamp", "api.request.count:1|c|#env:prod|T1700000000"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var m Metric
@@ -256,7 +265,7 @@ func FuzzParse(f *testing.F) {
 		"a:1e309|c", strings.Repeat("a:1|c|#", 10), fmt.Sprintf("_e{%d,0}:x|", 1<<30),
 		"a,k=v,b=c:1|c", "a#k=v:1|c", "a[k=v,x]b:1|c", "a;k=v;x=y,z:1|c", "a[k:1|c", "a]k[:1|c",
 		"a,k=v:1|c|#x", "a:1::2:|g", "a:1|c|#k:\xc3\xa9", "_e{1,1}:a|b|d:x|p:urgent|t:test|c:x|e:y|card:z",
-		"_sc|x|0|d:abc|c:x|m:m",
+		"_sc|x|0|d:abc|c:x|m:m", "a:1|g|T1700000000|#x", "a:1|c|T-1", "a:1|c|T99999999999999999999", "s:m|s|T1",
 	} {
 		f.Add([]byte(s))
 	}
@@ -290,6 +299,9 @@ func FuzzParse(f *testing.F) {
 			}
 			if !(m.Rate > 0) {
 				t.Fatalf("accepted rate %v", m.Rate)
+			}
+			if m.Timestamp < 0 || m.Timestamp > 0 && !bytes.Contains(line, []byte("|T")) {
+				t.Fatalf("timestamp %d from %q", m.Timestamp, line)
 			}
 		case KindEvent:
 			if m.Event == nil || m.Event.Title == "" {

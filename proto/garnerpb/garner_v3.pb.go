@@ -270,11 +270,16 @@ func (x *RawBatch) GetForwarder() string {
 }
 
 type Counter struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Tags          []string               `protobuf:"bytes,2,rep,name=tags,proto3" json:"tags,omitempty"`
-	Source        string                 `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
-	Value         float64                `protobuf:"fixed64,4,opt,name=value,proto3" json:"value,omitempty"` // sum of value/rate over the interval
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Name   string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Tags   []string               `protobuf:"bytes,2,rep,name=tags,proto3" json:"tags,omitempty"`
+	Source string                 `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	Value  float64                `protobuf:"fixed64,4,opt,name=value,proto3" json:"value,omitempty"` // sum of value/rate over the interval
+	// When the point is for, in unix nanoseconds, when it is not the flush's
+	// interval: the end of a past flush interval, for samples that came with
+	// a DogStatsD timestamp (timestamps = "honor" on the forwarder). The
+	// aggregator puts the point in the interval it falls in. 0 = now.
+	TimeUnixNano  int64 `protobuf:"varint,5,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -337,12 +342,20 @@ func (x *Counter) GetValue() float64 {
 	return 0
 }
 
+func (x *Counter) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
 type Gauge struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Tags          []string               `protobuf:"bytes,2,rep,name=tags,proto3" json:"tags,omitempty"`
 	Source        string                 `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
-	Value         float64                `protobuf:"fixed64,4,opt,name=value,proto3" json:"value,omitempty"` // the value at the end of the interval
+	Value         float64                `protobuf:"fixed64,4,opt,name=value,proto3" json:"value,omitempty"`                                    // the value at the end of the interval
+	TimeUnixNano  int64                  `protobuf:"varint,5,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"` // as Counter.time_unix_nano
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -401,6 +414,13 @@ func (x *Gauge) GetSource() string {
 func (x *Gauge) GetValue() float64 {
 	if x != nil {
 		return x.Value
+	}
+	return 0
+}
+
+func (x *Gauge) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
 	}
 	return 0
 }
@@ -1049,17 +1069,19 @@ const file_garner_v3_proto_rawDesc = "" +
 	"\x06gauges\x18\x03 \x03(\v2\x10.garner.v3.GaugeR\x06gauges\x12\"\n" +
 	"\x04sets\x18\x04 \x03(\v2\x0e.garner.v3.SetR\x04sets\x12(\n" +
 	"\x06timers\x18\x05 \x03(\v2\x10.garner.v3.TimerR\x06timers\x12\x1c\n" +
-	"\tforwarder\x18\x06 \x01(\tR\tforwarder\"_\n" +
+	"\tforwarder\x18\x06 \x01(\tR\tforwarder\"\x85\x01\n" +
 	"\aCounter\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04tags\x18\x02 \x03(\tR\x04tags\x12\x16\n" +
 	"\x06source\x18\x03 \x01(\tR\x06source\x12\x14\n" +
-	"\x05value\x18\x04 \x01(\x01R\x05value\"]\n" +
+	"\x05value\x18\x04 \x01(\x01R\x05value\x12$\n" +
+	"\x0etime_unix_nano\x18\x05 \x01(\x03R\ftimeUnixNano\"\x83\x01\n" +
 	"\x05Gauge\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04tags\x18\x02 \x03(\tR\x04tags\x12\x16\n" +
 	"\x06source\x18\x03 \x01(\tR\x06source\x12\x14\n" +
-	"\x05value\x18\x04 \x01(\x01R\x05value\"\x89\x01\n" +
+	"\x05value\x18\x04 \x01(\x01R\x05value\x12$\n" +
+	"\x0etime_unix_nano\x18\x05 \x01(\x03R\ftimeUnixNano\"\x89\x01\n" +
 	"\x03Set\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04tags\x18\x02 \x03(\tR\x04tags\x12\x16\n" +
