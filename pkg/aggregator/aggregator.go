@@ -371,15 +371,18 @@ func waitN(ctx context.Context, done <-chan struct{}, n int) error {
 	return nil
 }
 
-// shardIndex is the shard that owns a series key.
-func (a *Aggregator) shardIndex(key []byte) int {
+// hash is the hash of a series key: it chooses the shard that owns the
+// series (shardFor) and, carried in the record, is the key of the shard's
+// index (seriesIndex), so that a key is hashed once.
+func (a *Aggregator) hash(key []byte) uint64 { return maphash.Bytes(a.seed, key) }
+
+// shardFor is the index of the shard that owns a series key of hash h.
+func (a *Aggregator) shardFor(h uint64) int {
 	if len(a.shards) == 1 {
 		return 0
 	}
-	return int(maphash.Bytes(a.seed, key) % uint64(len(a.shards)))
+	return int(h % uint64(len(a.shards)))
 }
-
-func (a *Aggregator) shardOf(key []byte) *shard { return a.shards[a.shardIndex(key)] }
 
 // QueuedSamples is the number of samples waiting in the shards' queues.
 func (a *Aggregator) QueuedSamples() int64 {

@@ -328,7 +328,7 @@ func TestShardsSplitSeries(t *testing.T) {
 	}
 	var n []int
 	for _, s := range h.a.shards {
-		n = append(n, len(s.counters))
+		n = append(n, s.counters.len())
 	}
 	sort.Ints(n)
 	if n[0] == 0 {

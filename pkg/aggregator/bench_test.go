@@ -3,6 +3,8 @@ package aggregator
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,4 +71,83 @@ func BenchmarkFlush1M(b *testing.B) {
 			b.Fatalf("flush: %v, %d series", err, s.Len())
 		}
 	}
+}
+
+// BenchmarkHighCardinality is the UDP high-cardinality row of BENCHMARKS.md
+// without the sockets: 100k series of each of c, g, ms, s (400k), the types
+// interleaved and the series in turn as garner-load sends them, through a
+// Batcher (key copy, hash, hand-off) into two shards applied on this
+// goroutine. Every sample's series is cold: 400k series do not fit in the
+// caches. One op is one sample.
+func BenchmarkHighCardinality(b *testing.B) {
+	const perType = 100_000
+	log := logrus.New()
+	log.SetLevel(logrus.ErrorLevel)
+	a := New(Options{Shards: 2, MaxQueuedSamples: 1 << 20, PercentThresholds: []float64{90}, HistogramLimit: 64}, log, prometheus.NewRegistry())
+	types := []statsd.Type{statsd.Counter, statsd.Gauge, statsd.Timer, statsd.Set}
+	prefixes := []string{"gl.c.s", "gl.g.s", "gl.ms.s", "gl.s.s"}
+	keys := make([][]byte, 0, len(types)*perType)
+	for i := 0; i < perType; i++ {
+		for _, p := range prefixes {
+			name := strconv.AppendInt([]byte(p), int64(i), 10)
+			keys = append(keys, AppendSeriesKey(nil, name, nil, []byte("127.0.0.1")))
+		}
+	}
+	var members [1000][]byte
+	for i := range members {
+		members[i] = strconv.AppendInt(nil, int64(i), 10)
+	}
+	bt := a.NewBatcher(NeverBlock)
+	apply := func() {
+		bt.Send(context.Background())
+		for _, s := range a.shards {
+			s.drain()
+		}
+	}
+	n := 0
+	sample := func() {
+		series := n / len(types)
+		typ := types[n%len(types)]
+		bt.Series(keys[n])
+		if typ == statsd.Set {
+			bt.Member(members[series%1000], 1)
+		} else {
+			bt.Sample(typ, float64(series%1000), 1, false)
+		}
+		if n++; n == len(keys) {
+			n = 0
+		}
+		if n%64 == 0 { // a datagram's worth
+			bt.Send(context.Background())
+		}
+		if n%1024 == 0 {
+			apply()
+		}
+	}
+	for range keys { // create every series first
+		sample()
+	}
+	apply()
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := processCPU()
+	for i := 0; i < b.N; i++ {
+		sample()
+	}
+	apply()
+	b.StopTimer()
+	// CPU time is steadier than wall time on a machine shared with other work.
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+	if got := a.shards[0].queued.Load() + a.shards[1].queued.Load(); got != 0 {
+		b.Fatalf("%d samples not applied", got)
+	}
+}
+
+// processCPU is the process's user and system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

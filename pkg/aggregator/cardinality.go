@@ -128,14 +128,14 @@ func (a *Aggregator) Cardinality(n int) (int, []NameCount) {
 // overflow series, like any series, lives in the shard its key hashes to:
 // a sample for another shard's overflow series is passed on to that shard.
 // nil means the sample was passed on or refused.
-func newSeries[T any](s *shard, m map[string]*T, key []byte, rec *record, mk func(model.Series) *T) *T {
+func newSeries[T any](s *shard, m *seriesIndex[T], key []byte, rec *record, mk func(model.Series) T) *T {
 	card := s.a.card
 	k := string(key) // the name in the cardinality index shares its bytes
 	name := keyName(k)
 	reason := card.add(name, strings.HasSuffix(name, overflowSuffix))
 	if reason == "" {
-		v := mk(seriesOf(k))
-		m[k] = v
+		v := m.add(k, rec.hash)
+		*v = mk(seriesOf(k))
 		return v
 	}
 	if !card.overflow || reason == rejectMaxSeries {
@@ -145,25 +145,26 @@ func newSeries[T any](s *shard, m map[string]*T, key []byte, rec *record, mk fun
 	ok := append(append(s.scratch[:0], name...), overflowSuffix...)
 	ok = AppendKeyTail(ok, nil, nil)
 	s.scratch = ok
-	if owner := s.a.shardOf(ok); owner != s {
-		s.passOn(owner, ok, rec)
+	h := s.a.hash(ok)
+	if owner := s.a.shards[s.a.shardFor(h)]; owner != s {
+		s.passOn(owner, ok, h, rec)
 		return nil
 	}
-	if v := m[string(ok)]; v != nil {
+	if v := m.get(ok, h); v != nil {
 		return v
 	}
 	ko := string(ok)
 	if card.add(keyName(ko), true) != "" {
 		return nil
 	}
-	v := mk(seriesOf(ko))
-	m[ko] = v
+	v := m.add(ko, h)
+	*v = mk(seriesOf(ko))
 	return v
 }
 
 // passOn queues a sample for another shard; it is submitted at the end of
-// the current batch (sendPassed).
-func (s *shard) passOn(to *shard, key []byte, rec *record) {
+// the current batch (sendPassed). h is key's hash.
+func (s *shard) passOn(to *shard, key []byte, h uint64, rec *record) {
 	if s.passed == nil {
 		s.passed = make(map[*shard]*Batch)
 	}
@@ -172,7 +173,7 @@ func (s *shard) passOn(to *shard, key []byte, rec *record) {
 		b = getBatch(to.idx, s.now)
 		s.passed[to] = b
 	}
-	r := b.addKey(key)
+	r := b.addKey(key, h)
 	r.val, r.rate, r.typ, r.delta, r.at = rec.val, rec.rate, rec.typ, rec.delta, rec.at
 	if rec.typ == statsd.Set && rec.hist == 0 {
 		addMember(b, r, s.member)

@@ -21,8 +21,10 @@ const (
 )
 
 // record is one sample. Its series key lives in the batch's arena at
-// [off, off+klen) (a SeriesKey), a set's member at [moff, moff+mlen).
+// [off, off+klen) (a SeriesKey), a set's member at [moff, moff+mlen); hash
+// is the key's hash (Aggregator.hash), computed once by whoever added it.
 type record struct {
+	hash       uint64
 	off, klen  uint32
 	moff, mlen uint32
 	val        float64
@@ -72,12 +74,12 @@ func (b *Batch) Len() int { return len(b.recs) }
 
 func (b *Batch) full() bool { return len(b.recs) >= batchRecords || len(b.arena) >= batchBytes }
 
-// addKey copies a series key into the arena and returns a record template
-// pointing at it.
-func (b *Batch) addKey(key []byte) record {
+// addKey copies a series key, whose hash is h, into the arena and returns a
+// record template pointing at it.
+func (b *Batch) addKey(key []byte, h uint64) record {
 	off := uint32(len(b.arena))
 	b.arena = append(b.arena, key...)
-	return record{off: off, klen: uint32(len(key)), rate: 1}
+	return record{hash: h, off: off, klen: uint32(len(key)), rate: 1}
 }
 
 // addMember copies a set member into the arena and adds rec with it.
@@ -198,14 +200,15 @@ func (t *Batcher) Series(key []byte) { t.SeriesAt(key, 0) }
 // interval at falls in (TimestampSlots). at = 0 is Series. The caller
 // checks that at is recent enough to be worth keeping.
 func (t *Batcher) SeriesAt(key []byte, at int64) {
-	si := t.a.shardIndex(key)
+	h := t.a.hash(key)
+	si := t.a.shardFor(h)
 	b := t.pending[si]
 	if b == nil {
 		b = getBatch(si, time.Now().UnixNano())
 		t.pending[si] = b
 	}
 	t.cur, t.key, t.at = b, key, at
-	t.rec = b.addKey(key)
+	t.rec = b.addKey(key, h)
 	t.rec.at = at
 }
 

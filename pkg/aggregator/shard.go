@@ -91,10 +91,10 @@ type shard struct {
 	waiters atomic.Int32
 	room    atomic.Pointer[chan struct{}]
 
-	counters map[string]*counterState
-	gauges   map[string]*gaugeState
-	sets     map[string]*setState
-	timers   map[string]*timerState
+	counters seriesIndex[counterState]
+	gauges   seriesIndex[gaugeState]
+	sets     seriesIndex[setState]
+	timers   seriesIndex[timerState]
 
 	// timestamped samples of past intervals (slots.go), by interval end;
 	// lastFlush (unix nanos) is the time of the last snapshot
@@ -123,15 +123,11 @@ var noMembers = map[string]struct{}{}
 
 func newShard(a *Aggregator, idx, maxQueued int) *shard {
 	s := &shard{
-		a:        a,
-		idx:      idx,
-		in:       make(chan *Batch, maxQueued/16+16),
-		ctl:      make(chan flushReq),
-		limit:    maxQueued,
-		counters: make(map[string]*counterState),
-		gauges:   make(map[string]*gaugeState),
-		sets:     make(map[string]*setState),
-		timers:   make(map[string]*timerState),
+		a:     a,
+		idx:   idx,
+		in:    make(chan *Batch, maxQueued/16+16),
+		ctl:   make(chan flushReq),
+		limit: maxQueued,
 
 		lastFlush: a.started.UnixNano(),
 	}
@@ -186,13 +182,13 @@ func (s *shard) apply(b *Batch) {
 		}
 		switch rec.typ {
 		case statsd.Counter:
-			m := s.counters
+			m := &s.counters
 			if rec.at != 0 {
 				if sl := s.slotOf(rec.at); sl != nil {
-					m = sl.counters
+					m = &sl.counters
 				}
 			}
-			c := m[string(key)]
+			c := m.get(key, rec.hash)
 			if c == nil {
 				if c = newSeries(s, m, key, rec, newCounterState); c == nil {
 					continue
@@ -201,13 +197,13 @@ func (s *shard) apply(b *Batch) {
 			c.value += rec.val / rec.rate
 			c.seen = b.now
 		case statsd.Gauge:
-			m := s.gauges
+			m := &s.gauges
 			if rec.at != 0 {
 				if sl := s.slotOf(rec.at); sl != nil {
-					m = sl.gauges
+					m = &sl.gauges
 				}
 			}
-			g := m[string(key)]
+			g := m.get(key, rec.hash)
 			if g == nil {
 				if g = newSeries(s, m, key, rec, newGaugeState); g == nil {
 					continue
@@ -220,9 +216,9 @@ func (s *shard) apply(b *Batch) {
 			}
 			g.seen = b.now
 		case statsd.Timer:
-			t := s.timers[string(key)]
+			t := s.timers.get(key, rec.hash)
 			if t == nil {
-				if t = newSeries(s, s.timers, key, rec, s.newTimerState); t == nil {
+				if t = newSeries(s, &s.timers, key, rec, s.newTimerState); t == nil {
 					continue
 				}
 			}
@@ -238,9 +234,9 @@ func (s *shard) apply(b *Batch) {
 			t.values = append(t.values, rec.val)
 			t.sampled += 1 / rec.rate
 		case statsd.Set:
-			st := s.sets[string(key)]
+			st := s.sets.get(key, rec.hash)
 			if st == nil {
-				if st = newSeries(s, s.sets, key, rec, newSetState); st == nil {
+				if st = newSeries(s, &s.sets, key, rec, newSetState); st == nil {
 					continue
 				}
 			}
@@ -267,12 +263,12 @@ func (s *shard) apply(b *Batch) {
 	}
 }
 
-func newCounterState(se model.Series) *counterState { return &counterState{Series: se} }
-func newGaugeState(se model.Series) *gaugeState     { return &gaugeState{Series: se} }
-func newSetState(se model.Series) *setState         { return &setState{Series: se} }
+func newCounterState(se model.Series) counterState { return counterState{Series: se} }
+func newGaugeState(se model.Series) gaugeState     { return gaugeState{Series: se} }
+func newSetState(se model.Series) setState         { return setState{Series: se} }
 
-func (s *shard) newTimerState(se model.Series) *timerState {
-	t := &timerState{Series: se}
+func (s *shard) newTimerState(se model.Series) timerState {
+	t := timerState{Series: se}
 	if bounds, ok := histogramBounds(se.Tags, s.a.opts.HistogramLimit); ok {
 		t.hist = &bounds
 	}
@@ -309,8 +305,8 @@ func expired(exp time.Duration, now, seen int64) bool {
 // sizes is counts without the walk over the timers: every timer counted
 // with its percentiles.
 func (s *shard) sizes() shardCounts {
-	c := shardCounts{shard: s.idx, counters: len(s.counters), gauges: len(s.gauges),
-		sets: len(s.sets), timers: len(s.timers), pctsMax: 5 * len(s.a.pcts) * len(s.timers)}
+	c := shardCounts{shard: s.idx, counters: s.counters.len(), gauges: s.gauges.len(),
+		sets: s.sets.len(), timers: s.timers.len(), pctsMax: 5 * len(s.a.pcts) * s.timers.len()}
 	s.slotCounts(&c)
 	return c
 }
@@ -319,13 +315,13 @@ func (s *shard) sizes() shardCounts {
 // percentiles its timers will have.
 func (s *shard) counts() shardCounts {
 	npct := 0
-	for _, t := range s.timers {
+	for _, t := range s.timers.all {
 		if (len(t.values) > 0 || t.exp != nil) && t.hist == nil {
 			npct += 5 * len(s.a.pcts)
 		}
 	}
-	c := shardCounts{shard: s.idx, counters: len(s.counters), gauges: len(s.gauges),
-		sets: len(s.sets), timers: len(s.timers), pctsMax: npct}
+	c := shardCounts{shard: s.idx, counters: s.counters.len(), gauges: s.gauges.len(),
+		sets: s.sets.len(), timers: s.timers.len(), pctsMax: npct}
 	s.slotCounts(&c)
 	return c
 }
@@ -338,28 +334,28 @@ func (s *shard) snapshot(req flushReq, f fillSpec) {
 	secs := req.interval.Seconds()
 	exp := s.a.opts.Expiry
 	i := f.counters
-	for k, c := range s.counters {
+	for k, c := range s.counters.all {
 		f.snap.Counters[i] = model.Counter{Series: c.Series, Value: c.value, PerSecond: c.value / secs}
 		i++
 		c.value = 0
 		if expired(exp.Counter, now, c.seen) {
-			delete(s.counters, k)
+			s.counters.del(k)
 			s.a.card.remove(c.Name)
 		}
 	}
 	slotCounters := i
 	i = f.gauges
-	for k, g := range s.gauges {
+	for k, g := range s.gauges.all {
 		f.snap.Gauges[i] = model.Gauge{Series: g.Series, Value: g.value}
 		i++
 		if expired(exp.Gauge, now, g.seen) {
-			delete(s.gauges, k)
+			s.gauges.del(k)
 			s.a.card.remove(g.Name)
 		}
 	}
 	s.snapshotSlots(f, slotCounters, i, now)
 	i = f.sets
-	for k, st := range s.sets {
+	for k, st := range s.sets.all {
 		members := st.members
 		if members == nil {
 			members = noMembers
@@ -374,21 +370,21 @@ func (s *shard) snapshot(req flushReq, f fillSpec) {
 		// at once (see collectFirst).
 		st.members, st.sketch = nil, nil
 		if expired(exp.Set, now, st.seen) {
-			delete(s.sets, k)
+			s.sets.del(k)
 			s.a.card.remove(st.Name)
 		}
 	}
 	// The percentiles of all timers share f.pcts.
 	pctBuf := f.pcts
 	i = f.timers
-	for k, t := range s.timers {
+	for k, t := range s.timers.all {
 		f.snap.Timers[i], pctBuf = s.timerAggregate(t, secs, pctBuf)
 		i++
 		t.lastN = int32(min(len(t.values), maxValuesHint))
 		t.values, t.exp = nil, nil // handed over; allocated again by the next sample
 		t.sampled = 0
 		if expired(exp.Timer, now, t.seen) {
-			delete(s.timers, k)
+			s.timers.del(k)
 			s.a.card.remove(t.Name)
 		}
 	}

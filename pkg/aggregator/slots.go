@@ -47,8 +47,8 @@ func (t TimestampSlots) End(at int64) int64 {
 
 // slot is one past interval's counters and gauges.
 type slot struct {
-	counters map[string]*counterState
-	gauges   map[string]*gaugeState
+	counters seriesIndex[counterState]
+	gauges   seriesIndex[gaugeState]
 }
 
 // slotOf is the slot of a sample taken at at, nil when at is in the
@@ -63,7 +63,7 @@ func (s *shard) slotOf(at int64) *slot {
 		if s.slots == nil {
 			s.slots = make(map[int64]*slot)
 		}
-		sl = &slot{counters: make(map[string]*counterState), gauges: make(map[string]*gaugeState)}
+		sl = &slot{}
 		s.slots[end] = sl
 	}
 	return sl
@@ -72,8 +72,8 @@ func (s *shard) slotOf(at int64) *slot {
 // slotCounts adds the slots' series to c.
 func (s *shard) slotCounts(c *shardCounts) {
 	for _, sl := range s.slots {
-		c.counters += len(sl.counters)
-		c.gauges += len(sl.gauges)
+		c.counters += sl.counters.len()
+		c.gauges += sl.gauges.len()
 	}
 }
 
@@ -84,12 +84,12 @@ func (s *shard) slotCounts(c *shardCounts) {
 func (s *shard) snapshotSlots(f fillSpec, counters, gauges int, now int64) {
 	secs := s.a.opts.TimestampSlots.width().Seconds()
 	for end, sl := range s.slots {
-		for _, c := range sl.counters {
+		for _, c := range sl.counters.all {
 			f.snap.Counters[counters] = model.Counter{Series: c.Series, Value: c.value, PerSecond: c.value / secs, At: end}
 			counters++
 			s.a.card.remove(c.Name)
 		}
-		for _, g := range sl.gauges {
+		for _, g := range sl.gauges.all {
 			f.snap.Gauges[gauges] = model.Gauge{Series: g.Series, Value: g.value, At: end}
 			gauges++
 			s.a.card.remove(g.Name)
