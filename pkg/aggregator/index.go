@@ -157,3 +157,12 @@ func (x *seriesIndex[T]) all(yield func(pos uint32, v *T) bool) {
 		}
 	}
 }
+
+// firstSlot is the home slot of hash h (0 when there are no slots): the
+// first read of a lookup (shard.prefetch).
+func (x *seriesIndex[T]) firstSlot(h uint64) uint64 {
+	if len(x.slots) == 0 {
+		return 0
+	}
+	return x.slots[h>>x.shift]
+}

@@ -111,6 +111,8 @@ type shard struct {
 	member   []byte                 // set member of the sample being applied
 	hists    []*histogram.Histogram // forwarded histograms of the batch being applied
 	sketches []*hll.Sketch          // forwarded set sketches of the batch being applied
+
+	sink uint64 // what prefetch read, kept so that its reads are not optimised away
 }
 
 // maxValuesHint bounds the capacity a timer's values start an interval with,
@@ -174,6 +176,7 @@ func (s *shard) drain() {
 
 func (s *shard) apply(b *Batch) {
 	s.now, s.hists, s.sketches = b.now, b.hists, b.sketches
+	s.prefetch(b.recs)
 	for i := range b.recs {
 		rec := &b.recs[i]
 		key := b.arena[rec.off : rec.off+rec.klen]
@@ -261,6 +264,27 @@ func (s *shard) apply(b *Batch) {
 	if len(s.passed) > 0 {
 		s.sendPassed()
 	}
+}
+
+// prefetch reads the home slot of every record's lookup, reads that do not
+// depend on each other, so that their cache misses overlap, before apply's
+// lookups read them again one after the other.
+func (s *shard) prefetch(recs []record) {
+	var sink uint64
+	for i := range recs {
+		rec := &recs[i]
+		switch rec.typ {
+		case statsd.Counter:
+			sink += s.counters.firstSlot(rec.hash)
+		case statsd.Gauge:
+			sink += s.gauges.firstSlot(rec.hash)
+		case statsd.Timer:
+			sink += s.timers.firstSlot(rec.hash)
+		case statsd.Set:
+			sink += s.sets.firstSlot(rec.hash)
+		}
+	}
+	s.sink = sink
 }
 
 func newCounterState(se model.Series) counterState { return counterState{Series: se} }
