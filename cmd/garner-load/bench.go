@@ -93,6 +93,7 @@ const defaultRuns = "200k 400k 800k 2M 4M max 200k:c,g,ms,s:100000"
 type benchOptions struct {
 	Garner        string
 	GarnerArgs    []string
+	Forwarder     string // "", or the protocol (v2, v3) of a forwarder-mode bench
 	Runs          []benchRun
 	Duration      time.Duration
 	FlushInterval time.Duration
@@ -133,6 +134,7 @@ table into BENCHMARKS.md between the bench-e2e markers.
 	fs.IntVar(&o.DatagramSize, "datagram-size", 1400, "Bytes per datagram (whole lines)")
 	fs.IntVar(&o.Tags, "tags", 0, "Tags per line")
 	o.runFlags(fs, 20*time.Second, 10*time.Second, "bench-e2e")
+	fs.StringVar(&o.Forwarder, "forwarder", "", "v2 or v3: run the measured garner in forwarder mode (--server-mode=forwarder, that http-transport.protocol), forwarding to a second garner, the aggregator, which flushes to the listener; the table goes between the bench-fwd markers")
 	fs.StringVar(&o.ProfileDir, "profile-dir", "", "Save a CPU profile of garner per run here (runs garner with --enable-prof)")
 	fs.DurationVar(&o.Progress, "progress", 5*time.Second, "Interval of the load progress line; 0 = none")
 	if err := parseFlags(fs, args); err != nil {
@@ -151,6 +153,9 @@ table into BENCHMARKS.md between the bench-e2e markers.
 			return nil, err
 		}
 		o.Runs = append(o.Runs, r)
+	}
+	if o.Forwarder != "" && o.Forwarder != "v2" && o.Forwarder != "v3" {
+		return nil, fmt.Errorf("--forwarder %q: want v2 or v3", o.Forwarder)
 	}
 	return o, o.validate()
 }
@@ -227,7 +232,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	section := renderSection(o, reports, time.Now())
 	fmt.Fprint(stdout, section)
 	if o.Out != "" {
-		if err := updateMarkdown(o.Out, section); err != nil {
+		update := updateMarkdown
+		if o.Forwarder != "" {
+			update = func(path, section string) error {
+				return updateMarkdownBetween(path, section, "<!-- bench-fwd:start -->", "<!-- bench-fwd:end -->", "End-to-end: forwarder mode")
+			}
+		}
+		if err := update(o.Out, section); err != nil {
 			fmt.Fprintf(stderr, "garner-load bench: %v\n", err)
 			return exitError
 		}

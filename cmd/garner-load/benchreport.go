@@ -21,6 +21,10 @@ func renderSection(o *benchOptions, reps []*runReport, now time.Time) string {
 	}
 	b.WriteString("\n\n")
 	fmt.Fprintf(&b, "garner: `%s`; flags `%s`.\n", o.Commit, strings.Join(append([]string{"--backends=graphite", "--flush-interval=" + o.FlushInterval.String()}, o.GarnerArgs...), " "))
+	if o.Forwarder != "" {
+		fmt.Fprintf(&b, "Forwarder mode: the measured garner (CPU, RSS, drops) runs with `--server-mode=forwarder`, `http-transport.protocol = %s` and the forwarder's defaults (1 s flush, zlib level 9), "+
+			"forwarding to a second garner (`--enable-ingestion=true`, the aggregator) that flushes to the listener; accepted lines are what the aggregator flushed.\n", o.Forwarder)
+	}
 	fmt.Fprintf(&b, "Load: %s per run, %d sender(s), datagrams of at most %d bytes, %d tag(s) per line, batches of %d datagrams per sendmmsg.\n\n",
 		o.Duration, o.Senders, o.DatagramSize, o.Tags, o.Batch)
 	b.WriteString("| offered lines/s | types × series | sent lines/s | accepted lines/s | loss | garner CPU s | CPU µs/line | peak RSS MB | kernel drops (datagrams) | queue drops | bad lines | unexplained lines | sender CPU s |\n")

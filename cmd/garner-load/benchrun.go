@@ -59,7 +59,17 @@ func benchOne(ctx context.Context, o *benchOptions, r benchRun, stderr io.Writer
 	if o.ProfileDir != "" {
 		extra = append(extra, "--enable-prof")
 	}
-	g, err := startGarner(o.Garner, o.FlushInterval, append(extra, o.GarnerArgs...))
+	var agg *garnerProc // forwarder mode: the aggregator the measured garner forwards to
+	var env []string
+	if o.Forwarder != "" {
+		var err error
+		if agg, env, err = startAggregator(ctx, o); err != nil {
+			return nil, err
+		}
+		defer agg.kill()
+		extra = append(extra, "--server-mode=forwarder")
+	}
+	g, err := startGarner(o.Garner, o.FlushInterval, append(extra, o.GarnerArgs...), env...)
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +97,11 @@ func benchOne(ctx context.Context, o *benchOptions, r benchRun, stderr io.Writer
 	drops0 := drops()
 	if err := g.startMeasure(); err != nil {
 		return nil, err
+	}
+	if agg != nil {
+		if err := agg.startMeasure(); err != nil {
+			return nil, err
+		}
 	}
 
 	var profWG sync.WaitGroup
@@ -143,8 +158,37 @@ func benchOne(ctx context.Context, o *benchOptions, r benchRun, stderr io.Writer
 
 	counters, timers, notes := g.stop(o.StopTimeout)
 	rep.Notes = append(rep.Notes, notes...)
+	if agg != nil {
+		// The forwarder's final flush went to the aggregator; the
+		// aggregator's final flush takes it to the listener.
+		aggCPU, _, aggRSS, err := agg.measure()
+		if err != nil {
+			return nil, err
+		}
+		var aggNotes []string
+		counters, timers, aggNotes = agg.stop(o.StopTimeout)
+		rep.Notes = append(rep.Notes, fmt.Sprintf("the aggregator: CPU %.2f s, peak RSS %.0f MB", aggCPU, float64(aggRSS)/1e6))
+		for _, n := range aggNotes {
+			rep.Notes = append(rep.Notes, "the aggregator: "+n)
+		}
+	}
 	rep.account(counters, timers)
 	return rep, nil
+}
+
+// startAggregator starts the garner a forwarder-mode bench forwards to, and
+// returns the environment that points a forwarder at it.
+func startAggregator(ctx context.Context, o *benchOptions) (*garnerProc, []string, error) {
+	agg, err := startGarner(o.Garner, o.FlushInterval, []string{"--enable-ingestion=true"})
+	if err != nil {
+		return nil, nil, err
+	}
+	addrs, err := agg.logged(ctx, "serving http", []string{"serving http", "http_server=admin"})
+	if err != nil {
+		agg.kill()
+		return nil, nil, err
+	}
+	return agg, []string{"GARNER_HTTP_TRANSPORT_API_ENDPOINT=http://" + addrs[0], "GARNER_HTTP_TRANSPORT_PROTOCOL=" + o.Forwarder}, nil
 }
 
 // account compares the flushed counts with what was sent.

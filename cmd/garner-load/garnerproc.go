@@ -27,8 +27,9 @@ type garnerProc struct {
 // startGarner runs bin flushing every flushInterval to a new Graphite
 // listener, with the admin server and the statsd listeners on port 0:
 // garner logs the ports it bound, so no other process can take them between
-// a free-port probe and garner's bind. extra follows the common flags.
-func startGarner(bin string, flushInterval time.Duration, extra []string) (*garnerProc, error) {
+// a free-port probe and garner's bind. extra follows the common flags; env
+// (NAME=value) is added to garner's environment.
+func startGarner(bin string, flushInterval time.Duration, extra []string, env ...string) (*garnerProc, error) {
 	cb, err := newCarbon("stats.counters.", "stats.timers.")
 	if err != nil {
 		return nil, err
@@ -38,7 +39,7 @@ func startGarner(bin string, flushInterval time.Duration, extra []string) (*garn
 		"--admin-addr=127.0.0.1:0", "--log-level=info",
 	}, extra...)
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "GARNER_GRAPHITE_ADDRESS="+cb.addr(), "GARNER_GRAPHITE_MODE=tags")
+	cmd.Env = append(append(os.Environ(), "GARNER_GRAPHITE_ADDRESS="+cb.addr(), "GARNER_GRAPHITE_MODE=tags"), env...)
 	g := &garnerProc{cmd: cmd, logs: &limitedBuffer{max: 1 << 20}, exited: make(chan struct{}), carbon: cb}
 	cmd.Stderr = g.logs
 	if err := cmd.Start(); err != nil {
