@@ -241,7 +241,9 @@ func appendV2Series(b []byte, s *model.Series) []byte {
 	return appendTagsSource(b, s, v2Tags, v2Hostname)
 }
 
-// v2Kind encodes the type-specific fields of one RawXxxV2.
+// v2Kind encodes the type-specific fields of one RawXxxV2. appendV2Type
+// and v2EntrySize take it as a type parameter, not an interface value: a
+// kind boxed in an interface was an allocation per type per request.
 type v2Kind interface {
 	series(i int32) *model.Series
 	valueSize(i int32) int
@@ -350,12 +352,12 @@ func (v v2TimerKind) appendValue(b []byte, i int32) []byte {
 func (e *encoder) appendV2(b []byte, snap *model.Snapshot, sel *selection) []byte {
 	e.nowCounters = e.nowOnly(e.nowCounters, sel.counters, func(i int32) bool { return snap.Counters[i].At == 0 })
 	e.nowGauges = e.nowOnly(e.nowGauges, sel.gauges, func(i int32) bool { return snap.Gauges[i].At == 0 })
-	b = e.appendV2Type(b, v2Counters, v2CounterKind{snap.Counters}, e.nowCounters)
-	b = e.appendV2Type(b, v2Gauges, v2GaugeKind{snap.Gauges}, e.nowGauges)
+	b = appendV2Type(e, b, v2Counters, v2CounterKind{snap.Counters}, e.nowCounters)
+	b = appendV2Type(e, b, v2Gauges, v2GaugeKind{snap.Gauges}, e.nowGauges)
 	e.v2Members(snap.Sets, sel.sets)
-	b = e.appendV2Type(b, v2Sets, v2SetKind{snap.Sets, e.standIns}, sel.sets)
+	b = appendV2Type(e, b, v2Sets, v2SetKind{snap.Sets, e.standIns}, sel.sets)
 	e.v2Values(snap.Timers, sel.timers)
-	b = e.appendV2Type(b, v2Timers, v2TimerKind{snap.Timers, e.estimated}, sel.timers)
+	b = appendV2Type(e, b, v2Timers, v2TimerKind{snap.Timers, e.estimated}, sel.timers)
 	return b
 }
 
@@ -383,7 +385,7 @@ func (e *encoder) takePast() int {
 
 // appendV2Type writes one map<name, XxxTagV2> field: the series grouped by
 // name, each group one map entry whose TagMap is keyed by the tags key.
-func (e *encoder) appendV2Type(b []byte, field protowire.Number, v v2Kind, sel []int32) []byte {
+func appendV2Type[K v2Kind](e *encoder, b []byte, field protowire.Number, v K, sel []int32) []byte {
 	if len(sel) == 0 {
 		return b
 	}
@@ -428,7 +430,7 @@ func (e *encoder) appendV2Type(b []byte, field protowire.Number, v v2Kind, sel [
 }
 
 // v2EntrySize is the size of one TagMap entry: tags key and RawXxxV2.
-func v2EntrySize(v v2Kind, i int32) int {
+func v2EntrySize[K v2Kind](v K, i int32) int {
 	s := v.series(i)
 	return protowire.SizeTag(v2MapKey) + protowire.SizeBytes(tagsKeyLen(s)) +
 		protowire.SizeTag(v2MapValue) + protowire.SizeBytes(v2SeriesSize(s)+v.valueSize(i))

@@ -1,6 +1,7 @@
 package forwarder
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -94,37 +95,7 @@ func TestEncodeV2Decodes(t *testing.T) {
 	if err := proto.Unmarshal(body, &got); err != nil {
 		t.Fatal(err)
 	}
-	want := &pb.RawMessageV2{
-		Counters: map[string]*pb.CounterTagV2{}, Gauges: map[string]*pb.GaugeTagV2{},
-		Sets: map[string]*pb.SetTagV2{}, Timers: map[string]*pb.TimerTagV2{},
-	}
-	for _, c := range snap.Counters {
-		if want.Counters[c.Name] == nil {
-			want.Counters[c.Name] = &pb.CounterTagV2{TagMap: map[string]*pb.RawCounterV2{}}
-		}
-		want.Counters[c.Name].TagMap[gostatsdTagsKey(c.Series)] = &pb.RawCounterV2{Tags: c.Tags, Hostname: c.Source, Value: int64(math.Round(c.Value))}
-	}
-	for _, g := range snap.Gauges {
-		if want.Gauges[g.Name] == nil {
-			want.Gauges[g.Name] = &pb.GaugeTagV2{TagMap: map[string]*pb.RawGaugeV2{}}
-		}
-		want.Gauges[g.Name].TagMap[gostatsdTagsKey(g.Series)] = &pb.RawGaugeV2{Tags: g.Tags, Hostname: g.Source, Value: g.Value}
-	}
-	for _, s := range snap.Sets {
-		want.Sets[s.Name] = &pb.SetTagV2{TagMap: map[string]*pb.RawSetV2{
-			gostatsdTagsKey(s.Series): {Tags: s.Tags, Hostname: s.Source, Values: sortedMembers(s.Members)},
-		}}
-	}
-	for _, tm := range snap.Timers {
-		if want.Timers[tm.Name] == nil {
-			want.Timers[tm.Name] = &pb.TimerTagV2{TagMap: map[string]*pb.RawTimerV2{}}
-		}
-		count := tm.SampledCount
-		if count == 0 {
-			count = float64(len(tm.Values))
-		}
-		want.Timers[tm.Name].TagMap[gostatsdTagsKey(tm.Series)] = &pb.RawTimerV2{Tags: tm.Tags, Hostname: tm.Source, SampleCount: count, Values: tm.Values}
-	}
+	want := generatedV2(snap)
 	for _, tm := range got.Sets {
 		for _, s := range tm.TagMap {
 			sort.Strings(s.Values)
@@ -153,23 +124,7 @@ func TestEncodeV3Decodes(t *testing.T) {
 	if err := proto.Unmarshal(body, &got); err != nil {
 		t.Fatal(err)
 	}
-	want := &garnerpb.RawBatch{BatchId: id, Forwarder: "fwd-1"}
-	for _, c := range snap.Counters {
-		want.Counters = append(want.Counters, &garnerpb.Counter{Name: c.Name, Tags: c.Tags, Source: c.Source, Value: c.Value})
-	}
-	for _, g := range snap.Gauges {
-		want.Gauges = append(want.Gauges, &garnerpb.Gauge{Name: g.Name, Tags: g.Tags, Source: g.Source, Value: g.Value})
-	}
-	for _, s := range snap.Sets {
-		want.Sets = append(want.Sets, &garnerpb.Set{Name: s.Name, Tags: s.Tags, Source: s.Source, Members: sortedMembers(s.Members)})
-	}
-	for _, tm := range snap.Timers {
-		count := tm.SampledCount
-		if count == 0 {
-			count = float64(len(tm.Values))
-		}
-		want.Timers = append(want.Timers, &garnerpb.Timer{Name: tm.Name, Tags: tm.Tags, Source: tm.Source, SampleCount: count, Values: tm.Values})
-	}
+	want := generatedV3(snap, id, "fwd-1")
 	for _, s := range got.Sets {
 		sort.Strings(s.Members)
 	}
@@ -254,8 +209,7 @@ func bigSnapshot(n int) *model.Snapshot {
 	return s
 }
 
-// TestEncodeAllocs: once the buffers have grown, encoding allocates a small
-// constant per request, nothing per series.
+// TestEncodeAllocs: once the buffers have grown, encoding allocates nothing.
 func TestEncodeAllocs(t *testing.T) {
 	for _, n := range []int{40, 4000} {
 		snap := bigSnapshot(n)
@@ -265,8 +219,8 @@ func TestEncodeAllocs(t *testing.T) {
 		buf = e.appendV3(buf, nil, "", snap, sel)
 		v2 := testing.AllocsPerRun(20, func() { buf = e.appendV2(buf[:0], snap, sel) })
 		v3 := testing.AllocsPerRun(20, func() { buf = e.appendV3(buf[:0], []byte("id"), "h", snap, sel) })
-		if v2 > 8 || v3 > 0 {
-			t.Errorf("%d series: %.0f allocs for v2, %.0f for v3; want ≤ 8 and 0 per request", n, v2, v3)
+		if v2 > 0 || v3 > 0 {
+			t.Errorf("%d series: %.0f allocs for v2, %.0f for v3; want 0 (the buffers have grown)", n, v2, v3)
 		}
 	}
 }
@@ -307,5 +261,103 @@ func BenchmarkEncode(b *testing.B) {
 				b.ReportMetric(float64(len(raw)), "raw-bytes/1000-series")
 			})
 		}
+	}
+}
+
+// generatedV2 is snap as the generated pb.RawMessageV2 (set members sorted).
+func generatedV2(snap *model.Snapshot) *pb.RawMessageV2 {
+	want := &pb.RawMessageV2{
+		Counters: map[string]*pb.CounterTagV2{}, Gauges: map[string]*pb.GaugeTagV2{},
+		Sets: map[string]*pb.SetTagV2{}, Timers: map[string]*pb.TimerTagV2{},
+	}
+	for _, c := range snap.Counters {
+		if want.Counters[c.Name] == nil {
+			want.Counters[c.Name] = &pb.CounterTagV2{TagMap: map[string]*pb.RawCounterV2{}}
+		}
+		want.Counters[c.Name].TagMap[gostatsdTagsKey(c.Series)] = &pb.RawCounterV2{Tags: c.Tags, Hostname: c.Source, Value: int64(math.Round(c.Value))}
+	}
+	for _, g := range snap.Gauges {
+		if want.Gauges[g.Name] == nil {
+			want.Gauges[g.Name] = &pb.GaugeTagV2{TagMap: map[string]*pb.RawGaugeV2{}}
+		}
+		want.Gauges[g.Name].TagMap[gostatsdTagsKey(g.Series)] = &pb.RawGaugeV2{Tags: g.Tags, Hostname: g.Source, Value: g.Value}
+	}
+	for _, s := range snap.Sets {
+		want.Sets[s.Name] = &pb.SetTagV2{TagMap: map[string]*pb.RawSetV2{
+			gostatsdTagsKey(s.Series): {Tags: s.Tags, Hostname: s.Source, Values: sortedMembers(s.Members)},
+		}}
+	}
+	for _, tm := range snap.Timers {
+		if want.Timers[tm.Name] == nil {
+			want.Timers[tm.Name] = &pb.TimerTagV2{TagMap: map[string]*pb.RawTimerV2{}}
+		}
+		count := tm.SampledCount
+		if count == 0 {
+			count = float64(len(tm.Values))
+		}
+		want.Timers[tm.Name].TagMap[gostatsdTagsKey(tm.Series)] = &pb.RawTimerV2{Tags: tm.Tags, Hostname: tm.Source, SampleCount: count, Values: tm.Values}
+	}
+	return want
+}
+
+// generatedV3 is snap as the generated garnerpb.RawBatch (set members sorted).
+func generatedV3(snap *model.Snapshot, id []byte, forwarder string) *garnerpb.RawBatch {
+	want := &garnerpb.RawBatch{BatchId: id, Forwarder: forwarder}
+	for _, c := range snap.Counters {
+		want.Counters = append(want.Counters, &garnerpb.Counter{Name: c.Name, Tags: c.Tags, Source: c.Source, Value: c.Value})
+	}
+	for _, g := range snap.Gauges {
+		want.Gauges = append(want.Gauges, &garnerpb.Gauge{Name: g.Name, Tags: g.Tags, Source: g.Source, Value: g.Value})
+	}
+	for _, s := range snap.Sets {
+		want.Sets = append(want.Sets, &garnerpb.Set{Name: s.Name, Tags: s.Tags, Source: s.Source, Members: sortedMembers(s.Members)})
+	}
+	for _, tm := range snap.Timers {
+		count := tm.SampledCount
+		if count == 0 {
+			count = float64(len(tm.Values))
+		}
+		want.Timers = append(want.Timers, &garnerpb.Timer{Name: tm.Name, Tags: tm.Tags, Source: tm.Source, SampleCount: count, Values: tm.Values})
+	}
+	return want
+}
+
+// TestEncodeMatchesGeneratedBytes is the differential test of the
+// hand-written encoders against the generated code: where the order of
+// every field is fixed (one member per set; for v2 one series per name,
+// whose map entries the generated code writes sorted by key when
+// deterministic, as the encoder sorts names), proto.Marshal of the
+// generated message is byte for byte what appendV3 and appendV2 write.
+// Zero, negative zero and negative values are in the snapshot: proto3 skips
+// only a positive zero.
+func TestEncodeMatchesGeneratedBytes(t *testing.T) {
+	snap := bigSnapshot(400)
+	for i := range snap.Counters {
+		snap.Counters[i].Name += ".s" + strconv.Itoa(i)
+		snap.Gauges[i].Name += ".s" + strconv.Itoa(i)
+		snap.Sets[i].Name += ".s" + strconv.Itoa(i)
+		snap.Timers[i].Name += ".s" + strconv.Itoa(i)
+		snap.Sets[i].Members = members("m" + strconv.Itoa(i))
+	}
+	snap.Counters[0].Value, snap.Counters[1].Value, snap.Counters[2].Value = 0, math.Copysign(0, -1), -7.4
+	snap.Gauges[0].Value, snap.Gauges[1].Value, snap.Gauges[2].Value = 0, math.Copysign(0, -1), -3.25
+	snap.Timers[0].Values, snap.Timers[0].SampledCount = nil, 0
+	snap.Counters[3].Tags, snap.Counters[3].Source = nil, ""
+	sel := selectAll(snap)
+	var e encoder
+	id := []byte("0123456789abcdef")
+	want, err := proto.Marshal(generatedV3(snap, id, "fwd-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.appendV3(nil, id, "fwd-1", snap, sel); !bytes.Equal(got, want) {
+		t.Errorf("v3: the encoder's %d bytes differ from the generated code's %d", len(got), len(want))
+	}
+	want, err = proto.MarshalOptions{Deterministic: true}.Marshal(generatedV2(snap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.appendV2(nil, snap, sel); !bytes.Equal(got, want) {
+		t.Errorf("v2: the encoder's %d bytes differ from the generated code's %d", len(got), len(want))
 	}
 }
