@@ -27,6 +27,9 @@ func idleForwarder(tb testing.TB, protocol string, level int) *Forwarder {
 // (route, encode, deflate, queue) allocates the same whatever the number of
 // series: a few allocations per request, none per series.
 func TestSendMetricsAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items at random under the race detector: allocation counts vary")
+	}
 	for _, protocol := range []string{"v3", "v2"} {
 		t.Run(protocol, func(t *testing.T) {
 			f := idleForwarder(t, protocol, 1)
