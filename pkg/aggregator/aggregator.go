@@ -119,7 +119,6 @@ func DefaultOptions() Options {
 type Aggregator struct {
 	opts     Options
 	log      logrus.FieldLogger
-	seed     maphash.Seed
 	shards   []*shard
 	pcts     []pct
 	m        *aggMetrics
@@ -152,7 +151,6 @@ func New(opts Options, log logrus.FieldLogger, reg prometheus.Registerer) *Aggre
 	a := &Aggregator{
 		opts:     opts,
 		log:      log,
-		seed:     maphash.MakeSeed(),
 		started:  time.Now(),
 		lastTime: time.Now(),
 	}
@@ -374,7 +372,13 @@ func waitN(ctx context.Context, done <-chan struct{}, n int) error {
 // hash is the hash of a series key: it chooses the shard that owns the
 // series (shardFor) and, carried in the record, is the key of the shard's
 // index (seriesIndex), so that a key is hashed once.
-func (a *Aggregator) hash(key []byte) uint64 { return maphash.Bytes(a.seed, key) }
+func (a *Aggregator) hash(key []byte) uint64 { return keyHash(key) }
+
+// keySeed seeds keyHash, one per process: a record's hash must not depend on
+// which aggregator or batch made it.
+var keySeed = maphash.MakeSeed()
+
+func keyHash(key []byte) uint64 { return maphash.Bytes(keySeed, key) }
 
 // shardFor is the index of the shard that owns a series key of hash h.
 func (a *Aggregator) shardFor(h uint64) int {

@@ -173,7 +173,7 @@ func (s *shard) passOn(to *shard, key []byte, h uint64, rec *record) {
 		b = getBatch(to.idx, s.now)
 		s.passed[to] = b
 	}
-	r := b.addKey(key, h)
+	r := b.addHashedKey(key, h)
 	r.val, r.rate, r.typ, r.delta, r.at = rec.val, rec.rate, rec.typ, rec.delta, rec.at
 	if rec.typ == statsd.Set && rec.hist == 0 {
 		addMember(b, r, s.member)

@@ -74,9 +74,12 @@ func (b *Batch) Len() int { return len(b.recs) }
 
 func (b *Batch) full() bool { return len(b.recs) >= batchRecords || len(b.arena) >= batchBytes }
 
-// addKey copies a series key, whose hash is h, into the arena and returns a
-// record template pointing at it.
-func (b *Batch) addKey(key []byte, h uint64) record {
+// addKey copies a series key into the arena and returns a record template
+// pointing at it, with the key's hash.
+func (b *Batch) addKey(key []byte) record { return b.addHashedKey(key, keyHash(key)) }
+
+// addHashedKey is addKey for a key whose hash h is known.
+func (b *Batch) addHashedKey(key []byte, h uint64) record {
 	off := uint32(len(b.arena))
 	b.arena = append(b.arena, key...)
 	return record{hash: h, off: off, klen: uint32(len(key)), rate: 1}
@@ -208,7 +211,7 @@ func (t *Batcher) SeriesAt(key []byte, at int64) {
 		t.pending[si] = b
 	}
 	t.cur, t.key, t.at = b, key, at
-	t.rec = b.addKey(key, h)
+	t.rec = b.addHashedKey(key, h)
 	t.rec.at = at
 }
 

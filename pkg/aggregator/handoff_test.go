@@ -15,7 +15,7 @@ import (
 // fullBatch is a batch of batchRecords counter samples for shard 0.
 func fullBatch() *Batch {
 	b := getBatch(0, time.Now().UnixNano())
-	rec := b.addKey([]byte("c\x00\x00"), 0)
+	rec := b.addKey([]byte("c\x00\x00"))
 	rec.typ, rec.val = statsd.Counter, 1
 	for range batchRecords {
 		b.recs = append(b.recs, rec)

@@ -196,7 +196,7 @@ func benchTimerSamples(b *testing.B, mode TimerAggregation) {
 	b.ReportAllocs()
 	n := 0
 	for b.Loop() {
-		rec := batch.addKey(keys[n&15], s.a.hash(keys[n&15]))
+		rec := batch.addKey(keys[n&15])
 		rec.typ, rec.val = statsd.Timer, vals[n&4095]
 		batch.recs = append(batch.recs, rec)
 		n++

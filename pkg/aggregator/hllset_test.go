@@ -209,7 +209,7 @@ func benchSetMembers(b *testing.B, mode SetAggregation) {
 	b.ReportAllocs()
 	n := 0
 	for b.Loop() {
-		rec := batch.addKey(keys[n&15], s.a.hash(keys[n&15]))
+		rec := batch.addKey(keys[n&15])
 		rec.typ = statsd.Set
 		addMember(batch, rec, members[n&(1<<16-1)])
 		n++
