@@ -159,8 +159,11 @@ func send(t *testing.T, addr string, lines []string) {
 }
 
 // points maps Graphite names (tags included) to the sum of their values
-// over every line received.
+// over every line received. Callers read it after the aggregator stopped:
+// it first waits for the connection of the final flush to be read to its
+// end (the listener may still be reading it when the process has exited).
 func points(g *garnertest.Graphite) map[string]float64 {
+	g.WaitSent(10 * time.Second)
 	out := map[string]float64{}
 	for _, p := range g.Points() {
 		v, err := strconv.ParseFloat(p.Value, 64)
