@@ -386,15 +386,19 @@ func volume(ps *corev1.PodSpec, name string) *corev1.Volume {
 }
 
 // checkShutdownBudget: the kubelet must not SIGKILL garner before its
-// shutdown is done: preStop, shutdown-grace, the final flush (bounded by
+// shutdown is done: preStop, shutdown-grace, a periodic flush still being
+// sent (bounded by backend-timeout), the final flush (bounded by
 // shutdown-timeout; a forwarder then sends what it holds for up to
 // shutdown-timeout again) and the HTTP servers' close.
 func checkShutdownBudget(t *testing.T, what string, ps *corev1.PodSpec, c *corev1.Container, cfg *config.Config) {
 	t.Helper()
 	need := cfg.Admin.ShutdownGrace + cfg.ShutdownTimeout + httpCloseAllowance
+	sending := cfg.BackendTimeout
 	if cfg.Forward.ServerMode == config.ModeForwarder {
 		need += cfg.ShutdownTimeout
+		sending = 0 // the forwarder takes a flush at once; its drain is the second shutdown-timeout
 	}
+	need += sending
 	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
 		h := c.Lifecycle.PreStop
 		if h.Sleep == nil || h.Exec != nil || h.HTTPGet != nil {
@@ -408,8 +412,8 @@ func checkShutdownBudget(t *testing.T, what string, ps *corev1.PodSpec, c *corev
 		grace = time.Duration(*ps.TerminationGracePeriodSeconds) * time.Second
 	}
 	if grace < need {
-		t.Errorf("%s: terminationGracePeriodSeconds %s < %s (preStop + shutdown-grace %s + shutdown-timeout %s%s + %s HTTP close)",
-			what, grace, need, cfg.Admin.ShutdownGrace, cfg.ShutdownTimeout, map[bool]string{true: " x 2 (forwarder drain)"}[cfg.Forward.ServerMode == config.ModeForwarder], httpCloseAllowance)
+		t.Errorf("%s: terminationGracePeriodSeconds %s < %s (preStop + shutdown-grace %s + backend-timeout %s + shutdown-timeout %s%s + %s HTTP close)",
+			what, grace, need, cfg.Admin.ShutdownGrace, sending, cfg.ShutdownTimeout, map[bool]string{true: " x 2 (forwarder drain)"}[cfg.Forward.ServerMode == config.ModeForwarder], httpCloseAllowance)
 	}
 }
 

@@ -234,7 +234,10 @@ func (o *output) run(ctx context.Context) {
 			}
 			return
 		case snap := <-o.queue:
-			sctx, cancel := context.WithTimeout(ctx, o.timeout)
+			// Bounded by the backend's deadline, not by ctx: a send still in
+			// progress when garner is told to stop finishes (an HTTP backend
+			// drops the batches of a cancelled send).
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.timeout)
 			if err := o.send(sctx, snap); err != nil {
 				o.log.WithError(err).Warn("flush to backend failed")
 			}

@@ -117,3 +117,65 @@ func TestFinalFlushWithoutRun(t *testing.T) {
 		t.Errorf("final flush at %v (called at %v): want the next full hour", got, before)
 	}
 }
+
+// blocker is a backend whose sends wait for release, and record whether
+// their context had ended by then.
+type blocker struct {
+	started  chan struct{}
+	release  chan struct{}
+	mu       sync.Mutex
+	ctxErrs  []error
+	finished chan struct{}
+}
+
+func (b *blocker) Name() string                                  { return "blocker" }
+func (b *blocker) SendEvent(context.Context, *model.Event) error { return nil }
+func (b *blocker) SendMetrics(ctx context.Context, _ *model.Snapshot) error {
+	select {
+	case b.started <- struct{}{}:
+	default:
+	}
+	<-b.release
+	b.mu.Lock()
+	b.ctxErrs = append(b.ctxErrs, ctx.Err())
+	b.mu.Unlock()
+	select {
+	case b.finished <- struct{}{}:
+	default:
+	}
+	return ctx.Err()
+}
+
+// TestShutdownLetsASendInProgressFinish: a periodic flush that a backend is
+// still sending when garner is told to stop keeps its deadline
+// (backend-timeout) instead of being cancelled with the flush loop: an HTTP
+// backend would drop the batches of a cancelled send, a loss on every
+// restart.
+func TestShutdownLetsASendInProgressFinish(t *testing.T) {
+	b := &blocker{started: make(chan struct{}, 1), release: make(chan struct{}), finished: make(chan struct{}, 1)}
+	f := New(Options{Interval: 20 * time.Millisecond, Timeout: time.Minute},
+		&fixedSource{snap: idleAndBusy()}, []backends.Backend{b}, logrus.New(), prometheus.NewRegistry())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	select {
+	case <-b.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no flush started")
+	}
+	cancel() // SIGTERM while the backend sends (cancelling is synchronous)
+	close(b.release)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after the send finished")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.ctxErrs) == 0 || b.ctxErrs[0] != nil {
+		t.Fatalf("the send in progress at shutdown saw its context end (%v): its data would be dropped", b.ctxErrs)
+	}
+}
