@@ -2,7 +2,10 @@ package prometheus
 
 import (
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -193,7 +196,15 @@ timers = "native-histogram"
 			garnertest.SendTimersTCP(t, tcp, name, "", values[half:])
 			p.WaitRead(t, len(values))
 			p.StopOK(t) // the final flush
-			garnertest.WaitFor(t, "Prometheus to hold every sample", 30*time.Second, func() bool { return count() >= float64(len(values)) })
+			var last float64
+			deadline := time.Now().Add(30 * time.Second)
+			for last = count(); last < float64(len(values)); last = count() {
+				if time.Now().After(deadline) {
+					t.Fatalf("histogram_count stayed %v (first half seen at %d ms), want %d; the series' samples: %s\n%s",
+						last, firstSeen.UnixMilli(), len(values), rawQuery(prom, sel+"[1m]"), p.Stderr())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
 			if n := count(); n != float64(len(values)) {
 				t.Errorf("histogram_count = %v, want %d", n, len(values))
 			}
@@ -244,4 +255,16 @@ func TestE2ETierNativeHistogram(t *testing.T) {
 	}
 	slices.Sort(all)
 	checkQuantiles(t, prom, sel, all, time.Now())
+}
+
+// rawQuery is the body of Prometheus' answer to an instant query, for a
+// failure message.
+func rawQuery(p *garnertest.Prometheus, q string) string {
+	resp, err := http.Get(p.URL + "/api/v1/query?" + url.Values{"query": {q}}.Encode())
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return string(b)
 }

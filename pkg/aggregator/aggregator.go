@@ -291,10 +291,12 @@ func (a *Aggregator) Snapshot(ctx context.Context, now time.Time) (*model.Snapsh
 		off.add(c)
 	}
 	filling = true
-	// Every shard has its place and resets its state as it writes it: a
-	// flush that ends here by ctx loses this interval, as before the fill.
-	if err := waitN(ctx, done, n); err != nil {
-		return nil, err
+	// Every shard has its place and resets its state as it writes it: from
+	// here the snapshot is the only copy of the interval, so it is finished
+	// and returned even when ctx ends meanwhile (shutdown). Giving up here
+	// lost the interval without a trace. Writing is CPU work only.
+	for range n {
+		<-done
 	}
 	a.m.series.WithLabelValues("counter").Set(float64(total.counters))
 	a.m.series.WithLabelValues("gauge").Set(float64(total.gauges))
@@ -355,18 +357,6 @@ func collectFirst(need uint64) bool {
 	}
 	runtime.GC()
 	return true
-}
-
-// waitN receives n signals from done, or returns ctx.Err().
-func waitN(ctx context.Context, done <-chan struct{}, n int) error {
-	for range n {
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
 }
 
 // hash is the hash of a series key: it chooses the shard that owns the

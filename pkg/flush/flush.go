@@ -103,11 +103,17 @@ func New(opts Options, src Source, bs []backends.Backend, log logrus.FieldLogger
 func (f *Flusher) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, o := range f.outs {
-		wg.Go(func() {
-			o.run(ctx)
-		})
+		wg.Go(o.run)
 	}
 	defer wg.Wait()
+	// Closing the queues (before waiting for the backends) is how they learn
+	// that Run is done: each delivers what is queued, then returns. A
+	// snapshot collected while ctx ended is queued like any other.
+	defer func() {
+		for _, o := range f.outs {
+			close(o.queue)
+		}
+	}()
 	t := time.NewTimer(f.schedule(time.Now()))
 	defer t.Stop()
 	for {
@@ -216,33 +222,18 @@ func (f *Flusher) Final(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (o *output) run(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			// A flush collected just before shutdown is still owed to this
-			// backend: deliver it (bounded by the backend's deadline) before
-			// the final flush, which only carries what came after it.
-			select {
-			case snap := <-o.queue:
-				sctx, cancel := context.WithTimeout(context.Background(), o.timeout)
-				if err := o.send(sctx, snap); err != nil {
-					o.log.WithError(err).Warn("flush to backend failed")
-				}
-				cancel()
-			default:
-			}
-			return
-		case snap := <-o.queue:
-			// Bounded by the backend's deadline, not by ctx: a send still in
-			// progress when garner is told to stop finishes (an HTTP backend
-			// drops the batches of a cancelled send).
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.timeout)
-			if err := o.send(sctx, snap); err != nil {
-				o.log.WithError(err).Warn("flush to backend failed")
-			}
-			cancel()
+// run delivers the flushes queued for the backend until Run closes the
+// queue. Each send is bounded by the backend's deadline, not by Run's ctx: a
+// send in progress when garner is told to stop, and the flush still queued
+// then, are delivered (an HTTP backend drops the batches of a cancelled
+// send) before the final flush.
+func (o *output) run() {
+	for snap := range o.queue {
+		sctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+		if err := o.send(sctx, snap); err != nil {
+			o.log.WithError(err).Warn("flush to backend failed")
 		}
+		cancel()
 	}
 }
 
