@@ -99,11 +99,7 @@ func (c *Client) Name() string { return Name }
 // metrics_per_batch garner series and returns when every batch was
 // delivered or given up on.
 func (c *Client) SendMetrics(ctx context.Context, s *model.Snapshot) error {
-	n := s.Len()
-	if n == 0 {
-		return nil
-	}
-	p := httpsend.Split(n, c.perBatch, func(dst []byte, lo, hi int) ([]byte, error) {
+	p := httpsend.Split(s.Len(), c.perBatch, func(dst []byte, lo, hi int) ([]byte, error) {
 		e := encoder{snap: s, nonFinite: c.nonFinite}
 		out := e.appendSeriesBody(dst, lo, hi)
 		if e.n == 0 {

@@ -16,6 +16,7 @@ type Payload interface {
 // Split cuts n items into batches of at most per items (per <= 0: one
 // batch), each item counting as one series. encode appends the body of the
 // items [lo, hi) to dst and is called concurrently for disjoint ranges.
+// n == 0 is a payload of no batches, which Send sends nothing for.
 func Split(n, per int, encode func(dst []byte, lo, hi int) ([]byte, error)) Payload {
 	if per <= 0 || per > n {
 		per = max(n, 1)

@@ -121,11 +121,7 @@ func (c *Client) Name() string { return Name }
 // SendMetrics writes the snapshot in batches of metrics-per-batch series and
 // returns when every batch was written or given up on (see httpsend).
 func (c *Client) SendMetrics(ctx context.Context, s *model.Snapshot) error {
-	n := s.Len()
-	if n == 0 {
-		return nil
-	}
-	p := httpsend.Split(n, c.perBatch, func(dst []byte, lo, hi int) ([]byte, error) {
+	p := httpsend.Split(s.Len(), c.perBatch, func(dst []byte, lo, hi int) ([]byte, error) {
 		var e encoder
 		e.nonFinite = c.nonFinite
 		for k := lo; k < hi; k++ {
