@@ -28,21 +28,6 @@ const (
 	hNegCounts  = 11
 )
 
-func sizeVarint(num protowire.Number, v uint64) int {
-	if v == 0 {
-		return 0
-	}
-	return protowire.SizeTag(num) + protowire.SizeVarint(v)
-}
-
-func appendVarint(b []byte, num protowire.Number, v uint64) []byte {
-	if v == 0 {
-		return b
-	}
-	b = protowire.AppendTag(b, num, protowire.VarintType)
-	return protowire.AppendVarint(b, v)
-}
-
 func sizePackedVarints(num protowire.Number, vs []uint64) int {
 	if len(vs) == 0 {
 		return 0
@@ -72,27 +57,27 @@ func appendPackedVarints(b []byte, num protowire.Number, vs []uint64) []byte {
 
 // histogramSize is the size of a Histogram message's fields.
 func histogramSize(d *histogram.Data) int {
-	return sizeVarint(hScale, protowire.EncodeZigZag(int64(d.Scale))) + sizeVarint(hCount, d.Count) +
-		sizeVarint(hZeroCount, d.ZeroCount) + sizeDouble(hSum, d.Sum) + sizeDouble(hSumSquares, d.SumSquares) +
+	return sizeVarintField(hScale, protowire.EncodeZigZag(int64(d.Scale))) + sizeVarintField(hCount, d.Count) +
+		sizeVarintField(hZeroCount, d.ZeroCount) + sizeDouble(hSum, d.Sum) + sizeDouble(hSumSquares, d.SumSquares) +
 		sizeDouble(hMin, d.Min) + sizeDouble(hMax, d.Max) +
-		sizeVarint(hPosOffset, protowire.EncodeZigZag(int64(d.PositiveOffset))) + sizePackedVarints(hPosCounts, d.Positive) +
-		sizeVarint(hNegOffset, protowire.EncodeZigZag(int64(d.NegativeOffset))) + sizePackedVarints(hNegCounts, d.Negative)
+		sizeVarintField(hPosOffset, protowire.EncodeZigZag(int64(d.PositiveOffset))) + sizePackedVarints(hPosCounts, d.Positive) +
+		sizeVarintField(hNegOffset, protowire.EncodeZigZag(int64(d.NegativeOffset))) + sizePackedVarints(hNegCounts, d.Negative)
 }
 
 // appendHistogram appends d as field num (a Histogram message).
 func appendHistogram(b []byte, num protowire.Number, d *histogram.Data) []byte {
 	b = protowire.AppendTag(b, num, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(histogramSize(d)))
-	b = appendVarint(b, hScale, protowire.EncodeZigZag(int64(d.Scale)))
-	b = appendVarint(b, hCount, d.Count)
-	b = appendVarint(b, hZeroCount, d.ZeroCount)
+	b = appendVarintField(b, hScale, protowire.EncodeZigZag(int64(d.Scale)))
+	b = appendVarintField(b, hCount, d.Count)
+	b = appendVarintField(b, hZeroCount, d.ZeroCount)
 	b = appendDouble(b, hSum, d.Sum)
 	b = appendDouble(b, hSumSquares, d.SumSquares)
 	b = appendDouble(b, hMin, d.Min)
 	b = appendDouble(b, hMax, d.Max)
-	b = appendVarint(b, hPosOffset, protowire.EncodeZigZag(int64(d.PositiveOffset)))
+	b = appendVarintField(b, hPosOffset, protowire.EncodeZigZag(int64(d.PositiveOffset)))
 	b = appendPackedVarints(b, hPosCounts, d.Positive)
-	b = appendVarint(b, hNegOffset, protowire.EncodeZigZag(int64(d.NegativeOffset)))
+	b = appendVarintField(b, hNegOffset, protowire.EncodeZigZag(int64(d.NegativeOffset)))
 	return appendPackedVarints(b, hNegCounts, d.Negative)
 }
 

@@ -22,7 +22,7 @@ const (
 
 // sketchSize is the size of a HyperLogLog message's fields.
 func sketchSize(d *hll.Data) int {
-	n := sizeVarint(hllPrecision, uint64(d.Precision))
+	n := sizeVarintField(hllPrecision, uint64(d.Precision))
 	if len(d.Registers) > 0 {
 		n += protowire.SizeTag(hllRegisters) + protowire.SizeBytes(len(d.Registers))
 	}
@@ -36,7 +36,7 @@ func sketchSize(d *hll.Data) int {
 func appendSketch(b []byte, num protowire.Number, d *hll.Data) []byte {
 	b = protowire.AppendTag(b, num, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(sketchSize(d)))
-	b = appendVarint(b, hllPrecision, uint64(d.Precision))
+	b = appendVarintField(b, hllPrecision, uint64(d.Precision))
 	if len(d.Registers) > 0 {
 		b = protowire.AppendTag(b, hllRegisters, protowire.BytesType)
 		b = protowire.AppendBytes(b, d.Registers)
