@@ -61,27 +61,26 @@ const expiryWarning = 7 * 24 * time.Hour
 // {base}/dependencies says degraded). The files were loaded by config.Load.
 func watchExpiry(cfg *config.Config, log logrus.FieldLogger, reg prometheus.Registerer, h *health.Registry) error {
 	certs := map[string]*tls.Config{}
-	server := func(key string, o tlsconf.ServerOptions) error {
-		if !o.Enabled() {
-			return nil
-		}
-		tc, err := tlsconf.ServerConfig(o, log)
+	keep := func(key string, tc *tls.Config, err error) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", key, err)
 		}
 		certs[key] = tc
 		return nil
 	}
+	server := func(key string, o tlsconf.ServerOptions) error {
+		if !o.Enabled() {
+			return nil
+		}
+		tc, err := tlsconf.ServerConfig(o, log)
+		return keep(key, tc, err)
+	}
 	client := func(key string, o tlsconf.ClientOptions) error {
 		if o.CertFile == "" {
 			return nil
 		}
 		tc, err := tlsconf.ClientConfig(o, log)
-		if err != nil {
-			return fmt.Errorf("%s: %w", key, err)
-		}
-		certs[key] = tc
-		return nil
+		return keep(key, tc, err)
 	}
 	errs := []error{
 		server("admin-tls-cert-file", cfg.TLS.Admin),
