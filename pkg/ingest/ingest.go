@@ -76,23 +76,19 @@ func DefaultOptions() Options {
 // withDefaults fills the zero fields from DefaultOptions.
 func (o Options) withDefaults() Options {
 	d := DefaultOptions()
-	fill := func(v *int64, def int64) {
-		if *v <= 0 {
-			*v = def
-		}
-	}
 	fill(&o.MaxBodyBytes, d.MaxBodyBytes)
 	fill(&o.MaxDecompressedBytes, d.MaxDecompressedBytes)
-	if o.DedupWindow <= 0 {
-		o.DedupWindow = d.DedupWindow
-	}
-	if o.MaxBatchIDs <= 0 {
-		o.MaxBatchIDs = d.MaxBatchIDs
-	}
-	if o.ApplyTimeout <= 0 {
-		o.ApplyTimeout = d.ApplyTimeout
-	}
+	fill(&o.DedupWindow, d.DedupWindow)
+	fill(&o.MaxBatchIDs, d.MaxBatchIDs)
+	fill(&o.ApplyTimeout, d.ApplyTimeout)
 	return o
+}
+
+// fill sets *v to def when it is not positive (unset).
+func fill[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // Route is one handler to mount, with its net/http ServeMux pattern
