@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -68,24 +67,12 @@ func counterSnapshot(n int, v float64, ts int64) *model.Snapshot {
 // listen listens on addr until the test ends: "127.0.0.1:0" for a new
 // port, or the address of an earlier listener, when the test is skipped
 // if another process took it meanwhile. rcvbuf > 0 pins the socket receive
-// buffer (SO_RCVBUF) before listen, so accepted connections inherit it and
-// a peer that does not read pushes back after a known, small number of
-// bytes instead of the kernel's autotuned tens of MiB.
+// buffer (SO_RCVBUF, see garnertest.ListenTCP), so a peer that does not
+// read pushes back after a known, small number of bytes instead of the
+// kernel's autotuned tens of MiB.
 func listen(t testing.TB, addr string, rcvbuf int) net.Listener {
 	t.Helper()
-	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
-		if rcvbuf <= 0 {
-			return nil
-		}
-		var serr error
-		if err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
-	l, err := lc.Listen(context.Background(), "tcp", addr)
+	l, err := garnertest.ListenTCP(addr, rcvbuf)
 	switch {
 	case err != nil && strings.HasSuffix(addr, ":0"):
 		t.Fatal(err)
