@@ -6,7 +6,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/garner-metrics/garner/pkg/garnertest"
 )
 
 // shapeOne runs one metric written "name|tag,tag|source" through a Shaper
@@ -234,10 +235,10 @@ func TestMappings(t *testing.T) {
 		}
 	}
 	s.Publish()
-	if got := testutil.ToFloat64(counterOf(t, reg, "garner_filter_mapped_metrics_total", "mapping", "http")); got != 3 {
+	if got := garnertest.GatheredSeries(t, reg, "garner_filter_mapped_metrics_total", "mapping", "http"); got != 3 {
 		t.Errorf("mapped by http = %v, want 3", got)
 	}
-	if got := testutil.ToFloat64(counterOf(t, reg, "garner_filter_dropped_metrics_total", "filter", "no-5xx")); got != 1 {
+	if got := garnertest.GatheredSeries(t, reg, "garner_filter_dropped_metrics_total", "filter", "no-5xx"); got != 1 {
 		t.Errorf("dropped by no-5xx = %v, want 1", got)
 	}
 }
@@ -283,50 +284,25 @@ func TestPublishCounts(t *testing.T) {
 	for _, in := range []string{"x||", "x||", "y|a:1,id:2,b:123|", "y|a:1|"} {
 		shapeOne(s, in)
 	}
-	if got := testutil.ToFloat64(counterOf(t, reg, "garner_filter_dropped_metrics_total", "filter", "d")); got != 0 {
+	if got := garnertest.GatheredSeries(t, reg, "garner_filter_dropped_metrics_total", "filter", "d"); got != 0 {
 		t.Fatalf("counted before Publish: %v", got)
 	}
 	s.Publish()
 	s.Publish() // nothing new: no double counting
 	for _, c := range []struct {
-		metric, label, value string
-		want                 float64
+		metric string
+		labels []string
+		want   float64
 	}{
-		{"garner_filter_dropped_metrics_total", "filter", "d", 2},
-		{"garner_filter_dropped_tags_total", "rule", "drop-tags", 2},
-		{"garner_filter_dropped_tags_total", "rule", "drop-tag-keys", 1},
-		{"garner_filter_truncated_tags_total", "", "", 1},
+		{"garner_filter_dropped_metrics_total", []string{"filter", "d"}, 2},
+		{"garner_filter_dropped_tags_total", []string{"rule", "drop-tags"}, 2},
+		{"garner_filter_dropped_tags_total", []string{"rule", "drop-tag-keys"}, 1},
+		{"garner_filter_truncated_tags_total", nil, 1},
 	} {
-		if got := testutil.ToFloat64(counterOf(t, reg, c.metric, c.label, c.value)); got != c.want {
-			t.Errorf("%s{%s=%q} = %v, want %v", c.metric, c.label, c.value, got, c.want)
+		if got := garnertest.GatheredSeries(t, reg, c.metric, c.labels...); got != c.want {
+			t.Errorf("%s%q = %v, want %v", c.metric, c.labels, got, c.want)
 		}
 	}
-}
-
-// counterOf finds one counter in reg by name and label.
-func counterOf(t *testing.T, reg *prometheus.Registry, name, label, value string) prometheus.Collector {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			ok := label == ""
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == label && lp.GetValue() == value {
-					ok = true
-				}
-			}
-			if ok {
-				return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x", Help: "x"}, func() float64 { return m.GetCounter().GetValue() })
-			}
-		}
-	}
-	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x", Help: "x"}, func() float64 { return 0 })
 }
 
 func TestNewErrors(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/backends"
@@ -40,6 +41,30 @@ func NewBackend[B, O any](t testing.TB, newBackend func(O, backends.Deps) (B, er
 // it fails the test if g has no such metric.
 func Gathered(t testing.TB, g prometheus.Gatherer, name string) float64 {
 	t.Helper()
+	sum, found := gathered(t, g, name, nil)
+	if !found {
+		t.Fatalf("metric %s not registered", name)
+	}
+	return sum
+}
+
+// GatheredSeries is the sum over the series of the counter or gauge name in
+// g that carry every label pair in labels, given as name, value, name,
+// value...; with no labels, over every series. It is 0 when no series
+// matches: a vector has none until one of its label values is used.
+func GatheredSeries(t testing.TB, g prometheus.Gatherer, name string, labels ...string) float64 {
+	t.Helper()
+	if len(labels)%2 != 0 {
+		t.Fatalf("GatheredSeries(%s): labels %q are not name, value pairs", name, labels)
+	}
+	sum, _ := gathered(t, g, name, labels)
+	return sum
+}
+
+// gathered sums the series of name in g that carry every label pair in
+// labels, and says whether g has the metric at all.
+func gathered(t testing.TB, g prometheus.Gatherer, name string, labels []string) (float64, bool) {
+	t.Helper()
 	mfs, err := g.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -50,10 +75,26 @@ func Gathered(t testing.TB, g prometheus.Gatherer, name string) float64 {
 		}
 		var sum float64
 		for _, m := range mf.GetMetric() {
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			if hasLabels(m, labels) {
+				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
 		}
-		return sum
+		return sum, true
 	}
-	t.Fatalf("metric %s not registered", name)
-	return 0
+	return 0, false
+}
+
+func hasLabels(m *dto.Metric, labels []string) bool {
+	for i := 0; i+1 < len(labels); i += 2 {
+		found := false
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }

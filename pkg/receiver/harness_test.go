@@ -125,24 +125,6 @@ func timers(s *model.Snapshot) map[string]model.Timer {
 	return byKey(s.Timers, func(t *model.Timer) model.Series { return t.Series })
 }
 
-// counterValue is the sum of the counter name's children in g.
-func counterValue(t testing.TB, g prometheus.Gatherer, name string) float64 {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v float64
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				v += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return v
-}
-
 // benchLines times datagrams of 20 lines made from format (with a series
 // number) through one LineHandler of l; one op is one line.
 func benchLines(b *testing.B, l *Lines, format string) {

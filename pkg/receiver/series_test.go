@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/pkg/aggregator"
+	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/model"
 )
 
@@ -120,7 +121,7 @@ func TestSeriesWriterSendGivesUp(t *testing.T) {
 	if dropped == 0 {
 		t.Fatal("want drops when the shard does not drain")
 	}
-	if got := counterValue(t, reg, "garner_aggregator_queue_dropped_lines_total"); got != float64(dropped) {
+	if got := garnertest.GatheredSeries(t, reg, "garner_aggregator_queue_dropped_lines_total"); got != float64(dropped) {
 		t.Fatalf("queue dropped counter = %v, want %d", got, dropped)
 	}
 }
