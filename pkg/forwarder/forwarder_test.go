@@ -3,7 +3,6 @@ package forwarder
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/pkg/aggregator"
 	"github.com/garner-metrics/garner/pkg/garnertest"
@@ -25,12 +23,6 @@ import (
 	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/receiver"
 )
-
-func quiet() *logrus.Logger {
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	return l
-}
 
 // aggServer is a real aggregator behind the real ingestion handlers, with
 // an optional middleware in front (to fail, delay or record requests).
@@ -53,12 +45,12 @@ func newAggServer(t *testing.T, v3 bool, ln net.Listener) *aggServer {
 	a.agg = aggregator.New(aggregator.Options{
 		Shards: 2, MaxQueuedSamples: 1 << 16, PercentThresholds: []float64{90}, HistogramLimit: 8,
 		Expiry: aggregator.Expiry{Counter: -1, Gauge: -1, Set: -1, Timer: -1}, // each flush holds only new data
-	}, quiet(), reg)
+	}, garnertest.QuietLog(), reg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = a.agg.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	h, err := ingest.New(ingest.Options{ServeV3: v3}, receiver.NewLines(receiver.Options{}, a.agg, nil, quiet(), reg), quiet(), reg)
+	h, err := ingest.New(ingest.Options{ServeV3: v3}, receiver.NewLines(receiver.Options{}, a.agg, nil, garnertest.QuietLog(), reg), garnertest.QuietLog(), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +146,7 @@ func startForwarder(t *testing.T, opts Options) *fwdFixture {
 		opts.FlushInterval = 50 * time.Millisecond
 	}
 	reg := prometheus.NewRegistry()
-	f, err := New(opts, quiet(), reg)
+	f, err := New(opts, garnertest.QuietLog(), reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/model"
 )
 
@@ -16,7 +17,7 @@ import (
 func idleForwarder(tb testing.TB, protocol string, level int) *Forwarder {
 	tb.Helper()
 	f, err := New(Options{APIEndpoints: []string{"http://127.0.0.1:1"}, Protocol: protocol,
-		CompressionType: "zlib", CompressionLevel: level, MaxSeriesPerRequest: 1 << 20}, quiet(), prometheus.NewRegistry())
+		CompressionType: "zlib", CompressionLevel: level, MaxSeriesPerRequest: 1 << 20}, garnertest.QuietLog(), prometheus.NewRegistry())
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package health
 import (
 	"context"
 	"errors"
-	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,21 +11,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/pkg/garnertest"
 )
 
-func quietLog() logrus.FieldLogger {
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	return l
-}
-
 func newTestRegistry(t *testing.T, opts Options) (*Registry, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	return New(opts, quietLog(), reg), reg
+	return New(opts, garnertest.QuietLog(), reg), reg
 }
 
 // switchable is a check whose result the test sets.

@@ -14,16 +14,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/sirupsen/logrus"
 
+	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/health"
 )
-
-func quietLog() logrus.FieldLogger {
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	return l
-}
 
 type testEnv struct {
 	srv   *Server
@@ -43,8 +37,8 @@ func start(t *testing.T, opts Options, tweak func(*Deps)) *testEnv {
 		}
 	}
 	reg := prometheus.NewRegistry()
-	hr := health.New(health.Options{Interval: 20 * time.Millisecond, Timeout: 10 * time.Millisecond}, quietLog(), reg)
-	deps := Deps{Log: quietLog(), Registerer: reg, Gatherer: reg, Health: hr}
+	hr := health.New(health.Options{Interval: 20 * time.Millisecond, Timeout: 10 * time.Millisecond}, garnertest.QuietLog(), reg)
+	deps := Deps{Log: garnertest.QuietLog(), Registerer: reg, Gatherer: reg, Health: hr}
 	if tweak != nil {
 		tweak(&deps)
 	}
@@ -302,7 +296,7 @@ func TestBindError(t *testing.T) {
 	_, err = New(Options{Listeners: []Listener{
 		{Name: "admin", Address: freeAddr, Admin: true},
 		{Name: "lb", Address: ln.Addr().String(), Healthcheck: true},
-	}}, Deps{Log: quietLog(), Registerer: prometheus.NewRegistry()})
+	}}, Deps{Log: garnertest.QuietLog(), Registerer: prometheus.NewRegistry()})
 	var be *BindError
 	if !errors.As(err, &be) || be.Listener != "lb" || !errors.Is(err, syscall.EADDRINUSE) {
 		t.Fatalf("err = %v, want a BindError for lb wrapping EADDRINUSE", err)
