@@ -46,6 +46,17 @@ func newTLSFiles(t *testing.T) tlsFiles {
 	}
 }
 
+// startAggregator runs an aggregator that writes to g and takes ingestion
+// on its admin server over HTTPS with server's pair, from clients that
+// present a pair of f's CA only; it flushes at shutdown only.
+func (f tlsFiles) startAggregator(t *testing.T, g *garnertest.Graphite, server garnertest.Pair) *garnertest.Process {
+	t.Helper()
+	return garnertest.StartConfig(t, fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\n", g.Addr()),
+		"--metrics-addr", "", "--enable-ingestion", "--flush-interval", "1h", "--shutdown-grace", "0s",
+		"--admin-tls-cert-file", server.CertFile, "--admin-tls-key-file", server.KeyFile,
+		"--admin-tls-client-ca-file", f.caFile)
+}
+
 // httpsClient is an HTTP client trusting f's CA that presents pair (none
 // when pair is zero).
 func (f tlsFiles) httpsClient(t *testing.T, pair garnertest.Pair) *http.Client {
@@ -128,10 +139,7 @@ func TestAdminHTTPS(t *testing.T) {
 func TestForwardMutualTLS(t *testing.T) {
 	f := newTLSFiles(t)
 	g := garnertest.NewGraphite(t)
-	agg := garnertest.StartConfig(t, fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\n", g.Addr()),
-		"--metrics-addr", "", "--enable-ingestion", "--flush-interval", "1h", "--shutdown-grace", "0s",
-		"--admin-tls-cert-file", f.server.CertFile, "--admin-tls-key-file", f.server.KeyFile,
-		"--admin-tls-client-ca-file", f.caFile)
+	agg := f.startAggregator(t, g, f.server)
 	aggAddr := agg.AdminAddr(t)
 
 	forwarder := func(pair garnertest.Pair) *garnertest.Process {
@@ -331,10 +339,7 @@ func TestTCPListenerTLS(t *testing.T) {
 func TestTLSRotationUnderTraffic(t *testing.T) {
 	f := newTLSFiles(t)
 	g := garnertest.NewGraphite(t)
-	agg := garnertest.StartConfig(t, fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\n", g.Addr()),
-		"--metrics-addr", "", "--enable-ingestion", "--flush-interval", "1h", "--shutdown-grace", "0s",
-		"--admin-tls-cert-file", f.server.CertFile, "--admin-tls-key-file", f.server.KeyFile,
-		"--admin-tls-client-ca-file", f.caFile)
+	agg := f.startAggregator(t, g, f.server)
 	aggAddr := agg.AdminAddr(t)
 	fwd := garnertest.StartConfig(t, fmt.Sprintf("server-mode = \"forwarder\"\n[http-transport]\napi-endpoint = %q\nflush-interval = \"100ms\"\ntls-ca-file = %q\ntls-cert-file = %q\ntls-key-file = %q\n",
 		"https://"+aggAddr, f.caFile, f.client.CertFile, f.client.KeyFile),
@@ -581,9 +586,7 @@ func TestForwarderCAFileRotation(t *testing.T) {
 	newCA := garnertest.NewCA(t, "new server CA")
 	srv := newCA.WritePair(t, f.dir, "aggregator-new", time.Now().Add(24*time.Hour))
 	g := garnertest.NewGraphite(t)
-	agg := garnertest.StartConfig(t, fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\n", g.Addr()),
-		"--metrics-addr", "", "--enable-ingestion", "--flush-interval", "1h", "--shutdown-grace", "0s",
-		"--admin-tls-cert-file", srv.CertFile, "--admin-tls-key-file", srv.KeyFile, "--admin-tls-client-ca-file", f.caFile)
+	agg := f.startAggregator(t, g, srv)
 	bundle := f.ca.WriteCA(t, t.TempDir(), "servers.pem")
 	fwd := garnertest.StartConfig(t, fmt.Sprintf("server-mode = \"forwarder\"\n[http-transport]\napi-endpoint = %q\nflush-interval = \"100ms\"\nprobe-interval = \"200ms\"\ntls-ca-file = %q\ntls-cert-file = %q\ntls-key-file = %q\n",
 		"https://"+agg.AdminAddr(t), bundle, f.client.CertFile, f.client.KeyFile),
