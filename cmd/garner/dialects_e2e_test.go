@@ -73,11 +73,7 @@ func TestDialectsEndToEnd(t *testing.T) {
 		"stats.counters.ext.count;host=127.0.0.1":          "1",
 		"stats.counters.good.count;host=127.0.0.1":         "1",
 	}
-	for name, v := range want {
-		if got[name] != v {
-			t.Errorf("%s = %q, want %q", name, got[name], v)
-		}
-	}
+	checkValues(t, got, want)
 	for name := range got {
 		if strings.Contains(name, "mixed") || strings.Contains(name, "utf8") || strings.Contains(name, "empty") {
 			t.Errorf("a refused line produced output: %s", name)
@@ -98,9 +94,5 @@ func TestTagFormatsOff(t *testing.T) {
 		"stats.counters.fookv.count;host=127.0.0.1":      "6",
 		"stats.counters.fookv.count;x=y;host=127.0.0.1":  "3",
 	}
-	for name, v := range want {
-		if got[name] != v {
-			t.Errorf("%s = %q, want %q (all: %v)", name, got[name], v, got)
-		}
-	}
+	checkValues(t, got, want)
 }

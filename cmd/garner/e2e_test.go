@@ -55,6 +55,22 @@ func values(g *garnertest.Graphite) map[string]string {
 	return out
 }
 
+// checkValues fails the test for every series of want whose value in got
+// is not the one wanted, and then lists got in full.
+func checkValues(t *testing.T, got, want map[string]string) {
+	t.Helper()
+	bad := false
+	for name, v := range want {
+		if got[name] != v {
+			t.Errorf("%s = %q, want %q", name, got[name], v)
+			bad = true
+		}
+	}
+	if bad {
+		t.Logf("all series: %v", got)
+	}
+}
+
 // TestProtocolAndAggregates sends one line of every kind the protocol has
 // and checks garner's Graphite output name by name, value by value, against
 // what gostatsd writes (with garner's documented bug fixes).
@@ -106,11 +122,7 @@ func TestProtocolAndAggregates(t *testing.T) {
 		"stats.counters.sections.count;dc=x;k=v;host=127.0.0.1":                       "2",
 		"stats.counters.good.count" + h:                                               "2",
 	}
-	for name, v := range want {
-		if got[name] != v {
-			t.Errorf("%s = %q, want %q", name, got[name], v)
-		}
-	}
+	checkValues(t, got, want)
 	for name := range got {
 		if strings.Contains(name, ".bad") || strings.Contains(name, "this") {
 			t.Errorf("bad line produced output: %s", name)

@@ -95,11 +95,7 @@ func TestGostatsdFilteringExample(t *testing.T) {
 		"stats.timers.app.api.latency.count_ps" + tags + ";host=web1",
 		"stats.counters.app.other.noisy.a.rate" + tags + ";host=web3",
 	}
-	for name, v := range want {
-		if got[name] != v {
-			t.Errorf("%s = %q, want %q", name, got[name], v)
-		}
-	}
+	checkValues(t, got, want)
 	for _, name := range rates {
 		if r, err := strconv.ParseFloat(got[name], 64); err != nil || r <= 0 {
 			t.Errorf("%s = %q, want a positive rate", name, got[name])
@@ -153,15 +149,11 @@ name = 'http_requests'
 tags = 'method:${method} code:$2'
 `, g.Addr()), "--flush-interval", "1h")
 	got := finalValues(t, p, g, udp, "http.get.200:1|c|#request_id:1\nhttp.get.200:1|c|#request_id:2\nhttp.post.500:1|c\nlong:1|c|#k:abcdefgh")
-	for name, v := range map[string]string{
+	checkValues(t, got, map[string]string{
 		"stats.counters.app.http_requests.count;code=200;method=get;host=127.0.0.1":  "2",
 		"stats.counters.app.http_requests.count;code=500;method=post;host=127.0.0.1": "1",
 		"stats.counters.app.long.count;k=abcd;host=127.0.0.1":                        "1",
-	} {
-		if got[name] != v {
-			t.Errorf("%s = %q, want %q (got %v)", name, got[name], v, got)
-		}
-	}
+	})
 }
 
 // TestInternalStatser: with statser-type internal, garner's own metrics come
