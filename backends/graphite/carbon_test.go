@@ -141,9 +141,7 @@ func TestCarbonModes(t *testing.T) {
 			garnertest.SendUDP(t, udp, batches[1]...)
 			waitSlot(t, interval, 1100*time.Millisecond, 1600*time.Millisecond, slot)
 			garnertest.SendUDP(t, udp, batches[2]...)
-			if code := p.Stop(20 * time.Second); code != 0 {
-				t.Fatalf("garner exit code %d after SIGTERM\n%s", code, p.Stderr())
-			}
+			p.StopOK(t)
 
 			check := func(got map[string][]point) (bad []string) {
 				expect := func(ok bool, format string, args ...any) {
@@ -263,9 +261,7 @@ func TestCarbonDownAtStart(t *testing.T) {
 	if limit := 2*interval + 3*time.Second; arrived > limit {
 		t.Errorf("buffered data took %v to arrive, want under %v", arrived, limit)
 	}
-	if code := p.Stop(20 * time.Second); code != 0 {
-		t.Fatalf("garner exit code %d after SIGTERM\n%s", code, p.Stderr())
-	}
+	p.StopOK(t)
 }
 
 // TestCarbonRestart restarts carbon while garner runs: the flush made while
@@ -299,9 +295,7 @@ func TestCarbonRestart(t *testing.T) {
 	for _, b := range bad {
 		t.Error(b)
 	}
-	if code := p.Stop(20 * time.Second); code != 0 {
-		t.Fatalf("garner exit code %d after SIGTERM\n%s", code, p.Stderr())
-	}
+	p.StopOK(t)
 }
 
 // TestCarbonHostileTags: tag values are written as they come, but carbon
@@ -329,9 +323,7 @@ func TestCarbonHostileTags(t *testing.T) {
 	if n := garnertest.MustScrape(t, p.AdminAddr(t)).Sum("garner_receiver_bad_lines_total", `reason="invalid_utf8"`); n != 1 {
 		t.Errorf("invalid UTF-8 lines counted %v, want 1", n)
 	}
-	if code := p.Stop(20 * time.Second); code != 0 {
-		t.Fatalf("garner exit code %d after SIGTERM\n%s", code, p.Stderr())
-	}
+	p.StopOK(t)
 	bad, got := c.WaitStored(t, names, func(got map[string][]point) (bad []string) {
 		for _, n := range names {
 			if s := sum(got[n]); s != 2 {

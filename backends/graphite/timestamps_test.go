@@ -25,9 +25,7 @@ func TestCarbonTimestampsHonored(t *testing.T) {
 	end := (past + 9) / 10 * 10 // the end of the 10s interval past falls in
 	garnertest.SendUDP(t, udp, fmt.Sprintf("tsc.c:5|c|T%d\ntsc.c:1|c", past))
 	p.WaitRead(t, 2)
-	if code := p.Stop(20 * time.Second); code != 0 {
-		t.Fatalf("garner exit code %d after SIGTERM\n%s", code, p.Stderr())
-	}
+	p.StopOK(t)
 	name := "stats.counters.tsc.c.count"
 	bad, got := c.WaitStored(t, []string{name}, func(got map[string][]garnertest.WhisperPoint) (bad []string) {
 		var atEnd, later float64

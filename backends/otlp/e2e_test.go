@@ -44,9 +44,7 @@ max_request_elapsed_time = 5
 	}
 	garnertest.SendUDP(t, udp, "_e{6,4}:deploy|done|t:warning|#service:api")
 	p.WaitRead(t, 3*n+1)
-	if code := p.Stop(20 * time.Second); code != 0 {
-		t.Fatalf("exit code %d:\n%s", code, p.Stderr())
-	}
+	p.StopOK(t)
 
 	var sum, rtCount float64
 	var rtSum float64

@@ -82,7 +82,7 @@ func TestInputBounds(t *testing.T) {
 			if got := m.Sum("garner_events_dropped_total", `reason="too_long"`); got != tc.wantLong {
 				t.Errorf("events dropped as too long = %v, want %v", got, tc.wantLong)
 			}
-			stop(t, p)
+			p.StopOK(t)
 			got := map[string]string{}
 			for name, v := range values(g) {
 				if (strings.HasPrefix(name, "stats.counters.") || strings.HasPrefix(name, "stats.timers.")) && strings.Contains(name, ".count;") {

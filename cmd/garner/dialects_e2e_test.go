@@ -56,7 +56,7 @@ func TestDialectsEndToEnd(t *testing.T) {
 	if strings.Contains(out, "bad") {
 		t.Errorf("the event with invalid UTF-8 reached a backend:\n%s", out)
 	}
-	stop(t, p)
+	p.StopOK(t)
 
 	got := values(g)
 	const tags = ";az=a;env=prod;host=127.0.0.1"

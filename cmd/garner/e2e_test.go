@@ -25,21 +25,13 @@ func startWithGraphite(t *testing.T, args ...string) (*garnertest.Process, *garn
 	return p, g, p.UDPAddr(t), p.TCPAddr(t)
 }
 
-// stop sends SIGTERM and requires exit 0.
-func stop(t *testing.T, p *garnertest.Process) {
-	t.Helper()
-	if code := p.Stop(20 * time.Second); code != 0 {
-		t.Fatalf("exit code %d after SIGTERM\n%s", code, p.Stderr())
-	}
-}
-
 // finalValues sends each payload as a datagram to udp, waits until garner
 // has read every line, stops it (the final flush) and returns values(g).
 func finalValues(t *testing.T, p *garnertest.Process, g *garnertest.Graphite, udp string, payloads ...string) map[string]string {
 	t.Helper()
 	garnertest.SendUDP(t, udp, payloads...)
 	p.WaitRead(t, garnertest.CountLines(payloads...))
-	stop(t, p)
+	p.StopOK(t)
 	if !g.WaitSent(10 * time.Second) {
 		t.Fatalf("the graphite listener did not get the final flush: %d lines", len(g.Lines()))
 	}
@@ -151,7 +143,7 @@ func TestTotalsAcrossFlushesUDPAndTCP(t *testing.T) {
 		time.Sleep(30 * time.Millisecond) // spread over several flushes
 	}
 	p.WaitRead(t, rounds*perRound*2*2) // two lines per round and sender, UDP and TCP
-	stop(t, p)
+	p.StopOK(t)
 	sums := map[string]float64{}
 	for _, pt := range g.Points() {
 		base := pt.Name[:strings.IndexByte(pt.Name+";", ';')]
@@ -176,7 +168,7 @@ func TestSigtermFinalFlush(t *testing.T) {
 		dgs = append(dgs, strings.Repeat("final:1|c\n", 10))
 	}
 	garnertest.SendUDP(t, udp, dgs...)
-	stop(t, p)
+	p.StopOK(t)
 	if v := values(g)["stats.counters.final.count;host=127.0.0.1"]; v != "2000" {
 		t.Fatalf("final flush delivered %q, want 2000\n%s", v, p.Stderr())
 	}
@@ -217,7 +209,7 @@ func TestExpiryAndIdleSeries(t *testing.T) {
 	}) {
 		t.Errorf("fewer than 8 flushes of the gauge in 20s")
 	}
-	stop(t, p)
+	p.StopOK(t)
 	var counts, gaugesSeen []string
 	for _, pt := range g.Points() {
 		switch {
@@ -284,8 +276,8 @@ func TestUnixgramAndIPv6(t *testing.T) {
 	}
 	garnertest.SendUDP(t, p6.UDPAddr(t), "v6.c:4|c")
 	p6.WaitRead(t, 1)
-	stop(t, p)
-	stop(t, p6)
+	p.StopOK(t)
+	p6.StopOK(t)
 	got := values(g)
 	if got["stats.counters.unix.c.count"] != "3" {
 		t.Errorf("unixgram: %v", got)
@@ -326,7 +318,7 @@ func TestStdoutDefault(t *testing.T) {
 	p := garnertest.StartReady(t, "--metrics-addr", "127.0.0.1:0", "--flush-interval", "1h")
 	garnertest.SendUDP(t, p.UDPAddr(t), "hello.world:1|c|#k:v\n_e{2,3}:hi|you")
 	p.WaitRead(t, 2)
-	stop(t, p)
+	p.StopOK(t)
 	out := p.Stdout()
 	if !strings.Contains(out, "counter hello.world;k=v;host=127.0.0.1 value=1 ") || !strings.Contains(out, `event title="hi" text="you"`) {
 		t.Fatalf("stdout backend printed:\n%s", out)
@@ -381,7 +373,7 @@ func TestCardinalityAndBadLinesEndpoints(t *testing.T) {
 		bad.Lines[2].Reason != "missing_value" || bad.Lines[2].Source != "127.0.0.1" || bad.Lines[2].Receiver != "udp" {
 		t.Errorf("/debug/bad-lines: %+v", bad.Lines)
 	}
-	stop(t, p)
+	p.StopOK(t)
 	got := values(g)
 	if got["stats.counters.req.__overflow__.count"] != "7" || got["stats.counters.other.count;host=127.0.0.1"] != "1" {
 		t.Errorf("overflow on the wire: %v", got)

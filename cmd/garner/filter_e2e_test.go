@@ -173,7 +173,7 @@ func TestInternalStatser(t *testing.T) {
 		}
 		return false
 	})
-	stop(t, p)
+	p.StopOK(t)
 	if !ok {
 		t.Fatalf("no %s with a positive value in:\n%s", name, strings.Join(g.Lines(), "\n"))
 	}

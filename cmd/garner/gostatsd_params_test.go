@@ -5,7 +5,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/garner-metrics/garner/pkg/garnertest"
 )
@@ -43,9 +42,7 @@ func TestE2EGostatsdParams(t *testing.T) {
 			if n := strings.Count(p.Stderr(), "gostatsd setting "); n != ignored {
 				t.Errorf("%d ignored-key warnings, want %d:\n%s", n, ignored, p.Stderr())
 			}
-			if code := p.Stop(20 * time.Second); code != 0 {
-				t.Fatalf("exit code %d\n%s", code, p.Stderr())
-			}
+			p.StopOK(t)
 		})
 	}
 }

@@ -139,7 +139,5 @@ func TestHTTPBackendOutage(t *testing.T) {
 	} else {
 		t.Logf("delivery resumed %s after the recovery", d.Round(time.Millisecond))
 	}
-	if code := p.Stop(20 * time.Second); code != 0 {
-		t.Fatalf("exit %d after SIGTERM", code)
-	}
+	p.StopOK(t)
 }

@@ -146,9 +146,7 @@ func TestGraphiteHangsThenRecovers(t *testing.T) {
 		garnertest.SendUDP(t, udp, fmt.Sprintf("after.recovery.%d:7|c", i))
 		g.WaitFor(time.Second, delivered)
 	}
-	if code := p.Stop(20 * time.Second); code != 0 {
-		t.Fatalf("exit %d", code)
-	}
+	p.StopOK(t)
 }
 
 // longSeries returns a series name prefix and a number of series such that

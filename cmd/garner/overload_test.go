@@ -127,7 +127,5 @@ func TestOverloadFlatOut(t *testing.T) {
 	if peak > maxRSS {
 		t.Errorf("peak RSS %d MiB under overload, want <= %d MiB", peak>>20, maxRSS>>20)
 	}
-	if code := p.Stop(20 * time.Second); code != 0 {
-		t.Fatalf("exit %d after SIGTERM", code)
-	}
+	p.StopOK(t)
 }

@@ -71,7 +71,5 @@ func TestSighupReload(t *testing.T) {
 			t.Fatalf("noisy.a passed the filter before the reload: %s", l)
 		}
 	}
-	if code := p.Stop(20 * time.Second); code != 0 {
-		t.Fatalf("exit %d", code)
-	}
+	p.StopOK(t)
 }

@@ -79,7 +79,7 @@ func TestTimestampsEndToEnd(t *testing.T) {
 					t.Errorf("timestamp dropped lines {reason=%q} = %v, want %v", reason, got, want)
 				}
 			}
-			stop(t, p)
+			p.StopOK(t)
 			if !g.WaitSent(10 * time.Second) {
 				t.Fatalf("the graphite listener did not get the final flush: %d lines", len(g.Lines()))
 			}
