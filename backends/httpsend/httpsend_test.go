@@ -309,16 +309,7 @@ func TestConnectionRefusedIsRetriedThenDropped(t *testing.T) {
 }
 
 func TestContextEndDropsUnsentBatches(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
+	srv := garnertest.HangingServer(t)
 	f := newSender(t, Options{MaxRequests: 1, Timeout: 5 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	defer cancel()

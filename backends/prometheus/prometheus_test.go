@@ -489,16 +489,7 @@ func TestRejectedCountsDropped(t *testing.T) {
 
 func TestDownDoesNotBlock(t *testing.T) {
 	// A listener that never answers: the send must end with ctx.
-	stop := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		select {
-		case <-r.Context().Done():
-		case <-stop:
-		}
-	}))
-	defer srv.Close()
-	defer close(stop)
+	srv := garnertest.HangingServer(t)
 	c, _, dropped := newClient(t, Options{RemoteWriteURL: srv.URL, Timeout: 100 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
