@@ -16,10 +16,7 @@ func TestE2EGarnerToGarner(t *testing.T) {
 	for _, tcp := range []bool{false, true} {
 		t.Run(fmt.Sprintf("tcp_transport=%v", tcp), func(t *testing.T) {
 			b := startGarnerB(t)
-			target := b.udp
-			if tcp {
-				target = b.tcp
-			}
+			target := b.addr(tcp)
 			a := garnertest.StartConfig(t, fmt.Sprintf(`backends = "statsdaemon"
 metrics-addr = "127.0.0.1:0"
 flush-interval = "200ms"

@@ -38,6 +38,15 @@ address = %q
 	return b
 }
 
+// addr is B's statsd address for the transport the statsdaemon backend
+// uses: TCP or UDP.
+func (b *garnerB) addr(tcp bool) string {
+	if tcp {
+		return b.tcp
+	}
+	return b.udp
+}
+
 // sum adds the values of every Graphite point whose name (tags included)
 // starts with prefix and contains contains; last returns the value of the latest such point.
 func (b *garnerB) sum(prefix, contains string) float64 {
@@ -80,11 +89,7 @@ func TestToRealGarner(t *testing.T) {
 	for _, tcp := range []bool{false, true} {
 		t.Run(fmt.Sprintf("tcp_transport=%v", tcp), func(t *testing.T) {
 			b := startGarnerB(t)
-			addr := b.udp
-			if tcp {
-				addr = b.tcp
-			}
-			c, dropped := newClient(t, Options{Address: addr, TCPTransport: tcp})
+			c, dropped := newClient(t, Options{Address: b.addr(tcp), TCPTransport: tcp})
 			if err := c.CheckHealth(context.Background()); err != nil {
 				t.Fatalf("health check: %v", err)
 			}

@@ -1,7 +1,6 @@
 package statsdaemon
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math"
@@ -178,44 +177,18 @@ func TestUDPDatagrams(t *testing.T) {
 }
 
 func TestTCPLines(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	lines := make(chan string, 10000)
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				sc := bufio.NewScanner(conn)
-				for sc.Scan() {
-					lines <- sc.Text()
-				}
-			}()
-		}
-	}()
-	c, _ := newClient(t, Options{Address: ln.Addr().String(), TCPTransport: true})
+	g := garnertest.NewGraphite(t)
+	c, _ := newClient(t, Options{Address: g.Addr(), TCPTransport: true})
 	for range 2 { // the second flush reuses the connection
 		if err := c.SendMetrics(context.Background(), bigSnapshot()); err != nil {
 			t.Fatal(err)
 		}
 	}
 	want := wantLines(true)
-	var got []string
-	timeout := time.After(5 * time.Second)
-	for len(got) < 2*len(want) {
-		select {
-		case l := <-lines:
-			got = append(got, l)
-		case <-timeout:
-			t.Fatalf("got %d lines, want %d", len(got), 2*len(want))
-		}
+	if !g.WaitFor(5*time.Second, func(lines []string) bool { return len(lines) >= 2*len(want) }) {
+		t.Fatalf("got %d lines, want %d", len(g.Lines()), 2*len(want))
 	}
+	got := g.Lines()
 	sort.Strings(got)
 	var want2 []string
 	for _, w := range want {

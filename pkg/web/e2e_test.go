@@ -3,7 +3,6 @@ package web_test
 // End-to-end tests: the real garner binary, real datagrams, real HTTP.
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -458,25 +457,11 @@ func TestE2EDependencyDownThenUp(t *testing.T) {
 	garnertest.WaitFor(t, "graphite down", 10*time.Second, func() bool { return dependency(t, g, "graphite").Status == "down" })
 
 	// Carbon comes up.
-	ln, err := net.Listen("tcp", carbonAddr)
+	carbon, err := garnertest.ListenGraphite(carbonAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-				}
-			}()
-		}
-	}()
+	defer carbon.Close()
 	waitStatus(t, g.p, g.admin+"/deepcheck", 200, 10*time.Second)
 	d := dependency(t, g, "graphite")
 	if d.Status != "up" && d.Status != "degraded" {
