@@ -2,8 +2,6 @@ package datadog
 
 import (
 	"context"
-	"fmt"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -22,17 +20,6 @@ func vmConfig(vm *garnertest.VictoriaMetrics, compression string) Options {
 		APIKey: "test-key", APIEndpoint: vm.URL + "/datadog", Compression: compression, MetricsPerBatch: 2,
 		MaxRequests: 2, MaxRequestElapsedTime: 2 * time.Second, ClientTimeout: 2 * time.Second, UserAgent: "garner-test",
 	}
-}
-
-func labels(s garnertest.Series) string {
-	var parts []string
-	for k, v := range s.Metric {
-		if k != "__name__" {
-			parts = append(parts, fmt.Sprintf("%s=%q", k, v))
-		}
-	}
-	sort.Strings(parts)
-	return s.Name() + "{" + strings.Join(parts, ",") + "}"
 }
 
 // TestVictoriaMetrics posts to a real VictoriaMetrics' Datadog API
@@ -83,34 +70,12 @@ func TestVictoriaMetrics(t *testing.T) {
 				prefix + `.lat.sum_squares{}`:                                           10,
 			}
 			got := vm.WaitExport(t, `{__name__=~"`+prefix+`\\..*"}`, func(s []garnertest.Series) bool { return len(s) >= 16 })
-			have := map[string]garnertest.Series{}
-			for _, s := range got {
-				have[labels(s)] = s
-			}
 			if len(got) != 16 {
-				t.Errorf("%d series, want 16 (4 counter, 1 gauge, 1 set, 10 timer): %v", len(got), keys(have))
+				t.Errorf("%d series, want 16 (4 counter, 1 gauge, 1 set, 10 timer): %v", len(got), garnertest.Keys(got))
 			}
-			for k, v := range want {
-				s, ok := have[k]
-				if !ok {
-					t.Errorf("missing %s; have %v", k, keys(have))
-					continue
-				}
-				if len(s.Values) != 1 || s.Values[0] != v || s.Timestamps[0] != now.UnixMilli() {
-					t.Errorf("%s = %v at %v, want %v at %d", k, s.Values, s.Timestamps, v, now.UnixMilli())
-				}
-			}
+			garnertest.CheckSamples(t, got, want, now)
 		})
 	}
-}
-
-func keys(m map[string]garnertest.Series) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // TestEventsRefusedByVictoriaMetricsAreCounted: VictoriaMetrics has no

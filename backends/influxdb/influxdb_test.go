@@ -185,48 +185,7 @@ func TestInfluxDBv2VictoriaMetrics(t *testing.T) {
 		`lat_stddev{unnamed="bare"}`:                                3.55,
 	}
 	got := vm.WaitExport(t, `{__name__=~"api.req_.*|temp_.*|users_.*|lat_.*"}`, func(s []garnertest.Series) bool { return len(s) >= 15 })
-	have := map[string]garnertest.Series{}
-	for _, s := range got {
-		have[promKey(s)] = s
-	}
-	for k, v := range want {
-		s, ok := have[k]
-		if !ok {
-			t.Errorf("series %s missing; have %v", k, keys(have))
-			continue
-		}
-		if len(s.Values) != 1 || s.Values[0] != v || s.Timestamps[0] != now.UnixMilli() {
-			t.Errorf("%s = %v at %v, want %v at %d", k, s.Values, s.Timestamps, v, now.UnixMilli())
-		}
-	}
-}
-
-func promKey(s garnertest.Series) string {
-	var parts []string
-	for k, v := range s.Metric {
-		if k != "__name__" {
-			parts = append(parts, fmt.Sprintf("%s=%q", k, v))
-		}
-	}
-	sortStrings(parts)
-	return s.Name() + "{" + strings.Join(parts, ",") + "}"
-}
-
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
-}
-
-func keys(m map[string]garnertest.Series) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sortStrings(out)
-	return out
+	garnertest.CheckSamples(t, got, want, now)
 }
 
 func TestInfluxDBDownIsBoundedAndCounted(t *testing.T) {

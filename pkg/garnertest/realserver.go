@@ -218,6 +218,50 @@ func (s Series) Sum() float64 {
 	return x
 }
 
+// Key is the series as a selector names it: name{k="v",...}, the labels
+// sorted.
+func (s Series) Key() string {
+	var parts []string
+	for k, v := range s.Metric {
+		if k != "__name__" {
+			parts = append(parts, fmt.Sprintf("%s=%q", k, v))
+		}
+	}
+	sort.Strings(parts)
+	return s.Name() + "{" + strings.Join(parts, ",") + "}"
+}
+
+// Keys are the Keys of series, sorted.
+func Keys(series []Series) []string {
+	out := make([]string, 0, len(series))
+	for _, s := range series {
+		out = append(out, s.Key())
+	}
+	sort.Strings(out)
+	return out
+}
+
+// CheckSamples fails the test for every series of want (keyed by Key) that
+// got lacks, or that does not hold exactly one sample, of the wanted value,
+// at time at.
+func CheckSamples(t testing.TB, got []Series, want map[string]float64, at time.Time) {
+	t.Helper()
+	have := make(map[string]Series, len(got))
+	for _, s := range got {
+		have[s.Key()] = s
+	}
+	for k, v := range want {
+		s, ok := have[k]
+		if !ok {
+			t.Errorf("series %s missing; have %v", k, Keys(got))
+			continue
+		}
+		if len(s.Values) != 1 || s.Values[0] != v || s.Timestamps[0] != at.UnixMilli() {
+			t.Errorf("%s = %v at %v, want %v at %d", k, s.Values, s.Timestamps, v, at.UnixMilli())
+		}
+	}
+}
+
 // Export flushes VictoriaMetrics' buffers and returns every series matching
 // the selector (e.g. `{__name__=~"app.*"}`), sorted by name and labels.
 func (vm *VictoriaMetrics) Export(t testing.TB, selector string) []Series {
