@@ -104,20 +104,8 @@ func TestDownIsBoundedAndCounted(t *testing.T) {
 	cfg := Options{APIKey: "k", APIEndpoint: "http://" + addr, Compression: "deflate", MetricsPerBatch: 1,
 		MaxRequests: 2, MaxRequestElapsedTime: 400 * time.Millisecond, ClientTimeout: time.Second}
 	c, dropped := garnertest.NewBackend(t, New, cfg)
-	if err := c.CheckHealth(context.Background()); err == nil {
-		t.Error("health check of a closed port succeeded")
-	}
 	snap := &model.Snapshot{Time: time.Now(), Gauges: []model.Gauge{{Series: model.Series{Name: "a"}}, {Series: model.Series{Name: "b"}}, {Series: model.Series{Name: "c"}}}}
-	start := time.Now()
-	if err := c.SendMetrics(context.Background(), snap); err == nil {
-		t.Fatal("want an error")
-	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("took %s with a 400ms budget", d)
-	}
-	if v := testutil.ToFloat64(dropped); v != 3 {
-		t.Errorf("dropped = %v, want 3", v)
-	}
+	garnertest.CheckDeadDestination(t, c, dropped, snap, 3*time.Second) // a 400ms budget
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {

@@ -193,21 +193,7 @@ func TestInfluxDBDownIsBoundedAndCounted(t *testing.T) {
 	cfg := baseConfig("http://" + addr)
 	cfg.MaxRequestElapsedTime = 500 * time.Millisecond
 	c, dropped := garnertest.NewBackend(t, New, cfg)
-	if err := c.CheckHealth(context.Background()); err == nil {
-		t.Error("health check of a closed port succeeded")
-	}
-	snap := testSnapshot(time.Now())
-	start := time.Now()
-	err := c.SendMetrics(context.Background(), snap)
-	if err == nil {
-		t.Fatal("want an error")
-	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("send to a dead server took %s, budget 500ms", d)
-	}
-	if got := testutil.ToFloat64(dropped); got != float64(snap.Len()) {
-		t.Errorf("dropped = %v, want %d", got, snap.Len())
-	}
+	garnertest.CheckDeadDestination(t, c, dropped, testSnapshot(time.Now()), 3*time.Second) // a 500ms budget
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {

@@ -1,14 +1,18 @@
 package garnertest
 
 import (
+	"context"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/backends"
+	"github.com/garner-metrics/garner/pkg/model"
 )
 
 // BackendDeps returns what a backend's constructor takes, for a unit test:
@@ -35,6 +39,29 @@ func NewBackend[B, O any](t testing.TB, newBackend func(O, backends.Deps) (B, er
 		t.Fatal(err)
 	}
 	return b, dropped
+}
+
+// CheckDeadDestination checks a backend whose destination nobody listens
+// on: its health check fails, and a send of snap fails within bound with
+// every series of snap counted in dropped.
+func CheckDeadDestination[B interface {
+	backends.Backend
+	backends.HealthChecker
+}](t testing.TB, b B, dropped prometheus.Counter, snap *model.Snapshot, bound time.Duration) {
+	t.Helper()
+	if err := b.CheckHealth(context.Background()); err == nil {
+		t.Error("health check of a closed port succeeded")
+	}
+	start := time.Now()
+	if err := b.SendMetrics(context.Background(), snap); err == nil {
+		t.Fatal("want an error")
+	}
+	if d := time.Since(start); d > bound {
+		t.Errorf("send to a dead destination took %s, want at most %s", d, bound)
+	}
+	if got := testutil.ToFloat64(dropped); got != float64(snap.Len()) {
+		t.Errorf("dropped = %v, want %d", got, snap.Len())
+	}
 }
 
 // Gathered is the sum over every series of the counter or gauge name in g;
