@@ -3,6 +3,7 @@ package aggregator
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"sort"
 	"strings"
@@ -290,6 +291,28 @@ func TestNegativeExpiryEveryFlush(t *testing.T) {
 	}
 	if s := h.flush(time.Second); s.Len() != 0 {
 		t.Fatalf("second flush: %d series, want none (counters %v)", s.Len(), counters(s))
+	}
+}
+
+// TestExpiredSeriesFreeTheirCardinality: a series that expires gives its
+// place under max-series and max-series-per-metric back, for every type,
+// flush after flush (the index zeroes a deleted state: the cardinality
+// count must be given back with the name before that).
+func TestExpiredSeriesFreeTheirCardinality(t *testing.T) {
+	h := newHarness(t, Options{Shards: 2, MaxSeries: 100, MaxSeriesPerMetric: 2, CardinalityOverflow: true,
+		Expiry: Expiry{Counter: -1, Gauge: -1, Set: -1, Timer: -1}})
+	for i := range 5 {
+		h.send("fz:1|c", "fg:1|g", "fs:a|s", "ft:1|ms")
+		cs := counters(h.flush(time.Duration(i+1) * time.Second))
+		if c, ok := cs["fz||10.0.0.7"]; !ok || c.Value != 1 {
+			t.Fatalf("flush %d: counters %v, want fz = 1, not the overflow series", i, cs)
+		}
+		h.a.card.mu.Lock()
+		total, names := h.a.card.total, maps.Clone(h.a.card.byName)
+		h.a.card.mu.Unlock()
+		if total != 0 || len(names) != 0 {
+			t.Fatalf("flush %d: every series expired, yet the cardinality index holds %d series: %v", i, total, names)
+		}
 	}
 }
 

@@ -363,8 +363,8 @@ func (s *shard) snapshot(req flushReq, f fillSpec) {
 		i++
 		c.value = 0
 		if expired(exp.Counter, now, c.seen) {
+			s.a.card.remove(c.Name) // before del, which zeroes c
 			s.counters.del(k)
-			s.a.card.remove(c.Name)
 		}
 	}
 	slotCounters := i
@@ -373,8 +373,8 @@ func (s *shard) snapshot(req flushReq, f fillSpec) {
 		f.snap.Gauges[i] = model.Gauge{Series: g.Series, Value: g.value}
 		i++
 		if expired(exp.Gauge, now, g.seen) {
+			s.a.card.remove(g.Name) // before del, which zeroes g
 			s.gauges.del(k)
-			s.a.card.remove(g.Name)
 		}
 	}
 	s.snapshotSlots(f, slotCounters, i, now)
@@ -394,8 +394,8 @@ func (s *shard) snapshot(req flushReq, f fillSpec) {
 		// at once (see collectFirst).
 		st.members, st.sketch = nil, nil
 		if expired(exp.Set, now, st.seen) {
+			s.a.card.remove(st.Name) // before del, which zeroes st
 			s.sets.del(k)
-			s.a.card.remove(st.Name)
 		}
 	}
 	// The percentiles of all timers share f.pcts.
@@ -408,8 +408,8 @@ func (s *shard) snapshot(req flushReq, f fillSpec) {
 		t.values, t.exp = nil, nil // handed over; allocated again by the next sample
 		t.sampled = 0
 		if expired(exp.Timer, now, t.seen) {
+			s.a.card.remove(t.Name) // before del, which zeroes t
 			s.timers.del(k)
-			s.a.card.remove(t.Name)
 		}
 	}
 }
