@@ -33,6 +33,39 @@ func FreePort(t testing.TB) int {
 	return 0
 }
 
+// FreePorts returns n distinct loopback ports, each free for TCP and UDP
+// right now: each one's listener stays open until all are chosen, so two
+// calls in a row cannot hand out the same port.
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var ports []int
+	var held []net.Listener
+	defer func() {
+		for _, l := range held {
+			_ = l.Close()
+		}
+	}()
+	for tries := 0; len(ports) < n && tries < 50*n; tries++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			_ = l.Close()
+			continue
+		}
+		_ = u.Close()
+		held = append(held, l)
+		ports = append(ports, port)
+	}
+	if len(ports) < n {
+		t.Fatalf("found only %d of %d free ports", len(ports), n)
+	}
+	return ports
+}
+
 // FreeAddr is "127.0.0.1:<FreePort>".
 func FreeAddr(t testing.TB) string {
 	t.Helper()

@@ -2,6 +2,8 @@ package garnertest
 
 import (
 	"net"
+	"os/exec"
+	"slices"
 	"syscall"
 	"testing"
 )
@@ -47,5 +49,32 @@ func TestListenTCPPinsReceiveBuffer(t *testing.T) {
 func TestCountLines(t *testing.T) {
 	if n := CountLines("a:1|c\nb:1|c\n", "", "c:1|c\r\n\n"); n != 3 {
 		t.Fatalf("CountLines = %d, want 3", n)
+	}
+}
+
+func TestFreePortsDistinct(t *testing.T) {
+	ports := FreePorts(t, 20)
+	seen := map[int]bool{}
+	for _, p := range ports {
+		if seen[p] {
+			t.Fatalf("port %d handed out twice: %v", p, ports)
+		}
+		seen[p] = true
+	}
+}
+
+// TestStartServerOnPortsRetriesATakenPort: a server that exits saying its
+// port is in use is started again on new ports.
+func TestStartServerOnPortsRetriesATakenPort(t *testing.T) {
+	var tried [][]int
+	_, ports := StartServerOnPorts(t, "flaky", 2, func(ports []int) (*exec.Cmd, func() bool) {
+		tried = append(tried, ports)
+		if len(tried) == 1 {
+			return exec.Command("sh", "-c", "echo 'listen tcp 127.0.0.1:1: bind: address already in use' >&2; exit 1"), func() bool { return false }
+		}
+		return exec.Command("sleep", "30"), func() bool { return true }
+	})
+	if len(tried) != 2 || !slices.Equal(ports, tried[1]) {
+		t.Fatalf("tried %v, running on %v: want a second start on new ports", tried, ports)
 	}
 }

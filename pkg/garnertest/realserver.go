@@ -84,16 +84,48 @@ func (s *Server) Output() string { return s.out.String() }
 // Exited is closed when the server process has exited.
 func (s *Server) Exited() <-chan struct{} { return s.done }
 
+// StartServerOnPorts starts a server on n free loopback ports: build makes
+// its command and readiness check for the ports it is given. Ports are
+// chosen free, but another process may bind one before the server does (go
+// test runs packages in parallel); a server that exits before it is ready
+// saying "address already in use" is started again on new ports, up to
+// three times. It returns the server and the ports it runs on.
+func StartServerOnPorts(t testing.TB, name string, n int, build func(ports []int) (*exec.Cmd, func() bool)) (*Server, []int) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		ports := FreePorts(t, n)
+		cmd, ready := build(ports)
+		s, err := startServer(t, name, cmd, ready)
+		if err == nil {
+			return s, ports
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("%s: a port was taken before it bound it; starting it again on new ports", name)
+	}
+}
+
 // StartServer runs cmd and waits (up to 30s) until ready reports true,
 // failing the test if the process exits first or the time passes. The
 // process is killed when the test ends; its output is logged if the test
 // failed.
 func StartServer(t testing.TB, name string, cmd *exec.Cmd, ready func() bool) *Server {
 	t.Helper()
+	s, err := startServer(t, name, cmd, ready)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// startServer is StartServer returning why the server did not get ready.
+func startServer(t testing.TB, name string, cmd *exec.Cmd, ready func() bool) (*Server, error) {
+	t.Helper()
 	s := &Server{Name: name, cmd: cmd, out: &lockedBuffer{limit: 1 << 20}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = s.out, s.out
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	go func() {
 		_ = cmd.Wait()
@@ -114,14 +146,14 @@ func StartServer(t testing.TB, name string, cmd *exec.Cmd, ready func() bool) *S
 	for !ready() {
 		select {
 		case <-s.done:
-			t.Fatalf("%s exited before it was ready:\n%s", name, tail(s.Output(), 4000))
+			return nil, fmt.Errorf("%s exited before it was ready:\n%s", name, tail(s.Output(), 4000))
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready after 30s:\n%s", name, tail(s.Output(), 4000))
+			return nil, fmt.Errorf("%s not ready after 30s:\n%s", name, tail(s.Output(), 4000))
 		}
 	}
-	return s
+	return s, nil
 }
 
 // Stop sends the server SIGTERM and waits up to timeout for it to exit; it
@@ -183,19 +215,27 @@ type VictoriaMetrics struct {
 func StartVictoriaMetrics(t testing.TB, graphite bool) *VictoriaMetrics {
 	t.Helper()
 	bin := NeedBinary(t, "victoria-metrics", "victoria-metrics")
-	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
-	args := []string{
-		"-httpListenAddr", addr,
-		"-storageDataPath", filepath.Join(t.TempDir(), "vm"),
-		"-retentionPeriod", "100y", // accept any timestamp a test sends
-		"-loggerLevel", "ERROR",
-	}
-	vm := &VictoriaMetrics{URL: "http://" + addr}
+	dataDir := filepath.Join(t.TempDir(), "vm")
+	n := 1
 	if graphite {
-		vm.GraphiteAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
-		args = append(args, "-graphiteListenAddr", vm.GraphiteAddr)
+		n = 2
 	}
-	StartServer(t, "victoria-metrics", exec.Command(bin, args...), HTTPReady(vm.URL+"/health"))
+	vm := &VictoriaMetrics{}
+	StartServerOnPorts(t, "victoria-metrics", n, func(ports []int) (*exec.Cmd, func() bool) {
+		addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+		args := []string{
+			"-httpListenAddr", addr,
+			"-storageDataPath", dataDir,
+			"-retentionPeriod", "100y", // accept any timestamp a test sends
+			"-loggerLevel", "ERROR",
+		}
+		vm.URL = "http://" + addr
+		if graphite {
+			vm.GraphiteAddr = fmt.Sprintf("127.0.0.1:%d", ports[1])
+			args = append(args, "-graphiteListenAddr", vm.GraphiteAddr)
+		}
+		return exec.Command(bin, args...), HTTPReady(vm.URL + "/health")
+	})
 	return vm
 }
 
@@ -338,8 +378,10 @@ func StartInfluxDB(t testing.TB) *InfluxDB {
 	t.Helper()
 	bin := NeedBinary(t, "influxd", "influxdb")
 	dir := t.TempDir()
-	port, rpc := FreePort(t), FreePort(t)
-	conf := fmt.Sprintf(`reporting-disabled = true
+	db := &InfluxDB{}
+	StartServerOnPorts(t, "influxd", 2, func(ports []int) (*exec.Cmd, func() bool) {
+		port, rpc := ports[0], ports[1]
+		conf := fmt.Sprintf(`reporting-disabled = true
 bind-address = "127.0.0.1:%d"
 [meta]
   dir = %q
@@ -369,14 +411,15 @@ bind-address = "127.0.0.1:%d"
 [continuous_queries]
   enabled = false
 `, rpc, filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), port)
-	path := filepath.Join(dir, "influxdb.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-config", path)
-	cmd.Env = append(os.Environ(), "INFLUXDB_CONFIG_PATH="+path)
-	db := &InfluxDB{URL: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	StartServer(t, "influxd", cmd, HTTPReady(db.URL+"/ping"))
+		path := filepath.Join(dir, "influxdb.conf")
+		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "-config", path)
+		cmd.Env = append(os.Environ(), "INFLUXDB_CONFIG_PATH="+path)
+		db.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
+		return cmd, HTTPReady(db.URL + "/ping")
+	})
 	return db
 }
 
@@ -466,15 +509,18 @@ func startPrometheus(t testing.TB, yml string, flags ...string) *Prometheus {
 	if err := os.WriteFile(cfg, []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := FreeAddr(t)
-	cmd := exec.Command(bin, append([]string{
-		"--config.file=" + cfg,
-		"--storage.tsdb.path=" + filepath.Join(dir, "tsdb"),
-		"--web.listen-address=" + addr,
-		"--log.level=warn",
-	}, flags...)...)
-	p := &Prometheus{URL: "http://" + addr}
-	StartServer(t, "prometheus", cmd, HTTPReady(p.URL+"/-/ready"))
+	p := &Prometheus{}
+	StartServerOnPorts(t, "prometheus", 1, func(ports []int) (*exec.Cmd, func() bool) {
+		addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+		cmd := exec.Command(bin, append([]string{
+			"--config.file=" + cfg,
+			"--storage.tsdb.path=" + filepath.Join(dir, "tsdb"),
+			"--web.listen-address=" + addr,
+			"--log.level=warn",
+		}, flags...)...)
+		p.URL = "http://" + addr
+		return cmd, HTTPReady(p.URL + "/-/ready")
+	})
 	return p
 }
 
