@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/garner-metrics/garner/config"
 	"github.com/garner-metrics/garner/pkg/aggregator"
@@ -12,8 +14,7 @@ import (
 
 // mountDebug adds the admin endpoints that look inside the aggregator and
 // the receivers: /debug/cardinality (top metric names by series) and
-// /debug/bad-lines (the last skipped lines, with reason and source). Both
-// read state kept for them; neither touches the shards.
+// /debug/bad-lines (the last skipped lines, with reason and source).
 func mountDebug(srv *web.Server, cfg *config.Config, agg *aggregator.Aggregator, lines *receiver.Lines) {
 	srv.HandleAdmin("GET /debug/cardinality", "debug_cardinality", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		limit := 20
@@ -25,7 +26,16 @@ func mountDebug(srv *web.Server, cfg *config.Config, agg *aggregator.Aggregator,
 			}
 			limit = n
 		}
-		total, top := agg.Cardinality(limit)
+		// Without max-series-per-metric the shards count the names when
+		// asked: bounded, so that a stuck aggregator does not hang the
+		// request.
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		total, top, err := agg.Cardinality(ctx, limit)
+		if err != nil {
+			web.WriteError(w, http.StatusServiceUnavailable, "unavailable", "the aggregator's shards did not answer within 10s: "+err.Error())
+			return
+		}
 		web.WriteJSON(w, http.StatusOK, map[string]any{
 			"series": total, "max_series": cfg.MaxSeries, "max_series_per_metric": cfg.MaxSeriesPerMetric,
 			"cardinality_overflow": cfg.CardinalityOverflow, "top": top,

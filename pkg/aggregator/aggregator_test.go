@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -58,6 +60,18 @@ func newHarness(t *testing.T, opts Options) *harness {
 	h := &harness{t: t, a: a, b: a.NewBatcher(NeverBlock), reg: reg, now: time.Now()}
 	a.lastTime = h.now
 	return h
+}
+
+// cardinality is Aggregator.Cardinality, failing the test on a timeout.
+func (h *harness) cardinality(n int) (int, []NameCount) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	total, top, err := h.a.Cardinality(ctx, n)
+	if err != nil {
+		h.t.Fatalf("Cardinality: %v", err)
+	}
+	return total, top
 }
 
 // send hands the samples of statsd lines from src to the shards, as a
@@ -308,7 +322,7 @@ func TestExpiredSeriesFreeTheirCardinality(t *testing.T) {
 			t.Fatalf("flush %d: counters %v, want fz = 1, not the overflow series", i, cs)
 		}
 		h.a.card.mu.Lock()
-		total, names := h.a.card.total, maps.Clone(h.a.card.byName)
+		total, names := h.a.card.total.Load(), maps.Clone(h.a.card.byName)
 		h.a.card.mu.Unlock()
 		if total != 0 || len(names) != 0 {
 			t.Fatalf("flush %d: every series expired, yet the cardinality index holds %d series: %v", i, total, names)
@@ -381,7 +395,7 @@ func TestCardinalityLimits(t *testing.T) {
 	}
 	h.send(lines...)
 	h.flush(time.Second)
-	total, top := h.a.Cardinality(2)
+	total, top := h.cardinality(2)
 	if total != 6 || len(top) != 2 || top[0].Name != "req" || top[0].Series != 3 {
 		t.Fatalf("max-series: total %d, top %v", total, top)
 	}
@@ -402,12 +416,77 @@ func TestCardinalityExpiryFreesSlots(t *testing.T) {
 	}
 }
 
+// TestCardinalityCountedOrAsked: the names the shards count when asked
+// (no max-series-per-metric) are those counted as series come and go (with
+// it), timestamp slots and expiry included.
+func TestCardinalityCountedOrAsked(t *testing.T) {
+	var got [2]string
+	for i, perMetric := range []int{0, 1000} {
+		h := newHarness(t, Options{Shards: 3, MaxSeriesPerMetric: perMetric,
+			Expiry:         Expiry{Counter: -1, Gauge: time.Hour, Set: time.Hour, Timer: time.Hour},
+			TimestampSlots: TimestampSlots{Interval: 10 * time.Second}})
+		h.flush(10 * time.Second)
+		var lines []string
+		for k := range 50 {
+			lines = append(lines, fmt.Sprintf("g%d:1|g|#k:%d", k%7, k), fmt.Sprintf("t%d:1|ms|#k:%d", k%3, k),
+				fmt.Sprintf("s:%d|s|#k:%d", k, k%5), fmt.Sprintf("c%d:1|c|#k:%d", k%4, k))
+		}
+		h.send(lines...)
+		h.flush(10 * time.Second) // the counters expire: negative expiry
+		h.send("c0:1|c", fmt.Sprintf("p:1|c|T%d", h.now.Unix()-25), fmt.Sprintf("p:1|c|#k:1|T%d", h.now.Unix()-25))
+		// A barrier: asking the shards drains their queues first, so
+		// that the counted names include every sample sent.
+		if _, err := h.a.countNames(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		total, top := h.cardinality(0)
+		got[i] = fmt.Sprint(total, top)
+	}
+	// 50 gauges, 50 timers, 5 sets (the tag k%5), two slot counters and
+	// the live c0; the first counters expired.
+	const want = "108 [{t0 17} {t1 17} {t2 16} {g0 8} {g1 7} {g2 7} {g3 7} {g4 7} {g5 7} {g6 7} {s 5} {p 2} {c0 1}]"
+	for i, mode := range []string{"asked", "counted"} {
+		if got[i] != want {
+			t.Errorf("%s: %s, want %s", mode, got[i], want)
+		}
+	}
+}
+
 func TestCardinalityTopNames(t *testing.T) {
 	h := newHarness(t, Options{})
 	h.send("a:1|c|#x:1", "a:1|c|#x:2", "a:1|g|#x:3", "b:1|c", "c:1|ms|#k:1", "c:1|ms|#k:2")
 	h.flush(time.Second) // make sure the shards applied everything
-	total, top := h.a.Cardinality(2)
+	total, top := h.cardinality(2)
 	if total != 6 || fmt.Sprint(top) != "[{a 3} {c 2}]" {
 		t.Fatalf("total %d top %v", total, top)
+	}
+}
+
+// TestTopNamesMatchesSort: the heap's top n are the first n of all the
+// names sorted by series (most first), then name.
+func TestTopNamesMatchesSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	byName := make(map[string]int)
+	for i := range 3000 {
+		byName[fmt.Sprintf("m%d", i)] = 1 + rng.IntN(50) // many ties
+	}
+	var all []NameCount
+	for name, k := range byName {
+		all = append(all, NameCount{name, k})
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].Series != all[j].Series {
+			return all[i].Series > all[j].Series
+		}
+		return all[i].Name < all[j].Name
+	})
+	for _, n := range []int{0, 1, 2, 20, 2999, 3000, 10000} {
+		want := all
+		if n > 0 && n < len(all) {
+			want = all[:n]
+		}
+		if got := topNames(byName, n); !slices.Equal(got, want) {
+			t.Fatalf("n=%d: got %d names, first %v; want %d, first %v", n, len(got), got[:min(3, len(got))], len(want), want[:3])
+		}
 	}
 }

@@ -80,10 +80,51 @@ func BenchmarkFlush1M(b *testing.B) {
 // goroutine. Every sample's series is cold: 400k series do not fit in the
 // caches. One op is one sample.
 func BenchmarkHighCardinality(b *testing.B) {
-	const perType = 100_000
+	a, sample, apply := highCardinality(100_000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := processCPU()
+	for i := 0; i < b.N; i++ {
+		sample()
+	}
+	apply()
+	b.StopTimer()
+	// CPU time is steadier than wall time on a machine shared with other work.
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+	if got := a.shards[0].queued.Load() + a.shards[1].queued.Load(); got != 0 {
+		b.Fatalf("%d samples not applied", got)
+	}
+}
+
+// BenchmarkCardinalityAsked is /debug/cardinality without
+// max-series-per-metric: the two running shards count the names of 400k
+// series (BenchmarkHighCardinality's), the aggregator adds them up and
+// sorts them. One op is one answer.
+func BenchmarkCardinalityAsked(b *testing.B) {
+	a, _, _ := highCardinality(100_000)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = a.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		total, top, err := a.Cardinality(ctx, 20)
+		if err != nil || total != 400_000 || len(top) != 20 {
+			b.Fatalf("Cardinality: %d series, %d names, %v", total, len(top), err)
+		}
+	}
+}
+
+// highCardinality is an aggregator of two shards (not running: apply runs
+// them on the caller's goroutine) holding perType series of each of c, g,
+// ms, s, the types interleaved and the series in turn as garner-load sends
+// them. sample hands the next sample over through a Batcher (key copy,
+// hash, hand-off); apply sends the batch and applies what is queued.
+func highCardinality(perType int) (a *Aggregator, sample, apply func()) {
 	log := logrus.New()
 	log.SetLevel(logrus.ErrorLevel)
-	a := New(Options{Shards: 2, MaxQueuedSamples: 1 << 20, PercentThresholds: []float64{90}, HistogramLimit: 64}, log, prometheus.NewRegistry())
+	a = New(Options{Shards: 2, MaxQueuedSamples: 1 << 20, PercentThresholds: []float64{90}, HistogramLimit: 64}, log, prometheus.NewRegistry())
 	types := []statsd.Type{statsd.Counter, statsd.Gauge, statsd.Timer, statsd.Set}
 	prefixes := []string{"gl.c.s", "gl.g.s", "gl.ms.s", "gl.s.s"}
 	keys := make([][]byte, 0, len(types)*perType)
@@ -98,14 +139,14 @@ func BenchmarkHighCardinality(b *testing.B) {
 		members[i] = strconv.AppendInt(nil, int64(i), 10)
 	}
 	bt := a.NewBatcher(NeverBlock)
-	apply := func() {
+	apply = func() {
 		bt.Send(context.Background())
 		for _, s := range a.shards {
 			s.drain()
 		}
 	}
 	n := 0
-	sample := func() {
+	sample = func() {
 		series := n / len(types)
 		typ := types[n%len(types)]
 		bt.Series(keys[n])
@@ -128,19 +169,7 @@ func BenchmarkHighCardinality(b *testing.B) {
 		sample()
 	}
 	apply()
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := processCPU()
-	for i := 0; i < b.N; i++ {
-		sample()
-	}
-	apply()
-	b.StopTimer()
-	// CPU time is steadier than wall time on a machine shared with other work.
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
-	if got := a.shards[0].queued.Load() + a.shards[1].queued.Load(); got != 0 {
-		b.Fatalf("%d samples not applied", got)
-	}
+	return a, sample, apply
 }
 
 // processCPU is the process's user and system CPU time so far.

@@ -28,6 +28,7 @@ type flushReq struct {
 	fill      []chan fillSpec // by shard index, buffered
 	abort     <-chan struct{} // closed when the flush gives up before fill
 	done      chan<- struct{}
+	names     chan<- map[string]int // set: count names only (Aggregator.Cardinality)
 }
 
 // shardCounts is how many entries a shard will write into a snapshot.
@@ -145,6 +146,10 @@ func (s *shard) run(ctx context.Context) {
 			s.apply(b)
 		case req := <-s.ctl:
 			s.drain()
+			if req.names != nil {
+				req.names <- s.nameCounts()
+				continue
+			}
 			if req.drainOnly {
 				req.counts <- s.sizes()
 				continue

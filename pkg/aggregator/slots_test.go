@@ -84,7 +84,7 @@ func TestTimestampSlots(t *testing.T) {
 	if snap.PastInterval != iv {
 		t.Errorf("PastInterval %v, want %v", snap.PastInterval, iv)
 	}
-	if total, _ := h.a.Cardinality(0); total != 4 {
+	if total, _ := h.cardinality(0); total != 4 {
 		t.Errorf("cardinality %d after the flush, want 4 (the slots' series are gone)", total)
 	}
 
