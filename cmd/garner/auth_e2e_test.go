@@ -3,9 +3,6 @@ package main_test
 import (
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,20 +17,13 @@ import (
 // (401, counted) and delivers nothing; the ingestion token does not open
 // the admin endpoints.
 func TestIngestionToken(t *testing.T) {
-	dir := t.TempDir()
-	tokenFile := filepath.Join(dir, "ingestion-token")
-	if err := os.WriteFile(tokenFile, []byte("forwarders-only\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tokenFile := writeToken(t, t.TempDir(), "ingestion-token", "forwarders-only")
 	g := garnertest.NewGraphite(t)
-	agg := garnertest.StartConfig(t, fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\n", g.Addr()),
-		"--metrics-addr", "", "--enable-ingestion", "--flush-interval", "1h", "--shutdown-grace", "0s",
-		"--admin-token", "admin-only", "--ingestion-token-file", tokenFile)
+	agg := startIngestAggregator(t, g, "--admin-token", "admin-only", "--ingestion-token-file", tokenFile)
 	aggAddr := agg.AdminAddr(t)
 
 	forwarder := func(token string) *garnertest.Process {
-		return garnertest.StartConfig(t, fmt.Sprintf("server-mode = \"forwarder\"\n[http-transport]\napi-endpoint = %q\nflush-interval = \"200ms\"\nbearer-token = %q\n", "http://"+aggAddr, token),
-			"--metrics-addr", "127.0.0.1:0", "--shutdown-grace", "0s", "--shutdown-timeout", "2s")
+		return startForwarder(t, "http://"+aggAddr, fmt.Sprintf("flush-interval = \"200ms\"\nbearer-token = %q\n", token), "--shutdown-timeout", "2s")
 	}
 	good, wrong := forwarder("forwarders-only"), forwarder("admin-only")
 	garnertest.SendUDP(t, good.UDPAddr(t), "tok.good:5|c\ntok.good:6|c")
@@ -49,9 +39,7 @@ func TestIngestionToken(t *testing.T) {
 		t.Errorf("the forwarder with the admin token delivered %v series", s)
 	}
 
-	req, _ := http.NewRequest(http.MethodGet, "http://"+aggAddr+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer forwarders-only")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := bearerClient("forwarders-only").Get("http://" + aggAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,19 +47,12 @@ func TestIngestionToken(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("/metrics with the ingestion token: %s, want 401", resp.Status)
 	}
-	req.Header.Set("Authorization", "Bearer admin-only")
-	m, err := scrapeWith(req)
+	m, err := garnertest.Scrape(bearerClient("admin-only"), aggAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The forwarder's refused requests and the /metrics above.
-	var refused float64
-	for _, line := range strings.Split(m, "\n") {
-		if strings.HasPrefix(line, `garner_http_refused_requests_total{reason="unauthorized",server="admin"} `) {
-			refused, _ = strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		}
-	}
-	if refused < 2 {
+	if refused := refusedUnauthorized(m); refused < 2 {
 		t.Errorf("garner_http_refused_requests_total{reason=\"unauthorized\"} = %v on the aggregator, want at least 2", refused)
 	}
 
@@ -79,40 +60,34 @@ func TestIngestionToken(t *testing.T) {
 	good.StopOK(t)
 	agg.StopOK(t)
 	g.WaitSent(10 * time.Second) // the final flush read to its end
-	var total float64
 	for _, p := range g.Points() {
-		if strings.HasPrefix(p.Name, "stats.counters.tok.good.count") {
-			v, _ := strconv.ParseFloat(p.Value, 64)
-			total += v
-		}
 		if strings.Contains(p.Name, "tok.wrong") {
 			t.Errorf("the refused forwarder's series reached the backend: %s", p.Name)
 		}
 	}
-	if total != 11 {
+	if total := counterTotal(g, "tok.good"); total != 11 {
 		t.Fatalf("tok.good total %v, want 11: %v", total, g.Lines())
 	}
 }
 
-func scrapeWith(req *http.Request) (string, error) {
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("/metrics answered %s", resp.Status)
-	}
-	return b.String(), nil
+// bearerClient is an HTTP client (10s bound) that sends token as its
+// bearer token on every request.
+func bearerClient(token string) *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: bearerTransport(token)}
+}
+
+type bearerTransport string
+
+func (token bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+string(token))
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// refusedUnauthorized is how many requests the admin server of the scrape m
+// refused for a missing or wrong token.
+func refusedUnauthorized(m garnertest.Metrics) float64 {
+	return m.Sum("garner_http_refused_requests_total", `reason="unauthorized"`, `server="admin"`)
 }
 
 // TestTokenFilesSIGHUP: the token files are re-read on SIGHUP. After the
@@ -123,36 +98,21 @@ func scrapeWith(req *http.Request) (string, error) {
 // exactly again.
 func TestTokenFilesSIGHUP(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, token string) string {
-		t.Helper()
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path+".tmp", []byte(token+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(path+".tmp", path); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
+	write := func(name, token string) string { return writeToken(t, dir, name, token) }
 	adminFile, ingestFile, bearerFile := write("admin", "admin-1"), write("ingest", "ingest-1"), write("bearer", "ingest-1")
 	g := garnertest.NewGraphite(t)
-	agg := garnertest.StartConfig(t, fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\n", g.Addr()),
-		"--metrics-addr", "", "--enable-ingestion", "--flush-interval", "1h", "--shutdown-grace", "0s",
-		"--admin-token-file", adminFile, "--ingestion-token-file", ingestFile)
+	agg := startIngestAggregator(t, g, "--admin-token-file", adminFile, "--ingestion-token-file", ingestFile)
 	aggAddr := agg.AdminAddr(t)
-	fwd := garnertest.StartConfig(t, fmt.Sprintf("server-mode = \"forwarder\"\n[http-transport]\napi-endpoint = %q\nflush-interval = \"100ms\"\nbearer-token-file = %q\n", "http://"+aggAddr, bearerFile),
-		"--metrics-addr", "127.0.0.1:0", "--shutdown-grace", "0s", "--shutdown-timeout", "2s")
+	fwd := startForwarder(t, "http://"+aggAddr, fmt.Sprintf("flush-interval = \"100ms\"\nbearer-token-file = %q\n", bearerFile), "--shutdown-timeout", "2s")
 	udp, fwdAdmin := fwd.UDPAddr(t), fwd.AdminAddr(t)
-	metrics := func(token string) (string, int) {
+	metrics := func(token string) (garnertest.Metrics, int) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, "http://"+aggAddr+"/metrics", nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		m, err := scrapeWith(req)
+		m, err := garnertest.Scrape(bearerClient(token), aggAddr)
 		if err != nil && !strings.Contains(err.Error(), "401") {
 			t.Fatal(err)
 		}
 		if err != nil {
-			return "", http.StatusUnauthorized
+			return nil, http.StatusUnauthorized
 		}
 		return m, http.StatusOK
 	}
@@ -175,14 +135,7 @@ func TestTokenFilesSIGHUP(t *testing.T) {
 	}
 	refused := func() float64 {
 		m, _ := metrics("admin-2")
-		const line = `garner_http_refused_requests_total{reason="unauthorized",server="admin"} `
-		i := strings.Index(m, line)
-		if i < 0 {
-			return 0
-		}
-		rest, _, _ := strings.Cut(m[i+len(line):], "\n")
-		v, _ := strconv.ParseFloat(rest, 64)
-		return v
+		return refusedUnauthorized(m)
 	}
 	base := refused() // the /metrics refused above
 	garnertest.SendUDP(t, udp, "tok.refused:1|c")

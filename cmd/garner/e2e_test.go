@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -23,6 +24,24 @@ func startWithGraphite(t *testing.T, args ...string) (*garnertest.Process, *garn
 	p := garnertest.StartConfig(t, fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\n", g.Addr()),
 		append([]string{"--metrics-addr", "127.0.0.1:0", "--tcp-metrics-addr", "127.0.0.1:0", "--flush-interval", "1h", "--shutdown-grace", "0s"}, args...)...)
 	return p, g, p.UDPAddr(t), p.TCPAddr(t)
+}
+
+// startIngestAggregator runs an aggregator that writes to g and takes
+// ingestion on its admin server, no statsd listener, flushing at shutdown
+// only, plus args.
+func startIngestAggregator(t *testing.T, g *garnertest.Graphite, args ...string) *garnertest.Process {
+	t.Helper()
+	return garnertest.StartConfig(t, fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\n", g.Addr()),
+		append([]string{"--metrics-addr", "", "--enable-ingestion", "--flush-interval", "1h", "--shutdown-grace", "0s"}, args...)...)
+}
+
+// startForwarder runs a forwarder to endpoint with transport (TOML lines:
+// flush-interval, tokens, tls-*) added to its [http-transport] section,
+// its statsd receiver on a free UDP port, plus args.
+func startForwarder(t *testing.T, endpoint, transport string, args ...string) *garnertest.Process {
+	t.Helper()
+	return garnertest.StartConfig(t, fmt.Sprintf("server-mode = \"forwarder\"\n[http-transport]\napi-endpoint = %q\n%s", endpoint, transport),
+		append([]string{"--metrics-addr", "127.0.0.1:0", "--shutdown-grace", "0s"}, args...)...)
 }
 
 // finalValues sends each payload as a datagram to udp, waits until garner
@@ -60,6 +79,28 @@ func checkValues(t *testing.T, got, want map[string]string) {
 	}
 	if bad {
 		t.Logf("all series: %v", got)
+	}
+}
+
+// writeToken writes token and a newline to the file name in dir, as
+// replaceFile does, and returns its path.
+func writeToken(t *testing.T, dir, name, token string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	replaceFile(t, path, []byte(token+"\n"))
+	return path
+}
+
+// replaceFile writes data to path the way a deploy tool does: to a
+// temporary file renamed over path, so that a reader finds the old content
+// or the new one, never a part.
+func replaceFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path+".tmp", data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -284,6 +325,54 @@ func TestUnixgramAndIPv6(t *testing.T) {
 	}
 	if got["stats.counters.v6.c.count;host=::1"] != "4" {
 		t.Errorf("ipv6: %v", got)
+	}
+}
+
+// TestUnixSocketMode: the unix datagram socket gets metrics-socket-mode
+// (default 0622), takes datagrams, and is removed at shutdown only while it
+// is still garner's.
+func TestUnixSocketMode(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.sock")
+	p := garnertest.StartConfig(t, "backends = \"null\"\n", "--metrics-addr", path)
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o622 {
+		t.Errorf("socket mode %o, want 0622", fi.Mode().Perm())
+	}
+	c, err := net.Dial("unixgram", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("sock.count:1|c")); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	p.WaitRead(t, 1)
+	p.StopOK(t)
+	if _, err := os.Lstat(path); !os.IsNotExist(err) {
+		t.Errorf("socket left behind after shutdown: %v", err)
+	}
+
+	// Another process takes the path while garner runs: garner leaves it.
+	path2 := filepath.Join(dir, "t.sock")
+	p = garnertest.StartConfig(t, "backends = \"null\"\n", "--metrics-addr", path2, "--metrics-socket-mode", "0620")
+	if fi, err := os.Lstat(path2); err != nil || fi.Mode().Perm() != 0o620 {
+		t.Fatalf("socket mode: %v %v, want 0620", fi, err)
+	}
+	if err := os.Remove(path2); err != nil {
+		t.Fatal(err)
+	}
+	other, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path2, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	p.StopOK(t)
+	if _, err := os.Lstat(path2); err != nil {
+		t.Errorf("garner removed a socket another process had bound: %v", err)
 	}
 }
 

@@ -51,9 +51,7 @@ func newTLSFiles(t *testing.T) tlsFiles {
 // present a pair of f's CA only; it flushes at shutdown only.
 func (f tlsFiles) startAggregator(t *testing.T, g *garnertest.Graphite, server garnertest.Pair) *garnertest.Process {
 	t.Helper()
-	return garnertest.StartConfig(t, fmt.Sprintf("backends = \"graphite\"\n[graphite]\naddress = %q\n", g.Addr()),
-		"--metrics-addr", "", "--enable-ingestion", "--flush-interval", "1h", "--shutdown-grace", "0s",
-		"--admin-tls-cert-file", server.CertFile, "--admin-tls-key-file", server.KeyFile,
+	return startIngestAggregator(t, g, "--admin-tls-cert-file", server.CertFile, "--admin-tls-key-file", server.KeyFile,
 		"--admin-tls-client-ca-file", f.caFile)
 }
 
@@ -144,12 +142,11 @@ func TestForwardMutualTLS(t *testing.T) {
 
 	forwarder := func(pair garnertest.Pair) *garnertest.Process {
 		t.Helper()
-		toml := fmt.Sprintf("server-mode = \"forwarder\"\n[http-transport]\napi-endpoint = %q\nflush-interval = \"200ms\"\nprobe-interval = \"200ms\"\ntls-ca-file = %q\n",
-			"https://"+aggAddr, f.caFile)
+		toml := fmt.Sprintf("flush-interval = \"200ms\"\nprobe-interval = \"200ms\"\ntls-ca-file = %q\n", f.caFile)
 		if pair.CertFile != "" {
 			toml += fmt.Sprintf("tls-cert-file = %q\ntls-key-file = %q\n", pair.CertFile, pair.KeyFile)
 		}
-		return garnertest.StartConfig(t, toml, "--metrics-addr", "127.0.0.1:0", "--shutdown-grace", "0s", "--shutdown-timeout", "2s")
+		return startForwarder(t, "https://"+aggAddr, toml, "--shutdown-timeout", "2s")
 	}
 	good := forwarder(f.client)
 	noCert := forwarder(garnertest.Pair{})
@@ -341,9 +338,8 @@ func TestTLSRotationUnderTraffic(t *testing.T) {
 	g := garnertest.NewGraphite(t)
 	agg := f.startAggregator(t, g, f.server)
 	aggAddr := agg.AdminAddr(t)
-	fwd := garnertest.StartConfig(t, fmt.Sprintf("server-mode = \"forwarder\"\n[http-transport]\napi-endpoint = %q\nflush-interval = \"100ms\"\ntls-ca-file = %q\ntls-cert-file = %q\ntls-key-file = %q\n",
-		"https://"+aggAddr, f.caFile, f.client.CertFile, f.client.KeyFile),
-		"--metrics-addr", "127.0.0.1:0", "--shutdown-grace", "0s")
+	fwd := startForwarder(t, "https://"+aggAddr, fmt.Sprintf("flush-interval = \"100ms\"\ntls-ca-file = %q\ntls-cert-file = %q\ntls-key-file = %q\n",
+		f.caFile, f.client.CertFile, f.client.KeyFile))
 	udp := fwd.UDPAddr(t)
 	fwdAdmin := fwd.AdminAddr(t)
 
@@ -588,9 +584,8 @@ func TestForwarderCAFileRotation(t *testing.T) {
 	g := garnertest.NewGraphite(t)
 	agg := f.startAggregator(t, g, srv)
 	bundle := f.ca.WriteCA(t, t.TempDir(), "servers.pem")
-	fwd := garnertest.StartConfig(t, fmt.Sprintf("server-mode = \"forwarder\"\n[http-transport]\napi-endpoint = %q\nflush-interval = \"100ms\"\nprobe-interval = \"200ms\"\ntls-ca-file = %q\ntls-cert-file = %q\ntls-key-file = %q\n",
-		"https://"+agg.AdminAddr(t), bundle, f.client.CertFile, f.client.KeyFile),
-		"--metrics-addr", "127.0.0.1:0", "--shutdown-grace", "0s")
+	fwd := startForwarder(t, "https://"+agg.AdminAddr(t), fmt.Sprintf("flush-interval = \"100ms\"\nprobe-interval = \"200ms\"\ntls-ca-file = %q\ntls-cert-file = %q\ntls-key-file = %q\n",
+		bundle, f.client.CertFile, f.client.KeyFile))
 	udp, fwdAdmin := fwd.UDPAddr(t), fwd.AdminAddr(t)
 
 	garnertest.SendUDP(t, udp, "ca.before:1|c")
@@ -607,12 +602,7 @@ func TestForwarderCAFileRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(bundle+".tmp", append(old, added...), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(bundle+".tmp", bundle); err != nil {
-		t.Fatal(err)
-	}
+	replaceFile(t, bundle, append(old, added...))
 	garnertest.WaitFor(t, "the forwarder to reach the aggregator", 20*time.Second, func() bool {
 		return garnertest.MustScrape(t, fwdAdmin).Sum("garner_forwarder_sent_series_total") > 0 ||
 			strings.Contains(fwd.Stderr(), "back in the choice")
