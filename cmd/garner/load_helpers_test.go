@@ -7,10 +7,12 @@ package main_test
 // late.
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -127,7 +129,7 @@ type influxWrite struct {
 	lines []string
 }
 
-// influxServer takes InfluxDB v2 writes on loopback. It stands in for a
+// influxServer takes InfluxDB writes (v2, and v1's /write) on loopback. It stands in for a
 // real InfluxDB where the test needs the failure on demand (a real one
 // cannot be made to answer 500 or hang); it does not check the line
 // protocol beyond splitting lines.
@@ -143,8 +145,28 @@ type influxServer struct {
 
 func newInfluxServer(t *testing.T) *influxServer {
 	t.Helper()
+	return startInfluxServer(t, nil)
+}
+
+// newInfluxServerTLS is an influxServer that serves HTTPS with cfg (whose
+// s.srv.URL is https://); it does not log the handshakes it refuses.
+func newInfluxServerTLS(t *testing.T, cfg *tls.Config) *influxServer {
+	t.Helper()
+	return startInfluxServer(t, cfg)
+}
+
+func startInfluxServer(t *testing.T, cfg *tls.Config) *influxServer {
+	t.Helper()
 	s := &influxServer{changed: make(chan struct{})}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.handle))
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.handle))
+	if cfg != nil {
+		s.srv.Listener = tls.NewListener(s.srv.Listener, cfg)
+		s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	}
+	s.srv.Start()
+	if cfg != nil {
+		s.srv.URL = "https://" + s.srv.Listener.Addr().String()
+	}
 	t.Cleanup(func() {
 		s.setMode(influxOK) // releases hanging requests
 		s.holdFor.Store(0)
@@ -166,7 +188,7 @@ func (s *influxServer) hold(d time.Duration) { s.holdFor.Store(int64(d)) }
 
 func (s *influxServer) handle(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
-	if err != nil || r.URL.Path != "/api/v2/write" {
+	if err != nil || (r.URL.Path != "/api/v2/write" && r.URL.Path != "/write") {
 		http.Error(w, "bad request", http.StatusBadRequest)
 		return
 	}
