@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/garner-metrics/garner/pkg/garnertest"
 )
@@ -154,37 +153,4 @@ tags = 'method:${method} code:$2'
 		"stats.counters.app.http_requests.count;code=500;method=post;host=127.0.0.1": "1",
 		"stats.counters.app.long.count;k=abcd;host=127.0.0.1":                        "1",
 	})
-}
-
-// TestInternalStatser: with statser-type internal, garner's own metrics come
-// out of the backends like any metric, under internal-namespace, with
-// internal-tags and the hostname as source.
-func TestInternalStatser(t *testing.T) {
-	g := garnertest.NewGraphite(t)
-	p, udp := startWithConfig(t, fmt.Sprintf("backends = 'graphite'\n[graphite]\naddress = '%s'\n", g.Addr()),
-		"--flush-interval", "200ms", "--statser-type", "internal", "--internal-tags", "role:test", "--hostname", "testhost")
-	garnertest.SendUDP(t, udp, "a:1|c\nb:1|c\nc:1|c")
-	const name = "stats.counters.statsd.garner_receiver_lines_total.count;receiver=udp;role=test;host=testhost"
-	ok := g.WaitFor(10*time.Second, func(lines []string) bool {
-		for _, l := range lines {
-			if strings.HasPrefix(l, name+" ") && !strings.HasPrefix(l, name+" 0 ") {
-				return true
-			}
-		}
-		return false
-	})
-	p.StopOK(t)
-	if !ok {
-		t.Fatalf("no %s with a positive value in:\n%s", name, strings.Join(g.Lines(), "\n"))
-	}
-	total := 0.0
-	for _, pt := range g.Points() {
-		if pt.Name == name {
-			v, _ := strconv.ParseFloat(pt.Value, 64)
-			total += v
-		}
-	}
-	if total != 3 {
-		t.Errorf("lines counted by the internal statser over all flushes = %v, want 3", total)
-	}
 }
