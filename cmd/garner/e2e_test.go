@@ -462,6 +462,44 @@ func getJSON(t *testing.T, url string, v any) {
 	}
 }
 
+// cardinality is what /debug/cardinality answers.
+type cardinality struct {
+	Series int `json:"series"`
+	Top    []struct {
+		Name   string `json:"name"`
+		Series int    `json:"series"`
+	} `json:"top"`
+}
+
+// waitCardinality asks /debug/cardinality?limit=limit until it holds
+// series series (the shards may not have applied the last lines read yet).
+func waitCardinality(t *testing.T, admin string, limit, series int) cardinality {
+	t.Helper()
+	var card cardinality
+	garnertest.WaitFor(t, fmt.Sprintf("/debug/cardinality to count %d series", series), 10*time.Second, func() bool {
+		getJSON(t, fmt.Sprintf("http://%s/debug/cardinality?limit=%d", admin, limit), &card)
+		return card.Series == series
+	})
+	return card
+}
+
+// TestCardinalityEndpointAsksTheShards: without max-series-per-metric the
+// shards count the names when asked; the answer is the same kind.
+func TestCardinalityEndpointAsksTheShards(t *testing.T) {
+	p, _, udp, _ := startWithGraphite(t)
+	var b strings.Builder
+	for i := 0; i < 10; i++ {
+		fmt.Fprintf(&b, "req:1|c|#user:%d\nlat:%d|ms|#user:%d\n", i, i, i%4)
+	}
+	b.WriteString("other:1|g\n")
+	garnertest.SendUDP(t, udp, b.String())
+	card := waitCardinality(t, p.AdminAddr(t), 2, 15)
+	if got := fmt.Sprint(card.Top); got != "[{req 10} {lat 4}]" {
+		t.Errorf("/debug/cardinality top 2: %s, want [{req 10} {lat 4}]", got)
+	}
+	p.StopOK(t)
+}
+
 // TestCardinalityAndBadLinesEndpoints: limits fold refused series into
 // <name>.__overflow__ on the wire, and the debug endpoints show the top names
 // and the last bad lines with reason and source.
@@ -476,15 +514,8 @@ func TestCardinalityAndBadLinesEndpoints(t *testing.T) {
 	garnertest.SendUDP(t, udp, b.String())
 	p.WaitRead(t, garnertest.CountLines(b.String()))
 
-	var card struct {
-		Series int `json:"series"`
-		Top    []struct {
-			Name   string `json:"name"`
-			Series int    `json:"series"`
-		} `json:"top"`
-	}
-	getJSON(t, "http://"+admin+"/debug/cardinality?limit=1", &card)
-	if card.Series != 5 || len(card.Top) != 1 || card.Top[0].Name != "req" || card.Top[0].Series != 3 {
+	card := waitCardinality(t, admin, 1, 5)
+	if len(card.Top) != 1 || card.Top[0].Name != "req" || card.Top[0].Series != 3 {
 		t.Errorf("/debug/cardinality: %+v", card)
 	}
 	var bad struct {
