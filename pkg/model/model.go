@@ -213,12 +213,15 @@ const (
 	PriorityLow
 )
 
-func (p Priority) String() string {
-	if p == PriorityLow {
-		return "low"
-	}
-	return "normal"
-}
+// priorityNames are the DogStatsD names of the priorities, by value.
+var priorityNames = []string{PriorityNormal: "normal", PriorityLow: "low"}
+
+// String is p's DogStatsD name; a value out of range is "normal".
+func (p Priority) String() string { return enumName(priorityNames, p) }
+
+// ParsePriority returns the priority DogStatsD names s (as String writes
+// it), and false for any other s.
+func ParsePriority(s string) (Priority, bool) { return parseEnum[Priority](priorityNames, s) }
 
 // AlertType of an event.
 type AlertType uint8
@@ -231,16 +234,32 @@ const (
 	AlertSuccess
 )
 
-func (a AlertType) String() string {
-	switch a {
-	case AlertWarning:
-		return "warning"
-	case AlertError:
-		return "error"
-	case AlertSuccess:
-		return "success"
+// alertTypeNames are the DogStatsD names of the alert types, by value.
+var alertTypeNames = []string{AlertInfo: "info", AlertWarning: "warning", AlertError: "error", AlertSuccess: "success"}
+
+// String is a's DogStatsD name; a value out of range is "info".
+func (a AlertType) String() string { return enumName(alertTypeNames, a) }
+
+// ParseAlertType returns the alert type DogStatsD names s (as String writes
+// it), and false for any other s.
+func ParseAlertType(s string) (AlertType, bool) { return parseEnum[AlertType](alertTypeNames, s) }
+
+// enumName is names[v], or names[0] (the zero value's) when v is out of range.
+func enumName[T ~uint8](names []string, v T) string {
+	if int(v) < len(names) {
+		return names[v]
 	}
-	return "info"
+	return names[0]
+}
+
+// parseEnum is the value names gives the name s.
+func parseEnum[T ~uint8](names []string, s string) (T, bool) {
+	for i, n := range names {
+		if n == s {
+			return T(i), true
+		}
+	}
+	return 0, false
 }
 
 // Event is a DogStatsD event (_e{...}).

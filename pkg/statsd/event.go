@@ -72,32 +72,24 @@ func (m *Metric) parseEvent(line []byte) (*model.Event, error) {
 		case 's':
 			e.SourceTypeName = string(val)
 		case 'p':
-			switch string(val) {
-			case "normal":
-				e.Priority = model.PriorityNormal
-			case "low":
-				e.Priority = model.PriorityLow
-			default:
-				m.Unknown++
-			}
+			setEnum(m, &e.Priority, model.ParsePriority, val)
 		case 't':
-			switch string(val) {
-			case "info":
-				e.AlertType = model.AlertInfo
-			case "warning":
-				e.AlertType = model.AlertWarning
-			case "error":
-				e.AlertType = model.AlertError
-			case "success":
-				e.AlertType = model.AlertSuccess
-			default:
-				m.Unknown++
-			}
+			setEnum(m, &e.AlertType, model.ParseAlertType, val)
 		default: // c:, e: and unknown fields
 			m.Unknown++
 		}
 	}
 	return e, nil
+}
+
+// setEnum sets *dst to the value parse reads in val; a value parse does not
+// know leaves *dst as it was and is counted in m.Unknown.
+func setEnum[T any](m *Metric, dst *T, parse func(string) (T, bool), val []byte) {
+	if v, ok := parse(string(val)); ok {
+		*dst = v
+		return
+	}
+	m.Unknown++
 }
 
 // parseServiceCheck parses _sc|<name>|<status>|d:<ts>|h:<host>|#tags|m:<message>.
