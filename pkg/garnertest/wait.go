@@ -18,3 +18,18 @@ func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool)
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Receive waits up to timeout for a value from ch (or for ch to be closed)
+// and returns it; when timeout passes first it fails the test with failure,
+// which says what did not happen. As with WaitFor, the timeout bounds
+// something that must happen: make it generous.
+func Receive[T any](t testing.TB, failure string, timeout time.Duration, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(timeout):
+		t.Fatalf("%s (waited %s)", failure, timeout)
+		panic("unreachable")
+	}
+}

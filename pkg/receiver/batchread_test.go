@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/garner-metrics/garner/pkg/aggregator"
+	"github.com/garner-metrics/garner/pkg/garnertest"
 )
 
 // readerImpls are the datagram readers to test side by side.
@@ -257,13 +258,8 @@ func TestUDPRunDeliversAndDrains(t *testing.T) {
 	}
 	_ = s.Close()
 	cancel()
-	select {
-	case err := <-runDone:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after cancel")
+	if err := garnertest.Receive(t, "Run did not return after cancel", 10*time.Second, runDone); err != nil {
+		t.Fatal(err)
 	}
 	snap, err := agg.Snapshot(context.Background(), time.Now())
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/garner-metrics/garner/pkg/aggregator"
+	"github.com/garner-metrics/garner/pkg/garnertest"
 )
 
 const udpHeader = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n"
@@ -218,11 +219,7 @@ func TestWatchDropsWarnsOnceAndStops(t *testing.T) {
 	}()
 	time.Sleep(20 * time.Millisecond)
 	cancel()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("watchDrops did not return after cancel")
-	}
+	garnertest.Receive(t, "watchDrops did not return after cancel", 5*time.Second, done)
 	if n := strings.Count(buf.String(), "level=warning"); n != 1 {
 		t.Fatalf("unreadable table logged %d times in ~20 checks, want once:\n%s", n, buf.String())
 	}

@@ -72,13 +72,8 @@ func TestListener(t *testing.T) {
 		}
 		accepted <- err
 	}()
-	select {
-	case err := <-accepted:
-		if err != nil {
-			t.Fatalf("Accept: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("a silent client held up the handshake of the next one")
+	if err := garnertest.Receive(t, "a silent client held up the handshake of the next one", 5*time.Second, accepted); err != nil {
+		t.Fatalf("Accept: %v", err)
 	}
 	if err := <-dialed; err != nil {
 		t.Fatalf("dial: %v", err)
