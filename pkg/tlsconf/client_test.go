@@ -12,7 +12,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/sirupsen/logrus"
 	"github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/garner-metrics/garner/pkg/garnertest"
@@ -67,14 +66,10 @@ func TestClientHandshakeErrors(t *testing.T) {
 	srvPair, cliPair := ca.WritePair(t, dir, "server", day), ca.WritePair(t, dir, "client", day)
 	strangerCli, strangerSrv := other.WritePair(t, dir, "stranger", day), other.WritePair(t, dir, "stranger-server", day)
 	oldCli, oldSrv := ca.WritePair(t, dir, "old-client", expired), ca.WritePair(t, dir, "old-server", expired)
-	quiet := logrus.New()
-	quiet.SetOutput(io.Discard)
+	quiet := garnertest.QuietLog()
 
 	server := func(p garnertest.Pair, maxVersion uint16) string {
-		cfg, err := tlsconf.ServerConfig(tlsconf.ServerOptions{CertFile: p.CertFile, KeyFile: p.KeyFile, ClientCAFile: caFile}, quiet)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cfg := mustConfig(t, tlsconf.ServerConfig, tlsconf.ServerOptions{CertFile: p.CertFile, KeyFile: p.KeyFile, ClientCAFile: caFile}, quiet)
 		cfg.MaxVersion = maxVersion
 		return serveHTTP(t, cfg)
 	}
@@ -177,15 +172,11 @@ func TestClientRotation(t *testing.T) {
 	srv1 := ca1.WritePair(t, t.TempDir(), "server", day)
 	srv2 := ca2.WritePair(t, t.TempDir(), "server", day)
 	cli := ca1.WritePair(t, dir, "client", day)
-	quiet := logrus.New()
-	quiet.SetOutput(io.Discard)
+	quiet := garnertest.QuietLog()
 
 	var seen []string // the client serials the servers saw
 	server := func(p garnertest.Pair) string {
-		cfg, err := tlsconf.ServerConfig(tlsconf.ServerOptions{CertFile: p.CertFile, KeyFile: p.KeyFile, ClientCAFile: clientCAs}, quiet)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cfg := mustConfig(t, tlsconf.ServerConfig, tlsconf.ServerOptions{CertFile: p.CertFile, KeyFile: p.KeyFile, ClientCAFile: clientCAs}, quiet)
 		cfg.ClientAuth = tls.RequireAnyClientCert // both CAs' clients; the serial is what matters
 		cfg.GetConfigForClient = nil
 		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
@@ -230,9 +221,8 @@ func TestClientRotation(t *testing.T) {
 // stamps did not change.
 func TestClientReload(t *testing.T) {
 	f := newRotationFiles(t)
-	quiet := logrus.New()
-	quiet.SetOutput(io.Discard)
-	srv := mustServer(t, tlsconf.ServerOptions{CertFile: f.server.CertFile, KeyFile: f.server.KeyFile, ClientCAFile: f.caFile}, quiet)
+	quiet := garnertest.QuietLog()
+	srv := mustConfig(t, tlsconf.ServerConfig, tlsconf.ServerOptions{CertFile: f.server.CertFile, KeyFile: f.server.KeyFile, ClientCAFile: f.caFile}, quiet)
 	srv.GetConfigForClient = nil
 	var mu sync.Mutex
 	var seen []string

@@ -22,10 +22,7 @@ func TestListener(t *testing.T) {
 	ca := garnertest.NewCA(t, "test CA")
 	caFile := ca.WriteCA(t, dir, "ca.pem")
 	p := ca.WritePair(t, dir, "server", time.Now().Add(time.Hour))
-	srv, err := tlsconf.ServerConfig(tlsconf.ServerOptions{CertFile: p.CertFile, KeyFile: p.KeyFile}, logrus.New())
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := mustConfig(t, tlsconf.ServerConfig, tlsconf.ServerOptions{CertFile: p.CertFile, KeyFile: p.KeyFile}, logrus.New())
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -51,10 +48,7 @@ func TestListener(t *testing.T) {
 	}
 	defer plain.Close()
 
-	cli, err := tlsconf.ClientConfig(tlsconf.ClientOptions{CAFile: caFile}, logrus.New())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cli := mustConfig(t, tlsconf.ClientConfig, tlsconf.ClientOptions{CAFile: caFile}, logrus.New())
 	dialed := make(chan error, 1)
 	go func() {
 		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", inner.Addr().String(), cli)

@@ -2,12 +2,9 @@ package tlsconf_test
 
 import (
 	"crypto/tls"
-	"io"
 	"os"
 	"testing"
 	"time"
-
-	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/tlsconf"
@@ -37,11 +34,10 @@ func reloaded(t *testing.T, file string) []tlsconf.Reloaded {
 func TestReload(t *testing.T) {
 	f := newRotationFiles(t)
 	ca, caFile, day, first, cliPair := f.ca, f.caFile, f.day, f.server, f.client
-	quiet := logrus.New()
-	quiet.SetOutput(io.Discard)
+	quiet := garnertest.QuietLog()
 	o := tlsconf.ServerOptions{CertFile: first.CertFile, KeyFile: first.KeyFile, ClientCAFile: caFile}
-	srv, srv2 := mustServer(t, o, quiet), mustServer(t, o, quiet) // two configs of the same files
-	cli := mustClient(t, tlsconf.ClientOptions{CAFile: caFile, CertFile: cliPair.CertFile, KeyFile: cliPair.KeyFile}, quiet)
+	srv, srv2 := mustConfig(t, tlsconf.ServerConfig, o, quiet), mustConfig(t, tlsconf.ServerConfig, o, quiet) // two configs of the same files
+	cli := mustConfig(t, tlsconf.ClientConfig, tlsconf.ClientOptions{CAFile: caFile, CertFile: cliPair.CertFile, KeyFile: cliPair.KeyFile}, quiet)
 	want := func(t *testing.T, p garnertest.Pair) {
 		t.Helper()
 		for i, cfg := range []*tls.Config{srv, srv2} {

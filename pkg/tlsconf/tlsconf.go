@@ -215,13 +215,9 @@ type keyPair struct {
 
 func newKeyPair(certFile, keyFile string, log logrus.FieldLogger) (*keyPair, error) {
 	kp := &keyPair{certFile: certFile, keyFile: keyFile, log: log}
-	cs, err := stat(certFile)
+	cs, ks, err := kp.stamps()
 	if err != nil {
-		return nil, &FileError{Field: FieldCert, Path: certFile, Err: err}
-	}
-	ks, err := stat(keyFile)
-	if err != nil {
-		return nil, &FileError{Field: FieldKey, Path: keyFile, Err: err}
+		return nil, err
 	}
 	cert, err := load(certFile, keyFile)
 	if err != nil {
@@ -229,6 +225,18 @@ func newKeyPair(certFile, keyFile string, log logrus.FieldLogger) (*keyPair, err
 	}
 	kp.cert, kp.certStamp, kp.keyStamp = cert, cs, ks
 	return kp, nil
+}
+
+// stamps returns the stamps of the cert and key files; an error is a
+// FileError naming the file.
+func (kp *keyPair) stamps() (cs, ks stamp, err error) {
+	if cs, err = stat(kp.certFile); err != nil {
+		return cs, ks, &FileError{Field: FieldCert, Path: kp.certFile, Err: err}
+	}
+	if ks, err = stat(kp.keyFile); err != nil {
+		return cs, ks, &FileError{Field: FieldKey, Path: kp.keyFile, Err: err}
+	}
+	return cs, ks, nil
 }
 
 // load reads a pair and parses its leaf, so NotAfter is at hand.
@@ -251,9 +259,8 @@ func load(certFile, keyFile string) (*tls.Certificate, error) {
 func (kp *keyPair) current() *tls.Certificate {
 	kp.mu.Lock()
 	defer kp.mu.Unlock()
-	cs, err1 := stat(kp.certFile)
-	ks, err2 := stat(kp.keyFile)
-	if err1 != nil || err2 != nil || (cs == kp.certStamp && ks == kp.keyStamp) {
+	cs, ks, err := kp.stamps()
+	if err != nil || (cs == kp.certStamp && ks == kp.keyStamp) {
 		// A file gone for a moment (being replaced) keeps the pair in use.
 		return kp.cert
 	}

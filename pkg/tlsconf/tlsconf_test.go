@@ -60,18 +60,11 @@ func handshake(t *testing.T, srv, cli *tls.Config) (string, error) {
 	return c.ConnectionState().PeerCertificates[0].SerialNumber.String(), nil
 }
 
-func mustServer(t *testing.T, o tlsconf.ServerOptions, log logrus.FieldLogger) *tls.Config {
+// mustConfig builds a config with build (tlsconf.ServerConfig or
+// tlsconf.ClientConfig) and fails the test on an error.
+func mustConfig[O any](t *testing.T, build func(O, logrus.FieldLogger) (*tls.Config, error), o O, log logrus.FieldLogger) *tls.Config {
 	t.Helper()
-	c, err := tlsconf.ServerConfig(o, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func mustClient(t *testing.T, o tlsconf.ClientOptions, log logrus.FieldLogger) *tls.Config {
-	t.Helper()
-	c, err := tlsconf.ClientConfig(o, log)
+	c, err := build(o, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,8 +83,10 @@ func TestMutualTLS(t *testing.T) {
 	expiredPair := ca.WritePair(t, dir, "expired", time.Now().Add(-time.Minute))
 	log := logrus.New()
 
-	srv := mustServer(t, tlsconf.ServerOptions{CertFile: srvPair.CertFile, KeyFile: srvPair.KeyFile, ClientCAFile: caFile}, log)
-	client := func(t *testing.T, o tlsconf.ClientOptions) *tls.Config { return mustClient(t, o, log) }
+	srv := mustConfig(t, tlsconf.ServerConfig, tlsconf.ServerOptions{CertFile: srvPair.CertFile, KeyFile: srvPair.KeyFile, ClientCAFile: caFile}, log)
+	client := func(t *testing.T, o tlsconf.ClientOptions) *tls.Config {
+		return mustConfig(t, tlsconf.ClientConfig, o, log)
+	}
 	for _, tc := range []struct {
 		name string
 		cli  tlsconf.ClientOptions
@@ -148,8 +143,8 @@ func TestRotation(t *testing.T) {
 	ca, dir, caFile, day, first, cliPair := f.ca, f.dir, f.caFile, f.day, f.server, f.client
 	log, hook := test.NewNullLogger()
 
-	srv := mustServer(t, tlsconf.ServerOptions{CertFile: first.CertFile, KeyFile: first.KeyFile, ClientCAFile: caFile}, log)
-	cli := mustClient(t, tlsconf.ClientOptions{CAFile: caFile, CertFile: cliPair.CertFile, KeyFile: cliPair.KeyFile}, log)
+	srv := mustConfig(t, tlsconf.ServerConfig, tlsconf.ServerOptions{CertFile: first.CertFile, KeyFile: first.KeyFile, ClientCAFile: caFile}, log)
+	cli := mustConfig(t, tlsconf.ClientConfig, tlsconf.ClientOptions{CAFile: caFile, CertFile: cliPair.CertFile, KeyFile: cliPair.KeyFile}, log)
 	want := func(t *testing.T, p garnertest.Pair) {
 		t.Helper()
 		got, err := handshake(t, srv, cli)
@@ -258,9 +253,9 @@ func TestClientCARotation(t *testing.T) {
 	c1, c2 := ca1.WritePair(t, dir, "client1", day), ca2.WritePair(t, dir, "client2", day)
 	serverCA := ca1.WriteCA(t, t.TempDir(), "server-ca.pem")
 	log, _ := test.NewNullLogger()
-	srv := mustServer(t, tlsconf.ServerOptions{CertFile: srvPair.CertFile, KeyFile: srvPair.KeyFile, ClientCAFile: caFile}, log)
+	srv := mustConfig(t, tlsconf.ServerConfig, tlsconf.ServerOptions{CertFile: srvPair.CertFile, KeyFile: srvPair.KeyFile, ClientCAFile: caFile}, log)
 	dial := func(p garnertest.Pair) error {
-		_, err := handshake(t, srv, mustClient(t, tlsconf.ClientOptions{CAFile: serverCA, CertFile: p.CertFile, KeyFile: p.KeyFile}, log))
+		_, err := handshake(t, srv, mustConfig(t, tlsconf.ClientConfig, tlsconf.ClientOptions{CAFile: serverCA, CertFile: p.CertFile, KeyFile: p.KeyFile}, log))
 		return err
 	}
 	if dial(c1) != nil || dial(c2) == nil {
