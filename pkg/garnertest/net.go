@@ -80,6 +80,19 @@ func ListenTCP(addr string, rcvbuf int) (net.Listener, error) {
 	return lc.Listen(context.Background(), "tcp", addr)
 }
 
+// Dial connects to addr over network ("tcp", "udp"), failing the test on an
+// error; the connection is closed when the test ends (closing it sooner is
+// fine).
+func Dial(t testing.TB, network, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
 // SendUDP sends each payload as one datagram to addr.
 func SendUDP(t testing.TB, addr string, payloads ...string) {
 	t.Helper()

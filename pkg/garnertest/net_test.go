@@ -16,11 +16,7 @@ func TestListenTCPPinsReceiveBuffer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	Dial(t, "tcp", ln.Addr().String())
 	s, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)

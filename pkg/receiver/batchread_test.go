@@ -191,11 +191,7 @@ func TestPlatformReaderDoesNotAllocate(t *testing.T) {
 	if _, ok := dr.(*xnetReader); ok {
 		t.Skip("no recvmmsg reader on this platform")
 	}
-	s, err := net.Dial("udp", c.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := garnertest.Dial(t, "udp", c.LocalAddr().String())
 	const runs = 50
 	for i := 0; i < 4*(runs+1); i++ {
 		if _, err := s.Write([]byte("a.b:1|c")); err != nil {
@@ -242,10 +238,7 @@ func TestUDPRunDeliversAndDrains(t *testing.T) {
 	runDone := make(chan error, 1)
 	go func() { runDone <- u.Run(ctx) }()
 
-	s, err := net.Dial("udp", u.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := garnertest.Dial(t, "udp", u.Addr().String())
 	const datagrams = 200
 	var payload bytes.Buffer
 	for i := 0; i < 10; i++ {

@@ -109,11 +109,7 @@ func TestReadUDPDropsMissingTables(t *testing.T) {
 // reports some, bounded in count and time.
 func fillUntilDrops(t *testing.T, addr string, drops func() uint64) uint64 {
 	t.Helper()
-	c, err := net.Dial("udp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := garnertest.Dial(t, "udp", addr)
 	payload := []byte(strings.Repeat("x.y:1|c\n", 128))
 	deadline := time.Now().Add(10 * time.Second)
 	for i := 0; i < 200 && time.Now().Before(deadline); i++ {

@@ -34,19 +34,11 @@ func TestListener(t *testing.T) {
 		reasons = append(reasons, tlsconf.HandshakeReason(err))
 		mu.Unlock()
 	})
-	silent, err := net.Dial("tcp", inner.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	plain, err := net.Dial("tcp", inner.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	garnertest.Dial(t, "tcp", inner.Addr().String()) // a client that connects and says nothing
+	plain := garnertest.Dial(t, "tcp", inner.Addr().String())
 	if _, err := plain.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	defer plain.Close()
 
 	cli := mustConfig(t, tlsconf.ClientConfig, tlsconf.ClientOptions{CAFile: caFile}, logrus.New())
 	dialed := make(chan error, 1)
