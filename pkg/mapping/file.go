@@ -66,16 +66,31 @@ type rawHistogram struct {
 	NativeMaxBuckets   uint32    `yaml:"native_histogram_max_buckets"`
 }
 
+// rawObserver is the keys defaults and a mapping share: the observer type
+// (timer_type is its older spelling), the older top-level spelling of the
+// buckets and quantiles options, and the match type.
+type rawObserver struct {
+	ObserverType string         `yaml:"observer_type"`
+	TimerType    string         `yaml:"timer_type"`
+	Buckets      []float64      `yaml:"buckets"`
+	Quantiles    []rawObjective `yaml:"quantiles"`
+	MatchType    string         `yaml:"match_type"`
+}
+
+// observer is observer_type, else timer_type.
+func (r rawObserver) observer() string {
+	if r.ObserverType == "" {
+		return r.TimerType
+	}
+	return r.ObserverType
+}
+
 type rawDefaults struct {
-	ObserverType        string         `yaml:"observer_type"`
-	TimerType           string         `yaml:"timer_type"`
-	Buckets             []float64      `yaml:"buckets"`
-	Quantiles           []rawObjective `yaml:"quantiles"`
-	MatchType           string         `yaml:"match_type"`
-	GlobDisableOrdering bool           `yaml:"glob_disable_ordering"`
-	TTL                 duration       `yaml:"ttl"`
-	SummaryOptions      rawSummary     `yaml:"summary_options"`
-	HistogramOptions    rawHistogram   `yaml:"histogram_options"`
+	rawObserver         `yaml:",inline"`
+	GlobDisableOrdering bool         `yaml:"glob_disable_ordering"`
+	TTL                 duration     `yaml:"ttl"`
+	SummaryOptions      rawSummary   `yaml:"summary_options"`
+	HistogramOptions    rawHistogram `yaml:"histogram_options"`
 }
 
 type rawMapping struct {
@@ -83,18 +98,14 @@ type rawMapping struct {
 	Name             string            `yaml:"name"`
 	Labels           map[string]string `yaml:"labels"`
 	HonorLabels      bool              `yaml:"honor_labels"`
-	ObserverType     string            `yaml:"observer_type"`
-	TimerType        string            `yaml:"timer_type"`
-	Buckets          []float64         `yaml:"buckets"`
-	Quantiles        []rawObjective    `yaml:"quantiles"`
-	MatchType        string            `yaml:"match_type"`
-	Help             string            `yaml:"help"`
-	Action           string            `yaml:"action"`
-	MatchMetricType  string            `yaml:"match_metric_type"`
-	TTL              duration          `yaml:"ttl"`
-	SummaryOptions   *rawSummary       `yaml:"summary_options"`
-	HistogramOptions *rawHistogram     `yaml:"histogram_options"`
-	Scale            *float64          `yaml:"scale"`
+	rawObserver      `yaml:",inline"`
+	Help             string        `yaml:"help"`
+	Action           string        `yaml:"action"`
+	MatchMetricType  string        `yaml:"match_metric_type"`
+	TTL              duration      `yaml:"ttl"`
+	SummaryOptions   *rawSummary   `yaml:"summary_options"`
+	HistogramOptions *rawHistogram `yaml:"histogram_options"`
+	Scale            *float64      `yaml:"scale"`
 }
 
 // The keys each section knows, for the unknown-key warnings.
@@ -203,12 +214,8 @@ func (d *defaults) fill(rd rawDefaults, n *yaml.Node) error {
 	if n != nil {
 		line = n.Line
 	}
-	ot := rd.ObserverType
-	if ot == "" {
-		ot = rd.TimerType
-	}
 	var err error
-	if d.observer, d.observerSet, err = observerType(ot); err != nil {
+	if d.observer, d.observerSet, err = observerType(rd.observer()); err != nil {
 		return fmt.Errorf("line %d: defaults: %w", line, err)
 	}
 	if d.regex, err = matchType(rd.MatchType, false); err != nil {
@@ -329,11 +336,7 @@ func checkGlob(match string) (int, error) {
 // older spelling of the options; the options of the other observer type
 // are an error.
 func observerOptions(mp *Mapping, rm rawMapping, d defaults) error {
-	ot := rm.ObserverType
-	if ot == "" {
-		ot = rm.TimerType
-	}
-	typ, set, err := observerType(ot)
+	typ, set, err := observerType(rm.observer())
 	if err != nil {
 		return err
 	}

@@ -342,3 +342,33 @@ func BenchmarkMap(b *testing.B) {
 		})
 	}
 }
+
+// TestParseDefaultsOlderSpellings: the defaults section reads timer_type,
+// the top-level buckets and quantiles and match_type (the keys it shares
+// with a mapping) as statsd_exporter does.
+func TestParseDefaultsOlderSpellings(t *testing.T) {
+	const file = `
+defaults:
+  timer_type: histogram
+  buckets: [0.5, 5]
+  quantiles: [{quantile: 0.9, error: 0.01}]
+  match_type: regex
+mappings:
+- match: "a_(.*)"
+  name: "re_$1"
+`
+	m, warnings, err := Parse([]byte(file), 0)
+	if err != nil || len(warnings) != 0 {
+		t.Fatalf("Parse = %v, warnings %q", err, warnings)
+	}
+	d := m.Default()
+	if d.ObserverType != Histogram || fmt.Sprint(d.Histogram.Buckets) != "[0.5 5]" {
+		t.Errorf("defaults timer_type/buckets: %v %v", d.ObserverType, d.Histogram.Buckets)
+	}
+	if len(d.Summary.Quantiles) != 1 || d.Summary.Quantiles[0] != (Objective{0.9, 0.01}) {
+		t.Errorf("defaults quantiles: %v", d.Summary.Quantiles)
+	}
+	if r := m.Map("a_b", Counter); r.Name != "re_b" {
+		t.Errorf("Map(a_b) = %q, want re_b (match_type regex from the defaults)", r.Name)
+	}
+}
