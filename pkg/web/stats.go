@@ -53,38 +53,36 @@ func readTotals(g prometheus.Gatherer) Totals {
 	if g == nil {
 		return t
 	}
+	// The families read as the sum of their values.
+	summed := map[string]*float64{
+		"garner_receiver_lines_total":     &t.ReceivedLines,
+		"garner_receiver_datagrams_total": &t.ReceivedDatagrams,
+		"garner_receiver_bytes_total":     &t.ReceivedBytes,
+		"garner_flush_total":              &t.Flushes,
+		"garner_ingest_series_total":      &t.Ingestion.Series,
+		"garner_ingest_body_bytes_total":  &t.Ingestion.Bytes,
+		"garner_forwarder_buffered_bytes": &t.Forwarder.BufferedBytes,
+		"garner_forwarder_retries_total":  &t.Forwarder.Retries,
+	}
 	mfs, _ := g.Gather() // partial results are still useful
 	for _, mf := range mfs {
 		name := mf.GetName()
+		if f, ok := summed[name]; ok {
+			*f = sum(mf)
+		}
 		switch name {
-		case "garner_receiver_lines_total":
-			t.ReceivedLines = sum(mf)
-		case "garner_receiver_datagrams_total":
-			t.ReceivedDatagrams = sum(mf)
-		case "garner_receiver_bytes_total":
-			t.ReceivedBytes = sum(mf)
 		case "garner_receiver_bad_lines_total":
 			t.BadLines = sum(mf)
 			t.BadLinesByReason = byLabel(mf, "reason")
 			delete(t.BadLinesByReason, "")
 		case "garner_aggregator_series":
 			t.Series = byLabel(mf, "type")
-		case "garner_flush_total":
-			t.Flushes = sum(mf)
 		case "garner_ingest_requests_total":
 			by := byLabel(mf, "result")
 			t.Ingestion.Requests = sum(mf)
 			t.Ingestion.Rejects = t.Ingestion.Requests - by["accepted"] - by["duplicate"]
-		case "garner_ingest_series_total":
-			t.Ingestion.Series = sum(mf)
-		case "garner_ingest_body_bytes_total":
-			t.Ingestion.Bytes = sum(mf)
 		case "garner_forwarder_sent_series_total":
 			t.Forwarder.SeriesSent = byLabel(mf, "kind")["raw"]
-		case "garner_forwarder_buffered_bytes":
-			t.Forwarder.BufferedBytes = sum(mf)
-		case "garner_forwarder_retries_total":
-			t.Forwarder.Retries = sum(mf)
 		case "garner_forwarder_upstreams":
 			t.Forwarder.UpstreamsUp = byLabel(mf, "state")["up"]
 			t.Forwarder.UpstreamsDown = sum(mf) - t.Forwarder.UpstreamsUp
