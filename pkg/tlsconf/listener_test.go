@@ -18,11 +18,8 @@ import (
 // the next one; a plaintext client is reported with its reason; Close ends
 // Accept with net.ErrClosed.
 func TestListener(t *testing.T) {
-	dir := t.TempDir()
-	ca := garnertest.NewCA(t, "test CA")
-	caFile := ca.WriteCA(t, dir, "ca.pem")
-	p := ca.WritePair(t, dir, "server", time.Now().Add(time.Hour))
-	srv := mustConfig(t, tlsconf.ServerConfig, tlsconf.ServerOptions{CertFile: p.CertFile, KeyFile: p.KeyFile}, logrus.New())
+	f := newRotationFiles(t)
+	srv := mustConfig(t, tlsconf.ServerConfig, tlsconf.ServerOptions{CertFile: f.server.CertFile, KeyFile: f.server.KeyFile}, logrus.New())
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +37,7 @@ func TestListener(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cli := mustConfig(t, tlsconf.ClientConfig, tlsconf.ClientOptions{CAFile: caFile}, logrus.New())
+	cli := mustConfig(t, tlsconf.ClientConfig, tlsconf.ClientOptions{CAFile: f.caFile}, logrus.New())
 	dialed := make(chan error, 1)
 	go func() {
 		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", inner.Addr().String(), cli)
