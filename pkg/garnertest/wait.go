@@ -30,6 +30,7 @@ func Receive[T any](t testing.TB, failure string, timeout time.Duration, ch <-ch
 		return v
 	case <-time.After(timeout):
 		t.Fatalf("%s (waited %s)", failure, timeout)
-		panic("unreachable")
+		var zero T
+		return zero
 	}
 }
