@@ -67,9 +67,13 @@ func TestInputBounds(t *testing.T) {
 				garnertest.SendUDP(t, udp, l)
 			}
 			var m garnertest.Metrics
-			garnertest.WaitFor(t, "every line read", 20*time.Second, func() bool {
+			// Lines are counted as read before they are handled: wait for
+			// the handling's counters too, then check them exactly.
+			garnertest.WaitFor(t, "every line read and handled", 20*time.Second, func() bool {
 				m = garnertest.MustScrape(t, admin)
-				return m.Sum("garner_receiver_lines_total") >= float64(len(tc.lines))
+				return m.Sum("garner_receiver_lines_total") >= float64(len(tc.lines)) &&
+					m.Sum("garner_receiver_bad_lines_total") >= sumOf(tc.wantBad) &&
+					m.Sum("garner_events_dropped_total", `reason="too_long"`) >= tc.wantLong
 			})
 			for reason, want := range tc.wantBad {
 				if got := m.Sum("garner_receiver_bad_lines_total", fmt.Sprintf("reason=%q", reason)); got != want {
