@@ -51,23 +51,23 @@ var (
 )
 
 var adminKeys = []key{
-	{"admin-addr", kString, "127.0.0.1:8126", "Admin HTTP server (health, probes, /metrics, status page, see HTTP.md) host:port; empty = off. garner refuses to start (exit 3) when it is taken: another instance runs", true},
-	{"admin-token", kString, "", "Bearer token required on every HTTP endpoint except the liveness/readiness/startup probes and /healthcheck (401 without it); empty = none. Prefer GARNER_ADMIN_TOKEN to a flag, which ps shows", true},
-	{"enable-prof", kBool, false, "Serve /debug/pprof on admin-addr (one CPU profile or trace at a time; a concurrent one gets 429)", true},
-	{"enable-expvar", kBool, false, "Serve /expvar on admin-addr", true},
-	{"enable-ingestion", kBool, false, "Serve the forwarding ingestion endpoints (/v2/raw, /v3/raw, ...) on admin-addr, for an aggregator", true},
-	{"health-base-path", kString, webDefaults.BasePath, "Path under which the Kubernetes-style health endpoints live ({base}, {base}/live, {base}/ready, ...)", true},
-	{"shutdown-grace", kDuration, 2 * time.Second, "On SIGTERM, readiness answers 503 at once and garner keeps ingesting this long (so load balancers take it out) before its listeners close and the final flush runs; 0 = none", true},
-	{"http-servers", kList, "", "Names of gostatsd-style HTTP servers, space-separated; each is configured by its [http.<name>] section", true},
+	{"admin-addr", kString, "127.0.0.1:8126", "Admin HTTP server (health, probes, /metrics, status page, see HTTP.md) host:port; empty = off. garner refuses to start (exit 3) when it is taken: another instance runs", true, nil},
+	{"admin-token", kString, "", "Bearer token required on every HTTP endpoint except the liveness/readiness/startup probes and /healthcheck (401 without it); empty = none. Prefer GARNER_ADMIN_TOKEN to a flag, which ps shows", true, to(func(c *Config) any { return &c.Admin.Token })},
+	{"enable-prof", kBool, false, "Serve /debug/pprof on admin-addr (one CPU profile or trace at a time; a concurrent one gets 429)", true, to(func(c *Config) any { return &c.Admin.EnableProf })},
+	{"enable-expvar", kBool, false, "Serve /expvar on admin-addr", true, to(func(c *Config) any { return &c.Admin.EnableExpvar })},
+	{"enable-ingestion", kBool, false, "Serve the forwarding ingestion endpoints (/v2/raw, /v3/raw, ...) on admin-addr, for an aggregator", true, to(func(c *Config) any { return &c.Admin.EnableIngestion })},
+	{"health-base-path", kString, webDefaults.BasePath, "Path under which the Kubernetes-style health endpoints live ({base}, {base}/live, {base}/ready, ...)", true, nil},
+	{"shutdown-grace", kDuration, 2 * time.Second, "On SIGTERM, readiness answers 503 at once and garner keeps ingesting this long (so load balancers take it out) before its listeners close and the final flush runs; 0 = none", true, to(func(c *Config) any { return &c.Admin.ShutdownGrace })},
+	{"http-servers", kList, "", "Names of gostatsd-style HTTP servers, space-separated; each is configured by its [http.<name>] section", true, nil},
 	// Defaults of dynamic keys are documentation only: loadAdmin applies them.
-	{"http.*.address", kString, httpServerDefaults.Address, "host:port this server (named in http-servers) listens on", false},
-	{"http.*.enable-prof", kBool, httpServerDefaults.EnableProf, "Serve /debug/pprof (one CPU profile or trace at a time)", false},
-	{"http.*.enable-expvar", kBool, httpServerDefaults.EnableExpvar, "Serve /expvar", false},
-	{"http.*.enable-ingestion", kBool, httpServerDefaults.EnableIngestion, "Serve the forwarding ingestion endpoints (/v2/raw, /v3/raw, ...)", false},
-	{"http.*.enable-healthcheck", kBool, httpServerDefaults.EnableHealthcheck, "Serve /healthcheck, /deepcheck and the health-base-path endpoints", false},
-	{"dependency-check-interval", kDuration, healthDefaults.Interval, "How often each dependency (backend, forward upstream) is probed in the background for the health endpoints", true},
-	{"dependency-check-timeout", kDuration, healthDefaults.Timeout, "Bound on one dependency probe; a slower answer counts as down (at most dependency-check-interval)", true},
-	{"dependency-history", kInt, healthDefaults.History, "Up/down events kept per dependency for {base}/dependencies", true},
+	{"http.*.address", kString, httpServerDefaults.Address, "host:port this server (named in http-servers) listens on", false, nil},
+	{"http.*.enable-prof", kBool, httpServerDefaults.EnableProf, "Serve /debug/pprof (one CPU profile or trace at a time)", false, nil},
+	{"http.*.enable-expvar", kBool, httpServerDefaults.EnableExpvar, "Serve /expvar", false, nil},
+	{"http.*.enable-ingestion", kBool, httpServerDefaults.EnableIngestion, "Serve the forwarding ingestion endpoints (/v2/raw, /v3/raw, ...)", false, nil},
+	{"http.*.enable-healthcheck", kBool, httpServerDefaults.EnableHealthcheck, "Serve /healthcheck, /deepcheck and the health-base-path endpoints", false, nil},
+	{"dependency-check-interval", kDuration, healthDefaults.Interval, "How often each dependency (backend, forward upstream) is probed in the background for the health endpoints", true, toPositive(func(c *Config) any { return &c.Admin.Health.Interval })},
+	{"dependency-check-timeout", kDuration, healthDefaults.Timeout, "Bound on one dependency probe; a slower answer counts as down (at most dependency-check-interval)", true, toPositive(func(c *Config) any { return &c.Admin.Health.Timeout })},
+	{"dependency-history", kInt, healthDefaults.History, "Up/down events kept per dependency for {base}/dependencies", true, toPositive(func(c *Config) any { return &c.Admin.Health.History })},
 }
 
 var serverNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
@@ -80,13 +80,9 @@ func (c *Config) loadAdmin(r *reader) {
 			r.fail("admin-addr", fmt.Errorf("%q is not host:port: %w", a.Addr, err))
 		}
 	}
-	a.Token = r.str("admin-token")
 	if a.Token != strings.TrimSpace(a.Token) {
 		r.fail("admin-token", errors.New("must not start or end with white space"))
 	}
-	a.EnableProf = r.bool("enable-prof")
-	a.EnableExpvar = r.bool("enable-expvar")
-	a.EnableIngestion = r.bool("enable-ingestion")
 	a.HealthBasePath = "/" + strings.Trim(strings.TrimSpace(r.str("health-base-path")), "/")
 	switch {
 	case a.HealthBasePath == "/":
@@ -94,17 +90,12 @@ func (c *Config) loadAdmin(r *reader) {
 	case strings.ContainsAny(a.HealthBasePath, "{}?# \t"):
 		r.fail("health-base-path", fmt.Errorf("%q: want a plain path such as /health", a.HealthBasePath))
 	}
-	a.ShutdownGrace = r.duration("shutdown-grace")
 	if a.ShutdownGrace < 0 {
 		r.fail("shutdown-grace", errors.New("must not be negative"))
 	}
-	a.Health = healthDefaults
-	a.Health.Interval = r.positiveDuration("dependency-check-interval")
-	a.Health.Timeout = r.positiveDuration("dependency-check-timeout")
 	if a.Health.Timeout > a.Health.Interval {
 		r.fail("dependency-check-timeout", fmt.Errorf("must not exceed dependency-check-interval (%s)", a.Health.Interval))
 	}
-	a.Health.History = r.positiveInt("dependency-history")
 
 	names := r.list("http-servers")
 	seen := map[string]bool{}

@@ -17,11 +17,11 @@ type Auth struct {
 }
 
 var authKeys = []key{
-	{"ingestion-token", kString, "", "Bearer token required on the ingestion endpoints (/v2/raw, /v3/raw, ...) instead of admin-token, so forwarders (http-transport.bearer-token) need not hold the admin token; compared in constant time. Empty = ingestion takes admin-token. Prefer ingestion-token-file or GARNER_INGESTION_TOKEN to a flag, which ps shows", true},
-	{"admin-token-file", kString, "", "File holding admin-token (trailing newline ignored), read at start and on SIGHUP (the new token applies to the next request, the old one no longer opens anything); exclusive with admin-token", true},
-	{"ingestion-token-file", kString, "", "File holding ingestion-token (trailing newline ignored), read at start and on SIGHUP; exclusive with ingestion-token", true},
-	{"http-transport.bearer-token", kString, "", "Forwarder mode: sent as \"Authorization: Bearer <token>\" with every request: the aggregators' ingestion-token (or admin-token). Empty = none", false},
-	{"http-transport.bearer-token-file", kString, "", "Forwarder mode: file holding bearer-token (trailing newline ignored), read at start and on SIGHUP (sent from the next request on); exclusive with bearer-token", false},
+	{"ingestion-token", kString, "", "Bearer token required on the ingestion endpoints (/v2/raw, /v3/raw, ...) instead of admin-token, so forwarders (http-transport.bearer-token) need not hold the admin token; compared in constant time. Empty = ingestion takes admin-token. Prefer ingestion-token-file or GARNER_INGESTION_TOKEN to a flag, which ps shows", true, nil},
+	{"admin-token-file", kString, "", "File holding admin-token (trailing newline ignored), read at start and on SIGHUP (the new token applies to the next request, the old one no longer opens anything); exclusive with admin-token", true, nil},
+	{"ingestion-token-file", kString, "", "File holding ingestion-token (trailing newline ignored), read at start and on SIGHUP; exclusive with ingestion-token", true, nil},
+	{"http-transport.bearer-token", kString, "", "Forwarder mode: sent as \"Authorization: Bearer <token>\" with every request: the aggregators' ingestion-token (or admin-token). Empty = none", false, nil},
+	{"http-transport.bearer-token-file", kString, "", "Forwarder mode: file holding bearer-token (trailing newline ignored), read at start and on SIGHUP (sent from the next request on); exclusive with bearer-token", false, nil},
 }
 
 func (c *Config) loadAuth(r *reader) {

@@ -24,6 +24,7 @@ import (
 	"github.com/garner-metrics/garner/backends/otlp"
 	"github.com/garner-metrics/garner/backends/prometheus"
 	"github.com/garner-metrics/garner/pkg/aggregator"
+	"github.com/garner-metrics/garner/pkg/forwarder"
 	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
@@ -223,6 +224,7 @@ func Load(args []string) (*Config, error) {
 // sections fill the Config from the reader, one per config area. A section
 // records the first bad key in r.err.
 var sections = []func(*Config, *reader){
+	(*Config).loadPlain,
 	(*Config).loadCore,
 	(*Config).loadGraphite,
 	(*Config).loadInfluxDB,
@@ -242,57 +244,41 @@ var sections = []func(*Config, *reader){
 	(*Config).loadSocket,
 }
 
+// loadPlain reads every plain key into its field. It comes first: the
+// loaders that follow read the other keys and check what spans keys.
+func (c *Config) loadPlain(r *reader) {
+	// The Options whose fields are not all keys keep their defaults.
+	c.Forward.HTTPTransport = forwarder.DefaultOptions()
+	c.Admin.Health = healthDefaults
+	for _, k := range allKeys() {
+		if k.to != nil {
+			r.readInto(c, k)
+		}
+	}
+}
+
 func (c *Config) loadCore(r *reader) {
 	c.LogLevel = r.oneOf("log-level", "panic", "fatal", "error", "warn", "warning", "info", "debug", "trace")
 	if r.bool("verbose") {
 		c.LogLevel = "debug"
 	}
-	c.LogJSON = r.bool("json")
-	c.MetricsAddr = r.str("metrics-addr")
-	c.TCPMetricsAddr = r.str("tcp-metrics-addr")
-	c.Handover = r.bool("handover")
-	c.MaxReaders = r.positiveInt("max-readers")
-	c.MaxWorkers = r.positiveInt("max-workers")
-	c.ReceiveBatchSize = r.positiveInt("receive-batch-size")
-	c.SocketReceiveBuffer = r.size("socket-receive-buffer")
-	c.MaxDatagramSize = r.size("max-datagram-size")
 	if c.MaxDatagramSize < 512 || c.MaxDatagramSize > 65536 {
 		r.fail("max-datagram-size", fmt.Errorf("must be between 512 and 65536 bytes, got %d", c.MaxDatagramSize))
 	}
-	c.MaxQueueSize = r.positiveInt("max-queue-size")
-	c.TCPMaxLineLength = r.size("tcp-max-line-length")
-	c.TCPMaxConnections = r.positiveInt("tcp-max-connections")
-	c.TCPIdleTimeout = r.positiveDuration("tcp-idle-timeout")
-	c.BadLinesPerMinute = r.float("bad-lines-per-minute")
 	if c.BadLinesPerMinute < 0 {
 		r.fail("bad-lines-per-minute", errors.New("must not be negative"))
 	}
-	c.LineLimits = statsd.Limits{
-		Tags:      r.positiveInt("max-tags-per-line"),
-		TagLength: r.positiveSize("max-tag-length"),
-		Values:    r.positiveInt("max-packed-values"),
-	}
-	c.MaxEventLength = r.positiveSize("max-event-length")
-	c.MaxEventQueueSize = r.positiveInt("max-event-queue-size")
-
-	c.Backends = r.list("backends")
 	for _, b := range c.Backends {
 		if !contains(KnownBackends, b) {
 			r.fail("backends", fmt.Errorf("unknown backend %q (known: %s)", b, strings.Join(KnownBackends, ", ")))
 		}
 	}
-	c.FlushInterval = r.positiveDuration("flush-interval")
-	c.FlushAligned = r.bool("flush-aligned")
-	c.FlushOffset = r.duration("flush-offset")
 	if c.FlushOffset < 0 || (c.FlushInterval > 0 && c.FlushOffset >= c.FlushInterval) {
 		r.fail("flush-offset", fmt.Errorf("must be in [0, flush-interval=%s)", c.FlushInterval))
 	}
-	c.BackendTimeout = r.duration("backend-timeout")
 	if c.BackendTimeout <= 0 {
 		c.BackendTimeout = c.FlushInterval
 	}
-	c.ShutdownTimeout = r.positiveDuration("shutdown-timeout")
-	c.PercentThreshold = r.floatList("percent-threshold")
 	for _, p := range c.PercentThreshold {
 		if p == 0 || p < -100 || p > 100 || p != p {
 			r.fail("percent-threshold", fmt.Errorf("%v is not a percentile: want a non-zero number in [-100, 100]", p))
@@ -305,22 +291,13 @@ func (c *Config) loadCore(r *reader) {
 		Set:     r.durationOr("expiry-interval-set", all),
 		Timer:   r.durationOr("expiry-interval-timer", all),
 	}
-	c.IgnoreHost = r.bool("ignore-host")
-	c.Hostname = r.str("hostname")
 	if c.Hostname == "" {
 		c.Hostname, _ = os.Hostname()
 	}
 	c.Namespace = strings.Trim(r.str("namespace"), ".")
-	c.DefaultTags = r.list("default-tags")
-	c.GaugeDeltas = r.bool("gauge-deltas")
-	c.MemoryLimit = r.size("memory-limit")
-	c.MaxSeries = r.int("max-series")
-	c.MaxSeriesPerMetric = r.int("max-series-per-metric")
-	c.CardinalityOverflow = r.bool("cardinality-overflow")
 	if c.MaxSeries < 0 || c.MaxSeriesPerMetric < 0 {
 		r.fail("max-series", errors.New("limits must not be negative (0 = unlimited)"))
 	}
-	c.HistogramLimit = r.positiveInt("histogram-limit")
 	for name, bit := range model.SubMetricKeys {
 		if r.bool("disabled-sub-metrics." + name) {
 			c.DisabledSubMetrics |= bit

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -269,6 +271,53 @@ func TestSizes(t *testing.T) {
 		}
 		if c.SocketReceiveBuffer != want {
 			t.Errorf("%s = %d, want %d", in, c.SocketReceiveBuffer, want)
+		}
+	}
+}
+
+// TestPlainKeys: every plain key's field has its kind's Go type (a sign
+// only on numbers), and Load fails a plain key of the wrong sign with its
+// check's message.
+func TestPlainKeys(t *testing.T) {
+	types := map[kind][]string{
+		kString:   {"*string"},
+		kBool:     {"*bool"},
+		kInt:      {"*int"},
+		kSize:     {"*int", "*int64"},
+		kFloat:    {"*float64"},
+		kDuration: {"*time.Duration"},
+		kList:     {"*[]string", "*[]float64"},
+	}
+	plain := 0
+	for _, k := range allKeys() {
+		if k.to == nil {
+			continue
+		}
+		plain++
+		typ := fmt.Sprintf("%T", k.to.field(&Config{}))
+		if !slices.Contains(types[k.kind], typ) {
+			t.Errorf("key %q of kind %d has a field of type %s, want one of %v", k.name, k.kind, typ, types[k.kind])
+		}
+		if k.to.sign != anySign && (typ == "*string" || typ == "*bool" || strings.HasPrefix(typ, "*[]")) {
+			t.Errorf("key %q: a %s field cannot be checked for its sign", k.name, typ)
+		}
+	}
+	if plain == 0 {
+		t.Fatal("no plain keys")
+	}
+	for _, tc := range []struct {
+		file, want string
+	}{
+		{"max-readers = 0\n", `config key "max-readers": must be at least 1, got 0`},
+		{"max-event-length = 0\n", `config key "max-event-length": must be at least 1 byte, got 0`},
+		{"[ingestion]\nmax-body-bytes = 0\n", `config key "ingestion.max-body-bytes": must be at least 1 byte, got 0`},
+		{"flush-interval = \"0s\"\n", `config key "flush-interval": must be a positive duration, got 0s`},
+		{"[otlp]\nmax_retries = -1\n", `config key "otlp.max_retries": must not be negative, got -1`},
+		{"[statsdaemon]\nwrite_timeout = \"-1s\"\n", `config key "statsdaemon.write_timeout": must not be negative, got -1s`},
+	} {
+		_, err := Load([]string{"--config-path", writeFile(t, "c.toml", tc.file)})
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%q: error %v, want %s", tc.file, err, tc.want)
 		}
 	}
 }

@@ -27,24 +27,24 @@ type Filters struct {
 }
 
 var filterKeys = []key{
-	{"filters", kList, "", `gostatsd filters applied in this order to every metric line and forwarded series before aggregation: space-separated names, each defined by a [filter.<name>] section; a name without a section stops the start. Example: filters = "make-global noisy-tag drop-subset"`, false},
-	{"drop-tag-keys", kList, "", `Tag keys removed from every metric before aggregation (not from default-tags; a bare tag is its own key), counted in garner_filter_dropped_tags_total. Example: drop-tag-keys = "request_id trace_id"`, true},
-	{"max-tag-value-length", kInt, 0, `Longest tag value in bytes (after the first ':'; a bare tag is all value): longer values are cut on a character boundary before aggregation and counted in garner_filter_truncated_tags_total; 0 = no limit. Example: max-tag-value-length = 128`, true},
-	{"mappings", kList, "", `Name mappings (statsd_exporter style) tried in this order on the name as sent (before namespace): the first whose regex matches renames the metric and adds tags from the capture groups; space-separated names, each defined by a [mapping.<name>] section. Example: mappings = "http"`, false},
-	{"statser-type", kString, StatserNull, `Where garner's own metrics (those on /metrics) also go every flush-interval: null = nowhere (scrape /metrics); internal = into the pipeline as statsd metrics <namespace>.<internal-namespace>.<metric> (counters as their increase, gauges as they are, summaries and histograms as _count and _sum) with internal-tags and source = hostname, as gostatsd; logging = logged at info level`, true},
-	{"internal-namespace", kString, "statsd", "Name prefix of garner's own metrics with statser-type = internal, after namespace; empty = none", true},
-	{"internal-tags", kList, "", "Tags of garner's own metrics with statser-type = internal, space-separated", true},
+	{"filters", kList, "", `gostatsd filters applied in this order to every metric line and forwarded series before aggregation: space-separated names, each defined by a [filter.<name>] section; a name without a section stops the start. Example: filters = "make-global noisy-tag drop-subset"`, false, nil},
+	{"drop-tag-keys", kList, "", `Tag keys removed from every metric before aggregation (not from default-tags; a bare tag is its own key), counted in garner_filter_dropped_tags_total. Example: drop-tag-keys = "request_id trace_id"`, true, nil},
+	{"max-tag-value-length", kInt, 0, `Longest tag value in bytes (after the first ':'; a bare tag is all value): longer values are cut on a character boundary before aggregation and counted in garner_filter_truncated_tags_total; 0 = no limit. Example: max-tag-value-length = 128`, true, nil},
+	{"mappings", kList, "", `Name mappings (statsd_exporter style) tried in this order on the name as sent (before namespace): the first whose regex matches renames the metric and adds tags from the capture groups; space-separated names, each defined by a [mapping.<name>] section. Example: mappings = "http"`, false, nil},
+	{"statser-type", kString, StatserNull, `Where garner's own metrics (those on /metrics) also go every flush-interval: null = nowhere (scrape /metrics); internal = into the pipeline as statsd metrics <namespace>.<internal-namespace>.<metric> (counters as their increase, gauges as they are, summaries and histograms as _count and _sum) with internal-tags and source = hostname, as gostatsd; logging = logged at info level`, true, nil},
+	{"internal-namespace", kString, "statsd", "Name prefix of garner's own metrics with statser-type = internal, after namespace; empty = none", true, nil},
+	{"internal-tags", kList, "", "Tags of garner's own metrics with statser-type = internal, space-separated", true, nil},
 
-	{"filter.*.match-metrics", kList, nil, `The filter applies to metrics whose name (with namespace) matches one of these; empty = every name. A matcher is an exact name, a prefix ending in '*' (not a wildcard), "regex:<RE2>" (unanchored), or '!' before any of these to negate it. Example: match-metrics = "noisy.*"`, false},
-	{"filter.*.exclude-metrics", kList, nil, `... except metrics whose name matches one of these. Example: exclude-metrics = "noisy.butok.*"`, false},
-	{"filter.*.match-tags", kList, nil, `... and, if given, only metrics with a tag ("key:value" as sent; default-tags are added after the filters) that matches one of these. Example: match-tags = "env:dev*"`, false},
-	{"filter.*.drop-metric", kBool, nil, "Drop the metrics the filter applies to: they cost no series; counted in garner_filter_dropped_metrics_total{filter}", false},
-	{"filter.*.drop-tags", kList, nil, `Remove the tags that match one of these from the metrics the filter applies to. Example: drop-tags = "request_path:*"`, false},
-	{"filter.*.drop-host", kBool, nil, "Clear the source (sender IP, or host: tag with ignore-host) of the metrics the filter applies to, so that every host adds to one series", false},
+	{"filter.*.match-metrics", kList, nil, `The filter applies to metrics whose name (with namespace) matches one of these; empty = every name. A matcher is an exact name, a prefix ending in '*' (not a wildcard), "regex:<RE2>" (unanchored), or '!' before any of these to negate it. Example: match-metrics = "noisy.*"`, false, nil},
+	{"filter.*.exclude-metrics", kList, nil, `... except metrics whose name matches one of these. Example: exclude-metrics = "noisy.butok.*"`, false, nil},
+	{"filter.*.match-tags", kList, nil, `... and, if given, only metrics with a tag ("key:value" as sent; default-tags are added after the filters) that matches one of these. Example: match-tags = "env:dev*"`, false, nil},
+	{"filter.*.drop-metric", kBool, nil, "Drop the metrics the filter applies to: they cost no series; counted in garner_filter_dropped_metrics_total{filter}", false, nil},
+	{"filter.*.drop-tags", kList, nil, `Remove the tags that match one of these from the metrics the filter applies to. Example: drop-tags = "request_path:*"`, false, nil},
+	{"filter.*.drop-host", kBool, nil, "Clear the source (sender IP, or host: tag with ignore-host) of the metrics the filter applies to, so that every host adds to one series", false, nil},
 
-	{"mapping.*.match", kString, nil, `RE2 regular expression on the metric name as sent (before namespace); unanchored unless written ^...$. Example: match = '^http\.(?P<method>[a-z]+)\.([0-9]{3})$'`, false},
-	{"mapping.*.name", kString, nil, `The new name: $1, ${1} and ${group} insert capture groups (write ${1}x, not $1x). Example: name = "http_requests"`, false},
-	{"mapping.*.tags", kList, nil, `Tags added to the renamed metric, templates as in name; a tag whose value comes out empty is left out. Example: tags = "method:${method} code:$2" makes http.get.200:1|c http_requests:1|c|#method:get,code:200`, false},
+	{"mapping.*.match", kString, nil, `RE2 regular expression on the metric name as sent (before namespace); unanchored unless written ^...$. Example: match = '^http\.(?P<method>[a-z]+)\.([0-9]{3})$'`, false, nil},
+	{"mapping.*.name", kString, nil, `The new name: $1, ${1} and ${group} insert capture groups (write ${1}x, not $1x). Example: name = "http_requests"`, false, nil},
+	{"mapping.*.tags", kList, nil, `Tags added to the renamed metric, templates as in name; a tag whose value comes out empty is left out. Example: tags = "method:${method} code:$2" makes http.get.200:1|c http_requests:1|c|#method:get,code:200`, false, nil},
 }
 
 var sectionNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)

@@ -50,48 +50,45 @@ var (
 )
 
 var forwardKeys = []key{
-	{"server-mode", kString, ModeStandalone, "standalone: aggregate and flush to the backends; forwarder: aggregate locally and POST the raw aggregates every http-transport.flush-interval to the aggregators in http-transport.api-endpoint (backends are not used)", true},
+	{"server-mode", kString, ModeStandalone, "standalone: aggregate and flush to the backends; forwarder: aggregate locally and POST the raw aggregates every http-transport.flush-interval to the aggregators in http-transport.api-endpoint (backends are not used)", true, nil},
 
-	{"http-transport.api-endpoint", kList, "", "Forwarder mode: aggregator base URL(s) without the /v2/raw path, e.g. \"http://aggregator:8080\" (a URL ending in /v2/raw or /v3/raw is taken without it, with a warning); several (space-separated) form a tier: each series goes to exactly one, chosen by rendezvous hashing of its series key. Required in forwarder mode", false},
-	{"http-transport.protocol", kString, fwdDefaults.Protocol, "v3 (garner: float counters, batch ids, batched events) or v2 (gostatsd). With v3, an upstream that answers 404 to /v3/raw is spoken to in v2 from then on", false},
-	{"http-transport.flush-interval", kDuration, fwdDefaults.FlushInterval, "How often the forwarder sends what it aggregated", false},
-	{"http-transport.max-requests", kInt, fwdDefaults.MaxRequests, "Requests in flight, all upstreams together", false},
-	{"http-transport.max-request-elapsed-time", kDuration, fwdDefaults.MaxRequestElapsedTime, "Retry budget of one batch, from its creation (exponential backoff with jitter from 100ms to 10s; Retry-After honoured up to 10s); \"-1\" = one attempt, no retries", false},
-	{"http-transport.consolidator-slots", kInt, 0, "gostatsd's consolidator slots: accepted for compatibility and unused (garner's shards consolidate; see max-workers)", false},
-	{"http-transport.concurrent-merge", kInt, 1, "gostatsd's merge goroutines: accepted for compatibility and unused (the shards merge)", false},
-	{"http-transport.transport", kString, "default", "gostatsd's [transport.<name>] to use: accepted for compatibility and unused; garner's HTTP client is set by client-timeout and the keys of this section", false},
-	{"http-transport.compress", kBool, true, "Compress request bodies (false = Content-Encoding identity)", false},
-	{"http-transport.compression-type", kString, fwdDefaults.CompressionType, "zlib (Content-Encoding deflate), zstd (v3 only; v2 requests use zlib) or none", false},
-	{"http-transport.compression-level", kInt, fwdDefaults.CompressionLevel, "0 (fastest) to 9 (smallest)", false},
-	{"http-transport.dynamic-headers", kList, "", "Tag names whose values become request headers (\"_\" in the name becomes \"-\"); series are split into one request per distinct set of values", false},
-	{"http-transport.client-timeout", kDuration, fwdDefaults.ClientTimeout, "Timeout of one HTTP request (connect, send, answer)", false},
-	{"http-transport.fast-fail-on-non-retryable-errors", kBool, fwdDefaults.FastFail, "Drop a batch at once when an upstream answers a 4xx other than 404, 408 and 429 (false = retry it within the retry budget, as gostatsd)", false},
-	{"http-transport.dns-refresh", kDuration, fwdDefaults.DNSRefresh, "Resolve api-endpoint host names every this long and use every address as an upstream (Kubernetes headless services); 0 = off: one upstream per URL", false},
-	{"http-transport.max-buffer-size", kSize, sizeDefault(fwdDefaults.MaxBufferSize), "Unsent compressed batches kept per upstream (queued or retrying); beyond it the oldest batch is dropped and counted", false},
-	{"http-transport.max-buffer-age", kDuration, fwdDefaults.MaxBufferAge, "How long an unsent batch is kept while its upstream is out (from its creation); older ones are dropped, counted and logged. The default outlasts a rolling restart of an aggregator tier, so nothing is lost to one; max-buffer-size bounds the memory", false},
-	{"http-transport.v3-reprobe-interval", kDuration, fwdDefaults.V3Reprobe, "After an upstream answered 404 to /v3/raw (and is spoken to in v2), try v3 again this long after: a transient 404 (an ingress during a deploy) does not cost float counters and de-duplication until restart", false},
-	{"http-transport.max-series-per-request", kInt, fwdDefaults.MaxSeriesPerRequest, "Series in one request; a larger flush share is split", false},
-	{"http-transport.upstream-failures", kInt, fwdDefaults.UpstreamFailures, "Failed attempts in a row that take an upstream out of the choice (its series go to their next choice) until a probe succeeds", false},
-	{"http-transport.probe-interval", kDuration, fwdDefaults.ProbeInterval, "How often an upstream that was taken out is probed with an empty POST /v2/raw", false},
-	{"http-transport.custom-headers.*", kString, nil, "Headers added to every request, one per line in a [http-transport.custom-headers] table: <Header-Name> = \"value\"", false},
+	{"http-transport.api-endpoint", kList, "", "Forwarder mode: aggregator base URL(s) without the /v2/raw path, e.g. \"http://aggregator:8080\" (a URL ending in /v2/raw or /v3/raw is taken without it, with a warning); several (space-separated) form a tier: each series goes to exactly one, chosen by rendezvous hashing of its series key. Required in forwarder mode", false, nil},
+	{"http-transport.protocol", kString, fwdDefaults.Protocol, "v3 (garner: float counters, batch ids, batched events) or v2 (gostatsd). With v3, an upstream that answers 404 to /v3/raw is spoken to in v2 from then on", false, nil},
+	{"http-transport.flush-interval", kDuration, fwdDefaults.FlushInterval, "How often the forwarder sends what it aggregated", false, toPositive(func(c *Config) any { return &c.Forward.HTTPTransport.FlushInterval })},
+	{"http-transport.max-requests", kInt, fwdDefaults.MaxRequests, "Requests in flight, all upstreams together", false, toPositive(func(c *Config) any { return &c.Forward.HTTPTransport.MaxRequests })},
+	{"http-transport.max-request-elapsed-time", kDuration, fwdDefaults.MaxRequestElapsedTime, "Retry budget of one batch, from its creation (exponential backoff with jitter from 100ms to 10s; Retry-After honoured up to 10s); \"-1\" = one attempt, no retries", false, nil},
+	{"http-transport.consolidator-slots", kInt, 0, "gostatsd's consolidator slots: accepted for compatibility and unused (garner's shards consolidate; see max-workers)", false, to(func(c *Config) any { return &c.Forward.ConsolidatorSlots })},
+	{"http-transport.concurrent-merge", kInt, 1, "gostatsd's merge goroutines: accepted for compatibility and unused (the shards merge)", false, nil},
+	{"http-transport.transport", kString, "default", "gostatsd's [transport.<name>] to use: accepted for compatibility and unused; garner's HTTP client is set by client-timeout and the keys of this section", false, nil},
+	{"http-transport.compress", kBool, true, "Compress request bodies (false = Content-Encoding identity)", false, nil},
+	{"http-transport.compression-type", kString, fwdDefaults.CompressionType, "zlib (Content-Encoding deflate), zstd (v3 only; v2 requests use zlib) or none", false, nil},
+	{"http-transport.compression-level", kInt, fwdDefaults.CompressionLevel, "0 (fastest) to 9 (smallest)", false, to(func(c *Config) any { return &c.Forward.HTTPTransport.CompressionLevel })},
+	{"http-transport.dynamic-headers", kList, "", "Tag names whose values become request headers (\"_\" in the name becomes \"-\"); series are split into one request per distinct set of values", false, to(func(c *Config) any { return &c.Forward.HTTPTransport.DynamicHeaders })},
+	{"http-transport.client-timeout", kDuration, fwdDefaults.ClientTimeout, "Timeout of one HTTP request (connect, send, answer)", false, toPositive(func(c *Config) any { return &c.Forward.HTTPTransport.ClientTimeout })},
+	{"http-transport.fast-fail-on-non-retryable-errors", kBool, fwdDefaults.FastFail, "Drop a batch at once when an upstream answers a 4xx other than 404, 408 and 429 (false = retry it within the retry budget, as gostatsd)", false, to(func(c *Config) any { return &c.Forward.HTTPTransport.FastFail })},
+	{"http-transport.dns-refresh", kDuration, fwdDefaults.DNSRefresh, "Resolve api-endpoint host names every this long and use every address as an upstream (Kubernetes headless services); 0 = off: one upstream per URL", false, to(func(c *Config) any { return &c.Forward.HTTPTransport.DNSRefresh })},
+	{"http-transport.max-buffer-size", kSize, sizeDefault(fwdDefaults.MaxBufferSize), "Unsent compressed batches kept per upstream (queued or retrying); beyond it the oldest batch is dropped and counted", false, toPositive(func(c *Config) any { return &c.Forward.HTTPTransport.MaxBufferSize })},
+	{"http-transport.max-buffer-age", kDuration, fwdDefaults.MaxBufferAge, "How long an unsent batch is kept while its upstream is out (from its creation); older ones are dropped, counted and logged. The default outlasts a rolling restart of an aggregator tier, so nothing is lost to one; max-buffer-size bounds the memory", false, toPositive(func(c *Config) any { return &c.Forward.HTTPTransport.MaxBufferAge })},
+	{"http-transport.v3-reprobe-interval", kDuration, fwdDefaults.V3Reprobe, "After an upstream answered 404 to /v3/raw (and is spoken to in v2), try v3 again this long after: a transient 404 (an ingress during a deploy) does not cost float counters and de-duplication until restart", false, toPositive(func(c *Config) any { return &c.Forward.HTTPTransport.V3Reprobe })},
+	{"http-transport.max-series-per-request", kInt, fwdDefaults.MaxSeriesPerRequest, "Series in one request; a larger flush share is split", false, toPositive(func(c *Config) any { return &c.Forward.HTTPTransport.MaxSeriesPerRequest })},
+	{"http-transport.upstream-failures", kInt, fwdDefaults.UpstreamFailures, "Failed attempts in a row that take an upstream out of the choice (its series go to their next choice) until a probe succeeds", false, toPositive(func(c *Config) any { return &c.Forward.HTTPTransport.UpstreamFailures })},
+	{"http-transport.probe-interval", kDuration, fwdDefaults.ProbeInterval, "How often an upstream that was taken out is probed with an empty POST /v2/raw", false, toPositive(func(c *Config) any { return &c.Forward.HTTPTransport.ProbeInterval })},
+	{"http-transport.custom-headers.*", kString, nil, "Headers added to every request, one per line in a [http-transport.custom-headers] table: <Header-Name> = \"value\"", false, nil},
 
-	{"ingestion.max-body-bytes", kSize, sizeDefault(int(ingestDefaults.MaxBodyBytes)), "Largest request body (as sent, compressed) accepted on /v2/raw, /v3/raw, /v2/event and /v3/event; larger ones are answered 413", false},
-	{"ingestion.max-decompressed-bytes", kSize, sizeDefault(int(ingestDefaults.MaxDecompressedBytes)), "Largest decompressed body; decompression stops there and the request is answered 413", false},
-	{"ingestion.dedup-window", kDuration, ingestDefaults.DedupWindow, "How long /v3 batch ids are remembered, so that a retried batch is applied only once", false},
-	{"ingestion.v3", kBool, ingestDefaults.ServeV3, "Serve /v3/raw and /v3/event; false answers 404 there, so garner forwarders speak v2", false},
-	{"ingestion.apply-timeout", kDuration, ingestDefaults.ApplyTimeout, "How long a request waits for a full shard queue; series still unapplied then are dropped and counted", false},
+	{"ingestion.max-body-bytes", kSize, sizeDefault(int(ingestDefaults.MaxBodyBytes)), "Largest request body (as sent, compressed) accepted on /v2/raw, /v3/raw, /v2/event and /v3/event; larger ones are answered 413", false, toPositive(func(c *Config) any { return &c.Forward.Ingestion.MaxBodyBytes })},
+	{"ingestion.max-decompressed-bytes", kSize, sizeDefault(int(ingestDefaults.MaxDecompressedBytes)), "Largest decompressed body; decompression stops there and the request is answered 413", false, toPositive(func(c *Config) any { return &c.Forward.Ingestion.MaxDecompressedBytes })},
+	{"ingestion.dedup-window", kDuration, ingestDefaults.DedupWindow, "How long /v3 batch ids are remembered, so that a retried batch is applied only once", false, toPositive(func(c *Config) any { return &c.Forward.Ingestion.DedupWindow })},
+	{"ingestion.v3", kBool, ingestDefaults.ServeV3, "Serve /v3/raw and /v3/event; false answers 404 there, so garner forwarders speak v2", false, to(func(c *Config) any { return &c.Forward.Ingestion.ServeV3 })},
+	{"ingestion.apply-timeout", kDuration, ingestDefaults.ApplyTimeout, "How long a request waits for a full shard queue; series still unapplied then are dropped and counted", false, toPositive(func(c *Config) any { return &c.Forward.Ingestion.ApplyTimeout })},
 }
 
 func (c *Config) loadForward(r *reader) {
 	f := &c.Forward
 	f.ServerMode = r.oneOf("server-mode", ModeStandalone, ModeForwarder)
 
-	o := forwarder.DefaultOptions()
+	o := &f.HTTPTransport
 	o.Protocol = r.oneOf("http-transport.protocol", "v3", "v2")
-	o.FlushInterval = r.positiveDuration("http-transport.flush-interval")
-	o.MaxRequests = r.positiveInt("http-transport.max-requests")
 	o.MaxRequestElapsedTime = r.retryBudget("http-transport.max-request-elapsed-time")
-	f.ConsolidatorSlots = r.int("http-transport.consolidator-slots")
 	_ = r.int("http-transport.concurrent-merge") // validated, unused
 	_ = r.str("http-transport.transport")
 	o.CompressionType = r.oneOf("http-transport.compression-type", "zlib", "zstd", "none")
@@ -101,24 +98,13 @@ func (c *Config) loadForward(r *reader) {
 	if o.CompressionType == "zstd" && o.Protocol == "v2" {
 		r.fail("http-transport.compression-type", errors.New("zstd needs protocol v3 (gostatsd's v2 receivers only take deflate)"))
 	}
-	o.CompressionLevel = r.int("http-transport.compression-level")
 	if o.CompressionLevel < 0 || o.CompressionLevel > 9 {
 		r.fail("http-transport.compression-level", fmt.Errorf("must be between 0 and 9, got %d", o.CompressionLevel))
 	}
 	o.CustomHeaders = r.headerMap("http-transport.custom-headers")
-	o.DynamicHeaders = r.list("http-transport.dynamic-headers")
-	o.ClientTimeout = r.positiveDuration("http-transport.client-timeout")
-	o.FastFail = r.bool("http-transport.fast-fail-on-non-retryable-errors")
-	o.DNSRefresh = r.duration("http-transport.dns-refresh")
 	if o.DNSRefresh < 0 {
 		r.fail("http-transport.dns-refresh", errors.New("must not be negative"))
 	}
-	o.MaxBufferSize = r.positiveSize("http-transport.max-buffer-size")
-	o.MaxBufferAge = r.positiveDuration("http-transport.max-buffer-age")
-	o.V3Reprobe = r.positiveDuration("http-transport.v3-reprobe-interval")
-	o.MaxSeriesPerRequest = r.positiveInt("http-transport.max-series-per-request")
-	o.UpstreamFailures = r.positiveInt("http-transport.upstream-failures")
-	o.ProbeInterval = r.positiveDuration("http-transport.probe-interval")
 	for _, e := range r.list("http-transport.api-endpoint") {
 		u, err := url.Parse(e)
 		switch {
@@ -141,14 +127,6 @@ func (c *Config) loadForward(r *reader) {
 	if f.ServerMode == ModeForwarder && len(o.APIEndpoints) == 0 {
 		r.fail("http-transport.api-endpoint", errors.New("required in forwarder mode"))
 	}
-	f.HTTPTransport = o
-
-	in := &f.Ingestion
-	in.MaxBodyBytes = int64(r.positiveSize("ingestion.max-body-bytes"))
-	in.MaxDecompressedBytes = int64(r.positiveSize("ingestion.max-decompressed-bytes"))
-	in.DedupWindow = r.positiveDuration("ingestion.dedup-window")
-	in.ServeV3 = r.bool("ingestion.v3")
-	in.ApplyTimeout = r.positiveDuration("ingestion.apply-timeout")
 }
 
 // retryBudget reads a positive duration, or -1 (gostatsd's "no retries"),

@@ -17,10 +17,10 @@ import (
 
 // gostatsdKeys are gostatsd's names for garner keys; loadGostatsd maps them.
 var gostatsdKeys = []key{
-	{"receive-buffer-size", kSize, nil, "gostatsd's name for max-datagram-size (the read buffer of one datagram); set one of the two", true},
-	{"timer-histogram-limit", kInt, nil, "gostatsd's name for histogram-limit; set one of the two", true},
-	{"fast-fail-on-non-retryable-errors", kBool, nil, "gostatsd's top-level name for http-transport.fast-fail-on-non-retryable-errors; set one of the two", true},
-	{"cloud-provider", kString, "", "gostatsd's cloud provider lookup of each sender's metadata: garner has none, and refuses to start unless this is empty (the source stays the sender's IP, or the host: tag with ignore-host)", true},
+	{"receive-buffer-size", kSize, nil, "gostatsd's name for max-datagram-size (the read buffer of one datagram); set one of the two", true, nil},
+	{"timer-histogram-limit", kInt, nil, "gostatsd's name for histogram-limit; set one of the two", true, nil},
+	{"fast-fail-on-non-retryable-errors", kBool, nil, "gostatsd's top-level name for http-transport.fast-fail-on-non-retryable-errors; set one of the two", true, nil},
+	{"cloud-provider", kString, "", "gostatsd's cloud provider lookup of each sender's metadata: garner has none, and refuses to start unless this is empty (the source stays the sender's IP, or the host: tag with ignore-host)", true, nil},
 }
 
 // ignoredKey is a gostatsd key garner accepts and ignores on purpose.

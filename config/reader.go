@@ -105,6 +105,52 @@ func (r *reader) int(key string) (n int) {
 	}
 }
 
+// readInto reads plain key k into its field and checks its sign.
+func (r *reader) readInto(c *Config, k key) {
+	switch p := k.to.field(c).(type) {
+	case *string:
+		*p = r.str(k.name)
+	case *bool:
+		*p = r.bool(k.name)
+	case *float64:
+		*p = r.float(k.name)
+	case *[]string:
+		*p = r.list(k.name)
+	case *[]float64:
+		*p = r.floatList(k.name)
+	case *time.Duration:
+		*p = checkSign(r, k, r.duration(k.name), "must be a positive duration, got %s")
+	case *int:
+		*p = r.intOfKind(k)
+	case *int64:
+		*p = int64(r.intOfKind(k))
+	default:
+		panic(fmt.Sprintf("config: key %q has a field of type %T", k.name, p)) // a bug in this package
+	}
+}
+
+// intOfKind reads a plain integer key, a count or a size.
+func (r *reader) intOfKind(k key) int {
+	if k.kind == kSize {
+		return checkSign(r, k, r.size(k.name), "must be at least 1 byte, got %d")
+	}
+	return checkSign(r, k, r.int(k.name), "must be at least 1, got %d")
+}
+
+// checkSign checks plain key k's value v for its sign; positiveMsg is the failure of
+// a positive one.
+func checkSign[T int | time.Duration](r *reader, k key, v T, positiveMsg string) T {
+	switch k.to.sign {
+	case positiveSign:
+		return positive(r, k.name, v, positiveMsg)
+	case nonNegativeSign:
+		if v < 0 {
+			r.fail(k.name, fmt.Errorf("must not be negative, got %v", v))
+		}
+	}
+	return v
+}
+
 func (r *reader) positiveInt(key string) int {
 	return positive(r, key, r.int(key), "must be at least 1, got %d")
 }
@@ -171,10 +217,6 @@ func (r *reader) duration(key string) (d time.Duration) {
 	}
 }
 
-func (r *reader) positiveDuration(key string) time.Duration {
-	return positive(r, key, r.duration(key), "must be a positive duration, got %s")
-}
-
 func (r *reader) durationOr(key string, def time.Duration) (d time.Duration) {
 	defer func() { r.note(key, d.String()) }()
 	if !r.v.IsSet(key) {
@@ -236,10 +278,6 @@ func (r *reader) size(key string) (n int) {
 		r.fail(key, fmt.Errorf("%v is not a size", x))
 		return 0
 	}
-}
-
-func (r *reader) positiveSize(key string) int {
-	return positive(r, key, r.size(key), "must be at least 1 byte, got %d")
 }
 
 // list accepts a TOML/YAML/JSON array or a string of items separated by spaces

@@ -15,7 +15,7 @@ type Socket struct {
 }
 
 var socketKeys = []key{
-	{"metrics-socket-mode", kString, fmt.Sprintf("%04o", receiver.DefaultSocketMode), fmt.Sprintf("Permission bits (octal) of the unix datagram socket when metrics-addr is a path: 0622 lets anyone send and only garner's user read, as DogStatsD; 0620 limits senders to garner's group (default %04o)", receiver.DefaultSocketMode), true},
+	{"metrics-socket-mode", kString, fmt.Sprintf("%04o", receiver.DefaultSocketMode), fmt.Sprintf("Permission bits (octal) of the unix datagram socket when metrics-addr is a path: 0622 lets anyone send and only garner's user read, as DogStatsD; 0620 limits senders to garner's group (default %04o)", receiver.DefaultSocketMode), true, nil},
 }
 
 func (c *Config) loadSocket(r *reader) {

@@ -30,19 +30,19 @@ type TLS struct {
 }
 
 var tlsKeys = append([]key{
-	{"tcp-tls-cert-file", kString, "", "PEM certificate (chain, leaf first) the TCP statsd listener (tcp-metrics-addr) serves TLS with; set with tcp-tls-key-file. A client speaking plaintext, or failing the handshake, is closed and counted in garner_tls_handshake_errors_total{listener=\"tcp\"}. Re-read when the file changes and on SIGHUP. Empty = plain TCP", true},
-	{"tcp-tls-key-file", kString, "", "PEM private key of tcp-tls-cert-file", true},
-	{"tcp-tls-client-ca-file", kString, "", "PEM CA bundle: TCP statsd clients must then present a certificate from one of these CAs (mutual TLS). Re-read when the file changes and on SIGHUP. Empty = no client certificate asked", true},
-	{"admin-tls-cert-file", kString, "", "PEM certificate (chain, leaf first) admin-addr serves HTTPS with; set with admin-tls-key-file. Re-read when the file changes and on SIGHUP (a broken new pair keeps the old one, logged). Empty = plain HTTP", true},
-	{"admin-tls-key-file", kString, "", "PEM private key of admin-tls-cert-file", true},
-	{"admin-tls-client-ca-file", kString, "", "PEM CA bundle: admin-addr then requires a client certificate from one of these CAs (mutual TLS; forwarders with http-transport.tls-cert-file). Re-read when the file changes and on SIGHUP. Empty = no client certificate asked", true},
-	{"http.*.tls-cert-file", kString, "", "PEM certificate this server serves HTTPS with; set with tls-key-file. Re-read when the file changes and on SIGHUP. Empty = plain HTTP", false},
-	{"http.*.tls-key-file", kString, "", "PEM private key of tls-cert-file", false},
-	{"http.*.tls-client-ca-file", kString, "", "PEM CA bundle: this server then requires a client certificate from one of these CAs (mutual TLS; e.g. ingestion only from forwarders holding one). Re-read when the file changes and on SIGHUP. Empty = none asked", false},
-	{"http-transport.tls-ca-file", kString, "", "Forwarder mode: PEM CA bundle the aggregators' certificates must chain to (https:// api-endpoint); re-read when the file changes and on SIGHUP (new connections use it). Empty = the system roots", false},
-	{"http-transport.tls-cert-file", kString, "", "Forwarder mode: PEM client certificate presented to the aggregators (mutual TLS); set with tls-key-file. Re-read when the file changes and on SIGHUP", false},
-	{"http-transport.tls-key-file", kString, "", "Forwarder mode: PEM private key of tls-cert-file", false},
-	{"http-transport.tls-server-name", kString, "", "Forwarder mode: name the aggregators' certificates must hold, when not the api-endpoint host (e.g. endpoints given as IP addresses); empty = the host", false},
+	{"tcp-tls-cert-file", kString, "", "PEM certificate (chain, leaf first) the TCP statsd listener (tcp-metrics-addr) serves TLS with; set with tcp-tls-key-file. A client speaking plaintext, or failing the handshake, is closed and counted in garner_tls_handshake_errors_total{listener=\"tcp\"}. Re-read when the file changes and on SIGHUP. Empty = plain TCP", true, nil},
+	{"tcp-tls-key-file", kString, "", "PEM private key of tcp-tls-cert-file", true, nil},
+	{"tcp-tls-client-ca-file", kString, "", "PEM CA bundle: TCP statsd clients must then present a certificate from one of these CAs (mutual TLS). Re-read when the file changes and on SIGHUP. Empty = no client certificate asked", true, nil},
+	{"admin-tls-cert-file", kString, "", "PEM certificate (chain, leaf first) admin-addr serves HTTPS with; set with admin-tls-key-file. Re-read when the file changes and on SIGHUP (a broken new pair keeps the old one, logged). Empty = plain HTTP", true, nil},
+	{"admin-tls-key-file", kString, "", "PEM private key of admin-tls-cert-file", true, nil},
+	{"admin-tls-client-ca-file", kString, "", "PEM CA bundle: admin-addr then requires a client certificate from one of these CAs (mutual TLS; forwarders with http-transport.tls-cert-file). Re-read when the file changes and on SIGHUP. Empty = no client certificate asked", true, nil},
+	{"http.*.tls-cert-file", kString, "", "PEM certificate this server serves HTTPS with; set with tls-key-file. Re-read when the file changes and on SIGHUP. Empty = plain HTTP", false, nil},
+	{"http.*.tls-key-file", kString, "", "PEM private key of tls-cert-file", false, nil},
+	{"http.*.tls-client-ca-file", kString, "", "PEM CA bundle: this server then requires a client certificate from one of these CAs (mutual TLS; e.g. ingestion only from forwarders holding one). Re-read when the file changes and on SIGHUP. Empty = none asked", false, nil},
+	{"http-transport.tls-ca-file", kString, "", "Forwarder mode: PEM CA bundle the aggregators' certificates must chain to (https:// api-endpoint); re-read when the file changes and on SIGHUP (new connections use it). Empty = the system roots", false, nil},
+	{"http-transport.tls-cert-file", kString, "", "Forwarder mode: PEM client certificate presented to the aggregators (mutual TLS); set with tls-key-file. Re-read when the file changes and on SIGHUP", false, nil},
+	{"http-transport.tls-key-file", kString, "", "Forwarder mode: PEM private key of tls-cert-file", false, nil},
+	{"http-transport.tls-server-name", kString, "", "Forwarder mode: name the aggregators' certificates must hold, when not the api-endpoint host (e.g. endpoints given as IP addresses); empty = the host", false, nil},
 }, backendTLSKeys()...)
 
 // tlsBackends are the HTTP backends with client TLS keys, each the same four
@@ -53,10 +53,10 @@ func backendTLSKeys() []key {
 	var out []key
 	for _, b := range tlsBackends {
 		out = append(out,
-			key{b + ".tls-ca-file", kString, "", "PEM CA bundle the " + b + " server's certificate must chain to (https:// URLs); re-read when the file changes and on SIGHUP (new connections use it). Empty = the system roots", false},
-			key{b + ".tls-cert-file", kString, "", "PEM client certificate presented to the " + b + " server (mutual TLS); set with tls-key-file. Re-read when the file changes and on SIGHUP", false},
-			key{b + ".tls-key-file", kString, "", "PEM private key of " + b + ".tls-cert-file", false},
-			key{b + ".tls-server-name", kString, "", "Name the " + b + " server's certificate must hold, when not the URL's host; empty = the host", false},
+			key{b + ".tls-ca-file", kString, "", "PEM CA bundle the " + b + " server's certificate must chain to (https:// URLs); re-read when the file changes and on SIGHUP (new connections use it). Empty = the system roots", false, nil},
+			key{b + ".tls-cert-file", kString, "", "PEM client certificate presented to the " + b + " server (mutual TLS); set with tls-key-file. Re-read when the file changes and on SIGHUP", false, nil},
+			key{b + ".tls-key-file", kString, "", "PEM private key of " + b + ".tls-cert-file", false, nil},
+			key{b + ".tls-server-name", kString, "", "Name the " + b + " server's certificate must hold, when not the URL's host; empty = the host", false, nil},
 		)
 	}
 	return out
