@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -68,15 +69,30 @@ func (r *reader) bool(key string) (b bool) {
 	case bool:
 		return x
 	case string:
-		b, err := strconv.ParseBool(strings.TrimSpace(x))
-		if err != nil {
-			r.fail(key, fmt.Errorf("%q is not a boolean (true or false)", x))
-		}
-		return b
+		return parseString(r, key, x, strconv.ParseBool, "a boolean (true or false)")
 	default:
 		r.fail(key, fmt.Errorf("%v is not a boolean (true or false)", x))
 		return false
 	}
+}
+
+// parseString parses x, a key's value given as a string, with parse (white
+// space trimmed), failing key with "<x> is not <what>" when it does not parse.
+func parseString[T any](r *reader, key, x string, parse func(string) (T, error), what string) T {
+	v, err := parse(strings.TrimSpace(x))
+	if err != nil {
+		r.fail(key, fmt.Errorf("%q is not %s", x, what))
+	}
+	return v
+}
+
+// parseNumber is strconv.ParseFloat refusing NaN.
+func parseNumber(s string) (float64, error) {
+	f, err := strconv.ParseFloat(s, 64)
+	if err == nil && f != f {
+		err = errors.New("NaN")
+	}
+	return f, err
 }
 
 func (r *reader) int(key string) (n int) {
@@ -94,11 +110,7 @@ func (r *reader) int(key string) (n int) {
 		}
 		return int(x)
 	case string:
-		n, err := strconv.Atoi(strings.TrimSpace(x))
-		if err != nil {
-			r.fail(key, fmt.Errorf("%q is not a whole number", x))
-		}
-		return n
+		return parseString(r, key, x, strconv.Atoi, "a whole number")
 	default:
 		r.fail(key, fmt.Errorf("%v is not a whole number", x))
 		return 0
@@ -175,11 +187,7 @@ func (r *reader) float(key string) (f float64) {
 	case float64:
 		return x
 	case string:
-		f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
-		if err != nil || f != f {
-			r.fail(key, fmt.Errorf("%q is not a number", x))
-		}
-		return f
+		return parseString(r, key, x, parseNumber, "a number")
 	default:
 		r.fail(key, fmt.Errorf("%v is not a number", x))
 		return 0
