@@ -180,15 +180,16 @@ func (c *Config) loadOTLP(r *reader) {
 	if o.MaxRequestElapsedTime <= 0 {
 		r.fail("otlp.max_request_elapsed_time", fmt.Errorf("must be a positive duration, got %s", o.MaxRequestElapsedTime))
 	}
-	switch conv := r.str("otlp.conversion"); strings.ToLower(conv) {
-	case "asgauge":
-		o.Conversion = otlp.AsGauge
-	case "ashistogram":
-		o.Conversion = otlp.AsHistogram
-	case "asexponentialhistogram":
-		o.Conversion = otlp.AsExponentialHistogram
-	default:
-		r.fail("otlp.conversion", fmt.Errorf("%q is not one of %s, %s, %s", conv, otlp.AsGauge, otlp.AsHistogram, otlp.AsExponentialHistogram))
+	conversions := []string{otlp.AsGauge, otlp.AsHistogram, otlp.AsExponentialHistogram}
+	conv := r.str("otlp.conversion")
+	lower := strings.ToLower(conv) // not EqualFold, which also takes "ſ" for "s"
+	for _, name := range conversions {
+		if lower == strings.ToLower(name) {
+			o.Conversion = name
+		}
+	}
+	if o.Conversion == "" {
+		r.fail("otlp.conversion", fmt.Errorf("%q is not one of %s", conv, strings.Join(conversions, ", ")))
 	}
 }
 
