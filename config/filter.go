@@ -28,12 +28,12 @@ type Filters struct {
 
 var filterKeys = []key{
 	{"filters", kList, "", `gostatsd filters applied in this order to every metric line and forwarded series before aggregation: space-separated names, each defined by a [filter.<name>] section; a name without a section stops the start. Example: filters = "make-global noisy-tag drop-subset"`, false, nil},
-	{"drop-tag-keys", kList, "", `Tag keys removed from every metric before aggregation (not from default-tags; a bare tag is its own key), counted in garner_filter_dropped_tags_total. Example: drop-tag-keys = "request_id trace_id"`, true, nil},
+	{"drop-tag-keys", kList, "", `Tag keys removed from every metric before aggregation (not from default-tags; a bare tag is its own key), counted in garner_filter_dropped_tags_total. Example: drop-tag-keys = "request_id trace_id"`, true, to(func(c *Config) any { return &c.Filters.Rules.DropTagKeys })},
 	{"max-tag-value-length", kInt, 0, `Longest tag value in bytes (after the first ':'; a bare tag is all value): longer values are cut on a character boundary before aggregation and counted in garner_filter_truncated_tags_total; 0 = no limit. Example: max-tag-value-length = 128`, true, nil},
 	{"mappings", kList, "", `Name mappings (statsd_exporter style) tried in this order on the name as sent (before namespace): the first whose regex matches renames the metric and adds tags from the capture groups; space-separated names, each defined by a [mapping.<name>] section. Example: mappings = "http"`, false, nil},
 	{"statser-type", kString, StatserNull, `Where garner's own metrics (those on /metrics) also go every flush-interval: null = nowhere (scrape /metrics); internal = into the pipeline as statsd metrics <namespace>.<internal-namespace>.<metric> (counters as their increase, gauges as they are, summaries and histograms as _count and _sum) with internal-tags and source = hostname, as gostatsd; logging = logged at info level`, true, nil},
 	{"internal-namespace", kString, "statsd", "Name prefix of garner's own metrics with statser-type = internal, after namespace; empty = none", true, nil},
-	{"internal-tags", kList, "", "Tags of garner's own metrics with statser-type = internal, space-separated", true, nil},
+	{"internal-tags", kList, "", "Tags of garner's own metrics with statser-type = internal, space-separated", true, to(func(c *Config) any { return &c.Filters.InternalTags })},
 
 	{"filter.*.match-metrics", kList, nil, `The filter applies to metrics whose name (with namespace) matches one of these; empty = every name. A matcher is an exact name, a prefix ending in '*' (not a wildcard), "regex:<RE2>" (unanchored), or '!' before any of these to negate it. Example: match-metrics = "noisy.*"`, false, nil},
 	{"filter.*.exclude-metrics", kList, nil, `... except metrics whose name matches one of these. Example: exclude-metrics = "noisy.butok.*"`, false, nil},
@@ -53,9 +53,7 @@ func (c *Config) loadFilters(r *reader) {
 	f := &c.Filters
 	f.StatserType = r.oneOf("statser-type", StatserNull, StatserInternal, StatserLogging)
 	f.InternalNamespace = strings.Trim(r.str("internal-namespace"), ".")
-	f.InternalTags = r.list("internal-tags")
 
-	f.Rules.DropTagKeys = r.list("drop-tag-keys")
 	f.Rules.MaxTagValueLength = r.int("max-tag-value-length")
 	if f.Rules.MaxTagValueLength < 0 {
 		r.fail("max-tag-value-length", fmt.Errorf("must not be negative (0 = no limit), got %d", f.Rules.MaxTagValueLength))
