@@ -2,8 +2,6 @@ package config
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -22,10 +20,7 @@ func FuzzConfigFile(f *testing.F) {
 	}
 	exts := []string{".toml", ".yaml", ".json"}
 	f.Fuzz(func(t *testing.T, data []byte, ext uint8) {
-		p := filepath.Join(t.TempDir(), "c"+exts[int(ext)%len(exts)])
-		if err := os.WriteFile(p, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		p := writeFile(t, "c"+exts[int(ext)%len(exts)], string(data))
 		c, err := Load([]string{"--config-path", p})
 		if err != nil {
 			var ce *Error
