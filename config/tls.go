@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/garner-metrics/garner/pkg/tlsconf"
@@ -29,21 +30,37 @@ type TLS struct {
 	HTTP map[string]tlsconf.ServerOptions
 }
 
-var tlsKeys = append([]key{
-	{"tcp-tls-cert-file", kString, "", "PEM certificate (chain, leaf first) the TCP statsd listener (tcp-metrics-addr) serves TLS with; set with tcp-tls-key-file. A client speaking plaintext, or failing the handshake, is closed and counted in garner_tls_handshake_errors_total{listener=\"tcp\"}. Re-read when the file changes and on SIGHUP. Empty = plain TCP", true, nil},
-	{"tcp-tls-key-file", kString, "", "PEM private key of tcp-tls-cert-file", true, nil},
-	{"tcp-tls-client-ca-file", kString, "", "PEM CA bundle: TCP statsd clients must then present a certificate from one of these CAs (mutual TLS). Re-read when the file changes and on SIGHUP. Empty = no client certificate asked", true, nil},
-	{"admin-tls-cert-file", kString, "", "PEM certificate (chain, leaf first) admin-addr serves HTTPS with; set with admin-tls-key-file. Re-read when the file changes and on SIGHUP (a broken new pair keeps the old one, logged). Empty = plain HTTP", true, nil},
-	{"admin-tls-key-file", kString, "", "PEM private key of admin-tls-cert-file", true, nil},
-	{"admin-tls-client-ca-file", kString, "", "PEM CA bundle: admin-addr then requires a client certificate from one of these CAs (mutual TLS; forwarders with http-transport.tls-cert-file). Re-read when the file changes and on SIGHUP. Empty = no client certificate asked", true, nil},
-	{"http.*.tls-cert-file", kString, "", "PEM certificate this server serves HTTPS with; set with tls-key-file. Re-read when the file changes and on SIGHUP. Empty = plain HTTP", false, nil},
-	{"http.*.tls-key-file", kString, "", "PEM private key of tls-cert-file", false, nil},
-	{"http.*.tls-client-ca-file", kString, "", "PEM CA bundle: this server then requires a client certificate from one of these CAs (mutual TLS; e.g. ingestion only from forwarders holding one). Re-read when the file changes and on SIGHUP. Empty = none asked", false, nil},
-	{"http-transport.tls-ca-file", kString, "", "Forwarder mode: PEM CA bundle the aggregators' certificates must chain to (https:// api-endpoint); re-read when the file changes and on SIGHUP (new connections use it). Empty = the system roots", false, nil},
-	{"http-transport.tls-cert-file", kString, "", "Forwarder mode: PEM client certificate presented to the aggregators (mutual TLS); set with tls-key-file. Re-read when the file changes and on SIGHUP", false, nil},
-	{"http-transport.tls-key-file", kString, "", "Forwarder mode: PEM private key of tls-cert-file", false, nil},
-	{"http-transport.tls-server-name", kString, "", "Forwarder mode: name the aggregators' certificates must hold, when not the api-endpoint host (e.g. endpoints given as IP addresses); empty = the host", false, nil},
-}, backendTLSKeys()...)
+var tlsKeys = slices.Concat(
+	serverTLSKeys("tcp-", true,
+		"PEM certificate (chain, leaf first) the TCP statsd listener (tcp-metrics-addr) serves TLS with; set with tcp-tls-key-file. A client speaking plaintext, or failing the handshake, is closed and counted in garner_tls_handshake_errors_total{listener=\"tcp\"}. Re-read when the file changes and on SIGHUP. Empty = plain TCP",
+		"PEM private key of tcp-tls-cert-file",
+		"PEM CA bundle: TCP statsd clients must then present a certificate from one of these CAs (mutual TLS). Re-read when the file changes and on SIGHUP. Empty = no client certificate asked"),
+	serverTLSKeys("admin-", true,
+		"PEM certificate (chain, leaf first) admin-addr serves HTTPS with; set with admin-tls-key-file. Re-read when the file changes and on SIGHUP (a broken new pair keeps the old one, logged). Empty = plain HTTP",
+		"PEM private key of admin-tls-cert-file",
+		"PEM CA bundle: admin-addr then requires a client certificate from one of these CAs (mutual TLS; forwarders with http-transport.tls-cert-file). Re-read when the file changes and on SIGHUP. Empty = no client certificate asked"),
+	serverTLSKeys("http.*.", false,
+		"PEM certificate this server serves HTTPS with; set with tls-key-file. Re-read when the file changes and on SIGHUP. Empty = plain HTTP",
+		"PEM private key of tls-cert-file",
+		"PEM CA bundle: this server then requires a client certificate from one of these CAs (mutual TLS; e.g. ingestion only from forwarders holding one). Re-read when the file changes and on SIGHUP. Empty = none asked"),
+	[]key{
+		{"http-transport.tls-ca-file", kString, "", "Forwarder mode: PEM CA bundle the aggregators' certificates must chain to (https:// api-endpoint); re-read when the file changes and on SIGHUP (new connections use it). Empty = the system roots", false, nil},
+		{"http-transport.tls-cert-file", kString, "", "Forwarder mode: PEM client certificate presented to the aggregators (mutual TLS); set with tls-key-file. Re-read when the file changes and on SIGHUP", false, nil},
+		{"http-transport.tls-key-file", kString, "", "Forwarder mode: PEM private key of tls-cert-file", false, nil},
+		{"http-transport.tls-server-name", kString, "", "Forwarder mode: name the aggregators' certificates must hold, when not the api-endpoint host (e.g. endpoints given as IP addresses); empty = the host", false, nil},
+	},
+	backendTLSKeys(),
+)
+
+// serverTLSKeys declares the three keys of a listener's TLS under prefix
+// ("tcp-", "http.*."), with their help; serverTLS reads them.
+func serverTLSKeys(prefix string, flag bool, certUsage, keyUsage, clientCAUsage string) []key {
+	return []key{
+		{prefix + "tls-cert-file", kString, "", certUsage, flag, nil},
+		{prefix + "tls-key-file", kString, "", keyUsage, flag, nil},
+		{prefix + "tls-client-ca-file", kString, "", clientCAUsage, flag, nil},
+	}
+}
 
 // tlsBackends are the HTTP backends with client TLS keys, each the same four
 // (hyphenated in every section, datadog's and otlp's too).
@@ -81,40 +98,43 @@ func (r *reader) clientTLS(prefix string) tlsconf.ClientOptions {
 // tlsFieldKeys maps a tlsconf.FileError field onto the key that names the file.
 type tlsFieldKeys map[string]string
 
-func (c *Config) loadTLS(r *reader) {
-	c.TLS.Admin = tlsconf.ServerOptions{
-		CertFile:     strings.TrimSpace(r.str("admin-tls-cert-file")),
-		KeyFile:      strings.TrimSpace(r.str("admin-tls-key-file")),
-		ClientCAFile: strings.TrimSpace(r.str("admin-tls-client-ca-file")),
+// serverTLS reads the three server TLS keys under prefix ("admin-",
+// "http.<name>.").
+func (r *reader) serverTLS(prefix string) tlsconf.ServerOptions {
+	return tlsconf.ServerOptions{
+		CertFile:     strings.TrimSpace(r.str(prefix + "tls-cert-file")),
+		KeyFile:      strings.TrimSpace(r.str(prefix + "tls-key-file")),
+		ClientCAFile: strings.TrimSpace(r.str(prefix + "tls-client-ca-file")),
 	}
+}
+
+// checkServerTLS loads the files of o, read from the keys under prefix,
+// failing the key of a bad one.
+func (r *reader) checkServerTLS(prefix string, o tlsconf.ServerOptions) {
+	err := tlsconf.CheckServer(o)
+	r.failTLS(err, tlsFieldKeys{tlsconf.FieldCert: prefix + "tls-cert-file", tlsconf.FieldKey: prefix + "tls-key-file", tlsconf.FieldClientCA: prefix + "tls-client-ca-file"})
+}
+
+func (c *Config) loadTLS(r *reader) {
+	c.TLS.Admin = r.serverTLS("admin-")
 	if o := c.TLS.Admin; o.Enabled() {
 		if c.Admin.Addr == "" {
 			r.fail("admin-tls-cert-file", errors.New("admin-addr is empty: there is no admin server to serve TLS on"))
 		}
-		err := tlsconf.CheckServer(o)
-		r.failTLS(err, tlsFieldKeys{tlsconf.FieldCert: "admin-tls-cert-file", tlsconf.FieldKey: "admin-tls-key-file", tlsconf.FieldClientCA: "admin-tls-client-ca-file"})
+		r.checkServerTLS("admin-", o)
 	}
 
-	c.TLS.TCP = tlsconf.ServerOptions{
-		CertFile:     strings.TrimSpace(r.str("tcp-tls-cert-file")),
-		KeyFile:      strings.TrimSpace(r.str("tcp-tls-key-file")),
-		ClientCAFile: strings.TrimSpace(r.str("tcp-tls-client-ca-file")),
-	}
+	c.TLS.TCP = r.serverTLS("tcp-")
 	if o := c.TLS.TCP; o.Enabled() {
 		if c.TCPMetricsAddr == "" {
 			r.fail("tcp-tls-cert-file", errors.New("tcp-metrics-addr is empty: there is no TCP listener to serve TLS on"))
 		}
-		err := tlsconf.CheckServer(o)
-		r.failTLS(err, tlsFieldKeys{tlsconf.FieldCert: "tcp-tls-cert-file", tlsconf.FieldKey: "tcp-tls-key-file", tlsconf.FieldClientCA: "tcp-tls-client-ca-file"})
+		r.checkServerTLS("tcp-", o)
 	}
 
 	for _, srv := range c.Admin.HTTPServers {
 		k := "http." + srv.Name + "."
-		o := tlsconf.ServerOptions{
-			CertFile:     strings.TrimSpace(r.strOr(k+"tls-cert-file", "")),
-			KeyFile:      strings.TrimSpace(r.strOr(k+"tls-key-file", "")),
-			ClientCAFile: strings.TrimSpace(r.strOr(k+"tls-client-ca-file", "")),
-		}
+		o := r.serverTLS(k)
 		if !o.Enabled() {
 			continue
 		}
@@ -122,8 +142,7 @@ func (c *Config) loadTLS(r *reader) {
 			c.TLS.HTTP = map[string]tlsconf.ServerOptions{}
 		}
 		c.TLS.HTTP[srv.Name] = o
-		err := tlsconf.CheckServer(o)
-		r.failTLS(err, tlsFieldKeys{tlsconf.FieldCert: k + "tls-cert-file", tlsconf.FieldKey: k + "tls-key-file", tlsconf.FieldClientCA: k + "tls-client-ca-file"})
+		r.checkServerTLS(k, o)
 	}
 
 	c.Forward.HTTPTransport.TLS = r.clientTLS("http-transport.")
