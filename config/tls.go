@@ -43,12 +43,11 @@ var tlsKeys = slices.Concat(
 		"PEM certificate this server serves HTTPS with; set with tls-key-file. Re-read when the file changes and on SIGHUP. Empty = plain HTTP",
 		"PEM private key of tls-cert-file",
 		"PEM CA bundle: this server then requires a client certificate from one of these CAs (mutual TLS; e.g. ingestion only from forwarders holding one). Re-read when the file changes and on SIGHUP. Empty = none asked"),
-	[]key{
-		{"http-transport.tls-ca-file", kString, "", "Forwarder mode: PEM CA bundle the aggregators' certificates must chain to (https:// api-endpoint); re-read when the file changes and on SIGHUP (new connections use it). Empty = the system roots", false, nil},
-		{"http-transport.tls-cert-file", kString, "", "Forwarder mode: PEM client certificate presented to the aggregators (mutual TLS); set with tls-key-file. Re-read when the file changes and on SIGHUP", false, nil},
-		{"http-transport.tls-key-file", kString, "", "Forwarder mode: PEM private key of tls-cert-file", false, nil},
-		{"http-transport.tls-server-name", kString, "", "Forwarder mode: name the aggregators' certificates must hold, when not the api-endpoint host (e.g. endpoints given as IP addresses); empty = the host", false, nil},
-	},
+	clientTLSKeys("http-transport.",
+		"Forwarder mode: PEM CA bundle the aggregators' certificates must chain to (https:// api-endpoint); re-read when the file changes and on SIGHUP (new connections use it). Empty = the system roots",
+		"Forwarder mode: PEM client certificate presented to the aggregators (mutual TLS); set with tls-key-file. Re-read when the file changes and on SIGHUP",
+		"Forwarder mode: PEM private key of tls-cert-file",
+		"Forwarder mode: name the aggregators' certificates must hold, when not the api-endpoint host (e.g. endpoints given as IP addresses); empty = the host"),
 	backendTLSKeys(),
 )
 
@@ -69,14 +68,24 @@ var tlsBackends = []string{"influxdb", "datadog", "prometheus", "otlp"}
 func backendTLSKeys() []key {
 	var out []key
 	for _, b := range tlsBackends {
-		out = append(out,
-			key{b + ".tls-ca-file", kString, "", "PEM CA bundle the " + b + " server's certificate must chain to (https:// URLs); re-read when the file changes and on SIGHUP (new connections use it). Empty = the system roots", false, nil},
-			key{b + ".tls-cert-file", kString, "", "PEM client certificate presented to the " + b + " server (mutual TLS); set with tls-key-file. Re-read when the file changes and on SIGHUP", false, nil},
-			key{b + ".tls-key-file", kString, "", "PEM private key of " + b + ".tls-cert-file", false, nil},
-			key{b + ".tls-server-name", kString, "", "Name the " + b + " server's certificate must hold, when not the URL's host; empty = the host", false, nil},
-		)
+		out = append(out, clientTLSKeys(b+".",
+			"PEM CA bundle the "+b+" server's certificate must chain to (https:// URLs); re-read when the file changes and on SIGHUP (new connections use it). Empty = the system roots",
+			"PEM client certificate presented to the "+b+" server (mutual TLS); set with tls-key-file. Re-read when the file changes and on SIGHUP",
+			"PEM private key of "+b+".tls-cert-file",
+			"Name the "+b+" server's certificate must hold, when not the URL's host; empty = the host")...)
 	}
 	return out
+}
+
+// clientTLSKeys declares the four keys of a client's TLS under prefix
+// ("http-transport.", "influxdb."), with their help; clientTLS reads them.
+func clientTLSKeys(prefix, caUsage, certUsage, keyUsage, serverNameUsage string) []key {
+	return []key{
+		{prefix + "tls-ca-file", kString, "", caUsage, false, nil},
+		{prefix + "tls-cert-file", kString, "", certUsage, false, nil},
+		{prefix + "tls-key-file", kString, "", keyUsage, false, nil},
+		{prefix + "tls-server-name", kString, "", serverNameUsage, false, nil},
+	}
 }
 
 // clientTLS reads the four client TLS keys under prefix ("http-transport.",
