@@ -247,7 +247,7 @@ var sections = []func(*Config, *reader){
 // loadPlain reads every plain key into its field. It comes first: the
 // loaders that follow read the other keys and check what spans keys.
 func (c *Config) loadPlain(r *reader) {
-	// The Options whose fields are not all keys keep their defaults.
+	// Options with fields no key sets start at their component's defaults.
 	c.Forward.HTTPTransport = forwarder.DefaultOptions()
 	c.Admin.Health = healthDefaults
 	for _, k := range allKeys() {

@@ -149,8 +149,8 @@ func (r *reader) intOfKind(k key) int {
 	return checkSign(r, k, r.int(k.name), "must be at least 1, got %d")
 }
 
-// checkSign checks plain key k's value v for its sign; positiveMsg is the failure of
-// a positive one.
+// checkSign checks plain key k's value v for its sign; positiveMsg is what
+// a value that should be positive fails with.
 func checkSign[T int | time.Duration](r *reader, k key, v T, positiveMsg string) T {
 	switch k.to.sign {
 	case positiveSign:
