@@ -336,3 +336,18 @@ func (s *Sender) putBuffers(b *buffers) {
 func (s *Sender) Probe(ctx context.Context, url string, header http.Header) (int, error) {
 	return s.client.Probe(ctx, http.MethodGet, url, header)
 }
+
+// CheckReachable is the health check of a backend that posts to an endpoint
+// which need not answer a GET (a write endpoint answers it with 405): it
+// probes url and counts any answer but an auth refusal (401, 403) or a
+// server error (5xx) as reachable. what names the endpoint in the error.
+func (s *Sender) CheckReachable(ctx context.Context, url string, header http.Header, what string) error {
+	code, err := s.Probe(ctx, url, header)
+	if err != nil {
+		return err
+	}
+	if code == http.StatusUnauthorized || code == http.StatusForbidden || code >= 500 {
+		return fmt.Errorf("%s answered %d %s", what, code, http.StatusText(code))
+	}
+	return nil
+}

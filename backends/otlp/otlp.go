@@ -171,14 +171,7 @@ func (c *Client) Name() string { return Name }
 // refusal (401, 403) or a server error (5xx) means the receiver is there
 // (an OTLP/HTTP receiver answers a GET with 405).
 func (c *Client) CheckHealth(ctx context.Context) error {
-	code, err := c.sender.Probe(ctx, c.cfg.MetricsEndpoint, nil)
-	if err != nil {
-		return err
-	}
-	if code == http.StatusUnauthorized || code == http.StatusForbidden || code >= 500 {
-		return fmt.Errorf("OTLP metrics endpoint answered %d %s", code, http.StatusText(code))
-	}
-	return nil
+	return c.sender.CheckReachable(ctx, c.cfg.MetricsEndpoint, nil, "OTLP metrics endpoint")
 }
 
 // SendMetrics posts the snapshot in requests of at most metrics_per_batch

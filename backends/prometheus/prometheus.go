@@ -211,14 +211,7 @@ func (c *Client) SendMetrics(ctx context.Context, s *model.Snapshot) error {
 // refusal (401, 403) or a server error (5xx) means the endpoint is there
 // (a write endpoint answers a GET with 405).
 func (c *Client) CheckHealth(ctx context.Context) error {
-	code, err := c.sender.Probe(ctx, c.cfg.RemoteWriteURL, c.authHeader())
-	if err != nil {
-		return err
-	}
-	if code == http.StatusUnauthorized || code == http.StatusForbidden || code >= 500 {
-		return fmt.Errorf("remote write endpoint answered %d %s", code, http.StatusText(code))
-	}
-	return nil
+	return c.sender.CheckReachable(ctx, c.cfg.RemoteWriteURL, c.authHeader(), "remote write endpoint")
 }
 
 func (c *Client) authHeader() http.Header {
