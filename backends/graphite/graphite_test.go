@@ -15,9 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/sirupsen/logrus"
 
-	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/backends/graphite"
 	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/model"
@@ -43,11 +41,8 @@ func testOptions(mode, addr string, maxBuffer int, writeTimeout time.Duration) g
 
 func newOptsClient(t testing.TB, opts graphite.Options) (*graphite.Client, *prometheus.Registry, prometheus.Counter) {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped_series"})
-	log := logrus.New()
-	log.SetOutput(io.Discard)
-	c, err := graphite.New(opts, backends.Deps{Log: log, Registerer: reg, DroppedSeries: dropped})
+	deps, reg, dropped := garnertest.BackendDeps()
+	c, err := graphite.New(opts, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package httpsend
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,10 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/snappy"
-	"github.com/klauspost/compress/zlib"
-	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sirupsen/logrus"
@@ -62,49 +57,6 @@ func items(n, per int) Payload {
 	})
 }
 
-func decode(t *testing.T, enc string, body []byte) []byte {
-	t.Helper()
-	var r io.Reader
-	var err error
-	switch enc {
-	case "":
-		return body
-	case "gzip":
-		r, err = gzip.NewReader(bytes.NewReader(body))
-	case "deflate":
-		r, err = zlib.NewReader(bytes.NewReader(body))
-	case "snappy":
-		out, err := snappy.Decode(nil, body)
-		if err != nil {
-			t.Errorf("snappy: %v", err)
-		}
-		return out
-	case "zstd":
-		d, err := zstd.NewReader(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer d.Close()
-		out, err := d.DecodeAll(body, nil)
-		if err != nil {
-			t.Errorf("zstd: %v", err)
-		}
-		return out
-	default:
-		t.Errorf("unexpected Content-Encoding %q", enc)
-		return nil
-	}
-	if err != nil {
-		t.Errorf("%s: %v", enc, err)
-		return nil
-	}
-	out, err := io.ReadAll(r)
-	if err != nil {
-		t.Errorf("%s: %v", enc, err)
-	}
-	return out
-}
-
 func TestSendDeliversEveryBatchCompressed(t *testing.T) {
 	for _, c := range []Compression{None, Gzip, Deflate, Snappy, Zstd} {
 		t.Run("compression="+string(c), func(t *testing.T) {
@@ -115,8 +67,10 @@ func TestSendDeliversEveryBatchCompressed(t *testing.T) {
 				if r.Header.Get("X-Test") != "yes" || !strings.HasPrefix(r.Header.Get("User-Agent"), "garner/") {
 					t.Errorf("headers: %v", r.Header)
 				}
-				raw, _ := io.ReadAll(r.Body)
-				body := decode(t, r.Header.Get("Content-Encoding"), raw)
+				body, err := garnertest.DecodedBody(r)
+				if err != nil {
+					t.Error(err)
+				}
 				mu.Lock()
 				bodies++
 				got = append(got, strings.Fields(string(body))...)

@@ -1,10 +1,7 @@
 package otlp
 
 import (
-	"bytes"
-	"compress/gzip"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -18,6 +15,8 @@ import (
 	logsv1 "go.opentelemetry.io/proto/otlp/logs/v1"
 	metricsv1 "go.opentelemetry.io/proto/otlp/metrics/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/garner-metrics/garner/pkg/garnertest"
 )
 
 // receiver is the OTLP/HTTP test receiver: no OTLP server is packaged, so
@@ -49,21 +48,11 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusMethodNotAllowed)
 		return
 	}
-	body, err := io.ReadAll(req.Body)
+	body, err := garnertest.DecodedBody(req)
 	if err != nil {
-		r.t.Errorf("read body: %v", err)
+		r.t.Error(err)
+		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
-	}
-	if req.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(bytes.NewReader(body))
-		if err == nil {
-			body, err = io.ReadAll(zr)
-		}
-		if err != nil {
-			r.t.Errorf("gzip body: %v", err)
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
 	}
 	if ct := req.Header.Get("Content-Type"); ct != "application/x-protobuf" {
 		r.t.Errorf("Content-Type = %q", ct)
@@ -81,30 +70,34 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	var resp proto.Message
 	switch req.URL.Path {
 	case "/v1/metrics":
-		m := &colmetricsv1.ExportMetricsServiceRequest{}
-		if err := proto.Unmarshal(body, m); err != nil {
-			r.t.Errorf("not an ExportMetricsServiceRequest: %v", err)
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		r.metrics = append(r.metrics, m)
-		resp = &colmetricsv1.ExportMetricsServiceResponse{}
+		resp, err = &colmetricsv1.ExportMetricsServiceResponse{}, keep(&r.metrics, body)
 	case "/v1/logs":
-		m := &collogsv1.ExportLogsServiceRequest{}
-		if err := proto.Unmarshal(body, m); err != nil {
-			r.t.Errorf("not an ExportLogsServiceRequest: %v", err)
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		r.logs = append(r.logs, m)
-		resp = &collogsv1.ExportLogsServiceResponse{}
+		resp, err = &collogsv1.ExportLogsServiceResponse{}, keep(&r.logs, body)
 	default:
 		http.NotFound(w, req)
+		return
+	}
+	if err != nil {
+		r.t.Error(err)
+		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	b, _ := proto.Marshal(resp)
 	w.Header().Set("Content-Type", "application/x-protobuf")
 	_, _ = w.Write(b)
+}
+
+// keep decodes body as a request of the type *list holds and appends it.
+func keep[T any, M interface {
+	*T
+	proto.Message
+}](list *[]M, body []byte) error {
+	m := M(new(T))
+	if err := proto.Unmarshal(body, m); err != nil {
+		return fmt.Errorf("not an %s: %w", m.ProtoReflect().Descriptor().Name(), err)
+	}
+	*list = append(*list, m)
+	return nil
 }
 
 // point is one decoded data point, flattened.

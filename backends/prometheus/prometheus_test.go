@@ -3,7 +3,6 @@ package prometheus
 import (
 	"context"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/snappy"
 	prom "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sirupsen/logrus"
@@ -226,14 +224,9 @@ type receiver struct {
 func newReceiver(t *testing.T) *receiver {
 	r := &receiver{}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, err := io.ReadAll(req.Body)
+		raw, err := garnertest.DecodedBody(req)
 		if err != nil {
-			t.Errorf("read body: %v", err)
-			return
-		}
-		raw, err := snappy.Decode(nil, body)
-		if err != nil {
-			t.Errorf("body is not snappy: %v", err)
+			t.Error(err)
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
