@@ -76,10 +76,7 @@ func startE2E(t *testing.T, extra ...string) (p *garnertest.Process, exporterAdd
 // mappings, and extra top-level config lines.
 func startE2EWith(t *testing.T, mappings string, extra ...string) (p *garnertest.Process, exporterAddr, mappingPath string) {
 	t.Helper()
-	mappingPath = filepath.Join(t.TempDir(), "statsd_mapping.yml")
-	if err := os.WriteFile(mappingPath, []byte(mappings), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mappingPath = garnertest.WriteFile(t, filepath.Join(t.TempDir(), "statsd_mapping.yml"), mappings)
 	p = garnertest.StartConfig(t, fmt.Sprintf(`backends = "exporter"
 metrics-addr = "127.0.0.1:0"
 flush-interval = "200ms"
@@ -185,17 +182,13 @@ func TestE2EHistogramDistributionAsSent(t *testing.T) {
 func TestE2EReloadOnSIGHUP(t *testing.T) {
 	p, addr, path := startE2E(t)
 	udp := p.UDPAddr(t)
-	if err := os.WriteFile(path, []byte("mappings:\n- match: reload.*\n  name: reloaded_${1}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	garnertest.WriteFile(t, path, "mappings:\n- match: reload.*\n  name: reloaded_${1}\n")
 	p.Signal(syscall.SIGHUP)
 	garnertest.WaitFor(t, "the new mapping", 20*time.Second, func() bool {
 		garnertest.SendUDP(t, udp, "reload.x:1|c")
 		return garnertest.MustScrape(t, addr)["reloaded_x"] > 0
 	})
-	if err := os.WriteFile(path, []byte("mappings:\n- match: reload.*\n  name: reloaded_${1}\n- match: nodot\n  name: x\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	garnertest.WriteFile(t, path, "mappings:\n- match: reload.*\n  name: reloaded_${1}\n- match: nodot\n  name: x\n")
 	p.Signal(syscall.SIGHUP)
 	if !p.WaitStderr("line 4: mapping 1", 20*time.Second) {
 		t.Fatalf("bad mapping file not refused with its line:\n%s", p.Stderr())
@@ -209,10 +202,7 @@ func TestE2EReloadOnSIGHUP(t *testing.T) {
 
 // TestE2EBadMappingFileFailsAtStart: the key and the line are named.
 func TestE2EBadMappingFileFailsAtStart(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "m.yml")
-	if err := os.WriteFile(path, []byte("mappings:\n- match: a.b\n  name: ok\n  labels: {x: y}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := garnertest.WriteFile(t, filepath.Join(t.TempDir(), "m.yml"), "mappings:\n- match: a.b\n  name: ok\n  labels: {x: y}\n")
 	p := garnertest.Start(t, "--backends=exporter", "--metrics-addr=127.0.0.1:0", "--config-path="+garnertest.WriteConfig(t, fmt.Sprintf("[exporter]\nlisten-address = \"127.0.0.1:0\"\nmapping-config = %q\n", path)))
 	if code := p.Wait(20 * time.Second); code == 0 {
 		t.Fatalf("garner started with a bad mapping file:\n%s", p.Stderr())

@@ -6,7 +6,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,9 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
-	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/backends"
+	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/histogram"
 	"github.com/garner-metrics/garner/pkg/model"
 )
@@ -77,16 +76,11 @@ type fixture struct {
 
 func newFixture(t testing.TB, mappings string) *fixture {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "mapping.yml")
-	if err := os.WriteFile(path, []byte(mappings), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := garnertest.WriteFile(t, filepath.Join(t.TempDir(), "mapping.yml"), mappings)
 	o := DefaultOptions()
 	o.ListenAddress, o.MappingConfig = "127.0.0.1:0", path
-	reg := prom.NewRegistry()
-	log := logrus.New()
-	log.SetOutput(io.Discard)
-	e, err := New(o, backends.Deps{Log: log, Registerer: reg})
+	deps, reg, _ := garnertest.BackendDeps()
+	e, err := New(o, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,9 +288,7 @@ func TestLabelsTTLDropAndReload(t *testing.T) {
 	}
 
 	// A bad file keeps the old mappings; a good one applies at the next flush.
-	if err := os.WriteFile(f.path, []byte("mappings:\n- match: x\n  name: y\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	garnertest.WriteFile(t, f.path, "mappings:\n- match: x\n  name: y\n")
 	if err := f.e.ReloadMapping(f.path); err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Fatalf("bad file: %v", err)
 	}
@@ -304,9 +296,7 @@ func TestLabelsTTLDropAndReload(t *testing.T) {
 	if _, ok := f.scrape(t, "")["short_lived"]; !ok {
 		t.Error("old mappings lost after a bad reload")
 	}
-	if err := os.WriteFile(f.path, []byte("mappings:\n- match: short.*\n  name: renamed\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	garnertest.WriteFile(t, f.path, "mappings:\n- match: short.*\n  name: renamed\n")
 	if err := f.e.ReloadMapping(f.path); err != nil {
 		t.Fatal(err)
 	}
@@ -317,10 +307,7 @@ func TestLabelsTTLDropAndReload(t *testing.T) {
 }
 
 func TestRefusesBadMappingFileAtStart(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "m.yml")
-	if err := os.WriteFile(path, []byte("mappings:\n- match: a.b\n  name: ok\n- match: a.*\n  name: bad-name\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := garnertest.WriteFile(t, filepath.Join(t.TempDir(), "m.yml"), "mappings:\n- match: a.b\n  name: ok\n- match: a.*\n  name: bad-name\n")
 	o := DefaultOptions()
 	o.ListenAddress, o.MappingConfig = "127.0.0.1:0", path
 	_, err := New(o, backends.Deps{Registerer: prom.NewRegistry()})

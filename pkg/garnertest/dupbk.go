@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"testing"
 
@@ -82,4 +83,15 @@ func CheckReachableProbe[B backends.HealthChecker](t *testing.T, newChecker func
 	if err := newChecker(t, "http://127.0.0.1:1").CheckHealth(context.Background()); err == nil {
 		t.Fatal("nothing listens on port 1: want an error")
 	}
+}
+
+// WriteFile writes content to path (mode 0644), failing the test on an
+// error, and returns path: for a file garner reads (a mapping file, written
+// again before a SIGHUP, say).
+func WriteFile(t testing.TB, path, content string) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
