@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
-
 	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/tlsconf"
 )
@@ -293,7 +291,7 @@ token = "scrape-s3cret"
 `, server.CertFile, server.KeyFile, caFile))
 	addr := p.LoggedAddr(t, "serving http", "http_server=exporter")
 	httpsClient := func(pair garnertest.Pair, token string) *http.Client {
-		cfg, err := tlsconf.ClientConfig(tlsconf.ClientOptions{CAFile: caFile, CertFile: pair.CertFile, KeyFile: pair.KeyFile}, logrus.New())
+		cfg, err := tlsconf.ClientConfig(tlsconf.ClientOptions{CAFile: caFile, CertFile: pair.CertFile, KeyFile: pair.KeyFile}, garnertest.QuietLog())
 		if err != nil {
 			t.Fatal(err)
 		}

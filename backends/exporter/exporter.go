@@ -324,46 +324,40 @@ const (
 
 func newSelfMetrics(reg prom.Registerer) *selfMetrics {
 	m := &selfMetrics{
-		dropped: prom.NewCounterVec(prom.CounterOpts{
-			Name: "garner_exporter_dropped_samples_total",
-			Help: "Series samples of a flush the exporter did not expose, by reason: type_conflict, reserved_label, max_series, negative_counter, nonfinite_counter, action_drop, past_interval_gauge (a gauge of a past flush interval, timestamps = \"honor\": it must not replace the current value).",
-		}, []string{"reason"}),
-		tags: prom.NewCounter(prom.CounterOpts{
-			Name: "garner_exporter_tags_skipped_total",
-			Help: "Tags not turned into labels: no value, or an empty key or value (statsd_exporter skips them too).",
-		}),
-		reloads: prom.NewCounterVec(prom.CounterOpts{
-			Name: "garner_exporter_mapping_loads_total",
-			Help: "Loads of the mapping file (start and SIGHUP), by result: ok, error (the old mappings stay).",
-		}, []string{"result"}),
 		mappings: prom.NewGauge(prom.GaugeOpts{Name: "garner_exporter_mappings", Help: "Mappings in the loaded mapping file."}),
 		series:   prom.NewGauge(prom.GaugeOpts{Name: "garner_exporter_series", Help: "Series the exporter's endpoint exposes."}),
-		estimated: prom.NewCounter(prom.CounterOpts{
-			Name: "garner_exporter_estimated_observations_total",
-			Help: "Timer values observed as estimated from a timer-aggregation=histogram series' buckets (each within its bucket's relative width of the value sent).",
-		}),
 	}
-	m.capped = prom.NewCounter(prom.CounterOpts{
-		Name: "garner_exporter_capped_observations_total",
-		Help: "Timer observations left out because a value's sample rate asked for more than 10000 (statsd_exporter observes a value int(1/rate) times; garner at most 10000).",
-	})
-	m.unauthorized = prom.NewCounter(prom.CounterOpts{
-		Name: "garner_exporter_unauthorized_requests_total",
-		Help: "Requests to the exporter's endpoint refused (401) for a missing or wrong bearer token (exporter.token).",
-	})
-	scrapes := prom.NewCounterVec(prom.CounterOpts{
-		Name: "garner_exporter_scrapes_total",
-		Help: "Scrapes of the exporter's endpoint, by format: text, protobuf (delimited, written directly), other (protobuf text or compact, through client_golang).",
-	}, []string{"format"})
-	m.scrapes = map[string]prom.Counter{}
-	for _, f := range []string{formatText, formatProtobuf, formatOther} {
-		m.scrapes[f] = scrapes.WithLabelValues(f)
+	reg.MustRegister(m.mappings, m.series)
+	for _, c := range []struct {
+		dst        *prom.Counter
+		name, help string
+	}{
+		{&m.tags, "garner_exporter_tags_skipped_total", "Tags not turned into labels: no value, or an empty key or value (statsd_exporter skips them too)."},
+		{&m.estimated, "garner_exporter_estimated_observations_total", "Timer values observed as estimated from a timer-aggregation=histogram series' buckets (each within its bucket's relative width of the value sent)."},
+		{&m.capped, "garner_exporter_capped_observations_total", "Timer observations left out because a value's sample rate asked for more than 10000 (statsd_exporter observes a value int(1/rate) times; garner at most 10000)."},
+		{&m.unauthorized, "garner_exporter_unauthorized_requests_total", "Requests to the exporter's endpoint refused (401) for a missing or wrong bearer token (exporter.token)."},
+	} {
+		*c.dst = prom.NewCounter(prom.CounterOpts{Name: c.name, Help: c.help})
+		reg.MustRegister(*c.dst)
 	}
-	reg.MustRegister(m.dropped, m.tags, m.reloads, m.mappings, m.series, m.estimated, m.capped, m.unauthorized, scrapes)
-	for _, r := range []string{reasonTypeConflict, reasonReservedLabel, reasonMaxSeries, reasonNegative, reasonNonFinite, reasonDropAction, reasonPastGauge} {
-		m.dropped.WithLabelValues(r)
-	}
-	m.reloads.WithLabelValues("ok")
-	m.reloads.WithLabelValues("error")
+	m.dropped, _ = counterVec(reg, "garner_exporter_dropped_samples_total", "Series samples of a flush the exporter did not expose, by reason: type_conflict, reserved_label, max_series, negative_counter, nonfinite_counter, action_drop, past_interval_gauge (a gauge of a past flush interval, timestamps = \"honor\": it must not replace the current value).",
+		"reason", reasonTypeConflict, reasonReservedLabel, reasonMaxSeries, reasonNegative, reasonNonFinite, reasonDropAction, reasonPastGauge)
+	m.reloads, _ = counterVec(reg, "garner_exporter_mapping_loads_total", "Loads of the mapping file (start and SIGHUP), by result: ok, error (the old mappings stay).",
+		"result", "ok", "error")
+	_, m.scrapes = counterVec(reg, "garner_exporter_scrapes_total", "Scrapes of the exporter's endpoint, by format: text, protobuf (delimited, written directly), other (protobuf text or compact, through client_golang).",
+		"format", formatText, formatProtobuf, formatOther)
 	return m
+}
+
+// counterVec creates and registers a counter vector of one label with a
+// child for each of values, so that each is exposed (at 0) from the start;
+// it returns the vector and those children by value.
+func counterVec(reg prom.Registerer, name, help, label string, values ...string) (*prom.CounterVec, map[string]prom.Counter) {
+	v := prom.NewCounterVec(prom.CounterOpts{Name: name, Help: help}, []string{label})
+	reg.MustRegister(v)
+	children := make(map[string]prom.Counter, len(values))
+	for _, x := range values {
+		children[x] = v.WithLabelValues(x)
+	}
+	return v, children
 }
