@@ -3,10 +3,11 @@ package prometheus
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,10 +15,8 @@ import (
 
 	prom "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/sirupsen/logrus"
 	"google.golang.org/protobuf/encoding/protowire"
 
-	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/model"
 )
@@ -404,11 +403,7 @@ func TestSendMetrics(t *testing.T) {
 
 func checkSeries(t *testing.T, what string, got map[string]ts, want map[string]float64, ms int64) {
 	t.Helper()
-	var keys []string
-	for k := range got {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(got))
 	if len(got) != len(want) {
 		t.Errorf("%s: got %d series, want %d: %v", what, len(got), len(want), keys)
 	}
@@ -511,7 +506,8 @@ func TestCheckHealth(t *testing.T) {
 }
 
 func TestNewRequiresURL(t *testing.T) {
-	_, err := New(Options{}, nil, backends.Deps{Log: logrus.New(), Registerer: prom.NewRegistry()})
+	deps, _, _ := garnertest.BackendDeps()
+	_, err := New(Options{}, nil, deps)
 	if err == nil || !strings.Contains(err.Error(), "remote-write-url") {
 		t.Fatalf("got %v", err)
 	}
