@@ -100,7 +100,6 @@ type formatter struct {
 func (f *formatter) run(s *model.Snapshot) {
 	var tsb [20]byte
 	f.snap = strconv.AppendInt(tsb[:0], s.Time.Unix(), 10)
-	f.ts = f.snap
 	var vb [32]byte
 	f.v = vb[:0]
 	c := f.n
@@ -117,7 +116,6 @@ func (f *formatter) run(s *model.Snapshot) {
 		}
 		f.end()
 	}
-	f.ts = f.snap
 	for i := range s.Timers {
 		t := &s.Timers[i]
 		f.begin(t.Name)
@@ -150,7 +148,6 @@ func (f *formatter) run(s *model.Snapshot) {
 		f.line(c.gaugeNS, "", g.Tags, "", g.Source, appendF6(f.v[:0], g.Value))
 		f.end()
 	}
-	f.ts = f.snap
 	for i := range s.Sets {
 		st := &s.Sets[i]
 		f.begin(st.Name)
@@ -159,20 +156,21 @@ func (f *formatter) run(s *model.Snapshot) {
 	}
 }
 
-// at sets the timestamp of the current series' lines: the flush's, or a
-// past interval's end (model.Counter.At) for timestamped samples.
+// at sets the timestamp of the current series' lines to a past interval's
+// end (model.Counter.At) for timestamped samples; at 0 they keep the
+// flush's.
 func (f *formatter) at(at int64) {
-	if at == 0 {
-		f.ts = f.snap
-		return
+	if at != 0 {
+		f.ts = strconv.AppendInt(f.atb[:0], at/int64(time.Second), 10)
 	}
-	f.ts = strconv.AppendInt(f.atb[:0], at/int64(time.Second), 10)
 }
 
-// begin starts a series. Its name is written as it is: every name reaching
-// a backend was sanitised once, on the way in (pkg/statsd.SanitizeName).
+// begin starts a series, its lines at the flush's timestamp (see at). Its
+// name is written as it is: every name reaching a backend was sanitised
+// once, on the way in (pkg/statsd.SanitizeName).
 func (f *formatter) begin(name string) {
 	f.name = name
+	f.ts = f.snap
 	f.start = len(f.dst)
 	f.cut = false
 }
