@@ -17,10 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/sirupsen/logrus"
-	logtest "github.com/sirupsen/logrus/hooks/test"
 
-	"github.com/garner-metrics/garner/backends"
 	"github.com/garner-metrics/garner/pkg/garnertest"
 )
 
@@ -32,13 +29,9 @@ type fixture struct {
 
 func newSender(t *testing.T, opts Options) fixture {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped_total", Help: "x"})
-	log, _ := logtest.NewNullLogger()
+	deps, reg, dropped := garnertest.BackendDeps()
 	opts.Subsystem = "test"
-	opts.Log = log
-	opts.Registerer = reg
-	opts.DroppedSeries = dropped
+	opts.Deps = deps
 	s, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -350,8 +343,8 @@ func TestNewValidates(t *testing.T) {
 	if _, err := New(Options{}); err == nil {
 		t.Error("want an error without Subsystem/Log/Registerer")
 	}
-	reg := prometheus.NewRegistry()
-	opts := Options{Subsystem: "x", Deps: backends.Deps{Log: logrus.New(), Registerer: reg}}
+	deps, _, _ := garnertest.BackendDeps()
+	opts := Options{Subsystem: "x", Deps: deps}
 	if _, err := New(opts); err != nil {
 		t.Fatal(err)
 	}
