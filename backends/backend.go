@@ -32,6 +32,13 @@ type Backend interface {
 	SendEvent(ctx context.Context, e *model.Event) error
 }
 
+// NoEvents is embedded by backends whose destination has no events: its
+// SendEvent discards the event and returns nil, as Backend asks of them.
+type NoEvents struct{}
+
+// SendEvent implements Backend by discarding the event.
+func (NoEvents) SendEvent(context.Context, *model.Event) error { return nil }
+
 // ServiceCheckSender is implemented by backends that accept DogStatsD
 // service checks. The others never see them.
 type ServiceCheckSender interface {

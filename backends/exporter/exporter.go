@@ -83,6 +83,8 @@ const Name = "exporter"
 // Exporter is the backend. Safe for concurrent use: the flusher's
 // SendMetrics, scrapes and ReloadMapping may run at once.
 type Exporter struct {
+	backends.NoEvents // events have no place in a scrape
+
 	opts   Options
 	log    logrus.FieldLogger
 	m      *selfMetrics
@@ -287,9 +289,6 @@ func (e *Exporter) SendMetrics(_ context.Context, s *model.Snapshot) error {
 	e.m.series.Set(float64(e.st.nseries))
 	return nil
 }
-
-// SendEvent implements backends.Backend: events have no place in a scrape.
-func (e *Exporter) SendEvent(context.Context, *model.Event) error { return nil }
 
 type scrapeErrorLog struct{ e *Exporter }
 

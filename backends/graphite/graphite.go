@@ -83,6 +83,8 @@ const chunkCap = lineconn.ChunkSize + 16<<10
 
 // Client is the Graphite backend. Safe for concurrent use.
 type Client struct {
+	backends.NoEvents // carbon has no events
+
 	opts          Options
 	naming        naming
 	log           logrus.FieldLogger
@@ -129,9 +131,6 @@ func New(opts Options, deps backends.Deps) (*Client, error) {
 
 // Name implements backends.Backend.
 func (c *Client) Name() string { return Name }
-
-// SendEvent discards events.
-func (c *Client) SendEvent(context.Context, *model.Event) error { return nil }
 
 // SendMetrics writes what is queued from earlier flushes, then formats the
 // snapshot and writes it chunk by chunk. What cannot be written is queued.

@@ -13,7 +13,7 @@ import (
 const Name = "null"
 
 // Backend discards what it is given. The zero value is ready to use.
-type Backend struct{}
+type Backend struct{ backends.NoEvents }
 
 var _ backends.Backend = Backend{}
 
@@ -22,6 +22,3 @@ func (Backend) Name() string { return Name }
 
 // SendMetrics discards s.
 func (Backend) SendMetrics(context.Context, *model.Snapshot) error { return nil }
-
-// SendEvent discards e.
-func (Backend) SendEvent(context.Context, *model.Event) error { return nil }

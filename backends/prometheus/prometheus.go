@@ -71,6 +71,8 @@ const Name = "prometheus"
 // Client is the Prometheus remote write backend. Safe for concurrent use;
 // the flusher calls SendMetrics for one snapshot at a time.
 type Client struct {
+	backends.NoEvents // remote write has none
+
 	cfg       Options
 	quantiles []quantile
 	log       logrus.FieldLogger
@@ -185,9 +187,6 @@ func New(cfg Options, percentThreshold []float64, deps backends.Deps) (*Client, 
 
 // Name implements backends.Backend.
 func (c *Client) Name() string { return Name }
-
-// SendEvent discards events: remote write has none.
-func (c *Client) SendEvent(context.Context, *model.Event) error { return nil }
 
 // SendMetrics updates the running totals with the snapshot, then posts it
 // in requests of at most metrics-per-batch time series, at most
