@@ -27,21 +27,18 @@ const (
 )
 
 // ParseCompression maps a config value to a Compression: "" / "none" /
-// "identity" / "false" → None, "true" → def (for boolean compress_payload keys).
+// "identity" / "false" → None, "true" → def (for boolean compress_payload keys),
+// "zlib" → Deflate, and a Compression's own name (any case) → it.
 func ParseCompression(s string, def Compression) (Compression, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
+	switch v := strings.ToLower(strings.TrimSpace(s)); v {
 	case "", "none", "identity", "false":
 		return None, nil
 	case "true":
 		return def, nil
-	case "gzip":
-		return Gzip, nil
-	case "deflate", "zlib":
+	case "zlib":
 		return Deflate, nil
-	case "snappy":
-		return Snappy, nil
-	case "zstd":
-		return Zstd, nil
+	case string(Gzip), string(Deflate), string(Snappy), string(Zstd):
+		return Compression(v), nil
 	}
 	return None, fmt.Errorf("unknown compression %q (want none, gzip, deflate, snappy or zstd)", s)
 }

@@ -328,6 +328,7 @@ func TestParseCompression(t *testing.T) {
 		{"", None, false}, {"none", None, false}, {"false", None, false}, {"true", Deflate, false},
 		{"gzip", Gzip, false}, {"GZIP", Gzip, false}, {"deflate", Deflate, false}, {"zlib", Deflate, false},
 		{"snappy", Snappy, false}, {"zstd", Zstd, false}, {"brotli", None, true},
+		{" Zstd ", Zstd, false}, {"Deflate", Deflate, false}, {"SNAPPY", Snappy, false}, {"snappy2", None, true},
 	}
 	for _, c := range cases {
 		t.Run(c.in, func(t *testing.T) {
