@@ -3,6 +3,9 @@ package garnertest
 import (
 	"context"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -124,4 +127,34 @@ func hasLabels(m *dto.Metric, labels []string) bool {
 		}
 	}
 	return true
+}
+
+// CheckReachableProbe checks the health check of an HTTP backend that
+// counts any answer but an auth refusal (401, 403) or a server error (5xx)
+// as reachable (httpsend's Sender.CheckReachable): against a loopback server
+// answering 405 (a write endpoint's answer to a GET), 401, 403, 502 and 503
+// in turn, and against a port nobody listens on. newChecker builds the
+// backend with its endpoint under base (a URL without a path); probe, when
+// not nil, is called with each probe request (to check its headers, say).
+func CheckReachableProbe[B backends.HealthChecker](t *testing.T, newChecker func(t *testing.T, base string) B, probe func(t *testing.T, r *http.Request)) {
+	t.Helper()
+	// 405 is how a write endpoint answers a GET: reachable.
+	for _, code := range []int{http.StatusMethodNotAllowed, http.StatusUnauthorized, http.StatusForbidden, http.StatusBadGateway, http.StatusServiceUnavailable} {
+		wantErr := code != http.StatusMethodNotAllowed
+		t.Run(strconv.Itoa(code), func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if probe != nil {
+					probe(t, r)
+				}
+				w.WriteHeader(code)
+			}))
+			defer srv.Close()
+			if err := newChecker(t, srv.URL).CheckHealth(context.Background()); (err != nil) != wantErr {
+				t.Fatalf("CheckHealth against a %d = %v, want error %v", code, err, wantErr)
+			}
+		})
+	}
+	if err := newChecker(t, "http://127.0.0.1:1").CheckHealth(context.Background()); err == nil {
+		t.Fatal("nothing listens on port 1: want an error")
+	}
 }

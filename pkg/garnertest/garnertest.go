@@ -123,8 +123,15 @@ func StartConfig(t testing.TB, toml string, args ...string) *Process {
 // returns its path.
 func WriteConfig(t testing.TB, toml string) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "garner.toml")
-	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
+	return WriteFile(t, filepath.Join(t.TempDir(), "garner.toml"), toml)
+}
+
+// WriteFile writes content to path (mode 0644), failing the test on an
+// error, and returns path: for a file garner reads (a mapping file, written
+// again before a SIGHUP, say).
+func WriteFile(t testing.TB, path, content string) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path
