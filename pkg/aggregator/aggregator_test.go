@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sirupsen/logrus"
 
+	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
@@ -53,10 +54,7 @@ func newHarness(t *testing.T, opts Options) *harness {
 	log.SetLevel(logrus.ErrorLevel)
 	reg := prometheus.NewRegistry()
 	a := New(opts, log, reg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = a.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	garnertest.RunUntilCleanup(t, a)
 	h := &harness{t: t, a: a, b: a.NewBatcher(NeverBlock), reg: reg, now: time.Now()}
 	a.lastTime = h.now
 	return h

@@ -46,10 +46,7 @@ func newAggServer(t *testing.T, v3 bool, ln net.Listener) *aggServer {
 		Shards: 2, MaxQueuedSamples: 1 << 16, PercentThresholds: []float64{90}, HistogramLimit: 8,
 		Expiry: aggregator.Expiry{Counter: -1, Gauge: -1, Set: -1, Timer: -1}, // each flush holds only new data
 	}, garnertest.QuietLog(), reg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = a.agg.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	garnertest.RunUntilCleanup(t, a.agg)
 	h, err := ingest.New(ingest.Options{ServeV3: v3}, receiver.NewLines(receiver.Options{}, a.agg, nil, garnertest.QuietLog(), reg), garnertest.QuietLog(), reg)
 	if err != nil {
 		t.Fatal(err)
@@ -105,11 +102,7 @@ func (a *aggServer) failWhile(status int) *atomic.Bool {
 
 func (a *aggServer) flush() *model.Snapshot {
 	a.t.Helper()
-	s, err := a.agg.Snapshot(context.Background(), time.Now().Add(time.Second))
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	return s
+	return garnertest.Flush(a.t, a.agg)
 }
 
 func (a *aggServer) pathCount(p string) int {

@@ -73,10 +73,7 @@ func newFixtureSets(t testing.TB, opts Options, sets aggregator.SetAggregation) 
 		SetAggregation: sets,
 	}, log, reg)
 	lines := receiver.NewLines(receiver.Options{DefaultTags: []string{"dc:x"}, Namespace: "ignored", IgnoreHost: true}, agg, s, log, reg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = agg.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	garnertest.RunUntilCleanup(t, agg)
 	h, err := New(opts, lines, log, reg)
 	if err != nil {
 		t.Fatal(err)
@@ -112,11 +109,7 @@ func (f *fixture) post(path, enc string, body []byte) *http.Response {
 
 func (f *fixture) flush() *model.Snapshot {
 	f.t.Helper()
-	s, err := f.agg.Snapshot(context.Background(), time.Now().Add(time.Second))
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return s
+	return garnertest.Flush(f.t, f.agg)
 }
 
 func zstdCompress(t testing.TB, b []byte) []byte {
@@ -472,20 +465,14 @@ func TestSenderGoneMidApply(t *testing.T) {
 	go func() { done <- post(gone).Code }()
 	time.Sleep(50 * time.Millisecond) // let the request reach the full queue; a test of order, not of timing
 	giveUp()
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan struct{})
-	go func() { _ = agg.Run(ctx); close(stopped) }()
-	t.Cleanup(func() { cancel(); <-stopped })
+	garnertest.RunUntilCleanup(t, agg)
 	if code := <-done; code != http.StatusAccepted {
 		t.Fatalf("first request answered %d", code)
 	}
 	if rec := post(context.Background()); rec.Header().Get("X-Garner-Duplicate") != "true" {
 		t.Fatalf("the retry was not taken as a duplicate (status %d)", rec.Code)
 	}
-	s, err := agg.Snapshot(context.Background(), time.Now().Add(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := garnertest.Flush(t, agg)
 	var total float64
 	for _, c := range s.Counters {
 		total += c.Value
