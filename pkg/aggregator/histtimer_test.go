@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/histogram"
 	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/statsd"
@@ -18,13 +18,11 @@ import (
 // latencies are lognormal values of about 1 ms to 2.3 s, as a statsd line each.
 func latencies(r *rand.Rand, n int, suffix string) []string {
 	lines := make([]string, n)
-	for i := range lines {
-		lines[i] = fmt.Sprintf("lat:%g|ms%s", math.Exp(math.Log(50)+r.NormFloat64()), suffix)
+	for i, v := range garnertest.Latencies(r, n, 1) {
+		lines[i] = fmt.Sprintf("lat:%g|ms%s", v, suffix)
 	}
 	return lines
 }
-
-func relErr(got, want float64) float64 { return math.Abs(got-want) / math.Abs(want) }
 
 // In histogram mode count, lower, upper and sum stay exact and the
 // estimates are within 2% of exact mode's, for the load.
@@ -49,21 +47,15 @@ func TestHistogramTimersMatchExact(t *testing.T) {
 	}
 	for name, v := range map[string][2]float64{"sum": {h.Sum, e.Sum}, "sum_squares": {h.SumSquares, e.SumSquares},
 		"mean": {h.Mean, e.Mean}, "std": {h.Std, e.Std}} {
-		if relErr(v[0], v[1]) > 1e-9 {
-			t.Errorf("%s %g, exact %g", name, v[0], v[1])
-		}
+		garnertest.CheckRel(t, name, v[0], v[1], 1e-9)
 	}
-	if err := relErr(h.Median, e.Median); err > 0.02 {
-		t.Errorf("median %g, exact %g: %.2f%%", h.Median, e.Median, 100*err)
-	}
+	garnertest.CheckRel(t, "median", h.Median, e.Median, 0.02)
 	hp, ep := pcts(h), pcts(e)
 	if len(hp) != len(ep) {
 		t.Fatalf("percentiles %v, exact %v", hp, ep)
 	}
 	for name, want := range ep {
-		if err := relErr(hp[name], want); err > 0.02 {
-			t.Errorf("%s %g, exact %g: %.2f%%", name, hp[name], want, 100*err)
-		}
+		garnertest.CheckRel(t, name, hp[name], want, 0.02)
 	}
 }
 
@@ -88,9 +80,11 @@ func hist(vs ...float64) *histogram.Histogram {
 	return h
 }
 
-func exportOf(h *histogram.Histogram) *histogram.Data {
-	var d histogram.Data
-	h.Export(&d)
+// exported is the wire form x exports: a histogram's *histogram.Data or a
+// sketch's *hll.Data.
+func exported[D any](x interface{ Export(*D) }) *D {
+	var d D
+	x.Export(&d)
 	return &d
 }
 
@@ -101,10 +95,10 @@ func TestForwardedHistogramsMerge(t *testing.T) {
 	narrow, wide := hist(1, 1.001, 1.002), hist(0.001, 5, 7000, -3)
 	k := AppendSeriesKey(nil, []byte("t"), nil, []byte(src))
 	h.b.Series(k)
-	if err := h.b.Histogram(exportOf(narrow), 30); err != nil { // sampled at 0.1
+	if err := h.b.Histogram(exported[histogram.Data](narrow), 30); err != nil { // sampled at 0.1
 		t.Fatal(err)
 	}
-	if err := h.b.Histogram(exportOf(wide), 0); err != nil {
+	if err := h.b.Histogram(exported[histogram.Data](wide), 0); err != nil {
 		t.Fatal(err)
 	}
 	h.b.Sample(statsd.Timer, 42, 1, false)
@@ -117,7 +111,7 @@ func TestForwardedHistogramsMerge(t *testing.T) {
 	if got.Exp == nil || got.Count != 35 || got.SampledCount != 35 || got.Lower != -3 || got.Upper != 7000 {
 		t.Fatalf("count %g, lower %g, upper %g, histogram %v", got.Count, got.Lower, got.Upper, got.Exp != nil)
 	}
-	gd, wd := exportOf(got.Exp), exportOf(all)
+	gd, wd := exported[histogram.Data](got.Exp), exported[histogram.Data](all)
 	if gd.Scale != wd.Scale || !slices.Equal(gd.Positive, wd.Positive) || gd.PositiveOffset != wd.PositiveOffset ||
 		!slices.Equal(gd.Negative, wd.Negative) || gd.Count != 8 {
 		t.Errorf("merged %+v\nwant %+v", gd, wd)
@@ -130,10 +124,10 @@ func TestForwardedHistogramExactMode(t *testing.T) {
 	h := newHarness(t, Options{})
 	k := AppendSeriesKey(nil, []byte("t"), nil, []byte(src))
 	h.b.Series(k)
-	if err := h.b.Histogram(exportOf(hist(1, 2, 3, 4)), 8); err != nil {
+	if err := h.b.Histogram(exported[histogram.Data](hist(1, 2, 3, 4)), 8); err != nil {
 		t.Fatal(err)
 	}
-	bad := exportOf(hist(1))
+	bad := exported[histogram.Data](hist(1))
 	bad.Count = 7
 	if err := h.b.Histogram(bad, 0); !errors.Is(err, histogram.ErrInvalid) {
 		t.Errorf("invalid histogram: %v", err)
@@ -152,8 +146,8 @@ func TestHistogramTimerMemoryBounded(t *testing.T) {
 	k := AppendSeriesKey(nil, []byte("t"), nil, []byte(src))
 	for sent := 0; sent < 1000000; {
 		h.b.Series(k)
-		for i := 0; i < 10000; i++ {
-			h.b.Sample(statsd.Timer, math.Exp(math.Log(50)+2*r.NormFloat64()), 1, false)
+		for _, v := range garnertest.Latencies(r, 10000, 2) {
+			h.b.Sample(statsd.Timer, v, 1, false)
 		}
 		sent += 10000
 		if d := h.b.Send(context.Background()); d > 0 {
@@ -179,10 +173,7 @@ func benchTimerSamples(b *testing.B, mode TimerAggregation) {
 	a.opts.TimerAggregation, a.opts.HistogramMaxBuckets = mode, histogram.DefaultMaxBuckets
 	s := a.shards[0]
 	r := rand.New(rand.NewPCG(1, 1))
-	vals := make([]float64, 4096)
-	for i := range vals {
-		vals[i] = math.Exp(math.Log(50) + r.NormFloat64())
-	}
+	vals := garnertest.Latencies(r, 4096, 1)
 	var keys [][]byte
 	for i := 0; i < 16; i++ {
 		keys = append(keys, AppendSeriesKey(nil, fmt.Appendf(nil, "t.%d", i), nil, nil))

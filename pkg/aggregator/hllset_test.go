@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"runtime"
 	"strconv"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/hll"
 	"github.com/garner-metrics/garner/pkg/model"
 	"github.com/garner-metrics/garner/pkg/statsd"
@@ -31,12 +31,6 @@ func sketchOf(p int, from, to int) *hll.Sketch {
 		s.AddString("u" + strconv.Itoa(i))
 	}
 	return s
-}
-
-func exportSketch(s *hll.Sketch) *hll.Data {
-	var d hll.Data
-	s.Export(&d)
-	return &d
 }
 
 // In hll mode a set keeps a sketch and no members; small sets count
@@ -61,7 +55,7 @@ func TestForwardedSketchesMerge(t *testing.T) {
 	k := AppendSeriesKey(nil, []byte("s"), nil, []byte(src))
 	h.b.Series(k)
 	for _, sk := range []*hll.Sketch{sketchOf(14, 0, 30000), sketchOf(16, 20000, 60000), sketchOf(14, 59000, 59100)} {
-		if err := h.b.Sketch(exportSketch(sk)); err != nil {
+		if err := h.b.Sketch(exported[hll.Data](sk)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -77,9 +71,7 @@ func TestForwardedSketchesMerge(t *testing.T) {
 	if got.Sketch == nil || got.Estimate != want {
 		t.Fatalf("merged estimate %d (sketch %v), one sketch of the union: %d", got.Estimate, got.Sketch != nil, want)
 	}
-	if rel := math.Abs(float64(got.Estimate)-61000) / 61000; rel > 3*1.04/128 {
-		t.Errorf("estimate %d of 61000: relative error %.4f", got.Estimate, rel)
-	}
+	garnertest.CheckRel(t, "estimate", float64(got.Estimate), 61000, 3*1.04/128)
 }
 
 // An exact-mode aggregator that gets a sketch keeps the estimate of the
@@ -90,7 +82,7 @@ func TestForwardedSketchExactMode(t *testing.T) {
 	h.send("s:u1|s", "s:x|s")
 	k := AppendSeriesKey(nil, []byte("s"), nil, []byte(src))
 	h.b.Series(k)
-	if err := h.b.Sketch(exportSketch(sketchOf(14, 0, 100))); err != nil {
+	if err := h.b.Sketch(exported[hll.Data](sketchOf(14, 0, 100))); err != nil {
 		t.Fatal(err)
 	}
 	h.b.Send(context.Background())
@@ -116,7 +108,7 @@ func TestSketchOverflow(t *testing.T) {
 	for i := 0; i < 8; i++ {
 		k := AppendSeriesKey(nil, []byte("s"), [][]byte{fmt.Appendf(nil, "t:%d", i)}, []byte(src))
 		h.b.Series(k)
-		if err := h.b.Sketch(exportSketch(sketchOf(14, i*10, i*10+10))); err != nil {
+		if err := h.b.Sketch(exported[hll.Data](sketchOf(14, i*10, i*10+10))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -168,9 +160,7 @@ func TestHLLSetMemoryBounded(t *testing.T) {
 	if b := got.Sketch.Bytes(); b > 1<<14 {
 		t.Errorf("1M members: the series' sketch holds %d bytes, want ≤ 16 KiB", b)
 	}
-	if rel := math.Abs(float64(got.Estimate)-1e6) / 1e6; rel > 3*1.04/128 {
-		t.Errorf("estimate %d of 1M: relative error %.4f", got.Estimate, rel)
-	}
+	garnertest.CheckRel(t, "estimate", float64(got.Estimate), 1e6, 3*1.04/128)
 	t.Logf("hll: 1M members, sketch of %d bytes, estimate %d", got.Sketch.Bytes(), got.Estimate)
 
 	e := newHarness(t, Options{Shards: 1, MaxQueuedSamples: 1 << 20})

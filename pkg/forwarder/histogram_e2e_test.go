@@ -25,14 +25,14 @@ func TestTierHistogramTimers(t *testing.T) {
 	var all []float64
 	for _, f := range []*node{f1, f2} {
 		var lines []string
-		for k := 0; k < 2000; k++ {
-			v := math.Round(math.Exp(math.Log(50)+r.NormFloat64())*1000) / 1000
+		for _, v := range garnertest.Latencies(r, 2000, 1) {
+			v = math.Round(v*1000) / 1000
 			all = append(all, v)
 			lines = append(lines, fmt.Sprintf("e2e.hlat:%g|ms", v))
 		}
 		send(t, f.udp, lines)
 	}
-	waitUntil(t, "forwarders to deliver", 30*time.Second, func() bool {
+	garnertest.WaitFor(t, "forwarders to deliver", 30*time.Second, func() bool {
 		return f1.metric(t, "garner_forwarder_sent_series_total", `kind="raw"`) >= 1 &&
 			f2.metric(t, "garner_forwarder_sent_series_total", `kind="raw"`) >= 1
 	})
@@ -48,13 +48,9 @@ func TestTierHistogramTimers(t *testing.T) {
 	}
 	name := func(s string) string { return "stats.timers.e2e.hlat." + s + ";host=127.0.0.1" }
 	wantPoints(t, p, map[string]float64{name("count"): 4000, name("lower"): all[0], name("upper"): all[len(all)-1]})
-	if got := p[name("sum")]; math.Abs(got-sum) > 1e-6*sum {
-		t.Errorf("sum %g, want %g", got, sum)
-	}
+	garnertest.CheckRel(t, "sum", p[name("sum")], sum, 1e-6)
 	for sub, want := range map[string]float64{"median": (all[1999] + all[2000]) / 2, "upper_90": all[3599]} {
-		if got := p[name(sub)]; math.Abs(got-want) > 0.02*want {
-			t.Errorf("%s %g, exact %g", sub, got, want)
-		}
+		garnertest.CheckRel(t, sub, p[name(sub)], want, 0.02)
 	}
 	// 4000 raw values would be 32 KB before compression.
 	t.Logf("forwarders sent %.0f bytes for 4000 timer samples", bytes)
