@@ -25,7 +25,7 @@ func TestOutageLongerThanRetryBudget(t *testing.T) {
 		send(t, fwd.udp, []string{strings.TrimSuffix(strings.Repeat("outage.req:1|c\n", perRound), "\n")})
 		time.Sleep(100 * time.Millisecond)
 	}
-	waitUntil(t, "the upstream to be out", 10*time.Second, func() bool {
+	garnertest.WaitFor(t, "the upstream to be out", 10*time.Second, func() bool {
 		return fwd.metric(t, "garner_forwarder_upstream_down_total", "") >= 1
 	})
 	// The outage lasts 4 retry budgets: the old code dropped everything
@@ -35,7 +35,7 @@ func TestOutageLongerThanRetryBudget(t *testing.T) {
 		t.Fatalf("%v series dropped during the outage, want 0\n%s", d, fwd.p.Stderr())
 	}
 	agg := startAggregator(t, carb, down.http, "")
-	waitUntil(t, "the buffer to be delivered", 20*time.Second, func() bool {
+	garnertest.WaitFor(t, "the buffer to be delivered", 20*time.Second, func() bool {
 		return fwd.metric(t, "garner_forwarder_buffered_bytes", "") == 0 && fwd.metric(t, "garner_forwarder_sent_series_total", `kind="raw"`) > 0
 	})
 	for _, m := range []string{"garner_forwarder_dropped_series_total", "garner_forwarder_dropped_samples_total"} {
@@ -69,12 +69,12 @@ func TestFullBufferCountsSeriesAndSamples(t *testing.T) {
 		send(t, fwd.udp, []string{strings.Join(lines, "\n")})
 		time.Sleep(120 * time.Millisecond)
 	}
-	waitUntil(t, "buffer_full drops", 10*time.Second, func() bool {
+	garnertest.WaitFor(t, "buffer_full drops", 10*time.Second, func() bool {
 		return fwd.metric(t, "garner_forwarder_dropped_series_total", `reason="buffer_full"`) > 0
 	})
 	agg := startAggregator(t, carb, down.http, "")
 	const total = rounds * perRound
-	waitUntil(t, "every series sent or dropped", 20*time.Second, func() bool {
+	garnertest.WaitFor(t, "every series sent or dropped", 20*time.Second, func() bool {
 		return fwd.metric(t, "garner_forwarder_sent_series_total", `kind="raw"`)+fwd.metric(t, "garner_forwarder_dropped_series_total", "") == total
 	})
 	series := fwd.metric(t, "garner_forwarder_dropped_series_total", `reason="buffer_full"`)

@@ -1,18 +1,13 @@
 package forwarder_test
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/zlib"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/garner-metrics/garner/pkg/garnertest"
@@ -33,15 +28,6 @@ type node struct {
 	start time.Time
 }
 
-func writeConfig(t *testing.T, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "garner.toml")
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // startAggregator runs an aggregator that ingests on its admin address and
 // flushes to carb once a minute (and at SIGTERM: the final flush holds
 // everything). httpAddr "" picks a free port.
@@ -51,7 +37,7 @@ func startAggregator(t *testing.T, carb *garnertest.Graphite, httpAddr, extra st
 		httpAddr = fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))
 	}
 	n := &node{udp: fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t)), http: httpAddr, carb: carb}
-	cfg := writeConfig(t, fmt.Sprintf("[graphite]\naddress = %q\n%s", carb.Addr(), extra))
+	cfg := garnertest.WriteConfig(t, fmt.Sprintf("[graphite]\naddress = %q\n%s", carb.Addr(), extra))
 	n.args = []string{
 		"--config-path", cfg, "--metrics-addr", n.udp, "--admin-addr", n.http, "--enable-ingestion",
 		"--backends", "graphite", "--flush-interval", "60s", "--shutdown-grace", "0s", "--max-workers", "2", "--max-readers", "1",
@@ -68,7 +54,7 @@ func startForwarder(t *testing.T, flushInterval string, extra string, aggs ...*n
 		eps = append(eps, "http://"+a.http)
 	}
 	n := &node{udp: fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t)), http: fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))}
-	cfg := writeConfig(t, fmt.Sprintf("server-mode = \"forwarder\"\n[http-transport]\napi-endpoint = %q\nflush-interval = %q\nprobe-interval = \"200ms\"\n%s",
+	cfg := garnertest.WriteConfig(t, fmt.Sprintf("server-mode = \"forwarder\"\n[http-transport]\napi-endpoint = %q\nflush-interval = %q\nprobe-interval = \"200ms\"\n%s",
 		strings.Join(eps, " "), flushInterval, extra))
 	n.args = []string{
 		"--config-path", cfg, "--metrics-addr", n.udp, "--admin-addr", n.http,
@@ -99,41 +85,7 @@ func (n *node) stop(t *testing.T) {
 // labels) from the node's /metrics.
 func (n *node) metric(t *testing.T, name, labels string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + n.http + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var sum float64
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name) || strings.HasPrefix(line, "#") {
-			continue
-		}
-		rest := line[len(name):]
-		if rest[0] != ' ' && rest[0] != '{' {
-			continue
-		}
-		if labels != "" && !strings.Contains(rest, labels) {
-			continue
-		}
-		f := strings.Fields(line)
-		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-		sum += v
-	}
-	return sum
-}
-
-func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return garnertest.MustScrape(t, n.http).Sum(name, labels)
 }
 
 // wantPoints checks that each named carbon point is there with its value.
@@ -164,14 +116,7 @@ func send(t *testing.T, addr string, lines []string) {
 // end (the listener may still be reading it when the process has exited).
 func points(g *garnertest.Graphite) map[string]float64 {
 	g.WaitSent(10 * time.Second)
-	out := map[string]float64{}
-	for _, p := range g.Points() {
-		v, err := strconv.ParseFloat(p.Value, 64)
-		if err == nil {
-			out[p.Name] += v
-		}
-	}
-	return out
+	return g.Sums()
 }
 
 // sumPrefix sums the points whose name starts with prefix and, cut at ';',
@@ -216,7 +161,7 @@ func TestTierExactTotals(t *testing.T) {
 		send(t, f.udp, lines)
 	}
 	// 50 + 1 + 1 + 1 + 1 series per forwarder.
-	waitUntil(t, "forwarders to deliver", 30*time.Second, func() bool {
+	garnertest.WaitFor(t, "forwarders to deliver", 30*time.Second, func() bool {
 		return f1.metric(t, "garner_forwarder_sent_series_total", `kind="raw"`) >= 54 &&
 			f2.metric(t, "garner_forwarder_sent_series_total", `kind="raw"`) >= 54
 	})
@@ -284,20 +229,20 @@ func TestAggregatorRestart(t *testing.T) {
 		send(t, fwd.udp, lines)
 	}
 	sendBatch("a", 40)
-	waitUntil(t, "batch a delivered", 20*time.Second, func() bool {
+	garnertest.WaitFor(t, "batch a delivered", 20*time.Second, func() bool {
 		return fwd.metric(t, "garner_forwarder_sent_series_total", `kind="raw"`) >= 2
 	})
 	agg.stop(t) // final flush: batch a
 	sendBatch("b", 30)
-	waitUntil(t, "the forwarder to notice", 20*time.Second, func() bool {
+	garnertest.WaitFor(t, "the forwarder to notice", 20*time.Second, func() bool {
 		return fwd.metric(t, "garner_forwarder_upstream_down_total", "") >= 1
 	})
 	agg.run(t) // same ports
-	waitUntil(t, "the upstream back", 20*time.Second, func() bool {
+	garnertest.WaitFor(t, "the upstream back", 20*time.Second, func() bool {
 		return fwd.metric(t, "garner_forwarder_upstream_up_total", "") >= 1
 	})
 	sendBatch("c", 20)
-	waitUntil(t, "everything delivered", 20*time.Second, func() bool {
+	garnertest.WaitFor(t, "everything delivered", 20*time.Second, func() bool {
 		return fwd.metric(t, "garner_forwarder_sent_series_total", `kind="raw"`) >= 6
 	})
 	if d := fwd.metric(t, "garner_forwarder_dropped_series_total", ""); d != 0 {
@@ -321,11 +266,11 @@ func TestFallbackToV2(t *testing.T) {
 	agg := startAggregator(t, carb, "", "[ingestion]\nv3 = false\n")
 	fwd := startForwarder(t, "200ms", "compression-type = \"zstd\"\n", agg)
 	send(t, fwd.udp, []string{"fb.c:2.5|c", "fb.t:1|ms", "fb.t:2|ms"})
-	waitUntil(t, "delivery", 20*time.Second, func() bool {
+	garnertest.WaitFor(t, "delivery", 20*time.Second, func() bool {
 		return fwd.metric(t, "garner_forwarder_sent_series_total", `kind="raw"`) >= 2
 	})
 	send(t, fwd.udp, []string{"fb.c:1|c"})
-	waitUntil(t, "delivery", 20*time.Second, func() bool {
+	garnertest.WaitFor(t, "delivery", 20*time.Second, func() bool {
 		return fwd.metric(t, "garner_forwarder_sent_series_total", `kind="raw"`) >= 3
 	})
 	if n := fwd.metric(t, "garner_forwarder_protocol_fallbacks_total", ""); n != 1 {
@@ -384,11 +329,7 @@ func TestGostatsdV2BodyAccepted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var body bytes.Buffer
-	zw := zlib.NewWriter(&body)
-	_, _ = zw.Write(raw)
-	_ = zw.Close()
-	req, _ := http.NewRequest(http.MethodPost, "http://"+agg.http+"/v2/raw", &body)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+agg.http+"/v2/raw", bytes.NewReader(garnertest.Deflate(t, raw)))
 	req.Header.Set("Content-Type", "application/x-protobuf")
 	req.Header.Set("Content-Encoding", "deflate")
 	resp, err := http.DefaultClient.Do(req)
@@ -418,17 +359,17 @@ func TestUndeliverableCounted(t *testing.T) {
 	dead := &node{http: fmt.Sprintf("127.0.0.1:%d", garnertest.FreePort(t))}
 	fwd := startForwarder(t, "200ms", "max-request-elapsed-time = \"1s\"\nmax-buffer-age = \"2s\"\n", dead)
 	send(t, fwd.udp, []string{"lost.a:1|c", "lost.b:1|c", "lost.t:1:2|ms"})
-	waitUntil(t, "the drop to be counted", 20*time.Second, func() bool {
+	garnertest.WaitFor(t, "the drop to be counted", 20*time.Second, func() bool {
 		return fwd.metric(t, "garner_forwarder_dropped_series_total", `reason="expired"`) == 3 &&
 			fwd.metric(t, "garner_forwarder_dropped_samples_total", `reason="expired"`) == 4
 	})
-	waitUntil(t, "the drop to be logged", 20*time.Second, func() bool {
+	garnertest.WaitFor(t, "the drop to be logged", 20*time.Second, func() bool {
 		return strings.Contains(fwd.p.Stderr(), "forwarder dropped data") && strings.Contains(fwd.p.Stderr(), "reason=expired")
 	})
 	if s := fwd.metric(t, "garner_forwarder_sent_series_total", `kind="raw"`); s != 0 {
 		t.Fatalf("%v series counted as sent", s)
 	}
-	waitUntil(t, "the dependency to be down", 20*time.Second, func() bool {
+	garnertest.WaitFor(t, "the dependency to be down", 20*time.Second, func() bool {
 		resp, err := http.Get("http://" + fwd.http + "/health/dependencies")
 		if err != nil {
 			return false

@@ -20,7 +20,7 @@ func TestTimestampsThroughTier(t *testing.T) {
 	now := time.Now().Unix()
 	past := now - 180
 	send(t, fwd.udp, []string{fmt.Sprintf("tier.ts:5|c|T%d", past), "tier.ts:1|c"})
-	waitUntil(t, "the forwarded point's time at the aggregator", 20*time.Second, func() bool {
+	garnertest.WaitFor(t, "the forwarded point's time at the aggregator", 20*time.Second, func() bool {
 		return agg.metric(t, "garner_receiver_timestamped_lines_total", `outcome="honored",receiver="forwarded"`) >= 1 &&
 			agg.metric(t, "garner_ingest_series_total", "") >= 2
 	})

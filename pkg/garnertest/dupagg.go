@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 
@@ -60,4 +61,17 @@ func CheckRel(t testing.TB, what string, got, want, tol float64) {
 	if err := math.Abs(got-want) / math.Abs(want); !(err <= tol) {
 		t.Errorf("%s %g, exact %g: off by %.2f%%, want at most %g%%", what, got, want, 100*err, 100*tol)
 	}
+}
+
+// Sums maps every Graphite name received (tags included) to the sum of its
+// values over all the lines received so far; lines whose value does not
+// parse are left out.
+func (g *Graphite) Sums() map[string]float64 {
+	out := map[string]float64{}
+	for _, p := range g.Points() {
+		if v, err := strconv.ParseFloat(p.Value, 64); err == nil {
+			out[p.Name] += v
+		}
+	}
+	return out
 }
