@@ -16,13 +16,7 @@ import (
 func FuzzRawV2(f *testing.F) {
 	f.Add(mustMarshal(f, gostatsdBody()))
 	f.Add(mustMarshal(f, &pb.RawMessageV2{Counters: map[string]*pb.CounterTagV2{"": {TagMap: map[string]*pb.RawCounterV2{"x": nil}}}}))
-	f.Add([]byte{})
-	fx := newFixture(f, Options{ServeV3: true})
-	f.Fuzz(func(t *testing.T, body []byte) {
-		diffV2(t, body)
-		_, _ = fx.h.rawV2(context.Background(), body)
-		_, _ = fx.h.eventV2(context.Background(), body)
-	})
+	fuzzBodies(f, diffV2, (*Handler).rawV2, (*Handler).eventV2)
 }
 
 func FuzzRawV3(f *testing.F) {
@@ -36,11 +30,19 @@ func FuzzRawV3(f *testing.F) {
 		Timers: []*garnerpb.Timer{{Name: "t", SampleCount: -1, Values: []float64{1, 2}}},
 	}))
 	f.Add(mustMarshal(f, &garnerpb.EventBatch{Events: []*garnerpb.Event{{Title: "e"}}, ServiceChecks: []*garnerpb.ServiceCheck{{Status: 9}}}))
+	fuzzBodies(f, diffV3, (*Handler).rawV3, (*Handler).eventV3)
+}
+
+// fuzzBodies adds the empty body to f's seeds and fuzzes one protocol:
+// diff checks the streaming decoder against the generated code, then the
+// body goes through the handler's series and event decoders (raw, event)
+// with an aggregator behind them.
+func fuzzBodies(f *testing.F, diff func(*testing.T, []byte) bool, raw, event func(*Handler, context.Context, []byte) (string, error)) {
 	f.Add([]byte{})
 	fx := newFixture(f, Options{ServeV3: true})
 	f.Fuzz(func(t *testing.T, body []byte) {
-		diffV3(t, body)
-		_, _ = fx.h.rawV3(context.Background(), body)
-		_, _ = fx.h.eventV3(context.Background(), body)
+		diff(t, body)
+		_, _ = raw(fx.h, context.Background(), body)
+		_, _ = event(fx.h, context.Background(), body)
 	})
 }
