@@ -469,13 +469,7 @@ func (h *Handler) eventV3(_ context.Context, body []byte) (string, error) {
 		if m.Status >= 0 && m.Status < garnerpb.ServiceCheck_UNKNOWN {
 			c.Status = model.CheckStatus(m.Status)
 		}
-		if c.Timestamp == 0 {
-			c.Timestamp = time.Now().Unix()
-		}
-		w := h.writers.Get().(*receiver.SeriesWriter)
-		w.ServiceCheck(c)
-		h.writers.Put(w)
-		h.m.checks.Inc()
+		dispatch(h, c, &c.Timestamp, (*receiver.SeriesWriter).ServiceCheck, h.m.checks)
 	}
 	return resAccepted, nil
 }
@@ -491,11 +485,18 @@ func wireEnum[W ~int32, G ~uint8](w W, highest G) G {
 }
 
 func (h *Handler) event(e *model.Event) {
-	if e.DateHappened == 0 {
-		e.DateHappened = time.Now().Unix()
+	dispatch(h, e, &e.DateHappened, (*receiver.SeriesWriter).Event, h.m.events)
+}
+
+// dispatch hands an event or a service check (x, stamped now when its
+// time, at, is 0) to the event dispatcher through a pooled writer, and
+// counts it in n.
+func dispatch[T any](h *Handler, x T, at *int64, send func(*receiver.SeriesWriter, T), n prometheus.Counter) {
+	if *at == 0 {
+		*at = time.Now().Unix()
 	}
 	w := h.writers.Get().(*receiver.SeriesWriter)
-	w.Event(e)
+	send(w, x)
 	h.writers.Put(w)
-	h.m.events.Inc()
+	n.Inc()
 }
