@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sirupsen/logrus"
 
+	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/statsd"
 )
 
@@ -40,13 +41,8 @@ func TestSubmitWaitChecksQueueLimit(t *testing.T) {
 	case <-time.After(20 * time.Millisecond): // it waits (not a synchronisation)
 	}
 	s.apply(<-s.in) // room: the waiting batch goes in
-	select {
-	case ok := <-done:
-		if !ok {
-			t.Fatal("the waiting batch was dropped")
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the waiting batch was not woken by the shard's apply")
+	if !garnertest.Receive(t, "the waiting batch was not woken by the shard's apply", 10*time.Second, done) {
+		t.Fatal("the waiting batch was dropped")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()

@@ -3,45 +3,16 @@ package flush
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/backends"
+	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/model"
 )
-
-// recorder is a backend that keeps the events and service checks it gets.
-type recorder struct {
-	mu     sync.Mutex
-	events []string
-	checks []string
-}
-
-var (
-	_ backends.Backend            = (*recorder)(nil)
-	_ backends.ServiceCheckSender = (*recorder)(nil)
-)
-
-func (r *recorder) Name() string                                       { return "recorder" }
-func (r *recorder) SendMetrics(context.Context, *model.Snapshot) error { return nil }
-func (r *recorder) SendEvent(_ context.Context, e *model.Event) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e.Title)
-	return nil
-}
-
-func (r *recorder) SendServiceCheck(_ context.Context, c *model.ServiceCheck) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.checks = append(r.checks, c.Name)
-	return nil
-}
 
 func TestEventBounds(t *testing.T) {
 	cases := []struct {
@@ -90,9 +61,7 @@ func TestEventBounds(t *testing.T) {
 			tc.opts.Timeout = time.Second
 			rec := &recorder{}
 			reg := prometheus.NewRegistry()
-			log := logrus.New()
-			log.SetLevel(logrus.ErrorLevel)
-			e := NewEvents(tc.opts, []backends.Backend{rec}, log, reg)
+			e := NewEvents(tc.opts, []backends.Backend{rec}, garnertest.QuietLog(), reg)
 			// Queue everything before Run: the queue bound is what is tested.
 			for _, ev := range tc.events {
 				e.Event(ev)

@@ -10,6 +10,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/backends"
+	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/model"
 )
 
@@ -22,25 +23,46 @@ func (s *fixedSource) Snapshot(_ context.Context, now time.Time) (*model.Snapsho
 	return &c, nil
 }
 
-// keeper is a backend that keeps the snapshots it gets.
-type keeper struct {
-	mu    sync.Mutex
-	snaps []*model.Snapshot
+// recorder is a backend that keeps the snapshots it gets and the titles of
+// the events and the names of the service checks.
+type recorder struct {
+	mu     sync.Mutex
+	snaps  []*model.Snapshot
+	events []string
+	checks []string
 }
 
-func (k *keeper) Name() string                                  { return "keeper" }
-func (k *keeper) SendEvent(context.Context, *model.Event) error { return nil }
-func (k *keeper) SendMetrics(_ context.Context, s *model.Snapshot) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.snaps = append(k.snaps, s)
+var (
+	_ backends.Backend            = (*recorder)(nil)
+	_ backends.ServiceCheckSender = (*recorder)(nil)
+)
+
+func (r *recorder) Name() string { return "recorder" }
+
+func (r *recorder) SendMetrics(_ context.Context, s *model.Snapshot) error {
+	return keep(r, &r.snaps, s)
+}
+
+func (r *recorder) SendEvent(_ context.Context, e *model.Event) error {
+	return keep(r, &r.events, e.Title)
+}
+
+func (r *recorder) SendServiceCheck(_ context.Context, c *model.ServiceCheck) error {
+	return keep(r, &r.checks, c.Name)
+}
+
+// keep appends x to one of r's lists, under r's lock.
+func keep[T any](r *recorder, list *[]T, x T) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	*list = append(*list, x)
 	return nil
 }
 
-func (k *keeper) all() []*model.Snapshot {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return append([]*model.Snapshot(nil), k.snaps...)
+func (r *recorder) all() []*model.Snapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*model.Snapshot(nil), r.snaps...)
 }
 
 func idleAndBusy() model.Snapshot {
@@ -61,7 +83,7 @@ func idleAndBusy() model.Snapshot {
 func TestFinalFlushTimestampAndIdle(t *testing.T) {
 	for _, aligned := range []bool{true, false} {
 		const interval = 200 * time.Millisecond
-		k := &keeper{}
+		k := &recorder{}
 		f := New(Options{Interval: interval, Aligned: aligned, Timeout: time.Second},
 			&fixedSource{snap: idleAndBusy()}, []backends.Backend{k}, logrus.New(), prometheus.NewRegistry())
 		ctx, cancel := context.WithCancel(context.Background())
@@ -105,7 +127,7 @@ func TestFinalFlushTimestampAndIdle(t *testing.T) {
 // TestFinalFlushWithoutRun: a final flush with no periodic one before it is
 // stamped at the next flush time, never in the past.
 func TestFinalFlushWithoutRun(t *testing.T) {
-	k := &keeper{}
+	k := &recorder{}
 	f := New(Options{Interval: time.Hour, Aligned: true, Timeout: time.Second},
 		&fixedSource{snap: idleAndBusy()}, []backends.Backend{k}, logrus.New(), prometheus.NewRegistry())
 	before := time.Now()
@@ -153,20 +175,11 @@ func TestShutdownLetsASendInProgressFinish(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
-	select {
-	case <-b.started:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no flush started")
-	}
+	garnertest.Receive(t, "no flush started", 10*time.Second, b.started)
 	cancel() // SIGTERM while the backend sends (cancelling is synchronous)
 	close(b.release)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after the send finished")
+	if err := garnertest.Receive(t, "Run did not return after the send finished", 10*time.Second, done); err != nil {
+		t.Fatal(err)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -47,11 +47,7 @@ func runRegistry(t *testing.T, r *Registry) {
 	}()
 	t.Cleanup(func() {
 		cancel()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
+		garnertest.Receive(t, "Run did not return after cancel", 5*time.Second, done)
 	})
 }
 
@@ -301,11 +297,7 @@ func TestHangingCheck(t *testing.T) {
 			_ = r.DependencyResults()
 		}
 	}()
-	select {
-	case <-read:
-	case <-time.After(10 * time.Second):
-		t.Fatal("reading the state blocks while the check hangs")
-	}
+	garnertest.Receive(t, "reading the state blocks while the check hangs", 10*time.Second, read)
 	time.Sleep(100 * time.Millisecond)
 	if m := maxRunning.Load(); m != 1 {
 		t.Fatalf("%d checks ran at once; a stuck check must not pile up", m)
