@@ -14,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/model"
@@ -50,10 +49,8 @@ func newHarness(t *testing.T, opts Options) *harness {
 	if opts.MaxQueuedSamples == 0 {
 		opts.MaxQueuedSamples = 1 << 16
 	}
-	log := logrus.New()
-	log.SetLevel(logrus.ErrorLevel)
 	reg := prometheus.NewRegistry()
-	a := New(opts, log, reg)
+	a := New(opts, garnertest.QuietLog(), reg)
 	garnertest.RunUntilCleanup(t, a)
 	h := &harness{t: t, a: a, b: a.NewBatcher(NeverBlock), reg: reg, now: time.Now()}
 	a.lastTime = h.now
@@ -329,9 +326,8 @@ func TestExpiredSeriesFreeTheirCardinality(t *testing.T) {
 }
 
 func TestQueueFullDropsAndCounts(t *testing.T) {
-	log := logrus.New()
 	reg := prometheus.NewRegistry()
-	a := New(Options{Shards: 1, MaxQueuedSamples: batchRecords}, log, reg) // shards not running
+	a := New(Options{Shards: 1, MaxQueuedSamples: batchRecords}, garnertest.QuietLog(), reg) // shards not running
 	b := a.NewBatcher(NeverBlock)
 	b.Series([]byte("c\x00\x00"))
 	for i := 0; i < 3*batchRecords; i++ {

@@ -7,7 +7,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/sirupsen/logrus"
 
 	"github.com/garner-metrics/garner/pkg/garnertest"
 	"github.com/garner-metrics/garner/pkg/statsd"
@@ -28,7 +27,7 @@ func fullBatch() *Batch {
 // waits although the channel has room, goes in once the shard applied a
 // batch, and is dropped and counted when its context ends first.
 func TestSubmitWaitChecksQueueLimit(t *testing.T) {
-	a := New(Options{Shards: 1, MaxQueuedSamples: batchRecords}, logrus.New(), prometheus.NewRegistry()) // shards not running
+	a := New(Options{Shards: 1, MaxQueuedSamples: batchRecords}, garnertest.QuietLog(), prometheus.NewRegistry()) // shards not running
 	s := a.shards[0]
 	if !a.Submit(context.Background(), fullBatch(), Wait) {
 		t.Fatal("the first batch fits the limit")

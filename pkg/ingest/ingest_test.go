@@ -18,7 +18,6 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/sirupsen/logrus"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/garner-metrics/garner/pkg/aggregator"
@@ -64,8 +63,7 @@ func newFixture(t testing.TB, opts Options) *fixture {
 // newFixtureSets is newFixture with an aggregator of set-aggregation sets.
 func newFixtureSets(t testing.TB, opts Options, sets aggregator.SetAggregation) *fixture {
 	t.Helper()
-	log := logrus.New()
-	log.SetOutput(io.Discard)
+	log := garnertest.QuietLog()
 	reg := prometheus.NewRegistry()
 	s := &sink{}
 	agg := aggregator.New(aggregator.Options{
@@ -427,8 +425,7 @@ func TestWireEnumsNumberAsGarner(t *testing.T) {
 // duplicate. So the first request must be applied whole though its client
 // has gone: nothing lost, nothing counted twice.
 func TestSenderGoneMidApply(t *testing.T) {
-	log := logrus.New()
-	log.SetOutput(io.Discard)
+	log := garnertest.QuietLog()
 	reg := prometheus.NewRegistry()
 	agg := aggregator.New(aggregator.Options{Shards: 1, MaxQueuedSamples: 4}, log, reg)
 	h, err := New(Options{ServeV3: true}, receiver.NewLines(receiver.Options{}, agg, &sink{}, log, reg), log, reg)
