@@ -157,19 +157,16 @@ func New(opts Options, log logrus.FieldLogger, reg prometheus.Registerer) *Aggre
 	for _, p := range opts.PercentThresholds {
 		a.pcts = append(a.pcts, newPct(p))
 	}
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	}
 	a.m = &aggMetrics{
-		queueDropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "garner_aggregator_queue_dropped_lines_total",
-			Help: "Samples dropped because a shard's queue was full (max-queue-size).",
-		}),
-		flushGC: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "garner_aggregator_flush_gc_total",
-			Help: "Garbage collections run just before a flush, because allocating its snapshot would have started one with the snapshot counted as live.",
-		}),
-		exactSketches: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "garner_aggregator_exact_set_sketches_total",
-			Help: "Forwarded set sketches (v3 HyperLogLog) merged with set-aggregation = exact: such a set's count is the sketch's estimate for that interval.",
-		}),
+		queueDropped: counter("garner_aggregator_queue_dropped_lines_total",
+			"Samples dropped because a shard's queue was full (max-queue-size)."),
+		flushGC: counter("garner_aggregator_flush_gc_total",
+			"Garbage collections run just before a flush, because allocating its snapshot would have started one with the snapshot counted as live."),
+		exactSketches: counter("garner_aggregator_exact_set_sketches_total",
+			"Forwarded set sketches (v3 HyperLogLog) merged with set-aggregation = exact: such a set's count is the sketch's estimate for that interval."),
 		series: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "garner_aggregator_series",
 			Help: "Series held at the last flush, by type.",
