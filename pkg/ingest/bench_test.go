@@ -34,12 +34,7 @@ func BenchmarkIngest(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			f := newFixture(b, Options{ServeV3: true, DedupWindow: 1}) // 1ns: every v3 request is applied
-			var h http.Handler
-			for _, r := range f.h.Routes() {
-				if r.Pattern == "POST "+bc.path {
-					h = r.Handler
-				}
-			}
+			h := route(f.h, "POST "+bc.path)
 			body := bc.body
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -96,12 +91,7 @@ func BenchmarkIngestSets(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			f := newFixtureSets(b, Options{ServeV3: true, DedupWindow: 1}, bc.mode)
-			var h http.Handler
-			for _, r := range f.h.Routes() {
-				if r.Pattern == "POST /v3/raw" {
-					h = r.Handler
-				}
-			}
+			h := route(f.h, "POST /v3/raw")
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {

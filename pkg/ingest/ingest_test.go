@@ -18,6 +18,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/sirupsen/logrus"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/garner-metrics/garner/pkg/aggregator"
@@ -72,11 +73,7 @@ func newFixtureSets(t testing.TB, opts Options, sets aggregator.SetAggregation) 
 	}, log, reg)
 	lines := receiver.NewLines(receiver.Options{DefaultTags: []string{"dc:x"}, Namespace: "ignored", IgnoreHost: true}, agg, s, log, reg)
 	garnertest.RunUntilCleanup(t, agg)
-	h, err := New(opts, lines, log, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
+	h := newHandler(t, opts, lines, log, reg)
 	mux := http.NewServeMux()
 	for _, r := range h.Routes() {
 		mux.Handle(r.Pattern, r.Handler)
@@ -84,6 +81,29 @@ func newFixtureSets(t testing.TB, opts Options, sets aggregator.SetAggregation) 
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return &fixture{t: t, agg: agg, h: h, srv: srv, sink: s}
+}
+
+// newHandler is New for a test: it fails the test on an error, and closes
+// the handler when the test ends.
+func newHandler(t testing.TB, opts Options, lines *receiver.Lines, log logrus.FieldLogger, reg prometheus.Registerer) *Handler {
+	t.Helper()
+	h, err := New(opts, lines, log, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return h
+}
+
+// route is h's handler for pattern (e.g. "POST /v3/raw"), nil when h
+// serves no such route.
+func route(h *Handler, pattern string) http.Handler {
+	for _, r := range h.Routes() {
+		if r.Pattern == pattern {
+			return r.Handler
+		}
+	}
+	return nil
 }
 
 func (f *fixture) post(path, enc string, body []byte) *http.Response {
@@ -428,17 +448,8 @@ func TestSenderGoneMidApply(t *testing.T) {
 	log := garnertest.QuietLog()
 	reg := prometheus.NewRegistry()
 	agg := aggregator.New(aggregator.Options{Shards: 1, MaxQueuedSamples: 4}, log, reg)
-	h, err := New(Options{ServeV3: true}, receiver.NewLines(receiver.Options{}, agg, &sink{}, log, reg), log, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
-	var handler http.Handler
-	for _, r := range h.Routes() {
-		if r.Pattern == "POST /v3/raw" {
-			handler = r.Handler
-		}
-	}
+	h := newHandler(t, Options{ServeV3: true}, receiver.NewLines(receiver.Options{}, agg, &sink{}, log, reg), log, reg)
+	handler := route(h, "POST /v3/raw")
 	if handler == nil {
 		t.Fatal("no POST /v3/raw route")
 	}
