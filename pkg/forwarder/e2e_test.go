@@ -98,6 +98,14 @@ func wantPoints(t *testing.T, pts, want map[string]float64) {
 	}
 }
 
+// wantFinal stops the aggregator agg, whose final flush holds everything it
+// aggregated, and checks the points its carbon got (wantPoints).
+func wantFinal(t *testing.T, agg *node, want map[string]float64) {
+	t.Helper()
+	agg.stop(t)
+	wantPoints(t, points(agg.carb), want)
+}
+
 // send sends lines in datagrams of at most 20 lines, paced so that loopback
 // UDP does not drop any.
 func send(t *testing.T, addr string, lines []string) {
@@ -249,9 +257,7 @@ func TestAggregatorRestart(t *testing.T) {
 		t.Errorf("%v series dropped", d)
 	}
 	fwd.stop(t)
-	agg.stop(t)
-	pts := points(carb)
-	wantPoints(t, pts, map[string]float64{
+	wantFinal(t, agg, map[string]float64{
 		"stats.counters.restart.c.count;batch=a;host=127.0.0.1": 40,
 		"stats.counters.restart.c.count;batch=b;host=127.0.0.1": 30,
 		"stats.counters.restart.c.count;batch=c;host=127.0.0.1": 20,
@@ -283,15 +289,10 @@ func TestFallbackToV2(t *testing.T) {
 		t.Fatal("no log line about the fallback")
 	}
 	fwd.stop(t)
-	agg.stop(t)
-	pts := points(carb)
-	// v2 counters are integers: 2.5 is sent as 3 (rounded), then 1.
-	if got := pts["stats.counters.fb.c.count;host=127.0.0.1"]; got != 4 {
-		t.Fatalf("fb.c = %v, want 4", got)
-	}
-	if got := pts["stats.timers.fb.t.count;host=127.0.0.1"]; got != 2 {
-		t.Fatalf("fb.t count = %v, want 2", got)
-	}
+	wantFinal(t, agg, map[string]float64{
+		"stats.counters.fb.c.count;host=127.0.0.1": 4, // v2 counters are integers: 2.5 is sent as 3 (rounded), then 1
+		"stats.timers.fb.t.count;host=127.0.0.1":   2,
+	})
 }
 
 // TestSigtermDelivers: a forwarder that has not flushed yet sends what it
@@ -340,9 +341,7 @@ func TestGostatsdV2BodyAccepted(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("status %d, want 202", resp.StatusCode)
 	}
-	agg.stop(t)
-	pts := points(carb)
-	wantPoints(t, pts, map[string]float64{
+	wantFinal(t, agg, map[string]float64{
 		"stats.counters.gs.req.count;env=prod;host=10.1.1.1": 42,
 		"stats.timers.gs.lat.count":                          4,
 		"stats.timers.gs.lat.upper":                          20,
