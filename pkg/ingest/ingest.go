@@ -154,6 +154,9 @@ func New(opts Options, lines *receiver.Lines, log logrus.FieldLogger, reg promet
 	series := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "garner_ingest_series_total", Help: "Forwarded series applied to the shards, by type.",
 	}, []string{"type"})
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	}
 	h.m = ingestMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "garner_ingest_requests_total",
@@ -163,12 +166,12 @@ func New(opts Options, lines *receiver.Lines, log logrus.FieldLogger, reg promet
 			"counter": series.WithLabelValues("counter"), "gauge": series.WithLabelValues("gauge"),
 			"set": series.WithLabelValues("set"), "timer": series.WithLabelValues("timer"),
 		},
-		events:   prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_events_total", Help: "Forwarded events handed to the event dispatcher."}),
-		checks:   prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_service_checks_total", Help: "Forwarded service checks handed to the event dispatcher."}),
-		invalid:  prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_invalid_series_total", Help: "Forwarded series skipped because they have no name, or a timer histogram or set sketch (HyperLogLog) that does not hold together."}),
-		body:     prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_body_bytes_total", Help: "Request body bytes received, as sent (compressed)."}),
-		inflated: prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_decompressed_bytes_total", Help: "Request body bytes after decompression."}),
-		dropped:  prometheus.NewCounter(prometheus.CounterOpts{Name: "garner_ingest_dropped_samples_total", Help: "Forwarded samples dropped because the shards' queues stayed full for ingestion.apply-timeout (also in garner_aggregator_queue_dropped_lines_total)."}),
+		events:   counter("garner_ingest_events_total", "Forwarded events handed to the event dispatcher."),
+		checks:   counter("garner_ingest_service_checks_total", "Forwarded service checks handed to the event dispatcher."),
+		invalid:  counter("garner_ingest_invalid_series_total", "Forwarded series skipped because they have no name, or a timer histogram or set sketch (HyperLogLog) that does not hold together."),
+		body:     counter("garner_ingest_body_bytes_total", "Request body bytes received, as sent (compressed)."),
+		inflated: counter("garner_ingest_decompressed_bytes_total", "Request body bytes after decompression."),
+		dropped:  counter("garner_ingest_dropped_samples_total", "Forwarded samples dropped because the shards' queues stayed full for ingestion.apply-timeout (also in garner_aggregator_queue_dropped_lines_total)."),
 	}
 	if err := registerAll(reg, h.m.requests, series, h.m.events, h.m.checks, h.m.invalid, h.m.body, h.m.inflated, h.m.dropped); err != nil {
 		return nil, err
