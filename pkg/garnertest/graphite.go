@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -145,4 +146,17 @@ func (g *Graphite) WaitFor(timeout time.Duration, cond func(lines []string) bool
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// Sums maps every Graphite name received (tags included) to the sum of its
+// values over all the lines received so far; lines whose value does not
+// parse are left out.
+func (g *Graphite) Sums() map[string]float64 {
+	out := map[string]float64{}
+	for _, p := range g.Points() {
+		if v, err := strconv.ParseFloat(p.Value, 64); err == nil {
+			out[p.Name] += v
+		}
+	}
+	return out
 }
