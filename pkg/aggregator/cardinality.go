@@ -74,14 +74,22 @@ func newCardinality(maxSeries, maxPerMetric int, overflow bool, log logrus.Field
 // exempt from the per-metric limit (there is one per name) but not from
 // max-series.
 func (c *cardinality) add(name string, isOverflow bool) (reason string) {
-	if !c.takeSeries() {
-		reason = rejectMaxSeries
-	} else if c.byName != nil {
+	if c.byName == nil {
+		if !c.takeSeries() {
+			reason = rejectMaxSeries
+		}
+	} else {
+		// Every add takes the lock here, so the total only grows under it:
+		// no series is counted and then given back, which could make
+		// another shard's add see max-series reached for a moment.
 		c.mu.Lock()
-		if !isOverflow && c.byName[name] >= c.maxPerMetric {
+		switch {
+		case c.maxSeries > 0 && c.total.Load() >= int64(c.maxSeries):
+			reason = rejectMaxSeries
+		case !isOverflow && c.byName[name] >= c.maxPerMetric:
 			reason = rejectMaxSeriesPerMetric
-			c.total.Add(-1)
-		} else {
+		default:
+			c.total.Add(1)
 			c.byName[name]++
 		}
 		c.mu.Unlock()
@@ -95,7 +103,8 @@ func (c *cardinality) add(name string, isOverflow bool) (reason string) {
 	return reason
 }
 
-// takeSeries counts one more series, unless max-series is reached.
+// takeSeries counts one more series, unless max-series is reached
+// (without max-series-per-metric: no lock).
 func (c *cardinality) takeSeries() bool {
 	if c.maxSeries <= 0 {
 		c.total.Add(1)
